@@ -1,0 +1,366 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  LIFTOFF_VERSION,
+  LiftoffError,
+  NotSupportedError,
+  type ClaimedItem,
+  type Env,
+  type LiftoffClient,
+  type ResourceType,
+  type Run,
+} from '@liftoff/core';
+import type { ResolvedAgentConfig } from './config.js';
+import { LogShipper } from './logShipper.js';
+import { withRetry } from './retry.js';
+import { RUNNERS, type RunHandle, type RunOutcome, type Runner } from './runners/index.js';
+import { fetchSource } from './sources.js';
+
+export interface AgentOptions {
+  client: LiftoffClient;
+  config: ResolvedAgentConfig;
+  identity: { id: string; name: string };
+  hostname: string;
+  /** Job work directories live under `<dataDir>/work/<run id>`. */
+  dataDir: string;
+  /** Environment every job starts from (the agent's own, minus its secrets). */
+  jobEnv: Env;
+  logger: Logger;
+  /** Human-readable progress lines (stdout for the CLI). */
+  say?: (line: string) => void;
+}
+
+interface Job {
+  itemId: string;
+  queue: string;
+  runId?: string;
+  handle?: RunHandle;
+  cancelRequested: boolean;
+  done?: Promise<void>;
+}
+
+type Final = RunOutcome & { stage?: 'agent' | 'run' };
+
+const REPORT_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
+ * queues), runs each item through fetch → runner → report, heartbeats, and on stop cancels its runs and hands back
+ * anything it had not started.
+ */
+export class LaunchAgent {
+  private readonly jobs = new Map<string, Job>();
+  private readonly byRun = new Map<string, Job>();
+  private readonly runners = new Map<ResourceType, Runner>();
+  private queueOrder: string[];
+  private stopping = false;
+  private cancelOnlyPoll: AbortController | undefined;
+  private stopPoll = new AbortController();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private pollTimeoutMs = 30_000;
+  private lastStatus: 'POLLING' | 'RUNNING' | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.queueOrder = [...opts.config.queues];
+  }
+
+  get id(): string {
+    return this.opts.identity.id;
+  }
+  get runningJobs(): number {
+    return this.jobs.size;
+  }
+
+  /** Registers with the server, settles runs left from a previous incarnation and starts polling. */
+  async start(): Promise<void> {
+    const { client, config, identity } = this.opts;
+    const reg = await client.registerAgent({
+      id: identity.id,
+      name: identity.name,
+      entity: config.entity,
+      hostname: this.opts.hostname,
+      queues: config.queues,
+      version: LIFTOFF_VERSION,
+      max_jobs: Number.isFinite(config.maxJobs) ? config.maxJobs : -1,
+      config: { ...config.file, queues: config.queues, entity: config.entity },
+    });
+    this.pollTimeoutMs = reg.poll_timeout_ms;
+    for (const q of (await client.listQueues(config.entity)).queues) {
+      if (!config.queues.includes(q.name)) continue;
+      const factory = RUNNERS[q.resource];
+      if (!factory) {
+        throw new NotSupportedError(
+          `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
+        );
+      }
+      if (!this.runners.has(q.resource)) this.runners.set(q.resource, factory({ logger: this.opts.logger }));
+    }
+    this.lastStatus = 'POLLING';
+    await this.reconcile(reg.active_runs);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(true), reg.heartbeat_interval_ms);
+    this.heartbeatTimer.unref();
+    this.say(
+      `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
+    );
+    this.loop = this.pollLoop();
+  }
+
+  /** Resolves when the agent has stopped (after `stop()`). */
+  async wait(): Promise<void> {
+    await this.loop;
+  }
+
+  /** Stops taking work, stops every run (SIGTERM, then SIGKILL after the grace period), reports KILLED. */
+  async stop(): Promise<void> {
+    if (this.stopping) return this.wait();
+    this.stopping = true;
+    this.stopPoll.abort();
+    const grace = this.opts.config.stopGraceSeconds * 1000;
+    for (const job of this.jobs.values()) {
+      job.cancelRequested = true;
+      void job.handle?.cancel(grace);
+    }
+    await Promise.all([...this.jobs.values()].map((j) => j.done ?? Promise.resolve()));
+    await this.loop;
+    clearInterval(this.heartbeatTimer);
+    await withRetry(() => this.opts.client.agentStopped(this.id), { deadlineMs: 10_000 }).catch((err: unknown) =>
+      this.opts.logger.warn({ err }, 'could not report KILLED'),
+    );
+    this.say('agent stopped');
+  }
+
+  private say(line: string): void {
+    this.opts.say?.(line);
+    this.opts.logger.info(line);
+  }
+
+  private freeSlots(): number {
+    const free = this.opts.config.maxJobs - this.jobs.size;
+    return Math.max(0, Math.min(free, 32));
+  }
+
+  private async pollLoop(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      const max = this.freeSlots();
+      // Only a poll that claims nothing may be aborted (to re-poll when a slot frees up): aborting a claiming poll
+      // could strand items until their lease expires.
+      const local = new AbortController();
+      if (max === 0) this.cancelOnlyPoll = local;
+      const signal = AbortSignal.any([local.signal, this.stopPoll.signal]);
+      try {
+        const res = await this.opts.client.poll(
+          this.id,
+          { queues: this.queueOrder, max_items: max, wait_ms: this.pollTimeoutMs },
+          signal,
+        );
+        backoff = 500;
+        for (const runId of res.cancel) this.cancelRun(runId);
+        for (const item of res.items) {
+          this.queueOrder = [...this.queueOrder.filter((q) => q !== item.queue), item.queue];
+          this.startJob(item);
+        }
+      } catch (err) {
+        if (this.stopping || local.signal.aborted) continue;
+        this.opts.logger.warn({ err }, 'poll failed; retrying');
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 15_000);
+      } finally {
+        if (this.cancelOnlyPoll === local) this.cancelOnlyPoll = undefined;
+      }
+    }
+  }
+
+  private cancelRun(runId: string): void {
+    const job = this.byRun.get(runId);
+    if (!job || job.cancelRequested) return;
+    job.cancelRequested = true;
+    this.say(`cancelling run ${runId}`);
+    void job.handle?.cancel(this.opts.config.stopGraceSeconds * 1000);
+  }
+
+  private startJob(item: ClaimedItem): void {
+    const job: Job = { itemId: item.item_id, queue: item.queue, cancelRequested: false };
+    this.jobs.set(item.item_id, job);
+    void this.heartbeat();
+    job.done = this.runJob(job, item)
+      .catch((err: unknown) => this.opts.logger.error({ err, item: item.item_id }, 'job pipeline failed'))
+      .finally(() => {
+        this.jobs.delete(item.item_id);
+        if (job.runId) this.byRun.delete(job.runId);
+        this.cancelOnlyPoll?.abort();
+        void this.heartbeat();
+      });
+  }
+
+  private async runJob(job: Job, item: ClaimedItem): Promise<void> {
+    const { client, logger } = this.opts;
+    const retry = <T>(fn: () => Promise<T>) => withRetry(fn, { deadlineMs: REPORT_DEADLINE_MS });
+    if (this.stopping) {
+      await retry(() => client.releaseItem(item.item_id, this.id)).catch(() => undefined);
+      return;
+    }
+    let run: Run;
+    try {
+      run = await retry(() => client.ackItem(item.item_id, this.id));
+    } catch (err) {
+      // Cancelled before it started, or the lease ran out: someone else owns it now.
+      logger.warn({ err, item: item.item_id }, 'item could not be acknowledged; dropping it');
+      return;
+    }
+    job.runId = run.id;
+    this.byRun.set(run.id, job);
+    this.say(`run ${run.id} started for item ${item.item_id} from queue ${item.queue}`);
+    const shipper = new LogShipper(client, this.id, run.id, logger);
+    const note = (line: string) => shipper.write(`[liftoff] ${line}\n`);
+    const workDir = join(this.opts.dataDir, 'work', run.id);
+    let final: Final;
+    try {
+      final = await this.execute(job, item, run, workDir, shipper, note);
+    } catch (err) {
+      final = { state: 'failed', exitCode: null, message: describe(err), stage: 'agent' };
+    }
+    note(
+      final.state === 'failed'
+        ? `run failed: ${final.message}`
+        : `run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`,
+    );
+    await shipper.flush();
+    await retry(() =>
+      client.reportRun(run.id, {
+        agent_id: this.id,
+        state: final.state,
+        exit_code: final.exitCode,
+        ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
+      }),
+    ).catch((err: unknown) => logger.error({ err, run: run.id }, 'could not report the final status'));
+    this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private async execute(
+    job: Job,
+    item: ClaimedItem,
+    run: Run,
+    workDir: string,
+    shipper: LogShipper,
+    note: (l: string) => void,
+  ): Promise<Final> {
+    const { spec } = item;
+    note(`run ${run.id} of item ${item.item_id} on agent ${this.opts.identity.name} (${this.opts.hostname})`);
+    await fetchSource(spec.source, workDir, { client: this.opts.client, env: this.opts.jobEnv, say: note });
+    if (job.cancelRequested) return { state: 'stopped', exitCode: null };
+    const resource = spec.resource ?? 'local-process';
+    const runner = this.runners.get(resource);
+    if (!runner) {
+      return { state: 'failed', exitCode: null, message: `This agent has no ${resource} runner.`, stage: 'agent' };
+    }
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.opts.jobEnv)) if (v !== undefined) env[k] = v;
+    Object.assign(env, spec.env, {
+      LIFTOFF_RUN_ID: run.id,
+      LIFTOFF_ITEM_ID: item.item_id,
+      LIFTOFF_QUEUE: item.queue,
+      LIFTOFF_ENTITY: item.entity,
+      LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
+    });
+    note(`starting: ${[...spec.entry_point, ...spec.args].map((a) => JSON.stringify(a)).join(' ')}`);
+    let handle: RunHandle;
+    try {
+      handle = await runner.start({
+        runId: run.id,
+        itemId: item.item_id,
+        queue: item.queue,
+        entity: item.entity,
+        spec,
+        workDir,
+        env,
+        onOutput: (t) => shipper.write(t),
+        logger: this.opts.logger,
+      });
+    } catch (err) {
+      return { state: 'failed', exitCode: null, message: describe(err), stage: 'run' };
+    }
+    job.handle = handle;
+    if (job.cancelRequested) void handle.cancel(this.opts.config.stopGraceSeconds * 1000);
+    await withRetry(() => this.opts.client.reportRun(run.id, { agent_id: this.id, state: 'running' }), {
+      deadlineMs: REPORT_DEADLINE_MS,
+    }).catch((err: unknown) => this.opts.logger.warn({ err }, 'could not report running'));
+    return handle.wait();
+  }
+
+  /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */
+  private async reconcile(runs: Run[]): Promise<void> {
+    for (const run of runs) {
+      const detail = await this.opts.client.getRun(run.id);
+      const runner =
+        this.runners.get(detail.spec.resource ?? 'local-process') ??
+        RUNNERS['local-process']?.({ logger: this.opts.logger });
+      if (!runner) continue;
+      const result = await runner.reconcile({ runId: run.id, workDir: join(this.opts.dataDir, 'work', run.id) });
+      if ('wait' in result) {
+        this.adopt(run, result);
+        continue;
+      }
+      const final = result;
+      await this.opts.client
+        .reportRun(run.id, {
+          agent_id: this.id,
+          state: final.state,
+          exit_code: final.exitCode,
+          ...(final.state === 'failed' ? { error_stage: 'agent' as const, error_message: final.message } : {}),
+        })
+        .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
+      await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
+      this.say(`run ${run.id} from before the restart reported ${final.state}`);
+    }
+  }
+
+  /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */
+  private adopt(run: Run, handle: RunHandle): void {
+    const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
+    this.jobs.set(run.item_id, job);
+    this.byRun.set(run.id, job);
+    this.say(`re-adopted run ${run.id}`);
+    job.done = (async () => {
+      const final: Final = await handle.wait();
+      await withRetry(
+        () =>
+          this.opts.client.reportRun(run.id, {
+            agent_id: this.id,
+            state: final.state,
+            exit_code: final.exitCode,
+            ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
+          }),
+        { deadlineMs: REPORT_DEADLINE_MS },
+      );
+    })()
+      .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
+      .finally(() => {
+        this.jobs.delete(run.item_id);
+        this.byRun.delete(run.id);
+        this.cancelOnlyPoll?.abort();
+        void this.heartbeat();
+      });
+  }
+
+  /** Sends a heartbeat; event-driven calls (job started/ended) only send when the status changed. */
+  private async heartbeat(force = false): Promise<void> {
+    if (this.stopping && this.jobs.size === 0) return;
+    const status = this.jobs.size ? 'RUNNING' : 'POLLING';
+    if (!force && status === this.lastStatus) return;
+    this.lastStatus = status;
+    try {
+      await this.opts.client.heartbeat(this.id, status, this.jobs.size);
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'heartbeat failed');
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof LiftoffError) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,11 @@
+export { LaunchAgent, type AgentOptions } from './agent.js';
+export {
+  resolveAgentConfig,
+  parseMaxJobs,
+  DEFAULT_STOP_GRACE_SECONDS,
+  type AgentFlags,
+  type ResolvedAgentConfig,
+} from './config.js';
+export { assertConfigSupported, SUPPORTED_BUILDERS, SUPPORTED_ENVIRONMENTS, SUPPORTED_REGISTRIES } from './plugins.js';
+export { agentIdentity } from './identity.js';
+export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext } from './runners/index.js';

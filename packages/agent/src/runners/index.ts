@@ -1,0 +1,10 @@
+import type { ResourceType } from '@liftoff/core';
+import { LocalProcessRunner } from './localProcess.js';
+import type { Runner, RunnerDeps } from './types.js';
+
+export type { JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
+
+/** Runner type → factory. A queue whose type is missing here is refused when the agent starts. */
+export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Runner>> = {
+  'local-process': (deps) => new LocalProcessRunner(deps),
+};

@@ -1,0 +1,84 @@
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core';
+import { LaunchAgent, agentIdentity, assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
+import { connect } from '../connection.js';
+import { jobEnvironment, onShutdown } from './shared.js';
+
+interface AgentCliFlags {
+  queue?: string[];
+  entity?: string;
+  maxJobs?: string;
+  config?: string;
+  logFile?: string;
+  verbose: number;
+  url?: string;
+  name?: string;
+  dataDir?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const count = (_v: string, prev: number) => prev + 1;
+
+export function agentCommand(program: Command, env: Env): void {
+  program
+    .command('launch-agent')
+    .description('run a launch agent: poll queues, run their jobs, report how they end')
+    .option('-q, --queue <name>', "queue to poll (repeatable); replaces the config file's queues", collect)
+    .option('-e, --entity <name>', 'entity owning the queues (default: config, LIFTOFF_ENTITY, else "default")')
+    .option('-j, --max-jobs <n>', 'jobs at once; -1 = unlimited (default 1)')
+    .option('-c, --config <path>', `agent config YAML (default ${defaultAgentConfigPath(env)})`)
+    .option('-l, --log-file <path>', 'write the agent\'s JSON log here ("-" = stdout)')
+    .option('-v, --verbose', 'more logging (repeat for more)', count, 0)
+    .option('-u, --url <url>', 'server URL (default LIFTOFF_BASE_URL, else the credentials file)')
+    .option('--name <name>', 'stable agent name; its identity across restarts')
+    .option('--data-dir <dir>', 'where work directories and the agent identity live (default ~/.local/share/liftoff)')
+    .action(async (flags: AgentCliFlags) => {
+      const config = resolveAgentConfig(
+        {
+          queues: flags.queue,
+          entity: flags.entity,
+          maxJobs: flags.maxJobs === undefined ? undefined : Number(flags.maxJobs),
+          config: flags.config,
+          verbosity: flags.verbose || undefined,
+          name: flags.name,
+        },
+        env,
+      );
+      assertConfigSupported(config.file, config.source ?? 'the agent configuration');
+      const level = config.verbosity >= 2 ? 'debug' : config.verbosity === 1 || flags.logFile ? 'info' : 'warn';
+      const destination =
+        flags.logFile === '-'
+          ? pino.destination(1)
+          : flags.logFile
+            ? pino.destination({ dest: flags.logFile, mkdir: true })
+            : pino.destination(2);
+      const logger = pino({ level, base: { agent: config.name } }, destination);
+      const client = connect({ url: flags.url }, env);
+      const dataDir = flags.dataDir ?? defaultDataDir(env);
+      const host = hostname();
+      const identity = agentIdentity({
+        name: config.name,
+        hostname: host,
+        entity: config.entity,
+        queues: config.queues,
+        configPath: config.source,
+        dataDir,
+      });
+      console.log('Starting launch agent');
+      const agent = new LaunchAgent({
+        client,
+        config,
+        identity,
+        hostname: host,
+        dataDir,
+        jobEnv: jobEnvironment(env),
+        logger,
+        say: (line) => console.log(line),
+      });
+      await agent.start();
+      onShutdown(() => agent.stop());
+      await agent.wait();
+    });
+}

@@ -1,0 +1,246 @@
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parse as parseShell } from 'shell-quote';
+import { create as createTar } from 'tar';
+import { parse as parseYaml } from 'yaml';
+import {
+  BadRequestError,
+  PRIORITIES,
+  RESOURCE_TYPES,
+  isTerminal,
+  type Env,
+  type LaunchSpecInput,
+  type LiftoffClient,
+  type PriorityName,
+  type ResourceType,
+} from '@liftoff/core';
+import { connect } from '../connection.js';
+import { printJson } from '../output.js';
+
+interface LaunchFlags {
+  queue: string;
+  entity: string;
+  code?: string;
+  git?: string;
+  ref?: string;
+  entryPoint: string;
+  config?: string;
+  set: string[];
+  env: string[];
+  priority?: string;
+  resource?: string;
+  resourceArgs?: string;
+  name?: string;
+  project?: string;
+  wait?: boolean;
+  json?: boolean;
+  url?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** Directories never worth shipping with a code archive. */
+const SKIP = new Set(['.git', 'node_modules', '__pycache__', '.venv', '.mypy_cache', '.pytest_cache']);
+
+export function launchCommand(program: Command, env: Env): void {
+  program
+    .command('launch')
+    .description('push a job onto a queue')
+    .usage('-q QUEUE (--code DIR | --git URL [--ref REF]) -E "PROGRAM ARGS" [options] [-- job args]')
+    .option('-q, --queue <name>', 'queue to push to', 'default')
+    .option('-e, --entity <name>', 'entity owning the queue', 'default')
+    .option('--code <dir>', "upload this directory as the job's code")
+    .option('--git <url>', 'clone this repository (https://, ssh://, file:// or user@host:path)')
+    .option('--ref <ref>', "git branch, tag or commit (default: the remote's HEAD)")
+    .requiredOption(
+      '-E, --entry-point <command>',
+      'program and its arguments, e.g. "python train.py" (split like a shell would, never run by one)',
+    )
+    .option('-c, --config <file>', 'run config overrides from a YAML or JSON file')
+    .option(
+      '--set <key=value>',
+      'run config override (repeatable; dotted keys nest; values parse as JSON when they can)',
+      collect,
+      [],
+    )
+    .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option('-P, --priority <priority>', `one of ${Object.keys(PRIORITIES).join(', ')}`)
+    .option('--resource <type>', `target resource (${RESOURCE_TYPES.join(', ')}); must match the queue's`)
+    .option('--resource-args <json>', 'resource args as JSON, {"<resource>": {...}} or the resource\'s own object')
+    .option('-n, --name <name>', 'run name')
+    .option('-p, --project <name>', 'project the run belongs to')
+    .option('--wait', "follow the job's logs and exit with its exit status")
+    .option('--json', 'print the pushed item as JSON')
+    .option('-u, --url <url>', 'server URL')
+    .argument('[args...]', 'arguments appended to the entry point (after --)')
+    .action(async (args: string[], flags: LaunchFlags) => {
+      const client = connect({ url: flags.url }, env);
+      const spec = await buildSpec(client, args, flags);
+      const item = await client.push(flags.entity, flags.queue, {
+        spec,
+        ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+      });
+      if (flags.json && !flags.wait) return printJson(item);
+      process.stderr.write(
+        `queued item ${item.id} on ${item.entity}/${item.queue}${item.position ? ` (position ${item.position})` : ''}\n`,
+      );
+      if (!flags.wait) {
+        process.stdout.write(`${item.id}\n`);
+        return;
+      }
+      process.exitCode = await waitForItem(client, item.id);
+    });
+}
+
+async function buildSpec(client: LiftoffClient, args: string[], flags: LaunchFlags): Promise<LaunchSpecInput> {
+  if (Boolean(flags.code) === Boolean(flags.git))
+    throw new BadRequestError('Give exactly one source: --code DIR or --git URL.');
+  if (flags.ref && !flags.git) throw new BadRequestError('--ref only applies to --git.');
+  if (flags.priority && !(flags.priority in PRIORITIES)) {
+    throw new BadRequestError(
+      `--priority must be one of ${Object.keys(PRIORITIES).join(', ')}, got "${flags.priority}".`,
+    );
+  }
+  if (flags.resource && !(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
+    throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
+  }
+  const source = flags.git
+    ? { type: 'git' as const, url: flags.git, ...(flags.ref ? { ref: flags.ref } : {}) }
+    : { type: 'code' as const, archive_id: (await client.uploadArchive(await packDirectory(flags.code as string))).id };
+  return {
+    source,
+    entry_point: splitCommand(flags.entryPoint),
+    args,
+    run_config: runConfig(flags),
+    env: parsePairs(flags.env, '--env'),
+    ...(flags.resource ? { resource: flags.resource as ResourceType } : {}),
+    resource_args: resourceArgs(flags),
+    ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.project ? { project: flags.project } : {}),
+  };
+}
+
+export function splitCommand(command: string): string[] {
+  const parts = parseShell(command);
+  if (!parts.length) throw new BadRequestError('--entry-point is empty.');
+  return parts.map((p) => {
+    if (typeof p !== 'string') {
+      throw new BadRequestError(
+        `--entry-point "${command}" contains shell syntax (${JSON.stringify(p)}); it is run without a shell, so give the program and its arguments only.`,
+      );
+    }
+    return p;
+  });
+}
+
+export async function packDirectory(dir: string): Promise<Buffer> {
+  const root = resolve(dir);
+  let isDir = false;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new BadRequestError(`--code ${dir}: not a directory.`);
+  const chunks: Buffer[] = [];
+  const stream = createTar(
+    { gzip: true, cwd: root, portable: true, filter: (path) => !path.split('/').some((seg) => SKIP.has(seg)) },
+    ['.'],
+  );
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+function runConfig(flags: LaunchFlags): Record<string, unknown> {
+  let config: Record<string, unknown> = {};
+  if (flags.config) {
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(flags.config, 'utf8'));
+    } catch (e) {
+      throw new BadRequestError(`--config ${flags.config}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new BadRequestError(`--config ${flags.config}: the top level must be a mapping of config keys.`);
+    }
+    config = parsed as Record<string, unknown>;
+  }
+  for (const [key, raw] of Object.entries(parsePairs(flags.set, '--set'))) {
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    const path = key.split('.');
+    let cur = config;
+    for (const seg of path.slice(0, -1)) {
+      const next = cur[seg];
+      cur = (cur[seg] = next && typeof next === 'object' && !Array.isArray(next) ? next : {}) as Record<
+        string,
+        unknown
+      >;
+    }
+    cur[path[path.length - 1] as string] = value;
+  }
+  return config;
+}
+
+function parsePairs(pairs: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new BadRequestError(`${flag} "${p}": expected KEY=VALUE.`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+function resourceArgs(flags: LaunchFlags): Record<string, Record<string, unknown>> {
+  if (!flags.resourceArgs) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(flags.resourceArgs);
+  } catch (e) {
+    throw new BadRequestError(`--resource-args is not valid JSON: ${(e as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequestError('--resource-args must be a JSON object.');
+  }
+  const obj = parsed as Record<string, unknown>;
+  const keyed =
+    Object.keys(obj).length > 0 && Object.keys(obj).every((k) => (RESOURCE_TYPES as readonly string[]).includes(k));
+  if (keyed) return obj as Record<string, Record<string, unknown>>;
+  if (!flags.resource)
+    throw new BadRequestError(
+      '--resource-args without resource keys needs --resource to say which resource they are for.',
+    );
+  return { [flags.resource]: obj };
+}
+
+/** Waits for the item's run, streams its logs, and returns the exit status to exit with. */
+export async function waitForItem(client: LiftoffClient, itemId: string): Promise<number> {
+  let item = await client.getItem(itemId);
+  let announced = '';
+  while (!item.run_id) {
+    if (isTerminal(item.state)) {
+      process.stderr.write(`item ${itemId} ended ${item.state} before it started\n`);
+      return 1;
+    }
+    const status = item.state === 'pending' ? `pending (position ${item.position ?? '?'})` : item.state;
+    if (status !== announced) process.stderr.write(`item ${itemId}: ${status}\n`);
+    announced = status;
+    await new Promise((r) => setTimeout(r, 300));
+    item = await client.getItem(itemId);
+  }
+  process.stderr.write(`run ${item.run_id} started\n`);
+  const run = await client.followLogs(item.run_id, (text) => process.stdout.write(text));
+  const detail =
+    run.status === 'failed' && run.error_message ? `: ${run.error_message} (stage ${run.error_stage ?? '?'})` : '';
+  process.stderr.write(
+    `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}\n`,
+  );
+  if (run.status === 'finished') return 0;
+  if (run.exit_code !== null && run.exit_code > 0 && run.exit_code < 256) return run.exit_code;
+  return 1;
+}

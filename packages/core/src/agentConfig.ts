@@ -1,0 +1,179 @@
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigInvalidError } from './errors.js';
+
+/**
+ * The launch agent's YAML config, key for key the one W&B Launch documents (so an existing
+ * `launch-config.yaml` loads unchanged), plus Liftoff's own optional `name`.
+ */
+const MaxCount = z
+  .number()
+  .int()
+  .refine((n) => n === -1 || n > 0, { message: 'must be -1 (unlimited) or a positive integer' });
+
+const BUILD_CONTEXT_STORE = /^(s3:\/\/|gs:\/\/|https:\/\/[^/]+\.blob\.core\.windows\.net\/[^/]+)/;
+
+export const EnvironmentConfig = z
+  .object({
+    type: z.enum(['aws', 'gcp', 'azure']),
+    region: z.string().min(1).nullable().optional(),
+    project: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((env, ctx) => {
+    if ((env.type === 'aws' || env.type === 'gcp') && !env.region) {
+      ctx.addIssue({ code: 'custom', path: ['region'], message: `is required for a ${env.type} environment` });
+    }
+    if (env.type === 'gcp' && !env.project) {
+      ctx.addIssue({ code: 'custom', path: ['project'], message: 'is required for a gcp environment' });
+    }
+  });
+
+export const RegistryConfig = z
+  .object({
+    type: z.enum(['ecr', 'gcr', 'acr']),
+    uri: z.string().min(1).optional(),
+    repository: z.string().min(1).optional(),
+    'image-name': z.string().min(1).optional(),
+  })
+  .strict();
+
+export const BuilderConfig = z
+  .object({
+    type: z.enum(['docker', 'kaniko', 'noop']),
+    destination: z
+      .string()
+      .min(1)
+      .refine((d) => !/:[^/]+$/.test(d.replace(/^[^/]*\/\/?/, '')), {
+        message: 'must be an image repository without a tag',
+      })
+      .optional(),
+    platform: z.enum(['linux/amd64', 'linux/arm64']).optional(),
+    'build-context-store': z
+      .string()
+      .regex(BUILD_CONTEXT_STORE, 'must start with s3://, gs:// or https://<account>.blob.core.windows.net/<container>')
+      .optional(),
+    'build-job-name': z.string().min(1).optional(),
+    'secret-name': z.string().min(1).optional(),
+    'secret-key': z.string().min(1).optional(),
+    'kaniko-image': z.string().min(1).optional(),
+    'kaniko-config': z.record(z.string(), z.unknown()).optional(),
+    credentials: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.type === 'kaniko' && !b['build-context-store']) {
+      ctx.addIssue({ code: 'custom', path: ['build-context-store'], message: 'is required for the kaniko builder' });
+    }
+  });
+
+export const AgentConfigFile = z
+  .object({
+    entity: z.string().min(1).nullable().optional(),
+    max_jobs: MaxCount.nullable().optional(),
+    max_schedulers: MaxCount.nullable().optional(),
+    queues: z.array(z.string().min(1)).optional(),
+    /** Legacy single-queue key, appended to `queues` as W&B does. */
+    queue: z.string().min(1).optional(),
+    secure_mode: z.boolean().optional(),
+    environment: EnvironmentConfig.nullable().optional(),
+    registry: RegistryConfig.nullable().optional(),
+    builder: BuilderConfig.nullable().optional(),
+    verbosity: z.number().int().min(0).max(2).optional(),
+    stopped_run_timeout: z.number().int().min(0).optional(),
+    /** Liftoff: the agent's stable name (its identity across restarts). */
+    name: z.string().min(1).max(128).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.registry?.type === 'ecr' && c.environment?.type !== 'aws') {
+      ctx.addIssue({ code: 'custom', path: ['registry', 'type'], message: 'ecr needs an aws environment' });
+    }
+    if (c.registry?.type === 'gcr' && c.environment?.type !== 'gcp') {
+      ctx.addIssue({ code: 'custom', path: ['registry', 'type'], message: 'gcr needs a gcp environment' });
+    }
+    if (c.registry?.type === 'acr' && c.environment?.type !== 'azure') {
+      ctx.addIssue({ code: 'custom', path: ['registry', 'type'], message: 'acr needs an azure environment' });
+    }
+    if (c.registry?.type === 'ecr' && !c.registry.repository && !c.registry.uri) {
+      ctx.addIssue({ code: 'custom', path: ['registry', 'repository'], message: 'is required for an ecr registry' });
+    }
+    if (c.registry?.type === 'gcr') {
+      for (const key of ['repository', 'image-name'] as const) {
+        if (!c.registry[key] && !c.registry.uri) {
+          ctx.addIssue({ code: 'custom', path: ['registry', key], message: 'is required for a gcr registry' });
+        }
+      }
+    }
+  });
+export type AgentConfigFile = z.infer<typeof AgentConfigFile>;
+
+/** Renders a zod error as one line per problem: the field, the value found and what is allowed. */
+export function describeIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const parent = issue.path.length ? `${formatPath(issue.path)}.` : '';
+      return issue.keys.map((k) => `unknown field "${parent}${k}": remove it or check its spelling`);
+    }
+    const value = valueAt(input, issue.path);
+    const shown = value === undefined ? 'missing' : JSON.stringify(value);
+    return [`field "${formatPath(issue.path)}" (value: ${shown}): ${issueText(issue, value)}`];
+  });
+}
+
+function issueText(issue: z.core.$ZodIssue, value: unknown): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
+    case 'invalid_type':
+      if (value === undefined) return `is required (${issue.expected})`;
+      return `must be ${article(issue.expected)}`;
+    case 'too_small':
+      if (issue.origin === 'string') return 'must not be empty';
+      if (issue.origin === 'array') return `must have at least ${String(issue.minimum)} entries`;
+      return `must be at least ${String(issue.minimum)}`;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${String(issue.maximum)} characters`;
+      return `must be at most ${String(issue.maximum)}`;
+    case 'invalid_format':
+      return issue.message;
+    default:
+      return issue.message;
+  }
+}
+
+const article = (t: string): string => (t === 'int' ? 'an integer' : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('')
+    .replace(/\.\[/g, '[');
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = input;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  return cur;
+}
+
+/** Parses and validates the YAML text of an agent config; `source` names the file in messages. */
+export function parseAgentConfigYaml(text: string, source: string): AgentConfigFile {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}` : '';
+    throw new ConfigInvalidError(source, [`it is not valid YAML${where}: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigInvalidError(source, ['the top level must be a mapping of keys (entity, max_jobs, queues, ...)']);
+  }
+  const parsed = AgentConfigFile.safeParse(raw);
+  if (!parsed.success) throw new ConfigInvalidError(source, describeIssues(parsed.error, raw));
+  return parsed.data;
+}

@@ -1,0 +1,240 @@
+import { createParser } from 'eventsource-parser';
+import { z } from 'zod';
+import {
+  Agent,
+  CodeArchive,
+  HeartbeatResponse,
+  Item,
+  LogAppendResponse,
+  LogReadResponse,
+  PollResponse,
+  Queue,
+  RegisterAgentResponse,
+  Run,
+  RunDetail,
+  Whoami,
+  type CreateQueueBody,
+  type PollBody,
+  type PushBody,
+  type RegisterAgentBody,
+  type ReportRunBody,
+} from './api.js';
+import { errorFromBody, LiftoffError, ServerUnreachableError } from './errors.js';
+import type { AgentStatus, ItemState } from './states.js';
+
+export interface ClientOptions {
+  baseUrl: string;
+  apiKey: string;
+  /** Per-request timeout for ordinary calls; long-polls add their own wait to it. */
+  timeoutMs?: number;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  raw?: { data: Uint8Array | string; contentType: string };
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  query?: Record<string, string | number | boolean | undefined>;
+}
+
+const enc = encodeURIComponent;
+
+/** Typed client of the Liftoff HTTP API, shared by the CLI, the agent and the tests. */
+export class LiftoffClient {
+  readonly baseUrl: string;
+  private readonly apiKey: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.apiKey = opts.apiKey;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  private async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey}` };
+    let body: RequestInit['body'] | undefined;
+    if (opts.raw) {
+      headers['content-type'] = opts.raw.contentType;
+      body = opts.raw.data as RequestInit['body'];
+    } else if (opts.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.body);
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body, signal });
+    } catch (e) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+      throw new ServerUnreachableError(this.baseUrl, e);
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      throw errorFromBody(res.status, parsed);
+    }
+    return res;
+  }
+
+  private async json<T>(schema: z.ZodType<T>, method: string, path: string, opts?: RequestOptions): Promise<T> {
+    const res = await this.fetch(method, path, opts);
+    const data: unknown = await res.json();
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) {
+      throw new LiftoffError('INTERNAL', `Unexpected response from ${method} ${path}: ${parsed.error.message}`);
+    }
+    return parsed.data;
+  }
+
+  whoami() {
+    return this.json(Whoami, 'GET', '/api/whoami');
+  }
+
+  // queues
+  listQueues(entity: string) {
+    return this.json(z.object({ queues: z.array(Queue) }), 'GET', `/api/entities/${enc(entity)}/queues`);
+  }
+  createQueue(entity: string, body: CreateQueueBody) {
+    return this.json(Queue, 'POST', `/api/entities/${enc(entity)}/queues`, { body });
+  }
+  getQueue(entity: string, queue: string) {
+    return this.json(Queue, 'GET', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
+  }
+  async deleteQueue(entity: string, queue: string): Promise<void> {
+    await this.fetch('DELETE', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
+  }
+
+  // items
+  push(entity: string, queue: string, body: PushBody) {
+    return this.json(Item, 'POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, { body });
+  }
+  listItems(entity: string, queue: string, opts: { state?: ItemState; limit?: number } = {}) {
+    return this.json(
+      z.object({ items: z.array(Item) }),
+      'GET',
+      `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`,
+      {
+        query: opts,
+      },
+    );
+  }
+  getItem(id: string) {
+    return this.json(Item, 'GET', `/api/items/${enc(id)}`);
+  }
+  cancelItem(id: string) {
+    return this.json(Item, 'POST', `/api/items/${enc(id)}/cancel`);
+  }
+
+  // runs
+  listRuns(entity: string, opts: { queue?: string; limit?: number } = {}) {
+    return this.json(z.object({ runs: z.array(Run) }), 'GET', `/api/entities/${enc(entity)}/runs`, { query: opts });
+  }
+  getRun(id: string) {
+    return this.json(RunDetail, 'GET', `/api/runs/${enc(id)}`);
+  }
+  cancelRun(id: string) {
+    return this.json(Run, 'POST', `/api/runs/${enc(id)}/cancel`);
+  }
+  readLogs(id: string, offset = 0) {
+    return this.json(LogReadResponse, 'GET', `/api/runs/${enc(id)}/logs`, { query: { offset } });
+  }
+
+  /**
+   * Streams a run's logs from `offset` until the run has ended (server-sent events) and returns the run's final
+   * state. Reconnects from the last offset if the connection drops.
+   */
+  async followLogs(
+    id: string,
+    onData: (text: string) => void,
+    opts: { offset?: number; signal?: AbortSignal } = {},
+  ): Promise<Run> {
+    let offset = opts.offset ?? 0;
+    for (;;) {
+      let ended: Run | undefined;
+      try {
+        const res = await this.fetch('GET', `/api/runs/${enc(id)}/logs/stream`, {
+          query: { offset },
+          signal: opts.signal,
+          timeoutMs: 24 * 3600_000,
+        });
+        const parser = createParser({
+          onEvent: (ev) => {
+            if (ev.event === 'log') {
+              onData(JSON.parse(ev.data) as string);
+              if (ev.id) offset = Number(ev.id);
+            } else if (ev.event === 'end') {
+              ended = Run.parse(JSON.parse(ev.data));
+            }
+          },
+        });
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>)
+          parser.feed(decoder.decode(chunk, { stream: true }));
+      } catch (e) {
+        if (opts.signal?.aborted || (e instanceof LiftoffError && e.code !== 'SERVER_UNREACHABLE')) throw e;
+      }
+      if (ended) return ended;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  // agents
+  listAgents(entity: string) {
+    return this.json(z.object({ agents: z.array(Agent) }), 'GET', `/api/entities/${enc(entity)}/agents`);
+  }
+  registerAgent(body: RegisterAgentBody) {
+    return this.json(RegisterAgentResponse, 'POST', '/api/agents', { body });
+  }
+  heartbeat(agentId: string, status: Exclude<AgentStatus, 'KILLED'>, currentJobs: number) {
+    return this.json(HeartbeatResponse, 'POST', `/api/agents/${enc(agentId)}/heartbeat`, {
+      body: { status, current_jobs: currentJobs },
+    });
+  }
+  /** Long-poll: returns as soon as an item or a cancellation is there, or after `wait_ms`. */
+  poll(agentId: string, body: PollBody, signal?: AbortSignal) {
+    return this.json(PollResponse, 'POST', `/api/agents/${enc(agentId)}/poll`, {
+      body,
+      signal,
+      timeoutMs: this.timeoutMs + (body.wait_ms ?? 30_000),
+    });
+  }
+  async agentStopped(agentId: string): Promise<void> {
+    await this.fetch('POST', `/api/agents/${enc(agentId)}/stopped`);
+  }
+  ackItem(itemId: string, agentId: string) {
+    return this.json(Run, 'POST', `/api/items/${enc(itemId)}/ack`, { body: { agent_id: agentId } });
+  }
+  releaseItem(itemId: string, agentId: string) {
+    return this.json(Item, 'POST', `/api/items/${enc(itemId)}/release`, { body: { agent_id: agentId } });
+  }
+  reportRun(runId: string, body: ReportRunBody) {
+    return this.json(Run, 'POST', `/api/runs/${enc(runId)}/status`, { body });
+  }
+  appendLogs(runId: string, agentId: string, offset: number, data: string) {
+    return this.json(LogAppendResponse, 'POST', `/api/runs/${enc(runId)}/logs`, {
+      query: { offset, agent_id: agentId },
+      raw: { data, contentType: 'text/plain; charset=utf-8' },
+    });
+  }
+
+  // code archives
+  uploadArchive(data: Uint8Array) {
+    return this.json(CodeArchive, 'POST', '/api/code-archives', {
+      raw: { data, contentType: 'application/gzip' },
+      timeoutMs: 10 * 60_000,
+    });
+  }
+  async downloadArchive(id: string): Promise<Buffer> {
+    const res = await this.fetch('GET', `/api/code-archives/${enc(id)}`, { timeoutMs: 10 * 60_000 });
+    return Buffer.from(await res.arrayBuffer());
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Every error Liftoff raises on purpose carries a stable `code` (part of the public API: the HTTP error body,
+ * the CLI's exit line and logs use it) and a message that tells the user what to do next.
+ */
+export const ERROR_CODES = [
+  'BAD_REQUEST',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'CONFIG_INVALID',
+  'NOT_SUPPORTED',
+  'SERVER_UNREACHABLE',
+  'SOURCE_REFUSED',
+  'SOURCE_FETCH_FAILED',
+  'RUNNER_FAILED',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  CONFIG_INVALID: 400,
+  NOT_SUPPORTED: 400,
+  SERVER_UNREACHABLE: 503,
+  SOURCE_REFUSED: 400,
+  SOURCE_FETCH_FAILED: 502,
+  RUNNER_FAILED: 500,
+  INTERNAL: 500,
+};
+
+export class LiftoffError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export class BadRequestError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}
+export class UnauthenticatedError extends LiftoffError {
+  constructor(message = 'Missing or unknown API key. Pass it as "Authorization: Bearer <key>".') {
+    super('UNAUTHENTICATED', message);
+  }
+}
+export class ForbiddenError extends LiftoffError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
+}
+export class NotFoundError extends LiftoffError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+export class ConflictError extends LiftoffError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
+export class ConfigInvalidError extends LiftoffError {
+  /** One line per problem, each naming the field, the value and what is allowed. */
+  readonly problems: string[];
+  constructor(source: string, problems: string[]) {
+    super('CONFIG_INVALID', `${source} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+export class NotSupportedError extends LiftoffError {
+  constructor(message: string) {
+    super('NOT_SUPPORTED', message);
+  }
+}
+export class ServerUnreachableError extends LiftoffError {
+  constructor(url: string, cause: unknown) {
+    super(
+      'SERVER_UNREACHABLE',
+      `Cannot reach the Liftoff server at ${url}: ${describeCause(cause)}. Is "liftoff server" running there? Set the URL with --url or LIFTOFF_BASE_URL.`,
+      { cause },
+    );
+  }
+}
+export class SourceRefusedError extends LiftoffError {
+  constructor(message: string) {
+    super('SOURCE_REFUSED', message);
+  }
+}
+export class SourceFetchError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('SOURCE_FETCH_FAILED', message, { cause });
+  }
+}
+export class RunnerError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('RUNNER_FAILED', message, { cause });
+  }
+}
+
+/** The JSON body of every non-2xx API response. */
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+export function errorFromBody(status: number, body: unknown): LiftoffError {
+  const err = (body as Partial<ApiErrorBody> | undefined)?.error;
+  if (err && typeof err.message === 'string') {
+    const code = (ERROR_CODES as readonly string[]).includes(err.code ?? '') ? (err.code as ErrorCode) : 'INTERNAL';
+    return new LiftoffError(code, err.message);
+  }
+  return new LiftoffError('INTERNAL', `The server answered HTTP ${status} without an error message.`);
+}
+
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const inner = (cause as Error & { cause?: unknown }).cause;
+    const code = (inner as { code?: string } | undefined)?.code ?? (cause as { code?: string }).code;
+    return code ? `${cause.message} (${code})` : cause.message;
+  }
+  return String(cause);
+}

@@ -1,0 +1,10 @@
+export * from './errors.js';
+export * from './states.js';
+export * from './launchSpec.js';
+export * from './agentConfig.js';
+export * from './api.js';
+export * from './paths.js';
+export * from './client.js';
+export * from './credentials.js';
+export const LIFTOFF_VERSION = '0.1.0';
+export * from './archive.js';

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { SourceRefusedError } from './errors.js';
+import { RESOURCE_TYPES } from './states.js';
+
+/**
+ * Remotes the agent will clone. `ext::` runs arbitrary commands and plain paths are ambiguous, so only these
+ * transports (and scp-like `user@host:path`, which git treats as ssh) are accepted.
+ */
+const GIT_URL_SCHEMES = ['https://', 'ssh://', 'file://'] as const;
+const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]/;
+
+/** Throws a SourceRefusedError unless `url` is a git remote the agent may fetch. */
+export function assertSafeGitUrl(url: string): void {
+  if (url.startsWith('-')) {
+    throw new SourceRefusedError(`Refused git URL "${url}": it starts with "-" and would be read as a git option.`);
+  }
+  if (/[\s\0]/.test(url)) {
+    throw new SourceRefusedError(`Refused git URL "${url}": it contains whitespace or control characters.`);
+  }
+  if (GIT_URL_SCHEMES.some((s) => url.startsWith(s)) || SCP_LIKE.test(url)) return;
+  throw new SourceRefusedError(
+    `Refused git URL "${url}": only https://, ssh://, file:// and user@host:path remotes are allowed.`,
+  );
+}
+
+/** Throws a SourceRefusedError unless `ref` is a plausible branch, tag or commit name. */
+export function assertSafeGitRef(ref: string): void {
+  if (ref.startsWith('-')) {
+    throw new SourceRefusedError(`Refused git ref "${ref}": it starts with "-" and would be read as a git option.`);
+  }
+  if (ref.length === 0 || ref.length > 255 || /[\s\0~^:?*[\\]|\.\.|@\{/.test(ref)) {
+    throw new SourceRefusedError(`Refused git ref "${ref}": it is not a valid branch, tag or commit name.`);
+  }
+}
+
+const refine = (check: (v: string) => void) => (v: string, ctx: z.RefinementCtx) => {
+  try {
+    check(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+};
+
+export const CodeSource = z.object({
+  type: z.literal('code'),
+  /** Id of an archive uploaded to the server (`POST /api/code-archives`). */
+  archive_id: z.string().min(1),
+});
+export const GitSource = z.object({
+  type: z.literal('git'),
+  url: z.string().superRefine(refine(assertSafeGitUrl)),
+  ref: z.string().superRefine(refine(assertSafeGitRef)).optional(),
+});
+export const JobSource = z.discriminatedUnion('type', [CodeSource, GitSource]);
+export type JobSource = z.infer<typeof JobSource>;
+
+export const ResourceTypeSchema = z.enum(RESOURCE_TYPES);
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+
+/** What a user pushes: where the code comes from, how to start it, and with what configuration. */
+export const LaunchSpec = z.object({
+  source: JobSource,
+  /** argv of the program to run; never passed through a shell. */
+  entry_point: z.array(z.string().min(1)).min(1, 'needs at least the program to run'),
+  args: z.array(z.string()).default([]),
+  /** Run configuration overrides, handed to the job as JSON in LIFTOFF_RUN_CONFIG. */
+  run_config: z.record(z.string(), z.unknown()).default({}),
+  env: z.record(EnvName, z.string()).default({}),
+  /** Target resource; defaults to the queue's. */
+  resource: ResourceTypeSchema.optional(),
+  /** `{<resource>: {...}}`; merged over the queue's default resource_args. */
+  resource_args: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  name: z.string().max(128).optional(),
+  project: z.string().max(128).optional(),
+  /** Set by the server from the pushing key; a pushed value is ignored. */
+  author: z.string().optional(),
+});
+export type LaunchSpec = z.infer<typeof LaunchSpec>;
+export type LaunchSpecInput = z.input<typeof LaunchSpec>;

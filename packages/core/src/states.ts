@@ -1,0 +1,39 @@
+/**
+ * Item lifecycle: pending → claimed → starting → running → finished | failed | stopped.
+ * `cancelling` is entered when a user cancels an item an agent holds; the agent then stops it.
+ * A run (one per acknowledged item) shares the post-claim states, so the item's state is the run's status.
+ */
+export const ITEM_STATES = [
+  'pending',
+  'claimed',
+  'starting',
+  'running',
+  'cancelling',
+  'finished',
+  'failed',
+  'stopped',
+] as const;
+export type ItemState = (typeof ITEM_STATES)[number];
+
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped'];
+export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
+
+/** States an agent may report for a run it holds. */
+export const RUN_REPORT_STATES = ['starting', 'running', 'finished', 'failed', 'stopped'] as const;
+export type RunReportState = (typeof RUN_REPORT_STATES)[number];
+
+export const ERROR_STAGES = ['agent', 'build', 'run'] as const;
+export type ErrorStage = (typeof ERROR_STAGES)[number];
+
+export const AGENT_STATUSES = ['POLLING', 'RUNNING', 'KILLED'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+/** W&B's CLI names for priorities; 0 is the most urgent, as in W&B Launch. */
+export const PRIORITIES = { critical: 0, high: 1, medium: 2, low: 3 } as const;
+export type PriorityName = keyof typeof PRIORITIES;
+export const DEFAULT_PRIORITY = PRIORITIES.medium;
+export const priorityName = (p: number): PriorityName =>
+  (Object.entries(PRIORITIES).find(([, v]) => v === p)?.[0] as PriorityName | undefined) ?? 'medium';

@@ -1,0 +1,18 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { UnauthenticatedError } from '@liftoff/core';
+import type { Principal } from './context.js';
+import type { Store } from './store/store.js';
+
+/** Keys are random 32-byte secrets; only their SHA-256 is stored, so a leaked database leaks no usable key. */
+export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+export const generateKey = (): string => `lk_${randomBytes(32).toString('base64url')}`;
+
+export async function authenticate(store: Store, req: FastifyRequest): Promise<Principal> {
+  const header = req.headers.authorization ?? '';
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match?.[1]) throw new UnauthenticatedError();
+  const row = await store.findKeyByHash(hashKey(match[1]));
+  if (!row) throw new UnauthenticatedError('Unknown API key. Check LIFTOFF_API_KEY or ~/.config/liftoff/credentials.');
+  return { keyName: row.name, role: row.role as Principal['role'], entityId: row.entity_id };
+}

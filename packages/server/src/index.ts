@@ -1,0 +1,2 @@
+export { startServer, DEFAULT_ENTITY, DEFAULT_QUEUE, type ServerOptions, type RunningServer } from './server.js';
+export { DEFAULT_SETTINGS, type ServerSettings } from './context.js';

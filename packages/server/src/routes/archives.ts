@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BadRequestError, CodeArchive, assertSafeArchive } from '@liftoff/core';
+import { assertAccess, type App, type AppContext } from '../context.js';
+
+export const MAX_ARCHIVE_BYTES = 512 * 1024 * 1024;
+
+export function archiveRoutes(app: App, ctx: AppContext): void {
+  app.addContentTypeParser(
+    ['application/gzip', 'application/octet-stream'],
+    { parseAs: 'buffer', bodyLimit: MAX_ARCHIVE_BYTES },
+    (_req, body, done) => done(null, body),
+  );
+
+  /** Stores a .tar.gz code directory (content-addressed per entity); refused if any entry escapes its directory. */
+  app.post(
+    '/api/code-archives',
+    { schema: { tags: ['code archives'], response: { 201: CodeArchive } } },
+    async (req, reply) => {
+      if (!Buffer.isBuffer(req.body))
+        throw new BadRequestError('Send the archive as the request body with content-type application/gzip.');
+      if (req.principal.entityId === null && req.principal.role !== 'admin')
+        throw new BadRequestError('Key has no entity.');
+      await assertSafeArchive(req.body);
+      const entityId = req.principal.entityId ?? (await ctx.store.findEntity('default'))?.id;
+      if (!entityId) throw new BadRequestError('No entity to store the archive in.');
+      const sha256 = createHash('sha256').update(req.body).digest('hex');
+      const path = join(ctx.archiveDir, `${sha256}.tar.gz`);
+      const exists = await stat(path).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) {
+        await mkdir(ctx.archiveDir, { recursive: true });
+        const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+        await writeFile(tmp, req.body);
+        await rename(tmp, path);
+      }
+      const archive = await ctx.store.upsertArchive(entityId, sha256, req.body.length, ctx.now());
+      return reply.code(201).send(archive);
+    },
+  );
+
+  app.get(
+    '/api/code-archives/:id',
+    { schema: { tags: ['code archives'], params: z.object({ id: z.string() }) } },
+    async (req, reply) => {
+      const archive = await ctx.store.getArchive(req.params.id);
+      assertAccess(req, archive.entity_id, `Code archive "${req.params.id}"`);
+      return reply
+        .header('content-type', 'application/gzip')
+        .header('content-length', String(archive.size))
+        .send(createReadStream(join(ctx.archiveDir, `${archive.sha256}.tar.gz`)));
+    },
+  );
+}

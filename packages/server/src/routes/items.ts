@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { AgentRef, ForbiddenError, Item, Run } from '@liftoff/core';
+import { assertAccess, type App, type AppContext } from '../context.js';
+
+const IdParams = z.object({ id: z.string() });
+
+export function itemRoutes(app: App, ctx: AppContext): void {
+  app.get('/api/items/:id', { schema: { tags: ['items'], params: IdParams, response: { 200: Item } } }, async (req) => {
+    const item = await ctx.store.getItem(req.params.id);
+    assertAccess(req, item.entity_id, `Item "${req.params.id}"`);
+    return item;
+  });
+
+  app.post(
+    '/api/items/:id/cancel',
+    { schema: { tags: ['items'], params: IdParams, response: { 200: Item } } },
+    async (req) => {
+      const item = await ctx.store.getItem(req.params.id);
+      assertAccess(req, item.entity_id, `Item "${req.params.id}"`);
+      const { notifyAgent } = await ctx.store.cancelItem(item.id, ctx.now());
+      if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
+      if (item.run_id) ctx.bus.publish(`run:${item.run_id}`);
+      return ctx.store.getItem(item.id);
+    },
+  );
+
+  app.post(
+    '/api/items/:id/ack',
+    { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Run } } },
+    async (req) => {
+      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      return ctx.store.ackItem(req.params.id, req.body.agent_id, ctx.now());
+    },
+  );
+
+  app.post(
+    '/api/items/:id/release',
+    { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Item } } },
+    async (req) => {
+      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      const queueId = await ctx.store.releaseItem(req.params.id, req.body.agent_id);
+      ctx.bus.publish(`queue:${queueId}`);
+      return ctx.store.getItem(req.params.id);
+    },
+  );
+}
+
+/** The caller's key must belong to the agent's entity (or be an all-entity key). */
+export async function assertAgentKeyFor(ctx: AppContext, keyEntity: string | null, agentId: string): Promise<void> {
+  const agent = await ctx.store.getAgent(agentId);
+  if (keyEntity !== null && agent.entity_id !== keyEntity)
+    throw new ForbiddenError(`Agent "${agentId}" belongs to another entity.`);
+}

@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import {
+  BadRequestError,
+  CreateQueueBody,
+  DEFAULT_PRIORITY,
+  ITEM_STATES,
+  Item,
+  ListQuery,
+  NotFoundError,
+  PRIORITIES,
+  PushBody,
+  Queue,
+  type LaunchSpec,
+} from '@liftoff/core';
+import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
+
+const EntityParams = z.object({ entity: z.string() });
+const QueueParams = EntityParams.extend({ queue: z.string() });
+
+export function queueRoutes(app: App, ctx: AppContext): void {
+  app.get(
+    '/api/entities/:entity/queues',
+    { schema: { tags: ['queues'], params: EntityParams, response: { 200: z.object({ queues: z.array(Queue) }) } } },
+    async (req) => ({ queues: await ctx.store.listQueues(await entityFor(ctx, req, req.params.entity)) }),
+  );
+
+  app.post(
+    '/api/entities/:entity/queues',
+    { schema: { tags: ['queues'], params: EntityParams, body: CreateQueueBody, response: { 201: Queue } } },
+    async (req, reply) => {
+      assertAdmin(req);
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const unknown = Object.keys(req.body.resource_args).filter((k) => k !== req.body.resource);
+      if (unknown.length) {
+        throw new BadRequestError(
+          `resource_args may only hold a "${req.body.resource}" section for a ${req.body.resource} queue; found ${unknown.map((k) => `"${k}"`).join(', ')}.`,
+        );
+      }
+      const q = await ctx.store.createQueue(entity, req.body, ctx.now());
+      return reply.code(201).send(q);
+    },
+  );
+
+  app.get(
+    '/api/entities/:entity/queues/:queue',
+    { schema: { tags: ['queues'], params: QueueParams, response: { 200: Queue } } },
+    async (req) => ctx.store.getQueue(await entityFor(ctx, req, req.params.entity), req.params.queue),
+  );
+
+  app.delete(
+    '/api/entities/:entity/queues/:queue',
+    { schema: { tags: ['queues'], params: QueueParams, response: { 204: z.null() } } },
+    async (req, reply) => {
+      assertAdmin(req);
+      await ctx.store.deleteQueue(await entityFor(ctx, req, req.params.entity), req.params.queue, ctx.now());
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/api/entities/:entity/queues/:queue/items',
+    {
+      schema: {
+        tags: ['items'],
+        params: QueueParams,
+        querystring: ListQuery.extend({ state: z.enum(ITEM_STATES).optional() }),
+        response: { 200: z.object({ items: z.array(Item) }) },
+      },
+    },
+    async (req) => {
+      const q = await ctx.store.requireQueue(await entityFor(ctx, req, req.params.entity), req.params.queue);
+      return { items: await ctx.store.listItems(q.id, { state: req.query.state, limit: req.query.limit }) };
+    },
+  );
+
+  app.post(
+    '/api/entities/:entity/queues/:queue/items',
+    { schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } } },
+    async (req, reply) => {
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const queue = await ctx.store.requireQueue(entity, req.params.queue);
+      const { spec } = req.body;
+      if (spec.resource && spec.resource !== queue.resource) {
+        throw new BadRequestError(
+          `Queue "${queue.name}" runs ${queue.resource} jobs; the spec asks for ${spec.resource}. Push to a ${spec.resource} queue or drop --resource.`,
+        );
+      }
+      if (spec.source.type === 'code') {
+        const archive = await ctx.store.getArchive(spec.source.archive_id).catch(() => undefined);
+        if (!archive || archive.entity_id !== entity.id) {
+          throw new NotFoundError(
+            `Code archive "${spec.source.archive_id}" not found; upload it with "liftoff launch --code DIR".`,
+          );
+        }
+      }
+      const merged: LaunchSpec = {
+        ...spec,
+        resource: queue.resource as LaunchSpec['resource'],
+        resource_args: mergeResourceArgs(
+          JSON.parse(queue.resource_args) as LaunchSpec['resource_args'],
+          spec.resource_args,
+        ),
+        author: req.principal.keyName,
+      };
+      const priority = req.body.priority ? PRIORITIES[req.body.priority] : DEFAULT_PRIORITY;
+      const id = await ctx.store.pushItem(queue.id, merged, priority, ctx.now());
+      ctx.bus.publish(`queue:${queue.id}`);
+      return reply.code(201).send(await ctx.store.getItem(id));
+    },
+  );
+}
+
+/** The item's resource_args win over the queue's defaults, key by key, one level deep per resource. */
+export function mergeResourceArgs(
+  base: LaunchSpec['resource_args'],
+  over: LaunchSpec['resource_args'],
+): LaunchSpec['resource_args'] {
+  const out: LaunchSpec['resource_args'] = { ...base };
+  for (const [resource, args] of Object.entries(over)) out[resource] = { ...(base[resource] ?? {}), ...args };
+  return out;
+}

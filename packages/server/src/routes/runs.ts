@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import {
+  ListQuery,
+  LogAppendResponse,
+  LogReadResponse,
+  ReportRunBody,
+  Run,
+  RunDetail,
+  isTerminal,
+  type LaunchSpec,
+} from '@liftoff/core';
+import { assertAccess, entityFor, type App, type AppContext } from '../context.js';
+import { assertAgentKeyFor } from './items.js';
+
+const IdParams = z.object({ id: z.string() });
+const KEEPALIVE_MS = 15_000;
+
+export function runRoutes(app: App, ctx: AppContext): void {
+  const runFor = async (req: Parameters<typeof assertAccess>[0], id: string) => {
+    const run = await ctx.store.getRun(id);
+    assertAccess(req, run.entity_id, `Run "${id}"`);
+    return run;
+  };
+
+  app.get(
+    '/api/entities/:entity/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        params: z.object({ entity: z.string() }),
+        querystring: ListQuery.extend({ queue: z.string().optional() }),
+        response: { 200: z.object({ runs: z.array(Run) }) },
+      },
+    },
+    async (req) => {
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const queueId = req.query.queue ? (await ctx.store.requireQueue(entity, req.query.queue)).id : undefined;
+      return { runs: await ctx.store.listRuns(entity.id, { queueId, limit: req.query.limit }) };
+    },
+  );
+
+  app.get(
+    '/api/runs/:id',
+    { schema: { tags: ['runs'], params: IdParams, response: { 200: RunDetail } } },
+    async (req) => {
+      const run = await runFor(req, req.params.id);
+      const item = await ctx.store.getItem(run.item_id);
+      const { entity_id: _e, ...rest } = run;
+      return { ...rest, spec: item.spec as LaunchSpec };
+    },
+  );
+
+  app.post(
+    '/api/runs/:id/cancel',
+    { schema: { tags: ['runs'], params: IdParams, response: { 200: Run } } },
+    async (req) => {
+      const run = await runFor(req, req.params.id);
+      const { notifyAgent } = await ctx.store.cancelItem(run.item_id, ctx.now());
+      if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
+      ctx.bus.publish(`run:${run.id}`);
+      const { entity_id: _e, ...rest } = await ctx.store.getRun(run.id);
+      return rest;
+    },
+  );
+
+  app.post(
+    '/api/runs/:id/status',
+    { schema: { tags: ['agent protocol'], params: IdParams, body: ReportRunBody, response: { 200: Run } } },
+    async (req) => {
+      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      const run = await ctx.store.reportRun(req.params.id, req.body, ctx.now());
+      ctx.bus.publish(`run:${run.id}`);
+      return run;
+    },
+  );
+
+  app.post(
+    '/api/runs/:id/logs',
+    {
+      schema: {
+        tags: ['agent protocol'],
+        params: IdParams,
+        querystring: z.object({ offset: z.coerce.number().int().min(0), agent_id: z.string() }),
+        body: z.string(),
+        response: { 200: LogAppendResponse },
+      },
+    },
+    async (req) => {
+      await assertAgentKeyFor(ctx, req.principal.entityId, req.query.agent_id);
+      const { size } = await ctx.store.appendLog(req.params.id, req.query.agent_id, req.query.offset, req.body);
+      ctx.bus.publish(`run:${req.params.id}`);
+      return { size };
+    },
+  );
+
+  app.get(
+    '/api/runs/:id/logs',
+    {
+      schema: {
+        tags: ['runs'],
+        params: IdParams,
+        querystring: z.object({ offset: z.coerce.number().int().min(0).default(0) }),
+        response: { 200: LogReadResponse },
+      },
+    },
+    async (req) => {
+      const run = await runFor(req, req.params.id);
+      const { data, next } = await ctx.store.readLog(run.id, req.query.offset);
+      return {
+        offset: req.query.offset,
+        next_offset: next,
+        data,
+        complete: isTerminal(run.status) && next >= run.log_size,
+      };
+    },
+  );
+
+  /** Server-sent events: `log` events (id = next offset, data = JSON string) until an `end` event with the run. */
+  app.get(
+    '/api/runs/:id/logs/stream',
+    {
+      schema: {
+        tags: ['runs'],
+        params: IdParams,
+        querystring: z.object({ offset: z.coerce.number().int().min(0).default(0) }),
+      },
+    },
+    async (req, reply) => {
+      let run = await runFor(req, req.params.id);
+      const lastEventId = Number(req.headers['last-event-id']);
+      let offset = Number.isFinite(lastEventId) && lastEventId > 0 ? lastEventId : req.query.offset;
+      const abort = new AbortController();
+      reply.raw.on('close', () => abort.abort());
+      const sub = ctx.bus.subscribe([`run:${run.id}`], abort.signal);
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      try {
+        while (!abort.signal.aborted) {
+          const { data, next } = await ctx.store.readLog(run.id, offset);
+          if (data.length) {
+            out.write(`event: log\nid: ${next}\ndata: ${JSON.stringify(data)}\n\n`);
+            offset = next;
+            continue;
+          }
+          const { entity_id: _e, ...current } = await ctx.store.getRun(run.id);
+          run = { ...current, entity_id: run.entity_id };
+          if (isTerminal(current.status) && offset >= current.log_size) {
+            out.write(`event: end\ndata: ${JSON.stringify(current)}\n\n`);
+            break;
+          }
+          if (!(await sub.wait(KEEPALIVE_MS)) && !abort.signal.aborted) out.write(': keepalive\n\n');
+        }
+      } catch (e) {
+        req.log.warn({ err: e }, 'log stream failed');
+      } finally {
+        sub.close();
+        out.end();
+      }
+    },
+  );
+}

@@ -1,0 +1,139 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { LiftoffError } from '@liftoff/core';
+
+/**
+ * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
+ * `bigint` holds millisecond timestamps and byte offsets; `text` holds ids, enums and JSON.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('entities')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('entity_id', 'text', (c) => c.references('entities.id'))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('queues')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('entity_id', 'text', (c) => c.notNull().references('entities.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('resource_args', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('queues_entity_name', ['entity_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('items')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('queue_id', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('claimed_by', 'text')
+        .addColumn('claimed_at', 'bigint')
+        .addColumn('lease_expires_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('run_id', 'text')
+        .execute();
+      await db.schema
+        .createIndex('items_dispatch')
+        .on('items')
+        .columns(['queue_id', 'state', 'priority', 'id'])
+        .execute();
+      await db.schema.createIndex('items_claims').on('items').columns(['state', 'lease_expires_at']).execute();
+      await db.schema.createIndex('items_claimed_by').on('items').columns(['claimed_by', 'state']).execute();
+      await db.schema
+        .createTable('runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('item_id', 'text', (c) => c.notNull())
+        .addColumn('queue_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('exit_code', 'integer')
+        .addColumn('error_stage', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('log_size', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('runs_queue').on('runs').columns(['queue_id', 'created_at']).execute();
+      await db.schema.createIndex('runs_agent').on('runs').columns(['agent_id', 'status']).execute();
+      await db.schema
+        .createTable('agents')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('entity_id', 'text', (c) => c.notNull())
+        .addColumn('hostname', 'text', (c) => c.notNull())
+        .addColumn('queues', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('max_jobs', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('status_reason', 'text')
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('current_jobs', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('log_chunks')
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('offset', 'bigint', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('log_chunks_pk', ['run_id', 'offset'])
+        .execute();
+      await db.schema
+        .createTable('code_archives')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('entity_id', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('code_archives_entity_sha', ['entity_id', 'sha256'])
+        .execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1) ?? '';
+
+/** Brings the schema up to date; refuses a database written by a newer Liftoff. */
+export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const known = new Set(Object.keys(migrations));
+  const newer = (await appliedNames(db)).filter((n) => !known.has(n));
+  if (newer.length) {
+    throw new LiftoffError(
+      'CONFLICT',
+      `The database has schema migrations this Liftoff does not know (${newer.join(', ')}): it was written by a newer version. Upgrade Liftoff.`,
+    );
+  }
+  const { error } = await migrator.migrateToLatest();
+  if (error)
+    throw new LiftoffError('INTERNAL', `Database migration failed: ${(error as Error).message}`, { cause: error });
+}
+
+async function appliedNames(db: Kysely<unknown>): Promise<string[]> {
+  const tables = await db.introspection.getTables();
+  if (!tables.some((t) => t.name === 'kysely_migration')) return [];
+  const rows = await (db as Kysely<{ kysely_migration: { name: string } }>)
+    .selectFrom('kysely_migration')
+    .select('name')
+    .execute();
+  return rows.map((r) => r.name);
+}

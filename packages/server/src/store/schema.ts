@@ -1,0 +1,94 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table shapes. Timestamps are integer milliseconds and JSON is stored as text so that the same schema maps onto
+ * SQLite and PostgreSQL without dialect-specific types.
+ */
+export interface EntitiesTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  key_hash: string;
+  role: string;
+  entity_id: string | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+export interface QueuesTable {
+  id: string;
+  entity_id: string;
+  name: string;
+  resource: string;
+  resource_args: string;
+  created_at: number;
+}
+export interface ItemsTable {
+  id: string;
+  queue_id: string;
+  priority: number;
+  state: string;
+  spec: string;
+  created_at: number;
+  claimed_by: string | null;
+  claimed_at: number | null;
+  lease_expires_at: number | null;
+  ended_at: number | null;
+  run_id: string | null;
+}
+export interface RunsTable {
+  id: string;
+  item_id: string;
+  queue_id: string;
+  agent_id: string;
+  status: string;
+  exit_code: number | null;
+  error_stage: string | null;
+  error_message: string | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  log_size: Generated<number>;
+}
+export interface AgentsTable {
+  id: string;
+  name: string;
+  entity_id: string;
+  hostname: string;
+  queues: string;
+  version: string;
+  config: string;
+  max_jobs: number;
+  status: string;
+  status_reason: string | null;
+  started_at: number;
+  last_heartbeat_at: number;
+  current_jobs: number;
+}
+export interface LogChunksTable {
+  run_id: string;
+  offset: number;
+  size: number;
+  data: string;
+}
+export interface CodeArchivesTable {
+  id: string;
+  entity_id: string;
+  sha256: string;
+  size: number;
+  created_at: number;
+}
+
+export interface Database {
+  entities: EntitiesTable;
+  api_keys: ApiKeysTable;
+  queues: QueuesTable;
+  items: ItemsTable;
+  runs: RunsTable;
+  agents: AgentsTable;
+  log_chunks: LogChunksTable;
+  code_archives: CodeArchivesTable;
+}

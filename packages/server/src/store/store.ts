@@ -1,0 +1,784 @@
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  isTerminal,
+  type Agent,
+  type Item,
+  type ItemState,
+  type LaunchSpec,
+  type Queue,
+  type ReportRunBody,
+  type Run,
+} from '@liftoff/core';
+import type { DialectName } from './database.js';
+import type { AgentsTable, ApiKeysTable, Database, RunsTable } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+type RunRow = Selectable<RunsTable>;
+
+export interface EntityRef {
+  id: string;
+  name: string;
+}
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+
+export interface RegisterAgentInput {
+  id: string;
+  name: string;
+  entityId: string;
+  hostname: string;
+  queues: string[];
+  version: string;
+  maxJobs: number;
+  config: Record<string, unknown>;
+}
+
+export interface ReapResult {
+  /** Queues that got items back and should wake their pollers. */
+  queueIds: string[];
+  killedAgents: string[];
+}
+
+const newRunId = (): string =>
+  randomBytes(6)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x');
+const json = (v: unknown): string => JSON.stringify(v);
+const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
+
+/**
+ * The repository: every read and every state transition of Liftoff's objects. Transitions that must be atomic
+ * (claim, ack, cancel, lease expiry) run in one transaction or one conditional statement, so two agents or two
+ * server replicas can never both win the same item.
+ */
+export class Store {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: DialectName,
+  ) {}
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // ---- entities and keys ----------------------------------------------------------------------------------------
+
+  async ensureEntity(name: string, now: number): Promise<EntityRef> {
+    const found = await this.findEntity(name);
+    if (found) return found;
+    const row = { id: uuidv7(), name, created_at: now };
+    await this.db
+      .insertInto('entities')
+      .values(row)
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    return (await this.findEntity(name)) ?? row;
+  }
+  async findEntity(name: string): Promise<EntityRef | undefined> {
+    return this.db.selectFrom('entities').select(['id', 'name']).where('name', '=', name).executeTakeFirst();
+  }
+  async entityById(id: string): Promise<EntityRef> {
+    return this.db.selectFrom('entities').select(['id', 'name']).where('id', '=', id).executeTakeFirstOrThrow();
+  }
+  async countKeys(): Promise<number> {
+    const r = await this.db
+      .selectFrom('api_keys')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+  async createApiKey(k: { name: string; role: string; entityId: string | null; keyHash: string; now: number }) {
+    await this.db
+      .insertInto('api_keys')
+      .values({
+        id: uuidv7(),
+        name: k.name,
+        role: k.role,
+        entity_id: k.entityId,
+        key_hash: k.keyHash,
+        created_at: k.now,
+        last_used_at: null,
+      })
+      .execute();
+  }
+  /** Replaces the key called `name` (used for the embedded agent of "liftoff up", re-minted on every start). */
+  async replaceApiKey(k: { name: string; role: string; entityId: string | null; keyHash: string; now: number }) {
+    await this.db.deleteFrom('api_keys').where('name', '=', k.name).execute();
+    await this.createApiKey(k);
+  }
+  async findKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
+    return this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
+  }
+
+  // ---- queues -----------------------------------------------------------------------------------------------------
+
+  async createQueue(entity: EntityRef, q: { name: string; resource: string; resource_args: unknown }, now: number) {
+    if (await this.findQueue(entity.id, q.name)) {
+      throw new ConflictError(`Queue "${q.name}" already exists in entity "${entity.name}".`);
+    }
+    const id = uuidv7();
+    await this.db
+      .insertInto('queues')
+      .values({
+        id,
+        entity_id: entity.id,
+        name: q.name,
+        resource: q.resource,
+        resource_args: json(q.resource_args),
+        created_at: now,
+      })
+      .execute();
+    return this.getQueue(entity, q.name);
+  }
+  async findQueue(entityId: string, name: string) {
+    return this.db
+      .selectFrom('queues')
+      .selectAll()
+      .where('entity_id', '=', entityId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+  async requireQueue(entity: EntityRef, name: string) {
+    const q = await this.findQueue(entity.id, name);
+    if (!q) {
+      throw new NotFoundError(
+        `Queue "${name}" not found in entity "${entity.name}". List queues with "liftoff queue list".`,
+      );
+    }
+    return q;
+  }
+  async getQueue(entity: EntityRef, name: string): Promise<Queue> {
+    const q = await this.requireQueue(entity, name);
+    const counts = await this.queueCounts([q.id]);
+    return this.toQueue(q, entity.name, counts.get(q.id));
+  }
+  async listQueues(entity: EntityRef): Promise<Queue[]> {
+    const rows = await this.db
+      .selectFrom('queues')
+      .selectAll()
+      .where('entity_id', '=', entity.id)
+      .orderBy('name')
+      .execute();
+    const counts = await this.queueCounts(rows.map((r) => r.id));
+    return rows.map((r) => this.toQueue(r, entity.name, counts.get(r.id)));
+  }
+  private async queueCounts(queueIds: string[]) {
+    const out = new Map<string, { pending: number; running: number }>();
+    if (!queueIds.length) return out;
+    const rows = await this.db
+      .selectFrom('items')
+      .select(['queue_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('queue_id', 'in', queueIds)
+      .where('state', 'in', ['pending', 'claimed', 'starting', 'running', 'cancelling'])
+      .groupBy(['queue_id', 'state'])
+      .execute();
+    for (const r of rows) {
+      const c = out.get(r.queue_id) ?? { pending: 0, running: 0 };
+      if (r.state === 'pending') c.pending += Number(r.n);
+      else c.running += Number(r.n);
+      out.set(r.queue_id, c);
+    }
+    return out;
+  }
+  private toQueue(
+    r: { id: string; name: string; resource: string; resource_args: string; created_at: number },
+    entity: string,
+    c?: { pending: number; running: number },
+  ): Queue {
+    return {
+      id: r.id,
+      entity,
+      name: r.name,
+      resource: r.resource as Queue['resource'],
+      resource_args: JSON.parse(r.resource_args) as Queue['resource_args'],
+      created_at: Number(r.created_at),
+      pending: c?.pending ?? 0,
+      running: c?.running ?? 0,
+    };
+  }
+  /** Deletes a queue with no items in flight; its pending items end as `stopped`. */
+  async deleteQueue(entity: EntityRef, name: string, now: number): Promise<void> {
+    const q = await this.requireQueue(entity, name);
+    await this.db.transaction().execute(async (trx) => {
+      const busy = await trx
+        .selectFrom('items')
+        .select('id')
+        .where('queue_id', '=', q.id)
+        .where('state', 'in', ['claimed', 'starting', 'running', 'cancelling'])
+        .executeTakeFirst();
+      if (busy) {
+        throw new ConflictError(
+          `Queue "${name}" has items in flight; cancel them or wait for them to end before deleting it.`,
+        );
+      }
+      await trx
+        .updateTable('items')
+        .set({ state: 'stopped', ended_at: now })
+        .where('queue_id', '=', q.id)
+        .where('state', '=', 'pending')
+        .execute();
+      await trx.deleteFrom('queues').where('id', '=', q.id).execute();
+    });
+  }
+
+  // ---- items ------------------------------------------------------------------------------------------------------
+
+  async pushItem(queueId: string, spec: LaunchSpec, priority: number, now: number): Promise<string> {
+    const id = uuidv7();
+    await this.db
+      .insertInto('items')
+      .values({
+        id,
+        queue_id: queueId,
+        priority,
+        state: 'pending',
+        spec: json(spec),
+        created_at: now,
+        claimed_by: null,
+        claimed_at: null,
+        lease_expires_at: null,
+        ended_at: null,
+        run_id: null,
+      })
+      .execute();
+    return id;
+  }
+
+  private itemQuery(db: Db = this.db) {
+    return db
+      .selectFrom('items')
+      .innerJoin('queues', 'queues.id', 'items.queue_id')
+      .innerJoin('entities', 'entities.id', 'queues.entity_id')
+      .selectAll('items')
+      .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
+  }
+
+  async getItem(id: string): Promise<Item & { entity_id: string; queue_id: string }> {
+    const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirst();
+    if (!row) throw new NotFoundError(`Item "${id}" not found.`);
+    const position = row.state === 'pending' ? await this.positionOf(row) : null;
+    return { ...this.toItem(row, position), entity_id: row.entity_id, queue_id: row.queue_id };
+  }
+
+  private async positionOf(row: { queue_id: string; priority: number; id: string }): Promise<number> {
+    const r = await this.db
+      .selectFrom('items')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('queue_id', '=', row.queue_id)
+      .where('state', '=', 'pending')
+      .where((eb) =>
+        eb.or([eb('priority', '<', row.priority), eb.and([eb('priority', '=', row.priority), eb('id', '<', row.id)])]),
+      )
+      .executeTakeFirst();
+    return Number(r?.n ?? 0) + 1;
+  }
+
+  async listItems(queueId: string, opts: { state?: ItemState; limit: number }): Promise<Item[]> {
+    let q = this.itemQuery().where('items.queue_id', '=', queueId);
+    if (opts.state) q = q.where('items.state', '=', opts.state);
+    const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
+    const pending = rows.filter((r) => r.state === 'pending');
+    const positions = new Map<string, number>();
+    for (const r of pending) positions.set(r.id, await this.positionOf(r));
+    return rows.map((r) => this.toItem(r, positions.get(r.id) ?? null));
+  }
+
+  private toItem(
+    r: {
+      id: string;
+      queue_name: string;
+      entity_name: string;
+      priority: number;
+      state: string;
+      spec: string;
+      created_at: number;
+      claimed_by: string | null;
+      claimed_at: number | null;
+      ended_at: number | null;
+      run_id: string | null;
+    },
+    position: number | null,
+  ): Item {
+    return {
+      id: r.id,
+      queue: r.queue_name,
+      entity: r.entity_name,
+      priority: Number(r.priority),
+      state: r.state as ItemState,
+      spec: JSON.parse(r.spec) as LaunchSpec,
+      created_at: Number(r.created_at),
+      claimed_by: r.claimed_by,
+      claimed_at: r.claimed_at === null ? null : Number(r.claimed_at),
+      ended_at: r.ended_at === null ? null : Number(r.ended_at),
+      run_id: r.run_id,
+      position,
+    };
+  }
+
+  /**
+   * Claims up to `max` pending items for an agent, one per queue per round in the given order (round-robin), each
+   * with a lease. The conditional UPDATE makes the claim atomic: an item already claimed is skipped, never shared.
+   */
+  async claim(agentId: string, queueIds: string[], max: number, leaseMs: number, now: number) {
+    const claimed: Array<Item & { lease_expires_at: number }> = [];
+    const exhausted = new Set<string>();
+    while (claimed.length < max && exhausted.size < queueIds.length) {
+      for (const queueId of queueIds) {
+        if (claimed.length >= max) break;
+        if (exhausted.has(queueId)) continue;
+        const id = await this.claimOne(agentId, queueId, leaseMs, now);
+        if (!id) {
+          exhausted.add(queueId);
+          continue;
+        }
+        const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirstOrThrow();
+        claimed.push({ ...this.toItem(row, null), lease_expires_at: now + leaseMs });
+      }
+    }
+    return claimed;
+  }
+
+  private async claimOne(agentId: string, queueId: string, leaseMs: number, now: number): Promise<string | undefined> {
+    const next = this.db
+      .selectFrom('items')
+      .select('id')
+      .where('queue_id', '=', queueId)
+      .where('state', '=', 'pending')
+      .orderBy('priority')
+      .orderBy('id')
+      .limit(1);
+    const row = await this.db
+      .updateTable('items')
+      .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
+      .where('id', '=', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
+      .where('state', '=', 'pending')
+      .returning('id')
+      .executeTakeFirst();
+    return row?.id;
+  }
+
+  /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
+  async ackItem(itemId: string, agentId: string, now: number): Promise<Run> {
+    return this.db.transaction().execute(async (trx) => {
+      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
+      if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
+      if (item.state !== 'claimed' || item.claimed_by !== agentId) {
+        throw new ConflictError(
+          `Item "${itemId}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
+        );
+      }
+      const runId = newRunId();
+      await trx
+        .insertInto('runs')
+        .values({
+          id: runId,
+          item_id: itemId,
+          queue_id: item.queue_id,
+          agent_id: agentId,
+          status: 'starting',
+          exit_code: null,
+          error_stage: null,
+          error_message: null,
+          created_at: now,
+          started_at: null,
+          ended_at: null,
+        })
+        .execute();
+      await trx
+        .updateTable('items')
+        .set({ state: 'starting', run_id: runId, lease_expires_at: null })
+        .where('id', '=', itemId)
+        .execute();
+      return this.getRunIn(trx, runId);
+    });
+  }
+
+  /** An agent hands back an item it claimed but never started (e.g. it is shutting down). */
+  async releaseItem(itemId: string, agentId: string): Promise<string> {
+    const r = await this.db
+      .updateTable('items')
+      .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
+      .where('id', '=', itemId)
+      .where('state', '=', 'claimed')
+      .where('claimed_by', '=', agentId)
+      .returning('queue_id')
+      .executeTakeFirst();
+    if (!r) throw new ConflictError(`Item "${itemId}" is not claimed by this agent.`);
+    return r.queue_id;
+  }
+
+  /**
+   * Cancels an item: pending or claimed-but-unstarted items end `stopped` at once; started ones become
+   * `cancelling` and the returned agent id must be told to stop the run.
+   */
+  async cancelItem(itemId: string, now: number): Promise<{ notifyAgent: string | null }> {
+    return this.db.transaction().execute(async (trx) => {
+      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
+      if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
+      const state = item.state as ItemState;
+      if (isTerminal(state)) throw new ConflictError(`Item "${itemId}" has already ended (${state}).`);
+      if (state === 'pending' || state === 'claimed') {
+        await trx
+          .updateTable('items')
+          .set({ state: 'stopped', ended_at: now, lease_expires_at: null })
+          .where('id', '=', itemId)
+          .execute();
+        return { notifyAgent: null };
+      }
+      await trx.updateTable('items').set({ state: 'cancelling' }).where('id', '=', itemId).execute();
+      if (item.run_id)
+        await trx.updateTable('runs').set({ status: 'cancelling' }).where('id', '=', item.run_id).execute();
+      return { notifyAgent: item.claimed_by };
+    });
+  }
+
+  // ---- runs -------------------------------------------------------------------------------------------------------
+
+  private runQuery(db: Db = this.db) {
+    return db
+      .selectFrom('runs')
+      .innerJoin('queues', 'queues.id', 'runs.queue_id')
+      .innerJoin('entities', 'entities.id', 'queues.entity_id')
+      .selectAll('runs')
+      .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
+  }
+  private async getRunIn(db: Db, id: string): Promise<Run> {
+    const r = await this.runQuery(db).where('runs.id', '=', id).executeTakeFirst();
+    if (!r) throw new NotFoundError(`Run "${id}" not found. List runs with "liftoff runs list".`);
+    return this.toRun(r);
+  }
+  async getRun(id: string): Promise<Run & { entity_id: string }> {
+    const r = await this.runQuery().where('runs.id', '=', id).executeTakeFirst();
+    if (!r) throw new NotFoundError(`Run "${id}" not found. List runs with "liftoff runs list".`);
+    return { ...this.toRun(r), entity_id: r.entity_id };
+  }
+  async listRuns(entityId: string, opts: { queueId?: string; limit: number }): Promise<Run[]> {
+    let q = this.runQuery().where('entities.id', '=', entityId);
+    if (opts.queueId) q = q.where('runs.queue_id', '=', opts.queueId);
+    const rows = await q.orderBy('runs.created_at', 'desc').orderBy('runs.id').limit(opts.limit).execute();
+    return rows.map((r) => this.toRun(r));
+  }
+  private toRun(r: RunRow & { queue_name: string; entity_name: string }): Run {
+    const n = (v: number | null) => (v === null ? null : Number(v));
+    return {
+      id: r.id,
+      item_id: r.item_id,
+      queue: r.queue_name,
+      entity: r.entity_name,
+      agent_id: r.agent_id,
+      status: r.status as ItemState,
+      exit_code: n(r.exit_code),
+      error_stage: r.error_stage as Run['error_stage'],
+      error_message: r.error_message,
+      created_at: Number(r.created_at),
+      started_at: n(r.started_at),
+      ended_at: n(r.ended_at),
+      log_size: Number(r.log_size),
+    };
+  }
+
+  /** Applies an agent's status report; terminal states are final and reports from other agents are refused. */
+  async reportRun(runId: string, body: ReportRunBody, now: number): Promise<Run> {
+    return this.db.transaction().execute(async (trx) => {
+      const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+      if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+      if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
+      const current = run.status as ItemState;
+      if (isTerminal(current)) {
+        if (current === body.state) return this.getRunIn(trx, runId);
+        throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
+      }
+      // A cancel request wins over progress reports: the run stays `cancelling` until it ends.
+      const next: ItemState = current === 'cancelling' && !isTerminal(body.state) ? 'cancelling' : body.state;
+      const terminal = isTerminal(next);
+      await trx
+        .updateTable('runs')
+        .set({
+          status: next,
+          started_at: body.state === 'running' && run.started_at === null ? now : run.started_at,
+          ended_at: terminal ? now : null,
+          exit_code: body.exit_code ?? run.exit_code,
+          error_stage: body.error_stage ?? run.error_stage,
+          error_message: body.error_message ?? run.error_message,
+        })
+        .where('id', '=', runId)
+        .execute();
+      await trx
+        .updateTable('items')
+        .set({ state: next, ended_at: terminal ? now : null })
+        .where('id', '=', run.item_id)
+        .execute();
+      return this.getRunIn(trx, runId);
+    });
+  }
+
+  /** Runs held by the agent that users asked to cancel. */
+  async cancelsFor(agentId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('runs')
+      .select('id')
+      .where('agent_id', '=', agentId)
+      .where('status', '=', 'cancelling')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+  async activeRunsOf(agentId: string): Promise<Run[]> {
+    const rows = await this.runQuery()
+      .where('runs.agent_id', '=', agentId)
+      .where('runs.status', 'in', ACTIVE_RUN_STATES)
+      .execute();
+    return rows.map((r) => this.toRun(r));
+  }
+
+  // ---- logs -------------------------------------------------------------------------------------------------------
+
+  /**
+   * Appends a chunk at byte `offset`. A retried chunk (already stored at that offset) is accepted without storing it
+   * twice; a chunk that would leave a gap is refused so the agent resends from the returned size.
+   */
+  async appendLog(
+    runId: string,
+    agentId: string,
+    offset: number,
+    data: string,
+  ): Promise<{ size: number; accepted: boolean }> {
+    const size = Buffer.byteLength(data);
+    return this.db.transaction().execute(async (trx) => {
+      const run = await trx
+        .selectFrom('runs')
+        .select(['log_size', 'agent_id'])
+        .where('id', '=', runId)
+        .executeTakeFirst();
+      if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+      if (run.agent_id !== agentId) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
+      const current = Number(run.log_size);
+      if (offset + size <= current) return { size: current, accepted: true };
+      if (offset !== current) {
+        throw new ConflictError(
+          `Log offset ${offset} does not match the stored size ${current}; resend from ${current}.`,
+        );
+      }
+      await trx.insertInto('log_chunks').values({ run_id: runId, offset, size, data }).execute();
+      await trx
+        .updateTable('runs')
+        .set({ log_size: current + size })
+        .where('id', '=', runId)
+        .execute();
+      return { size: current + size, accepted: true };
+    });
+  }
+
+  /** Reads stored log bytes from `offset`, up to about `maxBytes` (whole chunks). */
+  async readLog(runId: string, offset: number, maxBytes = 1 << 20): Promise<{ data: string; next: number }> {
+    const rows = await this.db
+      .selectFrom('log_chunks')
+      .select(['offset', 'size', 'data'])
+      .where('run_id', '=', runId)
+      .where(sql<boolean>`${sql.ref('offset')} + ${sql.ref('size')} > ${offset}`)
+      .orderBy('offset')
+      .limit(256)
+      .execute();
+    const parts: Buffer[] = [];
+    let next = offset;
+    let total = 0;
+    for (const r of rows) {
+      const start = Number(r.offset);
+      let buf = Buffer.from(r.data);
+      if (start < next) buf = buf.subarray(next - start);
+      parts.push(buf);
+      next = start + Number(r.size);
+      total += buf.length;
+      if (total >= maxBytes) break;
+    }
+    return { data: Buffer.concat(parts).toString('utf8'), next };
+  }
+
+  // ---- agents -----------------------------------------------------------------------------------------------------
+
+  /**
+   * Registers (or re-registers, after a restart) an agent identity. Items the previous incarnation claimed but
+   * never started go back to their queues; the queue ids are returned so pollers can be woken.
+   */
+  async registerAgent(
+    a: RegisterAgentInput,
+    now: number,
+  ): Promise<{ agent: Agent & { entity_id: string }; requeued: string[] }> {
+    return this.db.transaction().execute(async (trx) => {
+      const existing = await trx.selectFrom('agents').select(['entity_id']).where('id', '=', a.id).executeTakeFirst();
+      if (existing && existing.entity_id !== a.entityId) {
+        throw new ConflictError(`Agent id "${a.id}" belongs to another entity; choose another --name.`);
+      }
+      const values = {
+        name: a.name,
+        entity_id: a.entityId,
+        hostname: a.hostname,
+        queues: json(a.queues),
+        version: a.version,
+        config: json(a.config),
+        max_jobs: a.maxJobs,
+        status: 'POLLING',
+        status_reason: null,
+        started_at: now,
+        last_heartbeat_at: now,
+        current_jobs: 0,
+      };
+      if (existing) await trx.updateTable('agents').set(values).where('id', '=', a.id).execute();
+      else
+        await trx
+          .insertInto('agents')
+          .values({ id: a.id, ...values })
+          .execute();
+      const requeued = await this.requeueClaimsOf(trx, [a.id]);
+      return { agent: await this.getAgentIn(trx, a.id), requeued };
+    });
+  }
+
+  private async requeueClaimsOf(trx: Db, agentIds: string[]): Promise<string[]> {
+    if (!agentIds.length) return [];
+    const rows = await trx
+      .updateTable('items')
+      .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
+      .where('state', '=', 'claimed')
+      .where('claimed_by', 'in', agentIds)
+      .returning('queue_id')
+      .execute();
+    return [...new Set(rows.map((r) => r.queue_id))];
+  }
+
+  async heartbeat(
+    agentId: string,
+    status: 'POLLING' | 'RUNNING',
+    currentJobs: number,
+    now: number,
+  ): Promise<Agent & { entity_id: string }> {
+    const r = await this.db
+      .updateTable('agents')
+      .set({ status, current_jobs: currentJobs, last_heartbeat_at: now, status_reason: null })
+      .where('id', '=', agentId)
+      .executeTakeFirst();
+    if (!Number(r.numUpdatedRows)) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
+    return this.getAgent(agentId);
+  }
+
+  /** The agent shut down cleanly. */
+  async agentStopped(agentId: string, now: number): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('agents')
+        .set({ status: 'KILLED', status_reason: 'stopped', current_jobs: 0, last_heartbeat_at: now })
+        .where('id', '=', agentId)
+        .execute();
+      return this.requeueClaimsOf(trx, [agentId]);
+    });
+  }
+
+  async getAgent(id: string): Promise<Agent & { entity_id: string }> {
+    return this.getAgentIn(this.db, id);
+  }
+  private async getAgentIn(db: Db, id: string): Promise<Agent & { entity_id: string }> {
+    const r = await db
+      .selectFrom('agents')
+      .innerJoin('entities', 'entities.id', 'agents.entity_id')
+      .selectAll('agents')
+      .select('entities.name as entity_name')
+      .where('agents.id', '=', id)
+      .executeTakeFirst();
+    if (!r) throw new NotFoundError(`Agent "${id}" is not registered; restart it.`);
+    return { ...this.toAgent(r), entity_id: r.entity_id };
+  }
+  async listAgents(entityId: string): Promise<Agent[]> {
+    const rows = await this.db
+      .selectFrom('agents')
+      .innerJoin('entities', 'entities.id', 'agents.entity_id')
+      .selectAll('agents')
+      .select('entities.name as entity_name')
+      .where('agents.entity_id', '=', entityId)
+      .orderBy('agents.started_at', 'desc')
+      .execute();
+    return rows.map((r) => this.toAgent(r));
+  }
+  private toAgent(r: Selectable<AgentsTable> & { entity_name: string }): Agent {
+    return {
+      id: r.id,
+      name: r.name,
+      entity: r.entity_name,
+      hostname: r.hostname,
+      queues: JSON.parse(r.queues) as string[],
+      version: r.version,
+      config: JSON.parse(r.config) as Record<string, unknown>,
+      max_jobs: Number(r.max_jobs),
+      status: r.status as Agent['status'],
+      status_reason: r.status_reason,
+      started_at: Number(r.started_at),
+      last_heartbeat_at: Number(r.last_heartbeat_at),
+      current_jobs: Number(r.current_jobs),
+    };
+  }
+
+  // ---- reaper -----------------------------------------------------------------------------------------------------
+
+  /**
+   * Returns expired leases to their queues and marks agents silent since `deadAfter` as KILLED (heartbeat lost),
+   * handing their unstarted claims back. Every statement is conditional, so replicas may run it concurrently.
+   */
+  async reap(now: number, silentSince: number): Promise<ReapResult> {
+    return this.db.transaction().execute(async (trx) => {
+      const expired = await trx
+        .updateTable('items')
+        .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
+        .where('state', '=', 'claimed')
+        .where('lease_expires_at', '<', now)
+        .returning('queue_id')
+        .execute();
+      const dead = await trx
+        .updateTable('agents')
+        .set({ status: 'KILLED', status_reason: 'heartbeat lost' })
+        .where('status', '!=', 'KILLED')
+        .where('last_heartbeat_at', '<', silentSince)
+        .returning('id')
+        .execute();
+      const requeued = await this.requeueClaimsOf(
+        trx,
+        dead.map((d) => d.id),
+      );
+      return {
+        queueIds: [...new Set([...expired.map((e) => e.queue_id), ...requeued])],
+        killedAgents: dead.map((d) => d.id),
+      };
+    });
+  }
+
+  // ---- code archives ----------------------------------------------------------------------------------------------
+
+  async upsertArchive(
+    entityId: string,
+    sha256: string,
+    size: number,
+    now: number,
+  ): Promise<{ id: string; sha256: string; size: number }> {
+    const found = await this.db
+      .selectFrom('code_archives')
+      .select(['id', 'sha256', 'size'])
+      .where('entity_id', '=', entityId)
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
+    if (found) return { ...found, size: Number(found.size) };
+    const id = uuidv7();
+    await this.db
+      .insertInto('code_archives')
+      .values({ id, entity_id: entityId, sha256, size, created_at: now })
+      .onConflict((oc) => oc.columns(['entity_id', 'sha256']).doNothing())
+      .execute();
+    return this.upsertArchive(entityId, sha256, size, now);
+  }
+  async getArchive(id: string) {
+    const r = await this.db.selectFrom('code_archives').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!r) throw new NotFoundError(`Code archive "${id}" not found.`);
+    return r;
+  }
+}

@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeDir, gitRepo, PRINT_SCRIPT } from '../helpers/jobs.js';
+import { cleanupAll, cli, startAgent, startServer, type TestServer } from '../helpers/procs.js';
+
+/** Acceptance 2 of the core issue: real server and agent processes run code-directory and git jobs. */
+describe('end to end: liftoff server + liftoff launch-agent', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+    await startAgent(server, { maxJobs: 2 });
+  });
+  afterAll(cleanupAll);
+
+  it('runs a code-directory job to finished with its output in the logs', async () => {
+    const dir = codeDir({ 'main.mjs': PRINT_SCRIPT });
+    const r = await cli(
+      [
+        'launch',
+        '--code',
+        dir,
+        '-E',
+        'node main.mjs',
+        '--set',
+        'lr=0.1',
+        '--set',
+        'model.depth=3',
+        '--wait',
+        '--',
+        '--epochs',
+        '2',
+      ],
+      server.env,
+    );
+    expect(r.output).toMatch(/hello from \w+ queue default/);
+    expect(r.output).toContain('config {"lr":0.1,"model":{"depth":3}}');
+    expect(r.output).toContain('args ["--epochs","2"]');
+    expect(r.code).toBe(0);
+    const runId = /run (\w+) finished/.exec(r.output)?.[1] as string;
+    const run = await server.client.getRun(runId);
+    expect(run.status).toBe('finished');
+    expect(run.exit_code).toBe(0);
+    const logs = await server.client.readLogs(runId);
+    expect(logs.data).toMatch(/hello from \w+ queue default/);
+    expect(logs.complete).toBe(true);
+  });
+
+  it('runs a git job at a branch and at a commit', async () => {
+    const repo = gitRepo({ 'main.mjs': PRINT_SCRIPT, 'sub/data.txt': 'x' });
+    const byBranch = await cli(
+      ['launch', '--git', repo.url, '--ref', 'main', '-E', 'node main.mjs', '--wait'],
+      server.env,
+    );
+    expect(byBranch.output).toContain(`checked out ${repo.commit}`);
+    expect(byBranch.output).toMatch(/hello from \w+ queue default/);
+    expect(byBranch.code).toBe(0);
+    const bySha = await cli(
+      ['launch', '--git', repo.url, '--ref', repo.commit, '-E', 'node main.mjs', '--wait'],
+      server.env,
+    );
+    expect(bySha.code).toBe(0);
+    const byDefault = await cli(['launch', '--git', repo.url, '-E', 'node main.mjs', '--wait'], server.env);
+    expect(byDefault.code).toBe(0);
+  });
+
+  it('reports a job exiting 3 as failed with exit code 3, and --wait exits 3', async () => {
+    const dir = codeDir({ 'main.mjs': PRINT_SCRIPT });
+    const r = await cli(['launch', '--code', dir, '-E', 'node main.mjs', '--env', 'EXIT_CODE=3', '--wait'], server.env);
+    expect(r.code).toBe(3);
+    const runId = /run (\w+) failed/.exec(r.output)?.[1] as string;
+    const run = await server.client.getRun(runId);
+    expect(run).toMatchObject({ status: 'failed', exit_code: 3, error_stage: 'run' });
+    expect(run.error_message).toContain('exited with code 3');
+    const item = await server.client.getItem(run.item_id);
+    expect(item.state).toBe('failed');
+  });
+
+  it('fails a job whose git ref does not exist at stage agent', async () => {
+    const repo = gitRepo({ 'main.mjs': PRINT_SCRIPT });
+    const r = await cli(
+      ['launch', '--git', repo.url, '--ref', 'no-such-branch', '-E', 'node main.mjs', '--wait'],
+      server.env,
+    );
+    expect(r.code).toBe(1);
+    expect(r.output).toContain('git ref "no-such-branch" was not found');
+    const runId = /run (\w+) failed/.exec(r.output)?.[1] as string;
+    expect(await server.client.getRun(runId)).toMatchObject({ status: 'failed', error_stage: 'agent' });
+  });
+
+  it('fails a job whose program does not exist at stage run', async () => {
+    const dir = codeDir({ 'main.mjs': PRINT_SCRIPT });
+    const r = await cli(['launch', '--code', dir, '-E', 'no-such-program-xyz', '--wait'], server.env);
+    expect(r.code).toBe(1);
+    expect(r.output).toContain('Could not start "no-such-program-xyz"');
+  });
+
+  it('lists runs, queues and agents as tables and JSON', async () => {
+    const runs = await cli(['runs', 'list'], server.env);
+    expect(runs.output.split('\n')[0]).toMatch(/^RUN\s+QUEUE\s+STATUS\s+EXIT\s+STAGE/);
+    const agents = await cli(['agents', 'list', '--json'], server.env);
+    const parsed = JSON.parse(agents.output) as Array<{ status: string; hostname: string }>;
+    expect(parsed[0]?.status).toMatch(/POLLING|RUNNING/);
+    const queues = await cli(['queue', 'list'], server.env);
+    expect(queues.output).toMatch(/default\s+local-process/);
+  });
+});

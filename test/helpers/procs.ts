@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LiftoffClient, readCredentials } from '@liftoff/core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = join(ROOT, 'packages', 'cli', 'dist', 'bin.js');
+
+const cleanups: Array<() => void | Promise<void>> = [];
+
+/** Registers a cleanup; call `cleanupAll` from afterAll/afterEach. */
+export function onCleanup(fn: () => void | Promise<void>): void {
+  cleanups.push(fn);
+}
+export async function cleanupAll(): Promise<void> {
+  while (cleanups.length) await cleanups.pop()?.();
+}
+
+export function tempDir(prefix = 'liftoff-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A child process of the `liftoff` binary with its output captured. */
+export class Proc {
+  output = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.on('data', (b: Buffer) => (this.output += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (this.output += b.toString()));
+    this.exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+    onCleanup(() => this.kill('SIGKILL'));
+  }
+  get pid(): number {
+    return this.child.pid as number;
+  }
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+  /** Resolves with the first match of `re` in the output, or rejects after `ms`. */
+  async waitFor(re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const m = this.output.match(re);
+      if (m) return m;
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited (${this.child.exitCode}) before ${re}:\n${this.output}`);
+      if (Date.now() > until) throw new Error(`timed out waiting for ${re}; output:\n${this.output}`);
+      await sleep(25);
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function liftoff(args: string[], env: Record<string, string>, cwd = ROOT): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Proc(child);
+}
+
+/** Runs a CLI command to completion. */
+export async function cli(args: string[], env: Record<string, string>, cwd = ROOT) {
+  const p = liftoff(args, env, cwd);
+  const { code } = await p.exited;
+  return { code, output: p.output };
+}
+
+export interface TestServer {
+  url: string;
+  home: string;
+  dataDir: string;
+  apiKey: string;
+  env: Record<string, string>;
+  client: LiftoffClient;
+  proc: Proc;
+  stop(): Promise<void>;
+}
+
+/** Starts `liftoff server` on a free port with its own HOME and data dir. */
+export async function startServer(
+  opts: { flags?: string[]; home?: string; dataDir?: string } = {},
+): Promise<TestServer> {
+  const home = opts.home ?? tempDir('liftoff-home-');
+  const dataDir = opts.dataDir ?? join(home, 'data');
+  const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
+  const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
+  const creds = readCredentials(join(home, '.config', 'liftoff', 'credentials'));
+  if (!creds) throw new Error('server wrote no credentials');
+  const env = { HOME: home, LIFTOFF_BASE_URL: url, LIFTOFF_API_KEY: creds.api_key };
+  return {
+    url,
+    home,
+    dataDir,
+    apiKey: creds.api_key,
+    env,
+    client: new LiftoffClient({ baseUrl: url, apiKey: creds.api_key }),
+    proc,
+    async stop() {
+      proc.kill('SIGTERM');
+      await proc.exited;
+    },
+  };
+}
+
+export interface TestAgent {
+  proc: Proc;
+  name: string;
+  stop(): Promise<{ code: number | null }>;
+}
+
+/** Starts `liftoff launch-agent` against a test server and waits until it polls. */
+export async function startAgent(
+  server: TestServer,
+  opts: {
+    queues?: string[];
+    maxJobs?: number;
+    name?: string;
+    config?: string;
+    extra?: string[];
+    dataDir?: string;
+  } = {},
+): Promise<TestAgent> {
+  const name = opts.name ?? `agent-${Math.random().toString(36).slice(2, 8)}`;
+  const args = ['launch-agent', '--name', name, '--data-dir', opts.dataDir ?? join(server.home, 'agents', name)];
+  for (const q of opts.queues ?? ['default']) args.push('-q', q);
+  if (opts.maxJobs !== undefined) args.push('-j', String(opts.maxJobs));
+  if (opts.config) args.push('-c', opts.config);
+  args.push(...(opts.extra ?? []));
+  const proc = liftoff(args, server.env);
+  await proc.waitFor(/polling /);
+  return {
+    proc,
+    name,
+    async stop() {
+      proc.kill('SIGTERM');
+      return proc.exited;
+    },
+  };
+}
+
+/** Writes an agent config that makes cancellation fast in tests. */
+export function agentConfig(dir: string, yaml: string): string {
+  const path = join(dir, `launch-config-${Math.random().toString(36).slice(2, 8)}.yaml`);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+export function readText(path: string): string {
+  return readFileSync(path, 'utf8');
+}
