@@ -22,7 +22,8 @@ export const EnvironmentConfig = z
   .strict()
   .superRefine((env, ctx) => {
     if ((env.type === 'aws' || env.type === 'gcp') && !env.region) {
-      ctx.addIssue({ code: 'custom', path: ['region'], message: `is required for a ${env.type} environment` });
+      const an = env.type === 'aws' ? 'an' : 'a';
+      ctx.addIssue({ code: 'custom', path: ['region'], message: `is required for ${an} ${env.type} environment` });
     }
     if (env.type === 'gcp' && !env.project) {
       ctx.addIssue({ code: 'custom', path: ['project'], message: 'is required for a gcp environment' });
@@ -142,7 +143,12 @@ function issueText(issue: z.core.$ZodIssue, value: unknown): string {
   }
 }
 
-const article = (t: string): string => (t === 'int' ? 'an integer' : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+/** zod's type names, in the words of YAML (a list, a mapping). */
+const YAML_TYPE_NAMES: Record<string, string> = { int: 'integer', array: 'list', object: 'mapping' };
+const article = (expected: string): string => {
+  const t = YAML_TYPE_NAMES[expected] ?? expected;
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+};
 
 export function formatPath(path: readonly PropertyKey[]): string {
   return path
@@ -166,8 +172,15 @@ export function parseAgentConfigYaml(text: string, source: string): AgentConfigF
   try {
     raw = parseYaml(text);
   } catch (e) {
-    const where = e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}` : '';
-    throw new ConfigInvalidError(source, [`it is not valid YAML${where}: ${(e as Error).message.split('\n')[0]}`]);
+    // The parser's first line already ends with " at line L, column C:" (the excerpt follows on the next lines).
+    const pos = e instanceof YAMLParseError && e.linePos ? e.linePos[0] : undefined;
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    const [first = ''] = (e as Error).message.split('\n');
+    const what = first.replace(/ at line \d+, column \d+:?$/, '');
+    // Text copied from documentation written with an East Asian input method often has "：" for ":".
+    const wide = text.split('\n').findIndex((l) => /^[^#]*\uff1a/.test(l));
+    const hint = wide >= 0 ? `; line ${wide + 1} has a full-width colon "\uff1a" where YAML needs ":"` : '';
+    throw new ConfigInvalidError(source, [`it is not valid YAML${where}: ${what}${hint}`]);
   }
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {

@@ -121,7 +121,6 @@ export const HeartbeatBody = z.object({
   status: z.enum(['POLLING', 'RUNNING']),
   current_jobs: z.number().int().min(0),
 });
-export const HeartbeatResponse = z.object({ stop_requested: z.boolean() });
 
 export const PollBody = z.object({
   /** Queues in the agent's current round-robin order. */

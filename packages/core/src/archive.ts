@@ -17,6 +17,13 @@ export function entryEscapes(path: string, type: string, linkpath?: string): str
   }
   if ((type === 'SymbolicLink' || type === 'Link') && linkpath !== undefined) {
     if (isAbsolute(linkpath)) return `link "${path}" points to the absolute path "${linkpath}"`;
+    // "y/.." is only "." on paper: if y is itself a link (to "." say), the kernel resolves it first and ".." then
+    // climbs out. Leading ".." segments are safe, as node-tar never creates an entry inside a link.
+    const segments = linkpath.split(/[\\/]/).filter((s) => s !== '' && s !== '.');
+    const firstName = segments.findIndex((s) => s !== '..');
+    if (firstName >= 0 && segments.slice(firstName).includes('..')) {
+      return `link "${path}" has ".." after a name in its target ("${linkpath}"), which can lead out through another link`;
+    }
     const base = type === 'Link' ? '.' : posix.dirname(norm);
     const target = posix.normalize(posix.join(base, linkpath.replace(/\\/g, '/')));
     if (target === '..' || target.startsWith('../')) return `link "${path}" points outside the archive ("${linkpath}")`;

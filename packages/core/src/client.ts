@@ -3,7 +3,6 @@ import { z } from 'zod';
 import {
   Agent,
   CodeArchive,
-  HeartbeatResponse,
   Item,
   LogAppendResponse,
   LogReadResponse,
@@ -195,7 +194,7 @@ export class LiftoffClient {
     return this.json(RegisterAgentResponse, 'POST', '/api/agents', { body });
   }
   heartbeat(agentId: string, status: Exclude<AgentStatus, 'KILLED'>, currentJobs: number) {
-    return this.json(HeartbeatResponse, 'POST', `/api/agents/${enc(agentId)}/heartbeat`, {
+    return this.json(Agent, 'POST', `/api/agents/${enc(agentId)}/heartbeat`, {
       body: { status, current_jobs: currentJobs },
     });
   }

@@ -122,11 +122,17 @@ export function errorFromBody(status: number, body: unknown): LiftoffError {
   return new LiftoffError('INTERNAL', `The server answered HTTP ${status} without an error message.`);
 }
 
+/** "fetch failed: connect ECONNREFUSED 127.0.0.1:1 (ECONNREFUSED)": the messages down the cause chain, and a code. */
 export function describeCause(cause: unknown): string {
-  if (cause instanceof Error) {
-    const inner = (cause as Error & { cause?: unknown }).cause;
-    const code = (inner as { code?: string } | undefined)?.code ?? (cause as { code?: string }).code;
-    return code ? `${cause.message} (${code})` : cause.message;
+  const parts: string[] = [];
+  let code: string | undefined;
+  let cur: unknown = cause;
+  for (let depth = 0; cur && depth < 5; depth++) {
+    const err = cur as { message?: string; code?: string; cause?: unknown; errors?: unknown[] };
+    if (err.message && !parts.includes(err.message)) parts.push(err.message);
+    code ??= err.code;
+    cur = err.cause ?? err.errors?.[0];
   }
-  return String(cause);
+  if (!parts.length) return String(cause);
+  return code && !parts.join(': ').includes(code) ? `${parts.join(': ')} (${code})` : parts.join(': ');
 }

@@ -25,19 +25,14 @@ export class LocalProcessRunner implements Runner {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Listen before any await: a short job can exit (and close its pipes) before the next tick.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('close', (code, signal) => resolve({ code, signal })),
+    );
     const spawned = new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
-    try {
-      await spawned;
-    } catch (e) {
-      throw new RunnerError(`Could not start "${program}": ${(e as Error).message}. Check the entry point (-E).`, e);
-    }
-    const pid = child.pid as number;
-    // Remembered so that an agent restarted after a crash can find and stop the orphaned process group.
-    await writeFile(join(job.workDir, PID_FILE), JSON.stringify({ pid, start: await processStartTime(pid) }));
-
     for (const stream of [child.stdout, child.stderr]) {
       const decoder = new StringDecoder('utf8');
       stream.on('data', (b: Buffer) => {
@@ -50,10 +45,16 @@ export class LocalProcessRunner implements Runner {
       });
     }
 
+    try {
+      await spawned;
+    } catch (e) {
+      throw new RunnerError(`Could not start "${program}": ${(e as Error).message}. Check the entry point (-E).`, e);
+    }
+    const pid = child.pid as number;
+    // Remembered so that an agent restarted after a crash can find and stop the orphaned process group.
+    await writeFile(join(job.workDir, PID_FILE), JSON.stringify({ pid, start: await processStartTime(pid) }));
+
     let cancelled = false;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('close', (code, signal) => resolve({ code, signal })),
-    );
     return {
       wait: async (): Promise<RunOutcome> => {
         const { code, signal } = await exited;
