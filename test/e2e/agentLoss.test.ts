@@ -16,7 +16,8 @@ async function until<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<
   }
 }
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+const alive = (pid: number) =>
+  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** Acceptance 5 of the core issue, plus what happens to a run whose agent is killed mid-run. */
 describe('agents and servers that die', () => {
@@ -26,10 +27,14 @@ describe('agents and servers that die', () => {
     const server = await startServer({ flags: ['--heartbeat-seconds', '0.5'] });
     const c = server.client;
     const fake = new Proc(
-      spawn(process.execPath, [join(ROOT, 'test/helpers/fakeAgent.mjs'), server.url, server.apiKey, 'doomed', 'default'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        process.execPath,
+        [join(ROOT, 'test/helpers/fakeAgent.mjs'), server.url, server.apiKey, 'doomed', 'default'],
+        {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     );
     await fake.waitFor(/registered/);
     const archive = await c.uploadArchive(await packDirectory(codeDir({ 'main.mjs': 'console.log("survived")' })));
@@ -58,7 +63,9 @@ describe('agents and servers that die', () => {
   it('keeps a pushed item across a server restart', async () => {
     const home = tempDir('liftoff-home-');
     const first = await startServer({ home });
-    const archive = await first.client.uploadArchive(await packDirectory(codeDir({ 'main.mjs': 'console.log("after restart")' })));
+    const archive = await first.client.uploadArchive(
+      await packDirectory(codeDir({ 'main.mjs': 'console.log("after restart")' })),
+    );
     const item = await first.client.push('default', 'default', {
       spec: { source: { type: 'code', archive_id: archive.id }, entry_point: ['node', 'main.mjs'] },
     });

@@ -5,7 +5,8 @@ import { codeDir } from '../helpers/jobs.js';
 import { agentConfig, cleanupAll, cli, sleep, startAgent, startServer, tempDir } from '../helpers/procs.js';
 
 const GRACE_SECONDS = 2;
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+const alive = (pid: number) =>
+  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** A job that starts two grandchildren, records every pid, and optionally ignores SIGTERM. */
 function familyJob(pidFile: string, ignoreTerm: boolean): string {

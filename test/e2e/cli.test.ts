@@ -2,7 +2,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseShell } from 'shell-quote';
 import { codeDir } from '../helpers/jobs.js';
-import { agentConfig, cleanupAll, cli, liftoff, ROOT, startServer, tempDir, type TestServer } from '../helpers/procs.js';
+import {
+  agentConfig,
+  cleanupAll,
+  cli,
+  liftoff,
+  ROOT,
+  startServer,
+  tempDir,
+  type TestServer,
+} from '../helpers/procs.js';
 
 /** Every CLI failure is one clear line and a non-zero exit, never a stack trace. */
 describe('CLI errors', () => {
@@ -37,9 +46,21 @@ describe('CLI errors', () => {
       2,
       /Refused git URL "--upload-pack=touch \/tmp\/pwned": it starts with "-"/,
     ],
-    ['shell syntax in the entry point', ['launch', '--git', 'https://e.com/r', '-E', 'python a.py && rm -rf /'], {}, 2, /contains shell syntax/],
+    [
+      'shell syntax in the entry point',
+      ['launch', '--git', 'https://e.com/r', '-E', 'python a.py && rm -rf /'],
+      {},
+      2,
+      /contains shell syntax/,
+    ],
     ['two sources', ['launch', '--git', 'https://e.com/r', '--code', '.', '-E', 'x'], {}, 2, /Give exactly one source/],
-    ['a bad priority', ['launch', '--git', 'https://e.com/r', '-E', 'x', '-P', 'urgent'], {}, 2, /--priority must be one of critical, high, medium, low/],
+    [
+      'a bad priority',
+      ['launch', '--git', 'https://e.com/r', '-E', 'x', '-P', 'urgent'],
+      {},
+      2,
+      /--priority must be one of critical, high, medium, low/,
+    ],
   ])('reports %s', async (_label, args, env, code, message) => {
     const r = await cli(args, { ...server.env, ...env });
     expect(r.output).toMatch(message);
@@ -58,7 +79,10 @@ describe('CLI errors', () => {
   });
 
   it('refuses a valid W&B config naming a builder it cannot use yet', async () => {
-    const path = agentConfig(tempDir(), 'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: docker\n');
+    const path = agentConfig(
+      tempDir(),
+      'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: docker\n',
+    );
     const r = await cli(['launch-agent', '-c', path], server.env);
     expect(r.code).toBe(2);
     expect(r.output).toContain('builder type "docker" is not supported yet');
@@ -76,12 +100,20 @@ describe('CLI errors', () => {
   it('refuses a code archive with entries escaping its directory at upload', async () => {
     const { Header } = await import('tar');
     const { gzipSync } = await import('node:zlib');
-    const header = new Header({ path: '../../etc/cron.d/evil', type: 'File', size: 0, mode: 0o644, mtime: new Date(0) });
+    const header = new Header({
+      path: '../../etc/cron.d/evil',
+      type: 'File',
+      size: 0,
+      mode: 0o644,
+      mtime: new Date(0),
+    });
     const block = Buffer.alloc(512);
     header.encode(block, 0);
     const archive = gzipSync(Buffer.concat([block, Buffer.alloc(1024)]));
     const e = await server.client.uploadArchive(archive).catch((err: Error) => err);
-    expect((e as Error).message).toBe('Refused code archive: entry "../../etc/cron.d/evil" climbs out of the archive with "..".');
+    expect((e as Error).message).toBe(
+      'Refused code archive: entry "../../etc/cron.d/evil" climbs out of the archive with "..".',
+    );
   });
 });
 
@@ -112,8 +144,30 @@ describe('liftoff up', () => {
     await first.exited;
     const second = liftoff(['up', '--port', '0', '--data-dir', join(home, 'data')], { HOME: home });
     await second.waitFor(/Liftoff is up/);
-    const r = await cli(['launch', '--code', codeDir({ 'a.py': 'print("again")' }), '-E', 'python3 a.py', '--wait'], { HOME: home });
+    const r = await cli(['launch', '--code', codeDir({ 'a.py': 'print("again")' }), '-E', 'python3 a.py', '--wait'], {
+      HOME: home,
+    });
     expect(r.output).toContain('again');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('launch-agent logging', () => {
+  afterAll(cleanupAll);
+
+  it('writes its JSON log to --log-file', async () => {
+    const server = await startServer();
+    const logFile = join(tempDir(), 'agent.log');
+    const agent = liftoff(['launch-agent', '-q', 'default', '--name', 'logged', '-l', logFile], server.env);
+    await agent.waitFor(/polling/);
+    agent.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    const { readFileSync } = await import('node:fs');
+    const lines = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; agent: string });
+    expect(lines.some((l) => l.msg.includes('polling default') && l.agent === 'logged')).toBe(true);
+    expect(lines.some((l) => l.msg === 'agent stopped')).toBe(true);
   });
 });

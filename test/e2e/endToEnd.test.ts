@@ -94,6 +94,26 @@ describe('end to end: liftoff server + liftoff launch-agent', () => {
     expect(r.output).toContain('Could not start "no-such-program-xyz"');
   });
 
+  it("streams a job's output live, before the job ends", async () => {
+    const dir = codeDir({ 'main.mjs': "console.log('first line'); setTimeout(() => console.log('last line'), 2500);" });
+    const launched = await cli(['launch', '--code', dir, '-E', 'node main.mjs', '--json'], server.env);
+    const itemId = (JSON.parse(launched.output) as { id: string }).id;
+    let runId: string | null = null;
+    while (!runId) runId = (await server.client.getItem(itemId)).run_id;
+    let firstSeenAt = 0;
+    let text = '';
+    const run = await server.client.followLogs(runId, (t) => {
+      text += t;
+      if (!firstSeenAt && text.includes('first line')) firstSeenAt = Date.now();
+    });
+    const endedAt = Date.now();
+    expect(run.status).toBe('finished');
+    expect(text).toContain('last line');
+    expect(firstSeenAt).toBeGreaterThan(0);
+    expect(endedAt - firstSeenAt).toBeGreaterThan(1_500);
+    expect((run.ended_at ?? 0) - (run.started_at ?? 0)).toBeGreaterThan(2_000);
+  });
+
   it('lists runs, queues and agents as tables and JSON', async () => {
     const runs = await cli(['runs', 'list'], server.env);
     expect(runs.output.split('\n')[0]).toMatch(/^RUN\s+QUEUE\s+STATUS\s+EXIT\s+STAGE/);

@@ -24,12 +24,22 @@ describe('dispatch by long-poll', () => {
   it('wakes a waiting poll the moment an item is pushed (wire level)', async () => {
     const c = server.client;
     await c.createQueue('default', { name: 'wire', resource: 'local-process' });
-    await c.registerAgent({ id: 'wire-agent', name: 'wire-agent', entity: 'default', hostname: 'h', queues: ['wire'], version: 't', max_jobs: 1 });
+    await c.registerAgent({
+      id: 'wire-agent',
+      name: 'wire-agent',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['wire'],
+      version: 't',
+      max_jobs: 1,
+    });
     const started = Date.now();
     const poll = c.poll('wire-agent', { queues: ['wire'], max_items: 1, wait_ms: 30_000 });
     await sleep(1_000);
     const pushedAt = Date.now();
-    const item = await c.push('default', 'wire', { spec: { source: { type: 'code', archive_id: archiveId }, entry_point: ['node', 'main.mjs'] } });
+    const item = await c.push('default', 'wire', {
+      spec: { source: { type: 'code', archive_id: archiveId }, entry_point: ['node', 'main.mjs'] },
+    });
     const res = await poll;
     const receivedAt = Date.now();
     expect(res.items.map((i) => i.item_id)).toEqual([item.id]);

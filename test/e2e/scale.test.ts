@@ -29,7 +29,9 @@ describe('many agents, many queues, many items', () => {
     for (let i = 0; i < PER_QUEUE; i++) {
       for (const q of QUEUES) {
         pushes.push(
-          c.push('default', q, { spec: { source: { type: 'code', archive_id: archive.id }, entry_point: ['true'], args: [] } }),
+          c.push('default', q, {
+            spec: { source: { type: 'code', archive_id: archive.id }, entry_point: ['true'], args: [] },
+          }),
         );
       }
       if (pushes.length % 50 === 0) await Promise.all(pushes.slice(-50));
@@ -37,7 +39,8 @@ describe('many agents, many queues, many items', () => {
     const itemIds = (await Promise.all(pushes)).map((p) => p.id);
     expect(new Set(itemIds).size).toBe(PER_QUEUE * QUEUES.length);
 
-    for (let a = 0; a < AGENTS; a++) await startAgent(server, { queues: QUEUES, maxJobs: MAX_JOBS, name: `scale-${a}` });
+    for (let a = 0; a < AGENTS; a++)
+      await startAgent(server, { queues: QUEUES, maxJobs: MAX_JOBS, name: `scale-${a}` });
 
     const deadline = Date.now() + 240_000;
     let runs: Run[] = [];

@@ -4,7 +4,15 @@ import { LiftoffClient } from '@liftoff/core';
 
 const [url, key, id, queue] = process.argv.slice(2);
 const client = new LiftoffClient({ baseUrl: url, apiKey: key });
-await client.registerAgent({ id, name: id, entity: 'default', hostname: 'fake-host', queues: [queue], version: 'fake', max_jobs: 1 });
+await client.registerAgent({
+  id,
+  name: id,
+  entity: 'default',
+  hostname: 'fake-host',
+  queues: [queue],
+  version: 'fake',
+  max_jobs: 1,
+});
 console.log('registered');
 for (;;) {
   const res = await client.poll(id, { queues: [queue], max_items: 1, wait_ms: 30_000 });

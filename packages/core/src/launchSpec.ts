@@ -17,6 +17,14 @@ export function assertSafeGitUrl(url: string): void {
   if (/[\s\0]/.test(url)) {
     throw new SourceRefusedError(`Refused git URL "${url}": it contains whitespace or control characters.`);
   }
+  // A host that starts with "-" would reach ssh as an option (e.g. ssh://-oProxyCommand=...).
+  const host = url.replace(/^[a-z]+:\/\//, '').replace(/^[^@/]*@/, '');
+  if (host.startsWith('-')) {
+    throw new SourceRefusedError(`Refused git URL "${url}": its host starts with "-" and would be read as an option.`);
+  }
+  if (/^[^@/]*@[^:]*:-/.test(url)) {
+    throw new SourceRefusedError(`Refused git URL "${url}": its path starts with "-" and would be read as an option.`);
+  }
   if (GIT_URL_SCHEMES.some((s) => url.startsWith(s)) || SCP_LIKE.test(url)) return;
   throw new SourceRefusedError(
     `Refused git URL "${url}": only https://, ssh://, file:// and user@host:path remotes are allowed.`,

@@ -387,6 +387,14 @@ describe('git sources', () => {
       'http://insecure',
       'Refused git URL "http://insecure": only https://, ssh://, file:// and user@host:path remotes are allowed.',
     ],
+    [
+      'ssh://-oProxyCommand=touch%20x/r',
+      'Refused git URL "ssh://-oProxyCommand=touch%20x/r": its host starts with "-" and would be read as an option.',
+    ],
+    [
+      'git@host:--upload-pack=x',
+      'Refused git URL "git@host:--upload-pack=x": its path starts with "-" and would be read as an option.',
+    ],
     ['fd::17', 'Refused git URL "fd::17": only https://, ssh://, file:// and user@host:path remotes are allowed.'],
     ['https://x/y\nz', 'Refused git URL "https://x/y\nz": it contains whitespace or control characters.'],
     ['', 'Refused git URL "": only https://, ssh://, file:// and user@host:path remotes are allowed.'],

@@ -35,7 +35,8 @@ beforeAll(async () => {
   const creds = readCredentials(join(home, '.config', 'liftoff', 'credentials'));
   c = new LiftoffClient({ baseUrl: server.url, apiKey: creds?.api_key ?? '' });
   const chunks: Buffer[] = [];
-  for await (const b of createTar({ gzip: true, cwd: home, portable: true }, ['.config']) as AsyncIterable<Buffer>) chunks.push(b);
+  for await (const b of createTar({ gzip: true, cwd: home, portable: true }, ['.config']) as AsyncIterable<Buffer>)
+    chunks.push(b);
   archiveId = (await c.uploadArchive(Buffer.concat(chunks))).id;
 });
 afterAll(async () => {
@@ -80,27 +81,47 @@ describe('authentication and the OpenAPI document', () => {
 
 describe('queues and pushes', () => {
   it('validates queue creation with messages naming the field', async () => {
-    expect((await error(c.createQueue('default', { name: '-bad', resource: 'local-process' }))).message).toMatch(/body\.name/);
+    expect((await error(c.createQueue('default', { name: '-bad', resource: 'local-process' }))).message).toMatch(
+      /body\.name/,
+    );
     expect((await error(c.createQueue('default', { name: 'default' }))).code).toBe('CONFLICT');
-    const wrongArgs = await error(c.createQueue('default', { name: 'q1', resource: 'local-process', resource_args: { kubernetes: {} } }));
+    const wrongArgs = await error(
+      c.createQueue('default', { name: 'q1', resource: 'local-process', resource_args: { kubernetes: {} } }),
+    );
     expect(wrongArgs.message).toContain('may only hold a "local-process" section');
     expect((await error(c.listQueues('nobody'))).code).toBe('NOT_FOUND');
   });
 
   it('refuses unsafe git sources, unknown archives and a resource that does not match the queue', async () => {
-    const bad = await error(c.push('default', 'default', { spec: { source: { type: 'git', url: '--upload-pack=touch /tmp/x' }, entry_point: ['x'] } }));
+    const bad = await error(
+      c.push('default', 'default', {
+        spec: { source: { type: 'git', url: '--upload-pack=touch /tmp/x' }, entry_point: ['x'] },
+      }),
+    );
     expect(bad.message).toContain('Refused git URL "--upload-pack=touch /tmp/x"');
-    const badRef = await error(c.push('default', 'default', { spec: { source: { type: 'git', url: 'https://example.com/r.git', ref: '--orphan' }, entry_point: ['x'] } }));
+    const badRef = await error(
+      c.push('default', 'default', {
+        spec: { source: { type: 'git', url: 'https://example.com/r.git', ref: '--orphan' }, entry_point: ['x'] },
+      }),
+    );
     expect(badRef.message).toContain('Refused git ref');
-    const missing = await error(c.push('default', 'default', { spec: { source: { type: 'code', archive_id: 'nope' }, entry_point: ['x'] } }));
+    const missing = await error(
+      c.push('default', 'default', { spec: { source: { type: 'code', archive_id: 'nope' }, entry_point: ['x'] } }),
+    );
     expect(missing.code).toBe('NOT_FOUND');
     const mismatch = await error(c.push('default', 'default', { spec: { ...spec(), resource: 'kubernetes' } }));
     expect(mismatch.message).toContain('runs local-process jobs');
   });
 
-  it('merges the queue default resource args under the item\'s and records the author', async () => {
-    await c.createQueue('default', { name: 'merged', resource: 'local-process', resource_args: { 'local-process': { a: 1, b: 1 } } });
-    const item = await c.push('default', 'merged', { spec: { ...spec(), resource_args: { 'local-process': { b: 2 } } } });
+  it("merges the queue default resource args under the item's and records the author", async () => {
+    await c.createQueue('default', {
+      name: 'merged',
+      resource: 'local-process',
+      resource_args: { 'local-process': { a: 1, b: 1 } },
+    });
+    const item = await c.push('default', 'merged', {
+      spec: { ...spec(), resource_args: { 'local-process': { b: 2 } } },
+    });
     expect(item.spec.resource_args).toEqual({ 'local-process': { a: 1, b: 2 } });
     expect(item.spec.resource).toBe('local-process');
     expect(item.spec.author).toBe('admin');
@@ -113,9 +134,19 @@ describe('queues and pushes', () => {
     const med1 = await c.push('default', 'prio', { spec: spec() });
     const med2 = await c.push('default', 'prio', { spec: spec() });
     const crit = await c.push('default', 'prio', { spec: spec(), priority: 'critical' });
-    const positions = Object.fromEntries((await c.listItems('default', 'prio', { state: 'pending' })).items.map((i) => [i.id, i.position]));
+    const positions = Object.fromEntries(
+      (await c.listItems('default', 'prio', { state: 'pending' })).items.map((i) => [i.id, i.position]),
+    );
     expect(positions).toEqual({ [crit.id]: 1, [med1.id]: 2, [med2.id]: 3, [low.id]: 4 });
-    await c.registerAgent({ id: 'prio-agent', name: 'p', entity: 'default', hostname: 'h', queues: ['prio'], version: 't', max_jobs: 4 });
+    await c.registerAgent({
+      id: 'prio-agent',
+      name: 'p',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['prio'],
+      version: 't',
+      max_jobs: 4,
+    });
     const got = await c.poll('prio-agent', { queues: ['prio'], max_items: 4, wait_ms: 0 });
     expect(got.items.map((i) => i.item_id)).toEqual([crit.id, med1.id, med2.id, low.id]);
   });

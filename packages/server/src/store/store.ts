@@ -368,7 +368,8 @@ export class Store {
       const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
       if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
       // A retried ack (the first answer was lost) gets the same run back instead of an error.
-      if (item.claimed_by === agentId && item.run_id && item.state === 'starting') return this.getRunIn(trx, item.run_id);
+      if (item.claimed_by === agentId && item.run_id && item.state === 'starting')
+        return this.getRunIn(trx, item.run_id);
       if (item.state !== 'claimed' || item.claimed_by !== agentId) {
         throw new ConflictError(
           `Item "${itemId}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
