@@ -35,6 +35,16 @@ export const CreateQueueBody = z.object({
 });
 export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 
+export const PENDING_REASONS = ['no_agent', 'agents_busy', 'queued', 'next'] as const;
+/** Why a pending item has not started yet. */
+export const PendingReason = z.object({
+  code: z.enum(PENDING_REASONS),
+  message: z.string(),
+  /** For `no_agent`: when an agent serving the queue was last alive, if ever. */
+  since: Timestamp.nullable(),
+});
+export type PendingReason = z.infer<typeof PendingReason>;
+
 export const Item = z.object({
   id: z.string(),
   queue: z.string(),
@@ -49,6 +59,7 @@ export const Item = z.object({
   run_id: z.string().nullable(),
   /** 1-based position among the queue's pending items; null when not pending. */
   position: z.number().int().nullable(),
+  pending_reason: PendingReason.nullable(),
 });
 export type Item = z.infer<typeof Item>;
 

@@ -256,3 +256,48 @@ describe('the agent protocol', () => {
     expect((await error(c.deleteQueue('default', 'busy'))).message).toContain('has items in flight');
   });
 });
+
+describe('why is my job pending', () => {
+  it('explains each situation: no agent ever, no agent since, all agents busy, items ahead, next', async () => {
+    await c.createQueue('default', { name: 'why', resource: 'local-process' });
+    const first = await c.push('default', 'why', { spec: spec() });
+    const second = await c.push('default', 'why', { spec: spec() });
+    expect((await c.getItem(first.id)).pending_reason).toEqual({
+      code: 'no_agent',
+      message: 'No agent has ever polled queue "why". Start one with "liftoff launch-agent -q why".',
+      since: null,
+    });
+
+    await c.registerAgent({
+      id: 'why-1',
+      name: 'why-1',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['why'],
+      version: 't',
+      max_jobs: 1,
+    });
+    expect((await c.getItem(first.id)).pending_reason?.code).toBe('next');
+    expect((await c.getItem(second.id)).pending_reason).toMatchObject({
+      code: 'queued',
+      message: '1 item ahead of it in queue "why".',
+    });
+
+    await c.heartbeat('why-1', 'RUNNING', 1);
+    expect((await c.getItem(first.id)).pending_reason).toMatchObject({
+      code: 'agents_busy',
+      message: 'All 1 agent serving queue "why" are at max_jobs; it starts when one frees a slot.',
+    });
+    const listed = (await c.listItems('default', 'why', { state: 'pending' })).items;
+    expect(listed.map((i) => i.pending_reason?.code)).toEqual(['agents_busy', 'agents_busy']);
+
+    await c.agentStopped('why-1');
+    const gone = (await c.getItem(first.id)).pending_reason;
+    expect(gone?.code).toBe('no_agent');
+    expect(gone?.since).toBeGreaterThan(0);
+    expect(gone?.message).toContain(
+      `No agent is polling queue "why" since ${new Date(gone?.since ?? 0).toISOString()}`,
+    );
+    expect((await c.getItem(first.id)).state).toBe('pending');
+  });
+});

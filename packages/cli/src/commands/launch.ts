@@ -227,7 +227,10 @@ export async function waitForItem(client: LiftoffClient, itemId: string): Promis
       process.stderr.write(`item ${itemId} ended ${item.state} before it started\n`);
       return 1;
     }
-    const status = item.state === 'pending' ? `pending (position ${item.position ?? '?'})` : item.state;
+    const status =
+      item.state === 'pending'
+        ? `pending (position ${item.position ?? '?'}): ${item.pending_reason?.message ?? ''}`
+        : item.state;
     if (status !== announced) process.stderr.write(`item ${itemId}: ${status}\n`);
     announced = status;
     await new Promise((r) => setTimeout(r, 300));

@@ -152,6 +152,7 @@ export function runsCommands(program: Command, env: Env): void {
           `item ${i.id} on ${i.entity}/${i.queue}: ${i.state}${i.position ? ` (position ${i.position} in the queue)` : ''}`,
         );
         console.log(`  priority ${priorityName(i.priority)}, created ${when(i.created_at)}`);
+        if (i.pending_reason) console.log(`  why pending: ${i.pending_reason.message}`);
         return;
       }
       printRun(shown.run);

@@ -8,6 +8,7 @@ import {
   isTerminal,
   type Agent,
   type Item,
+  type PendingReason,
   type ItemState,
   type LaunchSpec,
   type Queue,
@@ -41,6 +42,44 @@ export interface ReapResult {
   /** Queues that got items back and should wake their pollers. */
   queueIds: string[];
   killedAgents: string[];
+}
+
+interface ServingAgent {
+  alive: boolean;
+  maxJobs: number;
+  currentJobs: number;
+  lastSeen: number;
+}
+
+/** The answer to "why is my job pending", from the agents that serve its queue and its place in line. */
+export function explainPending(queue: string, position: number, agents: ServingAgent[]): PendingReason {
+  const live = agents.filter((a) => a.alive);
+  if (!live.length) {
+    const since = agents.length ? Math.max(...agents.map((a) => a.lastSeen)) : null;
+    return {
+      code: 'no_agent',
+      message:
+        since === null
+          ? `No agent has ever polled queue "${queue}". Start one with "liftoff launch-agent -q ${queue}".`
+          : `No agent is polling queue "${queue}" since ${new Date(since).toISOString()}. Start one with "liftoff launch-agent -q ${queue}".`,
+      since,
+    };
+  }
+  if (live.every((a) => a.maxJobs !== -1 && a.currentJobs >= a.maxJobs)) {
+    return {
+      code: 'agents_busy',
+      message: `All ${live.length} agent${live.length > 1 ? 's' : ''} serving queue "${queue}" are at max_jobs; it starts when one frees a slot.`,
+      since: null,
+    };
+  }
+  if (position > 1) {
+    return {
+      code: 'queued',
+      message: `${position - 1} item${position > 2 ? 's' : ''} ahead of it in queue "${queue}".`,
+      since: null,
+    };
+  }
+  return { code: 'next', message: `Next in line in queue "${queue}"; an agent will take it momentarily.`, since: null };
 }
 
 const newRunId = (): string =>
@@ -262,7 +301,8 @@ export class Store {
     const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirst();
     if (!row) throw new NotFoundError(`Item "${id}" not found.`);
     const position = row.state === 'pending' ? await this.positionOf(row) : null;
-    return { ...this.toItem(row, position), entity_id: row.entity_id, queue_id: row.queue_id };
+    const reason = position === null ? null : await this.pendingReason(row.entity_id, row.queue_name, position);
+    return { ...this.toItem(row, position, reason), entity_id: row.entity_id, queue_id: row.queue_id };
   }
 
   private async positionOf(row: { queue_id: string; priority: number; id: string }): Promise<number> {
@@ -285,7 +325,15 @@ export class Store {
     const pending = rows.filter((r) => r.state === 'pending');
     const positions = new Map<string, number>();
     for (const r of pending) positions.set(r.id, await this.positionOf(r));
-    return rows.map((r) => this.toItem(r, positions.get(r.id) ?? null));
+    const agents = pending[0] ? await this.agentsServing(pending[0].entity_id, pending[0].queue_name) : undefined;
+    return rows.map((r) => {
+      const position = positions.get(r.id) ?? null;
+      return this.toItem(
+        r,
+        position,
+        position !== null && agents ? explainPending(r.queue_name, position, agents) : null,
+      );
+    });
   }
 
   private toItem(
@@ -303,6 +351,7 @@ export class Store {
       run_id: string | null;
     },
     position: number | null,
+    pendingReason: PendingReason | null = null,
   ): Item {
     return {
       id: r.id,
@@ -317,7 +366,29 @@ export class Store {
       ended_at: r.ended_at === null ? null : Number(r.ended_at),
       run_id: r.run_id,
       position,
+      pending_reason: pendingReason,
     };
+  }
+
+  /** Live and dead agents of the entity whose queue list includes `queueName`. */
+  private async agentsServing(entityId: string, queueName: string): Promise<ServingAgent[]> {
+    const rows = await this.db
+      .selectFrom('agents')
+      .select(['queues', 'status', 'max_jobs', 'current_jobs', 'last_heartbeat_at'])
+      .where('entity_id', '=', entityId)
+      .execute();
+    return rows
+      .filter((r) => (JSON.parse(r.queues) as string[]).includes(queueName))
+      .map((r) => ({
+        alive: r.status !== 'KILLED',
+        maxJobs: Number(r.max_jobs),
+        currentJobs: Number(r.current_jobs),
+        lastSeen: Number(r.last_heartbeat_at),
+      }));
+  }
+
+  private async pendingReason(entityId: string, queueName: string, position: number): Promise<PendingReason> {
+    return explainPending(queueName, position, await this.agentsServing(entityId, queueName));
   }
 
   /**
