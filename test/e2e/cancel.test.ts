@@ -55,16 +55,18 @@ describe('cancelling', () => {
     expect(r.code).toBe(0);
     expect(r.output).toContain('cancelling');
 
+    // The processes must be gone within the grace period (plus the time to deliver the cancellation).
+    while (pids.some(alive) && Date.now() - cancelledAt < 15_000) await sleep(20);
+    const goneAfter = Date.now() - cancelledAt;
+    expect(pids.filter(alive)).toEqual([]);
+    expect(goneAfter).toBeLessThan((GRACE_SECONDS + 3) * 1000);
+    if (ignoreTerm) expect(goneAfter).toBeGreaterThanOrEqual(GRACE_SECONDS * 1000 - 100);
     let run = await server.client.getRun(item.run_id as string);
-    while (run.status !== 'stopped' && Date.now() - cancelledAt < 15_000) {
+    while (run.status !== 'stopped' && Date.now() - cancelledAt < 20_000) {
       await sleep(50);
       run = await server.client.getRun(run.id);
     }
-    const elapsed = Date.now() - cancelledAt;
     expect(run.status).toBe('stopped');
-    expect(pids.filter(alive)).toEqual([]);
-    expect(elapsed).toBeLessThan((GRACE_SECONDS + 3) * 1000);
-    if (ignoreTerm) expect(elapsed).toBeGreaterThanOrEqual(GRACE_SECONDS * 1000 - 100);
     expect((await server.client.getItem(itemId)).state).toBe('stopped');
   });
 

@@ -81,11 +81,11 @@ describe('CLI errors', () => {
   it('refuses a valid W&B config naming a builder it cannot use yet', async () => {
     const path = agentConfig(
       tempDir(),
-      'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: docker\n',
+      'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: kaniko\n  build-context-store: s3://bucket/contexts/\n',
     );
     const r = await cli(['launch-agent', '-c', path], server.env);
     expect(r.code).toBe(2);
-    expect(r.output).toContain('builder type "docker" is not supported yet');
+    expect(r.output).toContain('builder type "kaniko" is not supported yet');
   });
 
   it('refuses to start without a queue, and for a queue whose runner it lacks', async () => {
@@ -149,6 +149,15 @@ describe('liftoff up', () => {
     });
     expect(r.output).toContain('again');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('entry point splitting', () => {
+  it('splits like a shell but expands nothing and refuses operators', async () => {
+    const { splitCommand } = await import('@liftoff/cli');
+    expect(splitCommand('python train.py --lr "0.1 0.2"')).toEqual(['python', 'train.py', '--lr', '0.1 0.2']);
+    expect(splitCommand('sh -c "echo $HOME; echo tick $i"')).toEqual(['sh', '-c', 'echo $HOME; echo tick $i']);
+    expect(() => splitCommand('a > b')).toThrow('contains shell syntax');
   });
 });
 

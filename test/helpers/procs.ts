@@ -85,13 +85,16 @@ export interface TestServer {
 
 /** Starts `liftoff server` on a free port with its own HOME and data dir. */
 export async function startServer(
-  opts: { flags?: string[]; home?: string; dataDir?: string } = {},
+  /** `apiKey`: a replica joining a database that already has keys writes no credentials; use the first one's. */
+  opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string } = {},
 ): Promise<TestServer> {
   const home = opts.home ?? tempDir('liftoff-home-');
   const dataDir = opts.dataDir ?? join(home, 'data');
   const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
   const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
-  const creds = readCredentials(join(home, '.config', 'liftoff', 'credentials'));
+  const creds = opts.apiKey
+    ? { api_key: opts.apiKey }
+    : readCredentials(join(home, '.config', 'liftoff', 'credentials'));
   if (!creds) throw new Error('server wrote no credentials');
   const env = { HOME: home, LIFTOFF_BASE_URL: url, LIFTOFF_API_KEY: creds.api_key };
   return {

@@ -1,21 +1,27 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import {
   LIFTOFF_VERSION,
   LiftoffError,
   NotSupportedError,
+  type AgentStopMode,
   type ClaimedItem,
   type Env,
   type LiftoffClient,
   type ResourceType,
   type Run,
 } from '@liftoff/core';
+import { BUILDERS, BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
+import type { RegistryCredentials } from './docker/credentials.js';
+import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
 import { withRetry } from './retry.js';
-import { RUNNERS, type RunHandle, type RunOutcome, type Runner } from './runners/index.js';
+import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
 import { fetchSource } from './sources.js';
+import { fillResourceMacros } from './macros.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -29,6 +35,10 @@ export interface AgentOptions {
   logger: Logger;
   /** Human-readable progress lines (stdout for the CLI). */
   say?: (line: string) => void;
+  /** The Docker engine, for container queues and image builds. */
+  docker: Dockerode;
+  /** Registry credentials (agent config and docker's config.json). */
+  credentials: RegistryCredentials;
 }
 
 interface Job {
@@ -40,7 +50,10 @@ interface Job {
   done?: Promise<void>;
 }
 
-type Final = RunOutcome & { stage?: 'agent' | 'run' };
+type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
+
+/** The line after which a run's log holds only its container's output; a restarted agent resumes from it. */
+const CONTAINER_MARKER = /\[liftoff\] container \S+ started\n/g;
 
 const REPORT_DEADLINE_MS = 10 * 60_000;
 
@@ -55,11 +68,18 @@ export class LaunchAgent {
   private readonly runners = new Map<ResourceType, Runner>();
   private queueOrder: string[];
   private stopping = false;
+  /** Asked to stop with `finish`: no new work, running jobs end on their own, then stop(). */
+  private draining = false;
   private cancelOnlyPoll: AbortController | undefined;
   private stopPoll = new AbortController();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private pollTimeoutMs = 30_000;
   private lastStatus: 'POLLING' | 'RUNNING' | undefined;
+  private builder: Builder | undefined;
+  private lastJobs = 0;
+  /** When a poll last started or returned (each tells the server this agent is alive). */
+  private lastContact = 0;
+  private heartbeatInterval = 30_000;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly opts: AgentOptions) {
@@ -95,16 +115,42 @@ export class LaunchAgent {
           `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
         );
       }
-      if (!this.runners.has(q.resource)) this.runners.set(q.resource, factory({ logger: this.opts.logger }));
+      if (q.resource !== 'local-process') await this.assertDocker(q.name, q.resource);
+      if (!this.runners.has(q.resource)) this.runners.set(q.resource, factory(this.runnerDeps()));
     }
+    if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
     this.lastStatus = 'POLLING';
     await this.reconcile(reg.active_runs);
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(true), reg.heartbeat_interval_ms);
+    this.heartbeatInterval = reg.heartbeat_interval_ms;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
     this.say(
       `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
     );
     this.loop = this.pollLoop();
+  }
+
+  private runnerDeps(): RunnerDeps {
+    const { logger, jobEnv, docker, credentials } = this.opts;
+    return { logger, processEnv: jobEnv, agentId: this.id, docker, credentials };
+  }
+
+  private async assertDocker(queue: string, resource: string): Promise<void> {
+    try {
+      await this.opts.docker.ping();
+    } catch (e) {
+      throw new NotSupportedError(
+        `Queue "${queue}" runs ${resource} jobs, but no Docker engine answers (${describe(e)}). Start dockerd or set DOCKER_HOST.`,
+      );
+    }
+  }
+
+  /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
+  private async makeBuilder(): Promise<Builder> {
+    const cfg = this.opts.config.file.builder;
+    const type = cfg?.type === 'noop' ? 'noop' : 'docker';
+    const registry = registryFor(cfg?.destination, this.opts.docker, this.opts.credentials);
+    return BUILDERS[type]({ docker: this.opts.docker, registry });
   }
 
   /** Resolves when the agent has stopped (after `stop()`). */
@@ -137,6 +183,7 @@ export class LaunchAgent {
   }
 
   private freeSlots(): number {
+    if (this.draining) return 0;
     const free = this.opts.config.maxJobs - this.jobs.size;
     return Math.max(0, Math.min(free, 32));
   }
@@ -151,13 +198,21 @@ export class LaunchAgent {
       if (max === 0) this.cancelOnlyPoll = local;
       const signal = AbortSignal.any([local.signal, this.stopPoll.signal]);
       try {
+        this.lastContact = Date.now();
         const res = await this.opts.client.poll(
           this.id,
-          { queues: this.queueOrder, max_items: max, wait_ms: this.pollTimeoutMs },
+          {
+            queues: this.queueOrder,
+            max_items: max,
+            wait_ms: this.opts.config.pollIntervalMs > 0 ? 0 : this.pollTimeoutMs,
+          },
           signal,
         );
+        this.lastContact = Date.now();
+        if (this.opts.config.pollIntervalMs > 0 && !res.items.length) await this.pause(this.opts.config.pollIntervalMs);
         backoff = 500;
         for (const runId of res.cancel) this.cancelRun(runId);
+        if (res.stop) void this.stopAsRequested(res.stop);
         for (const item of res.items) {
           this.queueOrder = [...this.queueOrder.filter((q) => q !== item.queue), item.queue];
           this.startJob(item);
@@ -171,6 +226,27 @@ export class LaunchAgent {
         if (this.cancelOnlyPoll === local) this.cancelOnlyPoll = undefined;
       }
     }
+  }
+
+  /** `liftoff agents stop`: `stop-runs` is a SIGTERM; `finish` lets running jobs end first. */
+  private async stopAsRequested(mode: AgentStopMode): Promise<void> {
+    if (mode === 'stop-runs') return this.stop();
+    if (this.draining) return;
+    this.draining = true;
+    this.say(`stop requested: finishing ${this.jobs.size} running job(s), taking no new work`);
+    await Promise.all([...this.jobs.values()].map((j) => j.done ?? Promise.resolve()));
+    await this.stop();
+  }
+
+  /** Interval polling only: sleeps between polls, waking early when the agent stops. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.stopPoll.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private cancelRun(runId: string): void {
@@ -250,22 +326,62 @@ export class LaunchAgent {
   ): Promise<Final> {
     const { spec } = item;
     note(`run ${run.id} of item ${item.item_id} on agent ${this.opts.identity.name} (${this.opts.hostname})`);
-    await fetchSource(spec.source, workDir, { client: this.opts.client, env: this.opts.jobEnv, say: note });
-    if (job.cancelRequested) return { state: 'stopped', exitCode: null };
     const resource = spec.resource ?? 'local-process';
     const runner = this.runners.get(resource);
     if (!runner) {
       return { state: 'failed', exitCode: null, message: `This agent has no ${resource} runner.`, stage: 'agent' };
     }
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.opts.jobEnv)) if (v !== undefined) env[k] = v;
-    Object.assign(env, spec.env, {
+    let image: string | undefined;
+    let mountCodeAt: string | undefined;
+    if (spec.source.type === 'image') {
+      if (resource === 'local-process') {
+        return {
+          state: 'failed',
+          exitCode: null,
+          message: 'An image job cannot run as a local process; push it to a container queue.',
+          stage: 'agent',
+        };
+      }
+      image = spec.source.image;
+      note(`image job: running ${image} without a build`);
+    } else {
+      const identity = await fetchSource(spec.source, workDir, {
+        client: this.opts.client,
+        env: this.opts.jobEnv,
+        say: note,
+      });
+      if (resource !== 'local-process') {
+        if (job.cancelRequested) return { state: 'stopped', exitCode: null };
+        try {
+          const built = await this.requireBuilder().build({
+            runId: run.id,
+            spec,
+            codeDir: workDir,
+            sourceIdentity: identity,
+            baseImage: this.baseImage(spec, resource),
+            onLog: (t) => shipper.write(t),
+          });
+          image = built.image;
+          mountCodeAt = built.mountCodeAt;
+        } catch (err) {
+          return {
+            state: 'failed',
+            exitCode: null,
+            message: describe(err),
+            stage: err instanceof BuildError ? 'build' : 'agent',
+          };
+        }
+      }
+    }
+    if (job.cancelRequested) return { state: 'stopped', exitCode: null };
+    const env: Record<string, string> = {
+      ...spec.env,
       LIFTOFF_RUN_ID: run.id,
       LIFTOFF_ITEM_ID: item.item_id,
       LIFTOFF_QUEUE: item.queue,
       LIFTOFF_ENTITY: item.entity,
       LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
-    });
+    };
     note(`starting: ${[...spec.entry_point, ...spec.args].map((a) => JSON.stringify(a)).join(' ')}`);
     let handle: RunHandle;
     try {
@@ -274,10 +390,17 @@ export class LaunchAgent {
         itemId: item.item_id,
         queue: item.queue,
         entity: item.entity,
-        spec,
+        spec: fillResourceMacros(
+          spec,
+          { run_id: run.id, entity_name: item.entity, image_uri: image },
+          this.opts.jobEnv,
+        ),
         workDir,
         env,
+        ...(image ? { image } : {}),
+        ...(mountCodeAt ? { mountCodeAt } : {}),
         onOutput: (t) => shipper.write(t),
+        onNote: note,
         logger: this.opts.logger,
       });
     } catch (err) {
@@ -291,17 +414,41 @@ export class LaunchAgent {
     return handle.wait();
   }
 
+  private requireBuilder(): Builder {
+    if (!this.builder) throw new BuildError('This agent has no builder configured.');
+    return this.builder;
+  }
+
+  /** resource_args.<resource>.builder.base_image, else the agent config's builder.base-image, else the default. */
+  private baseImage(spec: ClaimedItem['spec'], resource: string): string {
+    const fromArgs = (spec.resource_args[resource]?.builder as { base_image?: unknown } | undefined)?.base_image;
+    if (typeof fromArgs === 'string' && fromArgs) return fromArgs;
+    return this.opts.config.file.builder?.['base-image'] ?? DEFAULT_BASE_IMAGE;
+  }
+
   /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */
   private async reconcile(runs: Run[]): Promise<void> {
     for (const run of runs) {
       const detail = await this.opts.client.getRun(run.id);
-      const runner =
-        this.runners.get(detail.spec.resource ?? 'local-process') ??
-        RUNNERS['local-process']?.({ logger: this.opts.logger });
+      const resource = detail.spec.resource ?? 'local-process';
+      const runner = this.runners.get(resource) ?? RUNNERS[resource]?.(this.runnerDeps());
       if (!runner) continue;
-      const result = await runner.reconcile({ runId: run.id, workDir: join(this.opts.dataDir, 'work', run.id) });
+      const shipper = new LogShipper(this.opts.client, this.id, run.id, this.opts.logger, run.log_size);
+      const skip = await this.alreadyShippedOutput(run.id, run.log_size);
+      let skipped = 0;
+      const onOutput = (text: string) => {
+        // The runner replays the container's whole output; what the server already has is not sent again.
+        const drop = Math.min(text.length, skip - skipped);
+        skipped += drop;
+        if (drop < text.length) shipper.write(text.slice(drop));
+      };
+      const result = await runner.reconcile({
+        runId: run.id,
+        workDir: join(this.opts.dataDir, 'work', run.id),
+        onOutput,
+      });
       if ('wait' in result) {
-        this.adopt(run, result);
+        this.adopt(run, result, shipper);
         continue;
       }
       const final = result;
@@ -318,14 +465,31 @@ export class LaunchAgent {
     }
   }
 
+  /** Length of the container output the server already holds: everything after the last container marker. */
+  private async alreadyShippedOutput(runId: string, size: number): Promise<number> {
+    let text = '';
+    let offset = 0;
+    while (offset < size) {
+      const page = await this.opts.client.readLogs(runId, offset);
+      if (page.next_offset === offset) break;
+      text += page.data;
+      offset = page.next_offset;
+    }
+    const marks = [...text.matchAll(CONTAINER_MARKER)];
+    const last = marks.at(-1);
+    return last?.index === undefined ? 0 : text.length - (last.index + last[0].length);
+  }
+
   /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */
-  private adopt(run: Run, handle: RunHandle): void {
+  private adopt(run: Run, handle: RunHandle, shipper: LogShipper): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
     this.byRun.set(run.id, job);
     this.say(`re-adopted run ${run.id}`);
     job.done = (async () => {
       const final: Final = await handle.wait();
+      shipper.write(`[liftoff] run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}\n`);
+      await shipper.flush();
       await withRetry(
         () =>
           this.opts.client.reportRun(run.id, {
@@ -346,12 +510,18 @@ export class LaunchAgent {
       });
   }
 
-  /** Sends a heartbeat; event-driven calls (job started/ended) only send when the status changed. */
-  private async heartbeat(force = false): Promise<void> {
+  /**
+   * Reports status and job count. Event-driven calls (a job started or ended) send only when either changed; the
+   * timer sends only when no poll has reached the server for a whole interval, since an open poll already tells
+   * the server this agent is alive.
+   */
+  private async heartbeat(reason: 'event' | 'timer' = 'event'): Promise<void> {
     if (this.stopping && this.jobs.size === 0) return;
     const status = this.jobs.size ? 'RUNNING' : 'POLLING';
-    if (!force && status === this.lastStatus) return;
+    if (reason === 'event' && status === this.lastStatus && this.jobs.size === this.lastJobs) return;
+    if (reason === 'timer' && Date.now() - this.lastContact < this.heartbeatInterval) return;
     this.lastStatus = status;
+    this.lastJobs = this.jobs.size;
     try {
       await this.opts.client.heartbeat(this.id, status, this.jobs.size);
     } catch (err) {

@@ -15,6 +15,8 @@ export interface AgentFlags {
   config?: string;
   verbosity?: number;
   name?: string;
+  /** Seconds between short polls instead of one long-poll (W&B's behaviour; for benchmarks and hostile proxies). */
+  pollIntervalSeconds?: number;
 }
 
 /** The agent's settings after defaults < file < environment < flags. */
@@ -27,6 +29,8 @@ export interface ResolvedAgentConfig {
   name?: string;
   /** Seconds between SIGTERM and SIGKILL when a run is cancelled or the agent stops. */
   stopGraceSeconds: number;
+  /** 0: long-poll (the default); otherwise poll without waiting every this many milliseconds. */
+  pollIntervalMs: number;
   file: AgentConfigFile;
   /** The config file that was read, if any. */
   source?: string;
@@ -70,6 +74,12 @@ export function resolveAgentConfig(flags: AgentFlags, env: Env): ResolvedAgentCo
   if (flags.maxJobs !== undefined) maxJobs = parseMaxJobs(String(flags.maxJobs), '--max-jobs');
   if (flags.queues?.length) queues = [...new Set(flags.queues)];
 
+  const interval = flags.pollIntervalSeconds;
+  if (interval !== undefined && !(Number.isFinite(interval) && interval > 0)) {
+    throw new ConfigInvalidError('--poll-interval', [
+      `value ${JSON.stringify(interval)}: must be a positive number of seconds`,
+    ]);
+  }
   if (!queues.length) {
     throw new ConfigInvalidError('the launch agent configuration', [
       'no queue to poll: pass -q QUEUE (repeatable) or list them under "queues:" in the config file',
@@ -82,6 +92,7 @@ export function resolveAgentConfig(flags: AgentFlags, env: Env): ResolvedAgentCo
     verbosity: flags.verbosity ?? file.verbosity ?? 0,
     name: flags.name ?? file.name,
     stopGraceSeconds: file.stopped_run_timeout ?? DEFAULT_STOP_GRACE_SECONDS,
+    pollIntervalMs: Math.round((flags.pollIntervalSeconds ?? 0) * 1000),
     file,
     source,
   };

@@ -9,3 +9,5 @@ export {
 export { assertConfigSupported, SUPPORTED_BUILDERS, SUPPORTED_ENVIRONMENTS, SUPPORTED_REGISTRIES } from './plugins.js';
 export { agentIdentity } from './identity.js';
 export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext } from './runners/index.js';
+export { dockerServices } from './docker/services.js';
+export { RegistryCredentials } from './docker/credentials.js';

@@ -10,7 +10,6 @@ const MAX_CHUNK = 256 * 1024;
  */
 export class LogShipper {
   private buffer = '';
-  private offset = 0;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
 
@@ -19,6 +18,8 @@ export class LogShipper {
     private readonly agentId: string,
     private readonly runId: string,
     private readonly logger: Logger,
+    /** Where the run's log ends on the server already (when resuming after a restart). */
+    private offset = 0,
   ) {}
 
   write(text: string): void {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import {
@@ -36,19 +37,26 @@ export interface SourceDeps {
   say(line: string): void;
 }
 
-/** Materialises a job's source into `dir`: unpacks an uploaded code archive or clones a git repository. */
-export async function fetchSource(source: JobSource, dir: string, deps: SourceDeps): Promise<void> {
+/**
+ * Materialises a job's code into `dir`: unpacks an uploaded code archive or clones a git repository. Returns the
+ * source's identity (archive digest, or remote and commit), which image tags are derived from.
+ */
+export async function fetchSource(
+  source: Exclude<JobSource, { type: 'image' }>,
+  dir: string,
+  deps: SourceDeps,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   if (source.type === 'code') {
     deps.say(`fetching code archive ${source.archive_id}`);
     const data = await deps.client.downloadArchive(source.archive_id);
     await extractArchive(data, dir);
-    return;
+    return `code:${createHash('sha256').update(data).digest('hex')}`;
   }
-  await cloneGit(source.url, source.ref, dir, deps);
+  return `git:${source.url}@${await cloneGit(source.url, source.ref, dir, deps)}`;
 }
 
-async function cloneGit(url: string, ref: string | undefined, dir: string, deps: SourceDeps): Promise<void> {
+async function cloneGit(url: string, ref: string | undefined, dir: string, deps: SourceDeps): Promise<string> {
   // Checked again here although the server validated the spec: the agent must not trust its input.
   assertSafeGitUrl(url);
   if (ref !== undefined) assertSafeGitRef(ref);
@@ -80,4 +88,5 @@ async function cloneGit(url: string, ref: string | undefined, dir: string, deps:
   await git(['checkout', '--quiet', '--detach', commit], dir);
   await git(['submodule', 'update', '--init', '--recursive', '--quiet'], dir);
   deps.say(`checked out ${commit}`);
+  return commit;
 }

@@ -304,7 +304,7 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
 });
 
 describe('assertConfigSupported', () => {
-  it('refuses the specification example, naming builder, registry and environment', () => {
+  it('refuses the specification example, naming the registry and environment (its docker builder is supported)', () => {
     const file = parseAgentConfigYaml(SPEC_EXAMPLE, SOURCE);
     let caught: unknown;
     try {
@@ -317,14 +317,18 @@ describe('assertConfigSupported', () => {
     expect((caught as NotSupportedError).code).toBe('NOT_SUPPORTED');
     expect(message).toContain('not supported yet');
     expect(message.startsWith(`${SOURCE}: `)).toBe(true);
-    expect(message).toContain('builder type "docker" is not supported yet');
+    expect(message).not.toContain('builder type');
     expect(message).toContain('registry type "ecr" is not supported yet');
     expect(message).toContain('environment type "aws" is not supported yet');
   });
 
   it.each<[string, string, string[]]>([
     ['the gcp variant', GCP_EXAMPLE, ['builder type "kaniko"', 'registry type "gcr"', 'environment type "gcp"']],
-    ['a docker builder alone', 'builder:\n  type: docker\n', ['builder type "docker"', 'set "type: noop"']],
+    [
+      'a kaniko builder alone',
+      'builder:\n  type: kaniko\n  build-context-store: s3://b/ctx/\n',
+      ['builder type "kaniko"', 'use docker (builds on the local engine) or noop'],
+    ],
     [
       'an azure environment alone',
       'environment:\n  type: azure\n',
@@ -340,6 +344,7 @@ describe('assertConfigSupported', () => {
 
   it.each<[string, string]>([
     ['a noop builder', 'entity: e\nqueues: [default]\nbuilder:\n  type: noop\n'],
+    ['a docker builder with a destination', 'builder:\n  type: docker\n  destination: 127.0.0.1:5000/jobs\n'],
     ['an empty file', ''],
     ['secure_mode: false', 'secure_mode: false\n'],
     ['null builder, registry and environment', 'builder:\nregistry:\nenvironment:\n'],
@@ -382,9 +387,17 @@ describe('resolveAgentConfig', () => {
       verbosity: 0,
       name: undefined,
       stopGraceSeconds: DEFAULT_STOP_GRACE_SECONDS,
+      pollIntervalMs: 0,
       file: {},
       source: undefined,
     });
+  });
+
+  it('polls on an interval only when asked, and refuses a non-positive interval', () => {
+    expect(resolveAgentConfig({ queues: ['q'], pollIntervalSeconds: 10 }, { HOME: tmp }).pollIntervalMs).toBe(10_000);
+    expect(() => resolveAgentConfig({ queues: ['q'], pollIntervalSeconds: 0 }, { HOME: tmp })).toThrow(
+      'value 0: must be a positive number of seconds',
+    );
   });
 
   const FILE =

@@ -1,8 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { LIFTOFF_VERSION, LiftoffError, type Env } from '@liftoff/core';
+import { accountCommands } from './commands/accounts.js';
 import { agentCommand } from './commands/agent.js';
+import { agentControlCommands } from './commands/agentControl.js';
 import { launchCommand } from './commands/launch.js';
 import { agentsCommands, queueCommands, runsCommands } from './commands/manage.js';
+import { queueAdminCommands } from './commands/queueOptions.js';
 import { serverCommands } from './commands/server.js';
 
 export function buildProgram(env: Env): Command {
@@ -15,7 +18,10 @@ export function buildProgram(env: Env): Command {
   agentCommand(program, env);
   launchCommand(program, env);
   queueCommands(program, env);
+  queueAdminCommands(program, env);
   agentsCommands(program, env);
+  agentControlCommands(program, env);
+  accountCommands(program, env);
   runsCommands(program, env);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

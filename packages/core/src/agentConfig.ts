@@ -58,6 +58,8 @@ export const BuilderConfig = z
     'secret-name': z.string().min(1).optional(),
     'secret-key': z.string().min(1).optional(),
     'kaniko-image': z.string().min(1).optional(),
+    /** Liftoff: default base image of generated Dockerfiles (resource_args.<resource>.builder.base_image wins). */
+    'base-image': z.string().min(1).optional(),
     'kaniko-config': z.record(z.string(), z.unknown()).optional(),
     credentials: z.record(z.string(), z.unknown()).optional(),
   })

@@ -15,6 +15,33 @@ export const ErrorBody = z.object({ error: z.object({ code: z.string(), message:
 
 export const ResourceArgs = z.record(z.string(), z.record(z.string(), z.unknown()));
 
+/** W&B's queue switch: DISABLED refuses any priority but the default, V0 serves higher priorities first. */
+export const PRIORITIZATION_MODES = ['DISABLED', 'V0'] as const;
+export type PrioritizationMode = (typeof PRIORITIZATION_MODES)[number];
+
+/** JSON schema of one `{{variable}}` of a queue's config template (the subset W&B Launch uses). */
+export const TemplateVariableSchema = z
+  .object({
+    type: z.enum(['string', 'integer', 'number']),
+    enum: z
+      .array(z.union([z.string(), z.number()]))
+      .min(1)
+      .optional(),
+    minimum: z.number().optional(),
+    maximum: z.number().optional(),
+    default: z.union([z.string(), z.number()]).optional(),
+    description: z.string().max(1024).optional(),
+  })
+  .strict();
+export type TemplateVariableSchema = z.infer<typeof TemplateVariableSchema>;
+export const TemplateVariables = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are letters, digits and "_"'),
+  z.object({ schema: TemplateVariableSchema }).strict(),
+);
+export type TemplateVariables = z.infer<typeof TemplateVariables>;
+
+const Limit = z.number().int().min(1).nullable();
+
 export const Queue = z.object({
   id: z.string(),
   entity: z.string(),
@@ -24,18 +51,76 @@ export const Queue = z.object({
   created_at: Timestamp,
   pending: z.number().int(),
   running: z.number().int(),
+  prioritization_mode: z.enum(PRIORITIZATION_MODES),
+  /** With prioritisation: a pending item moves up one priority level per this many seconds waited (null: never). */
+  aging_seconds: z.number().int().nullable(),
+  /** Most items claimed, starting, running or cancelling at once (null: unlimited). */
+  max_concurrency: Limit,
+  template_variables: TemplateVariables,
 });
 export type Queue = z.infer<typeof Queue>;
 
 export const CreateQueueBody = z.object({
   name: Name,
   resource: z.enum(RESOURCE_TYPES).default('local-process'),
-  /** Default resource config `{resource_args: {<resource>: {...}}}` applied to every item. */
+  /** Default resource config `{resource_args: {<resource>: {...}}}` applied to every item; may hold `{{variable}}`s. */
   resource_args: ResourceArgs.default({}),
+  prioritization_mode: z.enum(PRIORITIZATION_MODES).default('DISABLED'),
+  aging_seconds: z.number().int().min(1).nullable().default(null),
+  max_concurrency: Limit.default(null),
+  template_variables: TemplateVariables.default({}),
 });
 export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 
-export const PENDING_REASONS = ['no_agent', 'agents_busy', 'queued', 'next'] as const;
+/** Changes a queue's switches; absent fields stay as they are, null clears a limit or aging. */
+export const UpdateQueueBody = z
+  .object({
+    prioritization_mode: z.enum(PRIORITIZATION_MODES),
+    aging_seconds: z.number().int().min(1).nullable(),
+    max_concurrency: Limit,
+  })
+  .partial()
+  .strict();
+export type UpdateQueueBody = z.input<typeof UpdateQueueBody>;
+
+export const Entity = z.object({
+  name: z.string(),
+  /** Most items claimed, starting, running or cancelling at once over all its queues (null: unlimited). */
+  max_concurrency: Limit,
+});
+export type Entity = z.infer<typeof Entity>;
+export const CreateEntityBody = z.object({ name: Name, max_concurrency: Limit.default(null) }).strict();
+export type CreateEntityBody = z.input<typeof CreateEntityBody>;
+export const UpdateEntityBody = z.object({ max_concurrency: Limit }).partial().strict();
+export type UpdateEntityBody = z.input<typeof UpdateEntityBody>;
+
+export const CreateUserBody = z.object({ name: Name }).strict();
+export const CreateTeamBody = z.object({ name: Name }).strict();
+export const AddMemberBody = z.object({ user: Name }).strict();
+export const Members = z.object({ entity: z.string(), members: z.array(z.string()) });
+export type Members = z.infer<typeof Members>;
+export const KEY_ROLES = ['admin', 'member', 'agent'] as const;
+/** admin/member keys belong to a user (`user`); agent keys to one entity (`entity`). */
+export const CreateKeyBody = z
+  .object({
+    name: z.string().min(1).max(128),
+    role: z.enum(KEY_ROLES),
+    user: Name.optional(),
+    entity: Name.optional(),
+  })
+  .strict();
+export type CreateKeyBody = z.input<typeof CreateKeyBody>;
+/** The secret is shown once, here; the server keeps only its hash. */
+export const CreatedKey = z.object({
+  name: z.string(),
+  role: z.enum(KEY_ROLES),
+  user: z.string().nullable(),
+  entity: z.string().nullable(),
+  key: z.string(),
+});
+export type CreatedKey = z.infer<typeof CreatedKey>;
+
+export const PENDING_REASONS = ['no_agent', 'queue_limit', 'entity_limit', 'agents_busy', 'queued', 'next'] as const;
 /** Why a pending item has not started yet. */
 export const PendingReason = z.object({
   code: z.enum(PENDING_REASONS),
@@ -66,6 +151,8 @@ export type Item = z.infer<typeof Item>;
 export const PushBody = z.object({
   spec: LaunchSpec,
   priority: z.enum(Object.keys(PRIORITIES) as [keyof typeof PRIORITIES]).optional(),
+  /** Values of the queue's `{{variable}}`s; the server validates and substitutes them. */
+  template_variables: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
 });
 export type PushBody = z.input<typeof PushBody>;
 
@@ -103,8 +190,16 @@ export const Agent = z.object({
   started_at: Timestamp,
   last_heartbeat_at: Timestamp,
   current_jobs: z.number().int(),
+  /** A stop asked through the API and not yet carried out. */
+  stop_requested: z.enum(['finish', 'stop-runs']).nullable().default(null),
 });
 export type Agent = z.infer<typeof Agent>;
+
+/** `finish`: take no new work, let running jobs end, then exit; `stop-runs`: stop them now (as on SIGTERM). */
+export const AGENT_STOP_MODES = ['finish', 'stop-runs'] as const;
+export type AgentStopMode = (typeof AGENT_STOP_MODES)[number];
+export const StopAgentBody = z.object({ mode: z.enum(AGENT_STOP_MODES).default('stop-runs') }).strict();
+export type StopAgentBody = z.input<typeof StopAgentBody>;
 
 export const RegisterAgentBody = z.object({
   /** Stable identity: the same id across restarts lets the agent reconcile the runs it held. */
@@ -156,6 +251,8 @@ export const PollResponse = z.object({
   items: z.array(ClaimedItem),
   /** Runs held by this agent that a user asked to cancel. */
   cancel: z.array(z.string()),
+  /** Set when someone asked this agent to stop (`liftoff agents stop`): it must wind down as the mode says. */
+  stop: z.enum(AGENT_STOP_MODES).nullable().default(null),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

@@ -3,8 +3,11 @@ import { z } from 'zod';
 import {
   Agent,
   CodeArchive,
+  CreatedKey,
+  Entity,
   Item,
   LogAppendResponse,
+  Members,
   LogReadResponse,
   PollResponse,
   Queue,
@@ -12,10 +15,15 @@ import {
   Run,
   RunDetail,
   Whoami,
+  type CreateEntityBody,
+  type CreateKeyBody,
   type CreateQueueBody,
+  type UpdateEntityBody,
+  type UpdateQueueBody,
   type PollBody,
   type PushBody,
   type RegisterAgentBody,
+  type StopAgentBody,
   type ReportRunBody,
 } from './api.js';
 import { errorFromBody, LiftoffError, ServerUnreachableError } from './errors.js';
@@ -107,6 +115,32 @@ export class LiftoffClient {
   }
   getQueue(entity: string, queue: string) {
     return this.json(Queue, 'GET', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
+  }
+  updateQueue(entity: string, queue: string, body: UpdateQueueBody) {
+    return this.json(Queue, 'PATCH', `/api/entities/${enc(entity)}/queues/${enc(queue)}`, { body });
+  }
+  // users, teams and keys
+  createUser(name: string) {
+    return this.json(Members, 'POST', '/api/users', { body: { name } });
+  }
+  createTeam(name: string) {
+    return this.json(Members, 'POST', '/api/teams', { body: { name } });
+  }
+  addMember(entity: string, user: string) {
+    return this.json(Members, 'POST', `/api/entities/${enc(entity)}/members`, { body: { user } });
+  }
+  createKey(body: CreateKeyBody) {
+    return this.json(CreatedKey, 'POST', '/api/keys', { body });
+  }
+  // entities
+  createEntity(body: CreateEntityBody) {
+    return this.json(Entity, 'POST', '/api/entities', { body });
+  }
+  getEntity(entity: string) {
+    return this.json(Entity, 'GET', `/api/entities/${enc(entity)}`);
+  }
+  updateEntity(entity: string, body: UpdateEntityBody) {
+    return this.json(Entity, 'PATCH', `/api/entities/${enc(entity)}`, { body });
   }
   async deleteQueue(entity: string, queue: string): Promise<void> {
     await this.fetch('DELETE', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
@@ -206,6 +240,9 @@ export class LiftoffClient {
       timeoutMs: this.timeoutMs + (body.wait_ms ?? 30_000),
     });
   }
+  stopAgent(agentId: string, body: StopAgentBody) {
+    return this.json(Agent, 'POST', `/api/agents/${enc(agentId)}/stop`, { body });
+  }
   async agentStopped(agentId: string): Promise<void> {
     await this.fetch('POST', `/api/agents/${enc(agentId)}/stopped`);
   }
@@ -226,9 +263,11 @@ export class LiftoffClient {
   }
 
   // code archives
-  uploadArchive(data: Uint8Array) {
+  /** `entity`: the entity the archive is for (needed when the key acts in several). */
+  uploadArchive(data: Uint8Array, entity?: string) {
     return this.json(CodeArchive, 'POST', '/api/code-archives', {
       raw: { data, contentType: 'application/gzip' },
+      query: { entity },
       timeoutMs: 10 * 60_000,
     });
   }

@@ -70,6 +70,21 @@ export class ConflictError extends LiftoffError {
     super('CONFLICT', message);
   }
 }
+/** W&B Launch refuses a non-default priority on a queue without prioritisation; so does Liftoff, saying how to fix it. */
+export class PrioritizationDisabledError extends LiftoffError {
+  constructor(queue: string, priority: string) {
+    super(
+      'BAD_REQUEST',
+      `Queue "${queue}" does not have prioritization enabled, so it only takes the default priority "medium" (got "${priority}"). Push without --priority, or enable it with "liftoff queue update ${queue} --prioritization V0".`,
+    );
+  }
+}
+/** A pushed `{{variable}}` value that the queue's template does not define or whose schema it breaks. */
+export class TemplateVariableError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}
 export class ConfigInvalidError extends LiftoffError {
   /** One line per problem, each naming the field, the value and what is allowed. */
   readonly problems: string[];

@@ -8,3 +8,4 @@ export * from './client.js';
 export * from './credentials.js';
 export const LIFTOFF_VERSION = '0.1.0';
 export * from './archive.js';
+export * from './containerArgs.js';

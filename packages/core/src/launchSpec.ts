@@ -59,7 +59,24 @@ export const GitSource = z.object({
   url: z.string().superRefine(refine(assertSafeGitUrl)),
   ref: z.string().superRefine(refine(assertSafeGitRef)).optional(),
 });
-export const JobSource = z.discriminatedUnion('type', [CodeSource, GitSource]);
+/** `[registry/]repository[:tag][@digest]`, as docker accepts it; never an option. */
+const IMAGE_REF =
+  /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+export function assertImageRef(ref: string): void {
+  if (!IMAGE_REF.test(ref)) {
+    throw new SourceRefusedError(
+      `Refused image "${ref}": expected [registry/]repository[:tag][@sha256:digest] in lower case.`,
+    );
+  }
+}
+
+export const ImageSource = z.object({
+  type: z.literal('image'),
+  /** A container image run as is, without a build. */
+  image: z.string().superRefine(refine(assertImageRef)),
+});
+export const JobSource = z.discriminatedUnion('type', [CodeSource, GitSource, ImageSource]);
 export type JobSource = z.infer<typeof JobSource>;
 
 export const ResourceTypeSchema = z.enum(RESOURCE_TYPES);
@@ -67,22 +84,37 @@ export const ResourceTypeSchema = z.enum(RESOURCE_TYPES);
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
 
 /** What a user pushes: where the code comes from, how to start it, and with what configuration. */
-export const LaunchSpec = z.object({
-  source: JobSource,
-  /** argv of the program to run; never passed through a shell. */
-  entry_point: z.array(z.string().min(1)).min(1, 'needs at least the program to run'),
-  args: z.array(z.string()).default([]),
-  /** Run configuration overrides, handed to the job as JSON in LIFTOFF_RUN_CONFIG. */
-  run_config: z.record(z.string(), z.unknown()).default({}),
-  env: z.record(EnvName, z.string()).default({}),
-  /** Target resource; defaults to the queue's. */
-  resource: ResourceTypeSchema.optional(),
-  /** `{<resource>: {...}}`; merged over the queue's default resource_args. */
-  resource_args: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
-  name: z.string().max(128).optional(),
-  project: z.string().max(128).optional(),
-  /** Set by the server from the pushing key; a pushed value is ignored. */
-  author: z.string().optional(),
-});
+export const LaunchSpec = z
+  .object({
+    source: JobSource,
+    /** argv of the program to run; never passed through a shell. */
+    /** Optional only for image jobs, which then run the image's own entry point. */
+    entry_point: z.array(z.string().min(1)).default([]),
+    args: z.array(z.string()).default([]),
+    /** Run configuration overrides, handed to the job as JSON in LIFTOFF_RUN_CONFIG. */
+    run_config: z.record(z.string(), z.unknown()).default({}),
+    env: z.record(EnvName, z.string()).default({}),
+    /** Target resource; defaults to the queue's. */
+    resource: ResourceTypeSchema.optional(),
+    /** `{<resource>: {...}}`; merged over the queue's default resource_args. */
+    resource_args: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+    /** Dockerfile of the job, relative to its code (build context); else `Dockerfile.liftoff` next to the entry point, else generated. */
+    dockerfile: z
+      .string()
+      .min(1)
+      .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
+        message: 'must be a path inside the code, without ".."',
+      })
+      .optional(),
+    name: z.string().max(128).optional(),
+    project: z.string().max(128).optional(),
+    /** Set by the server from the pushing key; a pushed value is ignored. */
+    author: z.string().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.source.type !== 'image' && spec.entry_point.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['entry_point'], message: 'needs at least the program to run' });
+    }
+  });
 export type LaunchSpec = z.infer<typeof LaunchSpec>;
 export type LaunchSpecInput = z.input<typeof LaunchSpec>;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import {
@@ -8,17 +9,28 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
+import { ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
 import { authenticate } from './auth.js';
 import type { App, AppContext } from './context.js';
 import { agentRoutes } from './routes/agents.js';
 import { archiveRoutes } from './routes/archives.js';
+import { accountRoutes } from './routes/accounts.js';
+import { entityRoutes } from './routes/entities.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
+import { staticRoutes } from './routes/static.js';
 
-/** Builds the HTTP API: every route under /api needs a key, validates with the shared zod schemas. */
-export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<App> {
+/**
+ * Builds the HTTP API: every route under /api needs a key, validates with the shared zod schemas. With `webDir`, the
+ * web UI's build is served at `/` too.
+ */
+export async function buildApp(
+  ctx: AppContext,
+  logger: FastifyBaseLogger,
+  opts: { webDir?: string } = {},
+): Promise<App> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 8 * 1024 * 1024,
@@ -26,7 +38,14 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     keepAliveTimeout: ctx.settings.pollTimeoutMs + 5_000,
     requestTimeout: 0,
     forceCloseConnections: true,
+    // Every log line of a request carries its id (pino JSON, field reqId): the caller's X-Request-Id when it sends
+    // one, else a UUID, unique across replicas unlike fastify's per-process counter. It is echoed back.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
   }).withTypeProvider<ZodTypeProvider>();
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -45,7 +64,12 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
 
   app.decorateRequest('principal');
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/api/')) req.principal = await authenticate(ctx.store, req);
+    if (!req.url.startsWith('/api/')) return;
+    req.principal = await authenticate(ctx.store, req);
+    // Agent keys run the agent protocol and read their entity; everything else needs a user key.
+    const tags = (req.routeOptions.schema as { tags?: string[] } | undefined)?.tags ?? [];
+    if (req.principal.role === 'agent' && req.method !== 'GET' && !tags.includes('agent protocol'))
+      throw new ForbiddenError('An agent key may only run the agent protocol and read; use a user or admin key.');
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -77,16 +101,25 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   app.get('/api/whoami', { schema: { tags: ['auth'], response: { 200: Whoami } } }, async (req) => ({
     key_name: req.principal.keyName,
     role: req.principal.role,
-    entity: req.principal.entityId ? (await ctx.store.entityById(req.principal.entityId)).name : '*',
+    entity:
+      req.principal.entityIds === null
+        ? '*'
+        : (await Promise.all(req.principal.entityIds.map(async (id) => (await ctx.store.entityById(id)).name))).join(
+            ',',
+          ),
   }));
   app.get('/healthz', { schema: { hide: true, response: { 200: z.object({ ok: z.boolean() }) } } }, async () => ({
     ok: true,
   }));
 
+  entityRoutes(app, ctx);
+  accountRoutes(app, ctx);
+  metricsRoutes(app, ctx);
   queueRoutes(app, ctx);
   itemRoutes(app, ctx);
   runRoutes(app, ctx);
   agentRoutes(app, ctx);
   archiveRoutes(app, ctx);
+  if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

@@ -14,5 +14,13 @@ export async function authenticate(store: Store, req: FastifyRequest): Promise<P
   if (!match?.[1]) throw new UnauthenticatedError();
   const row = await store.findKeyByHash(hashKey(match[1]));
   if (!row) throw new UnauthenticatedError('Unknown API key. Check LIFTOFF_API_KEY or ~/.config/liftoff/credentials.');
-  return { keyName: row.name, role: row.role as Principal['role'], entityId: row.entity_id };
+  const role = row.role as Principal['role'];
+  // A user key acts in its user's entities (looked up per request, so membership changes apply at once); an agent
+  // key in its one entity; a key with neither is server-wide.
+  const entityIds = row.user_id
+    ? await store.accounts.entityIdsOf(row.user_id)
+    : row.entity_id
+      ? [row.entity_id]
+      : null;
+  return { keyName: row.name, role, entityId: row.entity_id, userId: row.user_id, entityIds };
 }

@@ -12,6 +12,7 @@ export interface Bus {
    * check, then `wait`.
    */
   subscribe(topics: Topic[], signal?: AbortSignal): Subscription;
+  close?(): Promise<void>;
 }
 
 export interface Subscription {
@@ -32,6 +33,11 @@ export class LocalBus implements Bus {
 
   publish(topic: Topic): void {
     this.emitter.emit(topic);
+  }
+
+  /** Wakes every subscriber (after notifications may have been missed), so each re-checks the database. */
+  wakeAll(): void {
+    for (const t of this.emitter.eventNames()) this.emitter.emit(t);
   }
 
   subscribe(topics: Topic[], signal?: AbortSignal): Subscription {

@@ -9,6 +9,8 @@ import type {
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { ForbiddenError, NotFoundError } from '@liftoff/core';
 import type { Bus } from './bus.js';
+import type { Metrics } from './metrics.js';
+import type { RetentionPolicy } from './store/retention.js';
 import type { EntityRef, Store } from './store/store.js';
 
 export interface ServerSettings {
@@ -19,14 +21,27 @@ export interface ServerSettings {
   /** Longest a poll request is held open when nothing arrives. */
   pollTimeoutMs: number;
   reapIntervalMs: number;
+  /** Pruning of ended items, their runs and logs (retention.ts); both null keeps everything. */
+  retention: RetentionPolicy;
+  pruneIntervalMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
   leaseMs: 60_000,
-  heartbeatIntervalMs: 10_000,
-  pollTimeoutMs: 30_000,
+  heartbeatIntervalMs: 30_000,
+  pollTimeoutMs: 24_000,
   reapIntervalMs: 1_000,
+  retention: { maxAgeMs: null, keepPerQueue: null },
+  pruneIntervalMs: 60_000,
 };
+
+/**
+ * How long a poll is held. An open poll counts as the agent's heartbeat (the server notes the agent alive when a
+ * poll starts and when it ends), so polls are held for less than a heartbeat interval: an idle agent then needs no
+ * other request, about 2.5 a minute instead of the 6 of a 10 s poller.
+ */
+export const pollHoldMs = (s: ServerSettings): number =>
+  Math.max(100, Math.min(s.pollTimeoutMs, Math.floor(s.heartbeatIntervalMs * 0.8)));
 
 export interface AppContext {
   store: Store;
@@ -34,6 +49,7 @@ export interface AppContext {
   settings: ServerSettings;
   archiveDir: string;
   now: () => number;
+  metrics: Metrics;
 }
 
 export type App = FastifyInstance<
@@ -46,9 +62,14 @@ export type App = FastifyInstance<
 
 export interface Principal {
   keyName: string;
+  /** admin: administers its entities; member: pushes, reads and cancels; agent: the agent protocol and reads. */
   role: 'admin' | 'member' | 'agent';
-  /** null: the key may act in every entity. */
+  /** An agent key's entity; null for user keys and server-wide keys. */
   entityId: string | null;
+  /** The user a user key belongs to; null for agent keys and server-wide keys. */
+  userId: string | null;
+  /** Entities the key may act in; null: every entity (a server-wide admin key). */
+  entityIds: string[] | null;
 }
 
 declare module 'fastify' {
@@ -65,7 +86,13 @@ export async function entityFor(ctx: AppContext, req: FastifyRequest, name: stri
 }
 
 export function canAccess(req: FastifyRequest, entityId: string): boolean {
-  return req.principal.entityId === null || req.principal.entityId === entityId;
+  return req.principal.entityIds === null || req.principal.entityIds.includes(entityId);
+}
+
+/** Creating entities, users and their keys, and /metrics: only server-wide admin keys. */
+export function assertServerAdmin(req: FastifyRequest, what: string): void {
+  if (req.principal.role !== 'admin' || req.principal.entityIds !== null)
+    throw new ForbiddenError(`${what} needs a server admin key (the one "liftoff server" wrote on its first start).`);
 }
 
 export function assertAccess(req: FastifyRequest, entityId: string, what: string): void {

@@ -3,19 +3,26 @@ import pino, { type Logger } from 'pino';
 import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
 import { buildApp } from './app.js';
 import { generateKey, hashKey } from './auth.js';
-import { LocalBus } from './bus.js';
+import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
-import { openSqlite } from './store/database.js';
+import { Metrics } from './metrics.js';
+import { PgBus } from './pgBus.js';
+import { openPostgres, openSqlite, redactUrl } from './store/database.js';
+import { pruneEnded } from './store/retention.js';
 import { Store } from './store/store.js';
 
 export interface ServerOptions {
   host: string;
   port: number;
   dataDir: string;
+  /** A postgres:// URL; absent: SQLite at <dataDir>/liftoff.db. Code archives stay in the data dir either way. */
+  databaseUrl?: string;
   env: Env;
   settings?: Partial<ServerSettings>;
   logger?: Logger;
   now?: () => number;
+  /** The web UI's build directory (packages/web/dist), served at `/`; the API works without it. */
+  webDir?: string;
 }
 
 export interface RunningServer {
@@ -35,17 +42,40 @@ export const DEFAULT_QUEUE = 'default';
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? pino({ level: 'warn' });
   const now = opts.now ?? Date.now;
-  const { db, dialect } = await openSqlite(join(opts.dataDir, 'liftoff.db'));
+  const { db, dialect } = opts.databaseUrl
+    ? await openPostgres(opts.databaseUrl)
+    : await openSqlite(join(opts.dataDir, 'liftoff.db'));
   const store = new Store(db, dialect);
+  // Replicas on one PostgreSQL wake each other's long-polls through LISTEN/NOTIFY; SQLite is one process.
+  let bus: Bus;
+  try {
+    bus = opts.databaseUrl ? await PgBus.start(opts.databaseUrl, logger) : new LocalBus();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const settings = { ...DEFAULT_SETTINGS, ...opts.settings };
-  const ctx: AppContext = { store, bus: new LocalBus(), settings, archiveDir: join(opts.dataDir, 'archives'), now };
+  const ctx: AppContext = {
+    store,
+    bus,
+    settings,
+    archiveDir: join(opts.dataDir, 'archives'),
+    now,
+    metrics: new Metrics(),
+  };
+  if (opts.databaseUrl) logger.info({ database: redactUrl(opts.databaseUrl) }, 'using PostgreSQL');
 
   const entity = await store.ensureEntity(DEFAULT_ENTITY, now());
   if (!(await store.findQueue(entity.id, DEFAULT_QUEUE)) && (await store.listQueues(entity)).length === 0) {
-    await store.createQueue(entity, { name: DEFAULT_QUEUE, resource: 'local-process', resource_args: {} }, now());
+    // Two replicas starting at once on a fresh PostgreSQL race here; the loser finds the winner's queue.
+    await store
+      .createQueue(entity, { name: DEFAULT_QUEUE, resource: 'local-process', resource_args: {} }, now())
+      .catch(async (e: unknown) => {
+        if (!(await store.findQueue(entity.id, DEFAULT_QUEUE))) throw e;
+      });
   }
 
-  const app = await buildApp(ctx, logger);
+  const app = await buildApp(ctx, logger, { webDir: opts.webDir });
   const address = await app.listen({ host: opts.host, port: opts.port });
   const url = address.replace('://[::1]', '://localhost');
 
@@ -70,11 +100,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       .reap(t, t - 3 * settings.heartbeatIntervalMs)
       .then((r) => {
         for (const q of r.queueIds) ctx.bus.publish(`queue:${q}`);
+        // A dead agent's freed slots may unblock other queues under the same entity limit.
+        if (r.killedAgents.length)
+          for (const q of r.queueIds)
+            void store.queuesSharingLimits(q).then((qs) => qs.forEach((x) => ctx.bus.publish(`queue:${x}`)));
         for (const a of r.killedAgents) logger.warn({ agent: a }, 'agent heartbeat lost; marked KILLED');
       })
       .catch((err: unknown) => logger.error({ err }, 'reaper failed'));
   }, settings.reapIntervalMs);
   reaper.unref();
+  const pruner = setInterval(() => {
+    pruneEnded(store.db, store.dialect, now(), settings.retention)
+      .then((n) => n && logger.info({ items: n }, 'pruned ended items past retention'))
+      .catch((err: unknown) => logger.error({ err }, 'pruning failed'));
+  }, settings.pruneIntervalMs);
+  pruner.unref();
 
   return {
     url,
@@ -87,7 +127,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     async close() {
       clearInterval(reaper);
+      clearInterval(pruner);
       await app.close();
+      await bus.close?.();
       await store.close();
     },
   };

@@ -1,4 +1,5 @@
 import type { ResourceType } from '@liftoff/core';
+import { LocalContainerRunner } from './localContainer.js';
 import { LocalProcessRunner } from './localProcess.js';
 import type { Runner, RunnerDeps } from './types.js';
 
@@ -7,4 +8,5 @@ export type { JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './ty
 /** Runner type → factory. A queue whose type is missing here is refused when the agent starts. */
 export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Runner>> = {
   'local-process': (deps) => new LocalProcessRunner(deps),
+  'local-container': (deps) => new LocalContainerRunner(deps),
 };

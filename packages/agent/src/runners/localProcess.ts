@@ -14,14 +14,14 @@ const PID_FILE = '.liftoff-process.json';
 export class LocalProcessRunner implements Runner {
   readonly type = 'local-process' as const;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: Pick<RunnerDeps, 'logger' | 'processEnv'>) {}
 
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');
     const child = spawn(program, [...rest, ...job.spec.args], {
       cwd: job.workDir,
-      env: job.env,
+      env: { ...definedOnly(this.deps.processEnv), ...job.env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -104,6 +104,12 @@ export class LocalProcessRunner implements Runner {
       message: `The agent restarted while this run was active; a local process cannot be re-adopted${killed ? ', so its leftover processes were stopped' : ''}. Launch it again.`,
     };
   }
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

@@ -1,5 +1,7 @@
+import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import type { LaunchSpec, ResourceType } from '@liftoff/core';
+import type { Env, LaunchSpec, ResourceType } from '@liftoff/core';
+import type { RegistryCredentials } from '../docker/credentials.js';
 
 /** Everything a runner needs to start one job; runners read nothing else (no process.env, no globals). */
 export interface JobContext {
@@ -10,10 +12,16 @@ export interface JobContext {
   spec: LaunchSpec;
   /** The job's source, already fetched; the process starts here. */
   workDir: string;
-  /** The complete environment of the job. */
+  /** The run's own environment (LIFTOFF_* and the spec's env); runners add their base. */
   env: Record<string, string>;
+  /** Container runners: the image to run (built, or the job's own). */
+  image?: string;
+  /** Container runners: mount `workDir` here and start in it (noop builder). */
+  mountCodeAt?: string;
   /** Receives the job's stdout and stderr, interleaved, as UTF-8 text. */
-  onOutput(text: string): void;
+  onOutput: (text: string) => void;
+  /** Writes a `[liftoff]` status line to the run's log. */
+  onNote: (line: string) => void;
   logger: Logger;
 }
 
@@ -41,9 +49,15 @@ export interface Runner {
    * Deals with a run left over from a previous incarnation of this agent. Returns a handle when the run could be
    * re-adopted, or an outcome to report when it could not.
    */
-  reconcile(run: { runId: string; workDir: string }): Promise<RunHandle | RunOutcome>;
+  reconcile(run: { runId: string; workDir: string; onOutput: (text: string) => void }): Promise<RunHandle | RunOutcome>;
 }
 
+/** Services injected into runners; runners read nothing from the process themselves. */
 export interface RunnerDeps {
   logger: Logger;
+  /** Base environment of local processes (the agent's, minus its secrets). */
+  processEnv: Env;
+  agentId: string;
+  docker: Dockerode;
+  credentials: RegistryCredentials;
 }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core';
-import { LaunchAgent, agentIdentity, assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
+import { LaunchAgent, agentIdentity, dockerServices, assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
 import { connect } from '../connection.js';
 import { jobEnvironment, onShutdown } from './shared.js';
 
@@ -16,6 +16,7 @@ interface AgentCliFlags {
   url?: string;
   name?: string;
   dataDir?: string;
+  pollInterval?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -33,6 +34,10 @@ export function agentCommand(program: Command, env: Env): void {
     .option('-v, --verbose', 'more logging (repeat for more)', count, 0)
     .option('-u, --url <url>', 'server URL (default LIFTOFF_BASE_URL, else the credentials file)')
     .option('--name <name>', 'stable agent name; its identity across restarts')
+    .option(
+      '--poll-interval <seconds>',
+      'poll every N seconds instead of holding a long-poll open (as W&B Launch does)',
+    )
     .option('--data-dir <dir>', 'where work directories and the agent identity live (default ~/.local/share/liftoff)')
     .action(async (flags: AgentCliFlags) => {
       const config = resolveAgentConfig(
@@ -43,6 +48,7 @@ export function agentCommand(program: Command, env: Env): void {
           config: flags.config,
           verbosity: flags.verbose || undefined,
           name: flags.name,
+          ...(flags.pollInterval !== undefined ? { pollIntervalSeconds: Number(flags.pollInterval) } : {}),
         },
         env,
       );
@@ -74,11 +80,17 @@ export function agentCommand(program: Command, env: Env): void {
         hostname: host,
         dataDir,
         jobEnv: jobEnvironment(env),
+        ...dockerServices(env, config.file.builder),
         logger,
         say: (line) => console.log(line),
       });
-      await agent.start();
-      onShutdown(() => agent.stop());
+      // The signal handler goes in before start-up finishes: a SIGTERM right after "polling" must still stop cleanly.
+      const started = agent.start();
+      onShutdown(async () => {
+        await started.catch(() => undefined);
+        await agent.stop();
+      });
+      await started;
       await agent.wait();
     });
 }

@@ -24,10 +24,13 @@ interface LaunchFlags {
   code?: string;
   git?: string;
   ref?: string;
-  entryPoint: string;
+  image?: string;
+  dockerfile?: string;
+  entryPoint?: string;
   config?: string;
   set: string[];
   env: string[];
+  setVar: string[];
   priority?: string;
   resource?: string;
   resourceArgs?: string;
@@ -46,15 +49,17 @@ export function launchCommand(program: Command, env: Env): void {
   program
     .command('launch')
     .description('push a job onto a queue')
-    .usage('-q QUEUE (--code DIR | --git URL [--ref REF]) -E "PROGRAM ARGS" [options] [-- job args]')
+    .usage('-q QUEUE (--code DIR | --git URL [--ref REF] | --image IMAGE) -E "PROGRAM ARGS" [options] [-- job args]')
     .option('-q, --queue <name>', 'queue to push to', 'default')
     .option('-e, --entity <name>', 'entity owning the queue', 'default')
     .option('--code <dir>', "upload this directory as the job's code")
     .option('--git <url>', 'clone this repository (https://, ssh://, file:// or user@host:path)')
     .option('--ref <ref>', "git branch, tag or commit (default: the remote's HEAD)")
-    .requiredOption(
+    .option('--image <image>', 'run this container image as is, without a build (default: $LIFTOFF_DOCKER)')
+    .option('--dockerfile <path>', "the job's Dockerfile, relative to its code (container queues)")
+    .option(
       '-E, --entry-point <command>',
-      'program and its arguments, e.g. "python train.py" (split like a shell would, never run by one)',
+      'program and its arguments, e.g. "python train.py" (split like a shell would, never run by one); optional for images',
     )
     .option('-c, --config <file>', 'run config overrides from a YAML or JSON file')
     .option(
@@ -64,6 +69,12 @@ export function launchCommand(program: Command, env: Env): void {
       [],
     )
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option(
+      '--set-var <name=value>',
+      "value of a {{variable}} of the queue's config template (repeatable)",
+      collect,
+      [],
+    )
     .option('-P, --priority <priority>', `one of ${Object.keys(PRIORITIES).join(', ')}`)
     .option('--resource <type>', `target resource (${RESOURCE_TYPES.join(', ')}); must match the queue's`)
     .option('--resource-args <json>', 'resource args as JSON, {"<resource>": {...}} or the resource\'s own object')
@@ -75,10 +86,12 @@ export function launchCommand(program: Command, env: Env): void {
     .argument('[args...]', 'arguments appended to the entry point (after --)')
     .action(async (args: string[], flags: LaunchFlags) => {
       const client = connect({ url: flags.url }, env);
-      const spec = await buildSpec(client, args, flags);
+      const spec = await buildSpec(client, args, flags, env);
       const item = await client.push(flags.entity, flags.queue, {
         spec,
         ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+        // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
+        template_variables: parsePairs(flags.setVar, '--set-var'),
       });
       if (flags.json && !flags.wait) return printJson(item);
       process.stderr.write(
@@ -92,10 +105,23 @@ export function launchCommand(program: Command, env: Env): void {
     });
 }
 
-async function buildSpec(client: LiftoffClient, args: string[], flags: LaunchFlags): Promise<LaunchSpecInput> {
-  if (Boolean(flags.code) === Boolean(flags.git))
-    throw new BadRequestError('Give exactly one source: --code DIR or --git URL.');
+async function buildSpec(
+  client: LiftoffClient,
+  args: string[],
+  flags: LaunchFlags,
+  env: Env,
+): Promise<LaunchSpecInput> {
+  const image = flags.image ?? (!flags.code && !flags.git ? env.LIFTOFF_DOCKER || undefined : undefined);
+  if ([flags.code, flags.git, image].filter(Boolean).length !== 1) {
+    throw new BadRequestError(
+      'Give exactly one source: --code DIR, --git URL or --image IMAGE (or set LIFTOFF_DOCKER).',
+    );
+  }
   if (flags.ref && !flags.git) throw new BadRequestError('--ref only applies to --git.');
+  if (flags.dockerfile && image)
+    throw new BadRequestError('--dockerfile needs code to build (--code or --git), not an image.');
+  if (!flags.entryPoint && !image)
+    throw new BadRequestError('--entry-point (-E) is required for --code and --git jobs.');
   if (flags.priority && !(flags.priority in PRIORITIES)) {
     throw new BadRequestError(
       `--priority must be one of ${Object.keys(PRIORITIES).join(', ')}, got "${flags.priority}".`,
@@ -104,24 +130,33 @@ async function buildSpec(client: LiftoffClient, args: string[], flags: LaunchFla
   if (flags.resource && !(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
     throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
   }
-  const source = flags.git
-    ? { type: 'git' as const, url: flags.git, ...(flags.ref ? { ref: flags.ref } : {}) }
-    : { type: 'code' as const, archive_id: (await client.uploadArchive(await packDirectory(flags.code as string))).id };
+  const source = image
+    ? { type: 'image' as const, image }
+    : flags.git
+      ? { type: 'git' as const, url: flags.git, ...(flags.ref ? { ref: flags.ref } : {}) }
+      : {
+          type: 'code' as const,
+          archive_id: (await client.uploadArchive(await packDirectory(flags.code as string), flags.entity)).id,
+        };
   return {
     source,
-    entry_point: splitCommand(flags.entryPoint),
+    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
+    ...(flags.dockerfile ? { dockerfile: flags.dockerfile } : {}),
     args,
     run_config: runConfig(flags),
     env: parsePairs(flags.env, '--env'),
     ...(flags.resource ? { resource: flags.resource as ResourceType } : {}),
-    resource_args: resourceArgs(flags),
+    resource_args: flags.resourceArgs
+      ? resourceArgs(flags, flags.resource ?? (await client.getQueue(flags.entity, flags.queue)).resource)
+      : {},
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.project ? { project: flags.project } : {}),
   };
 }
 
 export function splitCommand(command: string): string[] {
-  const parts = parseShell(command);
+  // Variables are not ours to expand: $HOME stays $HOME for the job (or the shell it starts) to read.
+  const parts = parseShell(command, (name) => `$${name}`);
   if (!parts.length) throw new BadRequestError('--entry-point is empty.');
   return parts.map((p) => {
     if (typeof p !== 'string') {
@@ -196,7 +231,8 @@ function parsePairs(pairs: string[], flag: string): Record<string, string> {
   return out;
 }
 
-function resourceArgs(flags: LaunchFlags): Record<string, Record<string, unknown>> {
+/** `--resource-args` given as the resource's own object applies to --resource, else to the queue's resource. */
+function resourceArgs(flags: LaunchFlags, queueResource: string): Record<string, Record<string, unknown>> {
   if (!flags.resourceArgs) return {};
   let parsed: unknown;
   try {
@@ -211,11 +247,7 @@ function resourceArgs(flags: LaunchFlags): Record<string, Record<string, unknown
   const keyed =
     Object.keys(obj).length > 0 && Object.keys(obj).every((k) => (RESOURCE_TYPES as readonly string[]).includes(k));
   if (keyed) return obj as Record<string, Record<string, unknown>>;
-  if (!flags.resource)
-    throw new BadRequestError(
-      '--resource-args without resource keys needs --resource to say which resource they are for.',
-    );
-  return { [flags.resource]: obj };
+  return { [flags.resource ?? queueResource]: obj };
 }
 
 /** Waits for the item's run, streams its logs, and returns the exit status to exit with. */

@@ -12,6 +12,7 @@ import {
   type RunDetail,
 } from '@liftoff/core';
 import { connect } from '../connection.js';
+import { addQueueSwitches, queueSwitches, readTemplateVariables, type QueueSwitches } from './queueOptions.js';
 import { duration, printJson, table, when } from '../output.js';
 
 interface Common {
@@ -29,26 +30,34 @@ const common = (cmd: Command): Command =>
 export function queueCommands(program: Command, env: Env): void {
   const queue = program.command('queue').description('create, list, show and delete queues');
 
-  common(queue.command('create <name>').description('create a queue'))
+  addQueueSwitches(common(queue.command('create <name>').description('create a queue')))
     .option('-r, --resource <type>', `resource type: ${RESOURCE_TYPES.join(', ')}`, 'local-process')
     .option(
       '--config <json-or-file>',
-      "default resource args for the queue's resource: inline JSON or a YAML/JSON file",
+      "default resource args for the queue's resource: inline JSON or a YAML/JSON file; may hold {{variable}}s",
     )
-    .action(async (name: string, flags: Common & { resource: string; config?: string }) => {
-      const client = connect(flags, env);
-      if (!(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
-        throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
-      }
-      const args = flags.config ? readObject(flags.config) : undefined;
-      const q = await client.createQueue(flags.entity, {
-        name,
-        resource: flags.resource as ResourceType,
-        resource_args: args ? { [flags.resource]: args } : {},
-      });
-      if (flags.json) return printJson(q);
-      console.log(`created queue ${q.entity}/${q.name} (${q.resource})`);
-    });
+    .option('--template-variables <json-or-file>', '{"name": {"schema": {"type": "integer", "minimum": 1}}, ...}')
+    .action(
+      async (
+        name: string,
+        flags: Common & QueueSwitches & { resource: string; config?: string; templateVariables?: string },
+      ) => {
+        const client = connect(flags, env);
+        if (!(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
+          throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
+        }
+        const args = flags.config ? readObject(flags.config) : undefined;
+        const q = await client.createQueue(flags.entity, {
+          name,
+          resource: flags.resource as ResourceType,
+          resource_args: args ? { [flags.resource]: args } : {},
+          template_variables: readTemplateVariables(flags.templateVariables),
+          ...queueSwitches(flags),
+        });
+        if (flags.json) return printJson(q);
+        console.log(`created queue ${q.entity}/${q.name} (${q.resource})`);
+      },
+    );
 
   common(queue.command('list').description('list queues')).action(async (flags: Common) => {
     const { queues } = await connect(flags, env).listQueues(flags.entity);
@@ -72,12 +81,23 @@ export function queueCommands(program: Command, env: Env): void {
       `queue ${q.entity}/${q.name}\n  resource: ${q.resource}\n  pending: ${q.pending}  active: ${q.running}`,
     );
     console.log(`  resource_args: ${JSON.stringify(q.resource_args)}`);
+    console.log(
+      `  prioritization: ${q.prioritization_mode}  aging: ${q.aging_seconds === null ? 'none' : `${q.aging_seconds}s`}  max concurrency: ${q.max_concurrency ?? 'none'}`,
+    );
+    if (Object.keys(q.template_variables).length)
+      console.log(`  template variables: ${JSON.stringify(q.template_variables)}`);
     if (items.length) {
       const sorted = [...items].sort((a, b) => (a.position ?? 0) - (b.position ?? 0));
       console.log(
         table(
-          ['POSITION', 'ITEM', 'PRIORITY', 'CREATED'],
-          sorted.map((i) => [i.position, i.id, priorityName(i.priority), when(i.created_at)]),
+          ['POSITION', 'ITEM', 'PRIORITY', 'CREATED', 'WHY PENDING'],
+          sorted.map((i) => [
+            i.position,
+            i.id,
+            priorityName(i.priority),
+            when(i.created_at),
+            i.pending_reason?.message ?? '',
+          ]),
         ),
       );
     }
@@ -200,10 +220,13 @@ function printRun(r: RunDetail): void {
   );
   if (r.exit_code !== null) console.log(`  exit code: ${r.exit_code}`);
   if (r.error_stage) console.log(`  error (${r.error_stage}): ${r.error_message ?? ''}`);
+  const s = r.spec.source;
   const src =
-    r.spec.source.type === 'git'
-      ? `git ${r.spec.source.url}${r.spec.source.ref ? `@${r.spec.source.ref}` : ''}`
-      : `code archive ${r.spec.source.archive_id}`;
+    s.type === 'git'
+      ? `git ${s.url}${s.ref ? `@${s.ref}` : ''}`
+      : s.type === 'image'
+        ? `image ${s.image}`
+        : `code archive ${s.archive_id}`;
   console.log(`  source: ${src}`);
   console.log(`  command: ${[...r.spec.entry_point, ...r.spec.args].join(' ')}`);
 }

@@ -1,9 +1,10 @@
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { DEFAULT_HOST, DEFAULT_PORT, LiftoffClient, defaultDataDir, type Env } from '@liftoff/core';
-import { LaunchAgent, agentIdentity, resolveAgentConfig } from '@liftoff/agent';
+import { LaunchAgent, agentIdentity, dockerServices, resolveAgentConfig } from '@liftoff/agent';
 import { DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
 import { jobEnvironment, onShutdown } from './shared.js';
 
@@ -11,11 +12,17 @@ interface ServerFlags {
   host: string;
   port: string;
   dataDir?: string;
+  database?: string;
   leaseSeconds?: string;
   heartbeatSeconds?: string;
   pollTimeoutSeconds?: string;
+  retentionDays?: string;
+  retentionKeep?: string;
   logLevel: string;
 }
+
+/** The web UI's build: packages/web/dist next to this package (dist/commands/server.js → ../../../web/dist). */
+const WEB_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'web', 'dist');
 
 function addServerOptions(cmd: Command): Command {
   return cmd
@@ -23,12 +30,26 @@ function addServerOptions(cmd: Command): Command {
     .option('--port <port>', 'port to listen on (0 = any free port)', String(DEFAULT_PORT))
     .option('--data-dir <dir>', 'where the database and code archives live (default ~/.local/share/liftoff)')
     .option(
+      '--database <url>',
+      'postgres://user:password@host/db to use PostgreSQL (several servers may share one) instead of SQLite in the data dir (env LIFTOFF_DATABASE_URL)',
+    )
+    .option(
       '--lease-seconds <s>',
       'how long a claimed item waits for its agent to start it before it returns to the queue',
       '60',
     )
-    .option('--heartbeat-seconds <s>', 'agent heartbeat interval; an agent silent for 3 intervals is KILLED', '10')
-    .option('--poll-timeout-seconds <s>', 'longest an agent poll is held open', '30')
+    .option(
+      '--heartbeat-seconds <s>',
+      'agent heartbeat interval (an open poll counts); an agent silent for 3 intervals is KILLED',
+      '30',
+    )
+    .option(
+      '--poll-timeout-seconds <s>',
+      'longest an agent poll is held open (at most 80% of the heartbeat interval)',
+      '24',
+    )
+    .option('--retention-days <d>', 'delete ended items, their runs and logs this many days after they ended')
+    .option('--retention-keep <n>', 'keep at most this many ended items per queue (the latest)')
     .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
 }
 
@@ -39,6 +60,11 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number of seconds, got "${v}"`);
     return Math.round(n * 1000);
   };
+  const count = (v: string, name: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, got "${v}"`);
+    return n;
+  };
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`--port must be a port number, got "${flags.port}"`);
@@ -46,12 +72,18 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     host: flags.host,
     port,
     dataDir,
+    databaseUrl: flags.database ?? (env.LIFTOFF_DATABASE_URL || undefined),
     env,
+    webDir: WEB_DIR,
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
     settings: {
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),
       heartbeatIntervalMs: seconds(flags.heartbeatSeconds, 'heartbeat-seconds'),
       pollTimeoutMs: seconds(flags.pollTimeoutSeconds, 'poll-timeout-seconds'),
+      retention: {
+        maxAgeMs: flags.retentionDays === undefined ? null : seconds(flags.retentionDays, 'retention-days') * 86_400,
+        keepPerQueue: flags.retentionKeep === undefined ? null : count(flags.retentionKeep, 'retention-keep'),
+      },
     },
   });
   return { server, dataDir };
@@ -62,6 +94,7 @@ export function serverCommands(program: Command, env: Env): void {
     async (flags: ServerFlags) => {
       const { server, dataDir } = await start(flags, env);
       console.log(`Liftoff server listening on ${server.url}`);
+      console.log(`  web UI:    ${server.url}/ (sign in with the admin key)`);
       console.log(`  data dir:  ${dataDir}`);
       console.log(`  admin key: ${server.credentialsFile}${server.createdAdminKey ? ' (created now)' : ''}`);
       onShutdown(async () => {
@@ -100,11 +133,13 @@ export function serverCommands(program: Command, env: Env): void {
         hostname: host,
         dataDir,
         jobEnv: jobEnvironment(env),
+        ...dockerServices(env, config.file.builder),
         logger: pino({ level: flags.logLevel }, pino.destination(2)),
         say: (line) => console.log(`[agent] ${line}`),
       });
       await agent.start();
       console.log(`Liftoff is up at ${server.url}`);
+      console.log(`  web UI:    ${server.url}/ (sign in with the admin key)`);
       console.log(`  data dir:  ${dataDir}`);
       console.log(`  admin key: ${server.credentialsFile}${server.createdAdminKey ? ' (created now)' : ''}`);
       console.log(`  agent:     ${identity.name} polling queue "${DEFAULT_QUEUE}" (local-process)`);

@@ -8,17 +8,17 @@ import {
   PollResponse,
   RegisterAgentBody,
   RegisterAgentResponse,
+  StopAgentBody,
 } from '@liftoff/core';
-import { entityFor, type App, type AppContext } from '../context.js';
+import type { FastifyRequest } from 'fastify';
+import { canAccess, entityFor, pollHoldMs, type App, type AppContext } from '../context.js';
 
 const IdParams = z.object({ id: z.string() });
 
 export function agentRoutes(app: App, ctx: AppContext): void {
-  const ownAgent = async (req: { principal: { entityId: string | null } }, id: string) => {
+  const ownAgent = async (req: FastifyRequest, id: string) => {
     const agent = await ctx.store.getAgent(id);
-    if (req.principal.entityId !== null && req.principal.entityId !== agent.entity_id) {
-      throw new ForbiddenError(`Agent "${id}" belongs to another entity.`);
-    }
+    if (!canAccess(req, agent.entity_id)) throw new ForbiddenError(`Agent "${id}" belongs to another entity.`);
     return agent;
   };
 
@@ -66,7 +66,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       return {
         agent: publicAgent,
         heartbeat_interval_ms: ctx.settings.heartbeatIntervalMs,
-        poll_timeout_ms: ctx.settings.pollTimeoutMs,
+        poll_timeout_ms: pollHoldMs(ctx.settings),
         active_runs: await ctx.store.activeRunsOf(agent.id),
       };
     },
@@ -83,6 +83,19 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         req.body.current_jobs,
         ctx.now(),
       );
+      return agent;
+    },
+  );
+
+  /** `liftoff agents stop`: a user (not an agent key) asks an agent to stop; its open poll is woken to tell it. */
+  app.post(
+    '/api/agents/:id/stop',
+    { schema: { tags: ['agents'], params: IdParams, body: StopAgentBody, response: { 200: Agent } } },
+    async (req) => {
+      if (req.principal.role === 'agent') throw new ForbiddenError('Agent keys cannot stop agents; use a user key.');
+      await ownAgent(req, req.params.id);
+      const { entity_id: _e, ...agent } = await ctx.store.requestAgentStop(req.params.id, req.body.mode);
+      ctx.bus.publish(`agent:${agent.id}`);
       return agent;
     },
   );
@@ -106,25 +119,37 @@ export function agentRoutes(app: App, ctx: AppContext): void {
   app.post(
     '/api/agents/:id/poll',
     { schema: { tags: ['agent protocol'], params: IdParams, body: PollBody, response: { 200: PollResponse } } },
-    async (req) => {
+    async (req, reply) => {
       const agent = await ownAgent(req, req.params.id);
       const entity = await ctx.store.entityById(agent.entity_id);
       const queueIds: string[] = [];
       for (const name of req.body.queues) queueIds.push((await ctx.store.requireQueue(entity, name)).id);
-      const wait = Math.min(req.body.wait_ms ?? ctx.settings.pollTimeoutMs, ctx.settings.pollTimeoutMs);
+      const hold = pollHoldMs(ctx.settings);
+      const wait = Math.min(req.body.wait_ms ?? hold, hold);
       const deadline = ctx.now() + wait;
+      await ctx.store.touchAgent(agent.id, ctx.now());
       const abort = new AbortController();
-      req.raw.socket.once('close', () => abort.abort());
+      // The response closing before we answered means the agent hung up; the listener goes with this request
+      // (a keep-alive socket serves many polls, so listening on the socket would leak a listener per poll).
+      const onClose = () => {
+        if (!reply.raw.writableEnded) abort.abort();
+      };
+      reply.raw.once('close', onClose);
       const topics = [
         `agent:${agent.id}` as const,
         ...(req.body.max_items > 0 ? queueIds.map((q) => `queue:${q}` as const) : []),
       ];
       const sub = ctx.bus.subscribe(topics, abort.signal);
+      let woken = false;
       try {
         for (;;) {
           const cancel = await ctx.store.cancelsFor(agent.id);
+          const { stop_requested: stop } = await ctx.store.getAgent(agent.id);
+          // An agent asked to stop is told at once if it can take work (it must not), or when the request wakes
+          // this poll; a draining agent (max_items 0) re-polling is then held as usual instead of spinning.
+          const stopNow = stop !== null && (req.body.max_items > 0 || woken);
           const claimed =
-            req.body.max_items > 0 && !abort.signal.aborted
+            req.body.max_items > 0 && !abort.signal.aborted && stop === null
               ? await ctx.store.claim(agent.id, queueIds, req.body.max_items, ctx.settings.leaseMs, ctx.now())
               : [];
           if (claimed.length && abort.signal.aborted) {
@@ -132,8 +157,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
             for (const it of claimed) await ctx.store.releaseItem(it.id, agent.id);
             for (const q of queueIds) ctx.bus.publish(`queue:${q}`);
           }
+          for (const it of claimed) ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
           const remaining = deadline - ctx.now();
-          if (claimed.length || cancel.length || remaining <= 0 || abort.signal.aborted) {
+          if (claimed.length || cancel.length || stopNow || remaining <= 0 || abort.signal.aborted) {
             return {
               items: claimed.map((it) => ({
                 item_id: it.id,
@@ -144,12 +170,15 @@ export function agentRoutes(app: App, ctx: AppContext): void {
                 lease_expires_at: it.lease_expires_at,
               })),
               cancel,
+              stop,
             };
           }
-          await sub.wait(remaining);
+          woken = await sub.wait(remaining);
         }
       } finally {
         sub.close();
+        reply.raw.off('close', onClose);
+        await ctx.store.touchAgent(agent.id, ctx.now()).catch(() => undefined);
       }
     },
   );

@@ -4,7 +4,7 @@ import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BadRequestError, CodeArchive, assertSafeArchive } from '@liftoff/core';
-import { assertAccess, type App, type AppContext } from '../context.js';
+import { assertAccess, canAccess, entityFor, type App, type AppContext } from '../context.js';
 
 export const MAX_ARCHIVE_BYTES = 512 * 1024 * 1024;
 
@@ -18,22 +18,37 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
   /** Stores a .tar.gz code directory (content-addressed per entity); refused if any entry escapes its directory. */
   app.post(
     '/api/code-archives',
-    { schema: { tags: ['code archives'], response: { 201: CodeArchive } } },
+    {
+      schema: {
+        tags: ['code archives'],
+        querystring: z.object({ entity: z.string().optional() }),
+        response: { 201: CodeArchive },
+      },
+    },
     async (req, reply) => {
       if (!Buffer.isBuffer(req.body))
         throw new BadRequestError('Send the archive as the request body with content-type application/gzip.');
-      if (req.principal.entityId === null && req.principal.role !== 'admin')
-        throw new BadRequestError('Key has no entity.');
       await assertSafeArchive(req.body);
-      const entityId = req.principal.entityId ?? (await ctx.store.findEntity('default'))?.id;
-      if (!entityId) throw new BadRequestError('No entity to store the archive in.');
+      // The archive belongs to the entity it is pushed to (`?entity=`), else the key's only entity, else "default".
+      const ids = req.principal.entityIds;
+      const entityId = req.query.entity
+        ? (await entityFor(ctx, req, req.query.entity)).id
+        : ids?.length === 1
+          ? ids[0]
+          : (await ctx.store.findEntity('default'))?.id;
+      if (!entityId || !canAccess(req, entityId))
+        throw new BadRequestError('Say which entity the archive is for with ?entity=NAME.');
       const sha256 = createHash('sha256').update(req.body).digest('hex');
       const path = join(ctx.archiveDir, `${sha256}.tar.gz`);
-      const exists = await stat(path).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) {
+      // On PostgreSQL the bytes go to the database: replicas share it, not a data dir.
+      if (ctx.store.dialect === 'postgres') {
+        if (!(await ctx.store.hasArchiveBlob(sha256))) await ctx.store.putArchiveBlob(sha256, req.body);
+      } else if (
+        !(await stat(path).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         await mkdir(ctx.archiveDir, { recursive: true });
         const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
         await writeFile(tmp, req.body);
@@ -50,10 +65,9 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
     async (req, reply) => {
       const archive = await ctx.store.getArchive(req.params.id);
       assertAccess(req, archive.entity_id, `Code archive "${req.params.id}"`);
-      return reply
-        .header('content-type', 'application/gzip')
-        .header('content-length', String(archive.size))
-        .send(createReadStream(join(ctx.archiveDir, `${archive.sha256}.tar.gz`)));
+      reply.header('content-type', 'application/gzip').header('content-length', String(archive.size));
+      if (ctx.store.dialect === 'postgres') return reply.send(await ctx.store.getArchiveBlob(archive.sha256));
+      return reply.send(createReadStream(join(ctx.archiveDir, `${archive.sha256}.tar.gz`)));
     },
   );
 }

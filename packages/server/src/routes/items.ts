@@ -20,6 +20,9 @@ export function itemRoutes(app: App, ctx: AppContext): void {
       const { notifyAgent } = await ctx.store.cancelItem(item.id, ctx.now());
       if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
       if (item.run_id) ctx.bus.publish(`run:${item.run_id}`);
+      // A cancelled claim frees its concurrency slot at once.
+      if (item.state === 'claimed')
+        for (const q of await ctx.store.queuesSharingLimits(item.queue_id)) ctx.bus.publish(`queue:${q}`);
       return ctx.store.getItem(item.id);
     },
   );
@@ -28,7 +31,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     '/api/items/:id/ack',
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Run } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
       return ctx.store.ackItem(req.params.id, req.body.agent_id, ctx.now());
     },
   );
@@ -37,7 +40,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     '/api/items/:id/release',
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Item } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
       const queueId = await ctx.store.releaseItem(req.params.id, req.body.agent_id);
       ctx.bus.publish(`queue:${queueId}`);
       return ctx.store.getItem(req.params.id);
@@ -46,8 +49,8 @@ export function itemRoutes(app: App, ctx: AppContext): void {
 }
 
 /** The caller's key must belong to the agent's entity (or be an all-entity key). */
-export async function assertAgentKeyFor(ctx: AppContext, keyEntity: string | null, agentId: string): Promise<void> {
+export async function assertAgentKeyFor(ctx: AppContext, keyEntities: string[] | null, agentId: string): Promise<void> {
   const agent = await ctx.store.getAgent(agentId);
-  if (keyEntity !== null && agent.entity_id !== keyEntity)
+  if (keyEntities !== null && !keyEntities.includes(agent.entity_id))
     throw new ForbiddenError(`Agent "${agentId}" belongs to another entity.`);
 }

@@ -8,10 +8,15 @@ import {
   ListQuery,
   NotFoundError,
   PRIORITIES,
+  PrioritizationDisabledError,
   PushBody,
+  parseLocalContainerArgs,
   Queue,
+  UpdateQueueBody,
   type LaunchSpec,
+  type TemplateVariables,
 } from '@liftoff/core';
+import { assertValidTemplate, fillTemplate } from '../templates.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 
 const EntityParams = z.object({ entity: z.string() });
@@ -36,6 +41,8 @@ export function queueRoutes(app: App, ctx: AppContext): void {
           `resource_args may only hold a "${req.body.resource}" section for a ${req.body.resource} queue; found ${unknown.map((k) => `"${k}"`).join(', ')}.`,
         );
       }
+      assertValidTemplate(req.body.resource_args, req.body.template_variables);
+      checkResourceArgs(req.body.resource, req.body.resource_args);
       const q = await ctx.store.createQueue(entity, req.body, ctx.now());
       return reply.code(201).send(q);
     },
@@ -45,6 +52,19 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     '/api/entities/:entity/queues/:queue',
     { schema: { tags: ['queues'], params: QueueParams, response: { 200: Queue } } },
     async (req) => ctx.store.getQueue(await entityFor(ctx, req, req.params.entity), req.params.queue),
+  );
+
+  app.patch(
+    '/api/entities/:entity/queues/:queue',
+    { schema: { tags: ['queues'], params: QueueParams, body: UpdateQueueBody, response: { 200: Queue } } },
+    async (req) => {
+      assertAdmin(req);
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const q = await ctx.store.updateQueue(entity, req.params.queue, req.body);
+      // A raised limit or a new order may let waiting agents claim now.
+      ctx.bus.publish(`queue:${q.id}`);
+      return q;
+    },
   );
 
   app.delete(
@@ -85,6 +105,11 @@ export function queueRoutes(app: App, ctx: AppContext): void {
           `Queue "${queue.name}" runs ${queue.resource} jobs; the spec asks for ${spec.resource}. Push to a ${spec.resource} queue or drop --resource.`,
         );
       }
+      if (spec.source.type === 'image' && queue.resource === 'local-process') {
+        throw new BadRequestError(
+          `Queue "${queue.name}" runs local processes; an image job needs a container queue (e.g. local-container).`,
+        );
+      }
       if (spec.source.type === 'code') {
         const archive = await ctx.store.getArchive(spec.source.archive_id).catch(() => undefined);
         if (!archive || archive.entity_id !== entity.id) {
@@ -97,17 +122,31 @@ export function queueRoutes(app: App, ctx: AppContext): void {
         ...spec,
         resource: queue.resource as LaunchSpec['resource'],
         resource_args: mergeResourceArgs(
-          JSON.parse(queue.resource_args) as LaunchSpec['resource_args'],
+          fillTemplate(
+            queue.name,
+            JSON.parse(queue.resource_args) as LaunchSpec['resource_args'],
+            JSON.parse(queue.template_variables) as TemplateVariables,
+            req.body.template_variables,
+          ),
           spec.resource_args,
         ),
         author: req.principal.keyName,
       };
+      checkResourceArgs(queue.resource, merged.resource_args);
       const priority = req.body.priority ? PRIORITIES[req.body.priority] : DEFAULT_PRIORITY;
+      if (priority !== DEFAULT_PRIORITY && queue.prioritization_mode !== 'V0') {
+        throw new PrioritizationDisabledError(queue.name, req.body.priority ?? '');
+      }
       const id = await ctx.store.pushItem(queue.id, merged, priority, ctx.now());
       ctx.bus.publish(`queue:${queue.id}`);
       return reply.code(201).send(await ctx.store.getItem(id));
     },
   );
+}
+
+/** Refuses resource args the target's runner would refuse, at push time rather than when an agent takes the item. */
+function checkResourceArgs(resource: string, args: LaunchSpec['resource_args']): void {
+  if (resource === 'local-container') parseLocalContainerArgs(args['local-container']);
 }
 
 /** The item's resource_args win over the queue's defaults, key by key, one level deep per resource. */

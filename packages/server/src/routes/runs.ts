@@ -67,9 +67,13 @@ export function runRoutes(app: App, ctx: AppContext): void {
     '/api/runs/:id/status',
     { schema: { tags: ['agent protocol'], params: IdParams, body: ReportRunBody, response: { 200: Run } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityId, req.body.agent_id);
+      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
       const run = await ctx.store.reportRun(req.params.id, req.body, ctx.now());
       ctx.bus.publish(`run:${run.id}`);
+      // An ended run frees a concurrency slot: pollers waiting on a limit re-check.
+      if (isTerminal(run.status))
+        for (const q of await ctx.store.queuesSharingLimits(await ctx.store.runQueueId(run.id)))
+          ctx.bus.publish(`queue:${q}`);
       return run;
     },
   );
@@ -86,7 +90,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityId, req.query.agent_id);
+      await assertAgentKeyFor(ctx, req.principal.entityIds, req.query.agent_id);
       const { size } = await ctx.store.appendLog(req.params.id, req.query.agent_id, req.query.offset, req.body);
       ctx.bus.publish(`run:${req.params.id}`);
       return { size };

@@ -107,6 +107,55 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_scale': {
+    async up(db: Kysely<unknown>) {
+      // Replicas do not share a data dir, so on PostgreSQL code archives live in the database (SQLite keeps files).
+      await db.schema
+        .createTable('archive_blobs')
+        .addColumn('sha256', 'text', (c) => c.primaryKey())
+        .addColumn('data', 'bytea', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .alterTable('queues')
+        .addColumn('prioritization_mode', 'text', (c) => c.notNull().defaultTo('DISABLED'))
+        .execute();
+      // Aging: a pending item moves up one priority level per `aging_ms` waited (null: no aging).
+      await db.schema.alterTable('queues').addColumn('aging_ms', 'bigint').execute();
+      // Most items claimed, starting, running or cancelling at once (null: unlimited).
+      await db.schema.alterTable('queues').addColumn('max_concurrency', 'integer').execute();
+      await db.schema
+        .alterTable('queues')
+        .addColumn('template_variables', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      await db.schema.alterTable('entities').addColumn('max_concurrency', 'integer').execute();
+      // A remote stop request: 'finish' (let runs end) or 'stop-runs' (stop them); null when none.
+      await db.schema.alterTable('agents').addColumn('stop_mode', 'text').execute();
+    },
+  },
+  '0003_teams': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // 'user': the personal entity of the user of the same name; 'team': shared by its members.
+      await db.schema
+        .alterTable('entities')
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('team'))
+        .execute();
+      await db.schema
+        .createTable('memberships')
+        .addColumn('entity_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('memberships_pk', ['entity_id', 'user_id'])
+        .execute();
+      // User keys (admin, member) act in their user's entities; agent keys have entity_id and no user.
+      await db.schema.alterTable('api_keys').addColumn('user_id', 'text').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
@@ -129,7 +178,8 @@ export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
 }
 
 async function appliedNames(db: Kysely<unknown>): Promise<string[]> {
-  const tables = await db.introspection.getTables();
+  // kysely hides its own tables from introspection unless asked; without this the check never saw a newer schema.
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
   if (!tables.some((t) => t.name === 'kysely_migration')) return [];
   const rows = await (db as Kysely<{ kysely_migration: { name: string } }>)
     .selectFrom('kysely_migration')

@@ -8,6 +8,8 @@ export interface EntitiesTable {
   id: string;
   name: string;
   created_at: number;
+  max_concurrency: number | null;
+  kind: Generated<string>;
 }
 export interface ApiKeysTable {
   id: string;
@@ -17,6 +19,7 @@ export interface ApiKeysTable {
   entity_id: string | null;
   created_at: number;
   last_used_at: number | null;
+  user_id: string | null;
 }
 export interface QueuesTable {
   id: string;
@@ -25,6 +28,10 @@ export interface QueuesTable {
   resource: string;
   resource_args: string;
   created_at: number;
+  prioritization_mode: Generated<string>;
+  aging_ms: number | null;
+  max_concurrency: number | null;
+  template_variables: Generated<string>;
 }
 export interface ItemsTable {
   id: string;
@@ -67,6 +74,7 @@ export interface AgentsTable {
   started_at: number;
   last_heartbeat_at: number;
   current_jobs: number;
+  stop_mode: string | null;
 }
 export interface LogChunksTable {
   run_id: string;
@@ -82,7 +90,26 @@ export interface CodeArchivesTable {
   created_at: number;
 }
 
+export interface ArchiveBlobsTable {
+  sha256: string;
+  data: Buffer;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+export interface MembershipsTable {
+  entity_id: string;
+  user_id: string;
+  created_at: number;
+}
+
 export interface Database {
+  users: UsersTable;
+  memberships: MembershipsTable;
+  archive_blobs: ArchiveBlobsTable;
   entities: EntitiesTable;
   api_keys: ApiKeysTable;
   queues: QueuesTable;

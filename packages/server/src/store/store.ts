@@ -7,16 +7,24 @@ import {
   NotFoundError,
   isTerminal,
   type Agent,
+  type AgentStopMode,
   type Item,
   type PendingReason,
   type ItemState,
   type LaunchSpec,
+  type PrioritizationMode,
   type Queue,
+  type TemplateVariables,
+  type UpdateQueueBody,
   type ReportRunBody,
   type Run,
 } from '@liftoff/core';
 import type { DialectName } from './database.js';
-import type { AgentsTable, ApiKeysTable, Database, RunsTable } from './schema.js';
+import { Accounts } from './accounts.js';
+import { SLOT_STATES, lockForClaim, slotsInUse } from './limits.js';
+import { explainPending, type DispatchSituation, type ServingAgent } from './pending.js';
+import { effectivePriority, effectivePriorityOf } from './ordering.js';
+import type { AgentsTable, ApiKeysTable, Database, QueuesTable, RunsTable } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 type RunRow = Selectable<RunsTable>;
@@ -44,50 +52,14 @@ export interface ReapResult {
   killedAgents: string[];
 }
 
-interface ServingAgent {
-  alive: boolean;
-  maxJobs: number;
-  currentJobs: number;
-  lastSeen: number;
-}
-
-/** The answer to "why is my job pending", from the agents that serve its queue and its place in line. */
-export function explainPending(queue: string, position: number, agents: ServingAgent[]): PendingReason {
-  const live = agents.filter((a) => a.alive);
-  if (!live.length) {
-    const since = agents.length ? Math.max(...agents.map((a) => a.lastSeen)) : null;
-    return {
-      code: 'no_agent',
-      message:
-        since === null
-          ? `No agent has ever polled queue "${queue}". Start one with "liftoff launch-agent -q ${queue}".`
-          : `No agent is polling queue "${queue}" since ${new Date(since).toISOString()}. Start one with "liftoff launch-agent -q ${queue}".`,
-      since,
-    };
-  }
-  if (live.every((a) => a.maxJobs !== -1 && a.currentJobs >= a.maxJobs)) {
-    return {
-      code: 'agents_busy',
-      message: `All ${live.length} agent${live.length > 1 ? 's' : ''} serving queue "${queue}" are at max_jobs; it starts when one frees a slot.`,
-      since: null,
-    };
-  }
-  if (position > 1) {
-    return {
-      code: 'queued',
-      message: `${position - 1} item${position > 2 ? 's' : ''} ahead of it in queue "${queue}".`,
-      since: null,
-    };
-  }
-  return { code: 'next', message: `Next in line in queue "${queue}"; an agent will take it momentarily.`, since: null };
-}
-
 const newRunId = (): string =>
   randomBytes(6)
     .toString('base64url')
     .toLowerCase()
     .replace(/[^a-z0-9]/g, 'x');
 const json = (v: unknown): string => JSON.stringify(v);
+/** Advisory lock key of the reaper ("LIFT" in ASCII). */
+const REAPER_LOCK = 0x4c494654;
 const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
 
 /**
@@ -96,10 +68,13 @@ const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
  * server replicas can never both win the same item.
  */
 export class Store {
+  readonly accounts: Accounts;
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: DialectName,
-  ) {}
+  ) {
+    this.accounts = new Accounts(db);
+  }
 
   async close(): Promise<void> {
     await this.db.destroy();
@@ -118,6 +93,19 @@ export class Store {
       .execute();
     return (await this.findEntity(name)) ?? row;
   }
+  async createEntity(name: string, maxConcurrency: number | null, now: number): Promise<EntityRef> {
+    if (await this.findEntity(name)) throw new ConflictError(`Entity "${name}" already exists.`);
+    const row = { id: uuidv7(), name, created_at: now, max_concurrency: maxConcurrency };
+    await this.db.insertInto('entities').values(row).execute();
+    return { id: row.id, name };
+  }
+  async entityLimit(id: string): Promise<number | null> {
+    const r = await this.db.selectFrom('entities').select('max_concurrency').where('id', '=', id).executeTakeFirst();
+    return r?.max_concurrency == null ? null : Number(r.max_concurrency);
+  }
+  async setEntityLimit(id: string, maxConcurrency: number | null): Promise<void> {
+    await this.db.updateTable('entities').set({ max_concurrency: maxConcurrency }).where('id', '=', id).execute();
+  }
   async findEntity(name: string): Promise<EntityRef | undefined> {
     return this.db.selectFrom('entities').select(['id', 'name']).where('name', '=', name).executeTakeFirst();
   }
@@ -131,7 +119,14 @@ export class Store {
       .executeTakeFirst();
     return Number(r?.n ?? 0);
   }
-  async createApiKey(k: { name: string; role: string; entityId: string | null; keyHash: string; now: number }) {
+  async createApiKey(k: {
+    name: string;
+    role: string;
+    entityId: string | null;
+    keyHash: string;
+    now: number;
+    userId?: string | null;
+  }) {
     await this.db
       .insertInto('api_keys')
       .values({
@@ -142,6 +137,7 @@ export class Store {
         key_hash: k.keyHash,
         created_at: k.now,
         last_used_at: null,
+        user_id: k.userId ?? null,
       })
       .execute();
   }
@@ -156,7 +152,19 @@ export class Store {
 
   // ---- queues -----------------------------------------------------------------------------------------------------
 
-  async createQueue(entity: EntityRef, q: { name: string; resource: string; resource_args: unknown }, now: number) {
+  async createQueue(
+    entity: EntityRef,
+    q: {
+      name: string;
+      resource: string;
+      resource_args: unknown;
+      prioritization_mode?: PrioritizationMode;
+      aging_seconds?: number | null;
+      max_concurrency?: number | null;
+      template_variables?: TemplateVariables;
+    },
+    now: number,
+  ) {
     if (await this.findQueue(entity.id, q.name)) {
       throw new ConflictError(`Queue "${q.name}" already exists in entity "${entity.name}".`);
     }
@@ -170,9 +178,22 @@ export class Store {
         resource: q.resource,
         resource_args: json(q.resource_args),
         created_at: now,
+        prioritization_mode: q.prioritization_mode ?? 'DISABLED',
+        aging_ms: q.aging_seconds ? q.aging_seconds * 1000 : null,
+        max_concurrency: q.max_concurrency ?? null,
+        template_variables: json(q.template_variables ?? {}),
       })
       .execute();
     return this.getQueue(entity, q.name);
+  }
+  async updateQueue(entity: EntityRef, name: string, u: UpdateQueueBody): Promise<Queue> {
+    const q = await this.requireQueue(entity, name);
+    const set: Partial<{ prioritization_mode: string; aging_ms: number | null; max_concurrency: number | null }> = {};
+    if (u.prioritization_mode !== undefined) set.prioritization_mode = u.prioritization_mode;
+    if (u.aging_seconds !== undefined) set.aging_ms = u.aging_seconds === null ? null : u.aging_seconds * 1000;
+    if (u.max_concurrency !== undefined) set.max_concurrency = u.max_concurrency;
+    if (Object.keys(set).length) await this.db.updateTable('queues').set(set).where('id', '=', q.id).execute();
+    return this.getQueue(entity, name);
   }
   async findQueue(entityId: string, name: string) {
     return this.db
@@ -224,12 +245,12 @@ export class Store {
     }
     return out;
   }
-  private toQueue(
-    r: { id: string; name: string; resource: string; resource_args: string; created_at: number },
-    entity: string,
-    c?: { pending: number; running: number },
-  ): Queue {
+  private toQueue(r: Selectable<QueuesTable>, entity: string, c?: { pending: number; running: number }): Queue {
     return {
+      prioritization_mode: r.prioritization_mode as PrioritizationMode,
+      aging_seconds: r.aging_ms === null ? null : Math.round(Number(r.aging_ms) / 1000),
+      max_concurrency: r.max_concurrency === null ? null : Number(r.max_concurrency),
+      template_variables: JSON.parse(r.template_variables) as TemplateVariables,
       id: r.id,
       entity,
       name: r.name,
@@ -297,41 +318,58 @@ export class Store {
       .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
   }
 
-  async getItem(id: string): Promise<Item & { entity_id: string; queue_id: string }> {
+  async getItem(id: string, now = Date.now()): Promise<Item & { entity_id: string; queue_id: string }> {
     const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirst();
     if (!row) throw new NotFoundError(`Item "${id}" not found.`);
-    const position = row.state === 'pending' ? await this.positionOf(row) : null;
-    const reason = position === null ? null : await this.pendingReason(row.entity_id, row.queue_name, position);
+    if (row.state !== 'pending') return { ...this.toItem(row, null), entity_id: row.entity_id, queue_id: row.queue_id };
+    const queue = await this.queueRow(row.queue_id);
+    const position = await this.positionOf(row, queue, now);
+    const reason = await this.pendingReason(row.entity_id, queue, position);
     return { ...this.toItem(row, position, reason), entity_id: row.entity_id, queue_id: row.queue_id };
   }
 
-  private async positionOf(row: { queue_id: string; priority: number; id: string }): Promise<number> {
+  private async queueRow(id: string): Promise<Selectable<QueuesTable>> {
+    return this.db.selectFrom('queues').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  }
+
+  /** 1-based place in the dispatch order (see ordering.ts), counting aging when the queue has it. */
+  private async positionOf(
+    row: { queue_id: string; priority: number; id: string; created_at: number },
+    queue: { aging_ms: number | null },
+    now: number,
+  ): Promise<number> {
+    const agingMs = queue.aging_ms === null ? null : Number(queue.aging_ms);
+    const mine = effectivePriorityOf(
+      { priority: Number(row.priority), created_at: Number(row.created_at) },
+      now,
+      agingMs,
+    );
+    const eff = effectivePriority(now, agingMs);
     const r = await this.db
       .selectFrom('items')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('queue_id', '=', row.queue_id)
       .where('state', '=', 'pending')
-      .where((eb) =>
-        eb.or([eb('priority', '<', row.priority), eb.and([eb('priority', '=', row.priority), eb('id', '<', row.id)])]),
-      )
+      .where((eb) => eb.or([eb(eff, '<', mine), eb.and([eb(eff, '=', mine), eb('id', '<', row.id)])]))
       .executeTakeFirst();
     return Number(r?.n ?? 0) + 1;
   }
 
-  async listItems(queueId: string, opts: { state?: ItemState; limit: number }): Promise<Item[]> {
+  async listItems(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<Item[]> {
     let q = this.itemQuery().where('items.queue_id', '=', queueId);
     if (opts.state) q = q.where('items.state', '=', opts.state);
     const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
     const pending = rows.filter((r) => r.state === 'pending');
+    const queue = await this.queueRow(queueId);
     const positions = new Map<string, number>();
-    for (const r of pending) positions.set(r.id, await this.positionOf(r));
-    const agents = pending[0] ? await this.agentsServing(pending[0].entity_id, pending[0].queue_name) : undefined;
+    for (const r of pending) positions.set(r.id, await this.positionOf(r, queue, now));
+    const situation = pending[0] ? await this.dispatchSituation(pending[0].entity_id, queue) : undefined;
     return rows.map((r) => {
       const position = positions.get(r.id) ?? null;
       return this.toItem(
         r,
         position,
-        position !== null && agents ? explainPending(r.queue_name, position, agents) : null,
+        position !== null && situation ? explainPending(queue.name, position, situation) : null,
       );
     });
   }
@@ -387,8 +425,32 @@ export class Store {
       }));
   }
 
-  private async pendingReason(entityId: string, queueName: string, position: number): Promise<PendingReason> {
-    return explainPending(queueName, position, await this.agentsServing(entityId, queueName));
+  private async pendingReason(
+    entityId: string,
+    queue: Selectable<QueuesTable>,
+    position: number,
+  ): Promise<PendingReason> {
+    return explainPending(queue.name, position, await this.dispatchSituation(entityId, queue));
+  }
+
+  /** What decides whether a queue's next item can start: the agents serving it and the limits over it. */
+  private async dispatchSituation(entityId: string, queue: Selectable<QueuesTable>): Promise<DispatchSituation> {
+    const entity = await this.db
+      .selectFrom('entities')
+      .select(['name', 'max_concurrency'])
+      .where('id', '=', entityId)
+      .executeTakeFirstOrThrow();
+    const queueLimit = queue.max_concurrency === null ? null : Number(queue.max_concurrency);
+    const entityLimit = entity.max_concurrency === null ? null : Number(entity.max_concurrency);
+    return {
+      agents: await this.agentsServing(entityId, queue.name),
+      queueLimit:
+        queueLimit === null ? null : { limit: queueLimit, inUse: await slotsInUse(this.db, { queueId: queue.id }) },
+      entityLimit:
+        entityLimit === null
+          ? null
+          : { entity: entity.name, limit: entityLimit, inUse: await slotsInUse(this.db, { entityId }) },
+    };
   }
 
   /**
@@ -398,11 +460,23 @@ export class Store {
   async claim(agentId: string, queueIds: string[], max: number, leaseMs: number, now: number) {
     const claimed: Array<Item & { lease_expires_at: number }> = [];
     const exhausted = new Set<string>();
+    const queues = new Map<string, Selectable<QueuesTable> & { entity_limit: number | null }>();
+    for (const id of queueIds) {
+      const q = await this.db
+        .selectFrom('queues')
+        .innerJoin('entities', 'entities.id', 'queues.entity_id')
+        .selectAll('queues')
+        .select('entities.max_concurrency as entity_limit')
+        .where('queues.id', '=', id)
+        .executeTakeFirst();
+      if (q) queues.set(id, q);
+    }
     while (claimed.length < max && exhausted.size < queueIds.length) {
       for (const queueId of queueIds) {
         if (claimed.length >= max) break;
         if (exhausted.has(queueId)) continue;
-        const id = await this.claimOne(agentId, queueId, leaseMs, now);
+        const queue = queues.get(queueId);
+        const id = queue ? await this.claimOne(agentId, queue, leaseMs, now) : undefined;
         if (!id) {
           exhausted.add(queueId);
           continue;
@@ -414,23 +488,56 @@ export class Store {
     return claimed;
   }
 
-  private async claimOne(agentId: string, queueId: string, leaseMs: number, now: number): Promise<string | undefined> {
-    const next = this.db
-      .selectFrom('items')
-      .select('id')
-      .where('queue_id', '=', queueId)
-      .where('state', '=', 'pending')
-      .orderBy('priority')
-      .orderBy('id')
-      .limit(1);
-    const row = await this.db
-      .updateTable('items')
-      .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
-      .where('id', '=', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
-      .where('state', '=', 'pending')
-      .returning('id')
+  private async claimOne(
+    agentId: string,
+    queue: Selectable<QueuesTable> & { entity_limit: number | null },
+    leaseMs: number,
+    now: number,
+  ): Promise<string | undefined> {
+    const queueLimit = queue.max_concurrency === null ? null : Number(queue.max_concurrency);
+    const entityLimit = queue.entity_limit === null ? null : Number(queue.entity_limit);
+    const take = async (db: Db) => {
+      const next = db
+        .selectFrom('items')
+        .select('id')
+        .where('queue_id', '=', queue.id)
+        .where('state', '=', 'pending')
+        .orderBy(effectivePriority(now, queue.aging_ms === null ? null : Number(queue.aging_ms)))
+        .orderBy('id')
+        .limit(1);
+      const row = await db
+        .updateTable('items')
+        .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
+        .where('id', '=', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
+        .where('state', '=', 'pending')
+        .returning('id')
+        .executeTakeFirst();
+      return row?.id;
+    };
+    if (queueLimit === null && entityLimit === null) return take(this.db);
+    // Under a limit, count and claim in one transaction that holds the limit's lock, so no two claimers (agents
+    // or replicas) can both take the last slot.
+    return this.db.transaction().execute(async (trx) => {
+      await lockForClaim(trx, this.dialect, entityLimit === null ? null : queue.entity_id, queue.id);
+      if (queueLimit !== null && (await slotsInUse(trx, { queueId: queue.id })) >= queueLimit) return undefined;
+      if (entityLimit !== null && (await slotsInUse(trx, { entityId: queue.entity_id })) >= entityLimit)
+        return undefined;
+      return take(trx);
+    });
+  }
+
+  /** Queues whose pollers should re-check after a slot was freed in `queueId` (its entity's when limited). */
+  async queuesSharingLimits(queueId: string): Promise<string[]> {
+    const q = await this.db
+      .selectFrom('queues')
+      .innerJoin('entities', 'entities.id', 'queues.entity_id')
+      .select(['queues.entity_id', 'entities.max_concurrency as entity_limit'])
+      .where('queues.id', '=', queueId)
       .executeTakeFirst();
-    return row?.id;
+    if (!q) return [];
+    if (q.entity_limit === null) return [queueId];
+    const rows = await this.db.selectFrom('queues').select('id').where('entity_id', '=', q.entity_id).execute();
+    return rows.map((r) => r.id);
   }
 
   /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
@@ -591,6 +698,11 @@ export class Store {
     });
   }
 
+  async runQueueId(runId: string): Promise<string> {
+    const r = await this.db.selectFrom('runs').select('queue_id').where('id', '=', runId).executeTakeFirstOrThrow();
+    return r.queue_id;
+  }
+
   /** Runs held by the agent that users asked to cancel. */
   async cancelsFor(agentId: string): Promise<string[]> {
     const rows = await this.db
@@ -685,7 +797,8 @@ export class Store {
     return this.db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom('agents').select(['entity_id']).where('id', '=', a.id).executeTakeFirst();
       if (existing && existing.entity_id !== a.entityId) {
-        throw new ConflictError(`Agent id "${a.id}" belongs to another entity; choose another --name.`);
+        // 403, not 409: another entity's key must not learn more than "not yours".
+        throw new ForbiddenError(`Agent id "${a.id}" belongs to another entity; choose another --name.`);
       }
       const values = {
         name: a.name,
@@ -700,6 +813,8 @@ export class Store {
         started_at: now,
         last_heartbeat_at: now,
         current_jobs: 0,
+        // A new incarnation starts clean: a stop asked of the previous one was carried out or is moot.
+        stop_mode: null,
       };
       if (existing) await trx.updateTable('agents').set(values).where('id', '=', a.id).execute();
       else
@@ -724,6 +839,16 @@ export class Store {
     return [...new Set(rows.map((r) => r.queue_id))];
   }
 
+  /** An open poll is proof of life: it keeps an agent from being declared dead (but does not revive a KILLED one). */
+  async touchAgent(agentId: string, now: number): Promise<void> {
+    await this.db
+      .updateTable('agents')
+      .set({ last_heartbeat_at: now })
+      .where('id', '=', agentId)
+      .where('status', '!=', 'KILLED')
+      .execute();
+  }
+
   async heartbeat(
     agentId: string,
     status: 'POLLING' | 'RUNNING',
@@ -739,12 +864,26 @@ export class Store {
     return this.getAgent(agentId);
   }
 
-  /** The agent shut down cleanly. */
+  /** Asks a live agent to stop; it learns it on its poll (woken at once) and winds down per `mode`. */
+  async requestAgentStop(agentId: string, mode: AgentStopMode): Promise<Agent & { entity_id: string }> {
+    const agent = await this.getAgent(agentId);
+    if (agent.status === 'KILLED') {
+      throw new ConflictError(
+        `Agent "${agentId}" is not running (KILLED, ${agent.status_reason ?? 'no reason'}); there is nothing to stop.`,
+      );
+    }
+    await this.db.updateTable('agents').set({ stop_mode: mode }).where('id', '=', agentId).execute();
+    return this.getAgent(agentId);
+  }
+
+  /** The agent shut down cleanly (on a signal, or as asked through the API). */
   async agentStopped(agentId: string, now: number): Promise<string[]> {
     return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('agents').select('stop_mode').where('id', '=', agentId).executeTakeFirst();
+      const reason = row?.stop_mode ? `stopped by request (${row.stop_mode})` : 'stopped';
       await trx
         .updateTable('agents')
-        .set({ status: 'KILLED', status_reason: 'stopped', current_jobs: 0, last_heartbeat_at: now })
+        .set({ status: 'KILLED', status_reason: reason, current_jobs: 0, last_heartbeat_at: now, stop_mode: null })
         .where('id', '=', agentId)
         .execute();
       return this.requeueClaimsOf(trx, [agentId]);
@@ -791,6 +930,7 @@ export class Store {
       started_at: Number(r.started_at),
       last_heartbeat_at: Number(r.last_heartbeat_at),
       current_jobs: Number(r.current_jobs),
+      stop_requested: r.stop_mode as Agent['stop_requested'],
     };
   }
 
@@ -802,6 +942,14 @@ export class Store {
    */
   async reap(now: number, silentSince: number): Promise<ReapResult> {
     return this.db.transaction().execute(async (trx) => {
+      // Replicas reap on the same tick; one at a time avoids lock waits and deadlocks between their UPDATEs (the
+      // statements would stay correct without it). The lock ends with the transaction.
+      if (this.dialect === 'postgres') {
+        const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${REAPER_LOCK}) AS ok`.execute(
+          trx,
+        );
+        if (!rows[0]?.ok) return { queueIds: [], killedAgents: [] };
+      }
       const expired = await trx
         .updateTable('items')
         .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
@@ -816,12 +964,20 @@ export class Store {
         .where('last_heartbeat_at', '<', silentSince)
         .returning('id')
         .execute();
-      const requeued = await this.requeueClaimsOf(
-        trx,
-        dead.map((d) => d.id),
-      );
+      const deadIds = dead.map((d) => d.id);
+      const requeued = await this.requeueClaimsOf(trx, deadIds);
+      // Runs of a dead agent stop holding concurrency slots (limits.ts), so queues they held may dispatch again.
+      const freed = deadIds.length
+        ? await trx
+            .selectFrom('items')
+            .select('queue_id')
+            .distinct()
+            .where('claimed_by', 'in', deadIds)
+            .where('state', 'in', SLOT_STATES)
+            .execute()
+        : [];
       return {
-        queueIds: [...new Set([...expired.map((e) => e.queue_id), ...requeued])],
+        queueIds: [...new Set([...expired.map((e) => e.queue_id), ...requeued, ...freed.map((f) => f.queue_id)])],
         killedAgents: dead.map((d) => d.id),
       };
     });
@@ -849,6 +1005,26 @@ export class Store {
       .onConflict((oc) => oc.columns(['entity_id', 'sha256']).doNothing())
       .execute();
     return this.upsertArchive(entityId, sha256, size, now);
+  }
+  /** PostgreSQL only: the archive's bytes, stored once per content hash (see migration 0002). */
+  async putArchiveBlob(sha256: string, data: Buffer): Promise<void> {
+    await this.db
+      .insertInto('archive_blobs')
+      .values({ sha256, data })
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .execute();
+  }
+  async hasArchiveBlob(sha256: string): Promise<boolean> {
+    return !!(await this.db
+      .selectFrom('archive_blobs')
+      .select('sha256')
+      .where('sha256', '=', sha256)
+      .executeTakeFirst());
+  }
+  async getArchiveBlob(sha256: string): Promise<Buffer> {
+    const r = await this.db.selectFrom('archive_blobs').select('data').where('sha256', '=', sha256).executeTakeFirst();
+    if (!r) throw new NotFoundError(`Code archive ${sha256} has no stored content; upload it again.`);
+    return r.data;
   }
   async getArchive(id: string) {
     const r = await this.db.selectFrom('code_archives').selectAll().where('id', '=', id).executeTakeFirst();

@@ -1,0 +1,152 @@
+// Throughput: trivial jobs pushed → finished per second with 10 agents × max_jobs 8; and the raw claim rate of the
+// API (push, pop, ack and report per item, no job run) next to graphile-worker's jobs per second.
+import { packDirectory } from '@liftoff/cli';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { graphileThroughput } from './graphile.mjs';
+import { median, ratio, sleep, startAgent, startServer, tempDir } from './lib.mjs';
+
+async function archiveOf(client) {
+  const dir = join(tempDir(), 'code');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'README'), 'throughput benchmark');
+  return (await client.uploadArchive(await packDirectory(dir))).id;
+}
+
+async function pushAll(client, queue, spec, count, parallel = 16) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count) {
+        next++;
+        await client.push('default', queue, { spec });
+      }
+    }),
+  );
+}
+
+async function jobsPerSecond({ database, agents, maxJobs, jobs }) {
+  const server = await startServer({ database });
+  const spec = { source: { type: 'code', archive_id: await archiveOf(server.client) }, entry_point: ['true'] };
+  await Promise.all(Array.from({ length: agents }, () => startAgent(server, { maxJobs })));
+  await pushAll(server.client, 'default', spec, 20); // warm-up
+  await waitDrained(server.client, 20);
+  const t0 = Date.now();
+  await pushAll(server.client, 'default', spec, jobs);
+  await waitDrained(server.client, jobs + 20);
+  return jobs / ((Date.now() - t0) / 1000);
+}
+
+async function waitDrained(client, total) {
+  for (;;) {
+    const q = await client.getQueue('default', 'default');
+    const runs = (await client.listRuns('default', { limit: 1 })).runs;
+    if (q.pending === 0 && q.running === 0 && runs.length) {
+      const finished = (await client.listRuns('default', { limit: 1000 })).runs.filter((r) => r.ended_at).length;
+      if (finished >= Math.min(total, 1000)) return;
+    }
+    await sleep(50);
+  }
+}
+
+/** Push + pop + ack + report per item through the API, by `workers` concurrent protocol clients. */
+async function claimsPerSecond({ database, items, workers }) {
+  const server = await startServer({ database });
+  const { client } = server;
+  const spec = { source: { type: 'code', archive_id: await archiveOf(client) }, entry_point: ['true'] };
+  const ids = [];
+  for (let w = 0; w < workers; w++) {
+    const id = `raw-${w}`;
+    await client.registerAgent({
+      id,
+      name: id,
+      entity: 'default',
+      hostname: 'bench',
+      queues: ['default'],
+      version: 'bench',
+      max_jobs: 1,
+    });
+    ids.push(id);
+  }
+  const t0 = Date.now();
+  let pushed = 0;
+  let done = 0;
+  await Promise.all([
+    ...Array.from({ length: 4 }, async () => {
+      while (pushed < items) {
+        pushed++;
+        await client.push('default', 'default', { spec });
+      }
+    }),
+    ...ids.map(async (id) => {
+      while (done < items) {
+        const { items: got } = await client.poll(id, { queues: ['default'], max_items: 1, wait_ms: 200 });
+        for (const it of got) {
+          const run = await client.ackItem(it.item_id, id);
+          await client.reportRun(run.id, { agent_id: id, state: 'finished', exit_code: 0 });
+          done++;
+        }
+      }
+    }),
+  ]);
+  return items / ((Date.now() - t0) / 1000);
+}
+
+export default {
+  name: 'throughput',
+  title: 'Throughput',
+  async run({ pgUrl, quick }) {
+    const backends = [['sqlite', undefined], ...(pgUrl ? [['postgres', pgUrl]] : [])];
+    const jobs = quick ? 40 : 800;
+    const items = quick ? 50 : 2000;
+    const reps = quick ? 1 : 3;
+    const rows = [];
+    const json = [];
+    for (const [backend, database] of backends) {
+      const jps = [];
+      for (let i = 0; i < reps; i++)
+        jps.push(await jobsPerSecond({ database, agents: quick ? 2 : 10, maxJobs: 8, jobs }));
+      const cps = [];
+      for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8 }));
+      json.push({ backend, jobsPerSecond: jps, claimsPerSecond: cps });
+      rows.push([
+        `Liftoff, ${backend}: jobs pushed → finished (10 agents × max_jobs 8, \`true\`)`,
+        `${median(jps).toFixed(0)} jobs/s`,
+        '-',
+      ]);
+      rows.push([
+        `Liftoff, ${backend}: API push + pop + ack + report (8 clients)`,
+        `${median(cps).toFixed(0)} items/s`,
+        '-',
+      ]);
+    }
+    if (pgUrl) {
+      const g = [];
+      for (let i = 0; i < reps; i++) g.push(await graphileThroughput(pgUrl, items, 8));
+      json.push({ backend: 'graphile-worker', jobsPerSecond: g });
+      const liftoffPg = json.find((j) => j.backend === 'postgres');
+      rows.push([
+        'graphile-worker, postgres: jobs added → handled (concurrency 8)',
+        `${median(g).toFixed(0)} jobs/s`,
+        '1× (baseline)',
+      ]);
+      for (const r of rows)
+        if (r[0].includes('postgres: API')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
+    }
+    return {
+      tables: [
+        {
+          title: 'Throughput',
+          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending. API: ${items} items, each pushed, claimed by one of 8 protocol clients (long-poll, one item per poll), acknowledged and reported finished, with no process started. graphile-worker: ${items} jobs pre-added, drained by one worker with concurrency 8.`,
+          columns: ['what', 'rate', 'vs graphile-worker'],
+          rows,
+          notes: pgUrl
+            ? []
+            : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.'],
+        },
+      ],
+      charts: [],
+      json,
+    };
+  },
+};

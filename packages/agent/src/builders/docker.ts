@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type Dockerode from 'dockerode';
+import { create as createTar } from 'tar';
+import { followProgress } from '../docker/progress.js';
+import type { Registry } from '../registries/types.js';
+import { resolveDockerfile } from './dockerfile.js';
+import { BuildError, type BuildRequest, type BuildResult, type Builder } from './types.js';
+
+/**
+ * Builds through the Docker Engine API. The tag is a digest of the build inputs (code identity, Dockerfile, base
+ * image): an image with that tag in the target registry means the same build already happened, so it is skipped.
+ */
+export class DockerBuilder implements Builder {
+  readonly type = 'docker' as const;
+
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly registry: Registry,
+  ) {}
+
+  async build(req: BuildRequest): Promise<BuildResult> {
+    const dockerfile = await resolveDockerfile(req.codeDir, req.spec, req.baseImage);
+    const digest = createHash('sha256')
+      .update(JSON.stringify([req.sourceIdentity, dockerfile.path, dockerfile.text, req.baseImage]))
+      .digest('hex')
+      .slice(0, 16);
+    const image = `${this.registry.repository}:${digest}`;
+    if (await this.registry.imageExists(image).catch((e: unknown) => Promise.reject(asBuildError(e)))) {
+      req.onLog(`image ${image} already exists (same code, Dockerfile and base image): skipping the build\n`);
+      return { image, built: false };
+    }
+    const from = dockerfile.origin === 'generated' ? 'a generated Dockerfile' : dockerfile.path;
+    req.onLog(`building ${image} from ${from} (FROM ${firstFrom(dockerfile.text)})\n`);
+    const context = createTar({ cwd: req.codeDir, portable: true }, ['.']);
+    try {
+      const stream = await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+        t: image,
+        dockerfile: dockerfile.path,
+        rm: true,
+        forcerm: true,
+      });
+      await followProgress(this.docker, stream, req.onLog);
+    } catch (e) {
+      throw new BuildError(`The image build failed: ${(e as Error).message.trim()}`, e);
+    }
+    try {
+      await this.registry.publish(image, req.onLog);
+    } catch (e) {
+      throw asBuildError(e);
+    }
+    return { image, built: true };
+  }
+}
+
+const firstFrom = (text: string): string => /^\s*FROM\s+(\S+)/im.exec(text)?.[1] ?? 'its base image';
+const asBuildError = (e: unknown): BuildError =>
+  e instanceof BuildError ? e : new BuildError((e as Error).message, e);

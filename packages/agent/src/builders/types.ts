@@ -1,0 +1,36 @@
+import { LiftoffError, type LaunchSpec } from '@liftoff/core';
+
+export interface BuildRequest {
+  runId: string;
+  spec: LaunchSpec;
+  /** The fetched code: the build context. */
+  codeDir: string;
+  /** Identity of the code (archive digest, or remote and commit); part of the image tag. */
+  sourceIdentity: string;
+  /** Base image for generated Dockerfiles, already resolved (resource args > agent config > default). */
+  baseImage: string;
+  onLog: (text: string) => void;
+}
+
+export interface BuildResult {
+  image: string;
+  /** False when an image with the same inputs already existed and the build was skipped. */
+  built: boolean;
+  /** Set by the noop builder: run `image` with the code mounted at this path in the container. */
+  mountCodeAt?: string;
+}
+
+/** Turns a job's code into an image a container runner can start. */
+export interface Builder {
+  readonly type: 'docker' | 'noop';
+  build(req: BuildRequest): Promise<BuildResult>;
+}
+
+/** A failure of the build stage: the run fails with stage `build` and this message. */
+export class BuildError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('RUNNER_FAILED', message, { cause });
+  }
+}
+
+export const DEFAULT_BASE_IMAGE = 'python:3.12-slim';

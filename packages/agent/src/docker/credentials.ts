@@ -1,0 +1,58 @@
+import type { AuthConfig } from 'dockerode';
+
+/** Username/password for registries, by registry host. Built by the CLI from the agent config and docker's config.json. */
+export class RegistryCredentials {
+  private readonly byHost = new Map<string, { username: string; password: string }>();
+
+  set(host: string, username: string, password: string): void {
+    this.byHost.set(normalizeHost(host), { username, password });
+  }
+
+  /** Adds the `auths` of a docker config.json (the `auth` field is base64 of "user:password"). */
+  addDockerConfig(config: unknown): void {
+    const auths = (config as { auths?: Record<string, { auth?: string; username?: string; password?: string }> } | null)
+      ?.auths;
+    for (const [host, entry] of Object.entries(auths ?? {})) {
+      if (entry.username && entry.password) this.set(host, entry.username, entry.password);
+      else if (entry.auth) {
+        const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+        const colon = decoded.indexOf(':');
+        if (colon > 0) this.set(host, decoded.slice(0, colon), decoded.slice(colon + 1));
+      }
+    }
+  }
+
+  get(host: string): { username: string; password: string } | undefined {
+    return this.byHost.get(normalizeHost(host));
+  }
+
+  /** The engine's auth config for pulling or pushing `image`, if its registry has credentials. */
+  authFor(image: string): AuthConfig | undefined {
+    const host = registryHost(image);
+    const c = host ? this.get(host) : undefined;
+    return c ? { username: c.username, password: c.password, serveraddress: host as string } : undefined;
+  }
+}
+
+const normalizeHost = (h: string): string =>
+  h
+    .replace(/^https?:\/\//, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
+
+/** "127.0.0.1:5000/team/app:tag" → "127.0.0.1:5000"; undefined for Docker Hub short names. */
+export function registryHost(image: string): string | undefined {
+  const first = image.split('/')[0] ?? '';
+  if (!image.includes('/') || !(first.includes('.') || first.includes(':') || first === 'localhost')) return undefined;
+  return first;
+}
+
+/** Splits "host/repo/name:tag" into repository and tag (digest refs keep the digest as the "tag"). */
+export function splitImage(image: string): { repository: string; tag: string } {
+  const at = image.indexOf('@');
+  if (at >= 0) return { repository: image.slice(0, at), tag: image.slice(at + 1) };
+  const slash = image.lastIndexOf('/');
+  const colon = image.lastIndexOf(':');
+  if (colon > slash) return { repository: image.slice(0, colon), tag: image.slice(colon + 1) };
+  return { repository: image, tag: 'latest' };
+}

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import pg from 'pg';
+import { LocalBus, type Bus, type Subscription, type Topic } from './bus.js';
+
+const CHANNEL = 'liftoff_bus';
+
+/**
+ * The bus for replicas sharing one PostgreSQL: a publish wakes this process's subscribers at once (LocalBus) and
+ * is sent with NOTIFY to every other replica, which LISTENs on one dedicated connection and re-publishes locally.
+ * Each payload carries the sender's replica id so a replica ignores its own echo. NOTIFY is only delivered after
+ * the publishing statement's transaction commits (ours are sent after the write committed), so a woken poller on
+ * another replica always finds the item in the database.
+ *
+ * If the LISTEN connection drops, notifications sent meanwhile are lost; on reconnect every local subscriber is
+ * woken once so it re-checks the database, and nothing waits longer than its own timeout in the worst case.
+ */
+export class PgBus implements Bus {
+  private readonly local = new LocalBus();
+  private readonly replica = randomBytes(6).toString('hex');
+  private listener: pg.Client | undefined;
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly url: string,
+    private readonly pool: pg.Pool,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  static async start(url: string, log: FastifyBaseLogger): Promise<PgBus> {
+    // Its own small pool: NOTIFYs must not queue behind long store transactions.
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => undefined);
+    const bus = new PgBus(url, pool, log);
+    await bus.listen();
+    return bus;
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url });
+    client.on('notification', (msg) => {
+      const payload = msg.payload ?? '';
+      const space = payload.indexOf(' ');
+      if (space < 0 || payload.slice(0, space) === this.replica) return;
+      this.local.publish(payload.slice(space + 1) as Topic);
+    });
+    const reconnect = (err?: unknown) => {
+      if (this.closed || this.listener !== client) return;
+      this.listener = undefined;
+      this.log.warn({ err }, 'bus: LISTEN connection lost; reconnecting');
+      client.end().catch(() => undefined);
+      this.retryTimer = setTimeout(() => {
+        this.listen()
+          .then(() => this.local.wakeAll())
+          .catch((e: unknown) => reconnect(e));
+      }, 500);
+    };
+    client.on('error', reconnect);
+    client.on('end', () => reconnect());
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.listener = client;
+  }
+
+  publish(topic: Topic): void {
+    this.local.publish(topic);
+    this.pool
+      .query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.replica} ${topic}`])
+      .catch((err: unknown) => this.log.error({ err, topic }, 'bus: NOTIFY failed'));
+  }
+
+  subscribe(topics: Topic[], signal?: AbortSignal): Subscription {
+    return this.local.subscribe(topics, signal);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    const l = this.listener;
+    this.listener = undefined;
+    await l?.end().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+}

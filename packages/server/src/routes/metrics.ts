@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { authenticate } from '../auth.js';
+import { assertServerAdmin, type App, type AppContext } from '../context.js';
+
+/**
+ * GET /metrics for Prometheus. Outside /api so scrapers find it where they expect, but it still needs a
+ * server-wide admin key (Prometheus `authorization: {credentials: ...}`): it names every entity's queues.
+ */
+export function metricsRoutes(app: App, ctx: AppContext): void {
+  app.get('/metrics', { schema: { hide: true, response: { 200: z.string() } } }, async (req, reply) => {
+    req.principal = await authenticate(ctx.store, req);
+    assertServerAdmin(req, '/metrics');
+    const text = await ctx.metrics.render(ctx.store.db);
+    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);
+  });
+}

@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { LiftoffClient, readCredentials } from '@liftoff/core';
+import { startServer, type RunningServer, type ServerSettings } from '@liftoff/server';
+import { freshPgDatabase, type Backend } from '../../../test/helpers/postgres.js';
+
+export interface BackendServer {
+  server: RunningServer;
+  client: LiftoffClient;
+  home: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  /** Runs one SQL statement directly on the backing database (for tests that tamper with it). */
+  exec(sql: string): Promise<void>;
+  /** Starts another server on the same database (a restart, or a second replica). */
+  restart(settings?: Partial<ServerSettings>): Promise<RunningServer>;
+  close(): Promise<void>;
+}
+
+/**
+ * The factory that swaps the backend under the one server suite: SQLite in a temporary data dir, or a fresh
+ * PostgreSQL database per call.
+ */
+export async function startBackendServer(
+  backend: Backend,
+  settings: Partial<ServerSettings> = {},
+): Promise<BackendServer> {
+  const home = mkdtempSync(join(tmpdir(), `liftoff-api-${backend}-`));
+  const dataDir = join(home, 'data');
+  const pgDb = backend === 'postgres' ? await freshPgDatabase() : undefined;
+  const start = (s: Partial<ServerSettings>) =>
+    startServer({ host: '127.0.0.1', port: 0, dataDir, databaseUrl: pgDb?.url, env: { HOME: home }, settings: s });
+  const server = await start(settings);
+  const creds = readCredentials(join(home, '.config', 'liftoff', 'credentials'));
+  const client = new LiftoffClient({ baseUrl: server.url, apiKey: creds?.api_key ?? '' });
+  const others: RunningServer[] = [];
+  return {
+    server,
+    client,
+    home,
+    dataDir,
+    databaseUrl: pgDb?.url,
+    async exec(statement: string) {
+      if (pgDb) {
+        const c = new pg.Client({ connectionString: pgDb.url });
+        await c.connect();
+        await c.query(statement).finally(() => c.end());
+      } else {
+        const db = new BetterSqlite3(join(dataDir, 'liftoff.db'));
+        try {
+          db.exec(statement);
+        } finally {
+          db.close();
+        }
+      }
+    },
+    async restart(s = settings) {
+      const other = await start(s);
+      others.push(other);
+      return other;
+    },
+    async close() {
+      for (const o of others) await o.close().catch(() => undefined);
+      await server.close().catch(() => undefined);
+      await pgDb?.drop();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,258 @@
+/**
+ * The few wire types the UI needs, declared here (the zod schemas in packages/core/src/api.ts are the contract; they
+ * are not imported so no node-only code reaches the bundle), and a small fetch wrapper for the public HTTP API.
+ */
+
+export const ITEM_STATES = [
+  'pending',
+  'claimed',
+  'starting',
+  'running',
+  'cancelling',
+  'finished',
+  'failed',
+  'stopped',
+] as const;
+export type ItemState = (typeof ITEM_STATES)[number];
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped'];
+export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
+
+export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+export const PRIORITIES = { critical: 0, high: 1, medium: 2, low: 3 } as const;
+export type PriorityName = keyof typeof PRIORITIES;
+export const priorityName = (p: number): string =>
+  (Object.entries(PRIORITIES).find(([, v]) => v === p)?.[0] as PriorityName | undefined) ?? String(p);
+
+export type ResourceArgs = Record<string, Record<string, unknown>>;
+
+/** JSON schema of one `{{variable}}` of a queue's config template. */
+export interface TemplateVariableSchema {
+  type: 'string' | 'integer' | 'number';
+  enum?: Array<string | number>;
+  minimum?: number;
+  maximum?: number;
+  default?: string | number;
+  description?: string;
+}
+
+export interface Queue {
+  id: string;
+  entity: string;
+  name: string;
+  resource: ResourceType;
+  resource_args: ResourceArgs;
+  created_at: number;
+  pending: number;
+  running: number;
+  // Queue switches; optional so the UI also works against a server without them.
+  /** DISABLED: only the default priority is accepted; V0: higher priorities are served first. */
+  prioritization_mode?: 'DISABLED' | 'V0';
+  aging_seconds?: number | null;
+  max_concurrency?: number | null;
+  template_variables?: Record<string, { schema: TemplateVariableSchema }>;
+}
+
+export type JobSource =
+  { type: 'code'; archive_id: string } | { type: 'git'; url: string; ref?: string } | { type: 'image'; image: string };
+
+export interface LaunchSpec {
+  source: JobSource;
+  entry_point: string[];
+  args: string[];
+  run_config: Record<string, unknown>;
+  env: Record<string, string>;
+  resource?: ResourceType;
+  resource_args: ResourceArgs;
+  name?: string;
+  project?: string;
+  author?: string;
+}
+
+export interface PendingReason {
+  /** no_agent, agents_busy, queued, next (and limits, on servers that have them). */
+  code: string;
+  message: string;
+  since: number | null;
+}
+
+export interface Item {
+  id: string;
+  queue: string;
+  entity: string;
+  priority: number;
+  state: ItemState;
+  spec: LaunchSpec;
+  created_at: number;
+  claimed_by: string | null;
+  claimed_at: number | null;
+  ended_at: number | null;
+  run_id: string | null;
+  position: number | null;
+  pending_reason: PendingReason | null;
+}
+
+export interface Run {
+  id: string;
+  item_id: string;
+  queue: string;
+  entity: string;
+  agent_id: string;
+  status: ItemState;
+  exit_code: number | null;
+  error_stage: 'agent' | 'build' | 'run' | null;
+  error_message: string | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  log_size: number;
+}
+export interface RunDetail extends Run {
+  spec: LaunchSpec;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  entity: string;
+  hostname: string;
+  queues: string[];
+  version: string;
+  config: Record<string, unknown>;
+  max_jobs: number;
+  status: 'POLLING' | 'RUNNING' | 'KILLED';
+  status_reason: string | null;
+  started_at: number;
+  last_heartbeat_at: number;
+  current_jobs: number;
+  /** On servers that can stop agents remotely: a stop asked and not yet carried out. Absent: no remote stop. */
+  stop_requested?: 'finish' | 'stop-runs' | null;
+}
+
+export interface Whoami {
+  key_name: string;
+  role: string;
+  entity: string;
+}
+
+/** An error answer of the API: `{error: {code, message}}` plus the HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const enc = encodeURIComponent;
+
+export class Api {
+  constructor(readonly apiKey: string) {}
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { authorization: `Bearer ${this.apiKey}`, ...extra };
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(path, {
+        method,
+        headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      throw new ApiError(0, 'UNREACHABLE', 'Cannot reach the Liftoff server. Is it running?');
+    }
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status}`);
+    }
+    return parsed as T;
+  }
+
+  whoami = () => this.request<Whoami>('GET', '/api/whoami');
+  queues = (entity: string) =>
+    this.request<{ queues: Queue[] }>('GET', `/api/entities/${enc(entity)}/queues`).then((r) => r.queues);
+  queue = (entity: string, name: string) =>
+    this.request<Queue>('GET', `/api/entities/${enc(entity)}/queues/${enc(name)}`);
+  createQueue = (entity: string, body: { name: string; resource: ResourceType; resource_args: unknown }) =>
+    this.request<Queue>('POST', `/api/entities/${enc(entity)}/queues`, body);
+  deleteQueue = (entity: string, name: string) =>
+    this.request<void>('DELETE', `/api/entities/${enc(entity)}/queues/${enc(name)}`);
+  items = (entity: string, queue: string, state?: ItemState, limit = 1000) =>
+    this.request<{ items: Item[] }>(
+      'GET',
+      `/api/entities/${enc(entity)}/queues/${enc(queue)}/items?limit=${limit}${state ? `&state=${state}` : ''}`,
+    ).then((r) => r.items);
+  push = (
+    entity: string,
+    queue: string,
+    body: { spec: unknown; priority?: PriorityName; template_variables?: Record<string, string | number> },
+  ) => this.request<Item>('POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, body);
+  item = (id: string) => this.request<Item>('GET', `/api/items/${enc(id)}`);
+  cancelItem = (id: string) => this.request<Item>('POST', `/api/items/${enc(id)}/cancel`);
+  runs = (entity: string, queue?: string, limit = 200) =>
+    this.request<{ runs: Run[] }>(
+      'GET',
+      `/api/entities/${enc(entity)}/runs?limit=${limit}${queue ? `&queue=${enc(queue)}` : ''}`,
+    ).then((r) => r.runs);
+  run = (id: string) => this.request<RunDetail>('GET', `/api/runs/${enc(id)}`);
+  cancelRun = (id: string) => this.request<Run>('POST', `/api/runs/${enc(id)}/cancel`);
+  stopAgent = (id: string, mode: 'finish' | 'stop-runs') =>
+    this.request<Agent>('POST', `/api/agents/${enc(id)}/stop`, { mode });
+  agents = (entity: string) =>
+    this.request<{ agents: Agent[] }>('GET', `/api/entities/${enc(entity)}/agents`).then((r) => r.agents);
+
+  async uploadArchive(body: Blob): Promise<{ id: string; sha256: string; size: number }> {
+    let res: Response;
+    try {
+      res = await fetch('/api/code-archives', {
+        method: 'POST',
+        headers: this.headers({ 'content-type': 'application/gzip' }),
+        body,
+      });
+    } catch {
+      throw new ApiError(0, 'UNREACHABLE', 'Cannot reach the Liftoff server. Is it running?');
+    }
+    const parsed = (await res.json().catch(() => undefined)) as
+      { id: string; sha256: string; size: number; error?: { code: string; message: string } } | undefined;
+    if (!res.ok || !parsed) {
+      throw new ApiError(res.status, parsed?.error?.code ?? 'UPLOAD', parsed?.error?.message ?? `HTTP ${res.status}`);
+    }
+    return parsed;
+  }
+}
+
+/**
+ * Splits a server validation message ("Invalid request: body.spec.source.url: ...; body.name: ...") into the
+ * messages per request field, so forms can show each next to its input. Messages that name no field go to `''`.
+ */
+export function fieldErrors(message: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const body = message.replace(/^Invalid request:\s*/, '');
+  if (body === message) {
+    out.set('', message);
+    return out;
+  }
+  for (const part of body.split(/;\s+(?=body\b|querystring\b|params\b)/)) {
+    const m = /^(?:body|querystring|params)(?:\.([^:\s]+))?:\s*(.*)$/s.exec(part);
+    const field = m?.[1] ?? '';
+    const text = m?.[2] ?? part;
+    out.set(field, out.has(field) ? `${out.get(field)}; ${text}` : text);
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+import { useEffect, useState } from 'react';
+import { isTerminal, priorityName } from '../api.js';
+import { Link, navigate, usePoll, useSession } from '../hooks.js';
+import { Command, ErrorBanner, StateBadge, Time } from '../ui.js';
+import { SpecView } from './RunPage.js';
+
+/** An item that has no run yet: where it stands in its queue and why. Moves on to the run page once claimed. */
+export function ItemPage({ id }: { id: string }) {
+  const { api } = useSession();
+  const item = usePoll((a) => a.item(id), [id], 1000);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const it = item.data;
+
+  useEffect(() => {
+    if (it?.run_id) navigate(`/runs/${it.run_id}`, { replace: true });
+  }, [it?.run_id]);
+
+  if (!it) {
+    return (
+      <div className="page">
+        {item.error ? <ErrorBanner>{item.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
+      </div>
+    );
+  }
+  const cancel = async () => {
+    try {
+      await api.cancelItem(it.id);
+      item.reload();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  return (
+    <div className="page">
+      <p className="crumbs">
+        <Link href="/">Queues</Link> / <Link href={`/queues/${encodeURIComponent(it.queue)}`}>{it.queue}</Link> / items
+        /
+      </p>
+      <div className="page-head">
+        <div>
+          <h1>
+            {it.spec.name ?? 'Item'} <span className="mono id">{it.id}</span>
+          </h1>
+          <p className="stats">
+            <StateBadge state={it.state} />
+            <span>
+              Priority <strong>{priorityName(it.priority)}</strong>
+            </span>
+            <span>
+              Created <Time ms={it.created_at} />
+            </span>
+          </p>
+        </div>
+        {!isTerminal(it.state) && it.state !== 'cancelling' && (
+          <button type="button" className="btn btn-danger" onClick={() => void cancel()}>
+            Cancel
+          </button>
+        )}
+      </div>
+      {error && <ErrorBanner>{error}</ErrorBanner>}
+      {it.state === 'pending' && (
+        <section className="card pad pending-card" aria-label="Why pending">
+          <p className="pending-position">
+            Position <strong data-testid="position">{it.position ?? '—'}</strong> in the queue
+          </p>
+          {it.pending_reason && (
+            <p data-reason={it.pending_reason.code} className={`reason-${it.pending_reason.code}`}>
+              {it.pending_reason.message}
+            </p>
+          )}
+          {it.pending_reason?.code === 'no_agent' && (
+            <>
+              <p className="muted">Start an agent for this queue:</p>
+              <Command text={`liftoff launch-agent -q ${it.queue}`} />
+            </>
+          )}
+        </section>
+      )}
+      {it.state !== 'pending' && !it.run_id && (
+        <p className="muted">
+          {isTerminal(it.state) ? 'This item ended without a run.' : 'An agent has claimed this item; its run starts…'}
+        </p>
+      )}
+      <section className="card pad" aria-labelledby="spec-title">
+        <h2 id="spec-title">Spec</h2>
+        <SpecView spec={it.spec} />
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,628 @@
+import { useMemo, useState, type KeyboardEvent } from 'react';
+import type uPlot from 'uplot';
+import {
+  ITEM_STATES,
+  isTerminal,
+  priorityName,
+  type Agent,
+  type Item,
+  type ItemState,
+  type Queue,
+  type Run,
+} from '../api.js';
+import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { LaunchDialog } from '../LaunchDialog.js';
+import { AgentBadge, Chart, Command, Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
+import { formatAgo, formatDuration, shortId } from '../util.js';
+import { agentsOf } from './QueuesPage.js';
+
+const TABS = [
+  { id: 'items', label: 'Items' },
+  { id: 'runs', label: 'Runs' },
+  { id: 'agents', label: 'Agents' },
+  { id: 'config', label: 'Config' },
+] as const;
+type TabId = (typeof TABS)[number]['id'];
+
+/** Charts show at least this much history. */
+const MIN_WINDOW_MS = 10 * 60_000;
+
+/** Pending and running counts over time, rebuilt from the items' created/claimed/ended times. */
+export function depthSeries(items: readonly Item[], now: number): uPlot.AlignedData {
+  const events: Array<[number, number, number]> = [];
+  for (const it of items) {
+    events.push([it.created_at, +1, 0]);
+    if (it.claimed_at !== null) {
+      events.push([it.claimed_at, -1, +1]);
+      if (it.ended_at !== null) events.push([it.ended_at, 0, -1]);
+    } else if (it.ended_at !== null) {
+      events.push([it.ended_at, -1, 0]);
+    }
+  }
+  events.sort((a, b) => a[0] - b[0]);
+  const xs: number[] = [];
+  const pending: number[] = [];
+  const running: number[] = [];
+  // Start from an empty queue before the first item, and show at least the last few minutes (uPlot needs 2 points).
+  const start = Math.min((events[0]?.[0] ?? now) - 1000, now - MIN_WINDOW_MS) / 1000;
+  xs.push(start);
+  pending.push(0);
+  running.push(0);
+  let p = 0;
+  let r = 0;
+  for (const [t, dp, dr] of events) {
+    p += dp;
+    r += dr;
+    const x = t / 1000;
+    if (xs.length && xs[xs.length - 1] === x) {
+      pending[pending.length - 1] = p;
+      running[running.length - 1] = r;
+    } else {
+      xs.push(x);
+      pending.push(p);
+      running.push(r);
+    }
+  }
+  xs.push(now / 1000);
+  pending.push(p);
+  running.push(r);
+  return [xs, pending, running];
+}
+
+/** One bar per run (x = start time), height = duration in seconds (so far, for a running one). */
+export function durationSeries(runs: readonly Run[], now: number): uPlot.AlignedData {
+  const rows = runs
+    .filter((r) => r.started_at !== null)
+    .map((r) => [(r.started_at as number) / 1000, ((r.ended_at ?? now) - (r.started_at as number)) / 1000] as const)
+    .sort((a, b) => a[0] - b[0]);
+  // Empty ends frame the window: at least the last few minutes, and now.
+  const start = Math.min((rows[0]?.[0] ?? now / 1000) - 30, (now - MIN_WINDOW_MS) / 1000);
+  return [
+    [start, ...rows.map((r) => r[0]), now / 1000 + 30],
+    [null, ...rows.map((r) => r[1]), null],
+  ];
+}
+
+function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
+  const { entity, api } = useSession();
+  const [filter, setFilter] = useState<ItemState | ''>('');
+  const items = usePoll((a) => a.items(entity, queue.name, filter || undefined, 200), [entity, queue.name, filter]);
+  const [cancelError, setCancelError] = useState<string | undefined>(undefined);
+  const now = useNow(5000);
+
+  const cancel = async (it: Item) => {
+    setCancelError(undefined);
+    try {
+      await api.cancelItem(it.id);
+      items.reload();
+    } catch (e) {
+      setCancelError((e as Error).message);
+    }
+  };
+
+  return (
+    <section aria-label="Items">
+      <div className="toolbar">
+        <label htmlFor="state-filter">State</label>
+        <select id="state-filter" value={filter} onChange={(e) => setFilter(e.target.value as ItemState | '')}>
+          <option value="">All states</option>
+          {ITEM_STATES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </div>
+      {cancelError && <ErrorBanner>{cancelError}</ErrorBanner>}
+      {items.error && <ErrorBanner>{items.error.message}</ErrorBanner>}
+      {items.data && items.data.length === 0 && (
+        <Empty title={filter ? `No ${filter} items` : 'No items on this queue yet'}>
+          {!filter && (
+            <>
+              <p>Launch a job with the button above, or from a terminal:</p>
+              <Command text={`liftoff launch -q ${queue.name} --code DIR -E "python3 train.py"`} />
+            </>
+          )}
+        </Empty>
+      )}
+      {items.data && items.data.length > 0 && (
+        <div className="card table-card">
+          <table className="table" aria-label="Items">
+            <thead>
+              <tr>
+                <th scope="col">Item</th>
+                <th scope="col">State</th>
+                <th scope="col">Priority</th>
+                <th scope="col" className="num">
+                  Position
+                </th>
+                <th scope="col">Why pending</th>
+                <th scope="col">Submitted by</th>
+                <th scope="col">Created</th>
+                <th scope="col">Run</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.data.map((it) => (
+                <tr key={it.id} data-item={it.id}>
+                  <td>
+                    <Link href={`/items/${it.id}`} className="mono" title={it.id}>
+                      {shortId(it.id)}
+                    </Link>
+                    {it.spec.name && <div className="sub">{it.spec.name}</div>}
+                  </td>
+                  <td>
+                    <StateBadge state={it.state} />
+                  </td>
+                  <td>
+                    <span className={`prio prio-${priorityName(it.priority)}`}>{priorityName(it.priority)}</span>
+                  </td>
+                  <td className="num" data-col="position">
+                    {it.position ?? <span className="muted">—</span>}
+                  </td>
+                  <td data-col="reason" className="reason">
+                    {it.pending_reason ? (
+                      <span className={`reason-${it.pending_reason.code}`} data-reason={it.pending_reason.code}>
+                        {it.pending_reason.message}
+                      </span>
+                    ) : (
+                      <span className="muted">—</span>
+                    )}
+                  </td>
+                  <td>{it.spec.author ?? <span className="muted">—</span>}</td>
+                  <td title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</td>
+                  <td>
+                    {it.run_id ? (
+                      <Link href={`/runs/${it.run_id}`} className="mono" title={it.run_id}>
+                        {shortId(it.run_id)}
+                      </Link>
+                    ) : (
+                      <span className="muted">—</span>
+                    )}
+                  </td>
+                  <td className="actions">
+                    {!isTerminal(it.state) && it.state !== 'cancelling' && (
+                      <button
+                        type="button"
+                        className="btn btn-small btn-danger-ghost"
+                        onClick={() => void cancel(it)}
+                        aria-label={`Cancel item ${it.id}`}
+                      >
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {!items.data && !items.error && <p className="muted">Loading…</p>}
+      {filter === '' && items.data && items.data.length > 0 && (
+        <p className="hint table-foot">
+          Newest first, up to 200.{' '}
+          <button type="button" className="linklike" onClick={onLaunch}>
+            Launch another job
+          </button>
+        </p>
+      )}
+    </section>
+  );
+}
+
+function RunsTab({ runs }: { runs: Run[] | undefined }) {
+  const now = useNow(1000);
+  if (!runs) return <p className="muted">Loading…</p>;
+  if (runs.length === 0) {
+    return (
+      <Empty title="No runs yet">
+        <p>A run starts when an agent takes an item off this queue.</p>
+      </Empty>
+    );
+  }
+  return (
+    <div className="card table-card">
+      <table className="table" aria-label="Runs">
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col">Status</th>
+            <th scope="col">Started</th>
+            <th scope="col" className="num">
+              Duration
+            </th>
+            <th scope="col" className="num">
+              Exit code
+            </th>
+            <th scope="col">Error stage</th>
+            <th scope="col">Agent</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr key={r.id} data-run={r.id}>
+              <td>
+                <Link href={`/runs/${r.id}`} className="mono" title={r.id}>
+                  {shortId(r.id)}
+                </Link>
+              </td>
+              <td>
+                <StateBadge state={r.status} />
+              </td>
+              <td>
+                <Time ms={r.started_at} />
+              </td>
+              <td className="num">
+                {r.started_at === null ? '—' : formatDuration((r.ended_at ?? now) - r.started_at)}
+              </td>
+              <td className="num">{r.exit_code ?? <span className="muted">—</span>}</td>
+              <td>
+                {r.error_stage ? (
+                  <span className="error-stage" title={r.error_message ?? undefined}>
+                    {r.error_stage}
+                  </span>
+                ) : (
+                  <span className="muted">—</span>
+                )}
+              </td>
+              <td className="mono small" title={r.agent_id}>
+                {shortId(r.agent_id)}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Stop an agent remotely (only offered when the server reports `stop_requested`, i.e. supports it). */
+function StopAgent({ agent, onDone }: { agent: Agent; onDone: () => void }) {
+  const { api } = useSession();
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
+  if (agent.status === 'KILLED') return null;
+  if (agent.stop_requested) {
+    return (
+      <span className="muted small" data-stop={agent.stop_requested}>
+        {agent.stop_requested === 'finish' ? 'Stopping after its jobs…' : 'Stopping…'}
+      </span>
+    );
+  }
+  const stop = async (mode: 'finish' | 'stop-runs') => {
+    try {
+      await api.stopAgent(agent.id, mode);
+      setConfirming(false);
+      onDone();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  if (!confirming) {
+    return (
+      <button
+        type="button"
+        className="btn btn-small btn-danger-ghost"
+        onClick={() => setConfirming(true)}
+        aria-label={`Stop agent ${agent.id}`}
+      >
+        Stop
+      </button>
+    );
+  }
+  return (
+    <span className="confirm">
+      {error && (
+        <span className="field-error" role="alert">
+          {error}
+        </span>
+      )}
+      <button type="button" className="btn btn-small" onClick={() => void stop('finish')} autoFocus>
+        After its jobs
+      </button>
+      <button type="button" className="btn btn-small btn-danger" onClick={() => void stop('stop-runs')}>
+        Now
+      </button>
+      <button type="button" className="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>
+        Keep
+      </button>
+    </span>
+  );
+}
+
+function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | undefined; reload: () => void }) {
+  const now = useNow(1000);
+  if (!agents) return <p className="muted">Loading…</p>;
+  const list = agentsOf(agents, queue.name).sort(
+    (a, b) => Number(a.status === 'KILLED') - Number(b.status === 'KILLED') || b.started_at - a.started_at,
+  );
+  const live = list.some((a) => a.status !== 'KILLED');
+  const canStop = list.some((a) => 'stop_requested' in a);
+  return (
+    <section aria-label="Agents">
+      {!live && (
+        <Empty title={list.length ? 'No agent is polling this queue now' : 'No agent has polled this queue yet'}>
+          <p>Items wait until an agent serves the queue. Start one on any machine that can reach this server:</p>
+          <Command text={`liftoff launch-agent -q ${queue.name}`} />
+        </Empty>
+      )}
+      {list.length > 0 && (
+        <div className="card table-card">
+          <table className="table" aria-label="Agents">
+            <thead>
+              <tr>
+                <th scope="col">Agent ID</th>
+                <th scope="col">Status</th>
+                <th scope="col">Start date</th>
+                <th scope="col">Host</th>
+                <th scope="col">Last heartbeat</th>
+                <th scope="col">Version</th>
+                <th scope="col" className="num">
+                  Max jobs
+                </th>
+                <th scope="col" className="num">
+                  Current jobs
+                </th>
+                {canStop && (
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((a) => (
+                <tr key={a.id} data-agent={a.id}>
+                  <td>
+                    <span className="mono" data-col="id">
+                      {a.id}
+                    </span>
+                    {a.name !== a.id && <div className="sub">{a.name}</div>}
+                  </td>
+                  <td data-col="status">
+                    <AgentBadge agent={a} />
+                    {a.status === 'KILLED' && a.status_reason && <div className="sub">{a.status_reason}</div>}
+                  </td>
+                  <td data-col="started">
+                    <Time ms={a.started_at} />
+                  </td>
+                  <td data-col="host">{a.hostname}</td>
+                  <td title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</td>
+                  <td>{a.version}</td>
+                  <td className="num">{a.max_jobs === -1 ? 'unlimited' : a.max_jobs}</td>
+                  <td className="num">{a.status === 'KILLED' ? 0 : a.current_jobs}</td>
+                  {canStop && (
+                    <td className="actions">
+                      <StopAgent agent={a} onDone={reload} />
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function ConfigTab({ queue }: { queue: Queue }) {
+  const sections = Object.entries(queue.resource_args);
+  const vars = Object.entries(queue.template_variables ?? {});
+  return (
+    <section className="card pad" aria-label="Config">
+      <dl className="kv">
+        <dt>Resource type</dt>
+        <dd>
+          <span className="chip">{queue.resource}</span>
+        </dd>
+        <dt>Created</dt>
+        <dd>
+          <Time ms={queue.created_at} />
+        </dd>
+        {queue.prioritization_mode !== undefined && (
+          <>
+            <dt>Prioritization</dt>
+            <dd data-field="prioritization">
+              {queue.prioritization_mode === 'V0'
+                ? `on: higher priorities first${queue.aging_seconds ? `, aging one level per ${queue.aging_seconds} s` : ''}`
+                : 'off: items run in the order they were pushed'}
+            </dd>
+          </>
+        )}
+        {queue.max_concurrency !== undefined && (
+          <>
+            <dt>Max concurrency</dt>
+            <dd>{queue.max_concurrency ?? 'unlimited'}</dd>
+          </>
+        )}
+        <dt>Default resource args</dt>
+        <dd>
+          {sections.length === 0 ? (
+            <span className="muted">None. Jobs run with their own resource args only.</span>
+          ) : (
+            <pre className="code-block">{JSON.stringify(queue.resource_args, null, 2)}</pre>
+          )}
+        </dd>
+        {vars.length > 0 && (
+          <>
+            <dt>Template variables</dt>
+            <dd>
+              <table className="table mini" aria-label="Template variables">
+                <thead>
+                  <tr>
+                    <th scope="col">Variable</th>
+                    <th scope="col">Type</th>
+                    <th scope="col">Allowed</th>
+                    <th scope="col">Default</th>
+                    <th scope="col">Description</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {vars.map(([k, { schema }]) => (
+                    <tr key={k}>
+                      <td className="mono">{`{{${k}}}`}</td>
+                      <td>{schema.type}</td>
+                      <td>
+                        {schema.enum
+                          ? schema.enum.join(', ')
+                          : [
+                              schema.minimum !== undefined ? `≥ ${schema.minimum}` : '',
+                              schema.maximum !== undefined ? `≤ ${schema.maximum}` : '',
+                            ]
+                              .filter(Boolean)
+                              .join(', ') || 'any'}
+                      </td>
+                      <td>{schema.default ?? <span className="muted">required</span>}</td>
+                      <td className="wrap">{schema.description ?? ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </dd>
+          </>
+        )}
+      </dl>
+      <p className="hint">
+        Every job pushed to this queue gets these args, key by key under its own <code>resource_args</code> (the job’s
+        values win).
+      </p>
+    </section>
+  );
+}
+
+export function QueuePage({ name, tab }: { name: string; tab: string }) {
+  const { entity } = useSession();
+  const queue = usePoll((api) => api.queue(entity, name), [entity, name]);
+  const agents = usePoll((api) => api.agents(entity), [entity]);
+  const runs = usePoll((api) => api.runs(entity, name, 200), [entity, name]);
+  const chartItems = usePoll((api) => api.items(entity, name, undefined, 1000), [entity, name], 4000);
+  const [launching, setLaunching] = useState(false);
+  const now = useNow(4000);
+  const active: TabId = (TABS.find((t) => t.id === tab)?.id ?? 'items') as TabId;
+
+  const depth = useMemo(() => depthSeries(chartItems.data ?? [], now), [chartItems.data, now]);
+  const durations = useMemo(() => durationSeries(runs.data ?? [], now), [runs.data, now]);
+
+  const base = `/queues/${encodeURIComponent(name)}`;
+  const onTabKey = (e: KeyboardEvent<HTMLAnchorElement>, i: number) => {
+    if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+    e.preventDefault();
+    const next = TABS[(i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length];
+    if (next) {
+      navigate(`${base}/${next.id}`);
+      document.getElementById(`tab-${next.id}`)?.focus();
+    }
+  };
+
+  if (queue.error && !queue.data) {
+    return (
+      <div className="page">
+        <p className="crumbs">
+          <Link href="/">Queues</Link> /
+        </p>
+        <ErrorBanner>{queue.error.message}</ErrorBanner>
+      </div>
+    );
+  }
+  const q = queue.data;
+  const live = agentsOf(agents.data, name).filter((a) => a.status !== 'KILLED');
+
+  return (
+    <div className="page">
+      <p className="crumbs">
+        <Link href="/">Queues</Link> / <span aria-current="page">{name}</span>
+      </p>
+      <div className="page-head">
+        <div>
+          <h1>{name}</h1>
+          {q && (
+            <p className="stats">
+              <span className="chip">{q.resource}</span>
+              <span>
+                <strong data-stat="pending">{q.pending}</strong> pending
+              </span>
+              <span>
+                <strong data-stat="running">{q.running}</strong> running
+              </span>
+              <span>
+                <strong>{live.length}</strong> {live.length === 1 ? 'agent' : 'agents'} polling
+              </span>
+            </p>
+          )}
+        </div>
+        <button type="button" className="btn btn-primary" onClick={() => setLaunching(true)} disabled={!q}>
+          Launch job
+        </button>
+      </div>
+
+      {q && agents.data && live.length === 0 && (
+        <div className="banner banner-warn" role="status">
+          <span>
+            No agent is polling “{name}”: its items wait until one does. Start one on a machine that can reach this
+            server:
+          </span>
+          <Command text={`liftoff launch-agent -q ${name}`} />
+        </div>
+      )}
+      <div className="charts">
+        <Chart
+          title="Queue depth"
+          yLabel="items"
+          data={depth}
+          empty={chartItems.data && chartItems.data.length === 0 ? 'No items yet' : undefined}
+          series={[
+            { label: 'Pending', color: '#f59e0b', kind: 'step' },
+            { label: 'Running', color: '#4f46e5', kind: 'step' },
+          ]}
+        />
+        <Chart
+          title="Run durations"
+          yLabel="seconds"
+          data={durations}
+          empty={runs.data && durations[0].length <= 2 ? 'No runs yet' : undefined}
+          series={[{ label: 'Duration (s)', color: '#0ea5e9', kind: 'bars' }]}
+        />
+      </div>
+
+      <div className="tabs" role="tablist" aria-label="Queue sections">
+        {TABS.map((t, i) => (
+          <Link
+            key={t.id}
+            id={`tab-${t.id}`}
+            href={`${base}/${t.id}`}
+            role="tab"
+            aria-selected={active === t.id}
+            aria-controls="tabpanel"
+            tabIndex={active === t.id ? 0 : -1}
+            className={`tab${active === t.id ? ' tab-active' : ''}`}
+            onKeyDown={(e) => onTabKey(e, i)}
+          >
+            {t.label}
+            {t.id === 'agents' && agents.data && <span className="count">{live.length}</span>}
+          </Link>
+        ))}
+      </div>
+      <div id="tabpanel" role="tabpanel" aria-labelledby={`tab-${active}`} className="tabpanel">
+        {q && active === 'items' && <ItemsTab queue={q} onLaunch={() => setLaunching(true)} />}
+        {active === 'runs' && <RunsTab runs={runs.data} />}
+        {q && active === 'agents' && <AgentsTab queue={q} agents={agents.data} reload={agents.reload} />}
+        {q && active === 'config' && <ConfigTab queue={q} />}
+      </div>
+      {q && launching && (
+        <LaunchDialog
+          queue={q}
+          onClose={() => setLaunching(false)}
+          onLaunched={(item) => {
+            setLaunching(false);
+            navigate(`/items/${item.id}`);
+          }}
+        />
+      )}
+    </div>
+  );
+}

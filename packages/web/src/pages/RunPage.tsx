@@ -1,0 +1,263 @@
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { isTerminal, priorityName, type Item, type LaunchSpec, type RunDetail } from '../api.js';
+import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { useLogStream } from '../logs.js';
+import { ErrorBanner, StateBadge, Time } from '../ui.js';
+import { formatDuration, joinArgv, redactDeep, redactEnv } from '../util.js';
+
+function Json({ value }: { value: unknown }) {
+  const empty = value && typeof value === 'object' && Object.keys(value).length === 0;
+  if (empty) return <span className="muted">none</span>;
+  return <pre className="code-block">{JSON.stringify(value, null, 2)}</pre>;
+}
+
+export function SpecView({ spec }: { spec: LaunchSpec }) {
+  const env = redactEnv(spec.env);
+  return (
+    <dl className="kv" aria-label="Spec">
+      <dt>Source</dt>
+      <dd className="mono" data-field="source">
+        {spec.source.type === 'git' ? (
+          <>
+            git {spec.source.url}
+            {spec.source.ref && <span className="muted"> @ {spec.source.ref}</span>}
+          </>
+        ) : spec.source.type === 'code' ? (
+          <>code archive {spec.source.archive_id.slice(0, 12)}</>
+        ) : spec.source.type === 'image' ? (
+          <>image {spec.source.image}</>
+        ) : (
+          JSON.stringify(spec.source)
+        )}
+      </dd>
+      <dt>Entry point</dt>
+      <dd className="mono" data-field="entry-point">
+        {joinArgv(spec.entry_point)}
+      </dd>
+      <dt>Args</dt>
+      <dd className="mono">{spec.args.length ? joinArgv(spec.args) : <span className="muted">none</span>}</dd>
+      <dt>Run config</dt>
+      <dd>
+        <Json value={redactDeep(spec.run_config)} />
+      </dd>
+      <dt>Resource args</dt>
+      <dd>
+        <Json value={redactDeep(spec.resource_args)} />
+      </dd>
+      <dt>Environment</dt>
+      <dd data-field="env">
+        {Object.keys(env).length === 0 ? (
+          <span className="muted">none</span>
+        ) : (
+          <ul className="env">
+            {Object.entries(env).map(([k, v]) => (
+              <li key={k} className="mono">
+                {k}={v}
+              </li>
+            ))}
+          </ul>
+        )}
+      </dd>
+      {(spec.name ?? spec.project) && (
+        <>
+          <dt>Name / project</dt>
+          <dd>
+            {spec.name ?? '—'} / {spec.project ?? '—'}
+          </dd>
+        </>
+      )}
+      <dt>Submitted by</dt>
+      <dd>{spec.author ?? '—'}</dd>
+    </dl>
+  );
+}
+
+function Timeline({ run, item }: { run: RunDetail; item: Item | undefined }) {
+  const steps: Array<{ label: string; at: number | null; state: 'done' | 'now' | 'todo' }> = [];
+  const ended = run.ended_at !== null;
+  steps.push({ label: 'Queued', at: item?.created_at ?? null, state: 'done' });
+  steps.push({ label: 'Claimed by agent', at: item?.claimed_at ?? run.created_at, state: 'done' });
+  steps.push({
+    label: 'Started',
+    at: run.started_at,
+    state: run.started_at !== null ? 'done' : ended ? 'todo' : 'now',
+  });
+  steps.push({
+    label: ended ? `Ended: ${run.status}` : run.status === 'cancelling' ? 'Cancelling' : 'Ends',
+    at: run.ended_at,
+    state: ended ? 'done' : run.started_at !== null ? 'now' : 'todo',
+  });
+  return (
+    <ol className="timeline" aria-label="Status timeline">
+      {steps.map((s) => (
+        <li key={s.label} className={`tl-${s.state}`}>
+          <span className="tl-dot" aria-hidden="true" />
+          <span className="tl-label">{s.label}</span>
+          <span className="tl-time">
+            <Time ms={s.at} />
+          </span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function LogView({ runId }: { runId: string }) {
+  const logs = useLogStream(runId);
+  const pre = useRef<HTMLPreElement>(null);
+  const [follow, setFollow] = useState(true);
+
+  useLayoutEffect(() => {
+    const el = pre.current;
+    if (el && follow) el.scrollTop = el.scrollHeight;
+  }, [logs.text, follow]);
+
+  const label = {
+    connecting: 'connecting…',
+    live: 'live',
+    retrying: 'reconnecting…',
+    ended: 'complete',
+  }[logs.phase];
+  return (
+    <section className="card" aria-labelledby="logs-title">
+      <div className="card-head">
+        <h2 id="logs-title">Logs</h2>
+        <span className={`live live-${logs.phase}`} data-phase={logs.phase} role="status">
+          <span className="dot" aria-hidden="true" />
+          {label}
+        </span>
+        <span className="muted small">{logs.offset.toLocaleString()} bytes</span>
+        <label className="check">
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} />
+          Follow
+        </label>
+      </div>
+      {logs.error && logs.phase !== 'live' && <p className="field-error pad-x">{logs.error}</p>}
+      <pre
+        ref={pre}
+        className="logs"
+        data-testid="logs"
+        tabIndex={0}
+        aria-label="Run output"
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+          if (atBottom !== follow) setFollow(atBottom);
+        }}
+      >
+        {logs.text ||
+          (logs.phase === 'ended' ? (
+            <span className="muted">(no output)</span>
+          ) : (
+            <span className="muted">Waiting for output…</span>
+          ))}
+      </pre>
+    </section>
+  );
+}
+
+export function RunPage({ id }: { id: string }) {
+  const { api } = useSession();
+  const run = usePoll((a) => a.run(id), [id]);
+  const itemId = run.data?.item_id;
+  const item = usePoll((a) => (itemId ? a.item(itemId) : Promise.resolve(undefined)), [itemId], 0);
+  const [cancelState, setCancelState] = useState<{ busy: boolean; error?: string }>({ busy: false });
+  const now = useNow(1000);
+  const r = run.data;
+  const terminal = r ? isTerminal(r.status) : false;
+
+  useEffect(() => {
+    if (r) document.title = `Run ${r.id.slice(0, 8)} · ${r.status} · Liftoff`;
+    return () => {
+      document.title = 'Liftoff';
+    };
+  }, [r]);
+
+  if (!r) {
+    return (
+      <div className="page">
+        {run.error ? <ErrorBanner>{run.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
+      </div>
+    );
+  }
+
+  const cancel = async () => {
+    setCancelState({ busy: true });
+    try {
+      await api.cancelRun(r.id);
+      setCancelState({ busy: false });
+      run.reload();
+    } catch (e) {
+      setCancelState({ busy: false, error: (e as Error).message });
+    }
+  };
+
+  const duration = r.started_at !== null ? (r.ended_at ?? now) - r.started_at : null;
+  return (
+    <div className="page">
+      <p className="crumbs">
+        <Link href="/">Queues</Link> / <Link href={`/queues/${encodeURIComponent(r.queue)}`}>{r.queue}</Link> /{' '}
+        <Link href={`/queues/${encodeURIComponent(r.queue)}/runs`}>runs</Link> /
+      </p>
+      <div className="page-head">
+        <div>
+          <h1>
+            {r.spec.name ?? 'Run'} <span className="mono id">{r.id}</span>
+          </h1>
+          <p className="stats">
+            <span data-testid="run-status">
+              <StateBadge state={r.status} />
+            </span>
+            <span>
+              Duration <strong>{formatDuration(duration)}</strong>
+            </span>
+            <span>
+              Exit code <strong data-testid="exit-code">{r.exit_code ?? '—'}</strong>
+            </span>
+            {item.data && (
+              <span>
+                Priority <strong>{priorityName(item.data.priority)}</strong>
+              </span>
+            )}
+            <span className="muted small mono" title="agent">
+              agent {r.agent_id}
+            </span>
+          </p>
+        </div>
+        {!terminal && (
+          <button
+            type="button"
+            className="btn btn-danger"
+            onClick={() => void cancel()}
+            disabled={cancelState.busy || r.status === 'cancelling'}
+          >
+            {r.status === 'cancelling' ? 'Stopping…' : 'Cancel run'}
+          </button>
+        )}
+      </div>
+      {cancelState.error && <ErrorBanner>{cancelState.error}</ErrorBanner>}
+      {run.error && <ErrorBanner>{run.error.message}</ErrorBanner>}
+      {(r.error_stage ?? r.error_message) && (
+        <div className="banner banner-error" data-testid="run-error">
+          <strong>Failed at stage {r.error_stage ?? '?'}</strong>
+          {r.error_message && <pre className="error-message">{r.error_message}</pre>}
+        </div>
+      )}
+      <div className="run-grid">
+        <div className="run-main">
+          <LogView runId={r.id} />
+        </div>
+        <aside className="run-side">
+          <section className="card pad" aria-labelledby="timeline-title">
+            <h2 id="timeline-title">Timeline</h2>
+            <Timeline run={r} item={item.data} />
+          </section>
+          <section className="card pad" aria-labelledby="spec-title">
+            <h2 id="spec-title">Spec</h2>
+            <SpecView spec={r.spec} />
+          </section>
+        </aside>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanupAll, ROOT, tempDir } from '../helpers/procs.js';
+
+const run = promisify(execFile);
+
+/** Runs every benchmark at a tiny size so that `npm run bench` does not rot. It checks the reports, not timings. */
+describe('benchmarks (quick mode)', () => {
+  afterAll(cleanupAll);
+
+  it('produce RESULTS.md, results.json and the charts', async () => {
+    const out = tempDir('liftoff-bench-out-');
+    await run(process.execPath, [join(ROOT, 'bench', 'run.mjs'), '--quick'], {
+      cwd: ROOT,
+      env: { ...process.env, LIFTOFF_BENCH_OUT: out },
+      timeout: 280_000,
+    });
+    const md = readFileSync(join(out, 'RESULTS.md'), 'utf8');
+    for (const section of [
+      'Dispatch latency',
+      'Throughput',
+      'Queue depth',
+      'Idle fleet cost',
+      'Agent footprint',
+      'Container path',
+    ]) {
+      expect(md).toContain(`## ${section}`);
+    }
+    const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { benchmarks: Record<string, unknown> };
+    expect(Object.keys(json.benchmarks).sort()).toEqual([
+      'container',
+      'depth',
+      'dispatch',
+      'footprint',
+      'idle',
+      'throughput',
+    ]);
+    expect(existsSync(join(out, 'dispatch-latency.svg'))).toBe(true);
+    expect(readFileSync(join(out, 'dispatch-latency.svg'), 'utf8')).toMatch(/^<svg /);
+  }, 300_000);
+});
