@@ -51,6 +51,17 @@ async function liftoffLatency({ backend, agents, samples, pollInterval, database
   return { backend, agents, claim: percentiles(claim), start: percentiles(start) };
 }
 
+/** A note for every Liftoff configuration whose median claim is slower than graphile-worker's, saying why. */
+export function slowerThanGraphile(rows, graphile) {
+  if (!graphile) return [];
+  return rows
+    .filter((r) => !r.baseline && r.claim.p50 > graphile.p50)
+    .map(
+      (r) =>
+        `Slower than graphile-worker (p50 ${fmtMs(r.claim.p50)} vs ${fmtMs(graphile.p50)}): ${r.label}. A push wakes every agent polling the queue and each attempts a claim (a transaction; a round-trip each on PostgreSQL), so the winner waits behind the others as idle agents multiply; graphile-worker wakes one in-process worker.`,
+    );
+}
+
 export default {
   name: 'dispatch',
   title: 'Dispatch latency',
@@ -100,9 +111,12 @@ export default {
         r.start ? `${fmtMs(r.start.p50)} / ${fmtMs(r.start.p95)} / ${fmtMs(r.start.p99)}` : '-',
         base && r !== base ? ratio(r.claim.p50, base.claim.p50) : '1×',
       ]),
-      notes: pgUrl
-        ? []
-        : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.'],
+      notes: [
+        ...(pgUrl
+          ? []
+          : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),
+        ...slowerThanGraphile(rows, graphile),
+      ],
     };
     const chartRows = rows.map((r) => ({ label: r.label.replace('Liftoff ', ''), baseline: r.baseline, ...r.claim }));
     return {

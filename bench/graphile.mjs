@@ -1,12 +1,14 @@
 // graphile-worker on the same PostgreSQL, as the peer in the dispatch and throughput benchmarks.
-import { makeWorkerUtils, run } from 'graphile-worker';
+import { Logger, makeWorkerUtils, run } from 'graphile-worker';
 import { percentiles } from './lib.mjs';
 
 const pgSchema = `graphile_bench_${process.pid}`;
+/** graphile-worker logs every job at info level; the benchmark's output is its report. */
+const logger = new Logger(() => () => {});
 
 /** Job added → handler called, one job at a time, in milliseconds. */
 export async function graphileLatency(connectionString, samples) {
-  const utils = await makeWorkerUtils({ connectionString, schema: pgSchema });
+  const utils = await makeWorkerUtils({ connectionString, schema: pgSchema, logger });
   await utils.migrate();
   const waiting = new Map();
   const runner = await run({
@@ -14,6 +16,7 @@ export async function graphileLatency(connectionString, samples) {
     schema: pgSchema,
     concurrency: 1,
     noHandleSignals: true,
+    logger,
     pollInterval: 2_000,
     taskList: { bench: async (payload) => waiting.get(payload.id)?.(Date.now()) },
   });
@@ -38,7 +41,7 @@ export async function graphileLatency(connectionString, samples) {
 
 /** Jobs per second with `concurrency` workers draining `count` trivial jobs. */
 export async function graphileThroughput(connectionString, count, concurrency) {
-  const utils = await makeWorkerUtils({ connectionString, schema: pgSchema });
+  const utils = await makeWorkerUtils({ connectionString, schema: pgSchema, logger });
   await utils.migrate();
   for (let i = 0; i < count; i += 500) {
     await utils.addJobs(Array.from({ length: Math.min(500, count - i) }, () => ({ identifier: 'noop', payload: {} })));
@@ -52,6 +55,7 @@ export async function graphileThroughput(connectionString, count, concurrency) {
     schema: pgSchema,
     concurrency,
     noHandleSignals: true,
+    logger,
     pollInterval: 1_000,
     taskList: {
       noop: async () => {

@@ -20,7 +20,8 @@ if (unknown.length) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${ALL.map((b) => b.name).join(', ')}`);
   process.exit(2);
 }
-const selected = names.length ? ALL.filter((b) => names.includes(b.name)) : ALL;
+// `--render`: rewrite RESULTS.md from results.json without running anything.
+const selected = args.includes('--render') ? [] : names.length ? ALL.filter((b) => names.includes(b.name)) : ALL;
 const outDir = process.env.LIFTOFF_BENCH_OUT ?? join(ROOT, 'bench');
 const pgCandidate = process.env.LIFTOFF_BENCH_DATABASE_URL ?? 'postgres://liftoff:liftoff@127.0.0.1:5432/liftoff';
 const pgUrl = (await pgReachable(pgCandidate)) ? pgCandidate : undefined;
@@ -29,7 +30,9 @@ if (!pgUrl)
 
 const resultsFile = join(outDir, 'results.json');
 const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : { benchmarks: {} };
-const results = { machine: machine(), quick, benchmarks: { ...previous.benchmarks } };
+const results = args.includes('--render')
+  ? previous
+  : { machine: machine(), quick, benchmarks: { ...previous.benchmarks } };
 
 for (const bench of selected) {
   const t0 = Date.now();

@@ -142,7 +142,7 @@ export const Item = z.object({
   claimed_at: Timestamp.nullable(),
   ended_at: Timestamp.nullable(),
   run_id: z.string().nullable(),
-  /** 1-based position among the queue's pending items; null when not pending. */
+  /** 1-based position among the queue's pending items, computed on read; null when not pending and in a push's answer. */
   position: z.number().int().nullable(),
   pending_reason: PendingReason.nullable(),
 });

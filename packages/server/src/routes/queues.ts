@@ -139,7 +139,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       }
       const id = await ctx.store.pushItem(queue.id, merged, priority, ctx.now());
       ctx.bus.publish(`queue:${queue.id}`);
-      return reply.code(201).send(await ctx.store.getItem(id));
+      return reply.code(201).send(await ctx.store.getItem(id, ctx.now(), { explain: false }));
     },
   );
 }

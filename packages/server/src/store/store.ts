@@ -318,10 +318,19 @@ export class Store {
       .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
   }
 
-  async getItem(id: string, now = Date.now()): Promise<Item & { entity_id: string; queue_id: string }> {
+  /**
+   * One item. `explain` (the default) adds a pending item's position and reason, which costs a count over the
+   * queue's backlog; the push path skips it so that pushing stays flat however deep the queue is.
+   */
+  async getItem(
+    id: string,
+    now = Date.now(),
+    { explain = true }: { explain?: boolean } = {},
+  ): Promise<Item & { entity_id: string; queue_id: string }> {
     const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirst();
     if (!row) throw new NotFoundError(`Item "${id}" not found.`);
-    if (row.state !== 'pending') return { ...this.toItem(row, null), entity_id: row.entity_id, queue_id: row.queue_id };
+    if (row.state !== 'pending' || !explain)
+      return { ...this.toItem(row, null), entity_id: row.entity_id, queue_id: row.queue_id };
     const queue = await this.queueRow(row.queue_id);
     const position = await this.positionOf(row, queue, now);
     const reason = await this.pendingReason(row.entity_id, queue, position);
@@ -355,14 +364,38 @@ export class Store {
     return Number(r?.n ?? 0) + 1;
   }
 
+  /**
+   * Positions of every pending item of a queue, from one read of the backlog ranked here (by effective priority,
+   * then id): one query however many items are listed, instead of a count per item.
+   */
+  private async pendingRanks(
+    queueId: string,
+    queue: { aging_ms: number | null },
+    now: number,
+  ): Promise<Map<string, number>> {
+    const agingMs = queue.aging_ms === null ? null : Number(queue.aging_ms);
+    const rows = await this.db
+      .selectFrom('items')
+      .select(['id', 'priority', 'created_at'])
+      .where('queue_id', '=', queueId)
+      .where('state', '=', 'pending')
+      .execute();
+    const ranked = rows
+      .map((r) => ({
+        id: r.id,
+        eff: effectivePriorityOf({ priority: Number(r.priority), created_at: Number(r.created_at) }, now, agingMs),
+      }))
+      .sort((a, b) => a.eff - b.eff || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return new Map(ranked.map((r, i) => [r.id, i + 1]));
+  }
+
   async listItems(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<Item[]> {
     let q = this.itemQuery().where('items.queue_id', '=', queueId);
     if (opts.state) q = q.where('items.state', '=', opts.state);
     const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
     const pending = rows.filter((r) => r.state === 'pending');
     const queue = await this.queueRow(queueId);
-    const positions = new Map<string, number>();
-    for (const r of pending) positions.set(r.id, await this.positionOf(r, queue, now));
+    const positions = pending.length ? await this.pendingRanks(queueId, queue, now) : new Map<string, number>();
     const situation = pending[0] ? await this.dispatchSituation(pending[0].entity_id, queue) : undefined;
     return rows.map((r) => {
       const position = positions.get(r.id) ?? null;
