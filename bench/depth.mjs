@@ -2,7 +2,7 @@
 // straight into the database before the server starts (pushing 100k items through the API would dominate the run).
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fmtMs, percentiles, ratio, startServer } from './lib.mjs';
+import { fmtMs, percentiles, ratio, startServer, registerProtocolAgent } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -36,15 +36,7 @@ async function measure(n, samples) {
   preload(join(dataDir, 'liftoff.db'), n);
   server = await startServer({ home: server.home });
   const { client } = server;
-  await client.registerAgent({
-    id: 'depth',
-    name: 'depth',
-    entity: 'default',
-    hostname: 'bench',
-    queues: ['default'],
-    version: 'bench',
-    max_jobs: 1,
-  });
+  await registerProtocolAgent(client, 'depth');
   const spec = { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'] };
   const push = [];
   const pop = [];

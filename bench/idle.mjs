@@ -2,7 +2,7 @@
 // the real protocol client (register, heartbeat, long-poll) run as 1,000 independent loops in one process: 1,000
 // agent processes would not fit the machine, and the server cannot tell the difference.
 import { LiftoffClient } from '@liftoff/core';
-import { procStats, sampleProcess, sleep, startServer } from './lib.mjs';
+import { procStats, sampleProcess, sleep, startServer, registerProtocolAgent } from './lib.mjs';
 
 export default {
   name: 'idle',
@@ -18,15 +18,7 @@ export default {
     const loops = [];
     for (let i = 0; i < agents; i++) {
       const id = `idle-${i}`;
-      const reg = await client.registerAgent({
-        id,
-        name: id,
-        entity: 'default',
-        hostname: 'bench',
-        queues: ['default'],
-        version: 'bench',
-        max_jobs: 1,
-      });
+      const reg = await registerProtocolAgent(client, id);
       loops.push(
         (async () => {
           let lastContact = Date.now();

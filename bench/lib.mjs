@@ -111,6 +111,19 @@ export async function startServer({ flags = [], database: pgBase, home: givenHom
   };
 }
 
+/** Registers `id` as an agent on queue "default" through the API, for benchmarks that speak the protocol themselves. */
+export function registerProtocolAgent(client, id) {
+  return client.registerAgent({
+    id,
+    name: id,
+    entity: 'default',
+    hostname: 'bench',
+    queues: ['default'],
+    version: 'bench',
+    max_jobs: 1,
+  });
+}
+
 let agentCount = 0;
 export async function startAgent(server, { queues = ['default'], maxJobs = 1, pollInterval, name } = {}) {
   const id = name ?? `bench-${++agentCount}-${Math.random().toString(36).slice(2, 6)}`;

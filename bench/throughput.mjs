@@ -4,7 +4,7 @@ import { packDirectory } from '@liftoff/cli';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
-import { median, ratio, sleep, startAgent, startServer, tempDir } from './lib.mjs';
+import { median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
 
 async function archiveOf(client) {
   const dir = join(tempDir(), 'code');
@@ -57,15 +57,7 @@ async function claimsPerSecond({ database, items, workers }) {
   const ids = [];
   for (let w = 0; w < workers; w++) {
     const id = `raw-${w}`;
-    await client.registerAgent({
-      id,
-      name: id,
-      entity: 'default',
-      hostname: 'bench',
-      queues: ['default'],
-      version: 'bench',
-      max_jobs: 1,
-    });
+    await registerProtocolAgent(client, id);
     ids.push(id);
   }
   const t0 = Date.now();

@@ -53,6 +53,7 @@ describe('CLI errors', () => {
       2,
       /contains shell syntax/,
     ],
+    ['an unknown flag', ['launch', '--bogus'], {}, 2, /error: unknown option '--bogus'/],
     ['two sources', ['launch', '--git', 'https://e.com/r', '--code', '.', '-E', 'x'], {}, 2, /Give exactly one source/],
     [
       'a bad priority',

@@ -34,7 +34,8 @@ export async function main(argv: string[], env: Env): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode;
+      // Usage errors exit 2 like every other error (commander uses 1); --help and --version exit 0.
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }
     const message = e instanceof LiftoffError ? e.message : e instanceof Error ? e.message : String(e);

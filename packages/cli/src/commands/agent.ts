@@ -1,10 +1,9 @@
-import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core';
-import { LaunchAgent, agentIdentity, dockerServices, assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
+import { assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
 import { connect } from '../connection.js';
-import { jobEnvironment, onShutdown } from './shared.js';
+import { createAgent, onShutdown } from './shared.js';
 
 interface AgentCliFlags {
   queue?: string[];
@@ -63,27 +62,8 @@ export function agentCommand(program: Command, env: Env): void {
       const logger = pino({ level, base: { agent: config.name } }, destination);
       const client = connect({ url: flags.url }, env);
       const dataDir = flags.dataDir ?? defaultDataDir(env);
-      const host = hostname();
-      const identity = agentIdentity({
-        name: config.name,
-        hostname: host,
-        entity: config.entity,
-        queues: config.queues,
-        configPath: config.source,
-        dataDir,
-      });
       console.log('Starting launch agent');
-      const agent = new LaunchAgent({
-        client,
-        config,
-        identity,
-        hostname: host,
-        dataDir,
-        jobEnv: jobEnvironment(env),
-        ...dockerServices(env, config.file.builder),
-        logger,
-        say: (line) => console.log(line),
-      });
+      const { agent } = createAgent({ client, config, env, dataDir, logger, say: (line) => console.log(line) });
       // The signal handler goes in before start-up finishes: a SIGTERM right after "polling" must still stop cleanly.
       const started = agent.start();
       onShutdown(async () => {

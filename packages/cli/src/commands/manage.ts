@@ -14,18 +14,7 @@ import {
 import { connect } from '../connection.js';
 import { addQueueSwitches, queueSwitches, readTemplateVariables, type QueueSwitches } from './queueOptions.js';
 import { duration, printJson, table, when } from '../output.js';
-
-interface Common {
-  entity: string;
-  json?: boolean;
-  url?: string;
-}
-
-const common = (cmd: Command): Command =>
-  cmd
-    .option('-e, --entity <name>', 'entity', 'default')
-    .option('--json', 'print JSON')
-    .option('-u, --url <url>', 'server URL');
+import { common, type Common } from './common.js';
 
 export function queueCommands(program: Command, env: Env): void {
   const queue = program.command('queue').description('create, list, show and delete queues');

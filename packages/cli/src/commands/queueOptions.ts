@@ -10,6 +10,7 @@ import {
 } from '@liftoff/core';
 import { connect } from '../connection.js';
 import { printJson } from '../output.js';
+import { common, type Common } from './common.js';
 
 /** The queue switches shared by `queue create` and `queue update`. */
 export interface QueueSwitches {
@@ -69,17 +70,6 @@ export function readTemplateVariables(v: string | undefined): TemplateVariables 
     );
   return r.data;
 }
-
-interface Common {
-  entity: string;
-  json?: boolean;
-  url?: string;
-}
-const common = (cmd: Command): Command =>
-  cmd
-    .option('-e, --entity <name>', 'entity', 'default')
-    .option('--json', 'print JSON')
-    .option('-u, --url <url>', 'server URL');
 
 /** `liftoff queue update` and `liftoff entity create|update`. */
 export function queueAdminCommands(program: Command, env: Env): void {

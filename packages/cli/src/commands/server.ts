@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { DEFAULT_HOST, DEFAULT_PORT, LiftoffClient, defaultDataDir, type Env } from '@liftoff/core';
-import { LaunchAgent, agentIdentity, dockerServices, resolveAgentConfig } from '@liftoff/agent';
+import { resolveAgentConfig } from '@liftoff/agent';
 import { DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
-import { jobEnvironment, onShutdown } from './shared.js';
+import { createAgent, onShutdown } from './shared.js';
 
 interface ServerFlags {
   host: string;
@@ -118,22 +118,12 @@ export function serverCommands(program: Command, env: Env): void {
         { queues: [DEFAULT_QUEUE], maxJobs: Number(flags.maxJobs), config: undefined, entity: 'default' },
         { ...env, LIFTOFF_ENTITY: undefined, LIFTOFF_LAUNCH_MAX_JOBS: undefined },
       );
-      const host = hostname();
-      const identity = agentIdentity({
-        name: `${host}-embedded`,
-        hostname: host,
-        entity: config.entity,
-        queues: config.queues,
-        dataDir,
-      });
-      const agent = new LaunchAgent({
+      const { agent, identity } = createAgent({
         client,
         config,
-        identity,
-        hostname: host,
+        env,
         dataDir,
-        jobEnv: jobEnvironment(env),
-        ...dockerServices(env, config.file.builder),
+        name: `${hostname()}-embedded`,
         logger: pino({ level: flags.logLevel }, pino.destination(2)),
         say: (line) => console.log(`[agent] ${line}`),
       });

@@ -1,4 +1,7 @@
-import type { Env } from '@liftoff/core';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { LaunchAgent, agentIdentity, dockerServices, type ResolvedAgentConfig } from '@liftoff/agent';
+import type { Env, LiftoffClient } from '@liftoff/core';
 
 /** What a job inherits from the agent's environment: everything but the agent's own API key. */
 export function jobEnvironment(env: Env): Env {
@@ -25,4 +28,38 @@ export function onShutdown(fn: () => Promise<void>): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+}
+
+/** A launch agent as both `liftoff launch-agent` and `liftoff up` build one: identity, services and job environment. */
+export function createAgent(opts: {
+  client: LiftoffClient;
+  config: ResolvedAgentConfig;
+  env: Env;
+  dataDir: string;
+  name?: string;
+  logger: Logger;
+  say: (line: string) => void;
+}): { agent: LaunchAgent; identity: { id: string; name: string } } {
+  const { client, config, env, dataDir, logger, say } = opts;
+  const host = hostname();
+  const identity = agentIdentity({
+    name: opts.name ?? config.name,
+    hostname: host,
+    entity: config.entity,
+    queues: config.queues,
+    configPath: config.source,
+    dataDir,
+  });
+  const agent = new LaunchAgent({
+    client,
+    config,
+    identity,
+    hostname: host,
+    dataDir,
+    jobEnv: jobEnvironment(env),
+    ...dockerServices(env, config.file.builder),
+    logger,
+    say,
+  });
+  return { agent, identity };
 }

@@ -494,16 +494,16 @@ export class Store {
     const claimed: Array<Item & { lease_expires_at: number }> = [];
     const exhausted = new Set<string>();
     const queues = new Map<string, Selectable<QueuesTable> & { entity_limit: number | null }>();
-    for (const id of queueIds) {
-      const q = await this.db
-        .selectFrom('queues')
-        .innerJoin('entities', 'entities.id', 'queues.entity_id')
-        .selectAll('queues')
-        .select('entities.max_concurrency as entity_limit')
-        .where('queues.id', '=', id)
-        .executeTakeFirst();
-      if (q) queues.set(id, q);
-    }
+    const rows = queueIds.length
+      ? await this.db
+          .selectFrom('queues')
+          .innerJoin('entities', 'entities.id', 'queues.entity_id')
+          .selectAll('queues')
+          .select('entities.max_concurrency as entity_limit')
+          .where('queues.id', 'in', queueIds)
+          .execute()
+      : [];
+    for (const q of rows) queues.set(q.id, q);
     while (claimed.length < max && exhausted.size < queueIds.length) {
       for (const queueId of queueIds) {
         if (claimed.length >= max) break;
@@ -926,23 +926,20 @@ export class Store {
   async getAgent(id: string): Promise<Agent & { entity_id: string }> {
     return this.getAgentIn(this.db, id);
   }
-  private async getAgentIn(db: Db, id: string): Promise<Agent & { entity_id: string }> {
-    const r = await db
+  private agentQuery(db: Db = this.db) {
+    return db
       .selectFrom('agents')
       .innerJoin('entities', 'entities.id', 'agents.entity_id')
       .selectAll('agents')
-      .select('entities.name as entity_name')
-      .where('agents.id', '=', id)
-      .executeTakeFirst();
+      .select('entities.name as entity_name');
+  }
+  private async getAgentIn(db: Db, id: string): Promise<Agent & { entity_id: string }> {
+    const r = await this.agentQuery(db).where('agents.id', '=', id).executeTakeFirst();
     if (!r) throw new NotFoundError(`Agent "${id}" is not registered; restart it.`);
     return { ...this.toAgent(r), entity_id: r.entity_id };
   }
   async listAgents(entityId: string): Promise<Agent[]> {
-    const rows = await this.db
-      .selectFrom('agents')
-      .innerJoin('entities', 'entities.id', 'agents.entity_id')
-      .selectAll('agents')
-      .select('entities.name as entity_name')
+    const rows = await this.agentQuery()
       .where('agents.entity_id', '=', entityId)
       .orderBy('agents.started_at', 'desc')
       .execute();
