@@ -92,10 +92,11 @@ describe('CLI errors', () => {
   it('refuses to start without a queue, and for a queue whose runner it lacks', async () => {
     const none = await cli(['launch-agent', '-c', agentConfig(tempDir(), 'entity: default\n')], server.env);
     expect(none.output).toContain('no queue to poll: pass -q QUEUE');
-    await server.client.createQueue('default', { name: 'k8s', resource: 'kubernetes' });
-    const k8s = await cli(['launch-agent', '-q', 'k8s', '--name', 'k8s-agent'], server.env);
-    expect(k8s.output).toContain('Queue "k8s" runs kubernetes jobs, which this Liftoff agent cannot run yet');
-    expect(k8s.code).toBe(2);
+    // kubernetes has a runner now; sagemaker still has none.
+    await server.client.createQueue('default', { name: 'sm', resource: 'sagemaker' });
+    const sm = await cli(['launch-agent', '-q', 'sm', '--name', 'sm-agent'], server.env);
+    expect(sm.output).toContain('Queue "sm" runs sagemaker jobs, which this Liftoff agent cannot run yet');
+    expect(sm.code).toBe(2);
   });
 
   it('refuses a code archive with entries escaping its directory at upload', async () => {
@@ -179,5 +180,115 @@ describe('launch-agent logging', () => {
       .map((l) => JSON.parse(l) as { msg: string; agent: string });
     expect(lines.some((l) => l.msg.includes('polling default') && l.agent === 'logged')).toBe(true);
     expect(lines.some((l) => l.msg === 'agent stopped')).toBe(true);
+  });
+});
+
+describe('queue switches for agents, run warnings and preempted runs', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(cleanupAll);
+
+  it('sets, updates and shows the start timeout, preemption retries and backoff, and the allowances', async () => {
+    const created = await cli(
+      [
+        'queue',
+        'create',
+        'kq',
+        '-r',
+        'kubernetes',
+        '--start-timeout',
+        '600',
+        '--preemption-retries',
+        '2',
+        '--preemption-backoff',
+        '10',
+        '--allow',
+        'hostNetwork, privileged',
+      ],
+      server.env,
+    );
+    expect(created.output).toBe('created queue default/kq (kubernetes)\n');
+    expect(await server.client.getQueue('default', 'kq')).toMatchObject({
+      start_timeout_seconds: 600,
+      preemption_retries: 2,
+      preemption_backoff_seconds: 10,
+      allow: ['hostNetwork', 'privileged'],
+    });
+    const shown = await cli(['queue', 'show', 'kq'], server.env);
+    expect(shown.output).toContain(
+      '  start timeout: 600s  preemption retries: 2  backoff: 10s  allow: hostNetwork,privileged\n',
+    );
+    const updated = await cli(
+      ['queue', 'update', 'kq', '--start-timeout', 'none', '--allow', 'none', '--preemption-retries', '0'],
+      server.env,
+    );
+    expect(updated.code).toBe(0);
+    expect(updated.output).toContain('  start timeout: none  preemption retries: 0  backoff: 10s  allow: none\n');
+    const json = JSON.parse((await cli(['queue', 'show', 'kq', '--json'], server.env)).output) as Record<
+      string,
+      unknown
+    >;
+    expect(json).toMatchObject({ start_timeout_seconds: null, preemption_retries: 0, allow: [] });
+  });
+
+  it.each([
+    [
+      ['--allow', 'hostNetwork,root'],
+      '--allow: unknown "root"; use a comma-separated list of hostPID, hostIPC, hostNetwork, privileged, hostPath, capabilities, or "none".',
+    ],
+    [['--preemption-retries', '101'], '--preemption-retries must be an integer from 0 to 100, got "101".'],
+    [['--preemption-backoff', '1.5'], '--preemption-backoff must be an integer from 0 to 86400, got "1.5".'],
+    [['--start-timeout', '0'], '--start-timeout must be a positive integer or "none", got "0".'],
+  ])('refuses queue update %j with one line naming what is allowed', async (flags, message) => {
+    const r = await cli(['queue', 'update', 'kq', ...flags], server.env);
+    expect(r.output).toBe(`liftoff: error: ${message}\n`);
+    expect(r.code).toBe(2);
+  });
+
+  it('prints a run warning, marks it in the list, and explains a preempted run and its requeued item', async () => {
+    const c = server.client;
+    await c.registerAgent({
+      id: 'cli-fake',
+      name: 'cli-fake',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['default'],
+      version: 't',
+      max_jobs: 1,
+    });
+    const item = await c.push('default', 'default', {
+      spec: { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'] },
+    });
+    await c.poll('cli-fake', { queues: ['default'], max_items: 1, wait_ms: 0 });
+    const run = await c.ackItem(item.id, 'cli-fake');
+    const warning = 'pod liftoff-abc: Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.';
+    await c.reportRun(run.id, { agent_id: 'cli-fake', state: 'starting', warning });
+
+    const shown = await cli(['runs', 'show', run.id], server.env);
+    expect(shown.output).toContain(`run ${run.id} on default/default: starting\n  warning: ${warning}\n`);
+    const list = await cli(['runs', 'list'], server.env);
+    const [header, row] = list.output.split('\n');
+    expect(header).toMatch(/\s+WARNING$/);
+    expect(row?.startsWith(`${run.id} `)).toBe(true);
+    // Clipped to the column's 60 characters; `runs show` prints it whole.
+    expect(row?.endsWith(`  ! ${warning.slice(0, 59)}…`)).toBe(true);
+
+    await c.reportRun(run.id, {
+      agent_id: 'cli-fake',
+      state: 'preempted',
+      error_message: 'pod evicted: spot node reclaimed',
+    });
+    const preempted = await cli(['runs', 'show', run.id], server.env);
+    expect(preempted.output).toContain(`run ${run.id} on default/default: preempted\n`);
+    expect(preempted.output).toContain('  preempted: pod evicted: spot node reclaimed\n');
+    expect(preempted.output).toMatch(
+      / {2}requeued \(attempt 2 pending, eligible at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\)\n/,
+    );
+    const requeued = await cli(['runs', 'show', item.id], server.env);
+    expect(requeued.output).toContain(`item ${item.id} on default/default: pending (position 1 in the queue)\n`);
+    expect(requeued.output).toContain(`  preempted 1 time, last run ${run.id}\n`);
+    expect(requeued.output).toMatch(/ {2}why pending: Requeued after preemption 1 of 3; eligible at \S+Z\.\n/);
   });
 });

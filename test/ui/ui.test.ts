@@ -443,6 +443,73 @@ setInterval(() => console.log('still working'), 500);
     expectClean(ui);
   });
 
+  it('shows a run warning while it is set, and what became of a preempted run and its item', async () => {
+    const c = server.client;
+    await c.createQueue('default', { name: 'ui-warn', resource: 'local-process', preemption_backoff_seconds: 600 });
+    // The run's states come from an agent speaking the protocol through the API, as a Kubernetes runner would.
+    const agent = 'ui-warn-agent';
+    await c.registerAgent({
+      id: agent,
+      name: agent,
+      entity: 'default',
+      hostname: 'h',
+      queues: ['ui-warn'],
+      version: 't',
+      max_jobs: 1,
+    });
+    const item = await c.push('default', 'ui-warn', {
+      spec: { source: { type: 'git', url: 'https://example.com/org/train.git' }, entry_point: ['python3', 'train.py'] },
+    });
+    await c.poll(agent, { queues: ['ui-warn'], max_items: 1, wait_ms: 0 });
+    const run = await c.ackItem(item.id, agent);
+    const warning = 'pod liftoff-abc: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.';
+    await c.reportRun(run.id, { agent_id: agent, state: 'starting', warning });
+
+    const ui = await open();
+    const { page } = ui;
+    await ui.signIn();
+    await ui.goto('/queues/ui-warn/runs');
+    await page.locator(`tr[data-run="${run.id}"] [data-warning]`).waitFor();
+    await ui.goto(`/runs/${run.id}`);
+    const banner = page.getByTestId('run-warning');
+    await banner.waitFor();
+    expect(await banner.innerText()).toMatch(/^Warning\s+pod liftoff-abc: Unschedulable: 0\/3 nodes are available/);
+    expect(await banner.innerText()).toContain(warning);
+    await page.locator('[data-testid="run-status"] [data-state="starting"]').waitFor();
+
+    // The agent clears it: the page drops the banner on its next refresh.
+    await c.reportRun(run.id, { agent_id: agent, state: 'running', warning: null });
+    await banner.waitFor({ state: 'detached' });
+
+    // Preempted: its own badge, why, and where the item went.
+    await c.reportRun(run.id, {
+      agent_id: agent,
+      state: 'preempted',
+      error_message: 'pod evicted: spot node reclaimed',
+    });
+    await page.locator('[data-testid="run-status"] [data-state="preempted"]').waitFor();
+    const preempted = page.getByTestId('run-preempted');
+    await preempted.filter({ hasText: 'requeued for attempt 2' }).waitFor();
+    expect(await preempted.innerText()).toContain('pod evicted: spot node reclaimed');
+    expect(await page.getByTestId('run-error').count()).toBe(0);
+
+    // The item page: pending again, with its preemptions and when it may start.
+    await preempted.getByRole('link', { name: 'follow it' }).click();
+    await page.getByTestId('preemptions').filter({ hasText: 'Preempted 1 time' }).waitFor();
+    await page.getByTestId('eligible-at').waitFor();
+    expect(await page.locator('[data-reason="backoff"]').innerText()).toMatch(
+      /^Requeued after preemption 1 of 3; eligible at /,
+    );
+    expect(page.url()).toContain(`/items/${item.id}`);
+
+    await ui.goto('/queues/ui-warn/config');
+    expect(await page.locator('[data-field="preemption"]').innerText()).toBe(
+      'requeued up to 3 times, after 600 s, doubling per retry',
+    );
+    expect(await page.locator('[data-field="start-timeout"]').innerText()).toBe('none');
+    expectClean(ui);
+  });
+
   it('is usable in a narrow window and from the keyboard', async () => {
     const ui = await open({ width: 390, height: 844 });
     const { page } = ui;

@@ -4,8 +4,9 @@ import { accountCommands } from './commands/accounts.js';
 import { agentCommand } from './commands/agent.js';
 import { agentControlCommands } from './commands/agentControl.js';
 import { launchCommand } from './commands/launch.js';
-import { agentsCommands, queueCommands, runsCommands } from './commands/manage.js';
+import { agentsCommands, queueCommands } from './commands/manage.js';
 import { queueAdminCommands } from './commands/queueOptions.js';
+import { runsCommands } from './commands/runs.js';
 import { serverCommands } from './commands/server.js';
 
 export function buildProgram(env: Env): Command {

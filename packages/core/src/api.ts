@@ -42,6 +42,37 @@ export type TemplateVariables = z.infer<typeof TemplateVariables>;
 
 const Limit = z.number().int().min(1).nullable();
 
+/**
+ * Guardrail exceptions a Kubernetes queue may grant: without one, the runner refuses a manifest that uses it
+ * (host namespaces, privileged containers, hostPath volumes, added capabilities).
+ */
+export const SECURITY_ALLOWANCES = [
+  'hostPID',
+  'hostIPC',
+  'hostNetwork',
+  'privileged',
+  'hostPath',
+  'capabilities',
+] as const;
+export type SecurityAllowance = (typeof SECURITY_ALLOWANCES)[number];
+const Allow = z
+  .array(z.enum(SECURITY_ALLOWANCES))
+  .refine((a) => new Set(a).size === a.length, 'each allowance may be listed once');
+
+/** A run still `starting` this long after its ack is cancelled and failed by the agent (null: no limit). */
+const StartTimeout = z.number().int().min(1).nullable();
+/** How often an item is requeued after its run was preempted before it ends `failed`. */
+const PreemptionRetries = z.number().int().min(0).max(100);
+/** Wait before the first retry after a preemption; doubles per retry, at most an hour (or this value when longer). */
+const PreemptionBackoff = z.number().int().min(0).max(86_400);
+
+/** The queue's switches an agent needs while it runs an item (given with each claim and in RunDetail). */
+export const QueueSettings = z.object({
+  start_timeout_seconds: StartTimeout,
+  allow: z.array(z.enum(SECURITY_ALLOWANCES)),
+});
+export type QueueSettings = z.infer<typeof QueueSettings>;
+
 export const Queue = z.object({
   id: z.string(),
   entity: z.string(),
@@ -57,6 +88,10 @@ export const Queue = z.object({
   /** Most items claimed, starting, running or cancelling at once (null: unlimited). */
   max_concurrency: Limit,
   template_variables: TemplateVariables,
+  start_timeout_seconds: StartTimeout,
+  preemption_retries: PreemptionRetries,
+  preemption_backoff_seconds: PreemptionBackoff,
+  allow: z.array(z.enum(SECURITY_ALLOWANCES)),
 });
 export type Queue = z.infer<typeof Queue>;
 
@@ -69,15 +104,23 @@ export const CreateQueueBody = z.object({
   aging_seconds: z.number().int().min(1).nullable().default(null),
   max_concurrency: Limit.default(null),
   template_variables: TemplateVariables.default({}),
+  start_timeout_seconds: StartTimeout.default(null),
+  preemption_retries: PreemptionRetries.default(3),
+  preemption_backoff_seconds: PreemptionBackoff.default(30),
+  allow: Allow.default([]),
 });
 export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 
-/** Changes a queue's switches; absent fields stay as they are, null clears a limit or aging. */
+/** Changes a queue's switches; absent fields stay as they are, null clears a limit, aging or the start timeout. */
 export const UpdateQueueBody = z
   .object({
     prioritization_mode: z.enum(PRIORITIZATION_MODES),
     aging_seconds: z.number().int().min(1).nullable(),
     max_concurrency: Limit,
+    start_timeout_seconds: StartTimeout,
+    preemption_retries: PreemptionRetries,
+    preemption_backoff_seconds: PreemptionBackoff,
+    allow: Allow,
   })
   .partial()
   .strict();
@@ -120,12 +163,23 @@ export const CreatedKey = z.object({
 });
 export type CreatedKey = z.infer<typeof CreatedKey>;
 
-export const PENDING_REASONS = ['no_agent', 'queue_limit', 'entity_limit', 'agents_busy', 'queued', 'next'] as const;
+export const PENDING_REASONS = [
+  'backoff',
+  'no_agent',
+  'queue_limit',
+  'entity_limit',
+  'agents_busy',
+  'queued',
+  'next',
+] as const;
 /** Why a pending item has not started yet. */
 export const PendingReason = z.object({
   code: z.enum(PENDING_REASONS),
   message: z.string(),
-  /** For `no_agent`: when an agent serving the queue was last alive, if ever. */
+  /**
+   * For `no_agent`: when an agent serving the queue was last alive, if ever. For `backoff`: when the item was
+   * requeued (its preempted run ended); it becomes claimable at the item's `not_before`. Null for the others.
+   */
   since: Timestamp.nullable(),
 });
 export type PendingReason = z.infer<typeof PendingReason>;
@@ -145,6 +199,10 @@ export const Item = z.object({
   /** 1-based position among the queue's pending items, computed on read; null when not pending and in a push's answer. */
   position: z.number().int().nullable(),
   pending_reason: PendingReason.nullable(),
+  /** How often a run of this item was preempted; the item was requeued after each but the last, if retries ran out. */
+  preemptions: z.number().int(),
+  /** Set while a requeued item waits out its backoff: no agent can claim it before this time. */
+  not_before: Timestamp.nullable(),
 });
 export type Item = z.infer<typeof Item>;
 
@@ -170,10 +228,13 @@ export const Run = z.object({
   started_at: Timestamp.nullable(),
   ended_at: Timestamp.nullable(),
   log_size: z.number().int(),
+  /** The latest non-fatal problem the runner reported (e.g. a pod that cannot be scheduled); null when none. */
+  warning: z.string().nullable(),
 });
 export type Run = z.infer<typeof Run>;
 
-export const RunDetail = Run.extend({ spec: LaunchSpec });
+/** `queue_settings` lets an agent that re-adopts a run after a restart apply its queue's switches again. */
+export const RunDetail = Run.extend({ spec: LaunchSpec, queue_settings: QueueSettings });
 export type RunDetail = z.infer<typeof RunDetail>;
 
 export const Agent = z.object({
@@ -244,6 +305,9 @@ export const ClaimedItem = z.object({
   priority: z.number().int(),
   spec: LaunchSpec,
   lease_expires_at: Timestamp,
+  queue_settings: QueueSettings,
+  /** 1 for the first run of the item, 2 after one preemption, and so on. */
+  attempt: z.number().int().min(1),
 });
 export type ClaimedItem = z.infer<typeof ClaimedItem>;
 
@@ -264,6 +328,8 @@ export const ReportRunBody = z.object({
   exit_code: z.number().int().nullable().optional(),
   error_stage: z.enum(ERROR_STAGES).optional(),
   error_message: z.string().max(16_384).optional(),
+  /** Absent keeps the run's warning, null clears it, a string sets it; a report may repeat the state to change it. */
+  warning: z.string().max(4096).nullable().optional(),
 });
 export type ReportRunBody = z.input<typeof ReportRunBody>;
 

@@ -1,7 +1,10 @@
 /**
  * Item lifecycle: pending → claimed → starting → running → finished | failed | stopped.
  * `cancelling` is entered when a user cancels an item an agent holds; the agent then stops it.
- * A run (one per acknowledged item) shares the post-claim states, so the item's state is the run's status.
+ * A run (one per acknowledged item) shares the post-claim states, so the item's state is the run's status — except
+ * `preempted`, which only runs reach: the infrastructure was taken away (pod evicted, spot node reclaimed), so the
+ * run ends there and its item goes back to `pending` for another attempt, or ends `failed` once its queue's
+ * `preemption_retries` are used up.
  */
 export const ITEM_STATES = [
   'pending',
@@ -12,14 +15,16 @@ export const ITEM_STATES = [
   'finished',
   'failed',
   'stopped',
+  'preempted',
 ] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
 
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped'];
+/** Ends of a run; items only ever end in the first three. */
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
 /** States an agent may report for a run it holds. */
-export const RUN_REPORT_STATES = ['starting', 'running', 'finished', 'failed', 'stopped'] as const;
+export const RUN_REPORT_STATES = ['starting', 'running', 'finished', 'failed', 'stopped', 'preempted'] as const;
 export type RunReportState = (typeof RUN_REPORT_STATES)[number];
 
 export const ERROR_STAGES = ['agent', 'build', 'run'] as const;

@@ -13,6 +13,12 @@ export class Metrics {
   private readonly counts = new Array<number>(BUCKETS.length).fill(0);
   private sum = 0;
   private total = 0;
+  private readonly preemptions = { requeued: 0, exhausted: 0 };
+
+  /** A run reported preempted: its item was requeued, or failed with its retries used up. */
+  countPreemption(requeued: boolean): void {
+    this.preemptions[requeued ? 'requeued' : 'exhausted'] += 1;
+  }
 
   /** Seconds from an item's push to its claim. */
   observeDispatch(seconds: number): void {
@@ -70,7 +76,7 @@ export class Metrics {
     const runs = await db
       .selectFrom('runs')
       .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('status', 'in', ['finished', 'failed', 'stopped'])
+      .where('status', 'in', ['finished', 'failed', 'stopped', 'preempted'])
       .groupBy('status')
       .execute();
     gauge(
@@ -78,6 +84,11 @@ export class Metrics {
       'Ended runs by outcome (until retention prunes them).',
       runs.map((r) => [{ status: r.status }, Number(r.n)]),
     );
+
+    const p = 'liftoff_preemptions_total';
+    out.push(`# HELP ${p} Runs reported preempted on this server process, by what became of their item.`);
+    out.push(`# TYPE ${p} counter`);
+    for (const [outcome, n] of Object.entries(this.preemptions)) out.push(`${p}{outcome="${outcome}"} ${n}`);
 
     const h = 'liftoff_dispatch_latency_seconds';
     out.push(`# HELP ${h} Time from an item's push to its claim by an agent, on this server process.`);

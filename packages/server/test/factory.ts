@@ -22,17 +22,19 @@ export interface BackendServer {
 
 /**
  * The factory that swaps the backend under the one server suite: SQLite in a temporary data dir, or a fresh
- * PostgreSQL database per call.
+ * PostgreSQL database per call. `now` replaces the server's clock (requests and reaper alike), so tests of
+ * time-based rules move time forward instead of sleeping.
  */
 export async function startBackendServer(
   backend: Backend,
   settings: Partial<ServerSettings> = {},
+  { now }: { now?: () => number } = {},
 ): Promise<BackendServer> {
   const home = mkdtempSync(join(tmpdir(), `liftoff-api-${backend}-`));
   const dataDir = join(home, 'data');
   const pgDb = backend === 'postgres' ? await freshPgDatabase() : undefined;
   const start = (s: Partial<ServerSettings>) =>
-    startServer({ host: '127.0.0.1', port: 0, dataDir, databaseUrl: pgDb?.url, env: { HOME: home }, settings: s });
+    startServer({ host: '127.0.0.1', port: 0, dataDir, databaseUrl: pgDb?.url, env: { HOME: home }, settings: s, now });
   const server = await start(settings);
   const creds = readCredentials(join(home, '.config', 'liftoff', 'credentials'));
   const client = new LiftoffClient({ baseUrl: server.url, apiKey: creds?.api_key ?? '' });

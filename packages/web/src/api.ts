@@ -12,9 +12,11 @@ export const ITEM_STATES = [
   'finished',
   'failed',
   'stopped',
+  'preempted',
 ] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped'];
+/** `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. */
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
 export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
@@ -52,6 +54,12 @@ export interface Queue {
   aging_seconds?: number | null;
   max_concurrency?: number | null;
   template_variables?: Record<string, { schema: TemplateVariableSchema }>;
+  /** A run still starting this long after an agent took it is failed (null: no limit). */
+  start_timeout_seconds?: number | null;
+  preemption_retries?: number;
+  preemption_backoff_seconds?: number;
+  /** Kubernetes guardrail exceptions this queue grants. */
+  allow?: string[];
 }
 
 export type JobSource =
@@ -71,7 +79,7 @@ export interface LaunchSpec {
 }
 
 export interface PendingReason {
-  /** no_agent, agents_busy, queued, next (and limits, on servers that have them). */
+  /** backoff, no_agent, agents_busy, queued, next (and limits, on servers that have them). */
   code: string;
   message: string;
   since: number | null;
@@ -91,6 +99,10 @@ export interface Item {
   run_id: string | null;
   position: number | null;
   pending_reason: PendingReason | null;
+  /** On servers that requeue preempted runs: how often this item's runs were preempted. */
+  preemptions?: number;
+  /** While a requeued item waits out its backoff: when it may start. */
+  not_before?: number | null;
 }
 
 export interface Run {
@@ -107,6 +119,8 @@ export interface Run {
   started_at: number | null;
   ended_at: number | null;
   log_size: number;
+  /** The latest non-fatal problem the agent reported, e.g. a pod that cannot be scheduled. */
+  warning?: string | null;
 }
 export interface RunDetail extends Run {
   spec: LaunchSpec;

@@ -13,6 +13,7 @@ const STATE_LABEL: Record<ItemState, string> = {
   finished: 'Finished',
   failed: 'Failed',
   stopped: 'Stopped',
+  preempted: 'Preempted',
 };
 
 export function StateBadge({ state }: { state: ItemState }) {

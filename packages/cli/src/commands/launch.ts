@@ -250,32 +250,43 @@ function resourceArgs(flags: LaunchFlags, queueResource: string): Record<string,
   return { [flags.resource ?? queueResource]: obj };
 }
 
-/** Waits for the item's run, streams its logs, and returns the exit status to exit with. */
+/**
+ * Waits for the item's run, streams its logs, and returns the exit status to exit with. A preempted run is not the
+ * end: its item is requeued, so this waits for the next run and follows it too.
+ */
 export async function waitForItem(client: LiftoffClient, itemId: string): Promise<number> {
   let item = await client.getItem(itemId);
   let announced = '';
-  while (!item.run_id) {
-    if (isTerminal(item.state)) {
-      process.stderr.write(`item ${itemId} ended ${item.state} before it started\n`);
+  let preempted: string | null = null;
+  for (;;) {
+    while (!item.run_id || item.run_id === preempted) {
+      if (isTerminal(item.state)) {
+        process.stderr.write(`item ${itemId} ended ${item.state} ${preempted ? 'after' : 'before'} it started\n`);
+        return 1;
+      }
+      const status =
+        item.state === 'pending'
+          ? `pending (position ${item.position ?? '?'}): ${item.pending_reason?.message ?? ''}`
+          : item.state;
+      if (status !== announced) process.stderr.write(`item ${itemId}: ${status}\n`);
+      announced = status;
+      await new Promise((r) => setTimeout(r, 300));
+      item = await client.getItem(itemId);
+    }
+    process.stderr.write(`run ${item.run_id} started\n`);
+    const run = await client.followLogs(item.run_id, (text) => process.stdout.write(text));
+    const detail =
+      (run.status === 'failed' || run.status === 'preempted') && run.error_message ? `: ${run.error_message}` : '';
+    const stage = run.status === 'failed' && detail ? ` (stage ${run.error_stage ?? '?'})` : '';
+    process.stderr.write(
+      `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}${stage}\n`,
+    );
+    if (run.status !== 'preempted') {
+      if (run.status === 'finished') return 0;
+      if (run.exit_code !== null && run.exit_code > 0 && run.exit_code < 256) return run.exit_code;
       return 1;
     }
-    const status =
-      item.state === 'pending'
-        ? `pending (position ${item.position ?? '?'}): ${item.pending_reason?.message ?? ''}`
-        : item.state;
-    if (status !== announced) process.stderr.write(`item ${itemId}: ${status}\n`);
-    announced = status;
-    await new Promise((r) => setTimeout(r, 300));
+    preempted = run.id;
     item = await client.getItem(itemId);
   }
-  process.stderr.write(`run ${item.run_id} started\n`);
-  const run = await client.followLogs(item.run_id, (text) => process.stdout.write(text));
-  const detail =
-    run.status === 'failed' && run.error_message ? `: ${run.error_message} (stage ${run.error_stage ?? '?'})` : '';
-  process.stderr.write(
-    `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}\n`,
-  );
-  if (run.status === 'finished') return 0;
-  if (run.exit_code !== null && run.exit_code > 0 && run.exit_code < 256) return run.exit_code;
-  return 1;
 }

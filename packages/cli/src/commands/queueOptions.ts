@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import {
   BadRequestError,
   PRIORITIZATION_MODES,
+  SECURITY_ALLOWANCES,
   TemplateVariables,
+  type Queue,
+  type SecurityAllowance,
   type Env,
   type PrioritizationMode,
   type UpdateQueueBody,
@@ -17,13 +20,27 @@ export interface QueueSwitches {
   prioritization?: string;
   agingSeconds?: string;
   maxConcurrency?: string;
+  startTimeout?: string;
+  preemptionRetries?: string;
+  preemptionBackoff?: string;
+  allow?: string;
 }
 
 export function addQueueSwitches(cmd: Command): Command {
   return cmd
     .option('--prioritization <mode>', `DISABLED (only the default priority) or V0 (serve higher priorities first)`)
     .option('--aging-seconds <s|none>', 'with V0: a waiting item moves up one priority level per this many seconds')
-    .option('--max-concurrency <n|none>', 'most items of this queue claimed, starting or running at once');
+    .option('--max-concurrency <n|none>', 'most items of this queue claimed, starting or running at once')
+    .option('--start-timeout <seconds|none>', 'fail a run still starting this long after an agent took it')
+    .option(
+      '--preemption-retries <n>',
+      'requeue an item this many times after its run was preempted (0-100, default 3)',
+    )
+    .option('--preemption-backoff <seconds>', 'wait before the first requeued retry, doubled per retry (default 30)')
+    .option(
+      '--allow <list|none>',
+      `Kubernetes guardrail exceptions, comma-separated: ${SECURITY_ALLOWANCES.join(', ')}`,
+    );
 }
 
 /** "none" clears a limit; anything else must be a positive integer. */
@@ -34,6 +51,33 @@ export function limitFlag(flag: string, v: string | undefined): number | null | 
   if (!Number.isInteger(n) || n < 1)
     throw new BadRequestError(`${flag} must be a positive integer or "none", got "${v}".`);
   return n;
+}
+
+/** An integer within [min, max]; the server checks again, but a typo should fail before anything is sent. */
+function intFlag(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+    throw new BadRequestError(`${flag} must be an integer from ${min} to ${max}, got "${v}".`);
+  return n;
+}
+
+/** "none" (or nothing) allows no exception; names are checked here so a typo names the valid ones. */
+function allowFlag(v: string | undefined): SecurityAllowance[] | undefined {
+  if (v === undefined) return undefined;
+  if (v.trim() === 'none' || v.trim() === '') return [];
+  const names = [...new Set(v.split(',').map((x) => x.trim()))].filter(Boolean);
+  const unknown = names.filter((n) => !(SECURITY_ALLOWANCES as readonly string[]).includes(n));
+  if (unknown.length)
+    throw new BadRequestError(
+      `--allow: unknown ${unknown.map((n) => `"${n}"`).join(', ')}; use a comma-separated list of ${SECURITY_ALLOWANCES.join(', ')}, or "none".`,
+    );
+  return names as SecurityAllowance[];
+}
+
+/** "start timeout 600s, preemption retries 3, backoff 30s, allow hostNetwork,privileged": the agent-side switches. */
+export function describeRunSwitches(q: Queue): string {
+  return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}`;
 }
 
 export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
@@ -50,6 +94,14 @@ export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
   if (aging !== undefined) out.aging_seconds = aging;
   const max = limitFlag('--max-concurrency', f.maxConcurrency);
   if (max !== undefined) out.max_concurrency = max;
+  const startTimeout = limitFlag('--start-timeout', f.startTimeout);
+  if (startTimeout !== undefined) out.start_timeout_seconds = startTimeout;
+  const retries = intFlag('--preemption-retries', f.preemptionRetries, 0, 100);
+  if (retries !== undefined) out.preemption_retries = retries;
+  const backoff = intFlag('--preemption-backoff', f.preemptionBackoff, 0, 86_400);
+  if (backoff !== undefined) out.preemption_backoff_seconds = backoff;
+  const allow = allowFlag(f.allow);
+  if (allow !== undefined) out.allow = allow;
   return out;
 }
 
@@ -76,13 +128,14 @@ export function queueAdminCommands(program: Command, env: Env): void {
   const queue = program.commands.find((c) => c.name() === 'queue');
   if (queue) {
     addQueueSwitches(
-      common(queue.command('update <name>').description("change a queue's priority, aging and limit switches")),
+      common(queue.command('update <name>').description("change a queue's priority, limit and run switches")),
     ).action(async (name: string, flags: Common & QueueSwitches) => {
       const q = await connect(flags, env).updateQueue(flags.entity, name, queueSwitches(flags));
       if (flags.json) return printJson(q);
       console.log(
         `queue ${q.entity}/${q.name}: prioritization ${q.prioritization_mode}, aging ${q.aging_seconds ?? 'none'}, max concurrency ${q.max_concurrency ?? 'none'}`,
       );
+      console.log(`  ${describeRunSwitches(q)}`);
     });
   }
   const entity = program.command('entity').description('entities and their concurrency limit');

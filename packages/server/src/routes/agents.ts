@@ -157,7 +157,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
             for (const it of claimed) await ctx.store.releaseItem(it.id, agent.id);
             for (const q of queueIds) ctx.bus.publish(`queue:${q}`);
           }
-          for (const it of claimed) ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
+          // A requeued item keeps its created_at (its place in line), so only first attempts measure dispatch.
+          for (const it of claimed)
+            if (it.preemptions === 0) ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
           const remaining = deadline - ctx.now();
           if (claimed.length || cancel.length || stopNow || remaining <= 0 || abort.signal.aborted) {
             return {
@@ -168,6 +170,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
                 priority: it.priority,
                 spec: it.spec,
                 lease_expires_at: it.lease_expires_at,
+                queue_settings: it.queue_settings,
+                attempt: it.preemptions + 1,
               })),
               cancel,
               stop,

@@ -44,9 +44,9 @@ export function runRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['runs'], params: IdParams, response: { 200: RunDetail } } },
     async (req) => {
       const run = await runFor(req, req.params.id);
-      const item = await ctx.store.getItem(run.item_id);
+      const item = await ctx.store.getItem(run.item_id, ctx.now(), { explain: false });
       const { entity_id: _e, ...rest } = run;
-      return { ...rest, spec: item.spec as LaunchSpec };
+      return { ...rest, spec: item.spec as LaunchSpec, queue_settings: await ctx.store.queueSettingsOfRun(run.id) };
     },
   );
 
@@ -68,9 +68,12 @@ export function runRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: ReportRunBody, response: { 200: Run } } },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
-      const run = await ctx.store.reportRun(req.params.id, req.body, ctx.now());
+      const { run, preemption } = await ctx.store.reportRun(req.params.id, req.body, ctx.now());
+      // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
       ctx.bus.publish(`run:${run.id}`);
-      // An ended run frees a concurrency slot: pollers waiting on a limit re-check.
+      if (preemption) ctx.metrics.countPreemption(preemption.requeued);
+      // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
+      // queue, so an item requeued without backoff is picked up at once.
       if (isTerminal(run.status))
         for (const q of await ctx.store.queuesSharingLimits(await ctx.store.runQueueId(run.id)))
           ctx.bus.publish(`queue:${q}`);

@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LiftoffError } from '@liftoff/core';
 
 /**
@@ -154,6 +154,39 @@ const migrations: Record<string, Migration> = {
         .execute();
       // User keys (admin, member) act in their user's entities; agent keys have entity_id and no user.
       await db.schema.alterTable('api_keys').addColumn('user_id', 'text').execute();
+    },
+  },
+  '0004_preemption': {
+    async up(db: Kysely<unknown>) {
+      // Switches the agent applies while running an item (start timeout, Kubernetes guardrail exceptions) and the
+      // requeue policy for preempted runs. SQLite adds one column per ALTER TABLE, hence one statement each.
+      await db.schema.alterTable('queues').addColumn('start_timeout_seconds', 'integer').execute();
+      await db.schema
+        .alterTable('queues')
+        .addColumn('preemption_retries', 'integer', (c) => c.notNull().defaultTo(3))
+        .execute();
+      await db.schema
+        .alterTable('queues')
+        .addColumn('preemption_backoff_seconds', 'integer', (c) => c.notNull().defaultTo(30))
+        .execute();
+      await db.schema
+        .alterTable('queues')
+        .addColumn('allow', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+      await db.schema
+        .alterTable('items')
+        .addColumn('preemptions', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // A requeued item is not claimable before this time; the reaper clears it once passed.
+      await db.schema.alterTable('items').addColumn('not_before', 'bigint').execute();
+      // Partial: the reaper looks for due backoffs every tick, and only a handful of items ever have one.
+      await db.schema
+        .createIndex('items_backoff')
+        .on('items')
+        .column('not_before')
+        .where(sql.ref('not_before'), 'is not', null)
+        .execute();
+      await db.schema.alterTable('runs').addColumn('warning', 'text').execute();
     },
   },
 };

@@ -13,6 +13,29 @@ export interface DispatchSituation {
   entityLimit: { entity: string; limit: number; inUse: number } | null;
 }
 
+/** A requeued item waiting out its backoff after a preemption. */
+export interface Backoff {
+  /** Preemptions so far (so this is retry number `preemptions`). */
+  preemptions: number;
+  /** The queue's preemption_retries. */
+  retries: number;
+  notBefore: number;
+  /** When it was requeued: the end of its preempted run. */
+  requeuedAt: number | null;
+}
+
+/**
+ * An item in backoff cannot start whatever the agents and limits say, so this reason comes before all others;
+ * `since` is when it was requeued, and the message says when it becomes eligible.
+ */
+export function backoffReason(b: Backoff): PendingReason {
+  return {
+    code: 'backoff',
+    message: `Requeued after preemption ${b.preemptions} of ${b.retries}; eligible at ${new Date(b.notBefore).toISOString()}.`,
+    since: b.requeuedAt,
+  };
+}
+
 /**
  * The answer to "why is my job pending", from the agents that serve its queue, the limits over it and its place in
  * line. Checked in the order that blocks first: nobody to run it, a limit that forbids starting anything, agents

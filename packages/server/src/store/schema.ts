@@ -32,6 +32,11 @@ export interface QueuesTable {
   aging_ms: number | null;
   max_concurrency: number | null;
   template_variables: Generated<string>;
+  start_timeout_seconds: number | null;
+  preemption_retries: Generated<number>;
+  preemption_backoff_seconds: Generated<number>;
+  /** JSON array of SECURITY_ALLOWANCES. */
+  allow: Generated<string>;
 }
 export interface ItemsTable {
   id: string;
@@ -45,6 +50,8 @@ export interface ItemsTable {
   lease_expires_at: number | null;
   ended_at: number | null;
   run_id: string | null;
+  preemptions: Generated<number>;
+  not_before: number | null;
 }
 export interface RunsTable {
   id: string;
@@ -59,6 +66,7 @@ export interface RunsTable {
   started_at: number | null;
   ended_at: number | null;
   log_size: Generated<number>;
+  warning: Generated<string | null>;
 }
 export interface AgentsTable {
   id: string;

@@ -14,6 +14,8 @@ import {
   type LaunchSpec,
   type PrioritizationMode,
   type Queue,
+  type QueueSettings,
+  type SecurityAllowance,
   type TemplateVariables,
   type UpdateQueueBody,
   type ReportRunBody,
@@ -22,9 +24,10 @@ import {
 import type { DialectName } from './database.js';
 import { Accounts } from './accounts.js';
 import { SLOT_STATES, lockForClaim, slotsInUse } from './limits.js';
-import { explainPending, type DispatchSituation, type ServingAgent } from './pending.js';
+import { backoffReason, explainPending, type DispatchSituation, type ServingAgent } from './pending.js';
+import { preemptRun, releaseDueBackoffs, type PreemptionOutcome } from './preemption.js';
 import { effectivePriority, effectivePriorityOf } from './ordering.js';
-import type { AgentsTable, ApiKeysTable, Database, QueuesTable, RunsTable } from './schema.js';
+import type { AgentsTable, ApiKeysTable, Database, ItemsTable, QueuesTable, RunsTable } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 type RunRow = Selectable<RunsTable>;
@@ -47,7 +50,7 @@ export interface RegisterAgentInput {
 }
 
 export interface ReapResult {
-  /** Queues that got items back and should wake their pollers. */
+  /** Queues that got items back (expired leases, dead agents' claims, ended backoffs) and should wake their pollers. */
   queueIds: string[];
   killedAgents: string[];
 }
@@ -61,6 +64,32 @@ const json = (v: unknown): string => JSON.stringify(v);
 /** Advisory lock key of the reaper ("LIFT" in ASCII). */
 const REAPER_LOCK = 0x4c494654;
 const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
+
+function queueSettingsOf(r: Pick<Selectable<QueuesTable>, 'start_timeout_seconds' | 'allow'>): QueueSettings {
+  return {
+    start_timeout_seconds: r.start_timeout_seconds === null ? null : Number(r.start_timeout_seconds),
+    allow: JSON.parse(r.allow) as SecurityAllowance[],
+  };
+}
+
+/** The queue switches stored as they are sent (the others are converted in createQueue and updateQueue). */
+type PlainQueueSwitches = Pick<
+  UpdateQueueBody,
+  'start_timeout_seconds' | 'preemption_retries' | 'preemption_backoff_seconds' | 'allow'
+>;
+function plainSwitches(u: PlainQueueSwitches) {
+  const set: Partial<{
+    start_timeout_seconds: number | null;
+    preemption_retries: number;
+    preemption_backoff_seconds: number;
+    allow: string;
+  }> = {};
+  if (u.start_timeout_seconds !== undefined) set.start_timeout_seconds = u.start_timeout_seconds;
+  if (u.preemption_retries !== undefined) set.preemption_retries = u.preemption_retries;
+  if (u.preemption_backoff_seconds !== undefined) set.preemption_backoff_seconds = u.preemption_backoff_seconds;
+  if (u.allow !== undefined) set.allow = json(u.allow);
+  return set;
+}
 
 /**
  * The repository: every read and every state transition of Liftoff's objects. Transitions that must be atomic
@@ -162,7 +191,7 @@ export class Store {
       aging_seconds?: number | null;
       max_concurrency?: number | null;
       template_variables?: TemplateVariables;
-    },
+    } & PlainQueueSwitches,
     now: number,
   ) {
     if (await this.findQueue(entity.id, q.name)) {
@@ -182,13 +211,15 @@ export class Store {
         aging_ms: q.aging_seconds ? q.aging_seconds * 1000 : null,
         max_concurrency: q.max_concurrency ?? null,
         template_variables: json(q.template_variables ?? {}),
+        ...plainSwitches(q),
       })
       .execute();
     return this.getQueue(entity, q.name);
   }
   async updateQueue(entity: EntityRef, name: string, u: UpdateQueueBody): Promise<Queue> {
     const q = await this.requireQueue(entity, name);
-    const set: Partial<{ prioritization_mode: string; aging_ms: number | null; max_concurrency: number | null }> = {};
+    const set: Partial<{ prioritization_mode: string; aging_ms: number | null; max_concurrency: number | null }> &
+      ReturnType<typeof plainSwitches> = plainSwitches(u);
     if (u.prioritization_mode !== undefined) set.prioritization_mode = u.prioritization_mode;
     if (u.aging_seconds !== undefined) set.aging_ms = u.aging_seconds === null ? null : u.aging_seconds * 1000;
     if (u.max_concurrency !== undefined) set.max_concurrency = u.max_concurrency;
@@ -251,6 +282,9 @@ export class Store {
       aging_seconds: r.aging_ms === null ? null : Math.round(Number(r.aging_ms) / 1000),
       max_concurrency: r.max_concurrency === null ? null : Number(r.max_concurrency),
       template_variables: JSON.parse(r.template_variables) as TemplateVariables,
+      ...queueSettingsOf(r),
+      preemption_retries: Number(r.preemption_retries),
+      preemption_backoff_seconds: Number(r.preemption_backoff_seconds),
       id: r.id,
       entity,
       name: r.name,
@@ -278,7 +312,7 @@ export class Store {
       }
       await trx
         .updateTable('items')
-        .set({ state: 'stopped', ended_at: now })
+        .set({ state: 'stopped', ended_at: now, not_before: null })
         .where('queue_id', '=', q.id)
         .where('state', '=', 'pending')
         .execute();
@@ -333,8 +367,31 @@ export class Store {
       return { ...this.toItem(row, null), entity_id: row.entity_id, queue_id: row.queue_id };
     const queue = await this.queueRow(row.queue_id);
     const position = await this.positionOf(row, queue, now);
-    const reason = await this.pendingReason(row.entity_id, queue, position);
+    const reason =
+      row.not_before === null
+        ? await this.pendingReason(row.entity_id, queue, position)
+        : backoffReason(this.backoffOf(row, queue, await this.requeueTimes([row])));
     return { ...this.toItem(row, position, reason), entity_id: row.entity_id, queue_id: row.queue_id };
+  }
+
+  /** When requeued items were requeued: the end of the (preempted) run each still points at. */
+  private async requeueTimes(rows: Array<Pick<Selectable<ItemsTable>, 'run_id'>>): Promise<Map<string, number>> {
+    const ids = rows.flatMap((r) => (r.run_id ? [r.run_id] : []));
+    if (!ids.length) return new Map();
+    const runs = await this.db.selectFrom('runs').select(['id', 'ended_at']).where('id', 'in', ids).execute();
+    return new Map(runs.flatMap((r) => (r.ended_at === null ? [] : [[r.id, Number(r.ended_at)] as const])));
+  }
+  private backoffOf(
+    row: Pick<Selectable<ItemsTable>, 'run_id' | 'preemptions' | 'not_before'>,
+    queue: Pick<Selectable<QueuesTable>, 'preemption_retries'>,
+    requeuedAt: Map<string, number>,
+  ) {
+    return {
+      preemptions: Number(row.preemptions),
+      retries: Number(queue.preemption_retries),
+      notBefore: Number(row.not_before),
+      requeuedAt: row.run_id ? (requeuedAt.get(row.run_id) ?? null) : null,
+    };
   }
 
   private async queueRow(id: string): Promise<Selectable<QueuesTable>> {
@@ -397,13 +454,17 @@ export class Store {
     const queue = await this.queueRow(queueId);
     const positions = pending.length ? await this.pendingRanks(queueId, queue, now) : new Map<string, number>();
     const situation = pending[0] ? await this.dispatchSituation(pending[0].entity_id, queue) : undefined;
+    const inBackoff = pending.filter((r) => r.not_before !== null);
+    const requeuedAt = await this.requeueTimes(inBackoff);
     return rows.map((r) => {
       const position = positions.get(r.id) ?? null;
-      return this.toItem(
-        r,
-        position,
-        position !== null && situation ? explainPending(queue.name, position, situation) : null,
-      );
+      const reason =
+        position === null || !situation
+          ? null
+          : r.not_before !== null
+            ? backoffReason(this.backoffOf(r, queue, requeuedAt))
+            : explainPending(queue.name, position, situation);
+      return this.toItem(r, position, reason);
     });
   }
 
@@ -420,6 +481,8 @@ export class Store {
       claimed_at: number | null;
       ended_at: number | null;
       run_id: string | null;
+      preemptions: number;
+      not_before: number | null;
     },
     position: number | null,
     pendingReason: PendingReason | null = null,
@@ -438,6 +501,8 @@ export class Store {
       run_id: r.run_id,
       position,
       pending_reason: pendingReason,
+      preemptions: Number(r.preemptions),
+      not_before: r.not_before === null ? null : Number(r.not_before),
     };
   }
 
@@ -491,7 +556,7 @@ export class Store {
    * with a lease. The conditional UPDATE makes the claim atomic: an item already claimed is skipped, never shared.
    */
   async claim(agentId: string, queueIds: string[], max: number, leaseMs: number, now: number) {
-    const claimed: Array<Item & { lease_expires_at: number }> = [];
+    const claimed: Array<Item & { lease_expires_at: number; queue_settings: QueueSettings }> = [];
     const exhausted = new Set<string>();
     const queues = new Map<string, Selectable<QueuesTable> & { entity_limit: number | null }>();
     const rows = queueIds.length
@@ -510,12 +575,16 @@ export class Store {
         if (exhausted.has(queueId)) continue;
         const queue = queues.get(queueId);
         const id = queue ? await this.claimOne(agentId, queue, leaseMs, now) : undefined;
-        if (!id) {
+        if (!id || !queue) {
           exhausted.add(queueId);
           continue;
         }
         const row = await this.itemQuery().where('items.id', '=', id).executeTakeFirstOrThrow();
-        claimed.push({ ...this.toItem(row, null), lease_expires_at: now + leaseMs });
+        claimed.push({
+          ...this.toItem(row, null),
+          lease_expires_at: now + leaseMs,
+          queue_settings: queueSettingsOf(queue),
+        });
       }
     }
     return claimed;
@@ -535,6 +604,8 @@ export class Store {
         .select('id')
         .where('queue_id', '=', queue.id)
         .where('state', '=', 'pending')
+        // Requeued items waiting out a backoff; the reaper clears not_before when it has passed.
+        .where('not_before', 'is', null)
         .orderBy(effectivePriority(now, queue.aging_ms === null ? null : Number(queue.aging_ms)))
         .orderBy('id')
         .limit(1);
@@ -639,7 +710,7 @@ export class Store {
       if (state === 'pending' || state === 'claimed') {
         await trx
           .updateTable('items')
-          .set({ state: 'stopped', ended_at: now, lease_expires_at: null })
+          .set({ state: 'stopped', ended_at: now, lease_expires_at: null, not_before: null })
           .where('id', '=', itemId)
           .execute();
         return { notifyAgent: null };
@@ -693,22 +764,37 @@ export class Store {
       started_at: n(r.started_at),
       ended_at: n(r.ended_at),
       log_size: Number(r.log_size),
+      warning: r.warning,
     };
   }
 
-  /** Applies an agent's status report; terminal states are final and reports from other agents are refused. */
-  async reportRun(runId: string, body: ReportRunBody, now: number): Promise<Run> {
+  /**
+   * Applies an agent's status report; terminal states are final and reports from other agents are refused. A
+   * `preempted` report may requeue the item (see preemption.ts); `preemption` says what happened to it.
+   */
+  async reportRun(
+    runId: string,
+    body: ReportRunBody,
+    now: number,
+  ): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
     return this.db.transaction().execute(async (trx) => {
       const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
       if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
       if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
       const current = run.status as ItemState;
       if (isTerminal(current)) {
-        if (current === body.state) return this.getRunIn(trx, runId);
+        if (current === body.state) return { run: await this.getRunIn(trx, runId), preemption: null };
         throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
       }
-      // A cancel request wins over progress reports: the run stays `cancelling` until it ends.
-      const next: ItemState = current === 'cancelling' && !isTerminal(body.state) ? 'cancelling' : body.state;
+      const warning = body.warning === undefined ? run.warning : body.warning;
+      if (body.state === 'preempted' && current !== 'cancelling') {
+        const preemption = await preemptRun(trx, run, body, warning, now);
+        return { run: await this.getRunIn(trx, runId), preemption };
+      }
+      // A cancel request wins over progress reports: the run stays `cancelling` until it ends, and a run preempted
+      // while being cancelled ends `stopped` rather than being tried again.
+      const reported: ItemState = body.state === 'preempted' ? 'stopped' : body.state;
+      const next: ItemState = current === 'cancelling' && !isTerminal(reported) ? 'cancelling' : reported;
       const terminal = isTerminal(next);
       await trx
         .updateTable('runs')
@@ -719,6 +805,7 @@ export class Store {
           exit_code: body.exit_code ?? run.exit_code,
           error_stage: body.error_stage ?? run.error_stage,
           error_message: body.error_message ?? run.error_message,
+          warning,
         })
         .where('id', '=', runId)
         .execute();
@@ -727,8 +814,19 @@ export class Store {
         .set({ state: next, ended_at: terminal ? now : null })
         .where('id', '=', run.item_id)
         .execute();
-      return this.getRunIn(trx, runId);
+      return { run: await this.getRunIn(trx, runId), preemption: null };
     });
+  }
+
+  /** The switches of the run's queue, for an agent re-adopting the run (RunDetail). */
+  async queueSettingsOfRun(runId: string): Promise<QueueSettings> {
+    const q = await this.db
+      .selectFrom('runs')
+      .innerJoin('queues', 'queues.id', 'runs.queue_id')
+      .select(['queues.start_timeout_seconds', 'queues.allow'])
+      .where('runs.id', '=', runId)
+      .executeTakeFirstOrThrow();
+    return queueSettingsOf(q);
   }
 
   async runQueueId(runId: string): Promise<string> {
@@ -967,8 +1065,9 @@ export class Store {
   // ---- reaper -----------------------------------------------------------------------------------------------------
 
   /**
-   * Returns expired leases to their queues and marks agents silent since `deadAfter` as KILLED (heartbeat lost),
-   * handing their unstarted claims back. Every statement is conditional, so replicas may run it concurrently.
+   * Returns expired leases to their queues, makes requeued items whose backoff has passed claimable, and marks
+   * agents silent since `deadAfter` as KILLED (heartbeat lost), handing their unstarted claims back. Every statement
+   * is conditional, so replicas may run it concurrently.
    */
   async reap(now: number, silentSince: number): Promise<ReapResult> {
     return this.db.transaction().execute(async (trx) => {
@@ -996,6 +1095,7 @@ export class Store {
         .execute();
       const deadIds = dead.map((d) => d.id);
       const requeued = await this.requeueClaimsOf(trx, deadIds);
+      const dueBackoffs = await releaseDueBackoffs(trx, now);
       // Runs of a dead agent stop holding concurrency slots (limits.ts), so queues they held may dispatch again.
       const freed = deadIds.length
         ? await trx
@@ -1007,7 +1107,9 @@ export class Store {
             .execute()
         : [];
       return {
-        queueIds: [...new Set([...expired.map((e) => e.queue_id), ...requeued, ...freed.map((f) => f.queue_id)])],
+        queueIds: [
+          ...new Set([...expired.map((e) => e.queue_id), ...requeued, ...dueBackoffs, ...freed.map((f) => f.queue_id)]),
+        ],
         killedAgents: dead.map((d) => d.id),
       };
     });

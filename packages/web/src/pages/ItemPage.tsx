@@ -4,16 +4,21 @@ import { Link, navigate, usePoll, useSession } from '../hooks.js';
 import { Command, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { SpecView } from './RunPage.js';
 
-/** An item that has no run yet: where it stands in its queue and why. Moves on to the run page once claimed. */
+/**
+ * An item that has no run yet, or whose run was preempted and which waits for its next one: where it stands in its
+ * queue and why. Moves on to the run page once its (next) run exists.
+ */
 export function ItemPage({ id }: { id: string }) {
   const { api } = useSession();
   const item = usePoll((a) => a.item(id), [id], 1000);
   const [error, setError] = useState<string | undefined>(undefined);
   const it = item.data;
 
+  // A requeued item still points at its preempted run while pending; it moves on once a new run starts.
+  const started = it?.run_id && it.state !== 'pending' ? it.run_id : undefined;
   useEffect(() => {
-    if (it?.run_id) navigate(`/runs/${it.run_id}`, { replace: true });
-  }, [it?.run_id]);
+    if (started) navigate(`/runs/${started}`, { replace: true });
+  }, [started]);
 
   if (!it) {
     return (
@@ -49,6 +54,17 @@ export function ItemPage({ id }: { id: string }) {
             <span>
               Created <Time ms={it.created_at} />
             </span>
+            {(it.preemptions ?? 0) > 0 && (
+              <span data-testid="preemptions">
+                Preempted <strong>{it.preemptions}</strong> {it.preemptions === 1 ? 'time' : 'times'}
+                {it.run_id && (
+                  <>
+                    {' '}
+                    (last run <Link href={`/runs/${it.run_id}`}>{it.run_id}</Link>)
+                  </>
+                )}
+              </span>
+            )}
           </p>
         </div>
         {!isTerminal(it.state) && it.state !== 'cancelling' && (
@@ -66,6 +82,11 @@ export function ItemPage({ id }: { id: string }) {
           {it.pending_reason && (
             <p data-reason={it.pending_reason.code} className={`reason-${it.pending_reason.code}`}>
               {it.pending_reason.message}
+            </p>
+          )}
+          {it.not_before != null && (
+            <p data-testid="eligible-at">
+              Eligible at <Time ms={it.not_before} />
             </p>
           )}
           {it.pending_reason?.code === 'no_agent' && (

@@ -106,7 +106,7 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
         <label htmlFor="state-filter">State</label>
         <select id="state-filter" value={filter} onChange={(e) => setFilter(e.target.value as ItemState | '')}>
           <option value="">All states</option>
-          {ITEM_STATES.map((s) => (
+          {ITEM_STATES.filter((s) => s !== 'preempted').map((s) => (
             <option key={s} value={s}>
               {s}
             </option>
@@ -252,6 +252,12 @@ function RunsTab({ runs }: { runs: Run[] | undefined }) {
               </td>
               <td>
                 <StateBadge state={r.status} />
+                {r.warning && (
+                  <span className="run-warning-mark" title={r.warning} data-warning>
+                    <span aria-hidden="true"> ⚠</span>
+                    <span className="sr-only">warning: {r.warning}</span>
+                  </span>
+                )}
               </td>
               <td>
                 <Time ms={r.started_at} />
@@ -410,6 +416,40 @@ function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | 
   );
 }
 
+/** The switches agents apply while running this queue's items; absent on servers without them. */
+function RunSwitches({ queue }: { queue: Queue }) {
+  if (queue.preemption_retries === undefined) return null;
+  const backoff = queue.preemption_backoff_seconds ?? 0;
+  return (
+    <>
+      <dt>Start timeout</dt>
+      <dd data-field="start-timeout">
+        {queue.start_timeout_seconds
+          ? `${queue.start_timeout_seconds} s: a run still starting after that is failed`
+          : 'none'}
+      </dd>
+      <dt>Preemption</dt>
+      <dd data-field="preemption">
+        {queue.preemption_retries === 0
+          ? 'a preempted run fails its item'
+          : `requeued up to ${queue.preemption_retries} ${queue.preemption_retries === 1 ? 'time' : 'times'}, ${backoff ? `after ${backoff} s, doubling per retry` : 'at once'}`}
+      </dd>
+      <dt>Allowed</dt>
+      <dd data-field="allow">
+        {queue.allow?.length ? (
+          queue.allow.map((a) => (
+            <span key={a} className="chip">
+              {a}
+            </span>
+          ))
+        ) : (
+          <span className="muted">no guardrail exceptions</span>
+        )}
+      </dd>
+    </>
+  );
+}
+
 function ConfigTab({ queue }: { queue: Queue }) {
   const sections = Object.entries(queue.resource_args);
   const vars = Object.entries(queue.template_variables ?? {});
@@ -440,6 +480,7 @@ function ConfigTab({ queue }: { queue: Queue }) {
             <dd>{queue.max_concurrency ?? 'unlimited'}</dd>
           </>
         )}
+        <RunSwitches queue={queue} />
         <dt>Default resource args</dt>
         <dd>
           {sections.length === 0 ? (

@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type RunDetail } from '../api.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
 import { useLogStream } from '../logs.js';
@@ -156,11 +156,47 @@ function LogView({ runId }: { runId: string }) {
   );
 }
 
+/** A preempted run ended because its infrastructure went away; what matters next is where its item went. */
+function Preempted({ run, item }: { run: RunDetail; item: Item | undefined }) {
+  let next: ReactNode = null;
+  if (item && item.run_id !== run.id && item.run_id)
+    next = (
+      <>
+        The item was requeued; its next run is <Link href={`/runs/${item.run_id}`}>{item.run_id}</Link>.
+      </>
+    );
+  else if (item?.state === 'pending')
+    next = (
+      <>
+        The item was requeued for attempt {(item.preemptions ?? 0) + 1}
+        {item.not_before ? (
+          <>
+            {' '}
+            and may start at <Time ms={item.not_before} />
+          </>
+        ) : null}
+        : <Link href={`/items/${item.id}`}>follow it</Link>.
+      </>
+    );
+  else if (item) next = <>The item was not requeued: it ended {item.state}.</>;
+  return (
+    <div className="banner banner-preempted" data-testid="run-preempted">
+      <strong>Preempted</strong>: the infrastructure it ran on was taken away. {next}
+      {run.error_message && <pre className="error-message">{run.error_message}</pre>}
+    </div>
+  );
+}
+
 export function RunPage({ id }: { id: string }) {
   const { api } = useSession();
   const run = usePoll((a) => a.run(id), [id]);
   const itemId = run.data?.item_id;
-  const item = usePoll((a) => (itemId ? a.item(itemId) : Promise.resolve(undefined)), [itemId], 0);
+  // Read once, except after a preemption: the item then moves on (requeued, a new run) and the page says so.
+  const item = usePoll(
+    (a) => (itemId ? a.item(itemId) : Promise.resolve(undefined)),
+    [itemId],
+    run.data?.status === 'preempted' ? 2000 : 0,
+  );
   const [cancelState, setCancelState] = useState<{ busy: boolean; error?: string }>({ busy: false });
   const now = useNow(1000);
   const r = run.data;
@@ -235,13 +271,23 @@ export function RunPage({ id }: { id: string }) {
           </button>
         )}
       </div>
+      {r.warning && (
+        <div className="banner banner-warn run-warning" role="status" data-testid="run-warning">
+          <strong>{terminal ? 'Last warning' : 'Warning'}</strong>
+          <span className="warning-text">{r.warning}</span>
+        </div>
+      )}
       {cancelState.error && <ErrorBanner>{cancelState.error}</ErrorBanner>}
       {run.error && <ErrorBanner>{run.error.message}</ErrorBanner>}
-      {(r.error_stage ?? r.error_message) && (
-        <div className="banner banner-error" data-testid="run-error">
-          <strong>Failed at stage {r.error_stage ?? '?'}</strong>
-          {r.error_message && <pre className="error-message">{r.error_message}</pre>}
-        </div>
+      {r.status === 'preempted' ? (
+        <Preempted run={r} item={item.data} />
+      ) : (
+        (r.error_stage ?? r.error_message) && (
+          <div className="banner banner-error" data-testid="run-error">
+            <strong>Failed at stage {r.error_stage ?? '?'}</strong>
+            {r.error_message && <pre className="error-message">{r.error_message}</pre>}
+          </div>
+        )
       )}
       <div className="run-grid">
         <div className="run-main">

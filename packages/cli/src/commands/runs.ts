@@ -1,0 +1,158 @@
+import type { Command } from 'commander';
+import { LiftoffError, priorityName, type Env, type Item, type LiftoffClient, type RunDetail } from '@liftoff/core';
+import { connect } from '../connection.js';
+import { duration, printJson, table, when } from '../output.js';
+import { common, type Common } from './common.js';
+
+/** Long warnings (a scheduler's full explanation) would wrap every row of the list; `runs show` prints them whole. */
+const WARNING_COLUMN = 60;
+const clip = (s: string) => (s.length > WARNING_COLUMN ? `${s.slice(0, WARNING_COLUMN - 1)}…` : s);
+
+export function runsCommands(program: Command, env: Env): void {
+  const runs = program.command('runs').description('inspect, follow and cancel runs');
+
+  common(runs.command('list').description('list runs, newest first'))
+    .option('-q, --queue <name>', 'only this queue')
+    .option('--limit <n>', 'how many', '50')
+    .action(async (flags: Common & { queue?: string; limit: string }) => {
+      const { runs: list } = await connect(flags, env).listRuns(flags.entity, {
+        queue: flags.queue,
+        limit: Number(flags.limit),
+      });
+      if (flags.json) return printJson(list);
+      console.log(
+        table(
+          ['RUN', 'QUEUE', 'STATUS', 'EXIT', 'STAGE', 'DURATION', 'CREATED', 'WARNING'],
+          list.map((r) => [
+            r.id,
+            r.queue,
+            r.status,
+            r.exit_code,
+            r.error_stage,
+            duration(r.started_at, r.ended_at),
+            when(r.created_at),
+            r.warning === null ? null : `! ${clip(r.warning)}`,
+          ]),
+        ),
+      );
+    });
+
+  common(runs.command('show <id>').description('show a run (a run id, or the id of the item it started from)')).action(
+    async (id: string, flags: Common) => {
+      const client = connect(flags, env);
+      const shown = await resolveRunOrItem(client, id);
+      if (flags.json) return printJson(shown);
+      if (shown.kind === 'item') return printItem(shown.item);
+      printRun(shown.run);
+      // A preempted run's item may be back in its queue or have failed for good: say which.
+      if (shown.run.status === 'preempted') printRequeue(await client.getItem(shown.run.item_id), shown.run.id);
+    },
+  );
+
+  common(runs.command('logs <id>').description("print a run's logs"))
+    .option('-f, --follow', 'keep following until the run ends')
+    .action(async (id: string, flags: Common & { follow?: boolean }) => {
+      const client = connect(flags, env);
+      const runId = await runIdOf(client, id);
+      if (flags.follow) {
+        await client.followLogs(runId, (t) => process.stdout.write(t));
+        return;
+      }
+      let offset = 0;
+      for (;;) {
+        const page = await client.readLogs(runId, offset);
+        process.stdout.write(page.data);
+        if (page.next_offset === offset) break;
+        offset = page.next_offset;
+      }
+    });
+
+  common(runs.command('cancel <id>').description('cancel a run or a pending item')).action(
+    async (id: string, flags: Common) => {
+      const client = connect(flags, env);
+      const shown = await resolveRunOrItem(client, id);
+      if (shown.kind === 'item') {
+        const item = await client.cancelItem(shown.item.id);
+        console.log(`item ${item.id}: ${item.state}`);
+      } else {
+        const run = await client.cancelRun(shown.run.id);
+        console.log(`run ${run.id}: ${run.status}`);
+      }
+    },
+  );
+}
+
+function printItem(i: Item): void {
+  console.log(
+    `item ${i.id} on ${i.entity}/${i.queue}: ${i.state}${i.position ? ` (position ${i.position} in the queue)` : ''}`,
+  );
+  console.log(`  priority ${priorityName(i.priority)}, created ${when(i.created_at)}`);
+  if (i.preemptions)
+    console.log(
+      `  preempted ${i.preemptions} time${i.preemptions > 1 ? 's' : ''}${i.run_id ? `, last run ${i.run_id}` : ''}`,
+    );
+  if (i.pending_reason) console.log(`  why pending: ${i.pending_reason.message}`);
+}
+
+function printRun(r: RunDetail): void {
+  console.log(`run ${r.id} on ${r.entity}/${r.queue}: ${r.status}`);
+  if (r.warning) console.log(`  warning: ${r.warning}`);
+  console.log(`  item: ${r.item_id}  agent: ${r.agent_id}`);
+  console.log(
+    `  created ${when(r.created_at)}  started ${when(r.started_at)}  ended ${when(r.ended_at)}  (${duration(r.started_at, r.ended_at)})`,
+  );
+  if (r.exit_code !== null) console.log(`  exit code: ${r.exit_code}`);
+  if (r.status === 'preempted') console.log(`  preempted: ${r.error_message ?? 'its infrastructure was taken away'}`);
+  else if (r.error_stage) console.log(`  error (${r.error_stage}): ${r.error_message ?? ''}`);
+  const s = r.spec.source;
+  const src =
+    s.type === 'git'
+      ? `git ${s.url}${s.ref ? `@${s.ref}` : ''}`
+      : s.type === 'image'
+        ? `image ${s.image}`
+        : `code archive ${s.archive_id}`;
+  console.log(`  source: ${src}`);
+  console.log(`  command: ${[...r.spec.entry_point, ...r.spec.args].join(' ')}`);
+}
+
+function printRequeue(item: Item, runId: string): void {
+  if (item.run_id !== runId) console.log(`  requeued; its item has a newer run: ${item.run_id ?? '-'}`);
+  else if (item.state === 'pending')
+    console.log(
+      `  requeued (attempt ${item.preemptions + 1} pending${item.not_before !== null ? `, eligible at ${when(item.not_before)}` : ''})`,
+    );
+  else console.log(`  not requeued: its item ended ${item.state}`);
+}
+
+type Resolved = { kind: 'run'; run: RunDetail } | { kind: 'item'; item: Item };
+
+/**
+ * A run id, or an item id: the item's run when it has started, else the item. An item requeued after a preemption
+ * is pending again and still points at its last run; it is shown as the item, since that is where it stands now.
+ */
+async function resolveRunOrItem(client: LiftoffClient, id: string): Promise<Resolved> {
+  try {
+    return { kind: 'run', run: await client.getRun(id) };
+  } catch (e) {
+    if (!(e instanceof LiftoffError) || e.code !== 'NOT_FOUND') throw e;
+  }
+  let item;
+  try {
+    item = await client.getItem(id);
+  } catch (e) {
+    if (e instanceof LiftoffError && e.code === 'NOT_FOUND') {
+      throw new LiftoffError('NOT_FOUND', `No run or item "${id}". List runs with "liftoff runs list".`);
+    }
+    throw e;
+  }
+  if (item.run_id && item.state !== 'pending') return { kind: 'run', run: await client.getRun(item.run_id) };
+  return { kind: 'item', item };
+}
+
+/** The run whose logs to read; a requeued item's last run still has them. */
+async function runIdOf(client: LiftoffClient, id: string): Promise<string> {
+  const r = await resolveRunOrItem(client, id);
+  if (r.kind === 'run') return r.run.id;
+  if (r.item.run_id) return r.item.run_id;
+  throw new LiftoffError('CONFLICT', `Item ${id} has not started yet (${r.item.state}); there are no logs.`);
+}
