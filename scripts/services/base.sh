@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# git (git jobs) and python3 (the quickstart example).
+# git (git jobs), python3 (the quickstart example) and openssl (TLS certificates of the test Kubernetes API server).
 set -euo pipefail
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-echo "base: git $(git --version | cut -d' ' -f3), $(python3 --version)"
+echo "base: git $(git --version | cut -d' ' -f3), $(python3 --version), $(openssl version | cut -d' ' -f1-2)"

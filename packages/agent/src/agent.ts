@@ -10,6 +10,7 @@ import {
   type ClaimedItem,
   type Env,
   type LiftoffClient,
+  type ReportRunBody,
   type ResourceType,
   type Run,
 } from '@liftoff/core';
@@ -20,6 +21,7 @@ import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
 import { withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
+import { RunReporter } from './runReporter.js';
 import { fetchSource } from './sources.js';
 import { fillResourceMacros } from './macros.js';
 
@@ -39,6 +41,8 @@ export interface AgentOptions {
   docker: Dockerode;
   /** Registry credentials (agent config and docker's config.json). */
   credentials: RegistryCredentials;
+  /** The agent's home directory (~/.kube/config). */
+  homeDir: string;
 }
 
 interface Job {
@@ -52,8 +56,12 @@ interface Job {
 
 type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
 
-/** The line after which a run's log holds only its container's output; a restarted agent resumes from it. */
-const CONTAINER_MARKER = /\[liftoff\] container \S+ started\n/g;
+/**
+ * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
+ * restarted agent resumes from it.
+ */
+const OUTPUT_MARKER = /\[liftoff\] (?:container \S+ started|kubernetes job \S+ created[^\n]*)\n/g;
+const NOTE_LINE = /^\[liftoff\] [^\n]*\n?/gm;
 
 const REPORT_DEADLINE_MS = 10 * 60_000;
 
@@ -115,12 +123,17 @@ export class LaunchAgent {
           `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
         );
       }
-      if (q.resource !== 'local-process') await this.assertDocker(q.name, q.resource);
+      // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
+      if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
       if (!this.runners.has(q.resource)) this.runners.set(q.resource, factory(this.runnerDeps()));
     }
     if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
     this.lastStatus = 'POLLING';
     await this.reconcile(reg.active_runs);
+    const active = new Set(this.byRun.keys());
+    for (const runner of this.runners.values()) {
+      await runner.sweep?.(active).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftovers failed'));
+    }
     this.heartbeatInterval = reg.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
@@ -131,8 +144,16 @@ export class LaunchAgent {
   }
 
   private runnerDeps(): RunnerDeps {
-    const { logger, jobEnv, docker, credentials } = this.opts;
-    return { logger, processEnv: jobEnv, agentId: this.id, docker, credentials };
+    const { logger, jobEnv, docker, credentials, homeDir } = this.opts;
+    return {
+      logger,
+      processEnv: jobEnv,
+      agentId: this.id,
+      docker,
+      credentials,
+      kubernetes: this.opts.config.file.kubernetes ?? {},
+      homeDir,
+    };
   }
 
   private async assertDocker(queue: string, resource: string): Promise<void> {
@@ -171,6 +192,7 @@ export class LaunchAgent {
     await Promise.all([...this.jobs.values()].map((j) => j.done ?? Promise.resolve()));
     await this.loop;
     clearInterval(this.heartbeatTimer);
+    await Promise.all([...this.runners.values()].map(async (r) => r.close?.()));
     await withRetry(() => this.opts.client.agentStopped(this.id), { deadlineMs: 10_000 }).catch((err: unknown) =>
       this.opts.logger.warn({ err }, 'could not report KILLED'),
     );
@@ -292,26 +314,19 @@ export class LaunchAgent {
     const shipper = new LogShipper(client, this.id, run.id, logger);
     const note = (line: string) => shipper.write(`[liftoff] ${line}\n`);
     const workDir = join(this.opts.dataDir, 'work', run.id);
+    const reporter = new RunReporter(client, this.id, run.id, logger);
     let final: Final;
     try {
-      final = await this.execute(job, item, run, workDir, shipper, note);
+      final = await this.execute(job, item, run, workDir, shipper, note, reporter);
     } catch (err) {
       final = { state: 'failed', exitCode: null, message: describe(err), stage: 'agent' };
     }
-    note(
-      final.state === 'failed'
-        ? `run failed: ${final.message}`
-        : `run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`,
-    );
+    note(finalLine(final));
     await shipper.flush();
-    await retry(() =>
-      client.reportRun(run.id, {
-        agent_id: this.id,
-        state: final.state,
-        exit_code: final.exitCode,
-        ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
-      }),
-    ).catch((err: unknown) => logger.error({ err, run: run.id }, 'could not report the final status'));
+    await reporter.flush();
+    await retry(() => client.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
+      logger.error({ err, run: run.id }, 'could not report the final status'),
+    );
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -323,6 +338,7 @@ export class LaunchAgent {
     workDir: string,
     shipper: LogShipper,
     note: (l: string) => void,
+    reporter: RunReporter,
   ): Promise<Final> {
     const { spec } = item;
     note(`run ${run.id} of item ${item.item_id} on agent ${this.opts.identity.name} (${this.opts.hostname})`);
@@ -401,6 +417,9 @@ export class LaunchAgent {
         ...(mountCodeAt ? { mountCodeAt } : {}),
         onOutput: (t) => shipper.write(t),
         onNote: note,
+        onRunning: () => reporter.running(),
+        onWarning: (w) => reporter.warn(w),
+        allow: item.queue_settings.allow,
         logger: this.opts.logger,
       });
     } catch (err) {
@@ -408,10 +427,38 @@ export class LaunchAgent {
     }
     job.handle = handle;
     if (job.cancelRequested) void handle.cancel(this.opts.config.stopGraceSeconds * 1000);
-    await withRetry(() => this.opts.client.reportRun(run.id, { agent_id: this.id, state: 'running' }), {
-      deadlineMs: REPORT_DEADLINE_MS,
-    }).catch((err: unknown) => this.opts.logger.warn({ err }, 'could not report running'));
-    return handle.wait();
+    if (!runner.reportsRunning) reporter.running();
+    return this.superviseStart(job, handle, reporter, note, item.queue_settings.start_timeout_seconds);
+  }
+
+  /**
+   * The queue's start timeout: a run still starting (a pod no node takes, an image that never pulls) after that
+   * long is cancelled and fails, with the last warning as its reason.
+   */
+  private async superviseStart(
+    job: Job,
+    handle: RunHandle,
+    reporter: RunReporter,
+    note: (l: string) => void,
+    timeoutSeconds: number | null,
+  ): Promise<Final> {
+    if (!timeoutSeconds) return handle.wait();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      if (reporter.isRunning || job.cancelRequested) return;
+      timedOut = true;
+      note(`still starting after the queue's start timeout of ${timeoutSeconds} s: cancelling`);
+      void handle.cancel(this.opts.config.stopGraceSeconds * 1000);
+    }, timeoutSeconds * 1000);
+    const outcome = await handle.wait();
+    clearTimeout(timer);
+    if (!timedOut || outcome.state === 'finished') return outcome;
+    return {
+      state: 'failed',
+      exitCode: null,
+      stage: 'run',
+      message: `Did not start within the queue's start timeout of ${timeoutSeconds} s: ${reporter.lastWarning ?? 'no warning was reported'}`,
+    };
   }
 
   private requireBuilder(): Builder {
@@ -442,23 +489,26 @@ export class LaunchAgent {
         skipped += drop;
         if (drop < text.length) shipper.write(text.slice(drop));
       };
+      const reporter = new RunReporter(this.opts.client, this.id, run.id, this.opts.logger);
       const result = await runner.reconcile({
         runId: run.id,
+        itemId: run.item_id,
+        queue: run.queue,
+        entity: run.entity,
+        spec: detail.spec,
         workDir: join(this.opts.dataDir, 'work', run.id),
         onOutput,
+        onNote: (line) => shipper.write(`[liftoff] ${line}\n`),
+        onRunning: () => reporter.running(),
+        onWarning: (w) => reporter.warn(w),
       });
       if ('wait' in result) {
-        this.adopt(run, result, shipper);
+        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds);
         continue;
       }
-      const final = result;
+      const final: Final = { ...result, ...(result.state === 'failed' ? { stage: 'agent' as const } : {}) };
       await this.opts.client
-        .reportRun(run.id, {
-          agent_id: this.id,
-          state: final.state,
-          exit_code: final.exitCode,
-          ...(final.state === 'failed' ? { error_stage: 'agent' as const, error_message: final.message } : {}),
-        })
+        .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
@@ -475,31 +525,34 @@ export class LaunchAgent {
       text += page.data;
       offset = page.next_offset;
     }
-    const marks = [...text.matchAll(CONTAINER_MARKER)];
+    const marks = [...text.matchAll(OUTPUT_MARKER)];
     const last = marks.at(-1);
-    return last?.index === undefined ? 0 : text.length - (last.index + last[0].length);
+    if (last?.index === undefined) return 0;
+    return text.slice(last.index + last[0].length).replace(NOTE_LINE, '').length;
   }
 
   /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */
-  private adopt(run: Run, handle: RunHandle, shipper: LogShipper): void {
+  private adopt(
+    run: Run,
+    handle: RunHandle,
+    shipper: LogShipper,
+    reporter: RunReporter,
+    startTimeoutSeconds: number | null,
+  ): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
     this.byRun.set(run.id, job);
     this.say(`re-adopted run ${run.id}`);
     job.done = (async () => {
-      const final: Final = await handle.wait();
-      shipper.write(`[liftoff] run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}\n`);
+      // The start timeout counts again from the re-adoption: the agent cannot know how long it was down.
+      const note = (line: string) => shipper.write(`[liftoff] ${line}\n`);
+      const final = await this.superviseStart(job, handle, reporter, note, startTimeoutSeconds);
+      shipper.write(`[liftoff] ${finalLine(final)}\n`);
       await shipper.flush();
-      await withRetry(
-        () =>
-          this.opts.client.reportRun(run.id, {
-            agent_id: this.id,
-            state: final.state,
-            exit_code: final.exitCode,
-            ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
-          }),
-        { deadlineMs: REPORT_DEADLINE_MS },
-      );
+      await reporter.flush();
+      await withRetry(() => this.opts.client.reportRun(run.id, finalReport(this.id, final)), {
+        deadlineMs: REPORT_DEADLINE_MS,
+      });
     })()
       .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
       .finally(() => {
@@ -528,6 +581,22 @@ export class LaunchAgent {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }
   }
+}
+
+/** The closing `[liftoff]` line of a run's log. */
+function finalLine(final: Final): string {
+  if (final.state === 'failed' || final.state === 'preempted') return `run ${final.state}: ${final.message}`;
+  return `run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`;
+}
+
+function finalReport(agentId: string, final: Final): ReportRunBody {
+  return {
+    agent_id: agentId,
+    state: final.state,
+    exit_code: final.exitCode,
+    ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
+    ...(final.state === 'preempted' ? { error_stage: 'run' as const, error_message: final.message } : {}),
+  };
 }
 
 function describe(err: unknown): string {

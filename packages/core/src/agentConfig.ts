@@ -70,6 +70,21 @@ export const BuilderConfig = z
     }
   });
 
+/** Liftoff: where the agent finds its cluster for `kubernetes` queues (resource args may override per job). */
+export const KubernetesAgentConfig = z
+  .object({
+    /** A kubeconfig file; default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account. */
+    'config-file': z.string().min(1).optional(),
+    /** A context of that kubeconfig; default: its current-context. */
+    context: z.string().min(1).optional(),
+    /** Namespace of Jobs whose resource args name none; default: the context's, else the in-cluster one, else default. */
+    namespace: z.string().min(1).max(63).optional(),
+    /** Where the in-cluster token, ca.crt and namespace files live. */
+    'service-account-dir': z.string().min(1).optional(),
+  })
+  .strict();
+export type KubernetesAgentConfig = z.infer<typeof KubernetesAgentConfig>;
+
 export const AgentConfigFile = z
   .object({
     entity: z.string().min(1).nullable().optional(),
@@ -86,6 +101,8 @@ export const AgentConfigFile = z
     stopped_run_timeout: z.number().int().min(0).optional(),
     /** Liftoff: the agent's stable name (its identity across restarts). */
     name: z.string().min(1).max(128).optional(),
+    /** Liftoff: cluster access for kubernetes queues. */
+    kubernetes: KubernetesAgentConfig.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

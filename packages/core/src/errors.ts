@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'SOURCE_REFUSED',
   'SOURCE_FETCH_FAILED',
   'RUNNER_FAILED',
+  'MANIFEST_REFUSED',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -30,6 +31,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SOURCE_REFUSED: 400,
   SOURCE_FETCH_FAILED: 502,
   RUNNER_FAILED: 500,
+  MANIFEST_REFUSED: 400,
   INTERNAL: 500,
 };
 
@@ -120,6 +122,20 @@ export class SourceFetchError extends LiftoffError {
 export class RunnerError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('RUNNER_FAILED', message, { cause });
+  }
+}
+
+/** A Kubernetes manifest uses something its queue does not allow (host access, privileges) or is malformed. */
+export class ManifestRefusedError extends LiftoffError {
+  constructor(message: string) {
+    super('MANIFEST_REFUSED', message);
+  }
+}
+
+/** The agent cannot reach or configure a cluster (kubeconfig, context, service account). */
+export class KubeConfigError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIG_INVALID', message, { cause });
   }
 }
 

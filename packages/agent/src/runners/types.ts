@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import type { Env, LaunchSpec, ResourceType } from '@liftoff/core';
+import type { Env, KubernetesAgentConfig, LaunchSpec, ResourceType, SecurityAllowance } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
 
 /** Everything a runner needs to start one job; runners read nothing else (no process.env, no globals). */
@@ -22,13 +22,27 @@ export interface JobContext {
   onOutput: (text: string) => void;
   /** Writes a `[liftoff]` status line to the run's log. */
   onNote: (line: string) => void;
+  /** Runners that report phases (`reportsRunning`): the job's workload is now running. */
+  onRunning: () => void;
+  /** The latest non-fatal problem (unschedulable, image pull back-off, ...), or null once it cleared. */
+  onWarning: (warning: string | null) => void;
+  /** Guardrail exceptions the job's queue allows. */
+  allow: readonly SecurityAllowance[];
   logger: Logger;
 }
+
+/** What a runner gets to re-adopt a run after an agent restart: the job's identity and its callbacks. */
+export type AdoptContext = Pick<
+  JobContext,
+  'runId' | 'itemId' | 'queue' | 'entity' | 'spec' | 'workDir' | 'onOutput' | 'onNote' | 'onRunning' | 'onWarning'
+>;
 
 export type RunOutcome =
   | { state: 'finished'; exitCode: 0 }
   | { state: 'failed'; exitCode: number | null; message: string }
-  | { state: 'stopped'; exitCode: number | null };
+  | { state: 'stopped'; exitCode: number | null }
+  /** The infrastructure took the job away (eviction, preemption): the server requeues the item. */
+  | { state: 'preempted'; exitCode: number | null; message: string };
 
 /** A started job. */
 export interface RunHandle {
@@ -44,12 +58,22 @@ export interface RunHandle {
  */
 export interface Runner {
   readonly type: ResourceType;
+  /**
+   * True when the runner calls `onRunning` once the workload really runs (a pod can wait long for a node); the run
+   * stays `starting` until then. Otherwise the agent reports `running` as soon as `start` returns.
+   */
+  readonly reportsRunning?: boolean;
   start(job: JobContext): Promise<RunHandle>;
   /**
    * Deals with a run left over from a previous incarnation of this agent. Returns a handle when the run could be
-   * re-adopted, or an outcome to report when it could not.
+   * re-adopted, or an outcome to report when it could not. A re-adopted run replays its output from the start;
+   * the agent drops what the server already has.
    */
-  reconcile(run: { runId: string; workDir: string; onOutput: (text: string) => void }): Promise<RunHandle | RunOutcome>;
+  reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome>;
+  /** After reconciling: removes what this agent left behind for runs that are no longer active. */
+  sweep?(activeRunIds: ReadonlySet<string>): Promise<void>;
+  /** Releases watches and connections when the agent stops. */
+  close?(): Promise<void>;
 }
 
 /** Services injected into runners; runners read nothing from the process themselves. */
@@ -60,4 +84,8 @@ export interface RunnerDeps {
   agentId: string;
   docker: Dockerode;
   credentials: RegistryCredentials;
+  /** The agent config's `kubernetes` section. */
+  kubernetes: KubernetesAgentConfig;
+  /** The agent's home directory (for ~/.kube/config). */
+  homeDir: string;
 }

@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { LaunchAgent, agentIdentity, dockerServices, type ResolvedAgentConfig } from '@liftoff/agent';
 import type { Env, LiftoffClient } from '@liftoff/core';
@@ -57,6 +57,7 @@ export function createAgent(opts: {
     hostname: host,
     dataDir,
     jobEnv: jobEnvironment(env),
+    homeDir: env.HOME ?? homedir(),
     ...dockerServices(env, config.file.builder),
     logger,
     say,

@@ -1,0 +1,55 @@
+import type { LiftoffClient } from '@liftoff/core';
+import type { Logger } from 'pino';
+import { withRetry } from './retry.js';
+
+const REPORT_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * Sends a run's progress (running, warnings) in order, one report at a time, so a slow report never lands after
+ * a later one. `flush` before the final report: a terminal state must be the last word.
+ */
+export class RunReporter {
+  private chain: Promise<void> = Promise.resolve();
+  private phase: 'starting' | 'running' = 'starting';
+  private warning: string | null = null;
+  /** The last warning ever set, kept after it cleared: a start timeout names it as the reason. */
+  lastWarning: string | null = null;
+
+  constructor(
+    private readonly client: LiftoffClient,
+    private readonly agentId: string,
+    private readonly runId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get isRunning(): boolean {
+    return this.phase === 'running';
+  }
+
+  running(): void {
+    if (this.phase === 'running') return;
+    this.phase = 'running';
+    this.send({ state: 'running' });
+  }
+
+  warn(warning: string | null): void {
+    if (warning === this.warning) return;
+    this.warning = warning;
+    if (warning) this.lastWarning = warning;
+    this.send({ state: this.phase, warning });
+  }
+
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
+  private send(body: { state: 'starting' | 'running'; warning?: string | null }): void {
+    this.chain = this.chain.then(() =>
+      withRetry(() => this.client.reportRun(this.runId, { agent_id: this.agentId, ...body }), {
+        deadlineMs: REPORT_DEADLINE_MS,
+      })
+        .then(() => undefined)
+        .catch((err: unknown) => this.logger.warn({ err, run: this.runId }, `could not report ${body.state}`)),
+    );
+  }
+}

@@ -1,0 +1,278 @@
+import { Watch, type KubernetesListObject, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { RunnerError, describeCause } from '@liftoff/core';
+import { registryHost } from '../../docker/credentials.js';
+import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from '../types.js';
+import { KubeApi, apiMessage, refOf, statusOf, type OwnerRef } from './api.js';
+import { enforceGuardrails } from './guardrails.js';
+import { loadKubeTarget, type KubeTarget } from './kubeconfig.js';
+import { KubeRun } from './kubeRun.js';
+import {
+  LABEL_AGENT,
+  LABEL_RUN,
+  buildManifest,
+  isBatchJob,
+  labelValue,
+  runLabels,
+  splitResourceArgs,
+  type KubeSettings,
+} from './manifest.js';
+import { SharedWatch } from './watchHub.js';
+
+interface Cluster {
+  target: KubeTarget;
+  api: KubeApi;
+  watch: Watch;
+}
+
+/**
+ * Runs jobs as Kubernetes Jobs (or any custom resource given as the manifest). Status comes from one pod watch and
+ * one owner watch per namespace, shared by every run there and narrowed to this agent by label; logs stream from
+ * the pods; a restarted agent finds its runs' Jobs by label. See docs/kubernetes.md.
+ */
+export class KubernetesRunner implements Runner {
+  readonly type = 'kubernetes' as const;
+  readonly reportsRunning = true;
+  private readonly clusters = new Map<string, Cluster>();
+  private readonly watches = new Map<string, SharedWatch<KubernetesObject>>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  async start(job: JobContext): Promise<RunHandle> {
+    if (!job.image) throw new RunnerError('No image to run: the job was not built.');
+    if (job.mountCodeAt) {
+      throw new RunnerError(
+        'The noop builder mounts the code from the agent machine, which a pod cannot see. Use the docker builder with a registry destination, or push an image job.',
+      );
+    }
+    const { settings, fragment } = splitResourceArgs(job.spec.resource_args.kubernetes);
+    const cluster = this.cluster(settings);
+    const namespace = this.namespaceFor(fragment, settings, cluster.target);
+    const host = registryHost(job.image);
+    const creds = host ? this.deps.credentials.get(host) : undefined;
+    const pullSecret = creds ? `liftoff-regcred-${job.runId}` : undefined;
+    const manifest = buildManifest(fragment, settings, {
+      runId: job.runId,
+      itemId: job.itemId,
+      queue: job.queue,
+      entity: job.entity,
+      agentId: this.deps.agentId,
+      spec: job.spec,
+      image: job.image,
+      env: job.env,
+      namespace,
+      ...(pullSecret ? { pullSecret } : {}),
+    });
+    // Before anything exists in the cluster: a refused manifest leaves nothing behind.
+    enforceGuardrails(manifest.body, job.allow, job.queue);
+    if (creds && pullSecret) {
+      await this.createPullSecret(cluster, namespace, pullSecret, job, { host: host ?? '', ...creds });
+    }
+    try {
+      await cluster.api.createOwner(manifest, job.runId);
+    } catch (e) {
+      if (pullSecret) await cluster.api.deleteSecret(namespace, pullSecret);
+      throw e;
+    }
+    job.onNote(`kubernetes job ${namespace}/${manifest.name} created (${cluster.target.source})`);
+    return this.track(cluster, refOf(manifest, job.runId), job, pullSecret);
+  }
+
+  async reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome> {
+    let ref: OwnerRef;
+    let cluster: Cluster;
+    try {
+      const { settings, fragment } = splitResourceArgs(run.spec.resource_args.kubernetes);
+      cluster = this.cluster(settings);
+      const namespace = this.namespaceFor(fragment, settings, cluster.target);
+      const probe = buildManifest(fragment, settings, {
+        runId: run.runId,
+        itemId: run.itemId,
+        queue: run.queue,
+        entity: run.entity,
+        agentId: this.deps.agentId,
+        spec: run.spec,
+        image: 'unused',
+        env: {},
+        namespace,
+      });
+      ref = refOf(probe, run.runId);
+      const owners = await cluster.api.findOwners(ref);
+      const owner = owners[0];
+      if (!owner?.metadata?.name) {
+        return {
+          state: 'failed',
+          exitCode: null,
+          message: `The run's Kubernetes ${isBatchJob(fragment) ? 'Job' : 'resource'} is gone from namespace ${namespace} (deleted while the agent was down); its outcome is unknown.`,
+        };
+      }
+      ref = { ...ref, name: owner.metadata.name };
+    } catch (e) {
+      return { state: 'failed', exitCode: null, message: `Could not re-adopt the run: ${describeKube(e)}` };
+    }
+    run.onNote(`re-adopted kubernetes job ${ref.namespace}/${ref.name}`);
+    const pullSecret = `liftoff-regcred-${run.runId}`;
+    return this.track(cluster, ref, run, pullSecret);
+  }
+
+  /** Jobs and pull secrets this agent labelled whose runs are no longer active: deleted with their pods. */
+  async sweep(active: ReadonlySet<string>): Promise<void> {
+    let cluster: Cluster;
+    try {
+      cluster = this.cluster({});
+    } catch (e) {
+      this.deps.logger.warn({ err: e }, 'no default cluster to sweep for leftovers');
+      return;
+    }
+    const labelSelector = `${LABEL_AGENT}=${labelValue(this.deps.agentId)}`;
+    const namespaces = [this.namespaceFor({}, {}, cluster.target)];
+    const jobs = await this.acrossNamespaces(
+      () => cluster.api.batch.listJobForAllNamespaces({ labelSelector }),
+      (namespace) => cluster.api.batch.listNamespacedJob({ namespace, labelSelector }),
+      namespaces,
+    );
+    for (const j of jobs) {
+      const runId = j.metadata?.labels?.[LABEL_RUN];
+      if (!runId || active.has(runId) || !j.metadata?.name || !j.metadata.namespace) continue;
+      this.deps.logger.info({ job: j.metadata.name, runId }, 'deleting the Job of an ended run');
+      await cluster.api
+        .deleteOwner({ kind: 'job', runId, namespace: j.metadata.namespace, name: j.metadata.name }, 'Foreground')
+        .catch((err: unknown) => this.deps.logger.warn({ err }, 'could not delete a leftover Job'));
+    }
+    const secrets = await this.acrossNamespaces(
+      () => cluster.api.core.listSecretForAllNamespaces({ labelSelector }),
+      (namespace) => cluster.api.core.listNamespacedSecret({ namespace, labelSelector }),
+      namespaces,
+    );
+    for (const s of secrets) {
+      const runId = s.metadata?.labels?.[LABEL_RUN];
+      if (!runId || active.has(runId) || !s.metadata?.name || !s.metadata.namespace) continue;
+      await cluster.api.deleteSecret(s.metadata.namespace, s.metadata.name);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.watches.values()].map((w) => w.stop()));
+    this.watches.clear();
+  }
+
+  /** A cluster-wide list needs cluster-wide RBAC; an agent limited to its namespaces lists those instead. */
+  private async acrossNamespaces<T extends KubernetesObject>(
+    all: () => Promise<KubernetesListObject<T>>,
+    one: (ns: string) => Promise<KubernetesListObject<T>>,
+    namespaces: string[],
+  ): Promise<T[]> {
+    try {
+      return (await all()).items;
+    } catch (e) {
+      if (statusOf(e) !== 403) {
+        this.deps.logger.warn({ err: e }, 'listing leftovers failed');
+        return [];
+      }
+    }
+    const out: T[] = [];
+    for (const ns of namespaces) out.push(...(await one(ns).catch(() => ({ items: [] as T[] }))).items);
+    return out;
+  }
+
+  private track(cluster: Cluster, ref: OwnerRef, cb: AdoptContext, pullSecret: string | undefined): KubeRun {
+    const pods = this.watchOf(cluster, ref.namespace, 'pods') as unknown as SharedWatch<V1Pod>;
+    const owner = this.watchOf(cluster, ref.namespace, ref.kind === 'job' ? 'jobs' : ref);
+    return new KubeRun(ref, cluster.api, cluster.target.kc, cb, this.deps.logger, { pods, owner }, pullSecret);
+  }
+
+  /** One shared watch per cluster, namespace and resource, narrowed to this agent's objects. */
+  private watchOf(
+    cluster: Cluster,
+    namespace: string,
+    what: 'pods' | 'jobs' | OwnerRef,
+  ): SharedWatch<KubernetesObject> {
+    const labelSelector = `${LABEL_AGENT}=${labelValue(this.deps.agentId)}`;
+    const { api } = cluster;
+    let path: string;
+    let list: () => Promise<KubernetesListObject<KubernetesObject>>;
+    if (what === 'pods') {
+      path = `/api/v1/namespaces/${namespace}/pods`;
+      list = () => api.core.listNamespacedPod({ namespace, labelSelector });
+    } else if (what === 'jobs') {
+      path = `/apis/batch/v1/namespaces/${namespace}/jobs`;
+      list = () => api.batch.listNamespacedJob({ namespace, labelSelector });
+    } else if (what.kind === 'custom') {
+      const { group, version, plural } = what;
+      path = `/apis/${group}/${version}/namespaces/${namespace}/${plural}`;
+      list = async () =>
+        (await api.custom.listNamespacedCustomObject({
+          group,
+          version,
+          namespace,
+          plural,
+          labelSelector,
+        })) as KubernetesListObject<KubernetesObject>;
+    } else {
+      throw new Error('unreachable: a Job owner is watched as "jobs"');
+    }
+    const key = `${cluster.target.key}|${path}`;
+    let w = this.watches.get(key);
+    if (!w) {
+      w = new SharedWatch(cluster.watch, path, list, labelSelector, this.deps.logger);
+      this.watches.set(key, w);
+    }
+    return w;
+  }
+
+  private cluster(settings: KubeSettings): Cluster {
+    const agentCfg = this.deps.kubernetes;
+    const configFile = settings.configFile ?? agentCfg['config-file'];
+    const context = settings.context ?? (settings.configFile ? undefined : agentCfg.context);
+    const key = `${configFile ?? ''}#${context ?? ''}`;
+    let c = this.clusters.get(key);
+    if (!c) {
+      const target = loadKubeTarget({
+        ...(configFile ? { configFile } : {}),
+        ...(context ? { context } : {}),
+        env: this.deps.processEnv,
+        homeDir: this.deps.homeDir,
+        ...(agentCfg['service-account-dir'] ? { serviceAccountDir: agentCfg['service-account-dir'] } : {}),
+      });
+      c = { target, api: new KubeApi(target.kc), watch: new Watch(target.kc) };
+      this.clusters.set(key, c);
+    }
+    return c;
+  }
+
+  /** metadata.namespace, else the legacy `namespace` key, else the agent config, else the context's, else default. */
+  private namespaceFor(fragment: Record<string, unknown>, settings: KubeSettings, target: KubeTarget): string {
+    const meta = fragment.metadata as { namespace?: unknown } | undefined;
+    if (typeof meta?.namespace === 'string' && meta.namespace) return meta.namespace;
+    return settings.namespace ?? this.deps.kubernetes.namespace ?? target.namespace ?? 'default';
+  }
+
+  private async createPullSecret(
+    cluster: Cluster,
+    namespace: string,
+    name: string,
+    job: JobContext,
+    c: { host: string; username: string; password: string },
+  ): Promise<void> {
+    const auth = Buffer.from(`${c.username}:${c.password}`).toString('base64');
+    const config = { auths: { [c.host]: { username: c.username, password: c.password, auth } } };
+    try {
+      await cluster.api.core.createNamespacedSecret({
+        namespace,
+        body: {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name, namespace, labels: runLabels({ ...job, agentId: this.deps.agentId }) },
+          type: 'kubernetes.io/dockerconfigjson',
+          data: { '.dockerconfigjson': Buffer.from(JSON.stringify(config)).toString('base64') },
+        },
+      });
+    } catch (e) {
+      if (statusOf(e) === 409) return;
+      throw new RunnerError(`Could not create the image pull secret ${namespace}/${name}: ${apiMessage(e)}`, e);
+    }
+  }
+}
+
+function describeKube(e: unknown): string {
+  return statusOf(e) !== undefined ? apiMessage(e) : describeCause(e);
+}
