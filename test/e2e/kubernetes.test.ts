@@ -304,6 +304,20 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     expect(await logsOf(run.id)).toMatch(/first-instance\n(.*\n)*second-instance\n/);
   });
 
+  it('re-opens a dropped log stream without repeating or losing lines', async () => {
+    const item = await push('k8s', busybox('echo alpha; sleep 2; echo bravo; sleep 2; echo charlie'));
+    const runId = await runOf(item.id);
+    await until(async () => /^alpha$/m.test(await logsOf(runId)), 'the first line');
+    expect(kube.dropLogStreams()).toBeGreaterThan(0);
+    const run = await endOf(runId);
+    expect(run.status).toBe('finished');
+    const output = (await logsOf(runId)).split('\n').filter((l) => !l.startsWith('[liftoff]'));
+    expect(output.filter(Boolean)).toEqual(['alpha', 'bravo', 'charlie']);
+    // The follower came back after the cut, from where it was.
+    const reads = kube.requests.filter((r) => r.path.endsWith('/log') && r.path.includes(`liftoff-${runId}`));
+    expect(reads.some((r) => r.query.sinceTime)).toBe(true);
+  });
+
   it('creates a custom resource through the objects API and maps its status', async () => {
     const item = await push(
       'k8s',

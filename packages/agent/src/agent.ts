@@ -125,7 +125,7 @@ export class LaunchAgent {
       }
       // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
       if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
-      if (!this.runners.has(q.resource)) this.runners.set(q.resource, factory(this.runnerDeps()));
+      if (!this.runners.has(q.resource)) this.runners.set(q.resource, await factory(this.runnerDeps()));
     }
     if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
     this.lastStatus = 'POLLING';
@@ -478,7 +478,7 @@ export class LaunchAgent {
     for (const run of runs) {
       const detail = await this.opts.client.getRun(run.id);
       const resource = detail.spec.resource ?? 'local-process';
-      const runner = this.runners.get(resource) ?? RUNNERS[resource]?.(this.runnerDeps());
+      const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(this.runnerDeps()));
       if (!runner) continue;
       const shipper = new LogShipper(this.opts.client, this.id, run.id, this.opts.logger, run.log_size);
       const skip = await this.alreadyShippedOutput(run.id, run.log_size);

@@ -59,7 +59,7 @@ const Allow = z
   .array(z.enum(SECURITY_ALLOWANCES))
   .refine((a) => new Set(a).size === a.length, 'each allowance may be listed once');
 
-/** A run still `starting` this long after its ack is cancelled and failed by the agent (null: no limit). */
+/** A run still `starting` this long after its runner submitted it is cancelled and failed by the agent (null: no limit). */
 const StartTimeout = z.number().int().min(1).nullable();
 /** How often an item is requeued after its run was preempted before it ends `failed`. */
 const PreemptionRetries = z.number().int().min(0).max(100);

@@ -54,7 +54,7 @@ export interface Queue {
   aging_seconds?: number | null;
   max_concurrency?: number | null;
   template_variables?: Record<string, { schema: TemplateVariableSchema }>;
-  /** A run still starting this long after an agent took it is failed (null: no limit). */
+  /** A run still starting this long after its runner submitted it is failed (null: no limit). */
   start_timeout_seconds?: number | null;
   preemption_retries?: number;
   preemption_backoff_seconds?: number;

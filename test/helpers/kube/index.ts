@@ -87,6 +87,8 @@ export interface FakeKube {
   compactHistory(): void;
   /** Destroys every open watch connection's socket (simulates a dropped connection / apiserver restart). */
   dropWatches(): void;
+  /** Destroys every open pods/log connection (a follower must re-open it and not repeat what it delivered). */
+  dropLogStreams(): number;
   /** Number of currently open watch connections (so tests can wait for a re-established watch). */
   openWatches(): number;
   /** While true, every new watch request has its connection destroyed before any response (an unreachable apiserver). */
@@ -277,6 +279,11 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       for (const w of [...api.watches]) w.socket?.destroy();
     },
     openWatches: () => api.watches.size,
+    dropLogStreams() {
+      const n = api.logStreams.size;
+      for (const r of [...api.logStreams]) r.socket?.destroy();
+      return n;
+    },
     refuseWatches(refuse) {
       api.refuseWatches = refuse;
     },

@@ -83,6 +83,8 @@ function listItem(info: ResourceInfo, o: KObject): KObject {
 
 export class ApiServer {
   readonly watches = new Set<WatchConn>();
+  /** Open pods/log responses, so a test can cut them as a flaky network would. */
+  readonly logStreams = new Set<ServerResponse>();
   refuseWatches = false;
   /** Watches answered with the 410 Expired ERROR event. */
   expiredWatches = 0;
@@ -657,6 +659,8 @@ export class ApiServer {
     }
     const id = logContainerId(pod, container, query.previous);
     if (!id) throw badRequest(`container "${container}" in pod "${name}" is waiting to start - no logs yet`);
+    this.logStreams.add(res);
+    res.on('close', () => this.logStreams.delete(res));
     try {
       await this.kubelet.streamLogs(id, query, res);
     } catch (e) {

@@ -1,14 +1,17 @@
 import type { ResourceType } from '@liftoff/core';
-import { KubernetesRunner } from './kubernetes/index.js';
 import { LocalContainerRunner } from './localContainer.js';
 import { LocalProcessRunner } from './localProcess.js';
 import type { Runner, RunnerDeps } from './types.js';
 
 export type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
 
-/** Runner type → factory. A queue whose type is missing here is refused when the agent starts. */
-export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Runner>> = {
-  'local-process': (deps) => new LocalProcessRunner(deps),
-  'local-container': (deps) => new LocalContainerRunner(deps),
-  kubernetes: (deps) => new KubernetesRunner(deps),
+/**
+ * Runner type → factory. A queue whose type is missing here is refused when the agent starts. Factories are
+ * async so that heavy clients load only where used: the Kubernetes client alone adds half a second to every start
+ * of the `liftoff` binary, which also serves quick commands like `liftoff runs cancel`.
+ */
+export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Promise<Runner>>> = {
+  'local-process': async (deps) => new LocalProcessRunner(deps),
+  'local-container': async (deps) => new LocalContainerRunner(deps),
+  kubernetes: async (deps) => new (await import('./kubernetes/index.js')).KubernetesRunner(deps),
 };

@@ -31,7 +31,10 @@ export function addQueueSwitches(cmd: Command): Command {
     .option('--prioritization <mode>', `DISABLED (only the default priority) or V0 (serve higher priorities first)`)
     .option('--aging-seconds <s|none>', 'with V0: a waiting item moves up one priority level per this many seconds')
     .option('--max-concurrency <n|none>', 'most items of this queue claimed, starting or running at once')
-    .option('--start-timeout <seconds|none>', 'fail a run still starting this long after an agent took it')
+    .option(
+      '--start-timeout <seconds|none>',
+      'fail a run still starting this long after its runner submitted it (builds do not count)',
+    )
     .option(
       '--preemption-retries <n>',
       'requeue an item this many times after its run was preempted (0-100, default 3)',

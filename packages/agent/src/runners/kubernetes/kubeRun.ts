@@ -172,7 +172,9 @@ export class KubeRun implements RunHandle {
     if (outcome.state === 'failed' && this.disruption) {
       outcome = { state: 'preempted', exitCode: outcome.exitCode, message: this.disruption };
       // The next attempt gets a Job of its own; this one would only linger until its TTL.
-      await this.api.deleteOwner(this.ref, 'Background');
+      await this.api
+        .deleteOwner(this.ref, 'Background')
+        .catch((err: unknown) => this.logger.warn({ err, run: this.ref.runId }, 'could not delete a preempted Job'));
     }
     if (this.warning) this.setWarning(null);
     await this.end(outcome);
@@ -198,9 +200,13 @@ export class KubeRun implements RunHandle {
     // Objects never seen (a cancel right after create) count as gone only once the API says so.
     if ((this.ownerGone || !this.ownerSeen) && this.pods.size === 0) {
       if (!this.ownerSeen) {
-        void this.api.ownerExists(this.ref).then((exists) => {
-          if (!exists) this.cancelDone?.();
-        });
+        void this.api.ownerExists(this.ref).then(
+          (exists) => {
+            if (!exists) this.cancelDone?.();
+          },
+          // Unknown: the next watch event checks again, and the cancel deadline bounds the wait.
+          () => undefined,
+        );
         return;
       }
       this.cancelDone();

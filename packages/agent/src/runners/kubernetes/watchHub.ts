@@ -31,14 +31,21 @@ export class SharedWatch<T extends KubernetesObject> {
     this.lw.on('connect', () => {
       this.retryMs = 250;
     });
-    this.lw.on('error', (err?: unknown) => {
-      if (this.stopped) return;
-      this.logger.warn({ err, path }, `watch of ${path} failed; re-establishing in ${this.retryMs} ms`);
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => void this.lw.start(), this.retryMs);
-      this.retryMs = Math.min(this.retryMs * 2, 10_000);
-    });
-    void this.lw.start();
+    this.lw.on('error', (err?: unknown) => this.retry(err));
+    this.begin();
+  }
+
+  /** start() rejects when credentials cannot be applied (a token file gone): that too is retried. */
+  private begin(): void {
+    this.lw.start().catch((err: unknown) => this.retry(err));
+  }
+
+  private retry(err: unknown): void {
+    if (this.stopped) return;
+    this.logger.warn({ err, path: this.path }, `watch of ${this.path} failed; re-establishing in ${this.retryMs} ms`);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.begin(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 10_000);
   }
 
   /** Receives every state of the run's objects, starting with those already known. Returns an unsubscribe. */
