@@ -58,7 +58,7 @@ export function slowerThanGraphile(rows, graphile) {
     .filter((r) => !r.baseline && r.claim.p50 > graphile.p50)
     .map(
       (r) =>
-        `Slower than graphile-worker (p50 ${fmtMs(r.claim.p50)} vs ${fmtMs(graphile.p50)}): ${r.label}. A push wakes every agent polling the queue and each attempts a claim (a transaction; a round-trip each on PostgreSQL), so the winner waits behind the others as idle agents multiply; graphile-worker wakes one in-process worker.`,
+        `Slower than graphile-worker (p50 ${fmtMs(r.claim.p50)} vs ${fmtMs(graphile.p50)}): ${r.label}. A push wakes one poller per server (each replica wakes its own on a NOTIFY), which claims over HTTP in a transaction (a round-trip on PostgreSQL) and answers the agent; graphile-worker claims with one SQL function inside the worker process.`,
     );
 }
 

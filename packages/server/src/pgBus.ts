@@ -6,8 +6,9 @@ import { LocalBus, type Bus, type Subscription, type Topic } from './bus.js';
 const CHANNEL = 'liftoff_bus';
 
 /**
- * The bus for replicas sharing one PostgreSQL: a publish wakes this process's subscribers at once (LocalBus) and
- * is sent with NOTIFY to every other replica, which LISTENs on one dedicated connection and re-publishes locally.
+ * The bus for replicas sharing one PostgreSQL: a publish wakes this process's subscribers at once (LocalBus: one
+ * poller for a queue topic) and is sent with NOTIFY to every other replica, which LISTENs on one dedicated connection
+ * and re-publishes locally (so each replica wakes one poller of its own; a hand-on stays local).
  * Each payload carries the sender's replica id so a replica ignores its own echo. NOTIFY is only delivered after
  * the publishing statement's transaction commits (ours are sent after the write committed), so a woken poller on
  * another replica always finds the item in the database.
