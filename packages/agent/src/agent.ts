@@ -19,7 +19,7 @@ import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
 import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
-import { withRetry } from './retry.js';
+import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
 import { RunReporter } from './runReporter.js';
 import { fetchSource } from './sources.js';
@@ -62,8 +62,6 @@ type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  */
 const OUTPUT_MARKER = /\[liftoff\] (?:container \S+ started|kubernetes job \S+ created[^\n]*)\n/g;
 const NOTE_LINE = /^\[liftoff\] [^\n]*\n?/gm;
-
-const REPORT_DEADLINE_MS = 10 * 60_000;
 
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
@@ -312,7 +310,7 @@ export class LaunchAgent {
     this.byRun.set(run.id, job);
     this.say(`run ${run.id} started for item ${item.item_id} from queue ${item.queue}`);
     const shipper = new LogShipper(client, this.id, run.id, logger);
-    const note = (line: string) => shipper.write(`[liftoff] ${line}\n`);
+    const note = (line: string) => shipper.note(line);
     const workDir = join(this.opts.dataDir, 'work', run.id);
     const reporter = new RunReporter(client, this.id, run.id, logger);
     let final: Final;
@@ -498,7 +496,7 @@ export class LaunchAgent {
         spec: detail.spec,
         workDir: join(this.opts.dataDir, 'work', run.id),
         onOutput,
-        onNote: (line) => shipper.write(`[liftoff] ${line}\n`),
+        onNote: (line) => shipper.note(line),
         onRunning: () => reporter.running(),
         onWarning: (w) => reporter.warn(w),
       });
@@ -545,9 +543,8 @@ export class LaunchAgent {
     this.say(`re-adopted run ${run.id}`);
     job.done = (async () => {
       // The start timeout counts again from the re-adoption: the agent cannot know how long it was down.
-      const note = (line: string) => shipper.write(`[liftoff] ${line}\n`);
-      const final = await this.superviseStart(job, handle, reporter, note, startTimeoutSeconds);
-      shipper.write(`[liftoff] ${finalLine(final)}\n`);
+      const final = await this.superviseStart(job, handle, reporter, (l) => shipper.note(l), startTimeoutSeconds);
+      shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
       await withRetry(() => this.opts.client.reportRun(run.id, finalReport(this.id, final)), {
@@ -594,8 +591,9 @@ function finalReport(agentId: string, final: Final): ReportRunBody {
     agent_id: agentId,
     state: final.state,
     exit_code: final.exitCode,
-    ...(final.state === 'failed' ? { error_stage: final.stage ?? 'run', error_message: final.message } : {}),
-    ...(final.state === 'preempted' ? { error_stage: 'run' as const, error_message: final.message } : {}),
+    ...(final.state === 'failed' || final.state === 'preempted'
+      ? { error_stage: final.stage ?? 'run', error_message: final.message }
+      : {}),
   };
 }
 

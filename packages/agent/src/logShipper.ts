@@ -22,6 +22,11 @@ export class LogShipper {
     private offset = 0,
   ) {}
 
+  /** A `[liftoff]` status line in the run's log (not the job's output). */
+  note(line: string): void {
+    this.write(`[liftoff] ${line}\n`);
+  }
+
   write(text: string): void {
     this.buffer += text;
     if (this.buffer.length >= MAX_CHUNK) this.kick();

@@ -1,5 +1,8 @@
 import { LiftoffError } from '@liftoff/core';
 
+/** How long the agent keeps retrying a run's status report before it gives up on it. */
+export const REPORT_DEADLINE_MS = 10 * 60_000;
+
 /** Errors worth retrying: the server is unreachable or failed; a 4xx answer will not change by asking again. */
 export function isTransient(e: unknown): boolean {
   if (e instanceof LiftoffError) return e.code === 'SERVER_UNREACHABLE' || e.code === 'INTERNAL';

@@ -1,8 +1,6 @@
 import type { LiftoffClient } from '@liftoff/core';
 import type { Logger } from 'pino';
-import { withRetry } from './retry.js';
-
-const REPORT_DEADLINE_MS = 10 * 60_000;
+import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 
 /**
  * Sends a run's progress (running, warnings) in order, one report at a time, so a slow report never lands after

@@ -212,13 +212,4 @@ export class KubeRun implements RunHandle {
       this.cancelDone();
     }
   }
-
-  /** For logs: the pod names currently known. */
-  get podNames(): string[] {
-    return [...this.pods.keys()];
-  }
-
-  get lastWarning(): string | null {
-    return this.warning;
-  }
 }

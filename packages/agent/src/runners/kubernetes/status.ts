@@ -9,7 +9,6 @@ export interface PodSignal {
   disruption?: string;
   /** The last container that ended badly, for the failure message. */
   failure?: { container: string; exitCode: number; reason: string; message?: string };
-  gone: boolean;
 }
 
 /** Waiting reasons that mean "stuck" rather than "on its way". */
@@ -39,8 +38,7 @@ export function readPod(pod: V1Pod, deleted = false): PodSignal {
     ...(pod.status?.containerStatuses ?? []),
   ];
   const signal: PodSignal = {
-    running: pod.status?.phase === 'Running' && statuses.some((s) => s.state?.running),
-    gone: deleted,
+    running: !deleted && pod.status?.phase === 'Running' && statuses.some((s) => s.state?.running),
   };
   const conditions = pod.status?.conditions ?? [];
   const unschedulable = conditions.find(

@@ -60,11 +60,6 @@ export class SharedWatch<T extends KubernetesObject> {
     };
   }
 
-  /** Current objects of a run (as last seen). */
-  objectsOf(runId: string): T[] {
-    return this.lw.list().filter((o) => o.metadata?.labels?.[LABEL_RUN] === runId);
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
