@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Job as JobModel } from 'kubernetes-models/batch/v1/Job';
@@ -9,6 +10,7 @@ import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import {
   agentConfig,
   cleanupAll,
+  liftoff,
   sleep,
   startAgent,
   startServer,
@@ -440,6 +442,21 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     expect(logs.match(/^before-crash$/gm)).toHaveLength(1);
     expect(logs.match(/^after-crash$/gm)).toHaveLength(1);
     await until(async () => jobsOf('zzzzzzzz').length === 0 && podsOf('zzzzzzzz').length === 0, 'the sweep');
+  });
+
+  it('an agent whose cluster config is broken refuses to start and takes nothing', async () => {
+    await server.client.createQueue('default', { name: 'k8s-broken', resource: 'kubernetes' });
+    const item = await push('k8s-broken', busybox('true'));
+    const cfg = agentConfig(dir, ['kubernetes:', `  config-file: ${join(dir, 'no-such-kubeconfig')}`, ''].join('\n'));
+    const proc = liftoff(['launch-agent', '--name', 'broken-k8s', '-q', 'k8s-broken', '-c', cfg], server.env);
+    const { code } = await proc.exited;
+    expect(code).toBe(2);
+    expect(proc.output).toContain(
+      `liftoff: error: Queue "k8s-broken" runs kubernetes jobs, but: Kubeconfig ${join(dir, 'no-such-kubeconfig')} does not exist.`,
+    );
+    expect((await server.client.getItem(item.id)).state).toBe('pending');
+    const agents = (await server.client.listAgents('default')).agents;
+    expect(agents.find((a) => a.name === 'broken-k8s')?.status).toBe('KILLED');
   });
 
   it('every manifest the runner created validates against the official schema', () => {

@@ -113,19 +113,13 @@ export class LaunchAgent {
       config: { ...config.file, queues: config.queues, entity: config.entity },
     });
     this.pollTimeoutMs = reg.poll_timeout_ms;
-    for (const q of (await client.listQueues(config.entity)).queues) {
-      if (!config.queues.includes(q.name)) continue;
-      const factory = RUNNERS[q.resource];
-      if (!factory) {
-        throw new NotSupportedError(
-          `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
-        );
-      }
-      // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
-      if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
-      if (!this.runners.has(q.resource)) this.runners.set(q.resource, await factory(this.runnerDeps()));
+    try {
+      await this.prepareRunners();
+    } catch (err) {
+      // Registered but unable to serve: say so now rather than show POLLING until the heartbeat times out.
+      await client.agentStopped(this.id).catch(() => undefined);
+      throw err;
     }
-    if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
     this.lastStatus = 'POLLING';
     await this.reconcile(reg.active_runs);
     const active = new Set(this.byRun.keys());
@@ -139,6 +133,31 @@ export class LaunchAgent {
       `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
     );
     this.loop = this.pollLoop();
+  }
+
+  /** A runner per queue type (each checked), and the builder when any queue runs containers. */
+  private async prepareRunners(): Promise<void> {
+    const { client, config } = this.opts;
+    for (const q of (await client.listQueues(config.entity)).queues) {
+      if (!config.queues.includes(q.name)) continue;
+      const factory = RUNNERS[q.resource];
+      if (!factory) {
+        throw new NotSupportedError(
+          `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
+        );
+      }
+      // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
+      if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
+      if (!this.runners.has(q.resource)) {
+        const runner = await factory(this.runnerDeps());
+        await runner.check?.().catch((err: unknown) => {
+          const code = err instanceof LiftoffError ? err.code : 'CONFIG_INVALID';
+          throw new LiftoffError(code, `Queue "${q.name}" runs ${q.resource} jobs, but: ${describe(err)}`);
+        });
+        this.runners.set(q.resource, runner);
+      }
+    }
+    if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
   }
 
   private runnerDeps(): RunnerDeps {

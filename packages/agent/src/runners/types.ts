@@ -70,6 +70,8 @@ export interface Runner {
    * the agent drops what the server already has.
    */
   reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome>;
+  /** At agent start: refuses a configuration this runner cannot work with (e.g. no cluster to reach). */
+  check?(): Promise<void>;
   /** After reconciling: removes what this agent left behind for runs that are no longer active. */
   sweep?(activeRunIds: ReadonlySet<string>): Promise<void>;
   /** Releases watches and connections when the agent stops. */

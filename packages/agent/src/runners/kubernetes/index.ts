@@ -114,28 +114,31 @@ export class KubernetesRunner implements Runner {
     return this.track(cluster, ref, run, pullSecret);
   }
 
+  /** Fails the agent's start when its own cluster config is broken, before it takes an item it could only fail. */
+  async check(): Promise<void> {
+    this.cluster({});
+  }
+
   /** Jobs and pull secrets this agent labelled whose runs are no longer active: deleted with their pods. */
   async sweep(active: ReadonlySet<string>): Promise<void> {
-    let cluster: Cluster;
-    try {
-      cluster = this.cluster({});
-    } catch (e) {
-      this.deps.logger.warn({ err: e }, 'no default cluster to sweep for leftovers');
-      return;
-    }
+    const cluster = this.cluster({});
     const labelSelector = `${LABEL_AGENT}=${labelValue(this.deps.agentId)}`;
     const namespaces = [this.namespaceFor({}, {}, cluster.target)];
+    const leftovers = <T extends KubernetesObject>(items: T[]) =>
+      items.flatMap((o) => {
+        const { name, namespace, labels } = o.metadata ?? {};
+        const runId = labels?.[LABEL_RUN];
+        return runId && !active.has(runId) && name && namespace ? [{ runId, name, namespace }] : [];
+      });
     const jobs = await this.acrossNamespaces(
       () => cluster.api.batch.listJobForAllNamespaces({ labelSelector }),
       (namespace) => cluster.api.batch.listNamespacedJob({ namespace, labelSelector }),
       namespaces,
     );
-    for (const j of jobs) {
-      const runId = j.metadata?.labels?.[LABEL_RUN];
-      if (!runId || active.has(runId) || !j.metadata?.name || !j.metadata.namespace) continue;
-      this.deps.logger.info({ job: j.metadata.name, runId }, 'deleting the Job of an ended run');
+    for (const j of leftovers(jobs)) {
+      this.deps.logger.info({ job: j.name, runId: j.runId }, 'deleting the Job of an ended run');
       await cluster.api
-        .deleteOwner({ kind: 'job', runId, namespace: j.metadata.namespace, name: j.metadata.name }, 'Foreground')
+        .deleteOwner({ kind: 'job', ...j }, 'Foreground')
         .catch((err: unknown) => this.deps.logger.warn({ err }, 'could not delete a leftover Job'));
     }
     const secrets = await this.acrossNamespaces(
@@ -143,11 +146,7 @@ export class KubernetesRunner implements Runner {
       (namespace) => cluster.api.core.listNamespacedSecret({ namespace, labelSelector }),
       namespaces,
     );
-    for (const s of secrets) {
-      const runId = s.metadata?.labels?.[LABEL_RUN];
-      if (!runId || active.has(runId) || !s.metadata?.name || !s.metadata.namespace) continue;
-      await cluster.api.deleteSecret(s.metadata.namespace, s.metadata.name);
-    }
+    for (const sec of leftovers(secrets)) await cluster.api.deleteSecret(sec.namespace, sec.name);
   }
 
   async close(): Promise<void> {
