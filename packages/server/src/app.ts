@@ -104,7 +104,7 @@ export async function buildApp(
     entity:
       req.principal.entityIds === null
         ? '*'
-        : (await Promise.all(req.principal.entityIds.map(async (id) => (await ctx.store.entityById(id)).name))).join(
+        : (await Promise.all(req.principal.entityIds.map(async (id) => (await ctx.store.entities.byId(id)).name))).join(
             ',',
           ),
   }));

@@ -12,7 +12,7 @@ export async function authenticate(store: Store, req: FastifyRequest): Promise<P
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match?.[1]) throw new UnauthenticatedError();
-  const row = await store.findKeyByHash(hashKey(match[1]));
+  const row = await store.keys.findByHash(hashKey(match[1]));
   if (!row) throw new UnauthenticatedError('Unknown API key. Check LIFTOFF_API_KEY or ~/.config/liftoff/credentials.');
   const role = row.role as Principal['role'];
   // A user key acts in its user's entities (looked up per request, so membership changes apply at once); an agent

@@ -80,7 +80,7 @@ declare module 'fastify' {
 
 /** Resolves an entity by name and checks the caller may act in it; unknown and foreign entities look alike. */
 export async function entityFor(ctx: AppContext, req: FastifyRequest, name: string): Promise<EntityRef> {
-  const entity = await ctx.store.findEntity(name);
+  const entity = await ctx.store.entities.find(name);
   if (!entity || !canAccess(req, entity.id)) throw new NotFoundError(`Entity "${name}" not found.`);
   return entity;
 }

@@ -65,13 +65,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   if (opts.databaseUrl) logger.info({ database: redactUrl(opts.databaseUrl) }, 'using PostgreSQL');
 
-  const entity = await store.ensureEntity(DEFAULT_ENTITY, now());
-  if (!(await store.findQueue(entity.id, DEFAULT_QUEUE)) && (await store.listQueues(entity)).length === 0) {
+  const entity = await store.entities.ensure(DEFAULT_ENTITY, now());
+  if (!(await store.queues.find(entity.id, DEFAULT_QUEUE)) && (await store.queues.list(entity)).length === 0) {
     // Two replicas starting at once on a fresh PostgreSQL race here; the loser finds the winner's queue.
-    await store
-      .createQueue(entity, { name: DEFAULT_QUEUE, resource: 'local-process', resource_args: {} }, now())
+    await store.queues
+      .create(entity, { name: DEFAULT_QUEUE, resource: 'local-process', resource_args: {} }, now())
       .catch(async (e: unknown) => {
-        if (!(await store.findQueue(entity.id, DEFAULT_QUEUE))) throw e;
+        if (!(await store.queues.find(entity.id, DEFAULT_QUEUE))) throw e;
       });
   }
 
@@ -81,15 +81,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const credentialsFile = credentialsPath(opts.env);
   let createdAdminKey = false;
-  if ((await store.countKeys()) === 0) {
+  if ((await store.keys.count()) === 0) {
     const key = generateKey();
-    await store.createApiKey({ name: 'admin', role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
+    await store.keys.create({ name: 'admin', role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
     writeCredentials(credentialsFile, { url, api_key: key });
     createdAdminKey = true;
   } else {
     // Keep the credentials file pointing at this server when it restarts on another port.
     const creds = readCredentials(credentialsFile);
-    if (creds && creds.url !== url && (await store.findKeyByHash(hashKey(creds.api_key)))) {
+    if (creds && creds.url !== url && (await store.keys.findByHash(hashKey(creds.api_key)))) {
       writeCredentials(credentialsFile, { ...creds, url });
     }
   }
@@ -103,7 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         // A dead agent's freed slots may unblock other queues under the same entity limit.
         if (r.killedAgents.length)
           for (const q of r.queueIds)
-            void store.queuesSharingLimits(q).then((qs) => qs.forEach((x) => ctx.bus.publish(`queue:${x}`)));
+            void store.queues.sharingLimits(q).then((qs) => qs.forEach((x) => ctx.bus.publish(`queue:${x}`)));
         for (const a of r.killedAgents) logger.warn({ agent: a }, 'agent heartbeat lost; marked KILLED');
       })
       .catch((err: unknown) => logger.error({ err }, 'reaper failed'));
@@ -122,7 +122,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     createdAdminKey,
     async mintKey(name: string) {
       const key = generateKey();
-      await store.replaceApiKey({ name, role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
+      await store.keys.replace({ name, role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
       return key;
     },
     async close() {

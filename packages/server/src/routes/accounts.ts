@@ -78,7 +78,7 @@ export function accountRoutes(app: App, ctx: AppContext): void {
       }
       if (req.principal.role === 'agent') throw new ForbiddenError('Agent keys cannot mint keys.');
       const key = generateKey();
-      await ctx.store.createApiKey({
+      await ctx.store.keys.create({
         name: b.name,
         role: b.role,
         entityId,

@@ -17,7 +17,7 @@ const IdParams = z.object({ id: z.string() });
 
 export function agentRoutes(app: App, ctx: AppContext): void {
   const ownAgent = async (req: FastifyRequest, id: string) => {
-    const agent = await ctx.store.getAgent(id);
+    const agent = await ctx.store.agents.get(id);
     if (!canAccess(req, agent.entity_id)) throw new ForbiddenError(`Agent "${id}" belongs to another entity.`);
     return agent;
   };
@@ -31,7 +31,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         response: { 200: z.object({ agents: z.array(Agent) }) },
       },
     },
-    async (req) => ({ agents: await ctx.store.listAgents((await entityFor(ctx, req, req.params.entity)).id) }),
+    async (req) => ({ agents: await ctx.store.agents.list((await entityFor(ctx, req, req.params.entity)).id) }),
   );
 
   app.post(
@@ -41,14 +41,14 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       const body = req.body;
       const entity = await entityFor(ctx, req, body.entity);
       const missing: string[] = [];
-      for (const q of body.queues) if (!(await ctx.store.findQueue(entity.id, q))) missing.push(q);
+      for (const q of body.queues) if (!(await ctx.store.queues.find(entity.id, q))) missing.push(q);
       if (missing.length) {
-        const available = (await ctx.store.listQueues(entity)).map((q) => q.name);
+        const available = (await ctx.store.queues.list(entity)).map((q) => q.name);
         throw new BadRequestError(
           `Queue${missing.length > 1 ? 's' : ''} ${missing.map((q) => `"${q}"`).join(', ')} not found in entity "${entity.name}". Available: ${available.join(', ') || 'none'}. Create one with "liftoff queue create NAME".`,
         );
       }
-      const { agent, requeued } = await ctx.store.registerAgent(
+      const { agent, requeued } = await ctx.store.agents.register(
         {
           id: body.id,
           name: body.name,
@@ -67,7 +67,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         agent: publicAgent,
         heartbeat_interval_ms: ctx.settings.heartbeatIntervalMs,
         poll_timeout_ms: pollHoldMs(ctx.settings),
-        active_runs: await ctx.store.activeRunsOf(agent.id),
+        active_runs: await ctx.store.runs.activeOf(agent.id),
       };
     },
   );
@@ -77,7 +77,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: HeartbeatBody, response: { 200: Agent } } },
     async (req) => {
       await ownAgent(req, req.params.id);
-      const { entity_id: _e, ...agent } = await ctx.store.heartbeat(
+      const { entity_id: _e, ...agent } = await ctx.store.agents.heartbeat(
         req.params.id,
         req.body.status,
         req.body.current_jobs,
@@ -94,7 +94,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     async (req) => {
       if (req.principal.role === 'agent') throw new ForbiddenError('Agent keys cannot stop agents; use a user key.');
       await ownAgent(req, req.params.id);
-      const { entity_id: _e, ...agent } = await ctx.store.requestAgentStop(req.params.id, req.body.mode);
+      const { entity_id: _e, ...agent } = await ctx.store.agents.requestStop(req.params.id, req.body.mode);
       ctx.bus.publish(`agent:${agent.id}`);
       return agent;
     },
@@ -105,8 +105,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, response: { 200: Agent } } },
     async (req) => {
       await ownAgent(req, req.params.id);
-      for (const q of await ctx.store.agentStopped(req.params.id, ctx.now())) ctx.bus.publish(`queue:${q}`);
-      const { entity_id: _e, ...agent } = await ctx.store.getAgent(req.params.id);
+      for (const q of await ctx.store.agents.stopped(req.params.id, ctx.now())) ctx.bus.publish(`queue:${q}`);
+      const { entity_id: _e, ...agent } = await ctx.store.agents.get(req.params.id);
       return agent;
     },
   );
@@ -121,13 +121,13 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: PollBody, response: { 200: PollResponse } } },
     async (req, reply) => {
       const agent = await ownAgent(req, req.params.id);
-      const entity = await ctx.store.entityById(agent.entity_id);
+      const entity = await ctx.store.entities.byId(agent.entity_id);
       const queueIds: string[] = [];
-      for (const name of req.body.queues) queueIds.push((await ctx.store.requireQueue(entity, name)).id);
+      for (const name of req.body.queues) queueIds.push((await ctx.store.queues.require(entity, name)).id);
       const hold = pollHoldMs(ctx.settings);
       const wait = Math.min(req.body.wait_ms ?? hold, hold);
       const deadline = ctx.now() + wait;
-      await ctx.store.touchAgent(agent.id, ctx.now());
+      await ctx.store.agents.touch(agent.id, ctx.now());
       const abort = new AbortController();
       // The response closing before we answered means the agent hung up; the listener goes with this request
       // (a keep-alive socket serves many polls, so listening on the socket would leak a listener per poll).
@@ -143,18 +143,18 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       let woken = false;
       try {
         for (;;) {
-          const cancel = await ctx.store.cancelsFor(agent.id);
-          const { stop_requested: stop } = await ctx.store.getAgent(agent.id);
+          const cancel = await ctx.store.runs.cancelsFor(agent.id);
+          const { stop_requested: stop } = await ctx.store.agents.get(agent.id);
           // An agent asked to stop is told at once if it can take work (it must not), or when the request wakes
           // this poll; a draining agent (max_items 0) re-polling is then held as usual instead of spinning.
           const stopNow = stop !== null && (req.body.max_items > 0 || woken);
           const claimed =
             req.body.max_items > 0 && !abort.signal.aborted && stop === null
-              ? await ctx.store.claim(agent.id, queueIds, req.body.max_items, ctx.settings.leaseMs, ctx.now())
+              ? await ctx.store.dispatch.claim(agent.id, queueIds, req.body.max_items, ctx.settings.leaseMs, ctx.now())
               : [];
           if (claimed.length && abort.signal.aborted) {
             // The agent hung up while we claimed: hand the items straight back instead of waiting for the lease.
-            for (const it of claimed) await ctx.store.releaseItem(it.id, agent.id);
+            for (const it of claimed) await ctx.store.items.release(it.id, agent.id);
             for (const q of queueIds) ctx.bus.publish(`queue:${q}`);
           }
           // A requeued item keeps its created_at (its place in line), so only first attempts measure dispatch.
@@ -182,7 +182,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       } finally {
         sub.close();
         reply.raw.off('close', onClose);
-        await ctx.store.touchAgent(agent.id, ctx.now()).catch(() => undefined);
+        await ctx.store.agents.touch(agent.id, ctx.now()).catch(() => undefined);
       }
     },
   );

@@ -35,14 +35,14 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
         ? (await entityFor(ctx, req, req.query.entity)).id
         : ids?.length === 1
           ? ids[0]
-          : (await ctx.store.findEntity('default'))?.id;
+          : (await ctx.store.entities.find('default'))?.id;
       if (!entityId || !canAccess(req, entityId))
         throw new BadRequestError('Say which entity the archive is for with ?entity=NAME.');
       const sha256 = createHash('sha256').update(req.body).digest('hex');
       const path = join(ctx.archiveDir, `${sha256}.tar.gz`);
       // On PostgreSQL the bytes go to the database: replicas share it, not a data dir.
       if (ctx.store.dialect === 'postgres') {
-        if (!(await ctx.store.hasArchiveBlob(sha256))) await ctx.store.putArchiveBlob(sha256, req.body);
+        if (!(await ctx.store.archives.hasBlob(sha256))) await ctx.store.archives.putBlob(sha256, req.body);
       } else if (
         !(await stat(path).then(
           () => true,
@@ -54,7 +54,7 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
         await writeFile(tmp, req.body);
         await rename(tmp, path);
       }
-      const archive = await ctx.store.upsertArchive(entityId, sha256, req.body.length, ctx.now());
+      const archive = await ctx.store.archives.upsert(entityId, sha256, req.body.length, ctx.now());
       return reply.code(201).send(archive);
     },
   );
@@ -63,10 +63,10 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
     '/api/code-archives/:id',
     { schema: { tags: ['code archives'], params: z.object({ id: z.string() }) } },
     async (req, reply) => {
-      const archive = await ctx.store.getArchive(req.params.id);
+      const archive = await ctx.store.archives.get(req.params.id);
       assertAccess(req, archive.entity_id, `Code archive "${req.params.id}"`);
       reply.header('content-type', 'application/gzip').header('content-length', String(archive.size));
-      if (ctx.store.dialect === 'postgres') return reply.send(await ctx.store.getArchiveBlob(archive.sha256));
+      if (ctx.store.dialect === 'postgres') return reply.send(await ctx.store.archives.getBlob(archive.sha256));
       return reply.send(createReadStream(join(ctx.archiveDir, `${archive.sha256}.tar.gz`)));
     },
   );

@@ -5,7 +5,7 @@ import { assertAdmin, assertServerAdmin, entityFor, type App, type AppContext } 
 const EntityParams = z.object({ entity: z.string() });
 
 export function entityRoutes(app: App, ctx: AppContext): void {
-  const view = async (id: string, name: string) => ({ name, max_concurrency: await ctx.store.entityLimit(id) });
+  const view = async (id: string, name: string) => ({ name, max_concurrency: await ctx.store.entities.limit(id) });
 
   app.post(
     '/api/entities',
@@ -13,7 +13,7 @@ export function entityRoutes(app: App, ctx: AppContext): void {
     async (req, reply) => {
       // Creating entities is for server-wide admins; an admin of one entity administers only that one.
       assertServerAdmin(req, 'Creating entities');
-      const e = await ctx.store.createEntity(req.body.name, req.body.max_concurrency, ctx.now());
+      const e = await ctx.store.entities.create(req.body.name, req.body.max_concurrency, ctx.now());
       return reply.code(201).send(await view(e.id, e.name));
     },
   );
@@ -34,8 +34,8 @@ export function entityRoutes(app: App, ctx: AppContext): void {
       assertAdmin(req);
       const e = await entityFor(ctx, req, req.params.entity);
       if (req.body.max_concurrency !== undefined) {
-        await ctx.store.setEntityLimit(e.id, req.body.max_concurrency);
-        for (const q of await ctx.store.listQueues(e)) ctx.bus.publish(`queue:${q.id}`);
+        await ctx.store.entities.setLimit(e.id, req.body.max_concurrency);
+        for (const q of await ctx.store.queues.list(e)) ctx.bus.publish(`queue:${q.id}`);
       }
       return view(e.id, e.name);
     },

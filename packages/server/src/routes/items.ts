@@ -6,7 +6,7 @@ const IdParams = z.object({ id: z.string() });
 
 export function itemRoutes(app: App, ctx: AppContext): void {
   app.get('/api/items/:id', { schema: { tags: ['items'], params: IdParams, response: { 200: Item } } }, async (req) => {
-    const item = await ctx.store.getItem(req.params.id);
+    const item = await ctx.store.items.get(req.params.id);
     assertAccess(req, item.entity_id, `Item "${req.params.id}"`);
     return item;
   });
@@ -15,15 +15,15 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     '/api/items/:id/cancel',
     { schema: { tags: ['items'], params: IdParams, response: { 200: Item } } },
     async (req) => {
-      const item = await ctx.store.getItem(req.params.id);
+      const item = await ctx.store.items.get(req.params.id);
       assertAccess(req, item.entity_id, `Item "${req.params.id}"`);
-      const { notifyAgent } = await ctx.store.cancelItem(item.id, ctx.now());
+      const { notifyAgent } = await ctx.store.items.cancel(item.id, ctx.now());
       if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
       if (item.run_id) ctx.bus.publish(`run:${item.run_id}`);
       // A cancelled claim frees its concurrency slot at once.
       if (item.state === 'claimed')
-        for (const q of await ctx.store.queuesSharingLimits(item.queue_id)) ctx.bus.publish(`queue:${q}`);
-      return ctx.store.getItem(item.id);
+        for (const q of await ctx.store.queues.sharingLimits(item.queue_id)) ctx.bus.publish(`queue:${q}`);
+      return ctx.store.items.get(item.id);
     },
   );
 
@@ -32,7 +32,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Run } } },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
-      return ctx.store.ackItem(req.params.id, req.body.agent_id, ctx.now());
+      return ctx.store.dispatch.ack(req.params.id, req.body.agent_id, ctx.now());
     },
   );
 
@@ -41,16 +41,16 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Item } } },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
-      const queueId = await ctx.store.releaseItem(req.params.id, req.body.agent_id);
+      const queueId = await ctx.store.items.release(req.params.id, req.body.agent_id);
       ctx.bus.publish(`queue:${queueId}`);
-      return ctx.store.getItem(req.params.id);
+      return ctx.store.items.get(req.params.id);
     },
   );
 }
 
 /** The caller's key must belong to the agent's entity (or be an all-entity key). */
 export async function assertAgentKeyFor(ctx: AppContext, keyEntities: string[] | null, agentId: string): Promise<void> {
-  const agent = await ctx.store.getAgent(agentId);
+  const agent = await ctx.store.agents.get(agentId);
   if (keyEntities !== null && !keyEntities.includes(agent.entity_id))
     throw new ForbiddenError(`Agent "${agentId}" belongs to another entity.`);
 }

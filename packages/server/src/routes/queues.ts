@@ -26,7 +26,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
   app.get(
     '/api/entities/:entity/queues',
     { schema: { tags: ['queues'], params: EntityParams, response: { 200: z.object({ queues: z.array(Queue) }) } } },
-    async (req) => ({ queues: await ctx.store.listQueues(await entityFor(ctx, req, req.params.entity)) }),
+    async (req) => ({ queues: await ctx.store.queues.list(await entityFor(ctx, req, req.params.entity)) }),
   );
 
   app.post(
@@ -43,7 +43,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       }
       assertValidTemplate(req.body.resource_args, req.body.template_variables);
       checkResourceArgs(req.body.resource, req.body.resource_args);
-      const q = await ctx.store.createQueue(entity, req.body, ctx.now());
+      const q = await ctx.store.queues.create(entity, req.body, ctx.now());
       return reply.code(201).send(q);
     },
   );
@@ -51,7 +51,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
   app.get(
     '/api/entities/:entity/queues/:queue',
     { schema: { tags: ['queues'], params: QueueParams, response: { 200: Queue } } },
-    async (req) => ctx.store.getQueue(await entityFor(ctx, req, req.params.entity), req.params.queue),
+    async (req) => ctx.store.queues.get(await entityFor(ctx, req, req.params.entity), req.params.queue),
   );
 
   app.patch(
@@ -60,7 +60,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     async (req) => {
       assertAdmin(req);
       const entity = await entityFor(ctx, req, req.params.entity);
-      const q = await ctx.store.updateQueue(entity, req.params.queue, req.body);
+      const q = await ctx.store.queues.update(entity, req.params.queue, req.body);
       // A raised limit or a new order may let waiting agents claim now.
       ctx.bus.publish(`queue:${q.id}`);
       return q;
@@ -72,7 +72,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['queues'], params: QueueParams, response: { 204: z.null() } } },
     async (req, reply) => {
       assertAdmin(req);
-      await ctx.store.deleteQueue(await entityFor(ctx, req, req.params.entity), req.params.queue, ctx.now());
+      await ctx.store.queues.delete(await entityFor(ctx, req, req.params.entity), req.params.queue, ctx.now());
       return reply.code(204).send(null);
     },
   );
@@ -88,8 +88,8 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (req) => {
-      const q = await ctx.store.requireQueue(await entityFor(ctx, req, req.params.entity), req.params.queue);
-      return { items: await ctx.store.listItems(q.id, { state: req.query.state, limit: req.query.limit }) };
+      const q = await ctx.store.queues.require(await entityFor(ctx, req, req.params.entity), req.params.queue);
+      return { items: await ctx.store.items.list(q.id, { state: req.query.state, limit: req.query.limit }) };
     },
   );
 
@@ -98,7 +98,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } } },
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      const queue = await ctx.store.requireQueue(entity, req.params.queue);
+      const queue = await ctx.store.queues.require(entity, req.params.queue);
       const { spec } = req.body;
       if (spec.resource && spec.resource !== queue.resource) {
         throw new BadRequestError(
@@ -111,7 +111,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
         );
       }
       if (spec.source.type === 'code') {
-        const archive = await ctx.store.getArchive(spec.source.archive_id).catch(() => undefined);
+        const archive = await ctx.store.archives.get(spec.source.archive_id).catch(() => undefined);
         if (!archive || archive.entity_id !== entity.id) {
           throw new NotFoundError(
             `Code archive "${spec.source.archive_id}" not found; upload it with "liftoff launch --code DIR".`,
@@ -137,9 +137,9 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       if (priority !== DEFAULT_PRIORITY && queue.prioritization_mode !== 'V0') {
         throw new PrioritizationDisabledError(queue.name, req.body.priority ?? '');
       }
-      const id = await ctx.store.pushItem(queue.id, merged, priority, ctx.now());
+      const id = await ctx.store.items.push(queue.id, merged, priority, ctx.now());
       ctx.bus.publish(`queue:${queue.id}`);
-      return reply.code(201).send(await ctx.store.getItem(id, ctx.now(), { explain: false }));
+      return reply.code(201).send(await ctx.store.items.get(id, ctx.now(), { explain: false }));
     },
   );
 }

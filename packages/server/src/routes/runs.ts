@@ -17,7 +17,7 @@ const KEEPALIVE_MS = 15_000;
 
 export function runRoutes(app: App, ctx: AppContext): void {
   const runFor = async (req: Parameters<typeof assertAccess>[0], id: string) => {
-    const run = await ctx.store.getRun(id);
+    const run = await ctx.store.runs.get(id);
     assertAccess(req, run.entity_id, `Run "${id}"`);
     return run;
   };
@@ -34,8 +34,8 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      const queueId = req.query.queue ? (await ctx.store.requireQueue(entity, req.query.queue)).id : undefined;
-      return { runs: await ctx.store.listRuns(entity.id, { queueId, limit: req.query.limit }) };
+      const queueId = req.query.queue ? (await ctx.store.queues.require(entity, req.query.queue)).id : undefined;
+      return { runs: await ctx.store.runs.list(entity.id, { queueId, limit: req.query.limit }) };
     },
   );
 
@@ -44,9 +44,9 @@ export function runRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['runs'], params: IdParams, response: { 200: RunDetail } } },
     async (req) => {
       const run = await runFor(req, req.params.id);
-      const item = await ctx.store.getItem(run.item_id, ctx.now(), { explain: false });
+      const item = await ctx.store.items.get(run.item_id, ctx.now(), { explain: false });
       const { entity_id: _e, ...rest } = run;
-      return { ...rest, spec: item.spec as LaunchSpec, queue_settings: await ctx.store.queueSettingsOfRun(run.id) };
+      return { ...rest, spec: item.spec as LaunchSpec, queue_settings: await ctx.store.queues.settingsOfRun(run.id) };
     },
   );
 
@@ -55,10 +55,10 @@ export function runRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['runs'], params: IdParams, response: { 200: Run } } },
     async (req) => {
       const run = await runFor(req, req.params.id);
-      const { notifyAgent } = await ctx.store.cancelItem(run.item_id, ctx.now());
+      const { notifyAgent } = await ctx.store.items.cancel(run.item_id, ctx.now());
       if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
       ctx.bus.publish(`run:${run.id}`);
-      const { entity_id: _e, ...rest } = await ctx.store.getRun(run.id);
+      const { entity_id: _e, ...rest } = await ctx.store.runs.get(run.id);
       return rest;
     },
   );
@@ -68,14 +68,14 @@ export function runRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, body: ReportRunBody, response: { 200: Run } } },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
-      const { run, preemption } = await ctx.store.reportRun(req.params.id, req.body, ctx.now());
+      const { run, preemption } = await ctx.store.runs.report(req.params.id, req.body, ctx.now());
       // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
       ctx.bus.publish(`run:${run.id}`);
       if (preemption) ctx.metrics.countPreemption(preemption.requeued);
       // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
       // queue, so an item requeued without backoff is picked up at once.
       if (isTerminal(run.status))
-        for (const q of await ctx.store.queuesSharingLimits(await ctx.store.runQueueId(run.id)))
+        for (const q of await ctx.store.queues.sharingLimits(await ctx.store.runs.queueIdOf(run.id)))
           ctx.bus.publish(`queue:${q}`);
       return run;
     },
@@ -94,7 +94,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.query.agent_id);
-      const { size } = await ctx.store.appendLog(req.params.id, req.query.agent_id, req.query.offset, req.body);
+      const { size } = await ctx.store.logs.append(req.params.id, req.query.agent_id, req.query.offset, req.body);
       ctx.bus.publish(`run:${req.params.id}`);
       return { size };
     },
@@ -112,7 +112,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const run = await runFor(req, req.params.id);
-      const { data, next } = await ctx.store.readLog(run.id, req.query.offset);
+      const { data, next } = await ctx.store.logs.read(run.id, req.query.offset);
       return {
         offset: req.query.offset,
         next_offset: next,
@@ -148,13 +148,13 @@ export function runRoutes(app: App, ctx: AppContext): void {
       });
       try {
         while (!abort.signal.aborted) {
-          const { data, next } = await ctx.store.readLog(run.id, offset);
+          const { data, next } = await ctx.store.logs.read(run.id, offset);
           if (data.length) {
             out.write(`event: log\nid: ${next}\ndata: ${JSON.stringify(data)}\n\n`);
             offset = next;
             continue;
           }
-          const { entity_id: _e, ...current } = await ctx.store.getRun(run.id);
+          const { entity_id: _e, ...current } = await ctx.store.runs.get(run.id);
           run = { ...current, entity_id: run.entity_id };
           if (isTerminal(current.status) && offset >= current.log_size) {
             out.write(`event: end\ndata: ${JSON.stringify(current)}\n\n`);

@@ -1,7 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Db } from './db.js';
 import type { Database } from './schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 /**
  * States that hold a concurrency slot: from the claim (so two agents cannot both claim the last slot) until the

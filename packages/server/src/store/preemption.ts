@@ -1,8 +1,7 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { ReportRunBody } from '@liftoff/core';
-import type { Database, RunsTable } from './schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import type { Db } from './db.js';
+import type { RunsTable } from './schema.js';
 
 const HOUR_MS = 3_600_000;
 

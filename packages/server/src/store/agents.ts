@@ -1,0 +1,172 @@
+import type { Kysely, Selectable } from 'kysely';
+import { ConflictError, ForbiddenError, NotFoundError, type Agent, type AgentStopMode } from '@liftoff/core';
+import { json, type Db } from './db.js';
+import type { AgentsTable, Database } from './schema.js';
+
+export interface RegisterAgentInput {
+  id: string;
+  name: string;
+  entityId: string;
+  hostname: string;
+  queues: string[];
+  version: string;
+  maxJobs: number;
+  config: Record<string, unknown>;
+}
+
+export type AgentView = Agent & { entity_id: string };
+
+function agentQuery(db: Db) {
+  return db
+    .selectFrom('agents')
+    .innerJoin('entities', 'entities.id', 'agents.entity_id')
+    .selectAll('agents')
+    .select('entities.name as entity_name');
+}
+
+function toAgent(r: Selectable<AgentsTable> & { entity_name: string }): Agent {
+  return {
+    id: r.id,
+    name: r.name,
+    entity: r.entity_name,
+    hostname: r.hostname,
+    queues: JSON.parse(r.queues) as string[],
+    version: r.version,
+    config: JSON.parse(r.config) as Record<string, unknown>,
+    max_jobs: Number(r.max_jobs),
+    status: r.status as Agent['status'],
+    status_reason: r.status_reason,
+    started_at: Number(r.started_at),
+    last_heartbeat_at: Number(r.last_heartbeat_at),
+    current_jobs: Number(r.current_jobs),
+    stop_requested: r.stop_mode as Agent['stop_requested'],
+  };
+}
+
+async function getAgentIn(db: Db, id: string): Promise<AgentView> {
+  const r = await agentQuery(db).where('agents.id', '=', id).executeTakeFirst();
+  if (!r) throw new NotFoundError(`Agent "${id}" is not registered; restart it.`);
+  return { ...toAgent(r), entity_id: r.entity_id };
+}
+
+/**
+ * Hands the items these agents claimed but never started back to their queues; returns the queues, whose pollers
+ * should be woken. Used when an agent re-registers, stops, or is declared dead.
+ */
+export async function requeueClaimsOf(db: Db, agentIds: string[]): Promise<string[]> {
+  if (!agentIds.length) return [];
+  const rows = await db
+    .updateTable('items')
+    .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
+    .where('state', '=', 'claimed')
+    .where('claimed_by', 'in', agentIds)
+    .returning('queue_id')
+    .execute();
+  return [...new Set(rows.map((r) => r.queue_id))];
+}
+
+/** Launch agents: their registration, liveness and remote stop. Declaring silent ones dead is reaper.ts. */
+export class Agents {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Registers (or re-registers, after a restart) an agent identity. Items the previous incarnation claimed but
+   * never started go back to their queues; the queue ids are returned so pollers can be woken.
+   */
+  async register(a: RegisterAgentInput, now: number): Promise<{ agent: AgentView; requeued: string[] }> {
+    return this.db.transaction().execute(async (trx) => {
+      const existing = await trx.selectFrom('agents').select(['entity_id']).where('id', '=', a.id).executeTakeFirst();
+      if (existing && existing.entity_id !== a.entityId) {
+        // 403, not 409: another entity's key must not learn more than "not yours".
+        throw new ForbiddenError(`Agent id "${a.id}" belongs to another entity; choose another --name.`);
+      }
+      const values = {
+        name: a.name,
+        entity_id: a.entityId,
+        hostname: a.hostname,
+        queues: json(a.queues),
+        version: a.version,
+        config: json(a.config),
+        max_jobs: a.maxJobs,
+        status: 'POLLING',
+        status_reason: null,
+        started_at: now,
+        last_heartbeat_at: now,
+        current_jobs: 0,
+        // A new incarnation starts clean: a stop asked of the previous one was carried out or is moot.
+        stop_mode: null,
+      };
+      if (existing) await trx.updateTable('agents').set(values).where('id', '=', a.id).execute();
+      else
+        await trx
+          .insertInto('agents')
+          .values({ id: a.id, ...values })
+          .execute();
+      const requeued = await requeueClaimsOf(trx, [a.id]);
+      return { agent: await getAgentIn(trx, a.id), requeued };
+    });
+  }
+
+  /** An open poll is proof of life: it keeps an agent from being declared dead (but does not revive a KILLED one). */
+  async touch(agentId: string, now: number): Promise<void> {
+    await this.db
+      .updateTable('agents')
+      .set({ last_heartbeat_at: now })
+      .where('id', '=', agentId)
+      .where('status', '!=', 'KILLED')
+      .execute();
+  }
+
+  async heartbeat(
+    agentId: string,
+    status: 'POLLING' | 'RUNNING',
+    currentJobs: number,
+    now: number,
+  ): Promise<AgentView> {
+    const r = await this.db
+      .updateTable('agents')
+      .set({ status, current_jobs: currentJobs, last_heartbeat_at: now, status_reason: null })
+      .where('id', '=', agentId)
+      .executeTakeFirst();
+    if (!Number(r.numUpdatedRows)) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
+    return this.get(agentId);
+  }
+
+  /** Asks a live agent to stop; it learns it on its poll (woken at once) and winds down per `mode`. */
+  async requestStop(agentId: string, mode: AgentStopMode): Promise<AgentView> {
+    const agent = await this.get(agentId);
+    if (agent.status === 'KILLED') {
+      throw new ConflictError(
+        `Agent "${agentId}" is not running (KILLED, ${agent.status_reason ?? 'no reason'}); there is nothing to stop.`,
+      );
+    }
+    await this.db.updateTable('agents').set({ stop_mode: mode }).where('id', '=', agentId).execute();
+    return this.get(agentId);
+  }
+
+  /** The agent shut down cleanly (on a signal, or as asked through the API); returns queues that got items back. */
+  async stopped(agentId: string, now: number): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('agents').select('stop_mode').where('id', '=', agentId).executeTakeFirst();
+      const reason = row?.stop_mode ? `stopped by request (${row.stop_mode})` : 'stopped';
+      await trx
+        .updateTable('agents')
+        .set({ status: 'KILLED', status_reason: reason, current_jobs: 0, last_heartbeat_at: now, stop_mode: null })
+        .where('id', '=', agentId)
+        .execute();
+      return requeueClaimsOf(trx, [agentId]);
+    });
+  }
+
+  async get(id: string): Promise<AgentView> {
+    return getAgentIn(this.db, id);
+  }
+
+  async list(entityId: string): Promise<Agent[]> {
+    const rows = await agentQuery(this.db)
+      .where('agents.entity_id', '=', entityId)
+      .orderBy('agents.started_at', 'desc')
+      .execute();
+    return rows.map(toAgent);
+  }
+}

@@ -1,0 +1,178 @@
+import type { Kysely } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  ConflictError,
+  NotFoundError,
+  isTerminal,
+  type Item,
+  type ItemState,
+  type LaunchSpec,
+  type PendingReason,
+} from '@liftoff/core';
+import { json, numOrNull, type Db } from './db.js';
+import { backoffReason, explainPending } from './pending.js';
+import { PendingInfo, backoffOf } from './pendingInfo.js';
+import type { Queues } from './queues.js';
+import type { Database } from './schema.js';
+
+/** An item row joined with the names of its queue and entity. */
+export interface ItemView {
+  id: string;
+  queue_id: string;
+  queue_name: string;
+  entity_name: string;
+  entity_id: string;
+  priority: number;
+  state: string;
+  spec: string;
+  created_at: number;
+  claimed_by: string | null;
+  claimed_at: number | null;
+  ended_at: number | null;
+  run_id: string | null;
+  preemptions: number;
+  not_before: number | null;
+}
+
+export function itemQuery(db: Db) {
+  return db
+    .selectFrom('items')
+    .innerJoin('queues', 'queues.id', 'items.queue_id')
+    .innerJoin('entities', 'entities.id', 'queues.entity_id')
+    .selectAll('items')
+    .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
+}
+
+export function toItem(r: ItemView, position: number | null, pendingReason: PendingReason | null = null): Item {
+  return {
+    id: r.id,
+    queue: r.queue_name,
+    entity: r.entity_name,
+    priority: Number(r.priority),
+    state: r.state as ItemState,
+    spec: JSON.parse(r.spec) as LaunchSpec,
+    created_at: Number(r.created_at),
+    claimed_by: r.claimed_by,
+    claimed_at: numOrNull(r.claimed_at),
+    ended_at: numOrNull(r.ended_at),
+    run_id: r.run_id,
+    position,
+    pending_reason: pendingReason,
+    preemptions: Number(r.preemptions),
+    not_before: numOrNull(r.not_before),
+  };
+}
+
+/** Items users push, look at and cancel. Claiming and starting them is dispatch.ts. */
+export class Items {
+  private readonly pending: PendingInfo;
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly queues: Queues,
+  ) {
+    this.pending = new PendingInfo(db);
+  }
+
+  async push(queueId: string, spec: LaunchSpec, priority: number, now: number): Promise<string> {
+    const id = uuidv7();
+    await this.db
+      .insertInto('items')
+      .values({
+        id,
+        queue_id: queueId,
+        priority,
+        state: 'pending',
+        spec: json(spec),
+        created_at: now,
+        claimed_by: null,
+        claimed_at: null,
+        lease_expires_at: null,
+        ended_at: null,
+        run_id: null,
+      })
+      .execute();
+    return id;
+  }
+
+  /**
+   * One item. `explain` (the default) adds a pending item's position and reason, which costs a count over the
+   * queue's backlog; the push path skips it so that pushing stays flat however deep the queue is.
+   */
+  async get(
+    id: string,
+    now = Date.now(),
+    { explain = true }: { explain?: boolean } = {},
+  ): Promise<Item & { entity_id: string; queue_id: string }> {
+    const row = await itemQuery(this.db).where('items.id', '=', id).executeTakeFirst();
+    if (!row) throw new NotFoundError(`Item "${id}" not found.`);
+    const ids = { entity_id: row.entity_id, queue_id: row.queue_id };
+    if (row.state !== 'pending' || !explain) return { ...toItem(row, null), ...ids };
+    const queue = await this.queues.row(row.queue_id);
+    const position = await this.pending.position(row, queue, now);
+    const reason =
+      row.not_before === null
+        ? explainPending(queue.name, position, await this.pending.situation(row.entity_id, queue))
+        : backoffReason(backoffOf(row, queue, await this.pending.requeueTimes([row])));
+    return { ...toItem(row, position, reason), ...ids };
+  }
+
+  async list(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<Item[]> {
+    let q = itemQuery(this.db).where('items.queue_id', '=', queueId);
+    if (opts.state) q = q.where('items.state', '=', opts.state);
+    const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
+    const pending = rows.filter((r) => r.state === 'pending');
+    const queue = await this.queues.row(queueId);
+    const positions = pending.length ? await this.pending.ranks(queueId, queue, now) : new Map<string, number>();
+    const situation = pending[0] ? await this.pending.situation(pending[0].entity_id, queue) : undefined;
+    const requeuedAt = await this.pending.requeueTimes(pending.filter((r) => r.not_before !== null));
+    return rows.map((r) => {
+      const position = positions.get(r.id) ?? null;
+      const reason =
+        position === null || !situation
+          ? null
+          : r.not_before !== null
+            ? backoffReason(backoffOf(r, queue, requeuedAt))
+            : explainPending(queue.name, position, situation);
+      return toItem(r, position, reason);
+    });
+  }
+
+  /** An agent hands back an item it claimed but never started (e.g. it is shutting down). */
+  async release(itemId: string, agentId: string): Promise<string> {
+    const r = await this.db
+      .updateTable('items')
+      .set({ state: 'pending', claimed_by: null, claimed_at: null, lease_expires_at: null })
+      .where('id', '=', itemId)
+      .where('state', '=', 'claimed')
+      .where('claimed_by', '=', agentId)
+      .returning('queue_id')
+      .executeTakeFirst();
+    if (!r) throw new ConflictError(`Item "${itemId}" is not claimed by this agent.`);
+    return r.queue_id;
+  }
+
+  /**
+   * Cancels an item: pending or claimed-but-unstarted items end `stopped` at once; started ones become
+   * `cancelling` and the returned agent id must be told to stop the run.
+   */
+  async cancel(itemId: string, now: number): Promise<{ notifyAgent: string | null }> {
+    return this.db.transaction().execute(async (trx) => {
+      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
+      if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
+      const state = item.state as ItemState;
+      if (isTerminal(state)) throw new ConflictError(`Item "${itemId}" has already ended (${state}).`);
+      if (state === 'pending' || state === 'claimed') {
+        await trx
+          .updateTable('items')
+          .set({ state: 'stopped', ended_at: now, lease_expires_at: null, not_before: null })
+          .where('id', '=', itemId)
+          .execute();
+        return { notifyAgent: null };
+      }
+      await trx.updateTable('items').set({ state: 'cancelling' }).where('id', '=', itemId).execute();
+      if (item.run_id)
+        await trx.updateTable('runs').set({ status: 'cancelling' }).where('id', '=', item.run_id).execute();
+      return { notifyAgent: item.claimed_by };
+    });
+  }
+}

@@ -1,0 +1,224 @@
+import type { Kysely, Selectable } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  ConflictError,
+  NotFoundError,
+  type PrioritizationMode,
+  type Queue,
+  type QueueSettings,
+  type SecurityAllowance,
+  type TemplateVariables,
+  type UpdateQueueBody,
+} from '@liftoff/core';
+import { json, numOrNull } from './db.js';
+import type { EntityRef } from './entities.js';
+import type { Database, QueuesTable } from './schema.js';
+
+export type QueueRow = Selectable<QueuesTable>;
+
+/** What an agent needs of its queue's switches with every claimed item and re-adopted run. */
+export function queueSettingsOf(r: Pick<QueueRow, 'start_timeout_seconds' | 'allow'>): QueueSettings {
+  return {
+    start_timeout_seconds: numOrNull(r.start_timeout_seconds),
+    allow: JSON.parse(r.allow) as SecurityAllowance[],
+  };
+}
+
+/** The queue switches stored as they are sent (the others are converted in create and update). */
+type PlainQueueSwitches = Pick<
+  UpdateQueueBody,
+  'start_timeout_seconds' | 'preemption_retries' | 'preemption_backoff_seconds' | 'allow'
+>;
+function plainSwitches(u: PlainQueueSwitches) {
+  const set: Partial<{
+    start_timeout_seconds: number | null;
+    preemption_retries: number;
+    preemption_backoff_seconds: number;
+    allow: string;
+  }> = {};
+  if (u.start_timeout_seconds !== undefined) set.start_timeout_seconds = u.start_timeout_seconds;
+  if (u.preemption_retries !== undefined) set.preemption_retries = u.preemption_retries;
+  if (u.preemption_backoff_seconds !== undefined) set.preemption_backoff_seconds = u.preemption_backoff_seconds;
+  if (u.allow !== undefined) set.allow = json(u.allow);
+  return set;
+}
+
+export type NewQueue = {
+  name: string;
+  resource: string;
+  resource_args: unknown;
+  prioritization_mode?: PrioritizationMode;
+  aging_seconds?: number | null;
+  max_concurrency?: number | null;
+  template_variables?: TemplateVariables;
+} & PlainQueueSwitches;
+
+const ACTIVE_ITEM_STATES = ['pending', 'claimed', 'starting', 'running', 'cancelling'];
+
+/** Queues of an entity: their definition, switches and backlog counts. */
+export class Queues {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(entity: EntityRef, q: NewQueue, now: number): Promise<Queue> {
+    if (await this.find(entity.id, q.name)) {
+      throw new ConflictError(`Queue "${q.name}" already exists in entity "${entity.name}".`);
+    }
+    await this.db
+      .insertInto('queues')
+      .values({
+        id: uuidv7(),
+        entity_id: entity.id,
+        name: q.name,
+        resource: q.resource,
+        resource_args: json(q.resource_args),
+        created_at: now,
+        prioritization_mode: q.prioritization_mode ?? 'DISABLED',
+        aging_ms: q.aging_seconds ? q.aging_seconds * 1000 : null,
+        max_concurrency: q.max_concurrency ?? null,
+        template_variables: json(q.template_variables ?? {}),
+        ...plainSwitches(q),
+      })
+      .execute();
+    return this.get(entity, q.name);
+  }
+
+  async update(entity: EntityRef, name: string, u: UpdateQueueBody): Promise<Queue> {
+    const q = await this.require(entity, name);
+    const set: Partial<{ prioritization_mode: string; aging_ms: number | null; max_concurrency: number | null }> &
+      ReturnType<typeof plainSwitches> = plainSwitches(u);
+    if (u.prioritization_mode !== undefined) set.prioritization_mode = u.prioritization_mode;
+    if (u.aging_seconds !== undefined) set.aging_ms = u.aging_seconds === null ? null : u.aging_seconds * 1000;
+    if (u.max_concurrency !== undefined) set.max_concurrency = u.max_concurrency;
+    if (Object.keys(set).length) await this.db.updateTable('queues').set(set).where('id', '=', q.id).execute();
+    return this.get(entity, name);
+  }
+
+  async find(entityId: string, name: string): Promise<QueueRow | undefined> {
+    return this.db
+      .selectFrom('queues')
+      .selectAll()
+      .where('entity_id', '=', entityId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+
+  async require(entity: EntityRef, name: string): Promise<QueueRow> {
+    const q = await this.find(entity.id, name);
+    if (!q) {
+      throw new NotFoundError(
+        `Queue "${name}" not found in entity "${entity.name}". List queues with "liftoff queue list".`,
+      );
+    }
+    return q;
+  }
+
+  async row(id: string): Promise<QueueRow> {
+    return this.db.selectFrom('queues').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  }
+
+  async get(entity: EntityRef, name: string): Promise<Queue> {
+    const q = await this.require(entity, name);
+    const counts = await this.counts([q.id]);
+    return toQueue(q, entity.name, counts.get(q.id));
+  }
+
+  async list(entity: EntityRef): Promise<Queue[]> {
+    const rows = await this.db
+      .selectFrom('queues')
+      .selectAll()
+      .where('entity_id', '=', entity.id)
+      .orderBy('name')
+      .execute();
+    const counts = await this.counts(rows.map((r) => r.id));
+    return rows.map((r) => toQueue(r, entity.name, counts.get(r.id)));
+  }
+
+  /** Deletes a queue with no items in flight; its pending items end as `stopped`. */
+  async delete(entity: EntityRef, name: string, now: number): Promise<void> {
+    const q = await this.require(entity, name);
+    await this.db.transaction().execute(async (trx) => {
+      const busy = await trx
+        .selectFrom('items')
+        .select('id')
+        .where('queue_id', '=', q.id)
+        .where('state', 'in', ['claimed', 'starting', 'running', 'cancelling'])
+        .executeTakeFirst();
+      if (busy) {
+        throw new ConflictError(
+          `Queue "${name}" has items in flight; cancel them or wait for them to end before deleting it.`,
+        );
+      }
+      await trx
+        .updateTable('items')
+        .set({ state: 'stopped', ended_at: now, not_before: null })
+        .where('queue_id', '=', q.id)
+        .where('state', '=', 'pending')
+        .execute();
+      await trx.deleteFrom('queues').where('id', '=', q.id).execute();
+    });
+  }
+
+  /** The switches of a run's queue, for an agent re-adopting the run (RunDetail). */
+  async settingsOfRun(runId: string): Promise<QueueSettings> {
+    const q = await this.db
+      .selectFrom('runs')
+      .innerJoin('queues', 'queues.id', 'runs.queue_id')
+      .select(['queues.start_timeout_seconds', 'queues.allow'])
+      .where('runs.id', '=', runId)
+      .executeTakeFirstOrThrow();
+    return queueSettingsOf(q);
+  }
+
+  /** Queues whose pollers should re-check after a slot was freed in `queueId` (its entity's when limited). */
+  async sharingLimits(queueId: string): Promise<string[]> {
+    const q = await this.db
+      .selectFrom('queues')
+      .innerJoin('entities', 'entities.id', 'queues.entity_id')
+      .select(['queues.entity_id', 'entities.max_concurrency as entity_limit'])
+      .where('queues.id', '=', queueId)
+      .executeTakeFirst();
+    if (!q) return [];
+    if (q.entity_limit === null) return [queueId];
+    const rows = await this.db.selectFrom('queues').select('id').where('entity_id', '=', q.entity_id).execute();
+    return rows.map((r) => r.id);
+  }
+
+  private async counts(queueIds: string[]) {
+    const out = new Map<string, { pending: number; running: number }>();
+    if (!queueIds.length) return out;
+    const rows = await this.db
+      .selectFrom('items')
+      .select(['queue_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('queue_id', 'in', queueIds)
+      .where('state', 'in', ACTIVE_ITEM_STATES)
+      .groupBy(['queue_id', 'state'])
+      .execute();
+    for (const r of rows) {
+      const c = out.get(r.queue_id) ?? { pending: 0, running: 0 };
+      if (r.state === 'pending') c.pending += Number(r.n);
+      else c.running += Number(r.n);
+      out.set(r.queue_id, c);
+    }
+    return out;
+  }
+}
+
+function toQueue(r: QueueRow, entity: string, c?: { pending: number; running: number }): Queue {
+  return {
+    prioritization_mode: r.prioritization_mode as PrioritizationMode,
+    aging_seconds: r.aging_ms === null ? null : Math.round(Number(r.aging_ms) / 1000),
+    max_concurrency: numOrNull(r.max_concurrency),
+    template_variables: JSON.parse(r.template_variables) as TemplateVariables,
+    ...queueSettingsOf(r),
+    preemption_retries: Number(r.preemption_retries),
+    preemption_backoff_seconds: Number(r.preemption_backoff_seconds),
+    id: r.id,
+    entity,
+    name: r.name,
+    resource: r.resource as Queue['resource'],
+    resource_args: JSON.parse(r.resource_args) as Queue['resource_args'],
+    created_at: Number(r.created_at),
+    pending: c?.pending ?? 0,
+    running: c?.running ?? 0,
+  };
+}
