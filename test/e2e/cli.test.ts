@@ -218,19 +218,38 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
     });
     const shown = await cli(['queue', 'show', 'kq'], server.env);
     expect(shown.output).toContain(
-      '  start timeout: 600s  preemption retries: 2  backoff: 10s  allow: hostNetwork,privileged\n',
+      '  start timeout: 600s  preemption retries: 2  backoff: 10s  allow: hostNetwork,privileged  locked: none\n',
     );
     const updated = await cli(
-      ['queue', 'update', 'kq', '--start-timeout', 'none', '--allow', 'none', '--preemption-retries', '0'],
+      [
+        'queue',
+        'update',
+        'kq',
+        '--start-timeout',
+        'none',
+        '--allow',
+        'none',
+        '--preemption-retries',
+        '0',
+        '--lock',
+        'spec.template.spec.serviceAccountName, metadata',
+      ],
       server.env,
     );
     expect(updated.code).toBe(0);
-    expect(updated.output).toContain('  start timeout: none  preemption retries: 0  backoff: 10s  allow: none\n');
+    expect(updated.output).toContain(
+      '  start timeout: none  preemption retries: 0  backoff: 10s  allow: none  locked: spec.template.spec.serviceAccountName,metadata\n',
+    );
     const json = JSON.parse((await cli(['queue', 'show', 'kq', '--json'], server.env)).output) as Record<
       string,
       unknown
     >;
-    expect(json).toMatchObject({ start_timeout_seconds: null, preemption_retries: 0, allow: [] });
+    expect(json).toMatchObject({
+      start_timeout_seconds: null,
+      preemption_retries: 0,
+      allow: [],
+      locked_keys: ['spec.template.spec.serviceAccountName', 'metadata'],
+    });
   });
 
   it.each([

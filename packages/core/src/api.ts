@@ -43,6 +43,23 @@ export type TemplateVariables = z.infer<typeof TemplateVariables>;
 const Limit = z.number().int().min(1).nullable();
 
 /**
+ * Keys of a queue's resource args that items may not set, as dotted paths inside the resource's section
+ * (`user`, `builder.base_image`, `spec.template.spec.serviceAccountName`), or `*` for all of them.
+ */
+export const LockedKeys = z
+  .array(
+    z
+      .string()
+      .max(256)
+      .regex(
+        /^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/,
+        'a dotted key path such as "user" or "builder.base_image", or "*"',
+      ),
+  )
+  .max(100)
+  .refine((a) => new Set(a).size === a.length, 'each key may be listed once');
+
+/**
  * Guardrail exceptions a Kubernetes queue may grant: without one, the runner refuses a manifest that uses it
  * (host namespaces, privileged containers, hostPath volumes, added capabilities).
  */
@@ -92,6 +109,7 @@ export const Queue = z.object({
   preemption_retries: PreemptionRetries,
   preemption_backoff_seconds: PreemptionBackoff,
   allow: z.array(z.enum(SECURITY_ALLOWANCES)),
+  locked_keys: LockedKeys,
 });
 export type Queue = z.infer<typeof Queue>;
 
@@ -108,6 +126,7 @@ export const CreateQueueBody = z.object({
   preemption_retries: PreemptionRetries.default(3),
   preemption_backoff_seconds: PreemptionBackoff.default(30),
   allow: Allow.default([]),
+  locked_keys: LockedKeys.default([]),
 });
 export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 
@@ -121,6 +140,7 @@ export const UpdateQueueBody = z
     preemption_retries: PreemptionRetries,
     preemption_backoff_seconds: PreemptionBackoff,
     allow: Allow,
+    locked_keys: LockedKeys,
   })
   .partial()
   .strict();

@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'SOURCE_FETCH_FAILED',
   'RUNNER_FAILED',
   'MANIFEST_REFUSED',
+  'LOCKED_BY_QUEUE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -32,6 +33,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SOURCE_FETCH_FAILED: 502,
   RUNNER_FAILED: 500,
   MANIFEST_REFUSED: 400,
+  LOCKED_BY_QUEUE: 400,
   INTERNAL: 500,
 };
 
@@ -129,6 +131,13 @@ export class RunnerError extends LiftoffError {
 export class ManifestRefusedError extends LiftoffError {
   constructor(message: string) {
     super('MANIFEST_REFUSED', message);
+  }
+}
+
+/** A pushed item sets resource args its queue's owner locked (or that belong to another resource type). */
+export class LockedByQueueError extends LiftoffError {
+  constructor(message: string) {
+    super('LOCKED_BY_QUEUE', message);
   }
 }
 

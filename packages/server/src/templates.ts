@@ -29,6 +29,22 @@ export function placeholdersIn(config: unknown): string[] {
   return [...found];
 }
 
+/** Where the config has placeholders: the path of each string (or array element's parent) holding one, and the names. */
+export function placeholderPaths(config: unknown, path: string[] = []): Array<{ path: string[]; names: string[] }> {
+  if (typeof config === 'string') {
+    const names = [...config.matchAll(PLACEHOLDER)].map((m) => m[1] as string);
+    return names.length ? [{ path, names }] : [];
+  }
+  if (Array.isArray(config)) {
+    // An array is replaced whole by a merge, so a placeholder anywhere in it is the array's.
+    const names = config.flatMap((x) => placeholderPaths(x).flatMap((p) => p.names));
+    return names.length ? [{ path, names: [...new Set(names)] }] : [];
+  }
+  if (config && typeof config === 'object')
+    return Object.entries(config).flatMap(([k, v]) => placeholderPaths(v, [...path, k]));
+  return [];
+}
+
 const describeType = (t: TemplateVariableSchema['type']) => (t === 'integer' ? 'an integer' : `a ${t}`);
 
 /** Checks one value against its schema; returns the value cast to the schema's type, or throws naming the rule. */

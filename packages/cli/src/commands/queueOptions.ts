@@ -24,6 +24,7 @@ export interface QueueSwitches {
   preemptionRetries?: string;
   preemptionBackoff?: string;
   allow?: string;
+  lock?: string;
 }
 
 export function addQueueSwitches(cmd: Command): Command {
@@ -43,7 +44,18 @@ export function addQueueSwitches(cmd: Command): Command {
     .option(
       '--allow <list|none>',
       `Kubernetes guardrail exceptions, comma-separated: ${SECURITY_ALLOWANCES.join(', ')}`,
+    )
+    .option(
+      '--lock <keys|none>',
+      'resource-arg keys items may not set, comma-separated dotted paths (e.g. user,memory,builder.base_image), or * for all',
     );
+}
+
+/** "none" (or nothing) locks no key; the server checks each path's form. */
+function lockFlag(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (v.trim() === 'none' || v.trim() === '') return [];
+  return [...new Set(v.split(',').map((x) => x.trim()))].filter(Boolean);
 }
 
 /** "none" clears a limit; anything else must be a positive integer. */
@@ -80,7 +92,7 @@ function allowFlag(v: string | undefined): SecurityAllowance[] | undefined {
 
 /** "start timeout 600s, preemption retries 3, backoff 30s, allow hostNetwork,privileged": the agent-side switches. */
 export function describeRunSwitches(q: Queue): string {
-  return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}`;
+  return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}  locked: ${q.locked_keys.join(',') || 'none'}`;
 }
 
 export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
@@ -105,6 +117,8 @@ export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
   if (backoff !== undefined) out.preemption_backoff_seconds = backoff;
   const allow = allowFlag(f.allow);
   if (allow !== undefined) out.allow = allow;
+  const locked = lockFlag(f.lock);
+  if (locked !== undefined) out.locked_keys = locked;
   return out;
 }
 

@@ -10,12 +10,12 @@ import {
   PRIORITIES,
   PrioritizationDisabledError,
   PushBody,
-  parseLocalContainerArgs,
   Queue,
   UpdateQueueBody,
   type LaunchSpec,
   type TemplateVariables,
 } from '@liftoff/core';
+import { assertItemResourceArgs, checkQueueDefaults, checkResourceArgs, mergeResourceArgs } from '../resourceArgs.js';
 import { assertValidTemplate, fillTemplate } from '../templates.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 
@@ -42,7 +42,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
         );
       }
       assertValidTemplate(req.body.resource_args, req.body.template_variables);
-      checkResourceArgs(req.body.resource, req.body.resource_args);
+      checkQueueDefaults(req.body.resource, req.body.resource_args);
       const q = await ctx.store.queues.create(entity, req.body, ctx.now());
       return reply.code(201).send(q);
     },
@@ -118,13 +118,23 @@ export function queueRoutes(app: App, ctx: AppContext): void {
           );
         }
       }
+      const queueArgs = JSON.parse(queue.resource_args) as LaunchSpec['resource_args'];
+      assertItemResourceArgs(
+        {
+          name: queue.name,
+          resource: queue.resource,
+          resourceArgs: queueArgs,
+          lockedKeys: JSON.parse(queue.locked_keys) as string[],
+        },
+        spec.resource_args,
+      );
       const merged: LaunchSpec = {
         ...spec,
         resource: queue.resource as LaunchSpec['resource'],
         resource_args: mergeResourceArgs(
           fillTemplate(
             queue.name,
-            JSON.parse(queue.resource_args) as LaunchSpec['resource_args'],
+            queueArgs,
             JSON.parse(queue.template_variables) as TemplateVariables,
             req.body.template_variables,
           ),
@@ -142,19 +152,4 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       return reply.code(201).send(await ctx.store.items.get(id, ctx.now(), { explain: false }));
     },
   );
-}
-
-/** Refuses resource args the target's runner would refuse, at push time rather than when an agent takes the item. */
-function checkResourceArgs(resource: string, args: LaunchSpec['resource_args']): void {
-  if (resource === 'local-container') parseLocalContainerArgs(args['local-container']);
-}
-
-/** The item's resource_args win over the queue's defaults, key by key, one level deep per resource. */
-export function mergeResourceArgs(
-  base: LaunchSpec['resource_args'],
-  over: LaunchSpec['resource_args'],
-): LaunchSpec['resource_args'] {
-  const out: LaunchSpec['resource_args'] = { ...base };
-  for (const [resource, args] of Object.entries(over)) out[resource] = { ...(base[resource] ?? {}), ...args };
-  return out;
 }

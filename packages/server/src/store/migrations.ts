@@ -189,6 +189,15 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('runs').addColumn('warning', 'text').execute();
     },
   },
+  '0005_locked_keys': {
+    async up(db: Kysely<unknown>) {
+      // Resource-arg keys a queue's owner sets and items may not override (JSON array of dotted paths).
+      await db.schema
+        .alterTable('queues')
+        .addColumn('locked_keys', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -27,7 +27,7 @@ export function queueSettingsOf(r: Pick<QueueRow, 'start_timeout_seconds' | 'all
 /** The queue switches stored as they are sent (the others are converted in create and update). */
 type PlainQueueSwitches = Pick<
   UpdateQueueBody,
-  'start_timeout_seconds' | 'preemption_retries' | 'preemption_backoff_seconds' | 'allow'
+  'start_timeout_seconds' | 'preemption_retries' | 'preemption_backoff_seconds' | 'allow' | 'locked_keys'
 >;
 function plainSwitches(u: PlainQueueSwitches) {
   const set: Partial<{
@@ -35,11 +35,13 @@ function plainSwitches(u: PlainQueueSwitches) {
     preemption_retries: number;
     preemption_backoff_seconds: number;
     allow: string;
+    locked_keys: string;
   }> = {};
   if (u.start_timeout_seconds !== undefined) set.start_timeout_seconds = u.start_timeout_seconds;
   if (u.preemption_retries !== undefined) set.preemption_retries = u.preemption_retries;
   if (u.preemption_backoff_seconds !== undefined) set.preemption_backoff_seconds = u.preemption_backoff_seconds;
   if (u.allow !== undefined) set.allow = json(u.allow);
+  if (u.locked_keys !== undefined) set.locked_keys = json(u.locked_keys);
   return set;
 }
 
@@ -212,6 +214,7 @@ function toQueue(r: QueueRow, entity: string, c?: { pending: number; running: nu
     ...queueSettingsOf(r),
     preemption_retries: Number(r.preemption_retries),
     preemption_backoff_seconds: Number(r.preemption_backoff_seconds),
+    locked_keys: JSON.parse(r.locked_keys) as string[],
     id: r.id,
     entity,
     name: r.name,

@@ -37,6 +37,8 @@ export interface QueuesTable {
   preemption_backoff_seconds: Generated<number>;
   /** JSON array of SECURITY_ALLOWANCES. */
   allow: Generated<string>;
+  /** JSON array of dotted resource-arg paths items may not set (LockedKeys). */
+  locked_keys: Generated<string>;
 }
 export interface ItemsTable {
   id: string;
