@@ -6,6 +6,7 @@ import {
   LIFTOFF_VERSION,
   LiftoffError,
   NotSupportedError,
+  splitLogPage,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
@@ -60,8 +61,7 @@ type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
  * restarted agent resumes from it.
  */
-const OUTPUT_MARKER = /\[liftoff\] (?:container \S+ started|kubernetes job \S+ created[^\n]*)\n/g;
-const NOTE_LINE = /^\[liftoff\] [^\n]*\n?/gm;
+const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created)/m;
 
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
@@ -532,20 +532,25 @@ export class LaunchAgent {
     }
   }
 
-  /** Length of the container output the server already holds: everything after the last container marker. */
+  /**
+   * Length of the workload output the server already holds: the output after the agent's last "container started" /
+   * "kubernetes job created" note. Only note chunks count as markers, so a job printing such a line moves nothing.
+   */
   private async alreadyShippedOutput(runId: string, size: number): Promise<number> {
-    let text = '';
+    const segments: Array<{ kind: string; text: string }> = [];
     let offset = 0;
     while (offset < size) {
       const page = await this.opts.client.readLogs(runId, offset);
       if (page.next_offset === offset) break;
-      text += page.data;
+      segments.push(...splitLogPage(page));
       offset = page.next_offset;
     }
-    const marks = [...text.matchAll(OUTPUT_MARKER)];
-    const last = marks.at(-1);
-    if (last?.index === undefined) return 0;
-    return text.slice(last.index + last[0].length).replace(NOTE_LINE, '').length;
+    const lastMarker = segments.findLastIndex((s) => s.kind === 'note' && OUTPUT_MARKER.test(s.text));
+    if (lastMarker < 0) return 0;
+    return segments
+      .slice(lastMarker + 1)
+      .filter((s) => s.kind === 'output')
+      .reduce((n, s) => n + s.text.length, 0);
   }
 
   /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */

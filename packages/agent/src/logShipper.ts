@@ -1,15 +1,22 @@
 import type { Logger } from 'pino';
-import type { LiftoffClient } from '@liftoff/core';
+import { LiftoffError, type LiftoffClient, type LogKind } from '@liftoff/core';
+import { REPORT_DEADLINE_MS, isTransient } from './retry.js';
 
 const FLUSH_MS = 200;
 const MAX_CHUNK = 256 * 1024;
 
 /**
- * Ships a run's output to the server in ordered chunks with byte offsets. A chunk is retried until the server has
- * it; the server ignores a chunk it already stored, so retries never duplicate output.
+ * Ships a run's log to the server in ordered chunks with byte offsets: the job's output, and the agent's own
+ * `[liftoff]` notes as chunks of their own kind (so nothing a job prints can pass for one). A chunk is retried until
+ * the server has it; the server ignores a chunk it already stored, so retries never duplicate anything. Shipping
+ * cannot wedge a run: a refused offset (the answer to a stored chunk was lost, and the chunk has grown since) resyncs
+ * to the size the server holds, and after `deadlineMs` of failures the rest is dropped with a warning, so the run
+ * is still reported.
  */
 export class LogShipper {
-  private buffer = '';
+  /** Pending text, in order; adjacent pieces of one kind are joined. */
+  private pending: Array<{ kind: LogKind; text: string }> = [];
+  private pendingChars = 0;
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
 
@@ -20,23 +27,36 @@ export class LogShipper {
     private readonly logger: Logger,
     /** Where the run's log ends on the server already (when resuming after a restart). */
     private offset = 0,
+    private readonly deadlineMs = REPORT_DEADLINE_MS,
   ) {}
+
+  /** Log resyncs after a refused offset, for tests and the agent's own log. */
+  resyncs = 0;
 
   /** A `[liftoff]` status line in the run's log (not the job's output). */
   note(line: string): void {
-    this.write(`[liftoff] ${line}\n`);
+    this.add('note', `[liftoff] ${line.replace(/\n/g, ' ')}\n`);
   }
 
+  /** The job's output. */
   write(text: string): void {
-    this.buffer += text;
-    if (this.buffer.length >= MAX_CHUNK) this.kick();
-    else this.timer ??= setTimeout(() => this.kick(), FLUSH_MS);
+    this.add('output', text);
   }
 
   /** Sends everything written so far. */
   async flush(): Promise<void> {
     this.kick();
     await this.sending;
+  }
+
+  private add(kind: LogKind, text: string): void {
+    if (!text) return;
+    const last = this.pending.at(-1);
+    if (last?.kind === kind) last.text += text;
+    else this.pending.push({ kind, text });
+    this.pendingChars += text.length;
+    if (this.pendingChars >= MAX_CHUNK) this.kick();
+    else this.timer ??= setTimeout(() => this.kick(), FLUSH_MS);
   }
 
   private kick(): void {
@@ -47,18 +67,67 @@ export class LogShipper {
 
   private async drain(): Promise<void> {
     let delay = 250;
-    while (this.buffer.length) {
-      const chunk = this.buffer.slice(0, MAX_CHUNK);
+    let failingSince: number | undefined;
+    for (let head = this.pending[0]; head; head = this.pending[0]) {
+      const chunk = head.text.slice(0, MAX_CHUNK);
       try {
-        const { size } = await this.client.appendLogs(this.runId, this.agentId, this.offset, chunk);
+        const { size } = await this.client.appendLogs(this.runId, this.agentId, this.offset, chunk, head.kind);
         this.offset = size;
-        this.buffer = this.buffer.slice(chunk.length);
+        this.consume(chunk.length);
         delay = 250;
+        failingSince = undefined;
       } catch (err) {
+        if (err instanceof LiftoffError && err.code === 'CONFLICT' && (await this.resync())) continue;
+        failingSince ??= Date.now();
+        if (!isTransient(err) || Date.now() - failingSince > this.deadlineMs) {
+          this.logger.warn({ err, run: this.runId }, 'log upload keeps failing; dropping the rest of this log');
+          this.pending = [];
+          this.pendingChars = 0;
+          return;
+        }
         this.logger.warn({ err, run: this.runId }, 'log upload failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 10_000);
       }
     }
+  }
+
+  /** Drops `chars` characters from the front of the pending text (they are on the server). */
+  private consume(chars: number): void {
+    const head = this.pending[0];
+    if (!head) return;
+    head.text = head.text.slice(chars);
+    this.pendingChars -= chars;
+    if (!head.text) this.pending.shift();
+  }
+
+  /**
+   * The server refused our offset: ask it what it holds. When it holds a prefix of the pending text (an earlier
+   * upload arrived but its answer was lost), that prefix is dropped; when it holds less than was sent (which the
+   * server never does on its own), the gap is said in a note. Either way shipping goes on from the server's size.
+   */
+  private async resync(): Promise<boolean> {
+    let stored: number;
+    try {
+      stored = (await this.client.getRun(this.runId)).log_size;
+    } catch {
+      return false;
+    }
+    this.resyncs++;
+    const head = this.pending[0];
+    const ahead = stored - this.offset;
+    this.logger.warn({ run: this.runId, offset: this.offset, stored }, 'log offset refused; resyncing');
+    if (head && ahead > 0) {
+      const bytes = Buffer.from(head.text, 'utf8');
+      const taken = bytes.subarray(0, Math.min(ahead, bytes.length)).toString('utf8').length;
+      this.consume(taken);
+    }
+    this.offset = stored;
+    if (ahead < 0) {
+      const text = `[liftoff] log resynced: ${-ahead} bytes were lost\n`;
+      this.pending.unshift({ kind: 'note', text });
+      this.pendingChars += text.length;
+    }
+    return true;
   }
 }

@@ -1,3 +1,5 @@
+import type { LogKind } from '@liftoff/core';
+
 /**
  * Plain aligned tables. Hand-written on purpose: the CLI prints a handful of short tables and a 20-line formatter
  * keeps the binary free of a table dependency (cli-table3 and friends draw boxes we do not want in pipes).
@@ -31,4 +33,12 @@ export function duration(start: number | null, end: number | null, now = Date.no
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * Writes a piece of a run's log. On a terminal the agent's `[liftoff]` notes are dimmed, so a job printing a line
+ * that looks like one is told apart; in pipes and files the text is as stored.
+ */
+export function writeLog(text: string, kind: LogKind): void {
+  process.stdout.write(kind === 'note' && process.stdout.isTTY ? `\x1b[2m${text}\x1b[22m` : text);
 }

@@ -9,6 +9,7 @@ import { ConfigInvalidError } from './errors.js';
 const MaxCount = z
   .number()
   .int()
+  .max(100_000)
   .refine((n) => n === -1 || n > 0, { message: 'must be -1 (unlimited) or a positive integer' });
 
 const BUILD_CONTEXT_STORE = /^(s3:\/\/|gs:\/\/|https:\/\/[^/]+\.blob\.core\.windows\.net\/[^/]+)/;
@@ -98,7 +99,8 @@ export const AgentConfigFile = z
     registry: RegistryConfig.nullable().optional(),
     builder: BuilderConfig.nullable().optional(),
     verbosity: z.number().int().min(0).max(2).optional(),
-    stopped_run_timeout: z.number().int().min(0).optional(),
+    /** At most 2,000,000 s: node's timers hold 2^31 ms, and a longer one fires at once. */
+    stopped_run_timeout: z.number().int().min(0).max(2_000_000).optional(),
     /** Liftoff: the agent's stable name (its identity across restarts). */
     name: z.string().min(1).max(128).optional(),
     /** Liftoff: cluster access for kubernetes queues. */

@@ -40,7 +40,14 @@ export const TemplateVariables = z.record(
 );
 export type TemplateVariables = z.infer<typeof TemplateVariables>;
 
-const Limit = z.number().int().min(1).nullable();
+/**
+ * Upper bounds of numbers that reach the database: PostgreSQL's integer columns hold 32 bits, and a value past its
+ * column is a 500 there, not a 400. Each bound is far past any sensible setting.
+ */
+const INT32_MAX = 2_147_483_647;
+const Limit = z.number().int().min(1).max(1_000_000).nullable();
+/** Byte offsets into a run's log (bigint columns; JavaScript numbers stay exact below 2^53). */
+export const ByteOffset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /**
  * Keys of a queue's resource args that items may not set, as dotted paths inside the resource's section
@@ -77,7 +84,7 @@ const Allow = z
   .refine((a) => new Set(a).size === a.length, 'each allowance may be listed once');
 
 /** A run still `starting` this long after its runner submitted it is cancelled and failed by the agent (null: no limit). */
-const StartTimeout = z.number().int().min(1).nullable();
+const StartTimeout = z.number().int().min(1).max(2_592_000).nullable();
 /** How often an item is requeued after its run was preempted before it ends `failed`. */
 const PreemptionRetries = z.number().int().min(0).max(100);
 /** Wait before the first retry after a preemption; doubles per retry, at most an hour (or this value when longer). */
@@ -119,7 +126,7 @@ export const CreateQueueBody = z.object({
   /** Default resource config `{resource_args: {<resource>: {...}}}` applied to every item; may hold `{{variable}}`s. */
   resource_args: ResourceArgs.default({}),
   prioritization_mode: z.enum(PRIORITIZATION_MODES).default('DISABLED'),
-  aging_seconds: z.number().int().min(1).nullable().default(null),
+  aging_seconds: z.number().int().min(1).max(315_360_000).nullable().default(null),
   max_concurrency: Limit.default(null),
   template_variables: TemplateVariables.default({}),
   start_timeout_seconds: StartTimeout.default(null),
@@ -134,7 +141,7 @@ export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 export const UpdateQueueBody = z
   .object({
     prioritization_mode: z.enum(PRIORITIZATION_MODES),
-    aging_seconds: z.number().int().min(1).nullable(),
+    aging_seconds: z.number().int().min(1).max(315_360_000).nullable(),
     max_concurrency: Limit,
     start_timeout_seconds: StartTimeout,
     preemption_retries: PreemptionRetries,
@@ -290,7 +297,7 @@ export const RegisterAgentBody = z.object({
   hostname: z.string().max(255),
   queues: z.array(Name).min(1),
   version: z.string().max(64),
-  max_jobs: z.number().int(),
+  max_jobs: z.number().int().min(-1).max(100_000),
   config: z.record(z.string(), z.unknown()).default({}),
 });
 export type RegisterAgentBody = z.input<typeof RegisterAgentBody>;
@@ -306,7 +313,7 @@ export type RegisterAgentResponse = z.infer<typeof RegisterAgentResponse>;
 
 export const HeartbeatBody = z.object({
   status: z.enum(['POLLING', 'RUNNING']),
-  current_jobs: z.number().int().min(0),
+  current_jobs: z.number().int().min(0).max(100_000),
 });
 
 export const PollBody = z.object({
@@ -345,7 +352,7 @@ export const AgentRef = z.object({ agent_id: z.string() });
 export const ReportRunBody = z.object({
   agent_id: z.string(),
   state: z.enum(RUN_REPORT_STATES),
-  exit_code: z.number().int().nullable().optional(),
+  exit_code: z.number().int().min(-INT32_MAX - 1).max(INT32_MAX).nullable().optional(),
   error_stage: z.enum(ERROR_STAGES).optional(),
   error_message: z.string().max(16_384).optional(),
   /** Absent keeps the run's warning, null clears it, a string sets it; a report may repeat the state to change it. */
@@ -354,10 +361,15 @@ export const ReportRunBody = z.object({
 export type ReportRunBody = z.input<typeof ReportRunBody>;
 
 export const LogAppendResponse = z.object({ size: z.number().int() });
+/** `output`: what the job printed; `note`: the agent's `[liftoff]` lines, which a job cannot write. */
+export const LOG_KINDS = ['output', 'note'] as const;
+export type LogKind = (typeof LOG_KINDS)[number];
 export const LogReadResponse = z.object({
   offset: z.number().int(),
   next_offset: z.number().int(),
   data: z.string(),
+  /** Byte ranges of `data` (absolute log offsets) that are the agent's notes rather than the job's output. */
+  notes: z.array(z.object({ offset: z.number().int(), size: z.number().int() })),
   /** True once the run has ended and every byte has been returned. */
   complete: z.boolean(),
 });

@@ -16,6 +16,7 @@ import {
   RunDetail,
   Whoami,
   type CreateEntityBody,
+  type LogKind,
   type CreateKeyBody,
   type CreateQueueBody,
   type UpdateEntityBody,
@@ -187,7 +188,7 @@ export class LiftoffClient {
    */
   async followLogs(
     id: string,
-    onData: (text: string) => void,
+    onData: (text: string, kind: LogKind) => void,
     opts: { offset?: number; signal?: AbortSignal } = {},
   ): Promise<Run> {
     let offset = opts.offset ?? 0;
@@ -201,8 +202,8 @@ export class LiftoffClient {
         });
         const parser = createParser({
           onEvent: (ev) => {
-            if (ev.event === 'log') {
-              onData(JSON.parse(ev.data) as string);
+            if (ev.event === 'log' || ev.event === 'note') {
+              onData(JSON.parse(ev.data) as string, ev.event === 'note' ? 'note' : 'output');
               if (ev.id) offset = Number(ev.id);
             } else if (ev.event === 'end') {
               ended = Run.parse(JSON.parse(ev.data));
@@ -255,9 +256,10 @@ export class LiftoffClient {
   reportRun(runId: string, body: ReportRunBody) {
     return this.json(Run, 'POST', `/api/runs/${enc(runId)}/status`, { body });
   }
-  appendLogs(runId: string, agentId: string, offset: number, data: string) {
+  /** `kind`: `note` for the agent's own `[liftoff]` lines, kept apart from the job's output. */
+  appendLogs(runId: string, agentId: string, offset: number, data: string, kind: LogKind = 'output') {
     return this.json(LogAppendResponse, 'POST', `/api/runs/${enc(runId)}/logs`, {
-      query: { offset, agent_id: agentId },
+      query: { offset, agent_id: agentId, kind },
       raw: { data, contentType: 'text/plain; charset=utf-8' },
     });
   }

@@ -9,3 +9,4 @@ export * from './credentials.js';
 export const LIFTOFF_VERSION = '0.1.0';
 export * from './archive.js';
 export * from './containerArgs.js';
+export * from './logPages.js';

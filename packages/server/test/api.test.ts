@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create as createTar } from 'tar';
-import { LiftoffClient, LiftoffError, readCredentials, type LaunchSpecInput } from '@liftoff/core';
+import { LiftoffClient, LiftoffError, readCredentials, splitLogPage, type LaunchSpecInput } from '@liftoff/core';
 import type { RunningServer } from '@liftoff/server';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
 import { startBackendServer, type BackendServer } from './factory.js';
@@ -246,8 +246,16 @@ for (const backend of BACKENDS) {
         await c.appendLogs(run.id, 'logger', 7, 'world\n');
         expect((await c.readLogs(run.id)).data).toBe('héllo\nworld\n');
         expect((await c.readLogs(run.id, 7)).data).toBe('world\n');
+        // The agent's notes are chunks of their own kind, told apart by byte range on reads (issue 11, point 10).
+        await c.appendLogs(run.id, 'logger', 13, '[liftoff] note\n', 'note');
+        await c.appendLogs(run.id, 'logger', 28, '[liftoff] not a note\n');
+        const page = await c.readLogs(run.id);
+        expect(page.data).toBe('héllo\nworld\n[liftoff] note\n[liftoff] not a note\n');
+        expect(page.notes).toEqual([{ offset: 13, size: 15 }]);
+        expect((await c.readLogs(run.id, 20)).notes).toEqual([{ offset: 20, size: 8 }]);
+        expect(splitLogPage(page).map((p) => p.kind)).toEqual(['output', 'note', 'output']);
         await register('intruder', ['logs']);
-        expect((await error(c.appendLogs(run.id, 'intruder', 13, 'x'))).code).toBe('FORBIDDEN');
+        expect((await error(c.appendLogs(run.id, 'intruder', 49, 'x'))).code).toBe('FORBIDDEN');
       });
 
       it('delivers a cancellation to the agent holding the run and keeps terminal states final', async () => {

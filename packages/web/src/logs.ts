@@ -3,8 +3,15 @@ import { createParser } from 'eventsource-parser';
 import { ApiError, enc, type Run } from './api.js';
 import { useSession } from './hooks.js';
 
+/** A stretch of the log: the job's output, or the agent's `[liftoff]` notes (shown apart, so they cannot be forged). */
+export interface LogPiece {
+  note: boolean;
+  text: string;
+}
+
 export interface LogState {
   text: string;
+  pieces: LogPiece[];
   /** Byte offset the next chunk starts at (the `id:` of the last `log` event). */
   offset: number;
   /** connecting → live → ended; `retrying` after a dropped connection. */
@@ -16,19 +23,35 @@ export interface LogState {
 
 const MAX_CHARS = 2_000_000;
 
+/** Appends to the pieces (joining one kind), keeping the last MAX_CHARS characters. */
+function appendPiece(pieces: LogPiece[], piece: LogPiece): LogPiece[] {
+  const out = [...pieces];
+  const last = out.at(-1);
+  if (last?.note === piece.note) out[out.length - 1] = { ...last, text: last.text + piece.text };
+  else out.push(piece);
+  let total = out.reduce((n, p) => n + p.text.length, 0);
+  while (total > MAX_CHARS && out[0]) {
+    const drop = Math.min(out[0].text.length, total - MAX_CHARS);
+    total -= drop;
+    if (drop === out[0].text.length) out.shift();
+    else out[0] = { ...out[0], text: out[0].text.slice(drop) };
+  }
+  return out;
+}
+
 /**
  * Follows `GET /api/runs/{id}/logs/stream` with fetch (EventSource cannot send the bearer header) and an SSE parser.
  * A dropped connection is resumed from the last offset; a reload starts from 0 and so shows the whole log again.
  */
 export function useLogStream(runId: string): LogState {
   const { api, signOut } = useSession();
-  const [state, setState] = useState<LogState>({ text: '', offset: 0, phase: 'connecting' });
+  const [state, setState] = useState<LogState>({ text: '', pieces: [], offset: 0, phase: 'connecting' });
   const offsetRef = useRef(0);
 
   useEffect(() => {
     const abort = new AbortController();
     offsetRef.current = 0;
-    setState({ text: '', offset: 0, phase: 'connecting' });
+    setState({ text: '', pieces: [], offset: 0, phase: 'connecting' });
     let ended = false;
 
     const follow = async () => {
@@ -53,17 +76,13 @@ export function useLogStream(runId: string): LogState {
           delay = 500;
           const parser = createParser({
             onEvent(ev) {
-              if (ev.event === 'log') {
+              if (ev.event === 'log' || ev.event === 'note') {
                 const chunk = JSON.parse(ev.data) as string;
                 const next = Number(ev.id);
                 if (Number.isFinite(next)) offsetRef.current = next;
                 setState((s) => {
-                  const text = s.text + chunk;
-                  return {
-                    ...s,
-                    text: text.length > MAX_CHARS ? text.slice(text.length - MAX_CHARS) : text,
-                    offset: offsetRef.current,
-                  };
+                  const pieces = appendPiece(s.pieces, { note: ev.event === 'note', text: chunk });
+                  return { ...s, pieces, text: pieces.map((p) => p.text).join(''), offset: offsetRef.current };
                 });
               } else if (ev.event === 'end') {
                 ended = true;

@@ -16,7 +16,7 @@ import {
   type ResourceType,
 } from '@liftoff/core';
 import { connect } from '../connection.js';
-import { printJson } from '../output.js';
+import { printJson, writeLog } from '../output.js';
 
 interface LaunchFlags {
   queue: string;
@@ -274,7 +274,7 @@ export async function waitForItem(client: LiftoffClient, itemId: string): Promis
       item = await client.getItem(itemId);
     }
     process.stderr.write(`run ${item.run_id} started\n`);
-    const run = await client.followLogs(item.run_id, (text) => process.stdout.write(text));
+    const run = await client.followLogs(item.run_id, writeLog);
     const detail =
       (run.status === 'failed' || run.status === 'preempted') && run.error_message ? `: ${run.error_message}` : '';
     const stage = run.status === 'failed' && detail ? ` (stage ${run.error_stage ?? '?'})` : '';

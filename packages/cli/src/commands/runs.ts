@@ -1,7 +1,15 @@
 import type { Command } from 'commander';
-import { LiftoffError, priorityName, type Env, type Item, type LiftoffClient, type RunDetail } from '@liftoff/core';
+import {
+  LiftoffError,
+  priorityName,
+  splitLogPage,
+  type Env,
+  type Item,
+  type LiftoffClient,
+  type RunDetail,
+} from '@liftoff/core';
 import { connect } from '../connection.js';
-import { duration, printJson, table, when } from '../output.js';
+import { duration, printJson, table, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
 
 /** Long warnings (a scheduler's full explanation) would wrap every row of the list; `runs show` prints them whole. */
@@ -55,13 +63,13 @@ export function runsCommands(program: Command, env: Env): void {
       const client = connect(flags, env);
       const runId = await runIdOf(client, id);
       if (flags.follow) {
-        await client.followLogs(runId, (t) => process.stdout.write(t));
+        await client.followLogs(runId, writeLog);
         return;
       }
       let offset = 0;
       for (;;) {
         const page = await client.readLogs(runId, offset);
-        process.stdout.write(page.data);
+        for (const piece of splitLogPage(page)) writeLog(piece.text, piece.kind);
         if (page.next_offset === offset) break;
         offset = page.next_offset;
       }

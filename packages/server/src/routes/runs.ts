@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
   ListQuery,
+  ByteOffset,
+  LOG_KINDS,
   LogAppendResponse,
   LogReadResponse,
   ReportRunBody,
@@ -87,14 +89,24 @@ export function runRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['agent protocol'],
         params: IdParams,
-        querystring: z.object({ offset: z.coerce.number().int().min(0), agent_id: z.string() }),
+        querystring: z.object({
+          offset: ByteOffset,
+          agent_id: z.string(),
+          kind: z.enum(LOG_KINDS).default('output'),
+        }),
         body: z.string(),
         response: { 200: LogAppendResponse },
       },
     },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.query.agent_id);
-      const { size } = await ctx.store.logs.append(req.params.id, req.query.agent_id, req.query.offset, req.body);
+      const { size } = await ctx.store.logs.append(
+        req.params.id,
+        req.query.agent_id,
+        req.query.offset,
+        req.body,
+        req.query.kind,
+      );
       ctx.bus.publish(`run:${req.params.id}`);
       return { size };
     },
@@ -106,30 +118,36 @@ export function runRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['runs'],
         params: IdParams,
-        querystring: z.object({ offset: z.coerce.number().int().min(0).default(0) }),
+        querystring: z.object({ offset: ByteOffset.default(0) }),
         response: { 200: LogReadResponse },
       },
     },
     async (req) => {
       const run = await runFor(req, req.params.id);
-      const { data, next } = await ctx.store.logs.read(run.id, req.query.offset);
+      const { data, next, segments } = await ctx.store.logs.read(run.id, req.query.offset);
       return {
         offset: req.query.offset,
         next_offset: next,
         data,
+        notes: segments
+          .filter((seg) => seg.kind === 'note')
+          .map((seg) => ({ offset: seg.offset, size: Buffer.byteLength(seg.text) })),
         complete: isTerminal(run.status) && next >= run.log_size,
       };
     },
   );
 
-  /** Server-sent events: `log` events (id = next offset, data = JSON string) until an `end` event with the run. */
+  /**
+   * Server-sent events: `log` events (the job's output) and `note` events (the agent's `[liftoff]` lines), each with
+   * id = the offset after it and data = a JSON string, in log order, until an `end` event with the run.
+   */
   app.get(
     '/api/runs/:id/logs/stream',
     {
       schema: {
         tags: ['runs'],
         params: IdParams,
-        querystring: z.object({ offset: z.coerce.number().int().min(0).default(0) }),
+        querystring: z.object({ offset: ByteOffset.default(0) }),
       },
     },
     async (req, reply) => {
@@ -148,9 +166,14 @@ export function runRoutes(app: App, ctx: AppContext): void {
       });
       try {
         while (!abort.signal.aborted) {
-          const { data, next } = await ctx.store.logs.read(run.id, offset);
-          if (data.length) {
-            out.write(`event: log\nid: ${next}\ndata: ${JSON.stringify(data)}\n\n`);
+          const { next, segments } = await ctx.store.logs.read(run.id, offset);
+          if (segments.length) {
+            for (const seg of segments) {
+              const end = seg.offset + Buffer.byteLength(seg.text);
+              out.write(
+                `event: ${seg.kind === 'note' ? 'note' : 'log'}\nid: ${end}\ndata: ${JSON.stringify(seg.text)}\n\n`,
+              );
+            }
             offset = next;
             continue;
           }

@@ -1,4 +1,4 @@
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LiftoffError } from '@liftoff/core';
 
 /**
@@ -196,6 +196,19 @@ const migrations: Record<string, Migration> = {
         .alterTable('queues')
         .addColumn('locked_keys', 'text', (c) => c.notNull().defaultTo('[]'))
         .execute();
+    },
+  },
+  '0006_log_chunks': {
+    async up(db: Kysely<unknown>) {
+      // The agent's `[liftoff]` notes are stored apart from the job's output, so a job printing one cannot forge it.
+      await db.schema
+        .alterTable('log_chunks')
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('output'))
+        .execute();
+      // Log bytes are stored as bytes: PostgreSQL's text refuses a NUL, which any job may print. (SQLite's text
+      // column stores the Buffers written from now on as BLOBs as they are.)
+      if (db.getExecutor().adapter instanceof PostgresAdapter)
+        await sql`ALTER TABLE log_chunks ALTER COLUMN data TYPE bytea USING convert_to(data, 'UTF8')`.execute(db);
     },
   },
 };

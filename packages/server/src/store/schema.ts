@@ -90,7 +90,10 @@ export interface LogChunksTable {
   run_id: string;
   offset: number;
   size: number;
-  data: string;
+  /** Bytes; rows written before migration 0006 read back as text on SQLite. */
+  data: Buffer | string;
+  /** `output` (the job's) or `note` (the agent's `[liftoff]` lines). */
+  kind: Generated<string>;
 }
 export interface CodeArchivesTable {
   id: string;

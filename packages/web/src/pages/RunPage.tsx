@@ -145,12 +145,21 @@ function LogView({ runId }: { runId: string }) {
           if (atBottom !== follow) setFollow(atBottom);
         }}
       >
-        {logs.text ||
-          (logs.phase === 'ended' ? (
-            <span className="muted">(no output)</span>
-          ) : (
-            <span className="muted">Waiting for output…</span>
-          ))}
+        {logs.text ? (
+          logs.pieces.map((p, i) =>
+            p.note ? (
+              <span key={i} className="log-note" title="from the Liftoff agent, not the job">
+                {p.text}
+              </span>
+            ) : (
+              <span key={i}>{p.text}</span>
+            ),
+          )
+        ) : logs.phase === 'ended' ? (
+          <span className="muted">(no output)</span>
+        ) : (
+          <span className="muted">Waiting for output…</span>
+        )}
       </pre>
     </section>
   );

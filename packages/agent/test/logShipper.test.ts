@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { join } from 'node:path';
+import { LiftoffClient, LiftoffError, ServerUnreachableError, readCredentials, type LogKind } from '@liftoff/core';
+import { startBackendServer, type BackendServer } from '../../server/test/factory.js';
+import { LogShipper } from '../src/logShipper.js';
+
+/**
+ * A client whose log uploads reach the real server, but whose answers can be lost on the way back (the chunk is
+ * stored, the agent hears nothing): the case that used to wedge a run forever on 409s.
+ */
+class LossyClient extends LiftoffClient {
+  loseNextAnswers = 0;
+  down = false;
+  override async appendLogs(runId: string, agentId: string, offset: number, data: string, kind?: LogKind) {
+    if (this.down) throw new ServerUnreachableError('http://127.0.0.1:1', new Error('connection refused'));
+    const answer = await super.appendLogs(runId, agentId, offset, data, kind);
+    if (this.loseNextAnswers > 0) {
+      this.loseNextAnswers--;
+      throw new ServerUnreachableError('http://127.0.0.1:1', new Error('socket hang up'));
+    }
+    return answer;
+  }
+}
+
+const logger = pino({ level: 'silent' });
+
+describe('log shipping cannot wedge a run (issue 12, point 2)', () => {
+  let s: BackendServer;
+  let client: LossyClient;
+  let runId: string;
+  beforeAll(async () => {
+    s = await startBackendServer('sqlite');
+    const creds = readCredentials(join(s.home, '.config', 'liftoff', 'credentials'));
+    client = new LossyClient({ baseUrl: s.server.url, apiKey: creds?.api_key ?? '' });
+    await s.client.registerAgent({
+      id: 'shipper',
+      name: 'shipper',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['default'],
+      version: 't',
+      max_jobs: 1,
+    });
+    const item = await s.client.push('default', 'default', {
+      spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
+    });
+    await s.client.poll('shipper', { queues: ['default'], max_items: 1, wait_ms: 0 });
+    runId = (await s.client.ackItem(item.id, 'shipper')).id;
+  });
+  afterAll(async () => s.close());
+
+  it('resyncs to the stored size when an answer was lost and the chunk grew meanwhile: nothing lost or twice', async () => {
+    const shipper = new LogShipper(client, 'shipper', runId, logger);
+    shipper.write('line 1\n');
+    client.loseNextAnswers = 1;
+    const first = shipper.flush();
+    // The first answer is lost; while the shipper waits to retry, more output joins the same pending chunk, so the
+    // retry is no longer the stored chunk and the server refuses its offset.
+    await new Promise((r) => setTimeout(r, 120));
+    shipper.write('line 2 — ünïcode\n');
+    shipper.note('a note');
+    shipper.write('line 3\n');
+    await first;
+    await shipper.flush();
+    const page = await s.client.readLogs(runId);
+    expect(page.data).toBe('line 1\nline 2 — ünïcode\n[liftoff] a note\nline 3\n');
+    expect(shipper.resyncs).toBe(1);
+  });
+
+  it('gives up after its deadline instead of retrying forever, so the run can still be reported', async () => {
+    const shipper = new LogShipper(client, 'shipper', runId, logger, (await s.client.getRun(runId)).log_size, 300);
+    client.down = true;
+    shipper.write('never arrives\n');
+    const started = Date.now();
+    await shipper.flush();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    client.down = false;
+    expect((await s.client.readLogs(runId)).data).not.toContain('never arrives');
+  });
+
+  it('stops at once on an answer that will not change (another agent holds the run)', async () => {
+    const intruder = new LogShipper(client, 'not-the-holder', runId, logger, 0, 60_000);
+    intruder.write('x\n');
+    const started = Date.now();
+    await intruder.flush();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await expect(client.appendLogs(runId, 'not-the-holder', 0, 'x')).rejects.toBeInstanceOf(LiftoffError);
+  });
+});
