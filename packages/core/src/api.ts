@@ -352,7 +352,13 @@ export const AgentRef = z.object({ agent_id: z.string() });
 export const ReportRunBody = z.object({
   agent_id: z.string(),
   state: z.enum(RUN_REPORT_STATES),
-  exit_code: z.number().int().min(-INT32_MAX - 1).max(INT32_MAX).nullable().optional(),
+  exit_code: z
+    .number()
+    .int()
+    .min(-INT32_MAX - 1)
+    .max(INT32_MAX)
+    .nullable()
+    .optional(),
   error_stage: z.enum(ERROR_STAGES).optional(),
   error_message: z.string().max(16_384).optional(),
   /** Absent keeps the run's warning, null clears it, a string sets it; a report may repeat the state to change it. */
