@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# git (git jobs), python3 (the quickstart example) and openssl (TLS certificates of the test Kubernetes API server).
+# git (git jobs), python3 (the quickstart example), openssl (TLS certificates of the test Kubernetes API server) and
+# sqlite3 (the backup and restore test follows docs/operations.md with it).
 set -euo pipefail
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

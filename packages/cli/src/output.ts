@@ -36,9 +36,26 @@ export function duration(start: number | null, end: number | null, now = Date.no
 }
 
 /**
- * Writes a piece of a run's log. On a terminal the agent's `[liftoff]` notes are dimmed, so a job printing a line
- * that looks like one is told apart; in pipes and files the text is as stored.
+ * Terminal control sequences in job output, except colours: OSC (window titles, hyperlinks, clipboard writes), other
+ * CSI sequences (cursor moves, screen clears), other ESC sequences and C0/C1 controls but tab, newline and carriage
+ * return (progress bars redraw with it). A job's log must not drive the terminal of whoever reads it. Hand-written:
+ * strip-ansi removes colours too, and the rule here is short.
  */
-export function writeLog(text: string, kind: LogKind): void {
-  process.stdout.write(kind === 'note' && process.stdout.isTTY ? `\x1b[2m${text}\x1b[22m` : text);
+const TERMINAL_CONTROLS =
+  // eslint-disable-next-line no-control-regex
+  /\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[([0-9;:?<=>]*)([ -/]*[@-~])?|\x1b[^[\]]?|[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f\x80-\x9f]/g;
+
+export function stripTerminalControls(text: string): string {
+  return text.replace(TERMINAL_CONTROLS, (m: string, params: string | undefined, final: string | undefined) =>
+    final === 'm' && /^[0-9;:]*$/.test(params ?? '') ? m : '',
+  );
+}
+
+/**
+ * Writes a piece of a run's log, its terminal controls but colours stripped (unless `raw`). On a terminal the
+ * agent's `[liftoff]` notes are dimmed, so a job printing a line that looks like one is told apart.
+ */
+export function writeLog(text: string, kind: LogKind, raw = false): void {
+  const shown = raw ? text : stripTerminalControls(text);
+  process.stdout.write(kind === 'note' && process.stdout.isTTY && !raw ? `\x1b[2m${shown}\x1b[22m` : shown);
 }

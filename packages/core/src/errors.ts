@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'RUNNER_FAILED',
   'MANIFEST_REFUSED',
   'LOCKED_BY_QUEUE',
+  'STORAGE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -34,6 +35,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   RUNNER_FAILED: 500,
   MANIFEST_REFUSED: 400,
   LOCKED_BY_QUEUE: 400,
+  STORAGE: 500,
   INTERNAL: 500,
 };
 
@@ -138,6 +140,13 @@ export class ManifestRefusedError extends LiftoffError {
 export class LockedByQueueError extends LiftoffError {
   constructor(message: string) {
     super('LOCKED_BY_QUEUE', message);
+  }
+}
+
+/** The server's own storage (database file, data dir) is missing, damaged or not writable. */
+export class StorageError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('STORAGE', message, { cause });
   }
 }
 

@@ -11,6 +11,7 @@ import {
 import { z } from 'zod';
 import { ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
 import { authenticate } from './auth.js';
+import { securityHeaders, socketTimeouts } from './hardening.js';
 import type { App, AppContext } from './context.js';
 import { agentRoutes } from './routes/agents.js';
 import { archiveRoutes } from './routes/archives.js';
@@ -36,7 +37,8 @@ export async function buildApp(
     bodyLimit: 8 * 1024 * 1024,
     // Long-polls are held for up to pollTimeoutMs; keep sockets open a bit longer than that.
     keepAliveTimeout: ctx.settings.pollTimeoutMs + 5_000,
-    requestTimeout: 0,
+    requestTimeout: ctx.settings.requestTimeoutMs,
+    http: socketTimeouts(ctx.settings),
     forceCloseConnections: true,
     // Every log line of a request carries its id (pino JSON, field reqId): the caller's X-Request-Id when it sends
     // one, else a UUID, unique across replicas unlike fastify's per-process counter. It is echoed back.
@@ -46,6 +48,7 @@ export async function buildApp(
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
+  securityHeaders(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

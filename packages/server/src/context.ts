@@ -24,6 +24,13 @@ export interface ServerSettings {
   /** Pruning of ended items, their runs and logs (retention.ts); both null keeps everything. */
   retention: RetentionPolicy;
   pruneIntervalMs: number;
+  /**
+   * Longest a client may take to send a request's headers, and the whole request (headers and body). They bound
+   * receiving only: long polls and log streams, held open while answering, are not cut. Slow clients (slowloris)
+   * are.
+   */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -33,6 +40,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   reapIntervalMs: 1_000,
   retention: { maxAgeMs: null, keepPerQueue: null },
   pruneIntervalMs: 60_000,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 120_000,
 };
 
 /**

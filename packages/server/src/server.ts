@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
@@ -8,6 +9,7 @@ import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './contex
 import { Metrics } from './metrics.js';
 import { PgBus } from './pgBus.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
+import { removeStaleUploads } from './routes/archives.js';
 import { pruneEnded } from './store/retention.js';
 import { Store } from './store/store.js';
 
@@ -64,6 +66,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics: new Metrics(),
   };
   if (opts.databaseUrl) logger.info({ database: redactUrl(opts.databaseUrl) }, 'using PostgreSQL');
+  await removeStaleUploads(ctx.archiveDir);
 
   const entity = await store.entities.ensure(DEFAULT_ENTITY, now());
   if (!(await store.queues.find(entity.id, DEFAULT_QUEUE)) && (await store.queues.list(entity)).length === 0) {
@@ -79,11 +82,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const address = await app.listen({ host: opts.host, port: opts.port });
   const url = address.replace('://[::1]', '://localhost');
 
-  const credentialsFile = credentialsPath(opts.env);
+  let credentialsFile = credentialsPath(opts.env);
   let createdAdminKey = false;
   if ((await store.keys.count()) === 0) {
     const key = generateKey();
     await store.keys.create({ name: 'admin', role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
+    // An existing credentials file may hold the only copy of another server's admin key: it is never overwritten.
+    if (existsSync(credentialsFile)) {
+      const kept = credentialsFile;
+      credentialsFile = `${kept}.${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+      logger.warn({ kept, written: credentialsFile }, 'credentials file exists; the new admin key went to a new file');
+    }
     writeCredentials(credentialsFile, { url, api_key: key });
     createdAdminKey = true;
   } else {

@@ -59,17 +59,18 @@ export function runsCommands(program: Command, env: Env): void {
 
   common(runs.command('logs <id>').description("print a run's logs"))
     .option('-f, --follow', 'keep following until the run ends')
-    .action(async (id: string, flags: Common & { follow?: boolean }) => {
+    .option('--raw', 'print the log as stored, terminal control sequences included')
+    .action(async (id: string, flags: Common & { follow?: boolean; raw?: boolean }) => {
       const client = connect(flags, env);
       const runId = await runIdOf(client, id);
       if (flags.follow) {
-        await client.followLogs(runId, writeLog);
+        await client.followLogs(runId, (text, kind) => writeLog(text, kind, flags.raw));
         return;
       }
       let offset = 0;
       for (;;) {
         const page = await client.readLogs(runId, offset);
-        for (const piece of splitLogPage(page)) writeLog(piece.text, piece.kind);
+        for (const piece of splitLogPage(page)) writeLog(piece.text, piece.kind, flags.raw);
         if (page.next_offset === offset) break;
         offset = page.next_offset;
       }

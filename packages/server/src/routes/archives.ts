@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BadRequestError, CodeArchive, assertSafeArchive } from '@liftoff/core';
@@ -49,10 +49,16 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
           () => false,
         ))
       ) {
-        await mkdir(ctx.archiveDir, { recursive: true });
+        await mkdir(ctx.archiveDir, { recursive: true, mode: 0o700 });
         const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-        await writeFile(tmp, req.body);
-        await rename(tmp, path);
+        try {
+          await writeFile(tmp, req.body, { mode: 0o600 });
+          await rename(tmp, path);
+        } catch (e) {
+          // A full disk must not leave half an archive behind.
+          await rm(tmp, { force: true });
+          throw e;
+        }
       }
       const archive = await ctx.store.archives.upsert(entityId, sha256, req.body.length, ctx.now());
       return reply.code(201).send(archive);
@@ -70,4 +76,10 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
       return reply.send(createReadStream(join(ctx.archiveDir, `${archive.sha256}.tar.gz`)));
     },
   );
+}
+
+/** At start-up: temporary files of uploads a previous process did not finish (it crashed, or the disk was full). */
+export async function removeStaleUploads(archiveDir: string): Promise<void> {
+  const names = await readdir(archiveDir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.endsWith('.tmp')).map((n) => rm(join(archiveDir, n), { force: true })));
 }

@@ -1,9 +1,9 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pg from 'pg';
-import { BadRequestError, LiftoffError } from '@liftoff/core';
+import { BadRequestError, LiftoffError, StorageError } from '@liftoff/core';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -16,15 +16,38 @@ export interface OpenDatabase {
   url?: string;
 }
 
-/** Opens (creating if needed) the embedded SQLite database and migrates it. */
+/**
+ * Opens (creating if needed) the embedded SQLite database, checks it, and migrates it. A file that exists but is
+ * empty, unreadable or damaged is an error naming the file and the fix, never taken for a fresh install (that would
+ * start over with no queues and mint a new admin key). The file is readable by its owner only (SQLite gives its WAL
+ * and shared-memory files the same mode).
+ */
 export async function openSqlite(path: string): Promise<OpenDatabase> {
-  mkdirSync(dirname(path), { recursive: true });
-  const sqlite = new BetterSqlite3(path);
-  // WAL lets readers proceed during writes; busy_timeout makes a second process wait instead of failing.
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const existed = existsSync(path);
+  if (existed && statSync(path).size === 0) {
+    throw new StorageError(
+      `${path} is empty (0 bytes), so it is not a Liftoff database. Restore it from a backup (docs/operations.md), or move it away to start a fresh install.`,
+    );
+  }
+  let sqlite: BetterSqlite3.Database;
+  try {
+    sqlite = new BetterSqlite3(path);
+    // WAL lets readers proceed during writes; busy_timeout makes a second process wait instead of failing.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    // quick_check reads every page once (no index cross-checks): damage is found at start, not by a later query.
+    const check = existed ? (sqlite.pragma('quick_check', { simple: true }) as string) : 'ok';
+    if (check !== 'ok') throw new Error(`integrity check failed: ${check}`);
+  } catch (e) {
+    throw new StorageError(
+      `Cannot use the database ${path}: ${(e as Error).message}. Check that this user may read and write it; if it is damaged, restore it from a backup (docs/operations.md).`,
+      e,
+    );
+  }
+  chmodSync(path, 0o600);
   cachePreparedStatements(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateToLatest(db as Kysely<unknown>);
