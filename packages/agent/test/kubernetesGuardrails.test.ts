@@ -142,6 +142,14 @@ const REFUSED: Array<[string, Obj, SecurityAllowance | null, RegExp?]> = [
     /namespace "kube-system"/,
   ],
   [
+    'Containers beside containers',
+    { spec: { template: { spec: { containers: [{}], Containers: [{ name: 'x', image: 'evil:1' }] } } } },
+    null,
+    /spec.template.spec.Containers is not how Kubernetes spells "containers"/,
+  ],
+  ['SecurityContext', container({ SecurityContext: { runAsUser: 0 } }), null, /spells "securityContext"/],
+  ['Image', container({ Image: 'evil:1' }), null, /spells "image"/],
+  [
     'nested in a custom resource',
     {
       apiVersion: 'kubeflow.org/v1',

@@ -151,6 +151,34 @@ export function findViolations(manifest: unknown, policy: GuardrailPolicy): Find
   );
 }
 
+/**
+ * Fields Liftoff fills or hardens. Spelled any other way (`Containers`, `SecurityContext`) a lenient decoder would
+ * take them for these, after Liftoff's own: unhardened containers or another image would slip in beside the ones
+ * Liftoff prepared. Only the exact spelling is accepted.
+ */
+const OWNED_FIELDS = new Map(
+  [
+    'apiVersion',
+    'kind',
+    'metadata',
+    'spec',
+    'template',
+    'containers',
+    'initContainers',
+    'ephemeralContainers',
+    'securityContext',
+    'image',
+    'command',
+    'args',
+    'env',
+    'labels',
+    'annotations',
+    'imagePullSecrets',
+    'automountServiceAccountToken',
+    'name',
+  ].map((k) => [normKey(k), k]),
+);
+
 /** The agent's own pull secrets are never a job's to mount or pull with, whatever the queue allows. */
 const AGENT_SECRET = /^liftoff-regcred-/i;
 
@@ -169,6 +197,9 @@ export function findFragmentViolations(fragment: unknown, secureMode: boolean): 
     for (const [k, val] of Object.entries(v)) {
       const p = path ? `${path}.${k}` : k;
       const key = normKey(k);
+      const owned = OWNED_FIELDS.get(key);
+      if (owned && owned !== k)
+        out.push({ path: p, why: `is not how Kubernetes spells "${owned}"; use that spelling` });
       if (secureMode && key === 'command' && !absent(val))
         out.push({ path: p, why: "the agent's secure_mode runs only the job's own entry point (no command)" });
       if (secureMode && key === 'initcontainers' && !absent(val) && !(Array.isArray(val) && val.length === 0))
