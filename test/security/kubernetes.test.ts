@@ -1,4 +1,6 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Job as JobModel } from 'kubernetes-models/batch/v1/Job';
@@ -227,6 +229,62 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
       expect(run.status).toBe('failed');
       expect(run.error_message).toMatch(cases[i]?.[1] as RegExp);
       expect(createdFor(run.id)).toEqual([]);
+    }
+  });
+
+  it('a Job created although the answer to its create was lost is found by its run label and removed', async () => {
+    // A proxy in front of the test API server that lets one Job create through but cuts the connection before the
+    // answer, as a dropped network or a restarted API server would.
+    const kubeUrl = new URL(kube.url);
+    let cutNextJobCreate = true;
+    const proxy: Server = createServer((req, res) => {
+      const up = httpRequest(
+        { host: kubeUrl.hostname, port: kubeUrl.port, path: req.url, method: req.method, headers: req.headers },
+        (answer) => {
+          if (cutNextJobCreate && req.method === 'POST' && /\/jobs(\?|$)/.test(req.url ?? '')) {
+            cutNextJobCreate = false;
+            answer.resume();
+            answer.on('end', () => req.socket.destroy());
+            return;
+          }
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const viaProxy = join(dir, 'kubeconfig-via-proxy');
+    writeFileSync(
+      viaProxy,
+      readFileSync(await kube.writeKubeconfig(join(dir, 'p')), 'utf8').replace(kube.url, proxyUrl),
+    );
+    await server.client.createQueue('default', { name: 'k8s-lossy', resource: 'kubernetes' });
+    const agent = await startAgent(server, {
+      name: 'sec-k8s-lossy',
+      queues: ['k8s-lossy'],
+      config: agentConfig(dir, ['kubernetes:', `  config-file: ${viaProxy}`, ''].join('\n')),
+    });
+    try {
+      const run = await finalOf(await push('k8s-lossy', busybox({}, 'sleep 30')));
+      expect(run.status).toBe('failed');
+      expect(cutNextJobCreate).toBe(false);
+      // The API did create it; the agent, not knowing, looked for it by the run label and deleted it.
+      expect(createdFor(run.id).map((c) => c.kind)).toEqual(['Job']);
+      // Deleted in the foreground: gone once its pod is (the pod's grace period is the default 30 s at most).
+      const left = leftFor(run.id).jobs[0];
+      if (left) expect(left.metadata.deletionTimestamp).toBeTruthy();
+      await until(
+        async () => JSON.stringify(leftFor(run.id)) === JSON.stringify(nothingLeft),
+        'the Job and its pod to go',
+        45_000,
+      );
+    } finally {
+      await agent.stop();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
     }
   });
 
