@@ -97,7 +97,7 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     });
     configPath = agentConfig(
       dir,
-      [`stopped_run_timeout: 2`, `kubernetes:`, `  config-file: ${kubeconfig}`, ''].join('\n'),
+      [`stopped_run_timeout: 2`, `kubernetes:`, `  config-file: ${kubeconfig}`, `  namespaces: [ml]`, ''].join('\n'),
     );
     agent = await startAgent(server, {
       name: agentName,

@@ -79,7 +79,9 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
   });
 
   it('namespace precedence: metadata.namespace > resource-arg namespace > agent config > context', async () => {
-    const r = runner({ kubernetes: { 'service-account-dir': saDir, namespace: 'from-agent' } });
+    const r = runner({
+      kubernetes: { 'service-account-dir': saDir, namespace: 'from-agent', namespaces: ['from-args', 'ml'] },
+    });
     const cases: Array<[string, Record<string, unknown>, string]> = [
       ['nsprec01', {}, 'from-agent'],
       ['nsprec02', { namespace: 'from-args' }, 'from-args'],
@@ -107,8 +109,8 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
     );
     // $KUBECONFIG comes before ~/.kube/config and the service account.
     expect(loadKubeTarget({ env: { KUBECONFIG: file, ...inCluster }, homeDir: emptyHome() }).source).toContain(file);
-    const r = runner({ kubernetes: { 'config-file': file } });
-    const handle = await r.start(job('ctx00001', { context: 'other' }));
+    const r = runner({ kubernetes: { 'config-file': file, context: 'other' } });
+    const handle = await r.start(job('ctx00001'));
     await handle.wait();
     expect(kube.get('Job', 'team-a', 'liftoff-ctx00001')).toBeDefined();
     await r.close();

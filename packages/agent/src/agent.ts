@@ -21,6 +21,7 @@ import type { RegistryCredentials } from './docker/credentials.js';
 import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
+import { assertSecureModeServes, secureModeRefusal } from './secureMode.js';
 import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
 import { RunReporter } from './runReporter.js';
 import { fetchSource } from './sources.js';
@@ -146,6 +147,7 @@ export class LaunchAgent {
           `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
         );
       }
+      if (config.file.secure_mode) assertSecureModeServes(q.name, q.resource);
       // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
       if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
       if (!this.runners.has(q.resource)) {
@@ -169,6 +171,7 @@ export class LaunchAgent {
       docker,
       credentials,
       kubernetes: this.opts.config.file.kubernetes ?? {},
+      secureMode: this.opts.config.file.secure_mode === true,
       homeDir,
     };
   }
@@ -364,6 +367,8 @@ export class LaunchAgent {
     if (!runner) {
       return { state: 'failed', exitCode: null, message: `This agent has no ${resource} runner.`, stage: 'agent' };
     }
+    const insecure = this.opts.config.file.secure_mode ? secureModeRefusal(spec, resource, item.queue) : undefined;
+    if (insecure) return { state: 'failed', exitCode: null, message: insecure, stage: 'agent' };
     let image: string | undefined;
     let mountCodeAt: string | undefined;
     if (spec.source.type === 'image') {

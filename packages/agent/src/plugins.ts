@@ -25,8 +25,5 @@ export function assertConfigSupported(file: AgentConfigFile, source: string): vo
       `environment type "${file.environment.type}" is not supported yet by this Liftoff version; remove the "environment" key`,
     );
   }
-  if (file.secure_mode) {
-    problems.push('secure_mode is not supported yet by this Liftoff version; remove it or set it to false');
-  }
   if (problems.length) throw new NotSupportedError(`${source}: ${problems.join('; ')}.`);
 }

@@ -72,6 +72,17 @@ builder:
   secret-key: service-account.json
 `;
 
+/** A W&B Launch agent file for a Kubernetes queue in secure mode, as W&B documents it. */
+const WANDB_SECURE_K8S = `entity: my-team
+max_jobs: 4
+queues:
+  - k8s-secure
+secure_mode: true
+builder:
+  type: docker
+  destination: registry.example.com/team/jobs
+`;
+
 describe('launch-config.yaml: texts that parse', () => {
   it.each<[string, string, AgentConfigFile]>([
     [
@@ -131,6 +142,22 @@ describe('launch-config.yaml: texts that parse', () => {
       'Liftoff agent name and secure_mode false',
       'name: gpu-box-1\nsecure_mode: false\n',
       { name: 'gpu-box-1', secure_mode: false },
+    ],
+    [
+      'the W&B kubernetes file with secure_mode: true, unchanged',
+      WANDB_SECURE_K8S,
+      {
+        entity: 'my-team',
+        max_jobs: 4,
+        queues: ['k8s-secure'],
+        secure_mode: true,
+        builder: { type: 'docker', destination: 'registry.example.com/team/jobs' },
+      },
+    ],
+    [
+      "Liftoff's kubernetes section with its namespace and service-account allow-lists",
+      'kubernetes:\n  namespace: ml\n  namespaces: [ml-a, ml-b]\n  service-accounts: [trainer]\n',
+      { kubernetes: { namespace: 'ml', namespaces: ['ml-a', 'ml-b'], 'service-accounts': ['trainer'] } },
     ],
     [
       'a builder destination without a tag, on a linux/arm64 platform',
@@ -334,7 +361,6 @@ describe('assertConfigSupported', () => {
       'environment:\n  type: azure\n',
       ['environment type "azure"', 'remove the "environment" key'],
     ],
-    ['secure_mode: true', 'secure_mode: true\n', ['secure_mode is not supported yet']],
   ])('refuses %s', (_name, text, fragments) => {
     const file = parseAgentConfigYaml(text, SOURCE);
     expect(() => assertConfigSupported(file, SOURCE)).toThrow(NotSupportedError);
@@ -347,6 +373,8 @@ describe('assertConfigSupported', () => {
     ['a docker builder with a destination', 'builder:\n  type: docker\n  destination: 127.0.0.1:5000/jobs\n'],
     ['an empty file', ''],
     ['secure_mode: false', 'secure_mode: false\n'],
+    ['secure_mode: true', 'secure_mode: true\n'],
+    ['a W&B kubernetes agent file with secure_mode: true', WANDB_SECURE_K8S],
     ['null builder, registry and environment', 'builder:\nregistry:\nenvironment:\n'],
   ])('accepts %s', (_name, text) => {
     expect(() => assertConfigSupported(parseAgentConfigYaml(text, SOURCE), SOURCE)).not.toThrow();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Job } from 'kubernetes-models/batch/v1/Job';
-import { LaunchSpec, ManifestRefusedError } from '@liftoff/core';
+import { LaunchSpec, ManifestRefusedError, type SecurityAllowance } from '@liftoff/core';
 import { enforceGuardrails, findViolations } from '../src/runners/kubernetes/guardrails.js';
 import { buildManifest, labelValue, splitResourceArgs } from '../src/runners/kubernetes/manifest.js';
 import { parseTimestamp } from '../src/runners/kubernetes/podLogs.js';
@@ -111,7 +111,8 @@ describe('Kubernetes Job manifest', () => {
     expect(pod.nodeSelector).toEqual({ accelerator: 'a100' });
     expect(pod.tolerations).toHaveLength(1);
     expect(pod.serviceAccountName).toBe('trainer');
-    expect(pod.automountServiceAccountToken).toBeUndefined();
+    // No token without the queue's serviceAccountToken allowance, named service account or not.
+    expect(pod.automountServiceAccountToken).toBe(false);
     const [main, side] = pod.containers;
     expect(main.resources.limits).toEqual({ cpu: '2', memory: '4Gi' });
     expect(main.volumeMounts).toEqual([{ name: 'cfg', mountPath: '/etc/train' }]);
@@ -160,13 +161,20 @@ describe('Kubernetes Job manifest', () => {
 
   it('refuses unknown resource-arg keys and keeps runner settings out of the manifest', () => {
     expect(() => build({ additional_services: [] })).toThrow(/additional_services is not something/);
-    const { settings, fragment } = splitResourceArgs({ configFile: '/k', context: 'c', namespace: 'n', spec: {} });
-    expect(settings).toEqual({ configFile: '/k', context: 'c', namespace: 'n' });
+    const { settings, fragment } = splitResourceArgs({ namespace: 'n', plural: 'things', spec: {} });
+    expect(settings).toEqual({ namespace: 'n', plural: 'things' });
     expect(Object.keys(fragment)).toEqual(['spec']);
   });
 });
 
 describe('guardrails', () => {
+  const policy = (allow: SecurityAllowance[] = []) => ({
+    queue: 'gpu',
+    allow,
+    serviceAccounts: [],
+    namespace: 'ml',
+    secureMode: false,
+  });
   const risky = {
     spec: {
       template: {
@@ -181,27 +189,27 @@ describe('guardrails', () => {
   };
 
   it('finds host access and privilege at any depth and names the allowance for each', () => {
-    expect(findViolations(risky).map((v) => v.allowance)).toEqual([
+    expect(findViolations(risky, policy()).map((v) => v.allowance)).toEqual([
       'hostNetwork',
       'hostPID',
       'hostPath',
       'privileged',
       'capabilities',
     ]);
-    expect(findViolations({ a: [{ b: { spec: { containers: [{ ports: [{ hostPort: 80 }] }] } } }] })).toEqual([
-      { allowance: 'hostNetwork', path: 'a[0].b.spec.containers[0].ports[0].hostPort' },
-    ]);
+    expect(findViolations({ a: [{ b: { spec: { containers: [{ ports: [{ hostPort: 80 }] }] } } }] }, policy())).toEqual(
+      [{ allowance: 'hostNetwork', path: 'a[0].b.spec.containers[0].ports[0].hostPort' }],
+    );
   });
 
   it('refuses unless the queue allows each one, with the command that would allow them', () => {
-    expect(() => enforceGuardrails(risky, [], 'gpu')).toThrow(
+    expect(() => enforceGuardrails({}, risky, policy())).toThrow(
       /--allow hostNetwork,hostPID,hostPath,privileged,capabilities/,
     );
-    expect(() => enforceGuardrails(risky, ['hostNetwork', 'hostPID', 'hostPath', 'privileged'], 'gpu')).toThrow(
+    expect(() => enforceGuardrails({}, risky, policy(['hostNetwork', 'hostPID', 'hostPath', 'privileged']))).toThrow(
       /capabilities \(spec.template.spec.containers\[0\].securityContext.capabilities.add\)/,
     );
     expect(() =>
-      enforceGuardrails(risky, ['hostNetwork', 'hostPID', 'hostPath', 'privileged', 'capabilities'], 'gpu'),
+      enforceGuardrails({}, risky, policy(['hostNetwork', 'hostPID', 'hostPath', 'privileged', 'capabilities'])),
     ).not.toThrow();
   });
 

@@ -71,7 +71,15 @@ export const BuilderConfig = z
     }
   });
 
-/** Liftoff: where the agent finds its cluster for `kubernetes` queues (resource args may override per job). */
+const KubeName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes name (lower-case letters, digits, "-", ".")');
+
+/**
+ * Liftoff: where the agent finds its cluster for `kubernetes` queues. Only the agent config gives cluster access:
+ * resource args that name a kubeconfig, context or service-account directory are refused.
+ */
 export const KubernetesAgentConfig = z
   .object({
     /** A kubeconfig file; default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account. */
@@ -82,6 +90,10 @@ export const KubernetesAgentConfig = z
     namespace: z.string().min(1).max(63).optional(),
     /** Where the in-cluster token, ca.crt and namespace files live. */
     'service-account-dir': z.string().min(1).optional(),
+    /** Namespaces a job may choose besides the agent's own (a queue adds more with `allow: namespace:<name>`). */
+    namespaces: z.array(KubeName.max(63)).optional(),
+    /** Service accounts a job may name (a queue adds more with `allow: serviceAccount:<name>`). */
+    'service-accounts': z.array(KubeName).optional(),
   })
   .strict();
 export type KubernetesAgentConfig = z.infer<typeof KubernetesAgentConfig>;

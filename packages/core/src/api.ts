@@ -68,7 +68,8 @@ export const LockedKeys = z
 
 /**
  * Guardrail exceptions a Kubernetes queue may grant: without one, the runner refuses a manifest that uses it
- * (host namespaces, privileged containers, hostPath volumes, added capabilities).
+ * (host namespaces, privileged containers, hostPath volumes, added capabilities, secrets, service-account tokens,
+ * a fixed node, seccomp/AppArmor/SELinux relaxations, a shared process namespace, the host user namespace).
  */
 export const SECURITY_ALLOWANCES = [
   'hostPID',
@@ -77,11 +78,24 @@ export const SECURITY_ALLOWANCES = [
   'privileged',
   'hostPath',
   'capabilities',
+  'secrets',
+  'serviceAccountToken',
+  'nodeName',
+  'unconfined',
+  'shareProcessNamespace',
+  'hostUsers',
 ] as const;
-export type SecurityAllowance = (typeof SECURITY_ALLOWANCES)[number];
-const Allow = z
-  .array(z.enum(SECURITY_ALLOWANCES))
-  .refine((a) => new Set(a).size === a.length, 'each allowance may be listed once');
+/** A DNS-1123 name, as namespaces and service accounts have. */
+const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/**
+ * Named allowances: `namespace:<name>` lets the queue's items choose that namespace, `serviceAccount:<name>` that
+ * service account (on top of the agent config's `kubernetes.namespaces` / `kubernetes.service-accounts`).
+ */
+const NamedAllowance = z.templateLiteral([z.enum(['namespace', 'serviceAccount']), ':', z.string().regex(K8S_NAME)]);
+const AllowEntry = z.union([z.enum(SECURITY_ALLOWANCES), NamedAllowance]);
+export type SecurityAllowance = z.infer<typeof AllowEntry>;
+export const isSecurityAllowance = (s: string): s is SecurityAllowance => AllowEntry.safeParse(s).success;
+const Allow = z.array(AllowEntry).refine((a) => new Set(a).size === a.length, 'each allowance may be listed once');
 
 /** A run still `starting` this long after its runner submitted it is cancelled and failed by the agent (null: no limit). */
 const StartTimeout = z.number().int().min(1).max(2_592_000).nullable();
@@ -93,7 +107,7 @@ const PreemptionBackoff = z.number().int().min(0).max(86_400);
 /** The queue's switches an agent needs while it runs an item (given with each claim and in RunDetail). */
 export const QueueSettings = z.object({
   start_timeout_seconds: StartTimeout,
-  allow: z.array(z.enum(SECURITY_ALLOWANCES)),
+  allow: z.array(AllowEntry),
 });
 export type QueueSettings = z.infer<typeof QueueSettings>;
 
@@ -115,7 +129,7 @@ export const Queue = z.object({
   start_timeout_seconds: StartTimeout,
   preemption_retries: PreemptionRetries,
   preemption_backoff_seconds: PreemptionBackoff,
-  allow: z.array(z.enum(SECURITY_ALLOWANCES)),
+  allow: z.array(AllowEntry),
   locked_keys: LockedKeys,
 });
 export type Queue = z.infer<typeof Queue>;

@@ -266,6 +266,11 @@ for (const backend of BACKENDS) {
         preemption_backoff_seconds: 30,
         allow: [],
       });
+      // Named allowances: a namespace and a service account the queue's items may choose.
+      expect(
+        (await c.updateQueue('default', 'k8s', { allow: ['secrets', 'namespace:team-b', 'serviceAccount:trainer'] }))
+          .allow,
+      ).toEqual(['secrets', 'namespace:team-b', 'serviceAccount:trainer']);
       const updated = await c.updateQueue('default', 'k8s', {
         start_timeout_seconds: null,
         preemption_retries: 0,
@@ -283,6 +288,8 @@ for (const backend of BACKENDS) {
     it.each([
       ['a repeated allowance', { allow: ['hostPID', 'hostPID'] }, 'body.allow: each allowance may be listed once'],
       ['an unknown allowance', { allow: ['root'] }, 'body.allow.0'],
+      ['a namespace allowance that is not a name', { allow: ['namespace:Kube System'] }, 'body.allow.0'],
+      ['a namespace allowance without a name', { allow: ['namespace:'] }, 'body.allow.0'],
       ['retries above 100', { preemption_retries: 101 }, 'body.preemption_retries'],
       ['negative retries', { preemption_retries: -1 }, 'body.preemption_retries'],
       ['a backoff above a day', { preemption_backoff_seconds: 86_401 }, 'body.preemption_backoff_seconds'],

@@ -88,6 +88,8 @@ export interface RunnerDeps {
   credentials: RegistryCredentials;
   /** The agent config's `kubernetes` section. */
   kubernetes: KubernetesAgentConfig;
+  /** The agent config's `secure_mode` (see docs/wandb-differences.md). */
+  secureMode?: boolean;
   /** The agent's home directory (for ~/.kube/config). */
   homeDir: string;
 }

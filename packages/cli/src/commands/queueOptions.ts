@@ -4,6 +4,7 @@ import {
   BadRequestError,
   PRIORITIZATION_MODES,
   SECURITY_ALLOWANCES,
+  isSecurityAllowance,
   TemplateVariables,
   type Queue,
   type SecurityAllowance,
@@ -43,7 +44,7 @@ export function addQueueSwitches(cmd: Command): Command {
     .option('--preemption-backoff <seconds>', 'wait before the first requeued retry, doubled per retry (default 30)')
     .option(
       '--allow <list|none>',
-      `Kubernetes guardrail exceptions, comma-separated: ${SECURITY_ALLOWANCES.join(', ')}`,
+      `Kubernetes guardrail exceptions, comma-separated: ${SECURITY_ALLOWANCES.join(', ')}, namespace:<name>, serviceAccount:<name>`,
     )
     .option(
       '--lock <keys|none>',
@@ -82,10 +83,10 @@ function allowFlag(v: string | undefined): SecurityAllowance[] | undefined {
   if (v === undefined) return undefined;
   if (v.trim() === 'none' || v.trim() === '') return [];
   const names = [...new Set(v.split(',').map((x) => x.trim()))].filter(Boolean);
-  const unknown = names.filter((n) => !(SECURITY_ALLOWANCES as readonly string[]).includes(n));
+  const unknown = names.filter((n) => !isSecurityAllowance(n));
   if (unknown.length)
     throw new BadRequestError(
-      `--allow: unknown ${unknown.map((n) => `"${n}"`).join(', ')}; use a comma-separated list of ${SECURITY_ALLOWANCES.join(', ')}, or "none".`,
+      `--allow: unknown ${unknown.map((n) => `"${n}"`).join(', ')}; use a comma-separated list of ${SECURITY_ALLOWANCES.join(', ')}, namespace:<name>, serviceAccount:<name>, or "none".`,
     );
   return names as SecurityAllowance[];
 }

@@ -1,5 +1,5 @@
 import { Watch, type KubernetesListObject, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import { RunnerError, describeCause } from '@liftoff/core';
+import { ManifestRefusedError, RunnerError, describeCause } from '@liftoff/core';
 import { registryHost } from '../../docker/credentials.js';
 import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from '../types.js';
 import { KubeApi, apiMessage, refOf, statusOf, type OwnerRef } from './api.js';
@@ -32,7 +32,7 @@ interface Cluster {
 export class KubernetesRunner implements Runner {
   readonly type = 'kubernetes' as const;
   readonly reportsRunning = true;
-  private readonly clusters = new Map<string, Cluster>();
+  private clusterOfConfig: Cluster | undefined;
   private readonly watches = new Map<string, SharedWatch<KubernetesObject>>();
 
   constructor(private readonly deps: RunnerDeps) {}
@@ -44,9 +44,11 @@ export class KubernetesRunner implements Runner {
         'The noop builder mounts the code from the agent machine, which a pod cannot see. Use the docker builder with a registry destination, or push an image job.',
       );
     }
+    // Resource args are checked before the cluster is touched: none of them chooses how the agent reaches it.
     const { settings, fragment } = splitResourceArgs(job.spec.resource_args.kubernetes);
-    const cluster = this.cluster(settings);
+    const cluster = this.cluster();
     const namespace = this.namespaceFor(fragment, settings, cluster.target);
+    this.assertNamespaceAllowed(namespace, cluster.target, job);
     const host = registryHost(job.image);
     const creds = host ? this.deps.credentials.get(host) : undefined;
     const pullSecret = creds ? `liftoff-regcred-${job.runId}` : undefined;
@@ -60,17 +62,24 @@ export class KubernetesRunner implements Runner {
       image: job.image,
       env: job.env,
       namespace,
+      tokenAllowed: job.allow.includes('serviceAccountToken'),
       ...(pullSecret ? { pullSecret } : {}),
     });
     // Before anything exists in the cluster: a refused manifest leaves nothing behind.
-    enforceGuardrails(manifest.body, job.allow, job.queue);
+    enforceGuardrails(fragment, manifest.body, {
+      queue: job.queue,
+      allow: job.allow,
+      serviceAccounts: this.deps.kubernetes['service-accounts'] ?? [],
+      namespace,
+      secureMode: this.deps.secureMode === true,
+    });
     if (creds && pullSecret) {
       await this.createPullSecret(cluster, namespace, pullSecret, job, { host: host ?? '', ...creds });
     }
     try {
       await cluster.api.createOwner(manifest, job.runId);
     } catch (e) {
-      if (pullSecret) await cluster.api.deleteSecret(namespace, pullSecret);
+      await this.removeFailedStart(cluster, refOf(manifest, job.runId), pullSecret);
       throw e;
     }
     job.onNote(`kubernetes job ${namespace}/${manifest.name} created (${cluster.target.source})`);
@@ -82,7 +91,7 @@ export class KubernetesRunner implements Runner {
     let cluster: Cluster;
     try {
       const { settings, fragment } = splitResourceArgs(run.spec.resource_args.kubernetes);
-      cluster = this.cluster(settings);
+      cluster = this.cluster();
       const namespace = this.namespaceFor(fragment, settings, cluster.target);
       const probe = buildManifest(fragment, settings, {
         runId: run.runId,
@@ -116,14 +125,16 @@ export class KubernetesRunner implements Runner {
 
   /** Fails the agent's start when its own cluster config is broken, before it takes an item it could only fail. */
   async check(): Promise<void> {
-    this.cluster({});
+    this.cluster();
   }
 
   /** Jobs and pull secrets this agent labelled whose runs are no longer active: deleted with their pods. */
   async sweep(active: ReadonlySet<string>): Promise<void> {
-    const cluster = this.cluster({});
+    const cluster = this.cluster();
     const labelSelector = `${LABEL_AGENT}=${labelValue(this.deps.agentId)}`;
-    const namespaces = [this.namespaceFor({}, {}, cluster.target)];
+    const namespaces = [
+      ...new Set([this.namespaceFor({}, {}, cluster.target), ...(this.deps.kubernetes.namespaces ?? [])]),
+    ];
     const leftovers = <T extends KubernetesObject>(items: T[]) =>
       items.flatMap((o) => {
         const { name, namespace, labels } = o.metadata ?? {};
@@ -218,31 +229,60 @@ export class KubernetesRunner implements Runner {
     return w;
   }
 
-  private cluster(settings: KubeSettings): Cluster {
+  /** The one cluster of the agent config (kubernetes.config-file / context, else $KUBECONFIG, ...), loaded once. */
+  private cluster(): Cluster {
+    if (this.clusterOfConfig) return this.clusterOfConfig;
     const agentCfg = this.deps.kubernetes;
-    const configFile = settings.configFile ?? agentCfg['config-file'];
-    const context = settings.context ?? (settings.configFile ? undefined : agentCfg.context);
-    const key = `${configFile ?? ''}#${context ?? ''}`;
-    let c = this.clusters.get(key);
-    if (!c) {
-      const target = loadKubeTarget({
-        ...(configFile ? { configFile } : {}),
-        ...(context ? { context } : {}),
-        env: this.deps.processEnv,
-        homeDir: this.deps.homeDir,
-        ...(agentCfg['service-account-dir'] ? { serviceAccountDir: agentCfg['service-account-dir'] } : {}),
-      });
-      c = { target, api: new KubeApi(target.kc), watch: new Watch(target.kc) };
-      this.clusters.set(key, c);
-    }
-    return c;
+    const target = loadKubeTarget({
+      ...(agentCfg['config-file'] ? { configFile: agentCfg['config-file'] } : {}),
+      ...(agentCfg.context ? { context: agentCfg.context } : {}),
+      env: this.deps.processEnv,
+      homeDir: this.deps.homeDir,
+      ...(agentCfg['service-account-dir'] ? { serviceAccountDir: agentCfg['service-account-dir'] } : {}),
+    });
+    this.clusterOfConfig = { target, api: new KubeApi(target.kc), watch: new Watch(target.kc) };
+    return this.clusterOfConfig;
   }
 
-  /** metadata.namespace, else the legacy `namespace` key, else the agent config, else the context's, else default. */
+  /** metadata.namespace, else the legacy `namespace` key, else the agent's own namespace. */
   private namespaceFor(fragment: Record<string, unknown>, settings: KubeSettings, target: KubeTarget): string {
     const meta = fragment.metadata as { namespace?: unknown } | undefined;
     if (typeof meta?.namespace === 'string' && meta.namespace) return meta.namespace;
-    return settings.namespace ?? this.deps.kubernetes.namespace ?? target.namespace ?? 'default';
+    return settings.namespace ?? this.ownNamespace(target);
+  }
+
+  /** kubernetes.namespace of the agent config, else the context's or the in-cluster one, else default. */
+  private ownNamespace(target: KubeTarget): string {
+    return this.deps.kubernetes.namespace ?? target.namespace ?? 'default';
+  }
+
+  /**
+   * A job lands in the agent's own namespace unless it names one the agent config (kubernetes.namespaces) or its
+   * queue (allow namespace:<name>) lists: the agent's credentials may reach namespaces (kube-system, other teams')
+   * that no job should choose.
+   */
+  private assertNamespaceAllowed(namespace: string, target: KubeTarget, job: JobContext): void {
+    const own = this.ownNamespace(target);
+    const listed = this.deps.kubernetes.namespaces ?? [];
+    if (namespace === own || listed.includes(namespace) || job.allow.includes(`namespace:${namespace}`)) return;
+    const queueListed = job.allow.flatMap((a) => (a.startsWith('namespace:') ? [a.slice('namespace:'.length)] : []));
+    const allowed = [...new Set([own, ...listed, ...queueListed])].map((n) => `"${n}"`).join(', ');
+    throw new ManifestRefusedError(
+      `Namespace "${namespace}" is not one jobs of queue "${job.queue}" may choose (allowed: ${allowed}). Leave metadata.namespace and namespace out to run in "${own}", or have it allowed: list it in the agent config's kubernetes.namespaces, or liftoff queue update ${job.queue} --allow ${[...job.allow, `namespace:${namespace}`].join(',')}`,
+    );
+  }
+
+  /** A start that failed after something was created: the pull secret, and the owner if the API did create it. */
+  private async removeFailedStart(cluster: Cluster, ref: OwnerRef, pullSecret: string | undefined): Promise<void> {
+    if (pullSecret) await cluster.api.deleteSecret(ref.namespace, pullSecret);
+    // A create whose answer was lost may still have happened; only an object carrying this run's label is ours.
+    const owners = await cluster.api.findOwners(ref).catch(() => []);
+    for (const o of owners) {
+      if (o.metadata?.name !== ref.name) continue;
+      await cluster.api
+        .deleteOwner(ref, 'Foreground')
+        .catch((err: unknown) => this.deps.logger.warn({ err, run: ref.runId }, 'could not delete a failed start'));
+    }
   }
 
   private async createPullSecret(

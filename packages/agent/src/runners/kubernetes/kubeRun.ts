@@ -184,6 +184,14 @@ export class KubeRun implements RunHandle {
     await this.logs.drain(LOG_DRAIN_MS);
     this.logs.stop();
     for (const u of this.unsubscribe) u();
+    // A run that failed before its workload ever ran (a container that could not be created, a Job the controller
+    // gave up on) keeps nothing worth a `kubectl describe` that its error message lacks: its pods, which hold the
+    // run's environment, go at once rather than after ttlSecondsAfterFinished. Logs were drained above.
+    if (outcome.state === 'failed' && !this.running && !this.cancelling) {
+      await this.api
+        .deleteOwner(this.ref, 'Background')
+        .catch((err: unknown) => this.logger.warn({ err, run: this.ref.runId }, 'could not delete a failed start'));
+    }
     if (this.pullSecret) await this.api.deleteSecret(this.ref.namespace, this.pullSecret);
     this.resolve(outcome);
   }

@@ -18,7 +18,7 @@ export interface KubeTarget {
 }
 
 export interface KubeTargetOptions {
-  /** `configFile` from the job's resource args, else the agent config's `config-file`. */
+  /** The agent config's `kubernetes.config-file` (never a job's: resource args cannot name one). */
   configFile?: string;
   context?: string;
   env: Env;
@@ -39,18 +39,18 @@ export function loadKubeTarget(opts: KubeTargetOptions): KubeTarget {
   if (opts.env.KUBERNETES_SERVICE_HOST) {
     if (opts.context)
       throw new KubeConfigError(
-        `Kubernetes context "${opts.context}" was asked for, but no kubeconfig was found (only the in-cluster service account). Set kubernetes.config-file in the agent config or configFile in the resource args.`,
+        `Kubernetes context "${opts.context}" was asked for, but no kubeconfig was found (only the in-cluster service account). Set kubernetes.config-file in the agent config.`,
       );
     return inCluster(opts.env, opts.serviceAccountDir ?? DEFAULT_SERVICE_ACCOUNT_DIR);
   }
   throw new KubeConfigError(
-    `No Kubernetes config found: no configFile in the resource args, no kubernetes.config-file in the agent config, no $KUBECONFIG, no ${join(opts.homeDir, '.kube', 'config')} and not running in a cluster. Point the agent at a kubeconfig.`,
+    `No Kubernetes config found: no kubernetes.config-file in the agent config, no $KUBECONFIG, no ${join(opts.homeDir, '.kube', 'config')} and not running in a cluster. Point the agent at a kubeconfig.`,
   );
 }
 
 function fromFile(file: string, context: string | undefined): KubeTarget {
   if (!existsSync(file)) {
-    throw new KubeConfigError(`Kubeconfig ${file} does not exist. Fix configFile / kubernetes.config-file.`);
+    throw new KubeConfigError(`Kubeconfig ${file} does not exist. Fix kubernetes.config-file in the agent config.`);
   }
   const kc = new KubeConfig();
   try {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ManifestRefusedError, type LaunchSpec } from '@liftoff/core';
-import { hardenContainer } from './guardrails.js';
+import { defaultServiceAccountToken, hardenContainer, normKey } from './guardrails.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -17,12 +17,34 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'liftoff' };
 export const DEFAULT_TTL_SECONDS_AFTER_FINISHED = 600;
 
 /** Keys of `resource_args.kubernetes` that steer the runner instead of being part of the manifest. */
-const SETTING_KEYS = ['configFile', 'context', 'namespace', 'plural', 'builder'] as const;
+const SETTING_KEYS = ['namespace', 'plural', 'builder'] as const;
+/**
+ * Keys (compared as guardrail keys are: case, "-" and "_" ignored) that would choose how the agent reaches a
+ * cluster. W&B reads `configFile` and `context` from resource args; here that would let a job make the agent load a
+ * kubeconfig of its choosing (whose `exec` plugin runs on the agent host), so cluster access is the agent config's.
+ */
+const CLUSTER_ACCESS_KEYS = new Set(
+  [
+    'configFile',
+    'config',
+    'kubeconfig',
+    'kubeconfigFile',
+    'kubeconfigPath',
+    'context',
+    'kubeContext',
+    'cluster',
+    'server',
+    'user',
+    'token',
+    'credentials',
+    'exec',
+    'authProvider',
+    'serviceAccountDir',
+  ].map(normKey),
+);
 const MANIFEST_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'] as const;
 
 export interface KubeSettings {
-  configFile?: string;
-  context?: string;
   /** Legacy W&B key; `metadata.namespace` wins. */
   namespace?: string;
   /** Custom resources: the plural of the kind's resource (default: lower-cased kind + "s"). */
@@ -34,6 +56,10 @@ export function splitResourceArgs(args: Obj | undefined): { settings: KubeSettin
   const settings: KubeSettings = {};
   const fragment: Obj = {};
   for (const [k, v] of Object.entries(args ?? {})) {
+    if (CLUSTER_ACCESS_KEYS.has(normKey(k)))
+      throw new ManifestRefusedError(
+        `resource_args.kubernetes.${k} is refused: a job cannot choose how the agent reaches its cluster. Cluster access (kubeconfig, context, credentials) comes only from the agent config: set kubernetes.config-file and kubernetes.context in the agent's launch-config.yaml.`,
+      );
     if ((MANIFEST_KEYS as readonly string[]).includes(k)) fragment[k] = structuredClone(v);
     else if (k === 'builder') continue;
     else if ((SETTING_KEYS as readonly string[]).includes(k)) {
@@ -89,6 +115,8 @@ export interface ManifestInput extends JobIdentity {
   namespace: string;
   /** A dockerconfigjson Secret the pods pull with. */
   pullSecret?: string;
+  /** The queue allows service-account tokens in pods (`serviceAccountToken`). */
+  tokenAllowed?: boolean;
 }
 
 export type BuiltManifest =
@@ -204,10 +232,10 @@ function preparePodTemplate(template: Obj, labels: Record<string, string>, input
     main.args = [...args];
   }
   for (const c of containers) c.env = mergeEnv(c.env, input.env);
-  for (const c of [...containers, ...asObjs(podSpec.initContainers)]) hardenContainer(c);
-  // Jobs have no business talking to the API server unless the user gives them a service account.
-  if (podSpec.serviceAccountName === undefined && podSpec.serviceAccount === undefined)
-    podSpec.automountServiceAccountToken ??= false;
+  for (const c of [...containers, ...asObjs(podSpec.initContainers), ...asObjs(podSpec.ephemeralContainers)])
+    hardenContainer(c);
+  // Jobs have no business talking to the API server unless the queue lets them.
+  defaultServiceAccountToken(podSpec, input.tokenAllowed === true);
   if (input.pullSecret) {
     const secrets: unknown[] = Array.isArray(podSpec.imagePullSecrets) ? podSpec.imagePullSecrets : [];
     podSpec.imagePullSecrets = [...secrets, { name: input.pullSecret }];
