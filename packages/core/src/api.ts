@@ -43,8 +43,9 @@ export type TemplateVariables = z.infer<typeof TemplateVariables>;
 const Limit = z.number().int().min(1).nullable();
 
 /**
- * Guardrail exceptions a Kubernetes queue may grant: without one, the runner refuses a manifest that uses it
- * (host namespaces, privileged containers, hostPath volumes, added capabilities).
+ * Guardrail exceptions a queue may grant: without one, the Kubernetes runner refuses a manifest that uses it (host
+ * namespaces, privileged containers, hostPath volumes, added capabilities), and the local-container runner refuses
+ * to run a container as root (`root`).
  */
 export const SECURITY_ALLOWANCES = [
   'hostPID',
@@ -53,6 +54,8 @@ export const SECURITY_ALLOWANCES = [
   'privileged',
   'hostPath',
   'capabilities',
+  /** local-container: the container may run as uid 0 (or a user name, which could be uid 0 in the image). */
+  'root',
 ] as const;
 export type SecurityAllowance = (typeof SECURITY_ALLOWANCES)[number];
 const Allow = z

@@ -11,6 +11,7 @@ import {
   PrioritizationDisabledError,
   PushBody,
   parseLocalContainerArgs,
+  assertBuilderArgs,
   Queue,
   UpdateQueueBody,
   type LaunchSpec,
@@ -147,6 +148,8 @@ export function queueRoutes(app: App, ctx: AppContext): void {
 /** Refuses resource args the target's runner would refuse, at push time rather than when an agent takes the item. */
 function checkResourceArgs(resource: string, args: LaunchSpec['resource_args']): void {
   if (resource === 'local-container') parseLocalContainerArgs(args['local-container']);
+  // The queue's defaults and filled-in template variables are part of the merged args: checked as a whole.
+  assertBuilderArgs(args);
 }
 
 /** The item's resource_args win over the queue's defaults, key by key, one level deep per resource. */
