@@ -6,6 +6,7 @@ import {
   LIFTOFF_VERSION,
   LiftoffError,
   NotSupportedError,
+  assertBaseImage,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
@@ -366,6 +367,7 @@ export class LaunchAgent {
     }
     let image: string | undefined;
     let mountCodeAt: string | undefined;
+    let workCopyAt: string | undefined;
     if (spec.source.type === 'image') {
       if (resource === 'local-process') {
         return {
@@ -381,6 +383,7 @@ export class LaunchAgent {
       const identity = await fetchSource(spec.source, workDir, {
         client: this.opts.client,
         env: this.opts.jobEnv,
+        git: this.opts.config.file.git ?? {},
         say: note,
       });
       if (resource !== 'local-process') {
@@ -396,6 +399,7 @@ export class LaunchAgent {
           });
           image = built.image;
           mountCodeAt = built.mountCodeAt;
+          workCopyAt = built.workCopyAt;
         } catch (err) {
           return {
             state: 'failed',
@@ -432,6 +436,7 @@ export class LaunchAgent {
         env,
         ...(image ? { image } : {}),
         ...(mountCodeAt ? { mountCodeAt } : {}),
+        ...(workCopyAt ? { workCopyAt } : {}),
         onOutput: (t) => shipper.write(t),
         onNote: note,
         onRunning: () => reporter.running(),
@@ -486,7 +491,11 @@ export class LaunchAgent {
   /** resource_args.<resource>.builder.base_image, else the agent config's builder.base-image, else the default. */
   private baseImage(spec: ClaimedItem['spec'], resource: string): string {
     const fromArgs = (spec.resource_args[resource]?.builder as { base_image?: unknown } | undefined)?.base_image;
-    if (typeof fromArgs === 'string' && fromArgs) return fromArgs;
+    if (fromArgs !== undefined) {
+      // Checked again although the server refuses it at push: it becomes a FROM line or the image to run.
+      assertBaseImage(fromArgs, `resource_args.${resource}.builder.base_image`);
+      return fromArgs as string;
+    }
     return this.opts.config.file.builder?.['base-image'] ?? DEFAULT_BASE_IMAGE;
   }
 
