@@ -88,12 +88,14 @@ export function containerUser(
 
 /**
  * The tar the agent uploads into a created container (at "/"): the parents of HOME and of the code copy (root,
- * 0755), HOME (the run's user, 0700) and, for code jobs, the copy of `workDir` at `codeAt`.
+ * 0755), HOME (the run's user, 0700) and, for code jobs, the copy of `workDir` at `codeAt` (without what `skip`
+ * names).
  */
 export async function runFilesystem(
   workDir: string,
   codeAt: string | undefined,
   user: ContainerUser,
+  skip?: (rel: string) => boolean,
 ): Promise<Readable> {
   const owner = { uid: user.uid, gid: user.gid };
   const parents = new Set<string>();
@@ -106,6 +108,6 @@ export async function runFilesystem(
     { rel: CONTAINER_HOME.slice(1), ...owner, mode: 0o700 },
   ];
   if (!codeAt) return packCode(workDir, [], { ...owner, dirs });
-  const entries = await listCode(workDir);
+  const entries = await listCode(workDir, skip);
   return packCode(workDir, entries, { ...owner, dirs, prefix: posix.normalize(codeAt).replace(/^\/+/, '') });
 }

@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { RunnerError, parseLocalContainerArgs, parseSize, type LocalContainerArgs } from '@liftoff/core';
+import { GENERATED_DIR } from '../builders/dockerfile.js';
 import { followProgress, isNotFound } from '../docker/progress.js';
 import {
   CONTAINER_HOME,
@@ -37,7 +38,9 @@ export class LocalContainerRunner implements Runner {
     const codeAt = job.mountCodeAt ?? job.workCopyAt;
     let files: NodeJS.ReadableStream;
     try {
-      files = await runFilesystem(job.workDir, codeAt, user);
+      // A generated image holds the agent's own .liftoff/ (the build left the code's out): so does the copy.
+      const skip = job.workCopyAt ? (rel: string) => rel === GENERATED_DIR : undefined;
+      files = await runFilesystem(job.workDir, codeAt, user, skip);
     } catch (e) {
       throw new RunnerError(`Could not prepare the container's files: ${(e as Error).message}`, e);
     }
