@@ -175,10 +175,11 @@ describe.skipIf(!dockerAvailable())('security: container jobs', () => {
   }, 120_000);
 
   it('a container that fails to start (missing entry point, unknown user) is removed at once', async () => {
-    for (const [queue, spec] of [
+    const cases: Array<[string, { entry_point: string[]; resource_args?: Record<string, Record<string, unknown>> }]> = [
       ['locked', { entry_point: ['/no/such/binary'] }],
       ['rooted', { entry_point: ['true'], resource_args: { 'local-container': { user: 'nosuchuser' } } }],
-    ] as const) {
+    ];
+    for (const [queue, spec] of cases) {
       const item = await server.client.push('default', queue, {
         spec: { source: { type: 'image', image: BUSYBOX }, ...spec },
       });

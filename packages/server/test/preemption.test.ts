@@ -282,7 +282,7 @@ for (const backend of BACKENDS) {
 
     it.each([
       ['a repeated allowance', { allow: ['hostPID', 'hostPID'] }, 'body.allow: each allowance may be listed once'],
-      ['an unknown allowance', { allow: ['root'] }, 'body.allow.0'],
+      ['an unknown allowance', { allow: ['sudo'] }, 'body.allow.0'],
       ['retries above 100', { preemption_retries: 101 }, 'body.preemption_retries'],
       ['negative retries', { preemption_retries: -1 }, 'body.preemption_retries'],
       ['a backoff above a day', { preemption_backoff_seconds: 86_401 }, 'body.preemption_backoff_seconds'],
