@@ -254,8 +254,8 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
 
   it.each([
     [
-      ['--allow', 'hostNetwork,root'],
-      '--allow: unknown "root"; use a comma-separated list of hostPID, hostIPC, hostNetwork, privileged, hostPath, capabilities, secrets, serviceAccountToken, nodeName, unconfined, shareProcessNamespace, hostUsers, namespace:<name>, serviceAccount:<name>, or "none".',
+      ['--allow', 'hostNetwork,sudo'],
+      '--allow: unknown "sudo"; use a comma-separated list of hostPID, hostIPC, hostNetwork, privileged, hostPath, capabilities, secrets, serviceAccountToken, nodeName, unconfined, shareProcessNamespace, hostUsers, root, namespace:<name>, serviceAccount:<name>, or "none".',
     ],
     [['--preemption-retries', '101'], '--preemption-retries must be an integer from 0 to 100, got "101".'],
     [['--preemption-backoff', '1.5'], '--preemption-backoff must be an integer from 0 to 86400, got "1.5".'],

@@ -58,7 +58,8 @@ describe.skipIf(!dockerAvailable())('container jobs on the local Docker engine',
     agent = await startAgent(server, {
       queues: ['gpu'],
       maxJobs: 2,
-      config: agentConfig(tempDir(), 'stopped_run_timeout: 2\n'),
+      // The git job below clones a file:// repository, which agents refuse unless their config allows it.
+      config: agentConfig(tempDir(), 'stopped_run_timeout: 2\ngit:\n  allow-file: true\n'),
     });
     agents.push(agent.name);
     cleanupDockerAfter(() => agents);
@@ -318,7 +319,7 @@ describe.skipIf(!dockerAvailable())('the noop builder and runs that end while th
     const dir = codeDir({ 'main.py': 'import os\nprint("mounted code in", os.getcwd())\n' });
     const r = await cli(['launch', '-q', 'plain', '--code', dir, '-E', 'python3 main.py', '--wait'], server.env);
     expect(r.output).toContain(
-      'no build (noop builder): running liftoff-test/python:3 with the code mounted at /mnt/liftoff/code',
+      'no build (noop builder): running liftoff-test/python:3 with a copy of the code at /mnt/liftoff/code',
     );
     expect(r.output).toContain('mounted code in /mnt/liftoff/code');
     expect(r.output).not.toContain('Step 1/');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir, gitRepo, PRINT_SCRIPT } from '../helpers/jobs.js';
-import { cleanupAll, cli, startAgent, startServer, type TestServer } from '../helpers/procs.js';
+import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
 /** Acceptance 2 of the core issue: real server and agent processes run code-directory and git jobs. */
 describe('end to end: liftoff server + liftoff launch-agent', () => {
@@ -8,7 +8,8 @@ describe('end to end: liftoff server + liftoff launch-agent', () => {
 
   beforeAll(async () => {
     server = await startServer();
-    await startAgent(server, { maxJobs: 2 });
+    // The git jobs clone file:// repositories, which agents refuse unless their config allows it.
+    await startAgent(server, { maxJobs: 2, config: agentConfig(tempDir(), 'git:\n  allow-file: true\n') });
   });
   afterAll(cleanupAll);
 

@@ -190,7 +190,12 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
     expect((await server.client.getQueue('default', 'ui-jobs')).resource).toBe('local-process');
 
     // An agent for it: the queues page picks it up without a reload.
-    await startAgent(server, { queues: ['ui-jobs'], name: 'ui-jobs-agent' });
+    // The job is a file:// repository, which agents refuse unless their config allows it.
+    await startAgent(server, {
+      queues: ['ui-jobs'],
+      name: 'ui-jobs-agent',
+      config: agentConfig(tempDir(), 'git:\n  allow-file: true\n'),
+    });
     await row.locator('[data-col="agents"]').filter({ hasText: '1 agent' }).waitFor();
     await row.locator('[data-col="last-agent"]').filter({ hasText: 'now' }).waitFor();
     await ui.screenshot('queues');
@@ -417,7 +422,7 @@ setInterval(() => console.log('still working'), 500);
     await startAgent(server, {
       queues: ['ui-cancel'],
       name: 'ui-cancel-agent',
-      config: agentConfig(work, 'stopped_run_timeout: 2\n'),
+      config: agentConfig(work, 'stopped_run_timeout: 2\ngit:\n  allow-file: true\n'),
     });
     const item = await server.client.push('default', 'ui-cancel', {
       spec: { source: { type: 'git', url: repo.url }, entry_point: ['node', 'main.mjs'] },

@@ -7,6 +7,7 @@ import {
   LiftoffError,
   NotSupportedError,
   splitLogPage,
+  assertBaseImage,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
@@ -371,6 +372,7 @@ export class LaunchAgent {
     if (insecure) return { state: 'failed', exitCode: null, message: insecure, stage: 'agent' };
     let image: string | undefined;
     let mountCodeAt: string | undefined;
+    let workCopyAt: string | undefined;
     if (spec.source.type === 'image') {
       if (resource === 'local-process') {
         return {
@@ -386,6 +388,7 @@ export class LaunchAgent {
       const identity = await fetchSource(spec.source, workDir, {
         client: this.opts.client,
         env: this.opts.jobEnv,
+        git: this.opts.config.file.git ?? {},
         say: note,
       });
       if (resource !== 'local-process') {
@@ -401,6 +404,7 @@ export class LaunchAgent {
           });
           image = built.image;
           mountCodeAt = built.mountCodeAt;
+          workCopyAt = built.workCopyAt;
         } catch (err) {
           return {
             state: 'failed',
@@ -437,6 +441,7 @@ export class LaunchAgent {
         env,
         ...(image ? { image } : {}),
         ...(mountCodeAt ? { mountCodeAt } : {}),
+        ...(workCopyAt ? { workCopyAt } : {}),
         onOutput: (t) => shipper.write(t),
         onNote: note,
         onRunning: () => reporter.running(),
@@ -491,7 +496,11 @@ export class LaunchAgent {
   /** resource_args.<resource>.builder.base_image, else the agent config's builder.base-image, else the default. */
   private baseImage(spec: ClaimedItem['spec'], resource: string): string {
     const fromArgs = (spec.resource_args[resource]?.builder as { base_image?: unknown } | undefined)?.base_image;
-    if (typeof fromArgs === 'string' && fromArgs) return fromArgs;
+    if (fromArgs !== undefined) {
+      // Checked again although the server refuses it at push: it becomes a FROM line or the image to run.
+      assertBaseImage(fromArgs, `resource_args.${resource}.builder.base_image`);
+      return fromArgs as string;
+    }
     return this.opts.config.file.builder?.['base-image'] ?? DEFAULT_BASE_IMAGE;
   }
 

@@ -11,3 +11,4 @@ export { agentIdentity } from './identity.js';
 export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext } from './runners/index.js';
 export { dockerServices } from './docker/services.js';
 export { RegistryCredentials } from './docker/credentials.js';
+export { generateDockerfile } from './builders/dockerfile.js';

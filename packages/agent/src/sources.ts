@@ -1,38 +1,14 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import {
-  SourceFetchError,
-  assertSafeGitRef,
-  assertSafeGitUrl,
-  extractArchive,
-  type Env,
-  type JobSource,
-  type LiftoffClient,
-} from '@liftoff/core';
-
-const run = promisify(execFile);
-
-/**
- * git transports allowed while cloning, including for submodules and redirects: `ext::` and friends would let a
- * repository run commands on the agent's machine.
- */
-const GIT_PROTOCOL_ARGS = [
-  '-c',
-  'protocol.allow=never',
-  '-c',
-  'protocol.https.allow=always',
-  '-c',
-  'protocol.ssh.allow=always',
-  '-c',
-  'protocol.file.allow=always',
-];
+import { extractArchive, type Env, type GitAgentConfig, type JobSource, type LiftoffClient } from '@liftoff/core';
+import { cloneGit } from './gitClone.js';
 
 export interface SourceDeps {
   client: LiftoffClient;
-  /** Base environment for git (PATH, HOME, SSH agent, proxies). */
+  /** Base environment for git (PATH, HOME, SSH agent, proxies); used as is only for `credential-hosts`. */
   env: Env;
+  /** The agent config's `git` section: file:// opt-in and the hosts that get the agent's credentials. */
+  git?: GitAgentConfig;
   /** Receives progress lines for the run's log. */
   say(line: string): void;
 }
@@ -53,40 +29,11 @@ export async function fetchSource(
     await extractArchive(data, dir);
     return `code:${createHash('sha256').update(data).digest('hex')}`;
   }
-  return `git:${source.url}@${await cloneGit(source.url, source.ref, dir, deps)}`;
-}
-
-async function cloneGit(url: string, ref: string | undefined, dir: string, deps: SourceDeps): Promise<string> {
-  // Checked again here although the server validated the spec: the agent must not trust its input.
-  assertSafeGitUrl(url);
-  if (ref !== undefined) assertSafeGitRef(ref);
-  deps.say(`cloning ${url}${ref ? ` at ${ref}` : ''}`);
-  const env = { ...deps.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' } as NodeJS.ProcessEnv;
-  const git = async (args: string[], cwd?: string) => {
-    try {
-      return (await run('git', [...GIT_PROTOCOL_ARGS, ...args], { cwd, env, maxBuffer: 16 * 1024 * 1024 })).stdout;
-    } catch (e) {
-      const stderr = String((e as { stderr?: string }).stderr ?? '').trim();
-      throw new SourceFetchError(`git ${args[0] ?? ''} failed for ${url}: ${stderr || (e as Error).message}`, e);
-    }
-  };
-  await git(['clone', '--quiet', '--no-checkout', '--', url, dir]);
-  let commit: string | undefined;
-  if (ref) {
-    for (const candidate of [`origin/${ref}`, ref]) {
-      commit = await git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${candidate}^{commit}`], dir).then(
-        (out) => out.trim(),
-        () => undefined,
-      );
-      if (commit) break;
-    }
-    if (!commit)
-      throw new SourceFetchError(`git ref "${ref}" was not found in ${url}; check the branch, tag or commit.`);
-  } else {
-    commit = (await git(['rev-parse', 'HEAD'], dir)).trim();
-  }
-  await git(['checkout', '--quiet', '--detach', commit], dir);
-  await git(['submodule', 'update', '--init', '--recursive', '--quiet'], dir);
-  deps.say(`checked out ${commit}`);
-  return commit;
+  // The scratch HOME of credential-less git runs sits next to the code, never in it.
+  const commit = await cloneGit(source.url, source.ref, dir, `${dir}.git-home`, {
+    env: deps.env,
+    git: deps.git ?? {},
+    say: (line) => deps.say(line),
+  });
+  return `git:${source.url}@${commit}`;
 }

@@ -23,4 +23,19 @@ describe('registry credentials', () => {
     expect(creds.authFor('python:3.12-slim')).toBeUndefined();
     expect(creds.authFor('other.example.com/x:1')).toBeUndefined();
   });
+
+  it('with a scope (the agent passes its destination registry), drops logins for every other registry', () => {
+    const creds = new RegistryCredentials(['127.0.0.1:5000']);
+    creds.addDockerConfig({
+      auths: {
+        'private.example.com': { username: 'alice', password: 'a' },
+        'http://127.0.0.1:5000': { username: 'bob', password: 'b' },
+      },
+    });
+    creds.set('other.example.com', 'carol', 'c');
+    expect(creds.authFor('private.example.com/secret/app:1')).toBeUndefined();
+    expect(creds.authFor('other.example.com/x:1')).toBeUndefined();
+    expect(creds.get('private.example.com')).toBeUndefined();
+    expect(creds.authFor('127.0.0.1:5000/jobs:abc')).toMatchObject({ username: 'bob' });
+  });
 });

@@ -1,6 +1,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigInvalidError } from './errors.js';
+import { isImageRef } from './launchSpec.js';
 
 /**
  * The launch agent's YAML config, key for key the one W&B Launch documents (so an existing
@@ -60,7 +61,11 @@ export const BuilderConfig = z
     'secret-key': z.string().min(1).optional(),
     'kaniko-image': z.string().min(1).optional(),
     /** Liftoff: default base image of generated Dockerfiles (resource_args.<resource>.builder.base_image wins). */
-    'base-image': z.string().min(1).optional(),
+    'base-image': z
+      .string()
+      .min(1)
+      .refine((v) => isImageRef(v), 'must be an image reference ([registry[:port]/]name[:tag][@sha256:digest])')
+      .optional(),
     'kaniko-config': z.record(z.string(), z.unknown()).optional(),
     credentials: z.record(z.string(), z.unknown()).optional(),
   })
@@ -98,6 +103,22 @@ export const KubernetesAgentConfig = z
   .strict();
 export type KubernetesAgentConfig = z.infer<typeof KubernetesAgentConfig>;
 
+/**
+ * Liftoff: how the agent fetches git sources. Without this section: no `file://` remotes, and git never uses the
+ * agent's credentials (SSH keys and agent, credential helpers, ~/.git-credentials).
+ */
+export const GitAgentConfig = z
+  .object({
+    /** Allow `file://` remotes of the agent's own machine (top-level repositories only; never submodules). */
+    'allow-file': z.boolean().optional(),
+    /** Hosts (as in the remote URL, e.g. github.com or git.example.com:2222) git may use the agent's credentials for. */
+    'credential-hosts': z
+      .array(z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name, optionally with :port'))
+      .optional(),
+  })
+  .strict();
+export type GitAgentConfig = z.infer<typeof GitAgentConfig>;
+
 export const AgentConfigFile = z
   .object({
     entity: z.string().min(1).nullable().optional(),
@@ -117,6 +138,8 @@ export const AgentConfigFile = z
     name: z.string().min(1).max(128).optional(),
     /** Liftoff: cluster access for kubernetes queues. */
     kubernetes: KubernetesAgentConfig.optional(),
+    /** Liftoff: file:// remotes and the hosts git may use the agent's credentials for. */
+    git: GitAgentConfig.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

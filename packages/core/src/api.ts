@@ -67,9 +67,10 @@ export const LockedKeys = z
   .refine((a) => new Set(a).size === a.length, 'each key may be listed once');
 
 /**
- * Guardrail exceptions a Kubernetes queue may grant: without one, the runner refuses a manifest that uses it
- * (host namespaces, privileged containers, hostPath volumes, added capabilities, secrets, service-account tokens,
- * a fixed node, seccomp/AppArmor/SELinux relaxations, a shared process namespace, the host user namespace).
+ * Guardrail exceptions a queue may grant: without one, the Kubernetes runner refuses a manifest that uses it (host
+ * namespaces, privileged containers, hostPath volumes, added capabilities, secrets, service-account tokens, a fixed
+ * node, seccomp/AppArmor/SELinux relaxations, a shared process namespace, the host user namespace), and the
+ * local-container runner refuses to run a container as root (`root`).
  */
 export const SECURITY_ALLOWANCES = [
   'hostPID',
@@ -84,6 +85,8 @@ export const SECURITY_ALLOWANCES = [
   'unconfined',
   'shareProcessNamespace',
   'hostUsers',
+  /** local-container: the container may run as uid 0 (or a user name, which could be uid 0 in the image). */
+  'root',
 ] as const;
 /** A DNS-1123 name, as namespaces and service accounts have. */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;

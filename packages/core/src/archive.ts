@@ -56,9 +56,36 @@ export async function assertSafeArchive(data: Uint8Array): Promise<{ entries: nu
   return { entries };
 }
 
-/** Validates, then unpacks a .tar.gz into `dir` (created if needed). */
+/**
+ * The mode an extracted entry gets: directories 0755, files 0755 when the archive gave them any execute bit, else
+ * 0644. setuid, setgid and sticky bits, and write access for anyone but the owner, never survive, so an archive
+ * cannot plant a setuid binary (or a world-writable file) for a job to use.
+ */
+export function cappedMode(type: string, mode: number | undefined): number {
+  if (type === 'Directory') return 0o755;
+  return (mode ?? 0) & 0o111 ? 0o755 : 0o644;
+}
+
+/**
+ * Validates, then unpacks a .tar.gz into `dir` (created if needed). Owners are never taken from the archive (node-tar
+ * would, when run as root) and modes are capped (`cappedMode`).
+ */
 export async function extractArchive(data: Uint8Array, dir: string): Promise<void> {
   await assertSafeArchive(data);
   await mkdir(dir, { recursive: true });
-  await pipeline(Readable.from([data]), extract({ cwd: dir, strict: true, preservePaths: false, noChmod: false }));
+  await pipeline(
+    Readable.from([data]),
+    extract({
+      cwd: dir,
+      strict: true,
+      preservePaths: false,
+      preserveOwner: false,
+      noChmod: false,
+      umask: 0o022,
+      filter: (_path, entry) => {
+        if ('type' in entry && entry.type !== 'SymbolicLink') entry.mode = cappedMode(entry.type, entry.mode);
+        return true;
+      },
+    }),
+  );
 }

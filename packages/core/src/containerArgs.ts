@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BadRequestError } from './errors.js';
+import { assertBaseImage } from './launchSpec.js';
 
 /**
  * `resource_args.local-container`: the docker-run options a job may set, through an allow-list. Anything that
@@ -61,7 +62,18 @@ export const LocalContainerArgs = z
     labels: z.record(z.string(), z.string()).optional(),
     /** Base image of generated Dockerfiles (W&B: resource_args.<resource>.builder.base_image). */
     builder: z
-      .object({ base_image: z.string().min(1).optional() })
+      .object({
+        base_image: z
+          .string()
+          .superRefine((v, ctx) => {
+            try {
+              assertBaseImage(v, 'base image');
+            } catch (e) {
+              ctx.addIssue({ code: 'custom', message: (e as Error).message });
+            }
+          })
+          .optional(),
+      })
       .strict()
       .optional(),
   })

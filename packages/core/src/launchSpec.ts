@@ -63,11 +63,35 @@ export const GitSource = z.object({
 const IMAGE_REF =
   /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+export const isImageRef = (ref: string): boolean => ref.length <= 512 && IMAGE_REF.test(ref);
+
 export function assertImageRef(ref: string): void {
-  if (!IMAGE_REF.test(ref)) {
+  if (!isImageRef(ref)) {
     throw new SourceRefusedError(
       `Refused image "${ref}": expected [registry/]repository[:tag][@sha256:digest] in lower case.`,
     );
+  }
+}
+
+/**
+ * `builder.base_image` of any resource's args becomes the `FROM` line of a generated Dockerfile: anything but an
+ * image reference (a newline, a space, an option) would let a job add its own Dockerfile instructions. Checked when
+ * the spec is validated (so the server refuses it at push) and again by the agent before it builds.
+ */
+export function assertBaseImage(ref: unknown, where: string): void {
+  if (typeof ref !== 'string' || !isImageRef(ref)) {
+    throw new SourceRefusedError(
+      `${where} ${JSON.stringify(ref)} is not an image reference: give [registry[:port]/]name[:tag][@sha256:digest], in lower case, without spaces or newlines.`,
+    );
+  }
+}
+
+/** Checks `builder.base_image` in every resource's section of `resource_args`. */
+export function assertBuilderArgs(resourceArgs: Record<string, Record<string, unknown>>): void {
+  for (const [resource, args] of Object.entries(resourceArgs)) {
+    const builder = args.builder;
+    if (builder === null || typeof builder !== 'object' || !('base_image' in builder)) continue;
+    assertBaseImage((builder as { base_image?: unknown }).base_image, `resource_args.${resource}.builder.base_image`);
   }
 }
 
@@ -114,6 +138,11 @@ export const LaunchSpec = z
   .superRefine((spec, ctx) => {
     if (spec.source.type !== 'image' && spec.entry_point.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['entry_point'], message: 'needs at least the program to run' });
+    }
+    try {
+      assertBuilderArgs(spec.resource_args);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['resource_args'], message: (e as Error).message });
     }
   });
 export type LaunchSpec = z.infer<typeof LaunchSpec>;

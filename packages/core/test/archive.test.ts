@@ -32,6 +32,9 @@ interface RawEntry {
   type?: HeaderData['type'];
   linkpath?: string;
   data?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
 }
 
 /**
@@ -47,9 +50,9 @@ function rawTarGz(entries: RawEntry[]): Buffer {
       type: entry.type ?? 'File',
       linkpath: entry.linkpath,
       size: data.length,
-      mode: entry.type === 'Directory' ? 0o755 : 0o644,
-      uid: 0,
-      gid: 0,
+      mode: entry.mode ?? (entry.type === 'Directory' ? 0o755 : 0o644),
+      uid: entry.uid ?? 0,
+      gid: entry.gid ?? 0,
       mtime: new Date(0),
     });
     const block = Buffer.alloc(512);
@@ -254,6 +257,30 @@ describe('extractArchive', () => {
     expect(readFileSync(join(target, 'net.py'), 'utf8')).toBe('class Net: ...\n');
     expect(readFileSync(join(target, 'requirements.txt'), 'utf8')).toBe('torch==2.3\n');
     expect(readFileSync(join(target, 'pkg', '__init__.py'), 'utf8')).toBe('');
+  });
+
+  it('drops owners and setuid/setgid/sticky bits, and caps modes to 0644/0755 (dirs 0755)', async () => {
+    const out = join(tmp, 'modes');
+    await extractArchive(
+      rawTarGz([
+        { path: 'shared', type: 'Directory', mode: 0o1777, uid: 4242, gid: 4242 },
+        { path: 'shared/su', data: '#!/bin/sh\n', mode: 0o4755, uid: 0, gid: 0 },
+        { path: 'shared/sg', data: 'x', mode: 0o2711, uid: 4242, gid: 0 },
+        { path: 'shared/open', data: 'x', mode: 0o666, uid: 4242, gid: 4242 },
+        { path: 'shared/private', data: 'x', mode: 0o400, uid: 4242, gid: 4242 },
+      ]),
+      out,
+    );
+    const seen = (p: string) => {
+      const st = lstatSync(join(out, p));
+      return { mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid };
+    };
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    expect(seen('shared')).toEqual({ mode: '755', ...me });
+    expect(seen('shared/su')).toEqual({ mode: '755', ...me });
+    expect(seen('shared/sg')).toEqual({ mode: '755', ...me });
+    expect(seen('shared/open')).toEqual({ mode: '644', ...me });
+    expect(seen('shared/private')).toEqual({ mode: '644', ...me });
   });
 
   it('refuses garbage bytes without creating the target directory', async () => {

@@ -1,4 +1,4 @@
-import { LockedByQueueError, parseLocalContainerArgs, type LaunchSpec } from '@liftoff/core';
+import { LockedByQueueError, assertBuilderArgs, parseLocalContainerArgs, type LaunchSpec } from '@liftoff/core';
 import { placeholderPaths } from './templates.js';
 
 type ResourceArgs = LaunchSpec['resource_args'];
@@ -87,6 +87,8 @@ function templateHint(queue: QueueArgsPolicy): string {
 /** Refuses resource args the target's runner would refuse, at push time rather than when an agent takes the item. */
 export function checkResourceArgs(resource: string, args: ResourceArgs): void {
   if (resource === 'local-container') parseLocalContainerArgs(args['local-container']);
+  // base_image of any resource's builder section: an image reference, never Dockerfile text.
+  assertBuilderArgs(args);
 }
 
 /**

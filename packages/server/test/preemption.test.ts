@@ -287,7 +287,7 @@ for (const backend of BACKENDS) {
 
     it.each([
       ['a repeated allowance', { allow: ['hostPID', 'hostPID'] }, 'body.allow: each allowance may be listed once'],
-      ['an unknown allowance', { allow: ['root'] }, 'body.allow.0'],
+      ['an unknown allowance', { allow: ['sudo'] }, 'body.allow.0'],
       ['a namespace allowance that is not a name', { allow: ['namespace:Kube System'] }, 'body.allow.0'],
       ['a namespace allowance without a name', { allow: ['namespace:'] }, 'body.allow.0'],
       ['retries above 100', { preemption_retries: 101 }, 'body.preemption_retries'],

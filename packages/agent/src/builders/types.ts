@@ -16,8 +16,10 @@ export interface BuildResult {
   image: string;
   /** False when an image with the same inputs already existed and the build was skipped. */
   built: boolean;
-  /** Set by the noop builder: run `image` with the code mounted at this path in the container. */
+  /** Set by the noop builder: run `image` with a copy of the code at this path in the container. */
   mountCodeAt?: string;
+  /** Set for generated images: the code is at this path in the image, and the job starts in a per-run copy of it. */
+  workCopyAt?: string;
 }
 
 /** Turns a job's code into an image a container runner can start. */

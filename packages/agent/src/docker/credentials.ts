@@ -1,11 +1,23 @@
 import type { AuthConfig } from 'dockerode';
 
-/** Username/password for registries, by registry host. Built by the CLI from the agent config and docker's config.json. */
+/**
+ * Username/password for registries, by registry host. Built by the CLI from the agent config and docker's
+ * config.json. With `onlyHosts` (the agent passes its configured registries), logins for any other host are dropped
+ * as they are added: a job's image from another registry is then pulled without credentials, so a job cannot use
+ * the agent's logins to run images it has no access to.
+ */
 export class RegistryCredentials {
   private readonly byHost = new Map<string, { username: string; password: string }>();
+  private readonly onlyHosts: Set<string> | undefined;
+
+  constructor(onlyHosts?: readonly string[]) {
+    this.onlyHosts = onlyHosts ? new Set(onlyHosts.map(normalizeHost)) : undefined;
+  }
 
   set(host: string, username: string, password: string): void {
-    this.byHost.set(normalizeHost(host), { username, password });
+    const h = normalizeHost(host);
+    if (this.onlyHosts && !this.onlyHosts.has(h)) return;
+    this.byHost.set(h, { username, password });
   }
 
   /** Adds the `auths` of a docker config.json (the `auth` field is base64 of "user:password"). */

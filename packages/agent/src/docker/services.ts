@@ -9,6 +9,7 @@ import { registryHost, RegistryCredentials } from './credentials.js';
  * The Docker client and registry credentials an agent is given. Called by the entry point with the process
  * environment: DOCKER_HOST selects the engine (default: the local socket), DOCKER_CONFIG (or ~/.docker) holds
  * config.json with registry logins, and `builder.credentials` in the agent config adds the destination's login.
+ * Logins are kept for the destination's registry only.
  */
 export function dockerServices(
   env: Env,
@@ -17,7 +18,9 @@ export function dockerServices(
   const docker = env.DOCKER_HOST
     ? new Dockerode(dockerHostOptions(env.DOCKER_HOST))
     : new Dockerode({ socketPath: '/var/run/docker.sock' });
-  const credentials = new RegistryCredentials();
+  // Only the agent's own registry (builder.destination) gets the agent's logins; see RegistryCredentials.
+  const host = builder?.destination ? registryHost(builder.destination) : undefined;
+  const credentials = new RegistryCredentials(host ? [host] : []);
   const configPath = join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json');
   try {
     credentials.addDockerConfig(JSON.parse(readFileSync(configPath, 'utf8')));
@@ -25,7 +28,6 @@ export function dockerServices(
     // No docker login on this machine.
   }
   const c = builder?.credentials as { username?: unknown; password?: unknown } | undefined;
-  const host = builder?.destination ? registryHost(builder.destination) : undefined;
   if (host && typeof c?.username === 'string' && typeof c.password === 'string')
     credentials.set(host, c.username, c.password);
   return { docker, credentials };

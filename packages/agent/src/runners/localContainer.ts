@@ -2,7 +2,15 @@ import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { RunnerError, parseLocalContainerArgs, parseSize, type LocalContainerArgs } from '@liftoff/core';
+import { GENERATED_DIR } from '../builders/dockerfile.js';
 import { followProgress, isNotFound } from '../docker/progress.js';
+import {
+  CONTAINER_HOME,
+  ROOT_CAPABILITIES,
+  containerUser,
+  runFilesystem,
+  type ContainerUser,
+} from './containerLayout.js';
 import type { JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
 
 export const LABEL_RUN = 'liftoff.run-id';
@@ -25,8 +33,19 @@ export class LocalContainerRunner implements Runner {
     const { docker } = this.deps;
     if (!job.image) throw new RunnerError('No image to run: the job was not built.');
     const args = parseLocalContainerArgs(job.spec.resource_args['local-container']);
+    const user = containerUser(args.user, job.allow, job.queue);
+    // The noop builder's code, or the docker builder's generated image: the job starts in a per-run copy.
+    const codeAt = job.mountCodeAt ?? job.workCopyAt;
+    let files: NodeJS.ReadableStream;
+    try {
+      // A generated image holds the agent's own .liftoff/ (the build left the code's out): so does the copy.
+      const skip = job.workCopyAt ? (rel: string) => rel === GENERATED_DIR : undefined;
+      files = await runFilesystem(job.workDir, codeAt, user, skip);
+    } catch (e) {
+      throw new RunnerError(`Could not prepare the container's files: ${(e as Error).message}`, e);
+    }
     await this.ensureImage(job.image, job.onNote);
-    const env = { ...envOf(args), ...job.env };
+    const env = { HOME: CONTAINER_HOME, ...envOf(args), ...job.env };
     const entry = job.spec.entry_point;
     let container: Dockerode.Container;
     try {
@@ -41,16 +60,27 @@ export class LocalContainerRunner implements Runner {
           [LABEL_ITEM]: job.itemId,
           [LABEL_AGENT]: this.deps.agentId,
         },
-        ...(args.workdir ? { WorkingDir: args.workdir } : job.mountCodeAt ? { WorkingDir: job.mountCodeAt } : {}),
-        ...(args.user ? { User: args.user } : {}),
+        ...(args.workdir ? { WorkingDir: args.workdir } : codeAt ? { WorkingDir: codeAt } : {}),
+        User: user.spec,
         ...(args.hostname ? { Hostname: args.hostname } : {}),
         ...(args.name ? { name: args.name } : {}),
         ...(args.platform ? { platform: args.platform } : {}),
-        HostConfig: hostConfig(args, job),
+        HostConfig: hostConfig(args, user),
       });
+    } catch (e) {
+      throw new RunnerError(`Could not create a container from ${job.image}: ${(e as Error).message}`, e);
+    }
+    try {
+      await container.putArchive(files, { path: '/' });
       await container.start();
       job.onNote(`container ${container.id.slice(0, 12)} started`);
     } catch (e) {
+      // A container that never ran holds the job's environment: it goes at once, not with a later sweep.
+      await container
+        .remove({ force: true })
+        .catch((err: unknown) =>
+          this.deps.logger.warn({ err, container: container.id }, 'could not remove a container that failed to start'),
+        );
       throw new RunnerError(`Could not start a container from ${job.image}: ${(e as Error).message}`, e);
     }
     return this.follow(container, job.onOutput);
@@ -131,8 +161,13 @@ export class LocalContainerRunner implements Runner {
   }
 }
 
-function hostConfig(args: LocalContainerArgs, job: JobContext): Dockerode.HostConfig {
-  const hc: Dockerode.HostConfig = {};
+function hostConfig(args: LocalContainerArgs, user: ContainerUser): Dockerode.HostConfig {
+  const hc: Dockerode.HostConfig = {
+    // setuid binaries and file capabilities grant nothing; capabilities: see ROOT_CAPABILITIES.
+    SecurityOpt: ['no-new-privileges'],
+    CapDrop: ['ALL'],
+    ...(user.root ? { CapAdd: ROOT_CAPABILITIES } : {}),
+  };
   if (args.cpus) hc.NanoCpus = Math.round(args.cpus * 1e9);
   if (args.memory !== undefined) hc.Memory = parseSize(args.memory);
   if (args['memory-swap'] !== undefined) hc.MemorySwap = parseSize(args['memory-swap']);
@@ -147,7 +182,6 @@ function hostConfig(args: LocalContainerArgs, job: JobContext): Dockerode.HostCo
   if (args.gpus !== undefined) {
     hc.DeviceRequests = [{ Driver: '', Count: args.gpus === 'all' ? -1 : args.gpus, Capabilities: [['gpu']] }];
   }
-  if (job.mountCodeAt) hc.Binds = [`${job.workDir}:${job.mountCodeAt}`];
   return hc;
 }
 

@@ -16,8 +16,13 @@ export interface JobContext {
   env: Record<string, string>;
   /** Container runners: the image to run (built, or the job's own). */
   image?: string;
-  /** Container runners: mount `workDir` here and start in it (noop builder). */
+  /**
+   * Container runners: the noop builder's code, only on the agent's machine (no pod can see it); the
+   * local-container runner puts a per-run copy of `workDir` here and starts the job in it.
+   */
   mountCodeAt?: string;
+  /** Container runners: images the docker builder generated hold the code here; the job starts in a per-run copy. */
+  workCopyAt?: string;
   /** Receives the job's stdout and stderr, interleaved, as UTF-8 text. */
   onOutput: (text: string) => void;
   /** Writes a `[liftoff]` status line to the run's log. */

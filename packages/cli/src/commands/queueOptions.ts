@@ -44,7 +44,7 @@ export function addQueueSwitches(cmd: Command): Command {
     .option('--preemption-backoff <seconds>', 'wait before the first requeued retry, doubled per retry (default 30)')
     .option(
       '--allow <list|none>',
-      `Kubernetes guardrail exceptions, comma-separated: ${SECURITY_ALLOWANCES.join(', ')}, namespace:<name>, serviceAccount:<name>`,
+      `guardrail exceptions (Kubernetes manifests; root: containers may run as uid 0), comma-separated: ${SECURITY_ALLOWANCES.join(', ')}, namespace:<name>, serviceAccount:<name>`,
     )
     .option(
       '--lock <keys|none>',
