@@ -37,7 +37,9 @@ describe('priorities, concurrency limits and templates end to end', () => {
     const c = server.client;
     expect((await cli(['queue', 'create', 'prio3', '--prioritization', 'V0'], server.env)).code).toBe(0);
     await startAgent(server, { queues: ['prio3'], maxJobs: 1, name: 'prio3-agent' });
-    const blocker = await c.push('default', 'prio3', { spec: job(['sleep', '2']) });
+    // The blocker holds the agent's one slot until every item is pushed (a timed blocker could end first on a
+    // loaded machine, letting the first pushed item start out of order); cancelling it frees the slot.
+    const blocker = await c.push('default', 'prio3', { spec: job(['sleep', '120']) });
     await waitFor('the blocker to run', async () =>
       (await c.getItem(blocker.id)).state === 'running' ? true : undefined,
     );
@@ -56,14 +58,12 @@ describe('priorities, concurrency limits and templates end to end', () => {
         pushed.push({ id: (await c.push('default', 'prio3', { spec: job(['true']), priority: p })).id, p });
       }
     }
+    await c.cancelItem(blocker.id);
     const ended = await waitFor('all items to end', async () => {
-      const items = await allItems('prio3');
+      const items = (await allItems('prio3')).filter((i) => i.id !== blocker.id);
       return items.every((i) => i.state === 'finished') ? items : undefined;
     });
-    const started = ended
-      .filter((i) => i.id !== blocker.id)
-      .sort((a, b) => (a.claimed_at ?? 0) - (b.claimed_at ?? 0))
-      .map((i) => i.id);
+    const started = ended.sort((a, b) => (a.claimed_at ?? 0) - (b.claimed_at ?? 0)).map((i) => i.id);
     const rank = { critical: 0, high: 1, medium: 2, low: 3 } as const;
     const expected = pushed
       .map((x, i) => ({ ...x, i }))
