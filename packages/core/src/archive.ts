@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { isAbsolute, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { Parser, extract, type ReadEntry } from 'tar';
 import { SourceRefusedError } from './errors.js';
 
@@ -31,29 +32,90 @@ export function entryEscapes(path: string, type: string, linkpath?: string): str
   return undefined;
 }
 
+/** Caps on what one code archive may hold, checked by the server at upload and again by the agent before it unpacks. */
+export interface ArchiveLimits {
+  /** Size of the .tar.gz itself. */
+  compressedBytes: number;
+  /** Sum of the entries' sizes once unpacked. */
+  uncompressedBytes: number;
+  entries: number;
+}
+
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
+  compressedBytes: 512 * 1024 * 1024,
+  uncompressedBytes: 2 * 1024 * 1024 * 1024,
+  entries: 100_000,
+};
+
+const MIB = 1024 * 1024;
+const size = (n: number) => (n >= MIB ? `${Math.round(n / MIB)} MiB` : `${n} bytes`);
+
 /**
  * Reads every header of a .tar.gz and refuses the whole archive if any entry would land outside the directory it
- * is unpacked into (absolute paths, "..", links pointing out, devices). node-tar would skip such entries with a
- * warning; a code archive that tries this is refused instead, so nobody runs half an archive.
+ * is unpacked into (absolute paths, "..", links pointing out, devices), or if it holds more than `limits` allow. node-
+ * tar would skip escaping entries with a warning; a code archive that tries this is refused instead, so nobody runs
+ * half an archive. Sizes are taken from the headers, so an archive declaring too much is refused before its data is
+ * inflated; reading stops at the archive's end marker, so trailing data (a gzip of zeros, say) is never inflated.
  */
-export async function assertSafeArchive(data: Uint8Array): Promise<{ entries: number }> {
+export async function assertSafeArchive(
+  data: Uint8Array | Readable,
+  limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+): Promise<{ entries: number; bytes: number }> {
   let entries = 0;
+  let bytes = 0;
   let problem: string | undefined;
+  const source = data instanceof Readable ? data : Readable.from([data]);
   const parser = new Parser({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
       entries += 1;
+      bytes += entry.size;
       problem ??= entryEscapes(entry.path, entry.type, entry.linkpath);
+      if (entries > limits.entries) problem ??= `it has more than ${limits.entries} entries`;
+      if (bytes > limits.uncompressedBytes) problem ??= `it unpacks to more than ${size(limits.uncompressedBytes)}`;
+      if (problem) parser.abort(new Error(problem));
       entry.resume();
     },
   });
+  let compressed = 0;
   try {
-    await pipeline(Readable.from([data]), parser);
+    await new Promise<void>((resolve, reject) => {
+      // Inflated here, chunk by chunk, rather than by the parser (which inflates all it is given): at the archive's
+      // end-of-archive marker the inflater is destroyed, so trailing data (a gzip of zeros, say) is never inflated.
+      const gunzip = createGunzip();
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        source.destroy();
+        gunzip.destroy();
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve();
+      };
+      parser.on('eof', () => finish());
+      parser.on('end', () => finish());
+      parser.on('error', finish);
+      parser.on('abort', finish);
+      gunzip.on('error', finish);
+      source.on('error', finish);
+      gunzip.on('data', (chunk: Buffer) => parser.write(chunk));
+      gunzip.on('end', () => parser.end());
+      source.on('data', (chunk: Buffer | string) => {
+        compressed += chunk.length;
+        if (compressed > limits.compressedBytes) {
+          problem ??= `it is larger than ${size(limits.compressedBytes)}`;
+          return finish(new Error(problem));
+        }
+        gunzip.write(chunk);
+      });
+      source.on('end', () => gunzip.end());
+    });
   } catch (e) {
+    if (problem) throw new SourceRefusedError(`Refused code archive: ${problem}.`);
     throw new SourceRefusedError(`Refused code archive: it is not a valid .tar.gz (${(e as Error).message}).`);
   }
   if (problem) throw new SourceRefusedError(`Refused code archive: ${problem}.`);
-  return { entries };
+  return { entries, bytes };
 }
 
 /**
@@ -70,8 +132,12 @@ export function cappedMode(type: string, mode: number | undefined): number {
  * Validates, then unpacks a .tar.gz into `dir` (created if needed). Owners are never taken from the archive (node-tar
  * would, when run as root) and modes are capped (`cappedMode`).
  */
-export async function extractArchive(data: Uint8Array, dir: string): Promise<void> {
-  await assertSafeArchive(data);
+export async function extractArchive(
+  data: Uint8Array,
+  dir: string,
+  limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+): Promise<void> {
+  await assertSafeArchive(data, limits);
   await mkdir(dir, { recursive: true });
   await pipeline(
     Readable.from([data]),
