@@ -11,3 +11,5 @@ export { agentIdentity } from './identity.js';
 export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext } from './runners/index.js';
 export { dockerServices } from './docker/services.js';
 export { RegistryCredentials } from './docker/credentials.js';
+export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';
+export { detectUserSwitching, DEFAULT_DYNAMIC_RANGE, type UserSwitching, type JobIdentity } from './jobUsers.js';

@@ -49,9 +49,10 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
           () => false,
         ))
       ) {
-        await mkdir(ctx.archiveDir, { recursive: true });
+        // Private to the server's user: an agent sharing the data dir makes it enterable for its job users.
+        await mkdir(ctx.archiveDir, { recursive: true, mode: 0o700 });
         const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-        await writeFile(tmp, req.body);
+        await writeFile(tmp, req.body, { mode: 0o600 });
         await rename(tmp, path);
       }
       const archive = await ctx.store.upsertArchive(entityId, sha256, req.body.length, ctx.now());
