@@ -24,6 +24,16 @@ export function tempDir(prefix = 'liftoff-test-'): string {
   return dir;
 }
 
+/**
+ * A temp dir jobs may write into (mode 1777, like /tmp): on a root agent a job runs as a uid of its own, which
+ * cannot write into the test's 0700 temp dirs.
+ */
+export function jobWritableDir(prefix = 'liftoff-shared-'): string {
+  const dir = tempDir(prefix);
+  chmodSync(dir, 0o1777);
+  return dir;
+}
+
 /** A child process of the `liftoff` binary with its output captured. */
 export class Proc {
   output = '';
@@ -91,7 +101,7 @@ export async function startServer(
   const home = opts.home ?? tempDir('liftoff-home-');
   // Agents keep their data dirs (and so the work dirs of their job users) under this home: job users must be able
   // to enter it (not list it). What is secret in it has modes of its own (~/.config/liftoff is 0700).
-  if (!opts.home) chmodSync(home, 0o711);
+  chmodSync(home, 0o711);
   const dataDir = opts.dataDir ?? join(home, 'data');
   const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
   const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
@@ -123,7 +133,11 @@ export interface TestAgent {
 
 /** Mints an agent-role key for `entity`, as an operator would for an agent (`liftoff keys create --agent`). */
 export async function agentKey(server: TestServer, entity = 'default', name = 'test-agent'): Promise<string> {
-  const created = await server.client.createKey({ name: `${name}-${Math.random().toString(36).slice(2, 8)}`, role: 'agent', entity });
+  const created = await server.client.createKey({
+    name: `${name}-${Math.random().toString(36).slice(2, 8)}`,
+    role: 'agent',
+    entity,
+  });
   return created.key;
 }
 

@@ -32,7 +32,8 @@ describe('the job environment and macros on a local-process queue', () => {
     const keys = envKeys(r.output);
     const runVars = ['LIFTOFF_ENTITY', 'LIFTOFF_ITEM_ID', 'LIFTOFF_QUEUE', 'LIFTOFF_RUN_CONFIG', 'LIFTOFF_RUN_ID'];
     // USER/LOGNAME: a job with a uid of its own (as root) has no passwd entry for getpass.getuser() to find.
-    const base = process.getuid?.() === 0 ? ['HOME', 'LANG', 'LOGNAME', 'PATH', 'TZ', 'USER'] : ['HOME', 'LANG', 'PATH', 'TZ'];
+    const base =
+      process.getuid?.() === 0 ? ['HOME', 'LANG', 'LOGNAME', 'PATH', 'TZ', 'USER'] : ['HOME', 'LANG', 'PATH', 'TZ'];
     expect(keys).toEqual([...base, ...runVars, 'MINE', 'PASSED_ON'].sort());
   });
 

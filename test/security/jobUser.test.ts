@@ -132,7 +132,14 @@ describe.skipIf(!requireRoot())('per-job users on a root agent (run-as default: 
       'victim.py':
         'import os, time\nopen("private.txt", "w").write("victim data")\nprint("VICTIM", os.getpid(), os.environ["LIFTOFF_RUN_ID"], flush=True)\ntime.sleep(60)\n',
     });
-    const victimItem = await push(server, ['--code', victimDir, '-E', 'python3 victim.py', '--env', 'VICTIM_SECRET=v1']);
+    const victimItem = await push(server, [
+      '--code',
+      victimDir,
+      '-E',
+      'python3 victim.py',
+      '--env',
+      'VICTIM_SECRET=v1',
+    ]);
     const victimRun = await runOf(server, victimItem);
     const victimLog = await logsUntil(server, victimRun, /VICTIM \d+/);
     const victimPid = Number(/VICTIM (\d+)/.exec(victimLog)?.[1]);

@@ -3,17 +3,16 @@ import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
-import { ORDINARY_USER, PROBE_SCRIPT, ensureOrdinaryUser, envKeys, ids, isRoot, probeResults } from '../helpers/probe.js';
 import {
-  BIN,
-  Proc,
-  agentKey,
-  cleanupAll,
-  cli,
-  startServer,
-  tempDir,
-  type TestServer,
-} from '../helpers/procs.js';
+  ORDINARY_USER,
+  PROBE_SCRIPT,
+  ensureOrdinaryUser,
+  envKeys,
+  ids,
+  isRoot,
+  probeResults,
+} from '../helpers/probe.js';
+import { BIN, Proc, agentKey, cleanupAll, cli, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
 /**
  * Issue #11, point 1: an agent that cannot switch users. It serves local-process queues only with `run-as: agent`,
