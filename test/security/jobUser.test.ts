@@ -4,8 +4,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_DYNAMIC_RANGE } from '@liftoff/agent';
 import { codeDir } from '../helpers/jobs.js';
-import { PROBE_SCRIPT, ids, isRoot, probeResults, type Probe } from '../helpers/probe.js';
 import {
+  ORDINARY_USER,
+  PROBE_SCRIPT,
+  ensureOrdinaryUser,
+  ids,
+  isRoot,
+  probeResults,
+  type Probe,
+} from '../helpers/probe.js';
+import {
+  agentConfig,
+  agentKey,
   cleanupAll,
   cli,
   liftoff,
@@ -289,5 +299,31 @@ describe.skipIf(!isRoot())('liftoff up as root', () => {
     expect(r.output).not.toContain('AWS_SECRET_ACCESS_KEY');
     up.kill('SIGTERM');
     await up.exited;
+  });
+});
+
+describe.skipIf(!isRoot())('run-as: {user, group} on a root agent', () => {
+  afterAll(cleanupAll);
+
+  it('runs jobs as that user with no supplementary groups, and refuses root or an unknown user at start', async () => {
+    const user = ensureOrdinaryUser();
+    const server = await startServer();
+    await startAgent(server, { config: agentConfig(tempDir(), `run-as: {user: ${ORDINARY_USER}}\n`) });
+    const dir = codeDir({ 'probe.py': PROBE_SCRIPT });
+    const r = await cli(['launch', '--code', dir, '-E', 'python3 probe.py', '--wait'], server.env);
+    expect(r.code).toBe(0);
+    expect(ids(r.output)).toEqual({ uid: user.uid, gid: user.gid, groups: [] });
+
+    for (const [config, message] of [
+      ['run-as: {user: root}\n', "is uid 0, root: jobs would keep the agent's powers"],
+      ['run-as: {user: no-such-user-here}\n', 'user "no-such-user-here" does not exist on this host'],
+    ] as const) {
+      const refused = await cli(
+        ['launch-agent', '-q', 'default', '-c', agentConfig(tempDir(), config), '--data-dir', join(server.home, 'x')],
+        { ...server.env, LIFTOFF_API_KEY: await agentKey(server) },
+      );
+      expect(refused.code).toBe(2);
+      expect(refused.output).toContain(message);
+    }
   });
 });

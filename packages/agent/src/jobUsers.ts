@@ -100,6 +100,9 @@ export class JobUsers {
         `user ${String(config.user)} is uid ${identity.uid}, ${identity.uid === 0 ? 'root' : "the agent's own user"}: jobs would keep the agent's powers. Name an unprivileged user, or use "dynamic".`,
       ]);
     }
+    if (identity.gid === 0) {
+      throw new ConfigInvalidError(where, ['group 0 (root) would give jobs root-owned files: name another group']);
+    }
     return new JobUsers(
       'fixed',
       identity,
@@ -170,8 +173,6 @@ async function resolveFixed(config: { user: string | number; group?: string | nu
         `group "${config.group}" does not exist on this host: create it, or give a numeric gid`,
       ]);
   }
-  if (gid === 0)
-    throw new ConfigInvalidError(where, ['group 0 (root) would give jobs root-owned files: name another group']);
   return { uid, gid: gid ?? uid, name, dynamic: false };
 }
 
