@@ -1,7 +1,7 @@
 // Shared harness of the benchmarks: real `liftoff` server and agent processes, process statistics, percentiles,
 // and the results files. Benchmarks measure and report; they assert nothing about timing.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,8 @@ export async function pgReachable(url) {
 /** `liftoff server` on a free port with its own HOME and data dir (and a fresh PostgreSQL database when given one). */
 export async function startServer({ flags = [], database: pgBase, home: givenHome } = {}) {
   const home = givenHome ?? tempDir();
+  // As root, agents give jobs users of their own, who must enter the agent data dirs under this HOME.
+  chmodSync(home, 0o711);
   const database = pgBase ? await freshPgDatabase(pgBase) : undefined;
   const args = [
     'server',

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 home="$(mktemp -d)"
+# As root, `liftoff up` gives each job a user of its own, which must be able to enter the data dir under HOME
+# (mktemp makes it 0700). The credentials under it stay private by their own modes (0700 dir, 0600 file).
+chmod 711 "$home"
 log="$home/up.log"
 cleanup() {
   if [[ -n "${pgid:-}" ]]; then kill -TERM -- "-$pgid" 2>/dev/null || true; sleep 1; kill -KILL -- "-$pgid" 2>/dev/null || true; fi

@@ -12,3 +12,8 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 echo "base: git $(git --version | cut -d' ' -f3), $(python3 --version), $(openssl version | cut -d' ' -f1-2)"
+# An ordinary (non-root) user: the `run-as: agent` tests run agents as it through runuser (idempotent).
+if ! id -u liftoff-tester >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin liftoff-tester
+fi
+echo "base: ordinary test user liftoff-tester (uid $(id -u liftoff-tester))"

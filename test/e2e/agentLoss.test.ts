@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
 import { codeDir } from '../helpers/jobs.js';
-import { cleanupAll, cli, Proc, ROOT, sleep, startAgent, startServer, tempDir } from '../helpers/procs.js';
+import {
+  cleanupAll,
+  cli,
+  jobWritableDir,
+  Proc,
+  ROOT,
+  sleep,
+  startAgent,
+  startServer,
+  tempDir,
+} from '../helpers/procs.js';
 
 async function until<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
@@ -85,7 +95,7 @@ describe('agents and servers that die', () => {
 
   it('after kill -9 of an agent mid-run, the restarted agent stops the orphaned process and fails the run honestly', async () => {
     const server = await startServer();
-    const work = tempDir();
+    const work = jobWritableDir();
     const pidFile = join(work, 'pid');
     const dir = codeDir({
       'main.mjs': `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); console.log('working'); setInterval(() => {}, 1000);`,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
-import { agentConfig, cleanupAll, cli, sleep, startAgent, startServer, tempDir } from '../helpers/procs.js';
+import { agentConfig, cleanupAll, cli, jobWritableDir, sleep, startAgent, startServer } from '../helpers/procs.js';
 
 const GRACE_SECONDS = 2;
 const alive = (pid: number) =>
@@ -40,7 +40,7 @@ describe('cancelling', () => {
     ['ignores SIGTERM and is killed after the grace period', true],
   ])('stops a running job that %s, with its children, and reports stopped', async (_label, ignoreTerm) => {
     const server = await startServer();
-    const work = tempDir();
+    const work = jobWritableDir();
     const config = agentConfig(work, `stopped_run_timeout: ${GRACE_SECONDS}\n`);
     await startAgent(server, { config });
     const pidFile = join(work, 'pids.json');
@@ -87,7 +87,7 @@ describe('cancelling', () => {
 
   it('SIGTERM to the agent stops its runs, reports them stopped and the agent KILLED, and exits 0', async () => {
     const server = await startServer();
-    const work = tempDir();
+    const work = jobWritableDir();
     const agent = await startAgent(server, { config: agentConfig(work, `stopped_run_timeout: ${GRACE_SECONDS}\n`) });
     const pidFile = join(work, 'pids.json');
     const launched = await cli(['launch', '--code', familyJob(pidFile, false), '-E', 'node main.mjs'], server.env);

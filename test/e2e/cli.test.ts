@@ -1,3 +1,4 @@
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseShell } from 'shell-quote';
@@ -125,6 +126,7 @@ describe('liftoff up', () => {
 
   it('starts a server and an embedded agent, and its printed example runs to completion', async () => {
     const home = tempDir('liftoff-up-');
+    chmodSync(home, 0o711); // as root, up gives jobs users of their own, who must reach their work dirs under it
     const up = liftoff(['up', '--port', '0', '--data-dir', join(home, 'data')], { HOME: home });
     await up.waitFor(/Liftoff is up at (http:\/\/\S+)/);
     const [, example] = (await up.waitFor(/^\s+(npx liftoff launch .*)$/m)) as unknown as [string, string];
@@ -140,6 +142,7 @@ describe('liftoff up', () => {
 
   it('keeps working across restarts on the same data dir', async () => {
     const home = tempDir('liftoff-up-');
+    chmodSync(home, 0o711); // as root, up gives jobs users of their own, who must reach their work dirs under it
     const first = liftoff(['up', '--port', '0', '--data-dir', join(home, 'data')], { HOME: home });
     await first.waitFor(/Liftoff is up/);
     first.kill('SIGTERM');

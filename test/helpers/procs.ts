@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,16 @@ export async function cleanupAll(): Promise<void> {
 export function tempDir(prefix = 'liftoff-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * A temp dir jobs may write into (mode 1777, like /tmp): on a root agent a job runs as a uid of its own, which
+ * cannot write into the test's 0700 temp dirs.
+ */
+export function jobWritableDir(prefix = 'liftoff-shared-'): string {
+  const dir = tempDir(prefix);
+  chmodSync(dir, 0o1777);
   return dir;
 }
 
@@ -89,6 +99,9 @@ export async function startServer(
   opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string } = {},
 ): Promise<TestServer> {
   const home = opts.home ?? tempDir('liftoff-home-');
+  // Agents keep their data dirs (and so the work dirs of their job users) under this home: job users must be able
+  // to enter it (not list it). What is secret in it has modes of its own (~/.config/liftoff is 0700).
+  chmodSync(home, 0o711);
   const dataDir = opts.dataDir ?? join(home, 'data');
   const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
   const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
@@ -118,7 +131,20 @@ export interface TestAgent {
   stop(): Promise<{ code: number | null }>;
 }
 
-/** Starts `liftoff launch-agent` against a test server and waits until it polls. */
+/** Mints an agent-role key for `entity`, as an operator would for an agent (`liftoff keys create --agent`). */
+export async function agentKey(server: TestServer, entity = 'default', name = 'test-agent'): Promise<string> {
+  const created = await server.client.createKey({
+    name: `${name}-${Math.random().toString(36).slice(2, 8)}`,
+    role: 'agent',
+    entity,
+  });
+  return created.key;
+}
+
+/**
+ * Starts `liftoff launch-agent` against a test server and waits until it polls. It authenticates with an agent key
+ * of its entity (`entity`, else `-e` in `extra`, else "default"), never the admin key, as users will run agents.
+ */
 export async function startAgent(
   server: TestServer,
   opts: {
@@ -128,6 +154,9 @@ export async function startAgent(
     config?: string;
     extra?: string[];
     dataDir?: string;
+    entity?: string;
+    /** Extra environment of the agent process. */
+    env?: Record<string, string>;
   } = {},
 ): Promise<TestAgent> {
   const name = opts.name ?? `agent-${Math.random().toString(36).slice(2, 8)}`;
@@ -136,7 +165,11 @@ export async function startAgent(
   if (opts.maxJobs !== undefined) args.push('-j', String(opts.maxJobs));
   if (opts.config) args.push('-c', opts.config);
   args.push(...(opts.extra ?? []));
-  const proc = liftoff(args, server.env);
+  const flag = (opts.extra ?? []).findIndex((a) => a === '-e' || a === '--entity');
+  const entity = opts.entity ?? (flag >= 0 ? opts.extra?.[flag + 1] : undefined) ?? 'default';
+  if (opts.entity) args.push('-e', opts.entity);
+  const key = await agentKey(server, entity, name);
+  const proc = liftoff(args, { ...server.env, ...opts.env, LIFTOFF_API_KEY: key });
   await proc.waitFor(/polling /);
   return {
     proc,

@@ -58,6 +58,7 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
       resource_args: { kubernetes },
     }),
     workDir: dir,
+    stateDir: dir,
     env: { LIFTOFF_RUN_ID: runId },
     image: BUSYBOX,
     onOutput: (t) => outputs.push(t),

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir, gitRepo } from '../helpers/jobs.js';
-import { agentConfig, cleanupAll, sleep, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
+import {
+  agentConfig,
+  cleanupAll,
+  jobWritableDir,
+  sleep,
+  startAgent,
+  startServer,
+  tempDir,
+  type TestServer,
+} from '../helpers/procs.js';
 import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
 
 /**
@@ -409,7 +418,7 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
 
   it('5. cancels a running job from the run page: the process stops and the page shows stopped', async () => {
     await server.client.createQueue('default', { name: 'ui-cancel', resource: 'local-process', resource_args: {} });
-    const work = tempDir();
+    const work = jobWritableDir();
     const pidFile = join(work, 'pid');
     const repo = gitRepo({
       'main.mjs': `

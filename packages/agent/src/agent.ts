@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
@@ -26,7 +26,17 @@ import { assertSecureModeServes, secureModeRefusal } from './secureMode.js';
 import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
 import { RunReporter } from './runReporter.js';
 import { fetchSource } from './sources.js';
-import { fillResourceMacros } from './macros.js';
+import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
+import { jobEnvironment } from './jobEnv.js';
+import {
+  JobUsers,
+  assertWorkRootReachable,
+  detectUserSwitching,
+  handOver,
+  killUserProcesses,
+  type UserSwitching,
+} from './jobUsers.js';
+import { createRunState, recordUser, recordedUser, removeRunState, runStateDir } from './runState.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -35,8 +45,13 @@ export interface AgentOptions {
   hostname: string;
   /** Job work directories live under `<dataDir>/work/<run id>`. */
   dataDir: string;
-  /** Environment every job starts from (the agent's own, minus its secrets). */
-  jobEnv: Env;
+  /**
+   * The agent's own environment minus its API key: for its own git and kubeconfig helpers, and the source of the
+   * names the config's `job-env` and `macro-env` list. Never handed to a job whole (jobEnv.ts).
+   */
+  agentEnv: Env;
+  /** Whether this process can run jobs as other users (default: read from /proc/self/status). */
+  userSwitching?: UserSwitching;
   logger: Logger;
   /** Human-readable progress lines (stdout for the CLI). */
   say?: (line: string) => void;
@@ -89,6 +104,8 @@ export class LaunchAgent {
   private lastContact = 0;
   private heartbeatInterval = 30_000;
   private loop: Promise<void> | undefined;
+  /** Who local-process jobs run as; set when the agent serves a local-process queue. */
+  private jobUsers: JobUsers | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.queueOrder = [...opts.config.queues];
@@ -151,6 +168,7 @@ export class LaunchAgent {
       if (config.file.secure_mode) assertSecureModeServes(q.name, q.resource);
       // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
       if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
+      if (q.resource === 'local-process' && !this.jobUsers) await this.prepareJobUsers();
       if (!this.runners.has(q.resource)) {
         const runner = await factory(this.runnerDeps());
         await runner.check?.().catch((err: unknown) => {
@@ -163,11 +181,26 @@ export class LaunchAgent {
     if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
   }
 
+  /** `run-as`: refuses an agent whose jobs would silently run as itself; lays out work and state dirs for job users. */
+  private async prepareJobUsers(): Promise<void> {
+    const switching = this.opts.userSwitching ?? detectUserSwitching();
+    const users = await JobUsers.resolve(this.opts.config.file['run-as'], switching);
+    const workRoot = join(this.opts.dataDir, 'work');
+    await mkdir(workRoot, { recursive: true });
+    await mkdir(join(this.opts.dataDir, 'runs'), { recursive: true, mode: 0o700 });
+    await chmod(join(this.opts.dataDir, 'runs'), 0o700);
+    // Job users enter their own dir here but cannot list the others.
+    await chmod(workRoot, users.mode === 'agent' ? 0o700 : 0o711);
+    if (users.mode !== 'agent') await assertWorkRootReachable(workRoot, switching.uid);
+    this.say(users.summary);
+    this.jobUsers = users;
+  }
+
   private runnerDeps(): RunnerDeps {
-    const { logger, jobEnv, docker, credentials, homeDir } = this.opts;
+    const { logger, agentEnv, docker, credentials, homeDir } = this.opts;
     return {
       logger,
-      processEnv: jobEnv,
+      processEnv: agentEnv,
       agentId: this.id,
       docker,
       credentials,
@@ -335,13 +368,18 @@ export class LaunchAgent {
     const shipper = new LogShipper(client, this.id, run.id, logger);
     const note = (line: string) => shipper.note(line);
     const workDir = join(this.opts.dataDir, 'work', run.id);
+    const stateDir = runStateDir(this.opts.dataDir, run.id);
     const reporter = new RunReporter(client, this.id, run.id, logger);
     let final: Final;
     try {
-      final = await this.execute(job, item, run, workDir, shipper, note, reporter);
+      final = await this.execute(job, item, run, workDir, stateDir, shipper, note, reporter);
     } catch (err) {
       final = { state: 'failed', exitCode: null, message: describe(err), stage: 'agent' };
     }
+    // Every process left with the run's own uid goes before the uid can be handed out again.
+    await this.jobUsers
+      ?.release(run.id)
+      .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
@@ -350,6 +388,7 @@ export class LaunchAgent {
     );
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeRunState(stateDir);
   }
 
   private async execute(
@@ -357,6 +396,7 @@ export class LaunchAgent {
     item: ClaimedItem,
     run: Run,
     workDir: string,
+    stateDir: string,
     shipper: LogShipper,
     note: (l: string) => void,
     reporter: RunReporter,
@@ -370,6 +410,14 @@ export class LaunchAgent {
     }
     const insecure = this.opts.config.file.secure_mode ? secureModeRefusal(spec, resource, item.queue) : undefined;
     if (insecure) return { state: 'failed', exitCode: null, message: insecure, stage: 'agent' };
+    const macroEnv = this.opts.config.file['macro-env'] ?? [];
+    assertMacrosAllowed(spec, macroEnv, this.opts.agentEnv);
+    await createRunState(stateDir);
+    const user = resource === 'local-process' ? await this.jobUsers?.acquire(run.id) : undefined;
+    if (user) {
+      await recordUser(stateDir, user);
+      note(`running as uid ${user.uid}, gid ${user.gid}`);
+    }
     let image: string | undefined;
     let mountCodeAt: string | undefined;
     let workCopyAt: string | undefined;
@@ -387,10 +435,13 @@ export class LaunchAgent {
     } else {
       const identity = await fetchSource(spec.source, workDir, {
         client: this.opts.client,
-        env: this.opts.jobEnv,
+        env: this.opts.agentEnv,
         git: this.opts.config.file.git ?? {},
         say: note,
       });
+      // Fetched as the agent (its git credentials stay its own), then handed over whole before the job starts.
+      if (user) await handOver(workDir, user);
+      else await chmod(workDir, 0o700);
       if (resource !== 'local-process') {
         if (job.cancelRequested) return { state: 'stopped', exitCode: null };
         try {
@@ -416,14 +467,21 @@ export class LaunchAgent {
       }
     }
     if (job.cancelRequested) return { state: 'stopped', exitCode: null };
-    const env: Record<string, string> = {
-      ...spec.env,
-      LIFTOFF_RUN_ID: run.id,
-      LIFTOFF_ITEM_ID: item.item_id,
-      LIFTOFF_QUEUE: item.queue,
-      LIFTOFF_ENTITY: item.entity,
-      LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
-    };
+    const env = jobEnvironment({
+      agentEnv: this.opts.agentEnv,
+      allowed: this.opts.config.file['job-env'] ?? [],
+      specEnv: spec.env,
+      runVars: {
+        LIFTOFF_RUN_ID: run.id,
+        LIFTOFF_ITEM_ID: item.item_id,
+        LIFTOFF_QUEUE: item.queue,
+        LIFTOFF_ENTITY: item.entity,
+        LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
+      },
+      place: resource === 'local-process' ? 'process' : 'container',
+      home: workDir,
+      ...(user ? { user: user.name } : {}),
+    });
     note(`starting: ${[...spec.entry_point, ...spec.args].map((a) => JSON.stringify(a)).join(' ')}`);
     let handle: RunHandle;
     try {
@@ -435,9 +493,12 @@ export class LaunchAgent {
         spec: fillResourceMacros(
           spec,
           { run_id: run.id, entity_name: item.entity, image_uri: image },
-          this.opts.jobEnv,
+          this.opts.agentEnv,
+          macroEnv,
         ),
         workDir,
+        stateDir,
+        ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
         env,
         ...(image ? { image } : {}),
         ...(mountCodeAt ? { mountCodeAt } : {}),
@@ -521,6 +582,7 @@ export class LaunchAgent {
         if (drop < text.length) shipper.write(text.slice(drop));
       };
       const reporter = new RunReporter(this.opts.client, this.id, run.id, this.opts.logger);
+      const stateDir = runStateDir(this.opts.dataDir, run.id);
       const result = await runner.reconcile({
         runId: run.id,
         itemId: run.item_id,
@@ -528,6 +590,7 @@ export class LaunchAgent {
         entity: run.entity,
         spec: detail.spec,
         workDir: join(this.opts.dataDir, 'work', run.id),
+        stateDir,
         onOutput,
         onNote: (line) => shipper.note(line),
         onRunning: () => reporter.running(),
@@ -537,6 +600,10 @@ export class LaunchAgent {
         this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds);
         continue;
       }
+      // A run's own uid is recorded where only the agent writes: whatever still runs as it belonged to that run.
+      const user = await recordedUser(stateDir);
+      if (user?.dynamic) await killUserProcesses(user.uid);
+      await removeRunState(stateDir);
       const final: Final = { ...result, ...(result.state === 'failed' ? { stage: 'agent' as const } : {}) };
       await this.opts.client
         .reportRun(run.id, finalReport(this.id, final))
@@ -591,6 +658,7 @@ export class LaunchAgent {
     })()
       .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
       .finally(() => {
+        void removeRunState(runStateDir(this.opts.dataDir, run.id));
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);
         this.cancelOnlyPoll?.abort();

@@ -12,3 +12,5 @@ export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext 
 export { dockerServices } from './docker/services.js';
 export { RegistryCredentials } from './docker/credentials.js';
 export { generateDockerfile } from './builders/dockerfile.js';
+export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';
+export { detectUserSwitching, DEFAULT_DYNAMIC_RANGE, type UserSwitching, type JobIdentity } from './jobUsers.js';

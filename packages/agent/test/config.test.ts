@@ -548,3 +548,29 @@ describe('resolveAgentConfig', () => {
     expect(error.message).toBe('--max-jobs is invalid:\n  - value "0": must be -1 (unlimited) or a positive integer');
   });
 });
+
+describe('launch-config.yaml: run-as, job-env and macro-env (Liftoff)', () => {
+  it('parses each run-as shape and the name lists', () => {
+    expect(parseAgentConfigYaml('run-as: agent\n', SOURCE)['run-as']).toBe('agent');
+    expect(parseAgentConfigYaml('run-as: dynamic\n', SOURCE)['run-as']).toBe('dynamic');
+    expect(parseAgentConfigYaml('run-as: {user: ml, group: 1234}\n', SOURCE)['run-as']).toEqual({
+      user: 'ml',
+      group: 1234,
+    });
+    expect(parseAgentConfigYaml('run-as: {dynamic: {first: 300000, count: 10}}\n', SOURCE)['run-as']).toEqual({
+      dynamic: { first: 300000, count: 10 },
+    });
+    const lists = parseAgentConfigYaml('job-env: [HTTPS_PROXY, WANDB_BASE_URL]\nmacro-env: [AWS_REGION]\n', SOURCE);
+    expect(lists['job-env']).toEqual(['HTTPS_PROXY', 'WANDB_BASE_URL']);
+    expect(lists['macro-env']).toEqual(['AWS_REGION']);
+  });
+
+  it('refuses a dynamic range among system users, one past the uid space, and names that are not variables', () => {
+    expect(problemsOf('run-as: {dynamic: {first: 10, count: 5}}\n').join('\n')).toContain('at least 1000');
+    expect(problemsOf('run-as: {dynamic: {first: 2147483000, count: 1000}}\n').join('\n')).toContain(
+      'at most 2147483646',
+    );
+    expect(problemsOf('job-env: ["A B"]\n').join('\n')).toContain('environment variable name');
+    expect(problemsOf('run-as: root\n').length).toBeGreaterThan(0);
+  });
+});

@@ -119,6 +119,44 @@ export const GitAgentConfig = z
   .strict();
 export type GitAgentConfig = z.infer<typeof GitAgentConfig>;
 
+/** An environment variable name, as `job-env` and `macro-env` list them. */
+const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name (letters, digits, _)');
+const PosixId = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31 - 2);
+
+/**
+ * Liftoff: the user local-process jobs run as. `agent`: the agent's own user (jobs can read its files; only for an
+ * agent that cannot switch users). `{user, group}`: one fixed user (names or numeric ids). `dynamic` (optionally
+ * with its range): a uid of its own per run, from `first` to `first + count - 1`, used as its gid too.
+ */
+export const RunAsConfig = z.union([
+  z.literal('agent'),
+  z.literal('dynamic'),
+  z
+    .object({ user: z.union([z.string().min(1), PosixId]), group: z.union([z.string().min(1), PosixId]).optional() })
+    .strict(),
+  z
+    .object({
+      dynamic: z
+        .object({
+          first: PosixId.refine((n) => n >= 1000, 'must be at least 1000 (system users live below)'),
+          count: z.number().int().min(1),
+        })
+        .strict()
+        .refine((d) => d.first + d.count - 1 <= 2 ** 31 - 2, {
+          message: 'first + count - 1 must be at most 2147483646',
+          path: ['count'],
+        }),
+    })
+    .strict(),
+]);
+export type RunAsConfig = z.infer<typeof RunAsConfig>;
+
 export const AgentConfigFile = z
   .object({
     entity: z.string().min(1).nullable().optional(),
@@ -140,6 +178,12 @@ export const AgentConfigFile = z
     kubernetes: KubernetesAgentConfig.optional(),
     /** Liftoff: file:// remotes and the hosts git may use the agent's credentials for. */
     git: GitAgentConfig.optional(),
+    /** Liftoff: the user local-process jobs run as (default: dynamic when the agent can switch users). */
+    'run-as': RunAsConfig.optional(),
+    /** Liftoff: agent environment variables passed on to jobs (beyond PATH, LANG, TZ). */
+    'job-env': z.array(EnvName).optional(),
+    /** Liftoff: agent environment variables that `${NAME}` macros in resource args may expand. */
+    'macro-env': z.array(EnvName).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -89,7 +89,7 @@ export async function assertSafeArchive(
         settled = true;
         source.destroy();
         gunzip.destroy();
-        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        if (err) reject(err instanceof Error ? err : new Error('the archive stream failed'));
         else resolve();
       };
       parser.on('eof', () => finish());

@@ -26,6 +26,8 @@ export function readCredentials(path: string): Credentials | undefined {
 
 export function writeCredentials(path: string, creds: Credentials): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // A directory that existed before keeps its mode otherwise; job users must not even list it.
+  chmodSync(dirname(path), 0o700);
   const body = `# Written by "liftoff server" on first start. Keep it secret: the key is an admin key.\n${stringifyYaml(creds)}`;
   writeFileSync(path, body, { mode: 0o600 });
   chmodSync(path, 0o600);

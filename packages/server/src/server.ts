@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
@@ -29,8 +29,11 @@ export interface ServerOptions {
 
 export interface RunningServer {
   url: string;
-  /** Mints (replacing any previous one) a key with the given name for an in-process client such as the embedded agent. */
-  mintKey(name: string): Promise<string>;
+  /**
+   * Mints (replacing any previous one) an agent key for `entity` (which must exist): it runs the agent protocol and
+   * reads that entity only, so an agent holding it cannot administer the server.
+   */
+  mintAgentKey(name: string, entity: string): Promise<string>;
   credentialsFile: string;
   /** Set when this start created the admin key. */
   createdAdminKey: boolean;
@@ -48,6 +51,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ? await openPostgres(opts.databaseUrl)
     : await openSqlite(join(opts.dataDir, 'liftoff.db'));
   const store = new Store(db, dialect);
+  if (!opts.databaseUrl) privateFiles(opts.dataDir);
   // Replicas on one PostgreSQL wake each other's long-polls through LISTEN/NOTIFY; SQLite is one process.
   let bus: Bus;
   try {
@@ -129,9 +133,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     url,
     credentialsFile,
     createdAdminKey,
-    async mintKey(name: string) {
+    async mintAgentKey(name: string, entity: string) {
+      const found = await store.entities.find(entity);
+      if (!found) throw new Error(`Entity "${entity}" does not exist.`);
       const key = generateKey();
-      await store.keys.replace({ name, role: 'admin', entityId: null, keyHash: hashKey(key), now: now() });
+      await store.keys.replace({ name, role: 'agent', entityId: found.id, keyHash: hashKey(key), now: now() });
       return key;
     },
     async close() {
@@ -142,4 +148,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/**
+ * The database (and SQLite's -wal/-shm, which take its mode when created) and the archive dir are readable by the
+ * server's user only: an agent sharing the data dir (`liftoff up`) lets its job users enter it to reach work dirs.
+ */
+function privateFiles(dataDir: string): void {
+  mkdirSync(join(dataDir, 'archives'), { recursive: true, mode: 0o700 });
+  chmodSync(join(dataDir, 'archives'), 0o700);
+  for (const f of ['liftoff.db', 'liftoff.db-wal', 'liftoff.db-shm', 'liftoff.db-journal']) {
+    try {
+      chmodSync(join(dataDir, f), 0o600);
+    } catch {
+      // Not there (yet).
+    }
+  }
 }

@@ -5,7 +5,11 @@ import { StringDecoder } from 'node:string_decoder';
 import { RunnerError } from '@liftoff/core';
 import type { JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
 
-const PID_FILE = '.liftoff-process.json';
+/**
+ * The pid record lives in the run's agent-owned state dir (0700, never the work dir): a restarted agent signals the
+ * process group it names, so a job able to write it could make the agent kill any process on the host.
+ */
+const PID_FILE = 'process.json';
 
 /**
  * Runs the entry point and args as an argv array (never through a shell) in the job's directory, in a process group
@@ -14,16 +18,19 @@ const PID_FILE = '.liftoff-process.json';
 export class LocalProcessRunner implements Runner {
   readonly type = 'local-process' as const;
 
-  constructor(private readonly deps: Pick<RunnerDeps, 'logger' | 'processEnv'>) {}
+  constructor(private readonly deps: Pick<RunnerDeps, 'logger'>) {}
 
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');
+    // job.env is the whole environment (jobEnv.ts); nothing of the agent's is added here. With a user of its own,
+    // libuv sets the gid, drops every supplementary group (setgroups(0, NULL)) and sets the uid before exec.
     const child = spawn(program, [...rest, ...job.spec.args], {
       cwd: job.workDir,
-      env: { ...definedOnly(this.deps.processEnv), ...job.env },
+      env: job.env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(job.user ? { uid: job.user.uid, gid: job.user.gid } : {}),
     });
     // Listen before any await: a short job can exit (and close its pipes) before the next tick.
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -52,7 +59,9 @@ export class LocalProcessRunner implements Runner {
     }
     const pid = child.pid as number;
     // Remembered so that an agent restarted after a crash can find and stop the orphaned process group.
-    await writeFile(join(job.workDir, PID_FILE), JSON.stringify({ pid, start: await processStartTime(pid) }));
+    await writeFile(join(job.stateDir, PID_FILE), JSON.stringify({ pid, start: await processStartTime(pid) }), {
+      mode: 0o600,
+    });
 
     let cancelled = false;
     return {
@@ -82,10 +91,10 @@ export class LocalProcessRunner implements Runner {
   }
 
   /** A local process cannot be re-attached to after the agent died; stop what is left of it and say so. */
-  async reconcile(run: { runId: string; workDir: string }): Promise<RunOutcome> {
+  async reconcile(run: { runId: string; stateDir: string }): Promise<RunOutcome> {
     let killed = false;
     try {
-      const saved = JSON.parse(await readFile(join(run.workDir, PID_FILE), 'utf8')) as {
+      const saved = JSON.parse(await readFile(join(run.stateDir, PID_FILE), 'utf8')) as {
         pid: number;
         start: string | null;
       };
@@ -95,7 +104,7 @@ export class LocalProcessRunner implements Runner {
         killed = true;
       }
     } catch {
-      // No pid file: the process never started or the work dir is gone.
+      // No pid record: the process never started or its state dir is gone.
     }
     this.deps.logger.warn({ run: run.runId, killed }, 'local-process run from a previous agent incarnation');
     return {
@@ -104,12 +113,6 @@ export class LocalProcessRunner implements Runner {
       message: `The agent restarted while this run was active; a local process cannot be re-adopted${killed ? ', so its leftover processes were stopped' : ''}. Launch it again.`,
     };
   }
-}
-
-function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  return out;
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

@@ -12,7 +12,14 @@ export interface JobContext {
   spec: LaunchSpec;
   /** The job's source, already fetched; the process starts here. */
   workDir: string;
-  /** The run's own environment (LIFTOFF_* and the spec's env); runners add their base. */
+  /**
+   * The run's agent-owned directory (0700, outside the work dir): records the agent acts on after a restart (pid
+   * files) live here, where the job cannot write.
+   */
+  stateDir: string;
+  /** Local processes: the user and group the job runs as; absent with `run-as: agent`. */
+  user?: { uid: number; gid: number };
+  /** The job's whole environment (jobEnv.ts, from an allow-list); runners add nothing of the agent's. */
   env: Record<string, string>;
   /** Container runners: the image to run (built, or the job's own). */
   image?: string;
@@ -39,7 +46,17 @@ export interface JobContext {
 /** What a runner gets to re-adopt a run after an agent restart: the job's identity and its callbacks. */
 export type AdoptContext = Pick<
   JobContext,
-  'runId' | 'itemId' | 'queue' | 'entity' | 'spec' | 'workDir' | 'onOutput' | 'onNote' | 'onRunning' | 'onWarning'
+  | 'runId'
+  | 'itemId'
+  | 'queue'
+  | 'entity'
+  | 'spec'
+  | 'workDir'
+  | 'stateDir'
+  | 'onOutput'
+  | 'onNote'
+  | 'onRunning'
+  | 'onWarning'
 >;
 
 export type RunOutcome =
@@ -86,7 +103,10 @@ export interface Runner {
 /** Services injected into runners; runners read nothing from the process themselves. */
 export interface RunnerDeps {
   logger: Logger;
-  /** Base environment of local processes (the agent's, minus its secrets). */
+  /**
+   * The agent's own environment minus its API key, for the agent's own helpers (a kubeconfig's exec plugin); never
+   * a job's: job environments come from jobEnv.ts.
+   */
   processEnv: Env;
   agentId: string;
   docker: Dockerode;

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { DEFAULT_HOST, DEFAULT_PORT, LiftoffClient, defaultDataDir, type Env } from '@liftoff/core';
-import { resolveAgentConfig } from '@liftoff/agent';
-import { DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
+import { detectUserSwitching, resolveAgentConfig } from '@liftoff/agent';
+import { DEFAULT_ENTITY, DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
 import { createAgent, onShutdown } from './shared.js';
 
 interface ServerFlags {
@@ -113,11 +113,17 @@ export function serverCommands(program: Command, env: Env): void {
     .option('-j, --max-jobs <n>', 'embedded agent: jobs at once (-1 = unlimited)', '4')
     .action(async (flags: ServerFlags & { maxJobs: string }) => {
       const { server, dataDir } = await start(flags, env);
-      const client = new LiftoffClient({ baseUrl: server.url, apiKey: await server.mintKey('embedded-agent') });
+      // An agent key of its entity, held in this process only: not the admin key, which jobs must never reach.
+      const apiKey = await server.mintAgentKey('embedded-agent', DEFAULT_ENTITY);
+      const client = new LiftoffClient({ baseUrl: server.url, apiKey });
       const config = resolveAgentConfig(
-        { queues: [DEFAULT_QUEUE], maxJobs: Number(flags.maxJobs), config: undefined, entity: 'default' },
+        { queues: [DEFAULT_QUEUE], maxJobs: Number(flags.maxJobs), config: undefined, entity: DEFAULT_ENTITY },
         { ...env, LIFTOFF_ENTITY: undefined, LIFTOFF_LAUNCH_MAX_JOBS: undefined },
       );
+      // An ordinary user's laptop: jobs run as that user (the agent warns). Root gets a user per job, as everywhere.
+      if (config.file['run-as'] === undefined && detectUserSwitching().missing.length) {
+        config.file = { ...config.file, 'run-as': 'agent' };
+      }
       const { agent, identity } = createAgent({
         client,
         config,
@@ -127,7 +133,13 @@ export function serverCommands(program: Command, env: Env): void {
         logger: pino({ level: flags.logLevel }, pino.destination(2)),
         say: (line) => console.log(`[agent] ${line}`),
       });
-      await agent.start();
+      try {
+        await agent.start();
+      } catch (err) {
+        // Refused at start (e.g. job users could not reach their work dirs): nothing keeps running.
+        await server.close();
+        throw err;
+      }
       console.log(`Liftoff is up at ${server.url}`);
       console.log(`  web UI:    ${server.url}/ (sign in with the admin key)`);
       console.log(`  data dir:  ${dataDir}`);

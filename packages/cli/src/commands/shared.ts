@@ -1,13 +1,13 @@
 import { homedir, hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { LaunchAgent, agentIdentity, dockerServices, type ResolvedAgentConfig } from '@liftoff/agent';
+import {
+  LaunchAgent,
+  agentIdentity,
+  agentToolEnvironment,
+  dockerServices,
+  type ResolvedAgentConfig,
+} from '@liftoff/agent';
 import type { Env, LiftoffClient } from '@liftoff/core';
-
-/** What a job inherits from the agent's environment: everything but the agent's own API key. */
-export function jobEnvironment(env: Env): Env {
-  const { LIFTOFF_API_KEY: _key, ...rest } = env;
-  return rest;
-}
 
 /** Runs `fn` once on the first SIGINT/SIGTERM, then exits 0; a second signal exits at once. */
 export function onShutdown(fn: () => Promise<void>): void {
@@ -56,7 +56,7 @@ export function createAgent(opts: {
     identity,
     hostname: host,
     dataDir,
-    jobEnv: jobEnvironment(env),
+    agentEnv: agentToolEnvironment(env),
     homeDir: env.HOME ?? homedir(),
     ...dockerServices(env, config.file.builder),
     logger,

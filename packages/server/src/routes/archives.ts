@@ -49,6 +49,7 @@ export function archiveRoutes(app: App, ctx: AppContext): void {
           () => false,
         ))
       ) {
+        // Private to the server's user: an agent sharing the data dir makes it enterable for its job users.
         await mkdir(ctx.archiveDir, { recursive: true, mode: 0o700 });
         const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
         try {

@@ -1,6 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pg from 'pg';
 import { BadRequestError, LiftoffError, StorageError } from '@liftoff/core';
@@ -19,11 +19,10 @@ export interface OpenDatabase {
 /**
  * Opens (creating if needed) the embedded SQLite database, checks it, and migrates it. A file that exists but is
  * empty, unreadable or damaged is an error naming the file and the fix, never taken for a fresh install (that would
- * start over with no queues and mint a new admin key). The file is readable by its owner only (SQLite gives its WAL
- * and shared-memory files the same mode).
+ * start over with no queues and mint a new admin key). server.ts makes the file owner-only.
  */
 export async function openSqlite(path: string): Promise<OpenDatabase> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(path), { recursive: true });
   const existed = existsSync(path);
   if (existed && statSync(path).size === 0) {
     throw new StorageError(
@@ -47,7 +46,6 @@ export async function openSqlite(path: string): Promise<OpenDatabase> {
       e,
     );
   }
-  chmodSync(path, 0o600);
   cachePreparedStatements(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateToLatest(db as Kysely<unknown>);

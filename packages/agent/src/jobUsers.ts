@@ -1,0 +1,295 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { chmod, lchown, lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { ConfigInvalidError, type RunAsConfig } from '@liftoff/core';
+
+const run = promisify(execFile);
+
+/** The user and group one job runs as. */
+export interface JobIdentity {
+  uid: number;
+  gid: number;
+  /** USER/LOGNAME of the job: the passwd name, or `job-<uid>` for a dynamic uid. */
+  name: string;
+  /** A uid of this run alone: every process still holding it when the run ends is the run's and is killed. */
+  dynamic: boolean;
+}
+
+/** Default `dynamic` range: inside 1879048192–2147483646, which systemd leaves unassigned (not subuid, not users). */
+export const DEFAULT_DYNAMIC_RANGE = { first: 1_900_000_000, count: 65_536 } as const;
+
+/** What an agent needs to run jobs as other users: switch ids, hand files over, signal and remove what they own. */
+const NEEDED_CAPS: ReadonlyArray<[number, string]> = [
+  [0, 'CAP_CHOWN'],
+  [1, 'CAP_DAC_OVERRIDE'],
+  [3, 'CAP_FOWNER'],
+  [5, 'CAP_KILL'],
+  [6, 'CAP_SETGID'],
+  [7, 'CAP_SETUID'],
+];
+
+export interface UserSwitching {
+  /** The agent's own uid. */
+  uid: number;
+  /** Capabilities per-job users need that this process lacks (empty: it can switch users). */
+  missing: string[];
+}
+
+/** Reads the agent's effective capabilities (root has them all unless a container or systemd took some away). */
+export function detectUserSwitching(): UserSwitching {
+  const uid = process.getuid?.() ?? 0;
+  let eff = 0n;
+  try {
+    const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    eff = BigInt(`0x${line?.[1] ?? '0'}`);
+  } catch {
+    // No /proc: treat as no capabilities; the agent then needs run-as: agent.
+  }
+  return { uid, missing: NEEDED_CAPS.filter(([bit]) => !((eff >> BigInt(bit)) & 1n)).map(([, name]) => name) };
+}
+
+/**
+ * Who local-process jobs run as, per the agent config's `run-as`. Without the key an agent that can switch users
+ * gives every run a dynamic uid; one that cannot must be told `run-as: agent` (`liftoff up` does that for an
+ * ordinary user), because its jobs could then read all its files and secrets.
+ */
+export class JobUsers {
+  private readonly inUse = new Set<number>();
+  private readonly byRun = new Map<string, JobIdentity>();
+
+  private constructor(
+    readonly mode: 'agent' | 'fixed' | 'dynamic',
+    private readonly fixed: JobIdentity | undefined,
+    private readonly range: { first: number; count: number },
+    /** The line the agent prints at start. */
+    readonly summary: string,
+  ) {}
+
+  static async resolve(config: RunAsConfig | undefined, switching: UserSwitching): Promise<JobUsers> {
+    const where = 'the agent config key "run-as"';
+    if (config === 'agent') {
+      return new JobUsers(
+        'agent',
+        undefined,
+        DEFAULT_DYNAMIC_RANGE,
+        `WARNING: run-as: agent: local-process jobs run as this agent's own user (uid ${switching.uid}) and can read every file and secret it can (its environment through /proc, its credentials, ~/.docker/config.json, other jobs' work dirs). Run the agent as root to give each job a user of its own.`,
+      );
+    }
+    if (switching.missing.length) {
+      const what = config === undefined ? 'Local-process jobs' : `${where} asks to run jobs as another user, but jobs`;
+      throw new ConfigInvalidError(where, [
+        `${what} would run as this agent's own user (uid ${switching.uid}), which cannot switch users (missing ${switching.missing.join(', ')}), and could read all its files and secrets. Run the agent as root so that each job gets a user of its own, or set "run-as: agent" in the agent config to accept that jobs run as uid ${switching.uid}.`,
+      ]);
+    }
+    if (config === undefined || config === 'dynamic' || 'dynamic' in config) {
+      const range = config === undefined || config === 'dynamic' ? DEFAULT_DYNAMIC_RANGE : config.dynamic;
+      await assertRangeFree(range, switching.uid);
+      const last = range.first + range.count - 1;
+      return new JobUsers(
+        'dynamic',
+        undefined,
+        range,
+        `local-process jobs run as a uid of their own (${range.first}–${last})`,
+      );
+    }
+    const identity = await resolveFixed(config);
+    if (identity.uid === 0 || identity.uid === switching.uid) {
+      throw new ConfigInvalidError(where, [
+        `user ${String(config.user)} is uid ${identity.uid}, ${identity.uid === 0 ? 'root' : "the agent's own user"}: jobs would keep the agent's powers. Name an unprivileged user, or use "dynamic".`,
+      ]);
+    }
+    if (identity.gid === 0) {
+      throw new ConfigInvalidError(where, ['group 0 (root) would give jobs root-owned files: name another group']);
+    }
+    return new JobUsers(
+      'fixed',
+      identity,
+      DEFAULT_DYNAMIC_RANGE,
+      `local-process jobs run as ${identity.name} (uid ${identity.uid}, gid ${identity.gid}); they share it, so they can read each other's files (use "dynamic" to separate them)`,
+    );
+  }
+
+  /** The identity of a new run; undefined with `run-as: agent`. */
+  async acquire(runId: string): Promise<JobIdentity | undefined> {
+    if (this.mode === 'agent') return undefined;
+    if (this.fixed) return this.fixed;
+    const busy = await uidsWithProcesses();
+    const free = (uid: number) => !this.inUse.has(uid) && !busy.has(uid);
+    // Random picks first: two agents misconfigured with the same range then rarely pick the same uid at once.
+    let uid: number | undefined;
+    for (let i = 0; i < 64 && uid === undefined; i++) {
+      const candidate = this.range.first + Math.floor(Math.random() * this.range.count);
+      if (free(candidate)) uid = candidate;
+    }
+    for (let c = this.range.first; uid === undefined && c < this.range.first + this.range.count; c++) {
+      if (free(c)) uid = c;
+    }
+    if (uid === undefined)
+      throw new ConfigInvalidError('the agent config key "run-as"', [
+        'every uid of the dynamic range is in use; widen it (count)',
+      ]);
+    this.inUse.add(uid);
+    const identity: JobIdentity = { uid, gid: uid, name: `job-${uid}`, dynamic: true };
+    this.byRun.set(runId, identity);
+    return identity;
+  }
+
+  /** Gives the run's uid back, once every process of it is gone. */
+  async release(runId: string): Promise<void> {
+    const identity = this.byRun.get(runId);
+    if (!identity) return;
+    this.byRun.delete(runId);
+    await killUserProcesses(identity.uid);
+    this.inUse.delete(identity.uid);
+  }
+}
+
+async function resolveFixed(config: { user: string | number; group?: string | number }): Promise<JobIdentity> {
+  const where = 'the agent config key "run-as"';
+  const passwd = await getent('passwd', String(config.user));
+  let uid: number;
+  let gid: number | undefined;
+  let name: string;
+  if (passwd) {
+    uid = Number(passwd[2]);
+    gid = Number(passwd[3]);
+    name = passwd[0] ?? String(uid);
+  } else if (typeof config.user === 'number') {
+    uid = config.user;
+    name = `job-${uid}`;
+  } else {
+    throw new ConfigInvalidError(where, [
+      `user "${config.user}" does not exist on this host: create it, or give a numeric uid`,
+    ]);
+  }
+  if (config.group !== undefined) {
+    const group = await getent('group', String(config.group));
+    if (group) gid = Number(group[2]);
+    else if (typeof config.group === 'number') gid = config.group;
+    else
+      throw new ConfigInvalidError(where, [
+        `group "${config.group}" does not exist on this host: create it, or give a numeric gid`,
+      ]);
+  }
+  return { uid, gid: gid ?? uid, name, dynamic: false };
+}
+
+/**
+ * `getent` asks NSS (files, LDAP, sssd ...), which node has no API for; it runs with an argv, never a shell. Returns
+ * the entry's fields, or undefined when there is none.
+ */
+async function getent(db: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await run('getent', [db, '--', key], { timeout: 10_000 });
+    const line = stdout.split('\n')[0];
+    return line ? line.split(':') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A dynamic range must not hold a real user (who would then own a job's files) nor the agent. */
+async function assertRangeFree(range: { first: number; count: number }, agentUid: number): Promise<void> {
+  const inRange = (uid: number) => uid >= range.first && uid < range.first + range.count;
+  const clashes: string[] = [];
+  if (inRange(agentUid)) clashes.push(`the agent's own uid ${agentUid}`);
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  for (const line of passwd.split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name && uid !== undefined && inRange(Number(uid))) clashes.push(`user ${name} (uid ${uid})`);
+  }
+  if (clashes.length) {
+    throw new ConfigInvalidError('the agent config key "run-as"', [
+      `the dynamic uid range ${range.first}–${range.first + range.count - 1} holds ${clashes.join(', ')}: jobs would act as them. Pick a range no user has.`,
+    ]);
+  }
+}
+
+/** uids (real, effective or saved) of every process on the host. */
+async function uidsWithProcesses(): Promise<Set<number>> {
+  const uids = new Set<number>();
+  for (const p of await processUids()) for (const u of p.uids) uids.add(u);
+  return uids;
+}
+
+async function processUids(): Promise<Array<{ pid: number; uids: number[] }>> {
+  const out: Array<{ pid: number; uids: number[] }> = [];
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const status = await readFile(`/proc/${e}/status`, 'utf8').catch(() => '');
+    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+    if (m) out.push({ pid: Number(e), uids: [Number(m[1]), Number(m[2]), Number(m[3])] });
+  }
+  return out;
+}
+
+/**
+ * SIGKILLs every process running as `uid`, until none is left (a forking job could otherwise outrun one pass). Only
+ * for uids that belong to one run: a job that left its process group (setsid, a daemon) still holds its uid.
+ */
+export async function killUserProcesses(uid: number): Promise<void> {
+  for (let pass = 0; pass < 50; pass++) {
+    const left = (await processUids()).filter((p) => p.uids.includes(uid));
+    if (!left.length) return;
+    for (const p of left) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Hands a fetched source (cloned or unpacked by the agent) over to the job's user: every entry, links included
+ * (lchown never follows them), loses setuid/setgid bits, and the top directory becomes 0700 so that no other job
+ * user can look in. Runs before the job starts, so nothing of the job's can race it.
+ */
+export async function handOver(dir: string, identity: JobIdentity): Promise<void> {
+  const walk = async (path: string): Promise<void> => {
+    const st = await lstat(path);
+    await lchown(path, identity.uid, identity.gid);
+    if (st.isSymbolicLink()) return;
+    if (st.mode & 0o6000) await chmod(path, st.mode & 0o1777);
+    if (st.isDirectory()) for (const e of await readdir(path)) await walk(join(path, e));
+  };
+  await walk(dir);
+  await chmod(dir, 0o700);
+}
+
+/**
+ * Job users must reach their work dirs (every parent searchable by others) and nobody but the agent may swap a
+ * parent for a link to somewhere else (no parent writable by others unless sticky, each owned by root or the agent).
+ * The work root itself is made 0711 by the agent: jobs enter their own dir but cannot list the others.
+ */
+export async function assertWorkRootReachable(workRoot: string, agentUid: number): Promise<void> {
+  let dir = dirname(await realpath(workRoot));
+  const problems: string[] = [];
+  for (;;) {
+    const st = await stat(dir);
+    if (!(st.mode & 0o001)) {
+      problems.push(
+        `job users cannot enter ${dir} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}), so they cannot reach their work dirs under ${workRoot}. Give the agent a --data-dir whose parent directories others may enter (e.g. /var/lib/liftoff), or run "chmod o+x ${dir}" if nothing secret is listed there`,
+      );
+    }
+    if (st.mode & 0o002 && !(st.mode & 0o1000)) {
+      problems.push(
+        `${dir} is writable by everyone: a job could replace the path to another job's work dir. Use a data dir under a directory only root can write`,
+      );
+    }
+    if (st.uid !== 0 && st.uid !== agentUid) {
+      problems.push(
+        `${dir} belongs to uid ${st.uid}, who could swap the work dirs under it. Use a data dir whose parents belong to root or the agent`,
+      );
+    }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  if (problems.length) throw new ConfigInvalidError('the agent data dir', problems);
+}
