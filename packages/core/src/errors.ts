@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'MANIFEST_REFUSED',
   'LOCKED_BY_QUEUE',
   'STORAGE',
+  'PAYLOAD_TOO_LARGE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -36,6 +37,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   MANIFEST_REFUSED: 400,
   LOCKED_BY_QUEUE: 400,
   STORAGE: 500,
+  PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
 };
 
@@ -140,6 +142,13 @@ export class ManifestRefusedError extends LiftoffError {
 export class LockedByQueueError extends LiftoffError {
   constructor(message: string) {
     super('LOCKED_BY_QUEUE', message);
+  }
+}
+
+/** A request body past a size limit of the server. */
+export class PayloadTooLargeError extends LiftoffError {
+  constructor(message: string) {
+    super('PAYLOAD_TOO_LARGE', message);
   }
 }
 

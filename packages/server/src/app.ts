@@ -23,6 +23,8 @@ import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
 import { staticRoutes } from './routes/static.js';
 
+const MAX_ISSUES = 10;
+
 /**
  * Builds the HTTP API: every route under /api needs a key, validates with the shared zod schemas. With `webDir`, the
  * web UI's build is served at `/` too.
@@ -83,7 +85,10 @@ export async function buildApp(
         const field = [err.validationContext ?? '', ...path].filter((p) => p !== '');
         return `${formatPath(field)}: ${v.message ?? 'invalid'}`;
       });
-      return reply.code(400).send({ error: { code: 'BAD_REQUEST', message: `Invalid request: ${lines.join('; ')}` } });
+      // A hostile body can break a rule per element: the answer names the first few, not a megabyte of them.
+      const shown = lines.slice(0, MAX_ISSUES).join('; ');
+      const more = lines.length > MAX_ISSUES ? `; and ${lines.length - MAX_ISSUES} more` : '';
+      return reply.code(400).send({ error: { code: 'BAD_REQUEST', message: `Invalid request: ${shown}${more}` } });
     }
     if (err instanceof LiftoffError) {
       return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });

@@ -7,7 +7,7 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { ForbiddenError, NotFoundError } from '@liftoff/core';
+import { DEFAULT_ARCHIVE_LIMITS, ForbiddenError, NotFoundError, type ArchiveLimits } from '@liftoff/core';
 import type { Bus } from './bus.js';
 import type { Metrics } from './metrics.js';
 import type { RetentionPolicy } from './store/retention.js';
@@ -31,6 +31,8 @@ export interface ServerSettings {
    */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Caps on uploaded code archives (packed size, unpacked size, entries). */
+  archiveLimits: ArchiveLimits;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -41,7 +43,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   retention: { maxAgeMs: null, keepPerQueue: null },
   pruneIntervalMs: 60_000,
   headersTimeoutMs: 15_000,
-  requestTimeoutMs: 120_000,
+  requestTimeoutMs: 300_000,
+  archiveLimits: DEFAULT_ARCHIVE_LIMITS,
 };
 
 /**
