@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { join } from 'node:path';
 import { LiftoffClient, LiftoffError, ServerUnreachableError, readCredentials, type LogKind } from '@liftoff/core';
-import { startBackendServer, type BackendServer } from '../../server/test/factory.js';
+import { startBackendServer, startedRun, type BackendServer } from '../../server/test/factory.js';
 import { LogShipper } from '../src/logShipper.js';
 
 /**
@@ -33,20 +33,7 @@ describe('log shipping cannot wedge a run (issue 12, point 2)', () => {
     s = await startBackendServer('sqlite');
     const creds = readCredentials(join(s.home, '.config', 'liftoff', 'credentials'));
     client = new LossyClient({ baseUrl: s.server.url, apiKey: creds?.api_key ?? '' });
-    await s.client.registerAgent({
-      id: 'shipper',
-      name: 'shipper',
-      entity: 'default',
-      hostname: 'h',
-      queues: ['default'],
-      version: 't',
-      max_jobs: 1,
-    });
-    const item = await s.client.push('default', 'default', {
-      spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
-    });
-    await s.client.poll('shipper', { queues: ['default'], max_items: 1, wait_ms: 0 });
-    runId = (await s.client.ackItem(item.id, 'shipper')).id;
+    runId = await startedRun(s.client, 'shipper');
   });
   afterAll(async () => s.close());
 

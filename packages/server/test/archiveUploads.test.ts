@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Header } from 'tar';
-import { LiftoffError, readCredentials, type LiftoffClient } from '@liftoff/core';
+import { readCredentials, type LiftoffClient } from '@liftoff/core';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
-import { startBackendServer, type BackendServer } from './factory.js';
+import { refusal, startBackendServer, type BackendServer } from './factory.js';
 
 /** A .tar.gz of `count` one-byte files (optionally followed by `trailing` bytes after the end marker). */
 function archive(count: number, trailing = 0): Buffer {
@@ -17,16 +17,6 @@ function archive(count: number, trailing = 0): Buffer {
   }
   blocks.push(Buffer.alloc(1024), Buffer.alloc(trailing));
   return gzipSync(Buffer.concat(blocks));
-}
-
-async function refusal(p: Promise<unknown>): Promise<LiftoffError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof LiftoffError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 /** Issue 12, point 1: binary bodies only where they belong, archives streamed to disk and checked off the loop. */

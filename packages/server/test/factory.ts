@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { LiftoffClient, readCredentials } from '@liftoff/core';
+import { LiftoffClient, LiftoffError, readCredentials } from '@liftoff/core';
 import { startServer, type RunningServer, type ServerSettings } from '@liftoff/server';
 import { freshPgDatabase, type Backend } from '../../../test/helpers/postgres.js';
 
@@ -71,4 +71,33 @@ export async function startBackendServer(
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** The LiftoffError a call fails with; fails the test when the call succeeds. */
+export async function refusal(p: Promise<unknown>): Promise<LiftoffError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof LiftoffError) return e;
+    throw e;
+  }
+  throw new Error('expected the call to be refused');
+}
+
+/** Registers agent `agentId` on the default queue, pushes an item there and starts it: returns the run's id. */
+export async function startedRun(client: LiftoffClient, agentId: string): Promise<string> {
+  await client.registerAgent({
+    id: agentId,
+    name: agentId,
+    entity: 'default',
+    hostname: 'h',
+    queues: ['default'],
+    version: 't',
+    max_jobs: 1,
+  });
+  const item = await client.push('default', 'default', {
+    spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
+  });
+  await client.poll(agentId, { queues: ['default'], max_items: 1, wait_ms: 0 });
+  return (await client.ackItem(item.id, agentId)).id;
 }

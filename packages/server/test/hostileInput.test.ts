@@ -1,17 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LiftoffError, type LiftoffClient } from '@liftoff/core';
+import { type LiftoffClient } from '@liftoff/core';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
-import { startBackendServer, type BackendServer } from './factory.js';
-
-async function refusal(p: Promise<unknown>): Promise<LiftoffError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof LiftoffError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
+import { refusal, startBackendServer, startedRun, type BackendServer } from './factory.js';
 
 /** Issue 12 (point 2): bytes and numbers that used to be 500s on PostgreSQL are stored, or refused with a 400. */
 for (const backend of BACKENDS) {
@@ -22,20 +12,7 @@ for (const backend of BACKENDS) {
     beforeAll(async () => {
       s = await startBackendServer(backend);
       c = s.client;
-      await c.registerAgent({
-        id: 'hostile',
-        name: 'hostile',
-        entity: 'default',
-        hostname: 'h',
-        queues: ['default'],
-        version: 't',
-        max_jobs: 1,
-      });
-      const item = await c.push('default', 'default', {
-        spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
-      });
-      await c.poll('hostile', { queues: ['default'], max_items: 1, wait_ms: 0 });
-      runId = (await c.ackItem(item.id, 'hostile')).id;
+      runId = await startedRun(c, 'hostile');
     });
     afterAll(async () => s.close());
 

@@ -1,23 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LiftoffError, type LaunchSpecInput, type LiftoffClient } from '@liftoff/core';
+import { type LaunchSpecInput, type LiftoffClient } from '@liftoff/core';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
-import { startBackendServer, type BackendServer } from './factory.js';
+import { refusal, startBackendServer, type BackendServer } from './factory.js';
 
 const spec = (resource_args: LaunchSpecInput['resource_args'] = {}): LaunchSpecInput => ({
   source: { type: 'git', url: 'https://git.example.com/team/train.git' },
   entry_point: ['python', 'train.py'],
   resource_args,
 });
-
-async function refusal(p: Promise<unknown>): Promise<LiftoffError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof LiftoffError) return e;
-    throw e;
-  }
-  throw new Error('expected the push to be refused');
-}
 
 /** Issue 11, point 8: queue owners decide which resource args items may set. */
 for (const backend of BACKENDS) {
