@@ -147,6 +147,7 @@ export default {
               ? []
               : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),
             ...slowerThanGraphile(json),
+            "Where a trivial job's time goes since issue 11: when the agent runs as root (as here) each local-process job gets a uid of its own, its fetched code is handed over entry by entry (lchown), its run record is written to the agent's state dir, and when it ends every process still holding its uid is swept (a pass over /proc); the agent's [liftoff] notes are now log chunks of their own, a few more log requests per run until the batched protocol of issue 20.",
           ],
         },
       ],
