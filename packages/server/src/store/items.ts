@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import {
   ConflictError,
@@ -13,26 +13,10 @@ import { json, numOrNull, type Db } from './db.js';
 import { backoffReason, explainPending } from './pending.js';
 import { PendingInfo, backoffOf } from './pendingInfo.js';
 import type { Queues } from './queues.js';
-import type { Database } from './schema.js';
+import type { Database, ItemsTable } from './schema.js';
 
-/** An item row joined with the names of its queue and entity. */
-export interface ItemView {
-  id: string;
-  queue_id: string;
-  queue_name: string;
-  entity_name: string;
-  entity_id: string;
-  priority: number;
-  state: string;
-  spec: string;
-  created_at: number;
-  claimed_by: string | null;
-  claimed_at: number | null;
-  ended_at: number | null;
-  run_id: string | null;
-  preemptions: number;
-  not_before: number | null;
-}
+/** An item row joined with the names of its queue and entity (what itemQuery selects). */
+export type ItemView = Selectable<ItemsTable> & { queue_name: string; entity_name: string; entity_id: string };
 
 export function itemQuery(db: Db) {
   return db
