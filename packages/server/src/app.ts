@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -11,7 +11,7 @@ import {
 import { z } from 'zod';
 import { ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
 import { authenticate } from './auth.js';
-import { securityHeaders, socketTimeouts } from './hardening.js';
+import { clientErrorHandler, refuseNulCharacters, securityHeaders, socketTimeouts } from './hardening.js';
 import type { App, AppContext } from './context.js';
 import { agentRoutes } from './routes/agents.js';
 import { archiveRoutes } from './routes/archives.js';
@@ -46,11 +46,19 @@ export async function buildApp(
     // one, else a UUID, unique across replicas unlike fastify's per-process counter. It is echoed back.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // Errors fastify finds before routing (a malformed URL, a bad content-type header) get the API's error shape
+    // too, not fastify's own.
+    frameworkErrors: (err, _req, reply) =>
+      void (reply as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .send({ error: { code: 'BAD_REQUEST', message: err.message } }),
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
   securityHeaders(app);
+  refuseNulCharacters(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

@@ -23,6 +23,24 @@ for (const backend of BACKENDS) {
     });
 
     it.each([
+      ['in an id', () => c.getRun('a\u0000b')],
+      ['in an entity name', () => c.listQueues('de\u0000fault')],
+      ['in a query value', () => c.listRuns('default', { queue: 'q\u0000' })],
+      [
+        'in a JSON string of a spec',
+        () =>
+          c.push('default', 'default', {
+            spec: { source: { type: 'git', url: 'https://x/y.git' }, entry_point: ['a\u0000'] },
+          }),
+      ],
+      ['in a JSON key', () => c.updateEntity('default', { ['x\u0000']: 1 } as never)],
+    ])('refuses a NUL character %s with a 400 naming it, on both databases', async (_what, call) => {
+      const e = await refusal(call());
+      expect(e.httpStatus).toBe(400);
+      expect(e.message).toMatch(/NUL character/);
+    });
+
+    it.each([
       [
         'an exit code past 32 bits',
         () => c.reportRun(runId, { agent_id: 'hostile', state: 'running', exit_code: 2 ** 31 }),

@@ -164,6 +164,8 @@ export function runRoutes(app: App, ctx: AppContext): void {
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
+      // Headers go out now, not with the first event: a follower of a quiet run learns at once that it is attached.
+      out.flushHeaders();
       try {
         while (!abort.signal.aborted) {
           const { next, segments } = await ctx.store.logs.read(run.id, offset);
