@@ -13,10 +13,14 @@ export const ITEM_STATES = [
   'failed',
   'stopped',
   'preempted',
+  'lost',
 ] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
-/** `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. */
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted'];
+/**
+ * `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. `lost`: the
+ * server gave up on a run whose agent went silent; its item is requeued (queue lost_retries) or ends lost too.
+ */
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted', 'lost'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
 export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
