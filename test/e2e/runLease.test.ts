@@ -4,7 +4,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
 import { LiftoffError, type Run } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
-import { cleanupAll, jobWritableDir, onCleanup, sleep, startAgent, startServer, type TestServer } from '../helpers/procs.js';
+import {
+  cleanupAll,
+  jobWritableDir,
+  onCleanup,
+  sleep,
+  startAgent,
+  startServer,
+  type TestServer,
+} from '../helpers/procs.js';
 
 async function until<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;

@@ -109,7 +109,12 @@ const PreemptionBackoff = z.number().int().min(0).max(86_400);
 /** How often an item is requeued after its run was declared lost (its agent went silent); 0: never. */
 const LostRetries = z.number().int().min(0).max(10);
 /** The queue's cap on one run's stored log, in bytes; it can only lower the server's cap (null: the server's). */
-const MaxLogBytes = z.number().int().min(1).max(2 ** 40).nullable();
+const MaxLogBytes = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 40)
+  .nullable();
 /** Runs an agent holds, sent with polls and heartbeats so the server can name the ones it declared lost. */
 const HeldRunIds = z.array(z.string().max(128)).max(10_000);
 

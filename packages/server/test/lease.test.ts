@@ -96,7 +96,9 @@ for (const backend of BACKENDS) {
       expect((await c.readLogs(run.id)).complete).toBe(true);
 
       const creds = readCredentials(join(b.home, '.config', 'liftoff', 'credentials'));
-      const metrics = await fetch(`${b.server.url}/metrics`, { headers: { authorization: `Bearer ${creds?.api_key}` } });
+      const metrics = await fetch(`${b.server.url}/metrics`, {
+        headers: { authorization: `Bearer ${creds?.api_key}` },
+      });
       expect(await metrics.text()).toMatch(/^liftoff_runs_lost_total 1$/m);
     });
 

@@ -276,7 +276,9 @@ export async function waitForItem(client: LiftoffClient, itemId: string): Promis
     process.stderr.write(`run ${item.run_id} started\n`);
     const run = await client.followLogs(item.run_id, writeLog);
     const detail =
-      (run.status === 'failed' || run.status === 'preempted' || run.status === 'lost') && run.error_message ? `: ${run.error_message}` : '';
+      (run.status === 'failed' || run.status === 'preempted' || run.status === 'lost') && run.error_message
+        ? `: ${run.error_message}`
+        : '';
     const stage = run.status === 'failed' && detail ? ` (stage ${run.error_stage ?? '?'})` : '';
     process.stderr.write(
       `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}${stage}\n`,

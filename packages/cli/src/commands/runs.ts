@@ -53,7 +53,8 @@ export function runsCommands(program: Command, env: Env): void {
       if (shown.kind === 'item') return printItem(shown.item);
       printRun(shown.run);
       // A preempted or lost run's item may be back in its queue or have ended for good: say which.
-      if (shown.run.status === 'preempted' || shown.run.status === 'lost') printRequeue(await client.getItem(shown.run.item_id), shown.run.id);
+      if (shown.run.status === 'preempted' || shown.run.status === 'lost')
+        printRequeue(await client.getItem(shown.run.item_id), shown.run.id);
     },
   );
 
@@ -100,8 +101,7 @@ function printItem(i: Item): void {
     console.log(
       `  preempted ${i.preemptions} time${i.preemptions > 1 ? 's' : ''}${i.run_id ? `, last run ${i.run_id}` : ''}`,
     );
-  if (i.lost_runs)
-    console.log(`  lost ${i.lost_runs} time${i.lost_runs > 1 ? 's' : ''} (its agent went silent)`);
+  if (i.lost_runs) console.log(`  lost ${i.lost_runs} time${i.lost_runs > 1 ? 's' : ''} (its agent went silent)`);
   if (i.pending_reason) console.log(`  why pending: ${i.pending_reason.message}`);
 }
 

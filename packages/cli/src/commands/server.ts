@@ -58,7 +58,7 @@ function addServerOptions(cmd: Command): Command {
     )
     .option(
       '--run-lost-after-seconds <s>',
-      "a run whose agent is silent this long ends lost (must exceed 3 heartbeat intervals; default 600, or 6 intervals when longer)",
+      'a run whose agent is silent this long ends lost (must exceed 3 heartbeat intervals; default 600, or 6 intervals when longer)',
     )
     .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
 }

@@ -165,16 +165,10 @@ export function agentRoutes(app: App, ctx: AppContext): void {
           }
           // A requeued item keeps its created_at (its place in line), so only first attempts measure dispatch.
           for (const it of claimed)
-            if (it.preemptions === 0 && it.lost_runs === 0) ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
+            if (it.preemptions === 0 && it.lost_runs === 0)
+              ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
           const remaining = deadline - ctx.now();
-          if (
-            claimed.length ||
-            cancel.length ||
-            stopRuns.length ||
-            stopNow ||
-            remaining <= 0 ||
-            abort.signal.aborted
-          ) {
+          if (claimed.length || cancel.length || stopRuns.length || stopNow || remaining <= 0 || abort.signal.aborted) {
             return {
               items: claimed.map((it) => ({
                 item_id: it.id,
