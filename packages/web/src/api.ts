@@ -61,6 +61,8 @@ export interface Queue {
   /** A run still starting this long after its runner submitted it is failed (null: no limit). */
   start_timeout_seconds?: number | null;
   preemption_retries?: number;
+  /** On servers with the run lease: how often an item is requeued after its run was declared lost. */
+  lost_retries?: number;
   preemption_backoff_seconds?: number;
   /** Kubernetes guardrail exceptions this queue grants. */
   allow?: string[];
