@@ -116,7 +116,7 @@ const MaxLogBytes = z
   .max(2 ** 40)
   .nullable();
 /** Runs an agent holds, sent with polls and heartbeats so the server can name the ones it declared lost. */
-const HeldRunIds = z.array(z.string().max(128)).max(10_000);
+const HeldRunIds = z.array(z.string().max(128)).max(100_000);
 
 /** The queue's switches an agent needs while it runs an item (given with each claim and in RunDetail). */
 export const QueueSettings = z.object({

@@ -154,6 +154,9 @@ for (const backend of BACKENDS) {
       expect(beat.status).toBe('RUNNING');
       const poll = await c.poll('late', { queues: ['default'], max_items: 0, wait_ms: 400, run_ids: [run.id] });
       expect(poll.stop_runs).toEqual([run.id]);
+      // An agent holding more runs than SQLite binds in one statement (32,766) is answered all the same.
+      const many = Array.from({ length: 40_000 }, (_, i) => `held-${i}`);
+      expect((await c.heartbeat('late', 'RUNNING', 1, [...many, run.id])).stop_runs).toEqual([run.id]);
       // Another agent cannot learn about it, and a run that is not lost is not named.
       await register('other');
       const mine = await started('other');

@@ -73,15 +73,20 @@ export class Runs {
 
   /** Those of `runIds` (runs an agent says it holds) that were declared lost while it held them: it must stop them. */
   async lostAmong(agentId: string, runIds: string[] | undefined): Promise<string[]> {
-    if (!runIds?.length) return [];
-    const rows = await this.db
-      .selectFrom('runs')
-      .select('id')
-      .where('agent_id', '=', agentId)
-      .where('status', '=', 'lost')
-      .where('id', 'in', runIds)
-      .execute();
-    return rows.map((r) => r.id);
+    const ids = runIds ?? [];
+    const lost: string[] = [];
+    // In slices: SQLite takes at most 32,766 bound parameters per statement, and an agent may hold 100,000 runs.
+    for (let i = 0; i < ids.length; i += 1000) {
+      const rows = await this.db
+        .selectFrom('runs')
+        .select('id')
+        .where('agent_id', '=', agentId)
+        .where('status', '=', 'lost')
+        .where('id', 'in', ids.slice(i, i + 1000))
+        .execute();
+      lost.push(...rows.map((r) => r.id));
+    }
+    return lost;
   }
 
   /** Runs held by the agent that users asked to cancel. */
