@@ -209,6 +209,10 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
         '10',
         '--allow',
         'hostNetwork, privileged',
+        '--lost-retries',
+        '2',
+        '--max-log-bytes',
+        '4096',
       ],
       server.env,
     );
@@ -218,10 +222,12 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
       preemption_retries: 2,
       preemption_backoff_seconds: 10,
       allow: ['hostNetwork', 'privileged'],
+      lost_retries: 2,
+      max_log_bytes: 4096,
     });
     const shown = await cli(['queue', 'show', 'kq'], server.env);
     expect(shown.output).toContain(
-      '  start timeout: 600s  preemption retries: 2  backoff: 10s  allow: hostNetwork,privileged  locked: none\n',
+      '  start timeout: 600s  preemption retries: 2  backoff: 10s  allow: hostNetwork,privileged  locked: none  lost retries: 2  log cap: 4096 bytes\n',
     );
     const updated = await cli(
       [
@@ -236,12 +242,16 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
         '0',
         '--lock',
         'spec.template.spec.serviceAccountName, metadata',
+        '--lost-retries',
+        '0',
+        '--max-log-bytes',
+        'none',
       ],
       server.env,
     );
     expect(updated.code).toBe(0);
     expect(updated.output).toContain(
-      '  start timeout: none  preemption retries: 0  backoff: 10s  allow: none  locked: spec.template.spec.serviceAccountName,metadata\n',
+      '  start timeout: none  preemption retries: 0  backoff: 10s  allow: none  locked: spec.template.spec.serviceAccountName,metadata  lost retries: 0  log cap: server\n',
     );
     const json = JSON.parse((await cli(['queue', 'show', 'kq', '--json'], server.env)).output) as Record<
       string,
@@ -263,6 +273,7 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
     [['--preemption-retries', '101'], '--preemption-retries must be an integer from 0 to 100, got "101".'],
     [['--preemption-backoff', '1.5'], '--preemption-backoff must be an integer from 0 to 86400, got "1.5".'],
     [['--start-timeout', '0'], '--start-timeout must be a positive integer or "none", got "0".'],
+    [['--lost-retries', '11'], '--lost-retries must be an integer from 0 to 10, got "11".'],
   ])('refuses queue update %j with one line naming what is allowed', async (flags, message) => {
     const r = await cli(['queue', 'update', 'kq', ...flags], server.env);
     expect(r.output).toBe(`liftoff: error: ${message}\n`);

@@ -521,6 +521,9 @@ setInterval(() => console.log('still working'), 500);
       'requeued up to 3 times, after 600 s, doubling per retry',
     );
     expect(await page.locator('[data-field="start-timeout"]').innerText()).toBe('none');
+    expect(await page.locator('[data-field="lost-retries"]').innerText()).toBe(
+      'a lost run (its agent went silent) ends its item lost',
+    );
     expectClean(ui);
   });
 

@@ -69,6 +69,8 @@ interface Job {
   runId?: string;
   handle?: RunHandle;
   cancelRequested: boolean;
+  /** The server declared the run lost (this agent was silent too long): it is stopped and not reported. */
+  lost?: boolean;
   done?: Promise<void>;
 }
 
@@ -281,6 +283,7 @@ export class LaunchAgent {
             queues: this.queueOrder,
             max_items: max,
             wait_ms: this.opts.config.pollIntervalMs > 0 ? 0 : this.pollTimeoutMs,
+            run_ids: [...this.byRun.keys()],
           },
           signal,
         );
@@ -288,6 +291,7 @@ export class LaunchAgent {
         if (this.opts.config.pollIntervalMs > 0 && !res.items.length) await this.pause(this.opts.config.pollIntervalMs);
         backoff = 500;
         for (const runId of res.cancel) this.cancelRun(runId);
+        for (const runId of res.stop_runs) this.stopLostRun(runId);
         if (res.stop) void this.stopAsRequested(res.stop);
         for (const item of res.items) {
           this.queueOrder = [...this.queueOrder.filter((q) => q !== item.queue), item.queue];
@@ -330,6 +334,16 @@ export class LaunchAgent {
     if (!job || job.cancelRequested) return;
     job.cancelRequested = true;
     this.say(`cancelling run ${runId}`);
+    void job.handle?.cancel(this.opts.config.stopGraceSeconds * 1000);
+  }
+
+  /** Fencing: the server took the run away (and may run its item elsewhere), so it is stopped and never reported. */
+  private stopLostRun(runId: string): void {
+    const job = this.byRun.get(runId);
+    if (!job || job.lost) return;
+    job.lost = true;
+    job.cancelRequested = true;
+    this.say(`run ${runId} was declared lost by the server (this agent was silent too long): stopping it`);
     void job.handle?.cancel(this.opts.config.stopGraceSeconds * 1000);
   }
 
@@ -383,6 +397,12 @@ export class LaunchAgent {
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
+    if (job.lost) {
+      this.say(`run ${run.id} stopped after it was declared lost; not reported`);
+      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await removeRunState(stateDir);
+      return;
+    }
     await retry(() => client.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
       logger.error({ err, run: run.id }, 'could not report the final status'),
     );
@@ -652,6 +672,7 @@ export class LaunchAgent {
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
+      if (job.lost) return;
       await withRetry(() => this.opts.client.reportRun(run.id, finalReport(this.id, final)), {
         deadlineMs: REPORT_DEADLINE_MS,
       });
@@ -679,7 +700,8 @@ export class LaunchAgent {
     this.lastStatus = status;
     this.lastJobs = this.jobs.size;
     try {
-      await this.opts.client.heartbeat(this.id, status, this.jobs.size);
+      const { stop_runs } = await this.opts.client.heartbeat(this.id, status, this.jobs.size, [...this.byRun.keys()]);
+      for (const runId of stop_runs) this.stopLostRun(runId);
     } catch (err) {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { LiftoffError, type LiftoffClient, type LogKind } from '@liftoff/core';
-import { REPORT_DEADLINE_MS, isTransient } from './retry.js';
+import { REPORT_DEADLINE_MS, isRunLost, isTransient } from './retry.js';
 
 const FLUSH_MS = 200;
 const MAX_CHUNK = 256 * 1024;
@@ -32,6 +32,8 @@ export class LogShipper {
 
   /** Log resyncs after a refused offset, for tests and the agent's own log. */
   resyncs = 0;
+  /** Set once the server refused an upload with RUN_LOST: the run is not this agent's any more; nothing is sent. */
+  lost = false;
 
   /** A `[liftoff]` status line in the run's log (not the job's output). */
   note(line: string): void {
@@ -50,7 +52,7 @@ export class LogShipper {
   }
 
   private add(kind: LogKind, text: string): void {
-    if (!text) return;
+    if (!text || this.lost) return;
     const last = this.pending.at(-1);
     if (last?.kind === kind) last.text += text;
     else this.pending.push({ kind, text });
@@ -78,6 +80,13 @@ export class LogShipper {
         failingSince = undefined;
       } catch (err) {
         if (err instanceof LiftoffError && err.code === 'CONFLICT' && (await this.resync())) continue;
+        if (isRunLost(err)) {
+          this.logger.warn({ run: this.runId }, 'the server declared this run lost; its log is not shipped any more');
+          this.lost = true;
+          this.pending = [];
+          this.pendingChars = 0;
+          return;
+        }
         failingSince ??= Date.now();
         if (!isTransient(err) || Date.now() - failingSince > this.deadlineMs) {
           this.logger.warn({ err, run: this.runId }, 'log upload keeps failing; dropping the rest of this log');

@@ -9,6 +9,11 @@ export function isTransient(e: unknown): boolean {
   return true;
 }
 
+/** The server declared the run lost (its agent was silent too long): nothing about it will be accepted again. */
+export function isRunLost(e: unknown): boolean {
+  return e instanceof LiftoffError && e.code === 'RUN_LOST';
+}
+
 /** Retries transient failures with exponential backoff until `deadlineMs` has passed. */
 export async function withRetry<T>(
   fn: () => Promise<T>,

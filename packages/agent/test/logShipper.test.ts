@@ -75,3 +75,57 @@ describe('log shipping cannot wedge a run (issue 12, point 2)', () => {
     await expect(client.appendLogs(runId, 'not-the-holder', 0, 'x')).rejects.toBeInstanceOf(LiftoffError);
   });
 });
+
+describe('log shipping past the log cap and after the run was lost (issue 12, points 2 and 3)', () => {
+  let s: BackendServer;
+  let client: CountingClient;
+  beforeAll(async () => {
+    s = await startBackendServer('sqlite', { maxRunLogBytes: 1000 });
+    const creds = readCredentials(join(s.home, '.config', 'liftoff', 'credentials'));
+    client = new CountingClient({ baseUrl: s.server.url, apiKey: creds?.api_key ?? '' });
+  });
+  afterAll(async () => s.close());
+
+  it('ships on past the cap without resyncing, and the server keeps the cap and one note', async () => {
+    const runId = await startedRun(s.client, 'capped');
+    const shipper = new LogShipper(client, 'capped', runId, logger);
+    for (let i = 0; i < 50; i++) {
+      shipper.write(`${String(i).padStart(99, '.')}\n`);
+      if (i % 10 === 9) await shipper.flush();
+    }
+    shipper.note('run finished');
+    await shipper.flush();
+    expect(shipper.resyncs).toBe(0);
+    const page = await s.client.readLogs(runId);
+    expect(page.notes).toHaveLength(1);
+    expect(page.notes[0]?.offset).toBe(1000);
+    // 50 lines of 100 bytes and the 23-byte note, less the 1000 stored.
+    expect(page.data).toMatch(/bytes dropped since: +4023\./);
+    await s.client.reportRun(runId, { agent_id: 'capped', state: 'finished', exit_code: 0 });
+    expect((await s.client.getRun(runId)).status).toBe('finished');
+  });
+
+  it('stops shipping at once when the server says the run is lost', async () => {
+    const runId = await startedRun(s.client, 'fenced');
+    await s.exec(`UPDATE runs SET status = 'lost' WHERE id = '${runId}'`);
+    const shipper = new LogShipper(client, 'fenced', runId, logger, 0, 60_000);
+    client.calls = 0;
+    shipper.write('late output\n');
+    await shipper.flush();
+    expect(shipper.lost).toBe(true);
+    shipper.write('more\n');
+    shipper.note('run finished');
+    await shipper.flush();
+    expect(client.calls).toBe(1);
+    expect((await s.client.readLogs(runId)).data).toBe('');
+  });
+});
+
+/** Counts log uploads. */
+class CountingClient extends LiftoffClient {
+  calls = 0;
+  override async appendLogs(runId: string, agentId: string, offset: number, data: string, kind?: LogKind) {
+    this.calls++;
+    return super.appendLogs(runId, agentId, offset, data, kind);
+  }
+}

@@ -106,6 +106,17 @@ const StartTimeout = z.number().int().min(1).max(2_592_000).nullable();
 const PreemptionRetries = z.number().int().min(0).max(100);
 /** Wait before the first retry after a preemption; doubles per retry, at most an hour (or this value when longer). */
 const PreemptionBackoff = z.number().int().min(0).max(86_400);
+/** How often an item is requeued after its run was declared lost (its agent went silent); 0: never. */
+const LostRetries = z.number().int().min(0).max(10);
+/** The queue's cap on one run's stored log, in bytes; it can only lower the server's cap (null: the server's). */
+const MaxLogBytes = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 40)
+  .nullable();
+/** Runs an agent holds, sent with polls and heartbeats so the server can name the ones it declared lost. */
+const HeldRunIds = z.array(z.string().max(128)).max(100_000);
 
 /** The queue's switches an agent needs while it runs an item (given with each claim and in RunDetail). */
 export const QueueSettings = z.object({
@@ -134,6 +145,8 @@ export const Queue = z.object({
   preemption_backoff_seconds: PreemptionBackoff,
   allow: z.array(AllowEntry),
   locked_keys: LockedKeys,
+  lost_retries: LostRetries,
+  max_log_bytes: MaxLogBytes,
 });
 export type Queue = z.infer<typeof Queue>;
 
@@ -151,6 +164,8 @@ export const CreateQueueBody = z.object({
   preemption_backoff_seconds: PreemptionBackoff.default(30),
   allow: Allow.default([]),
   locked_keys: LockedKeys.default([]),
+  lost_retries: LostRetries.default(0),
+  max_log_bytes: MaxLogBytes.default(null),
 });
 export type CreateQueueBody = z.input<typeof CreateQueueBody>;
 
@@ -165,6 +180,8 @@ export const UpdateQueueBody = z
     preemption_backoff_seconds: PreemptionBackoff,
     allow: Allow,
     locked_keys: LockedKeys,
+    lost_retries: LostRetries,
+    max_log_bytes: MaxLogBytes,
   })
   .partial()
   .strict();
@@ -247,6 +264,8 @@ export const Item = z.object({
   preemptions: z.number().int(),
   /** Set while a requeued item waits out its backoff: no agent can claim it before this time. */
   not_before: Timestamp.nullable(),
+  /** How often a run of this item was declared lost; the item was requeued after each its queue's lost_retries allowed. */
+  lost_runs: z.number().int().default(0),
 });
 export type Item = z.infer<typeof Item>;
 
@@ -331,7 +350,12 @@ export type RegisterAgentResponse = z.infer<typeof RegisterAgentResponse>;
 export const HeartbeatBody = z.object({
   status: z.enum(['POLLING', 'RUNNING']),
   current_jobs: z.number().int().min(0).max(100_000),
+  run_ids: HeldRunIds.optional(),
 });
+
+/** `stop_runs`: those of the heartbeat's `run_ids` the server declared lost; the agent stops them and reports nothing. */
+export const HeartbeatResponse = Agent.extend({ stop_runs: z.array(z.string()).default([]) });
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
 export const PollBody = z.object({
   /** Queues in the agent's current round-robin order. */
@@ -339,6 +363,8 @@ export const PollBody = z.object({
   /** Free slots; 0 waits only for cancellations. */
   max_items: z.number().int().min(0).max(100),
   wait_ms: z.number().int().min(0).max(120_000).optional(),
+  /** Runs the agent holds; the answer's `stop_runs` names those declared lost. */
+  run_ids: HeldRunIds.optional(),
 });
 export type PollBody = z.input<typeof PollBody>;
 
@@ -361,6 +387,8 @@ export const PollResponse = z.object({
   cancel: z.array(z.string()),
   /** Set when someone asked this agent to stop (`liftoff agents stop`): it must wind down as the mode says. */
   stop: z.enum(AGENT_STOP_MODES).nullable().default(null),
+  /** Runs of the poll's `run_ids` that the server declared lost: the agent stops them and reports nothing more. */
+  stop_runs: z.array(z.string()).default([]),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

@@ -2,6 +2,7 @@ import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import {
   Agent,
+  HeartbeatResponse,
   CodeArchive,
   CreatedKey,
   Entity,
@@ -228,9 +229,10 @@ export class LiftoffClient {
   registerAgent(body: RegisterAgentBody) {
     return this.json(RegisterAgentResponse, 'POST', '/api/agents', { body });
   }
-  heartbeat(agentId: string, status: Exclude<AgentStatus, 'KILLED'>, currentJobs: number) {
-    return this.json(Agent, 'POST', `/api/agents/${enc(agentId)}/heartbeat`, {
-      body: { status, current_jobs: currentJobs },
+  /** `runIds`: the runs the agent holds; the answer's `stop_runs` names those the server declared lost. */
+  heartbeat(agentId: string, status: Exclude<AgentStatus, 'KILLED'>, currentJobs: number, runIds?: string[]) {
+    return this.json(HeartbeatResponse, 'POST', `/api/agents/${enc(agentId)}/heartbeat`, {
+      body: { status, current_jobs: currentJobs, ...(runIds ? { run_ids: runIds } : {}) },
     });
   }
   /** Long-poll: returns as soon as an item or a cancellation is there, or after `wait_ms`. */

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'STORAGE',
   'PAYLOAD_TOO_LARGE',
   'INTERNAL',
+  'RUN_LOST',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -39,6 +40,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   STORAGE: 500,
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
+  RUN_LOST: 410,
 };
 
 export class LiftoffError extends Error {
@@ -163,6 +165,19 @@ export class StorageError extends LiftoffError {
 export class KubeConfigError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/**
+ * A report, log upload or heartbeat about a run the server declared `lost` (its agent was silent too long). 410: the
+ * run is gone for good from the agent's point of view; retrying cannot help, and its item may already run elsewhere.
+ */
+export class RunLostError extends LiftoffError {
+  constructor(runId: string) {
+    super(
+      'RUN_LOST',
+      `Run "${runId}" was declared lost: its agent was silent for longer than the server's run lost timeout. Stop the run; its item may be running elsewhere. Raise the timeout with "liftoff server --run-lost-after-seconds".`,
+    );
   }
 }
 

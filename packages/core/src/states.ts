@@ -5,6 +5,11 @@
  * `preempted`, which only runs reach: the infrastructure was taken away (pod evicted, spot node reclaimed), so the
  * run ends there and its item goes back to `pending` for another attempt, or ends `failed` once its queue's
  * `preemption_retries` are used up.
+ *
+ * `lost` is the server's verdict, never an agent's report: the run's agent was silent (no heartbeat, no poll) for
+ * longer than the server's `runLostAfterMs`, so nobody knows how the run ended. Its slot is freed, later reports and
+ * log uploads about it are refused (RUN_LOST), and its item goes back to `pending` when its queue's `lost_retries`
+ * allow another attempt, else ends `lost` as well.
  */
 export const ITEM_STATES = [
   'pending',
@@ -16,11 +21,12 @@ export const ITEM_STATES = [
   'failed',
   'stopped',
   'preempted',
+  'lost',
 ] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
 
-/** Ends of a run; items only ever end in the first three. */
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted'];
+/** Ends of a run; items end in these too, except `preempted`. */
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted', 'lost'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
 /** States an agent may report for a run it holds. */

@@ -33,6 +33,13 @@ export interface ServerSettings {
   requestTimeoutMs: number;
   /** Caps on uploaded code archives (packed size, unpacked size, entries). */
   archiveLimits: ArchiveLimits;
+  /** Most log bytes stored per run; past it one truncation note is stored and the rest dropped (queues may lower it). */
+  maxRunLogBytes: number;
+  /**
+   * A run whose agent has been silent (no heartbeat, no poll) this long ends `lost`. Longer than the three
+   * heartbeat intervals after which the agent is KILLED, so a short network cut only marks the agent.
+   */
+  runLostAfterMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -45,6 +52,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   headersTimeoutMs: 15_000,
   requestTimeoutMs: 300_000,
   archiveLimits: DEFAULT_ARCHIVE_LIMITS,
+  maxRunLogBytes: 64 * 1024 * 1024,
+  runLostAfterMs: 10 * 60_000,
 };
 
 /**

@@ -14,6 +14,12 @@ export class Metrics {
   private sum = 0;
   private total = 0;
   private readonly preemptions = { requeued: 0, exhausted: 0 };
+  private lostRuns = 0;
+
+  /** The reaper declared a run lost (its agent silent past the run lost timeout). */
+  runLost(): void {
+    this.lostRuns += 1;
+  }
 
   /** A run reported preempted: its item was requeued, or failed with its retries used up. */
   countPreemption(requeued: boolean): void {
@@ -76,7 +82,7 @@ export class Metrics {
     const runs = await db
       .selectFrom('runs')
       .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('status', 'in', ['finished', 'failed', 'stopped', 'preempted'])
+      .where('status', 'in', ['finished', 'failed', 'stopped', 'preempted', 'lost'])
       .groupBy('status')
       .execute();
     gauge(
@@ -89,6 +95,10 @@ export class Metrics {
     out.push(`# HELP ${p} Runs reported preempted on this server process, by what became of their item.`);
     out.push(`# TYPE ${p} counter`);
     for (const [outcome, n] of Object.entries(this.preemptions)) out.push(`${p}{outcome="${outcome}"} ${n}`);
+
+    const l = 'liftoff_runs_lost_total';
+    out.push(`# HELP ${l} Runs this server process declared lost (their agent silent past the run lost timeout).`);
+    out.push(`# TYPE ${l} counter`, `${l} ${this.lostRuns}`);
 
     const h = 'liftoff_dispatch_latency_seconds';
     out.push(`# HELP ${h} Time from an item's push to its claim by an agent, on this server process.`);

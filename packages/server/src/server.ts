@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
+import { ConfigInvalidError, credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
 import { buildApp } from './app.js';
 import { generateKey, hashKey } from './auth.js';
 import { LocalBus, type Bus } from './bus.js';
@@ -61,6 +61,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw e;
   }
   const settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+  // Unset, the run lease follows long heartbeat intervals: twice the KILLED threshold when that beats the default.
+  if (opts.settings?.runLostAfterMs === undefined)
+    settings.runLostAfterMs = Math.max(DEFAULT_SETTINGS.runLostAfterMs, 6 * settings.heartbeatIntervalMs);
+  try {
+    assertLeaseSettings(settings);
+  } catch (e) {
+    await bus.close?.();
+    await store.close();
+    throw e;
+  }
   const ctx: AppContext = {
     store,
     bus,
@@ -110,11 +120,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const reaper = setInterval(() => {
     const t = now();
     store
-      .reap(t, t - 3 * settings.heartbeatIntervalMs)
+      .reap(t, t - 3 * settings.heartbeatIntervalMs, t - settings.runLostAfterMs)
       .then((r) => {
         for (const q of r.queueIds) ctx.bus.publish(`queue:${q}`);
-        // A dead agent's freed slots may unblock other queues under the same entity limit.
-        if (r.killedAgents.length)
+        for (const l of r.lostRuns) {
+          ctx.metrics.runLost();
+          ctx.bus.publish(`run:${l.runId}`);
+          logger.warn({ run: l.runId, requeued: l.requeued }, 'agent silent past the run lost timeout; run lost');
+        }
+        // A dead agent's freed slots and lost runs' slots may unblock other queues under the same entity limit.
+        if (r.killedAgents.length || r.lostRuns.length)
           for (const q of r.queueIds)
             void store.queues.sharingLimits(q).then((qs) => qs.forEach((x) => ctx.bus.publish(`queue:${x}`)));
         for (const a of r.killedAgents) logger.warn({ agent: a }, 'agent heartbeat lost; marked KILLED');
@@ -148,6 +163,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/**
+ * The run lease must outlast the KILLED verdict: an agent cut off for a few heartbeats is only marked, and its runs
+ * are taken away once it has been silent for longer than that.
+ */
+function assertLeaseSettings(s: ServerSettings): void {
+  const killedAfter = 3 * s.heartbeatIntervalMs;
+  if (!(s.runLostAfterMs > killedAfter))
+    throw new ConfigInvalidError('Server settings', [
+      `runLostAfterMs (--run-lost-after-seconds) is ${s.runLostAfterMs} ms; it must be longer than the ${killedAfter} ms (3 heartbeat intervals) after which a silent agent is KILLED.`,
+    ]);
+  if (!Number.isSafeInteger(s.maxRunLogBytes) || s.maxRunLogBytes < 1)
+    throw new ConfigInvalidError('Server settings', [
+      `maxRunLogBytes (--max-run-log-mib) is ${s.maxRunLogBytes}; it must be a positive whole number of bytes.`,
+    ]);
 }
 
 /**

@@ -13,10 +13,14 @@ export const ITEM_STATES = [
   'failed',
   'stopped',
   'preempted',
+  'lost',
 ] as const;
 export type ItemState = (typeof ITEM_STATES)[number];
-/** `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. */
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted'];
+/**
+ * `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. `lost`: the
+ * server gave up on a run whose agent went silent; its item is requeued (queue lost_retries) or ends lost too.
+ */
+export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted', 'lost'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
 export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
@@ -57,6 +61,8 @@ export interface Queue {
   /** A run still starting this long after its runner submitted it is failed (null: no limit). */
   start_timeout_seconds?: number | null;
   preemption_retries?: number;
+  /** On servers with the run lease: how often an item is requeued after its run was declared lost. */
+  lost_retries?: number;
   preemption_backoff_seconds?: number;
   /** Kubernetes guardrail exceptions this queue grants. */
   allow?: string[];

@@ -14,6 +14,7 @@ const STATE_LABEL: Record<ItemState, string> = {
   failed: 'Failed',
   stopped: 'Stopped',
   preempted: 'Preempted',
+  lost: 'Lost',
 };
 
 export function StateBadge({ state }: { state: ItemState }) {

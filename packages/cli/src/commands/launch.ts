@@ -251,8 +251,8 @@ function resourceArgs(flags: LaunchFlags, queueResource: string): Record<string,
 }
 
 /**
- * Waits for the item's run, streams its logs, and returns the exit status to exit with. A preempted run is not the
- * end: its item is requeued, so this waits for the next run and follows it too.
+ * Waits for the item's run, streams its logs, and returns the exit status to exit with. A preempted or lost run is
+ * not the end when its item is requeued, so this waits for the next run and follows it too.
  */
 export async function waitForItem(client: LiftoffClient, itemId: string): Promise<number> {
   let item = await client.getItem(itemId);
@@ -276,12 +276,14 @@ export async function waitForItem(client: LiftoffClient, itemId: string): Promis
     process.stderr.write(`run ${item.run_id} started\n`);
     const run = await client.followLogs(item.run_id, writeLog);
     const detail =
-      (run.status === 'failed' || run.status === 'preempted') && run.error_message ? `: ${run.error_message}` : '';
+      (run.status === 'failed' || run.status === 'preempted' || run.status === 'lost') && run.error_message
+        ? `: ${run.error_message}`
+        : '';
     const stage = run.status === 'failed' && detail ? ` (stage ${run.error_stage ?? '?'})` : '';
     process.stderr.write(
       `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}${stage}\n`,
     );
-    if (run.status !== 'preempted') {
+    if (run.status !== 'preempted' && run.status !== 'lost') {
       if (run.status === 'finished') return 0;
       if (run.exit_code !== null && run.exit_code > 0 && run.exit_code < 256) return run.exit_code;
       return 1;

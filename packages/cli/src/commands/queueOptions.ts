@@ -26,6 +26,8 @@ export interface QueueSwitches {
   preemptionBackoff?: string;
   allow?: string;
   lock?: string;
+  lostRetries?: string;
+  maxLogBytes?: string;
 }
 
 export function addQueueSwitches(cmd: Command): Command {
@@ -46,6 +48,11 @@ export function addQueueSwitches(cmd: Command): Command {
       '--allow <list|none>',
       `guardrail exceptions (Kubernetes manifests; root: containers may run as uid 0), comma-separated: ${SECURITY_ALLOWANCES.join(', ')}, namespace:<name>, serviceAccount:<name>`,
     )
+    .option(
+      '--lost-retries <n>',
+      'requeue an item this many times after its run was declared lost (its agent went silent; 0-10, default 0)',
+    )
+    .option('--max-log-bytes <n|none>', "lower the server's per-run log cap for this queue's runs (none: the server's)")
     .option(
       '--lock <keys|none>',
       'resource-arg keys items may not set, comma-separated dotted paths (e.g. user,memory,builder.base_image), or * for all',
@@ -93,7 +100,7 @@ function allowFlag(v: string | undefined): SecurityAllowance[] | undefined {
 
 /** "start timeout 600s, preemption retries 3, backoff 30s, allow hostNetwork,privileged": the agent-side switches. */
 export function describeRunSwitches(q: Queue): string {
-  return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}  locked: ${q.locked_keys.join(',') || 'none'}`;
+  return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}  locked: ${q.locked_keys.join(',') || 'none'}  lost retries: ${q.lost_retries}  log cap: ${q.max_log_bytes === null ? 'server' : `${q.max_log_bytes} bytes`}`;
 }
 
 export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
@@ -120,6 +127,10 @@ export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
   if (allow !== undefined) out.allow = allow;
   const locked = lockFlag(f.lock);
   if (locked !== undefined) out.locked_keys = locked;
+  const lostRetries = intFlag('--lost-retries', f.lostRetries, 0, 10);
+  if (lostRetries !== undefined) out.lost_retries = lostRetries;
+  const maxLog = limitFlag('--max-log-bytes', f.maxLogBytes);
+  if (maxLog !== undefined) out.max_log_bytes = maxLog;
   return out;
 }
 

@@ -52,8 +52,9 @@ export function runsCommands(program: Command, env: Env): void {
       if (flags.json) return printJson(shown);
       if (shown.kind === 'item') return printItem(shown.item);
       printRun(shown.run);
-      // A preempted run's item may be back in its queue or have failed for good: say which.
-      if (shown.run.status === 'preempted') printRequeue(await client.getItem(shown.run.item_id), shown.run.id);
+      // A preempted or lost run's item may be back in its queue or have ended for good: say which.
+      if (shown.run.status === 'preempted' || shown.run.status === 'lost')
+        printRequeue(await client.getItem(shown.run.item_id), shown.run.id);
     },
   );
 
@@ -100,6 +101,7 @@ function printItem(i: Item): void {
     console.log(
       `  preempted ${i.preemptions} time${i.preemptions > 1 ? 's' : ''}${i.run_id ? `, last run ${i.run_id}` : ''}`,
     );
+  if (i.lost_runs) console.log(`  lost ${i.lost_runs} time${i.lost_runs > 1 ? 's' : ''} (its agent went silent)`);
   if (i.pending_reason) console.log(`  why pending: ${i.pending_reason.message}`);
 }
 
@@ -112,6 +114,7 @@ function printRun(r: RunDetail): void {
   );
   if (r.exit_code !== null) console.log(`  exit code: ${r.exit_code}`);
   if (r.status === 'preempted') console.log(`  preempted: ${r.error_message ?? 'its infrastructure was taken away'}`);
+  else if (r.status === 'lost') console.log(`  lost: ${r.error_message ?? 'its agent went silent'}`);
   else if (r.error_stage) console.log(`  error (${r.error_stage}): ${r.error_message ?? ''}`);
   const s = r.spec.source;
   const src =
@@ -128,7 +131,7 @@ function printRequeue(item: Item, runId: string): void {
   if (item.run_id !== runId) console.log(`  requeued; its item has a newer run: ${item.run_id ?? '-'}`);
   else if (item.state === 'pending')
     console.log(
-      `  requeued (attempt ${item.preemptions + 1} pending${item.not_before !== null ? `, eligible at ${when(item.not_before)}` : ''})`,
+      `  requeued (attempt ${item.preemptions + item.lost_runs + 1} pending${item.not_before !== null ? `, eligible at ${when(item.not_before)}` : ''})`,
     );
   else console.log(`  not requeued: its item ended ${item.state}`);
 }

@@ -18,6 +18,8 @@ interface ServerFlags {
   pollTimeoutSeconds?: string;
   retentionDays?: string;
   retentionKeep?: string;
+  maxRunLogMib?: string;
+  runLostAfterSeconds?: string;
   logLevel: string;
 }
 
@@ -50,6 +52,14 @@ function addServerOptions(cmd: Command): Command {
     )
     .option('--retention-days <d>', 'delete ended items, their runs and logs this many days after they ended')
     .option('--retention-keep <n>', 'keep at most this many ended items per queue (the latest)')
+    .option(
+      '--max-run-log-mib <n>',
+      'most log stored per run, in MiB (fractions allowed); past it a note says how much was dropped (env LIFTOFF_MAX_RUN_LOG_MIB, default 64)',
+    )
+    .option(
+      '--run-lost-after-seconds <s>',
+      'a run whose agent is silent this long ends lost (must exceed 3 heartbeat intervals; default 600, or 6 intervals when longer)',
+    )
     .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
 }
 
@@ -80,6 +90,7 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),
       heartbeatIntervalMs: seconds(flags.heartbeatSeconds, 'heartbeat-seconds'),
       pollTimeoutMs: seconds(flags.pollTimeoutSeconds, 'poll-timeout-seconds'),
+      ...runLease(flags, env, seconds),
       retention: {
         maxAgeMs: flags.retentionDays === undefined ? null : seconds(flags.retentionDays, 'retention-days') * 86_400,
         keepPerQueue: flags.retentionKeep === undefined ? null : count(flags.retentionKeep, 'retention-keep'),
@@ -87,6 +98,25 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     },
   });
   return { server, dataDir };
+}
+
+/** The per-run log cap and the run lease; absent flags keep the server's defaults (context.ts). */
+function runLease(
+  flags: ServerFlags,
+  env: Env,
+  seconds: (v: string | undefined, name: string) => number,
+): { maxRunLogBytes?: number; runLostAfterMs?: number } {
+  const out: { maxRunLogBytes?: number; runLostAfterMs?: number } = {};
+  const mib = flags.maxRunLogMib ?? (env.LIFTOFF_MAX_RUN_LOG_MIB || undefined);
+  if (mib !== undefined) {
+    const n = Number(mib);
+    if (!Number.isFinite(n) || n <= 0 || n > 1 << 20)
+      throw new Error(`--max-run-log-mib must be a positive number of MiB (at most 1048576), got "${mib}"`);
+    out.maxRunLogBytes = Math.max(1, Math.round(n * 1024 * 1024));
+  }
+  if (flags.runLostAfterSeconds !== undefined)
+    out.runLostAfterMs = seconds(flags.runLostAfterSeconds, 'run-lost-after-seconds');
+  return out;
 }
 
 export function serverCommands(program: Command, env: Env): void {

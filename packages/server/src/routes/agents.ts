@@ -4,6 +4,7 @@ import {
   BadRequestError,
   ForbiddenError,
   HeartbeatBody,
+  HeartbeatResponse,
   PollBody,
   PollResponse,
   RegisterAgentBody,
@@ -74,7 +75,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
 
   app.post(
     '/api/agents/:id/heartbeat',
-    { schema: { tags: ['agent protocol'], params: IdParams, body: HeartbeatBody, response: { 200: Agent } } },
+    {
+      schema: { tags: ['agent protocol'], params: IdParams, body: HeartbeatBody, response: { 200: HeartbeatResponse } },
+    },
     async (req) => {
       await ownAgent(req, req.params.id);
       const { entity_id: _e, ...agent } = await ctx.store.agents.heartbeat(
@@ -83,7 +86,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         req.body.current_jobs,
         ctx.now(),
       );
-      return agent;
+      // Not refused: the agent is alive, and it learns here which of its runs to stop (fencing, see runs.ts).
+      return { ...agent, stop_runs: await ctx.store.runs.lostAmong(agent.id, req.body.run_ids) };
     },
   );
 
@@ -128,6 +132,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       const wait = Math.min(req.body.wait_ms ?? hold, hold);
       const deadline = ctx.now() + wait;
       await ctx.store.agents.touch(agent.id, ctx.now());
+      // An agent polling after a silence long enough to lose runs is told at once which of its runs to stop.
+      const stopRuns = await ctx.store.runs.lostAmong(agent.id, req.body.run_ids);
       const abort = new AbortController();
       // The response closing before we answered means the agent hung up; the listener goes with this request
       // (a keep-alive socket serves many polls, so listening on the socket would leak a listener per poll).
@@ -159,9 +165,10 @@ export function agentRoutes(app: App, ctx: AppContext): void {
           }
           // A requeued item keeps its created_at (its place in line), so only first attempts measure dispatch.
           for (const it of claimed)
-            if (it.preemptions === 0) ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
+            if (it.preemptions === 0 && it.lost_runs === 0)
+              ctx.metrics.observeDispatch((ctx.now() - it.created_at) / 1000);
           const remaining = deadline - ctx.now();
-          if (claimed.length || cancel.length || stopNow || remaining <= 0 || abort.signal.aborted) {
+          if (claimed.length || cancel.length || stopRuns.length || stopNow || remaining <= 0 || abort.signal.aborted) {
             return {
               items: claimed.map((it) => ({
                 item_id: it.id,
@@ -171,10 +178,11 @@ export function agentRoutes(app: App, ctx: AppContext): void {
                 spec: it.spec,
                 lease_expires_at: it.lease_expires_at,
                 queue_settings: it.queue_settings,
-                attempt: it.preemptions + 1,
+                attempt: it.preemptions + it.lost_runs + 1,
               })),
               cancel,
               stop,
+              stop_runs: stopRuns,
             };
           }
           woken = await sub.wait(remaining);

@@ -100,12 +100,16 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       await assertAgentKeyFor(ctx, req.principal.entityIds, req.query.agent_id);
+      // The one place every uploaded byte passes, stored or dropped past the run's log cap (logs.ts): metric-line
+      // parsing (issue #17) is to read `req.body` here, before the cap decides what is kept, so metrics printed past
+      // the cap still count. Nothing parses them yet.
       const { size } = await ctx.store.logs.append(
         req.params.id,
         req.query.agent_id,
         req.query.offset,
         req.body,
         req.query.kind,
+        ctx.settings.maxRunLogBytes,
       );
       ctx.bus.publish(`run:${req.params.id}`);
       return { size };

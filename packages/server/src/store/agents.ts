@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { ConflictError, ForbiddenError, NotFoundError, type Agent, type AgentStopMode } from '@liftoff/core';
 import { json, type Db } from './db.js';
 import type { AgentsTable, Database } from './schema.js';
@@ -15,6 +15,9 @@ export interface RegisterAgentInput {
 }
 
 export type AgentView = Agent & { entity_id: string };
+
+/** The status_reason of an agent the reaper marked KILLED for silence; its next poll or heartbeat revives it. */
+export const HEARTBEAT_LOST = 'heartbeat lost';
 
 function agentQuery(db: Db) {
   return db
@@ -107,13 +110,28 @@ export class Agents {
     });
   }
 
-  /** An open poll is proof of life: it keeps an agent from being declared dead (but does not revive a KILLED one). */
+  /**
+   * An open poll is proof of life: it keeps an agent from being declared dead, and brings back one that was KILLED
+   * only for missing heartbeats (a network cut that healed), as POLLING or RUNNING by the jobs it last reported. An
+   * agent that stopped (KILLED with another reason) stays KILLED: a poll still in flight as it shut down says nothing.
+   */
   async touch(agentId: string, now: number): Promise<void> {
     await this.db
       .updateTable('agents')
       .set({ last_heartbeat_at: now })
       .where('id', '=', agentId)
       .where('status', '!=', 'KILLED')
+      .execute();
+    await this.db
+      .updateTable('agents')
+      .set({
+        status: sql<string>`CASE WHEN current_jobs > 0 THEN 'RUNNING' ELSE 'POLLING' END`,
+        status_reason: null,
+        last_heartbeat_at: now,
+      })
+      .where('id', '=', agentId)
+      .where('status', '=', 'KILLED')
+      .where('status_reason', '=', HEARTBEAT_LOST)
       .execute();
   }
 

@@ -44,6 +44,7 @@ export function toItem(r: ItemView, position: number | null, pendingReason: Pend
     pending_reason: pendingReason,
     preemptions: Number(r.preemptions),
     not_before: numOrNull(r.not_before),
+    lost_runs: Number(r.lost_runs),
   };
 }
 

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
-import { ConflictError, ForbiddenError, NotFoundError, type LogKind } from '@liftoff/core';
+import { ConflictError, ForbiddenError, NotFoundError, RunLostError, type LogKind } from '@liftoff/core';
+import type { Db } from './db.js';
 import type { Database } from './schema.js';
 
 /** A stretch of one kind of log bytes, at its absolute byte offset. */
@@ -17,8 +18,12 @@ export class Logs {
   constructor(private readonly db: Kysely<Database>) {}
 
   /**
-   * Appends a chunk at byte `offset`. A retried chunk (already stored at that offset) is accepted without storing it
-   * twice; a chunk that would leave a gap is refused so the agent resends from the returned size.
+   * Appends a chunk at byte `offset` of the agent-facing log (`runs.log_received`). A retried chunk (already
+   * accepted at that offset) is accepted without storing it twice; a chunk that would leave a gap is refused so the
+   * agent resends from the returned size. At most `cap` bytes are stored (the server's cap, or the run's queue's
+   * when lower): the chunk that crosses it is cut there and followed by one truncation note, and every later chunk
+   * is answered as accepted (so the agent moves on) without storing anything. Past the cap offsets are not checked:
+   * nothing is stored that a gap or a repeat could corrupt, and a refusal there could only wedge the agent.
    */
   async append(
     runId: string,
@@ -26,31 +31,89 @@ export class Logs {
     offset: number,
     data: string,
     kind: LogKind = 'output',
+    serverCap = Number.MAX_SAFE_INTEGER,
   ): Promise<{ size: number }> {
     const bytes = Buffer.from(data, 'utf8');
     const size = bytes.length;
     return this.db.transaction().execute(async (trx) => {
+      await lockRun(trx, runId);
       const run = await trx
         .selectFrom('runs')
-        .select(['log_size', 'agent_id'])
-        .where('id', '=', runId)
+        .innerJoin('queues', 'queues.id', 'runs.queue_id')
+        .select([
+          'runs.log_size',
+          'runs.log_received',
+          'runs.log_dropped',
+          'runs.log_cap_note_at',
+          'runs.agent_id',
+          'runs.status',
+          'queues.max_log_bytes',
+        ])
+        .where('runs.id', '=', runId)
         .executeTakeFirst();
       if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
       if (run.agent_id !== agentId) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
-      const current = Number(run.log_size);
-      if (offset + size <= current) return { size: current };
-      if (offset !== current) {
+      if (run.status === 'lost') throw new RunLostError(runId);
+      const stored = Number(run.log_size);
+      const received = Number(run.log_received);
+      const end = offset + size;
+      if (end <= received) return { size: received };
+      if (run.log_cap_note_at !== null) {
+        const dropped = Number(run.log_dropped) + end - Math.max(offset, received);
+        await trx
+          .updateTable('runs')
+          .set({ log_received: end, log_dropped: dropped })
+          .where('id', '=', runId)
+          .execute();
+        const noteAt = Number(run.log_cap_note_at);
+        const note = await trx
+          .selectFrom('log_chunks')
+          .select('data')
+          .where('run_id', '=', runId)
+          .where('offset', '=', noteAt)
+          .executeTakeFirst();
+        if (note)
+          await trx
+            .updateTable('log_chunks')
+            .set({ data: withDropped(Buffer.from(note.data), dropped) })
+            .where('run_id', '=', runId)
+            .where('offset', '=', noteAt)
+            .execute();
+        return { size: end };
+      }
+      if (offset !== received) {
         throw new ConflictError(
-          `Log offset ${offset} does not match the stored size ${current}; resend from ${current}.`,
+          `Log offset ${offset} does not match the stored size ${received}; resend from ${received}.`,
         );
       }
-      await trx.insertInto('log_chunks').values({ run_id: runId, offset, size, data: bytes, kind }).execute();
+      const cap = Math.min(serverCap, run.max_log_bytes === null ? Infinity : Number(run.max_log_bytes));
+      if (stored + size <= cap) {
+        await trx.insertInto('log_chunks').values({ run_id: runId, offset: stored, size, data: bytes, kind }).execute();
+        await trx
+          .updateTable('runs')
+          .set({ log_size: stored + size, log_received: end })
+          .where('id', '=', runId)
+          .execute();
+        return { size: end };
+      }
+      const keep = utf8Prefix(bytes, Math.max(0, cap - stored));
+      if (keep > 0)
+        await trx
+          .insertInto('log_chunks')
+          .values({ run_id: runId, offset: stored, size: keep, data: bytes.subarray(0, keep), kind })
+          .execute();
+      const noteAt = stored + keep;
+      const note = capNote(cap, size - keep);
+      await trx
+        .insertInto('log_chunks')
+        .values({ run_id: runId, offset: noteAt, size: note.length, data: note, kind: 'note' })
+        .execute();
       await trx
         .updateTable('runs')
-        .set({ log_size: current + size })
+        .set({ log_size: noteAt + note.length, log_received: end, log_dropped: size - keep, log_cap_note_at: noteAt })
         .where('id', '=', runId)
         .execute();
-      return { size: current + size };
+      return { size: end };
     });
   }
 
@@ -88,4 +151,48 @@ export class Logs {
     }
     return { data: segments.map((s) => s.text).join(''), next, segments };
   }
+}
+
+/**
+ * Takes the run's row lock (PostgreSQL; SQLite runs one transaction at a time anyway) with a no-op UPDATE, so what
+ * the caller reads next stays true until it commits: two uploads at one offset, or an upload and the reaper declaring
+ * the run lost, then happen one after the other instead of interleaving.
+ */
+export async function lockRun(db: Db, runId: string): Promise<void> {
+  await db
+    .updateTable('runs')
+    .set((eb) => ({ log_size: eb.ref('log_size') }))
+    .where('id', '=', runId)
+    .execute();
+}
+
+/** The longest prefix of `bytes` of at most `max` bytes that does not cut a UTF-8 character in two. */
+function utf8Prefix(bytes: Buffer, max: number): number {
+  let n = Math.min(max, bytes.length);
+  // A continuation byte (10xxxxxx) right after the cut means the cut splits a character: back off to its start.
+  while (n > 0 && n < bytes.length && ((bytes[n] as number) & 0xc0) === 0x80) n--;
+  return n;
+}
+
+const DROPPED_LABEL = 'bytes dropped since: ';
+/** 2^53 has 16 digits: the count's fixed width. */
+const DROPPED_WIDTH = 16;
+
+/**
+ * The one truncation note of a capped log. Its count of dropped bytes is rewritten in place as more are dropped
+ * (withDropped), padded to a fixed width so the note never changes size and no stored offset moves.
+ */
+export function capNote(cap: number, dropped: number): Buffer {
+  const mib = cap % (1 << 20) === 0 ? ` (${cap / (1 << 20)} MiB)` : '';
+  return Buffer.from(
+    `[liftoff] log truncated: this run stores at most ${cap} bytes${mib} of log; ${DROPPED_LABEL}${String(dropped).padStart(DROPPED_WIDTH)}. Raise the cap with "liftoff server --max-run-log-mib" (LIFTOFF_MAX_RUN_LOG_MIB) or the queue's "--max-log-bytes".\n`,
+    'utf8',
+  );
+}
+
+/** The stored note with its count replaced (the cap it names stays the one in force when it was written). */
+function withDropped(note: Buffer, dropped: number): Buffer {
+  const at = note.indexOf(DROPPED_LABEL);
+  if (at >= 0) note.write(String(dropped).padStart(DROPPED_WIDTH), at + DROPPED_LABEL.length, 'utf8');
+  return note;
 }

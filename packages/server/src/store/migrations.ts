@@ -211,6 +211,36 @@ const migrations: Record<string, Migration> = {
         await sql`ALTER TABLE log_chunks ALTER COLUMN data TYPE bytea USING convert_to(data, 'UTF8')`.execute(db);
     },
   },
+  '0009_lease': {
+    async up(db: Kysely<unknown>) {
+      // The per-run log cap: `log_size` stays the bytes stored (what readers page through), `log_received` is the
+      // agent-facing offset (every byte accepted, stored or dropped past the cap), `log_dropped` what the cap
+      // dropped, and `log_cap_note_at` the offset of the one truncation note (null while under the cap).
+      await db.schema
+        .alterTable('runs')
+        .addColumn('log_received', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await sql`UPDATE runs SET log_received = log_size`.execute(db);
+      await db.schema
+        .alterTable('runs')
+        .addColumn('log_dropped', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('runs').addColumn('log_cap_note_at', 'bigint').execute();
+      // A queue may lower the server's cap (null: the server's).
+      await db.schema.alterTable('queues').addColumn('max_log_bytes', 'bigint').execute();
+      // Runs declared lost (their agent silent too long) requeue their item this many times (0: never).
+      await db.schema
+        .alterTable('queues')
+        .addColumn('lost_retries', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('items')
+        .addColumn('lost_runs', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // The reaper looks for live runs of silent agents every tick; live runs are few among all runs ever made.
+      await db.schema.createIndex('runs_status').on('runs').columns(['status', 'agent_id']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

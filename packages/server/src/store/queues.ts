@@ -27,7 +27,13 @@ export function queueSettingsOf(r: Pick<QueueRow, 'start_timeout_seconds' | 'all
 /** The queue switches stored as they are sent (the others are converted in create and update). */
 type PlainQueueSwitches = Pick<
   UpdateQueueBody,
-  'start_timeout_seconds' | 'preemption_retries' | 'preemption_backoff_seconds' | 'allow' | 'locked_keys'
+  | 'start_timeout_seconds'
+  | 'preemption_retries'
+  | 'preemption_backoff_seconds'
+  | 'allow'
+  | 'locked_keys'
+  | 'lost_retries'
+  | 'max_log_bytes'
 >;
 function plainSwitches(u: PlainQueueSwitches) {
   const set: Partial<{
@@ -36,12 +42,16 @@ function plainSwitches(u: PlainQueueSwitches) {
     preemption_backoff_seconds: number;
     allow: string;
     locked_keys: string;
+    lost_retries: number;
+    max_log_bytes: number | null;
   }> = {};
   if (u.start_timeout_seconds !== undefined) set.start_timeout_seconds = u.start_timeout_seconds;
   if (u.preemption_retries !== undefined) set.preemption_retries = u.preemption_retries;
   if (u.preemption_backoff_seconds !== undefined) set.preemption_backoff_seconds = u.preemption_backoff_seconds;
   if (u.allow !== undefined) set.allow = json(u.allow);
   if (u.locked_keys !== undefined) set.locked_keys = json(u.locked_keys);
+  if (u.lost_retries !== undefined) set.lost_retries = u.lost_retries;
+  if (u.max_log_bytes !== undefined) set.max_log_bytes = u.max_log_bytes;
   return set;
 }
 
@@ -215,6 +225,8 @@ function toQueue(r: QueueRow, entity: string, c?: { pending: number; running: nu
     preemption_retries: Number(r.preemption_retries),
     preemption_backoff_seconds: Number(r.preemption_backoff_seconds),
     locked_keys: JSON.parse(r.locked_keys) as string[],
+    lost_retries: Number(r.lost_retries),
+    max_log_bytes: numOrNull(r.max_log_bytes),
     id: r.id,
     entity,
     name: r.name,

@@ -3,7 +3,7 @@ import type { DialectName } from './database.js';
 import type { Database } from './schema.js';
 
 /** Only ended items are ever pruned; pending, claimed, starting, running and cancelling ones never are. */
-export const PRUNABLE_STATES = ['finished', 'failed', 'stopped'] as const;
+export const PRUNABLE_STATES = ['finished', 'failed', 'stopped', 'lost'] as const;
 
 export interface RetentionPolicy {
   /** Prune items that ended longer ago than this (null: no age limit). */

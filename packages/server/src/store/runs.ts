@@ -3,12 +3,14 @@ import {
   ConflictError,
   ForbiddenError,
   NotFoundError,
+  RunLostError,
   isTerminal,
   type ItemState,
   type ReportRunBody,
   type Run,
 } from '@liftoff/core';
 import { numOrNull, type Db } from './db.js';
+import { lockRun } from './logs.js';
 import { preemptRun, type PreemptionOutcome } from './preemption.js';
 import type { Database, RunsTable } from './schema.js';
 
@@ -69,6 +71,24 @@ export class Runs {
     return r.queue_id;
   }
 
+  /** Those of `runIds` (runs an agent says it holds) that were declared lost while it held them: it must stop them. */
+  async lostAmong(agentId: string, runIds: string[] | undefined): Promise<string[]> {
+    const ids = runIds ?? [];
+    const lost: string[] = [];
+    // In slices: SQLite takes at most 32,766 bound parameters per statement, and an agent may hold 100,000 runs.
+    for (let i = 0; i < ids.length; i += 1000) {
+      const rows = await this.db
+        .selectFrom('runs')
+        .select('id')
+        .where('agent_id', '=', agentId)
+        .where('status', '=', 'lost')
+        .where('id', 'in', ids.slice(i, i + 1000))
+        .execute();
+      lost.push(...rows.map((r) => r.id));
+    }
+    return lost;
+  }
+
   /** Runs held by the agent that users asked to cancel. */
   async cancelsFor(agentId: string): Promise<string[]> {
     const rows = await this.db
@@ -98,10 +118,14 @@ export class Runs {
     now: number,
   ): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
     return this.db.transaction().execute(async (trx) => {
+      // The reaper may be declaring this run lost right now: one of the two goes first, never both half-way.
+      await lockRun(trx, runId);
       const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
       if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
       if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
       const current = run.status as ItemState;
+      // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
+      if (current === 'lost') throw new RunLostError(runId);
       if (isTerminal(current)) {
         if (current === body.state) return { run: await getRunIn(trx, runId), preemption: null };
         throw new ConflictError(`Run "${runId}" has already ended (${current}).`);

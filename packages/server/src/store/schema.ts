@@ -39,6 +39,9 @@ export interface QueuesTable {
   allow: Generated<string>;
   /** JSON array of dotted resource-arg paths items may not set (LockedKeys). */
   locked_keys: Generated<string>;
+  /** Lowers the server's per-run log cap for this queue's runs (null: the server's). */
+  max_log_bytes: number | null;
+  lost_retries: Generated<number>;
 }
 export interface ItemsTable {
   id: string;
@@ -54,6 +57,7 @@ export interface ItemsTable {
   run_id: string | null;
   preemptions: Generated<number>;
   not_before: number | null;
+  lost_runs: Generated<number>;
 }
 export interface RunsTable {
   id: string;
@@ -69,6 +73,11 @@ export interface RunsTable {
   ended_at: number | null;
   log_size: Generated<number>;
   warning: Generated<string | null>;
+  /** The agent-facing log offset: bytes accepted, stored or dropped past the cap (log_size counts stored ones). */
+  log_received: Generated<number>;
+  log_dropped: Generated<number>;
+  /** Offset of the log's truncation note; null while under the cap. */
+  log_cap_note_at: number | null;
 }
 export interface AgentsTable {
   id: string;

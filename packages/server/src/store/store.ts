@@ -52,8 +52,8 @@ export class Store {
   }
 
   /** See reaper.ts. */
-  reap(now: number, silentSince: number): Promise<ReapResult> {
-    return reap(this.db, this.dialect, now, silentSince);
+  reap(now: number, silentSince: number, lostSince: number): Promise<ReapResult> {
+    return reap(this.db, this.dialect, now, silentSince, lostSince);
   }
 
   async close(): Promise<void> {

@@ -434,6 +434,16 @@ function RunSwitches({ queue }: { queue: Queue }) {
           ? 'a preempted run fails its item'
           : `requeued up to ${queue.preemption_retries} ${queue.preemption_retries === 1 ? 'time' : 'times'}, ${backoff ? `after ${backoff} s, doubling per retry` : 'at once'}`}
       </dd>
+      {queue.lost_retries !== undefined && (
+        <>
+          <dt>Lost runs</dt>
+          <dd data-field="lost-retries">
+            {queue.lost_retries === 0
+              ? 'a lost run (its agent went silent) ends its item lost'
+              : `requeued up to ${queue.lost_retries} ${queue.lost_retries === 1 ? 'time' : 'times'} when its agent went silent`}
+          </dd>
+        </>
+      )}
       <dt>Allowed</dt>
       <dd data-field="allow">
         {queue.allow?.length ? (

@@ -293,7 +293,9 @@ export function RunPage({ id }: { id: string }) {
       ) : (
         (r.error_stage ?? r.error_message) && (
           <div className="banner banner-error" data-testid="run-error">
-            <strong>Failed at stage {r.error_stage ?? '?'}</strong>
+            <strong>
+              {r.status === 'lost' ? 'Lost: its agent went silent' : `Failed at stage ${r.error_stage ?? '?'}`}
+            </strong>
             {r.error_message && <pre className="error-message">{r.error_message}</pre>}
           </div>
         )
