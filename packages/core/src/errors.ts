@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'STORAGE',
   'PAYLOAD_TOO_LARGE',
   'INTERNAL',
+  'SECRET_MISSING',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -39,6 +40,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   STORAGE: 500,
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
+  SECRET_MISSING: 400,
 };
 
 export class LiftoffError extends Error {
@@ -163,6 +165,25 @@ export class StorageError extends LiftoffError {
 export class KubeConfigError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/** A launch spec refers to a secret (`--env NAME=secret:SECRET`) its entity does not have. */
+export class SecretMissingError extends LiftoffError {
+  constructor(entity: string, missing: Array<{ env: string; secret: string }>) {
+    const list = missing.map((m) => `"${m.secret}" (for ${m.env})`).join(', ');
+    const first = missing[0]?.secret ?? 'NAME';
+    super(
+      'SECRET_MISSING',
+      `Entity "${entity}" has no secret ${list}. Set it with "liftoff secret set ${first} -e ${entity}" (an admin of the entity; the value is read from stdin), or drop the --env.`,
+    );
+  }
+}
+
+/** The server's secrets key file is missing, unreadable, malformed, or not the key the database's secrets use. */
+export class SecretsKeyError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('STORAGE', message, { cause });
   }
 }
 
