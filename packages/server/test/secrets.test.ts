@@ -157,7 +157,7 @@ for (const backend of BACKENDS) {
       expect(both.message).toMatch(/secret_env\.T.*also set in env/);
     });
 
-    it('hands the values to the agent holding a starting run only', async () => {
+    it('hands the values to the agent holding an active run only', async () => {
       const item = await alice.push('acme', 'q', { spec: { ...GIT, secret_env: { HF_TOKEN: 'HF' } } });
       expect(JSON.stringify(await bob.getItem(item.id))).not.toContain(VALUE);
       await agentKey.registerAgent({
@@ -182,17 +182,18 @@ for (const backend of BACKENDS) {
       expect(polled.items.map((i) => i.item_id)).toEqual([item.id]);
       const run = await agentKey.ackItem(item.id, 'a1');
       const before = answers.length;
-      // Only agent keys, only the run's own agent, only while starting.
+      // Only agent keys, only the run's own agent, only while the run is active.
       expect((await refusal(alice.runSecrets(run.id, 'a1'))).code).toBe('FORBIDDEN');
       expect((await refusal(admin.runSecrets(run.id, 'a1'))).code).toBe('FORBIDDEN');
       expect((await refusal(agentKey.runSecrets(run.id, 'a2'))).code).toBe('FORBIDDEN');
       const got = await agentKey.runSecrets(run.id, 'a1');
       expect(got).toEqual({ env: { HF_TOKEN: VALUE } });
-      answers.splice(before); // the one answer that carries the value, by design
       await agentKey.reportRun(run.id, { agent_id: 'a1', state: 'running' });
-      expect((await refusal(agentKey.runSecrets(run.id, 'a1'))).code).toBe('CONFLICT');
+      expect(await agentKey.runSecrets(run.id, 'a1')).toEqual({ env: { HF_TOKEN: VALUE } });
+      answers.splice(before); // the answers that carry the value, by design
       expect(JSON.stringify(await bob.getRun(run.id))).not.toContain(VALUE);
       await agentKey.reportRun(run.id, { agent_id: 'a1', state: 'finished', exit_code: 0 });
+      expect((await refusal(agentKey.runSecrets(run.id, 'a1'))).code).toBe('CONFLICT');
       expect(answers.join('\n')).not.toContain(VALUE);
       expect(await databaseText(bs)).not.toContain(VALUE);
     });

@@ -19,6 +19,7 @@ interface ServerFlags {
   retentionDays?: string;
   retentionKeep?: string;
   logLevel: string;
+  secretsKeyFile?: string;
 }
 
 /** The web UI's build: packages/web/dist next to this package (dist/commands/server.js → ../../../web/dist). */
@@ -50,7 +51,11 @@ function addServerOptions(cmd: Command): Command {
     )
     .option('--retention-days <d>', 'delete ended items, their runs and logs this many days after they ended')
     .option('--retention-keep <n>', 'keep at most this many ended items per queue (the latest)')
-    .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
+    .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn')
+    .option(
+      '--secrets-key-file <path>',
+      "the key entities' secrets are encrypted under, created on first start; replicas share one (env LIFTOFF_SECRETS_KEY_FILE, default <data dir>/secrets.key)",
+    );
 }
 
 async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningServer; dataDir: string }> {
@@ -75,6 +80,7 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     databaseUrl: flags.database ?? (env.LIFTOFF_DATABASE_URL || undefined),
     env,
     webDir: WEB_DIR,
+    ...(flags.secretsKeyFile ? { secretsKeyFile: resolve(flags.secretsKeyFile) } : {}),
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
     settings: {
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),

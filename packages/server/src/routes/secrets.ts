@@ -9,6 +9,7 @@ import {
   SecretMissingError,
   SecretName,
   SetSecretBody,
+  isTerminal,
   type LaunchSpec,
 } from '@liftoff/core';
 import { assertAccess, assertAdmin, entityFor, type App, type AppContext } from '../context.js';
@@ -55,9 +56,10 @@ export function secretRoutes(app: App, ctx: AppContext): void {
    * Why a route of its own rather than the poll or ack answer: a poll answer goes to any agent of the queue before
    * anyone holds the item, and an ack answer is a Run, which other routes and clients pass around and log. Here the
    * values go only (1) to an agent key (not a member's or admin's user key, which could otherwise register an agent
-   * id of its own), (2) of the run's entity, (3) naming the agent the run belongs to, (4) while the run is still
-   * `starting`: the agent asks right before it starts the runner, and a run that has started, ended or been
-   * re-adopted after a restart gets nothing. The answer is never cached (no-store) and nothing of it is logged.
+   * id of its own), (2) of the run's entity, (3) naming the agent the run belongs to, (4) while the run has not
+   * ended: the agent asks right before it starts the runner (and, after a restart, to mask the values in what a
+   * re-adopted job still prints); an ended run gets nothing. The answer is never cached (no-store) and nothing of
+   * it is logged.
    */
   app.post(
     '/api/runs/:id/secrets',
@@ -81,9 +83,9 @@ export function secretRoutes(app: App, ctx: AppContext): void {
         throw new ForbiddenError(
           `Run "${run.id}" belongs to another agent; only the agent holding it gets its secrets.`,
         );
-      if (run.status !== 'starting')
+      if (isTerminal(run.status))
         throw new ConflictError(
-          `Run "${run.id}" is ${run.status}; its secrets are handed out only while it is starting.`,
+          `Run "${run.id}" has ended (${run.status}); its secrets are handed out only while it is active.`,
         );
       const item = await ctx.store.items.get(run.item_id, ctx.now(), { explain: false });
       const wanted = Object.entries((item.spec as LaunchSpec).secret_env ?? {});
