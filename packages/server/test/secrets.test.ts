@@ -105,10 +105,19 @@ for (const backend of BACKENDS) {
 
     it('redacts configs stored before redaction existed, in answers and (migration 0008) in the database', async () => {
       const old = `old-${PASSWORD}`;
+      await agentKey.registerAgent({
+        id: 'a-old',
+        name: 'a-old',
+        entity: 'acme',
+        hostname: 'h',
+        queues: ['q'],
+        version: 't',
+        max_jobs: 1,
+      });
       await bs.exec(
-        `UPDATE agents SET config = '{"builder":{"credentials":{"password":"${old}"}}}' WHERE id = 'a-redact'`,
+        `UPDATE agents SET config = '{"builder":{"credentials":{"password":"${old}"}}}' WHERE id = 'a-old'`,
       );
-      const listed = (await bob.listAgents('acme')).agents.find((a) => a.id === 'a-redact');
+      const listed = (await bob.listAgents('acme')).agents.find((a) => a.id === 'a-old');
       expect(listed?.config).toEqual({ builder: { credentials: { password: REDACTED } } });
       // Run migration 0008 again over the old row, as an upgrade would.
       await bs.exec(
