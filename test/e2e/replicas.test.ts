@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { join } from 'node:path';
 import { packDirectory } from '@liftoff/cli';
 import { codeDir } from '../helpers/jobs.js';
 import { freshPgDatabase, pgAvailable } from '../helpers/postgres.js';
@@ -26,7 +27,11 @@ describe.skipIf(!pgAvailable)('two server replicas on one PostgreSQL', () => {
     url = db.url;
     const flags = ['--database', url, '--poll-timeout-seconds', String(POLL_TIMEOUT_S), '--heartbeat-seconds', '2'];
     a = await startServer({ flags });
-    b = await startServer({ flags, apiKey: a.apiKey });
+    // Replicas share the key the entities' secrets are encrypted under (docs/operations.md).
+    b = await startServer({
+      flags: [...flags, '--secrets-key-file', join(a.dataDir, 'secrets.key')],
+      apiKey: a.apiKey,
+    });
     for (const q of ['rep', 'latency']) await a.client.createQueue('default', { name: q, resource: 'local-process' });
   });
   afterAll(cleanupAll);

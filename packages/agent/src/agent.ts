@@ -8,6 +8,7 @@ import {
   NotSupportedError,
   splitLogPage,
   assertBaseImage,
+  redactConfig,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
@@ -123,6 +124,9 @@ export class LaunchAgent {
   /** Registers with the server, settles runs left from a previous incarnation and starts polling. */
   async start(): Promise<void> {
     const { client, config, identity } = this.opts;
+    // Redacted here already: the agent's passwords and tokens never leave its host, nor reach its own log.
+    const shownConfig = redactConfig({ ...config.file, queues: config.queues, entity: config.entity });
+    this.opts.logger.info({ config: shownConfig }, 'agent config');
     const reg = await client.registerAgent({
       id: identity.id,
       name: identity.name,
@@ -131,7 +135,7 @@ export class LaunchAgent {
       queues: config.queues,
       version: LIFTOFF_VERSION,
       max_jobs: Number.isFinite(config.maxJobs) ? config.maxJobs : -1,
-      config: { ...config.file, queues: config.queues, entity: config.entity },
+      config: shownConfig,
     });
     this.pollTimeoutMs = reg.poll_timeout_ms;
     try {
@@ -390,6 +394,8 @@ export class LaunchAgent {
     } catch (err) {
       final = { state: 'failed', exitCode: null, message: describe(err), stage: 'agent' };
     }
+    // The run row must not hold a secret either, should an error message quote one.
+    if ('message' in final) final = { ...final, message: shipper.mask(final.message) };
     // Every process left with the run's own uid goes before the uid can be handed out again.
     await this.jobUsers
       ?.release(run.id)
@@ -487,10 +493,12 @@ export class LaunchAgent {
       }
     }
     if (job.cancelRequested) return { state: 'stopped', exitCode: null };
+    const secretEnv = await this.runSecrets(spec, run.id, shipper);
     const env = jobEnvironment({
       agentEnv: this.opts.agentEnv,
       allowed: this.opts.config.file['job-env'] ?? [],
       specEnv: spec.env,
+      secretEnv,
       runVars: {
         LIFTOFF_RUN_ID: run.id,
         LIFTOFF_ITEM_ID: item.item_id,
@@ -569,6 +577,24 @@ export class LaunchAgent {
     };
   }
 
+  /**
+   * The values of the spec's `secret_env`, asked of the server for this run right before it starts (the server
+   * hands them only to the agent holding the run, routes/secrets.ts), and masked in the run's log from then on.
+   * They go into the job's environment only: never into the spec, a note, the run row or the agent's log.
+   */
+  private async runSecrets(
+    spec: ClaimedItem['spec'],
+    runId: string,
+    shipper: LogShipper,
+  ): Promise<Record<string, string>> {
+    const names = Object.keys(spec.secret_env ?? {});
+    if (!names.length) return {};
+    const { env } = await withRetry(() => this.opts.client.runSecrets(runId, this.id), { deadlineMs: 60_000 });
+    shipper.maskSecrets(Object.values(env));
+    shipper.note(`secrets for ${names.join(', ')} set in the job's environment; their values are masked in this log`);
+    return env;
+  }
+
   private requireBuilder(): Builder {
     if (!this.builder) throw new BuildError('This agent has no builder configured.');
     return this.builder;
@@ -593,6 +619,14 @@ export class LaunchAgent {
       const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(this.runnerDeps()));
       if (!runner) continue;
       const shipper = new LogShipper(this.opts.client, this.id, run.id, this.opts.logger, run.log_size);
+      // A re-adopted job may still print its secrets: mask them in what it prints from now on too.
+      if (Object.keys(detail.spec.secret_env ?? {}).length)
+        await this.opts.client
+          .runSecrets(run.id, this.id)
+          .then(({ env }) => shipper.maskSecrets(Object.values(env)))
+          .catch((err: unknown) =>
+            this.opts.logger.warn({ err, run: run.id }, 'could not fetch the run secrets to mask'),
+          );
       const skip = await this.alreadyShippedOutput(run.id, run.log_size);
       let skipped = 0;
       const onOutput = (text: string) => {

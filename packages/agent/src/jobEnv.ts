@@ -14,6 +14,8 @@ export interface JobEnvInput {
   allowed: readonly string[];
   /** The spec's `env`. */
   specEnv: Readonly<Record<string, string>>;
+  /** The values of the spec's `secret_env`, fetched for this run from the server (never in the spec itself). */
+  secretEnv?: Readonly<Record<string, string>>;
   /** LIFTOFF_RUN_ID and friends; nothing may override them. */
   runVars: Readonly<Record<string, string>>;
   place: JobPlace;
@@ -25,7 +27,7 @@ export interface JobEnvInput {
 /**
  * The one place a job's environment is computed, for every runner. It is built from an allow-list and never from
  * the agent's whole environment: an agent holds secrets (its API key, cloud credentials, tokens) that a job must not
- * see. Order: base < job-env < the spec's env < LIFTOFF_* run variables.
+ * see. Order: base < job-env < the spec's env and secrets < LIFTOFF_* run variables.
  */
 export function jobEnvironment(input: JobEnvInput): Record<string, string> {
   const env: Record<string, string> = {};
@@ -43,7 +45,7 @@ export function jobEnvironment(input: JobEnvInput): Record<string, string> {
     const v = input.agentEnv[name];
     if (v !== undefined) env[name] = v;
   }
-  Object.assign(env, input.specEnv, input.runVars);
+  Object.assign(env, input.specEnv, input.secretEnv ?? {}, input.runVars);
   return env;
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { LiftoffError, type LiftoffClient, type LogKind } from '@liftoff/core';
 import { REPORT_DEADLINE_MS, isRunLost, isTransient } from './retry.js';
+import { SecretMasker } from './secretMask.js';
 
 const FLUSH_MS = 200;
 const MAX_CHUNK = 256 * 1024;
@@ -35,18 +36,34 @@ export class LogShipper {
   /** Set once the server refused an upload with RUN_LOST: the run is not this agent's any more; nothing is sent. */
   lost = false;
 
+  /** The run's secret values, masked in everything shipped from now on (secretMask.ts). */
+  private readonly masker = new SecretMasker();
+
+  /** Masks these values (the run's secrets) in all output and notes shipped after this call. */
+  maskSecrets(values: Iterable<string>): void {
+    this.masker.add(values);
+  }
+
+  /** `text` with the run's secret values masked, for what leaves the agent outside the log (error messages). */
+  mask(text: string): string {
+    return this.masker.maskAll(text);
+  }
+
   /** A `[liftoff]` status line in the run's log (not the job's output). */
   note(line: string): void {
-    this.add('note', `[liftoff] ${line.replace(/\n/g, ' ')}\n`);
+    // Output held back as a possible start of a secret goes first, so the log keeps its order.
+    this.add('output', this.masker.end());
+    this.add('note', this.masker.maskAll(`[liftoff] ${line.replace(/\n/g, ' ')}\n`));
   }
 
   /** The job's output. */
   write(text: string): void {
-    this.add('output', text);
+    this.add('output', this.masker.push(text));
   }
 
   /** Sends everything written so far. */
   async flush(): Promise<void> {
+    this.add('output', this.masker.end());
     this.kick();
     await this.sending;
   }

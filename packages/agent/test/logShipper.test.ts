@@ -129,3 +129,25 @@ class CountingClient extends LiftoffClient {
     return super.appendLogs(runId, agentId, offset, data, kind);
   }
 }
+describe('log shipping masks the run secrets (issue 12, point 6)', () => {
+  let s: BackendServer;
+  let runId: string;
+  beforeAll(async () => {
+    s = await startBackendServer('sqlite');
+    runId = await startedRun(s.client, 'masking');
+  });
+  afterAll(async () => s.close());
+
+  it('masks a secret the job prints in two pieces shipped apart, and in notes', async () => {
+    const shipper = new LogShipper(s.client, 'masking', runId, logger);
+    shipper.maskSecrets(['hunter2-value']);
+    shipper.write('token: hunt');
+    // Longer than the shipper's flush delay: the first piece is shipped alone, without the start of the secret.
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await s.client.readLogs(runId)).data).toBe('token: ');
+    shipper.write('er2-value and more\n');
+    shipper.note('failed: bad hunter2-value');
+    await shipper.flush();
+    expect((await s.client.readLogs(runId)).data).toBe('token: *** and more\n[liftoff] failed: bad ***\n');
+  });
+});

@@ -7,6 +7,7 @@ import { launchCommand } from './commands/launch.js';
 import { agentsCommands, queueCommands } from './commands/manage.js';
 import { queueAdminCommands } from './commands/queueOptions.js';
 import { runsCommands } from './commands/runs.js';
+import { secretCommands } from './commands/secrets.js';
 import { serverCommands } from './commands/server.js';
 
 export function buildProgram(env: Env): Command {
@@ -24,6 +25,7 @@ export function buildProgram(env: Env): Command {
   agentControlCommands(program, env);
   accountCommands(program, env);
   runsCommands(program, env);
+  secretCommands(program, env);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -434,3 +434,28 @@ export const Whoami = z.object({ key_name: z.string(), role: z.string(), entity:
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+/** `liftoff secret set`: the value (never echoed back). At least 4 characters, so masking it in logs is meaningful. */
+export const SetSecretBody = z
+  .object({
+    value: z
+      .string()
+      .min(4, 'must be at least 4 characters (shorter values cannot be masked in logs)')
+      .max(32_768)
+      .refine((v) => !v.includes('\0'), 'must not contain a NUL byte (environment values cannot)'),
+  })
+  .strict();
+export type SetSecretBody = z.input<typeof SetSecretBody>;
+/** What the API tells about a secret: never its value. */
+export const SecretInfo = z.object({
+  name: z.string(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  /** The key name that last set it. */
+  updated_by: z.string(),
+});
+export type SecretInfo = z.infer<typeof SecretInfo>;
+export const SecretList = z.object({ secrets: z.array(SecretInfo) });
+/** The values of a run's `secret_env`, for the agent holding the run only. */
+export const RunSecretsResponse = z.object({ env: z.record(z.string(), z.string()) });
+export type RunSecretsResponse = z.infer<typeof RunSecretsResponse>;

@@ -14,6 +14,9 @@ import {
   Queue,
   RegisterAgentResponse,
   Run,
+  RunSecretsResponse,
+  SecretInfo,
+  SecretList,
   RunDetail,
   Whoami,
   type CreateEntityBody,
@@ -264,6 +267,21 @@ export class LiftoffClient {
       query: { offset, agent_id: agentId, kind },
       raw: { data, contentType: 'text/plain; charset=utf-8' },
     });
+  }
+
+  // per-entity secrets: values go in, never come back (except to the agent holding a run that uses them)
+  setSecret(entity: string, name: string, value: string) {
+    return this.json(SecretInfo, 'PUT', `/api/entities/${enc(entity)}/secrets/${enc(name)}`, { body: { value } });
+  }
+  listSecrets(entity: string) {
+    return this.json(SecretList, 'GET', `/api/entities/${enc(entity)}/secrets`);
+  }
+  async deleteSecret(entity: string, name: string): Promise<void> {
+    await this.fetch('DELETE', `/api/entities/${enc(entity)}/secrets/${enc(name)}`);
+  }
+  /** Agent protocol: the values of the `secret_env` of a run this agent holds, fetched just before it starts. */
+  runSecrets(runId: string, agentId: string) {
+    return this.json(RunSecretsResponse, 'POST', `/api/runs/${enc(runId)}/secrets`, { body: { agent_id: agentId } });
   }
 
   // code archives

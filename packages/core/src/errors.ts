@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'INTERNAL',
   'RUN_LOST',
+  'SECRET_MISSING',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -41,6 +42,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
   RUN_LOST: 410,
+  SECRET_MISSING: 400,
 };
 
 export class LiftoffError extends Error {
@@ -178,6 +180,25 @@ export class RunLostError extends LiftoffError {
       'RUN_LOST',
       `Run "${runId}" was declared lost: its agent was silent for longer than the server's run lost timeout. Stop the run; its item may be running elsewhere. Raise the timeout with "liftoff server --run-lost-after-seconds".`,
     );
+  }
+}
+
+/** A launch spec refers to a secret (`--env NAME=secret:SECRET`) its entity does not have. */
+export class SecretMissingError extends LiftoffError {
+  constructor(entity: string, missing: Array<{ env: string; secret: string }>) {
+    const list = missing.map((m) => `"${m.secret}" (for ${m.env})`).join(', ');
+    const first = missing[0]?.secret ?? 'NAME';
+    super(
+      'SECRET_MISSING',
+      `Entity "${entity}" has no secret ${list}. Set it with "liftoff secret set ${first} -e ${entity}" (an admin of the entity; the value is read from stdin), or drop the --env.`,
+    );
+  }
+}
+
+/** The server's secrets key file is missing, unreadable, malformed, or not the key the database's secrets use. */
+export class SecretsKeyError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('STORAGE', message, { cause });
   }
 }
 

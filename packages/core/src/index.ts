@@ -10,3 +10,4 @@ export const LIFTOFF_VERSION = '0.1.0';
 export * from './archive.js';
 export * from './containerArgs.js';
 export * from './logPages.js';
+export * from './redact.js';

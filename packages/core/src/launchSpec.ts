@@ -107,6 +107,14 @@ export const ResourceTypeSchema = z.enum(RESOURCE_TYPES);
 
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
 
+/** A per-entity secret's name (`liftoff secret set NAME`): what a spec's `secret_env` refers to. */
+export const SecretName = z
+  .string()
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
+    'must be a secret name (letters, digits, _; at most 128; not a digit first)',
+  );
+
 /** What a user pushes: where the code comes from, how to start it, and with what configuration. */
 export const LaunchSpec = z
   .object({
@@ -118,6 +126,11 @@ export const LaunchSpec = z
     /** Run configuration overrides, handed to the job as JSON in LIFTOFF_RUN_CONFIG. */
     run_config: z.record(z.string(), z.unknown()).default({}),
     env: z.record(EnvName, z.string()).default({}),
+    /**
+     * Environment variables whose values are secrets of the queue's entity: `{VAR: SECRET_NAME}` (the CLI's
+     * `--env VAR=secret:SECRET_NAME`). Only names travel in the spec; the agent holding the run fetches the values.
+     */
+    secret_env: z.record(EnvName, SecretName).default({}),
     /** Target resource; defaults to the queue's. */
     resource: ResourceTypeSchema.optional(),
     /** `{<resource>: {...}}`; merged over the queue's default resource_args. */
@@ -136,6 +149,11 @@ export const LaunchSpec = z
     author: z.string().optional(),
   })
   .superRefine((spec, ctx) => {
+    if (Object.keys(spec.secret_env).length > 100)
+      ctx.addIssue({ code: 'custom', path: ['secret_env'], message: 'must have at most 100 entries' });
+    for (const name of Object.keys(spec.secret_env))
+      if (name in spec.env)
+        ctx.addIssue({ code: 'custom', path: ['secret_env', name], message: 'is also set in env; give it one value' });
     if (spec.source.type !== 'image' && spec.entry_point.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['entry_point'], message: 'needs at least the program to run' });
     }

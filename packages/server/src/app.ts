@@ -21,6 +21,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
+import { secretRoutes } from './routes/secrets.js';
 import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
@@ -136,6 +137,7 @@ export async function buildApp(
   runRoutes(app, ctx);
   agentRoutes(app, ctx);
   archiveRoutes(app, ctx);
+  secretRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

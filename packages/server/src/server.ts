@@ -8,6 +8,7 @@ import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
 import { Metrics } from './metrics.js';
 import { PgBus } from './pgBus.js';
+import { openSecretsKey } from './secretsKey.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
 import { removeStaleUploads } from './routes/archives.js';
 import { pruneEnded } from './store/retention.js';
@@ -25,6 +26,11 @@ export interface ServerOptions {
   now?: () => number;
   /** The web UI's build directory (packages/web/dist), served at `/`; the API works without it. */
   webDir?: string;
+  /**
+   * The key file secrets are encrypted under (created on the first start): default env LIFTOFF_SECRETS_KEY_FILE,
+   * else <dataDir>/secrets.key. PostgreSQL replicas need the same key.
+   */
+  secretsKeyFile?: string;
 }
 
 export interface RunningServer {
@@ -57,6 +63,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   try {
     bus = opts.databaseUrl ? await PgBus.start(opts.databaseUrl, logger) : new LocalBus();
   } catch (e) {
+    await store.close();
+    throw e;
+  }
+  try {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const keyFile = opts.secretsKeyFile ?? (opts.env.LIFTOFF_SECRETS_KEY_FILE || join(opts.dataDir, 'secrets.key'));
+    store.secrets.useKey(await openSecretsKey(store.db, keyFile, now()));
+  } catch (e) {
+    await bus.close?.();
     await store.close();
     throw e;
   }

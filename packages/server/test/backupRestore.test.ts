@@ -28,8 +28,13 @@ async function archiveOf(dir: string): Promise<Buffer> {
 async function seed(client: LiftoffClient) {
   await client.createQueue('default', { name: 'kept', resource: 'local-process', max_concurrency: 3 });
   const archive = await client.uploadArchive(await archiveOf(temp()));
+  await client.setSecret('default', 'KEPT', 'kept-secret-value');
   const item = await client.push('default', 'kept', {
-    spec: { source: { type: 'code', archive_id: archive.id }, entry_point: ['python3', 'train.py'] },
+    spec: {
+      source: { type: 'code', archive_id: archive.id },
+      entry_point: ['python3', 'train.py'],
+      secret_env: { TOKEN: 'KEPT' },
+    },
   });
   return { archive, item };
 }
@@ -38,6 +43,8 @@ async function expectRestored(client: LiftoffClient, seeded: Awaited<ReturnType<
   expect((await client.getQueue('default', 'kept')).max_concurrency).toBe(3);
   expect((await client.getItem(seeded.item.id)).state).toBe('pending');
   expect((await client.downloadArchive(seeded.archive.id)).length).toBe(seeded.archive.size);
+  // The restored server started, so it holds the key its secrets were encrypted under (it refuses any other).
+  expect((await client.listSecrets('default')).secrets.map((s) => s.name)).toEqual(['KEPT']);
 }
 
 /** docs/operations.md, followed step by step: a backup taken from a running server restores into a fresh one. */
@@ -51,6 +58,7 @@ describe('backup and restore (docs/operations.md)', () => {
     const backup = temp();
     execFileSync('sqlite3', [join(dataDir, 'liftoff.db'), `.backup '${join(backup, 'liftoff.db')}'`]);
     cpSync(join(dataDir, 'archives'), join(backup, 'archives'), { recursive: true });
+    cpSync(join(dataDir, 'secrets.key'), join(backup, 'secrets.key'));
     await server.close();
 
     const fresh = join(temp(), 'data');
@@ -75,6 +83,8 @@ describe('backup and restore (docs/operations.md)', () => {
       const seeded = await seed(new LiftoffClient({ baseUrl: server.url, apiKey: key }));
       const dump = join(temp(), 'liftoff.dump');
       execFileSync('pg_dump', ['--format=custom', `--file=${dump}`, source.url]);
+      const keyBackup = join(temp(), 'secrets.key');
+      cpSync(join(home, 'data', 'secrets.key'), keyBackup);
       await server.close();
 
       execFileSync('pg_restore', ['--no-owner', `--dbname=${target.url}`, dump]);
@@ -84,6 +94,7 @@ describe('backup and restore (docs/operations.md)', () => {
         dataDir: join(other, 'data'),
         env: { HOME: other },
         databaseUrl: target.url,
+        secretsKeyFile: keyBackup,
       });
       try {
         await expectRestored(new LiftoffClient({ baseUrl: restored.url, apiKey: key }), seeded);

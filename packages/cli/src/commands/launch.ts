@@ -68,7 +68,12 @@ export function launchCommand(program: Command, env: Env): void {
       collect,
       [],
     )
-    .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option(
+      '--env <KEY=VALUE>',
+      "environment variable for the job (repeatable); KEY=secret:NAME takes the value of the entity's secret NAME",
+      collect,
+      [],
+    )
     .option(
       '--set-var <name=value>',
       "value of a {{variable}} of the queue's config template (repeatable)",
@@ -144,7 +149,7 @@ async function buildSpec(
     ...(flags.dockerfile ? { dockerfile: flags.dockerfile } : {}),
     args,
     run_config: runConfig(flags),
-    env: parsePairs(flags.env, '--env'),
+    ...splitSecretEnv(parsePairs(flags.env, '--env')),
     ...(flags.resource ? { resource: flags.resource as ResourceType } : {}),
     resource_args: flags.resourceArgs
       ? resourceArgs(flags, flags.resource ?? (await client.getQueue(flags.entity, flags.queue)).resource)
@@ -229,6 +234,23 @@ function parsePairs(pairs: string[], flag: string): Record<string, string> {
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * `--env NAME=secret:SECRET` refers to a secret of the entity instead of giving a value: it goes to the spec's
+ * `secret_env`, which holds names only. Any other value is the variable's literal value.
+ */
+function splitSecretEnv(pairs: Record<string, string>): {
+  env: Record<string, string>;
+  secret_env: Record<string, string>;
+} {
+  const env: Record<string, string> = {};
+  const secretEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pairs)) {
+    if (v.startsWith('secret:')) secretEnv[k] = v.slice('secret:'.length);
+    else env[k] = v;
+  }
+  return { env, secret_env: secretEnv };
 }
 
 /** `--resource-args` given as the resource's own object applies to --resource, else to the queue's resource. */

@@ -21,6 +21,7 @@ interface ServerFlags {
   maxRunLogMib?: string;
   runLostAfterSeconds?: string;
   logLevel: string;
+  secretsKeyFile?: string;
 }
 
 /** The web UI's build: packages/web/dist next to this package (dist/commands/server.js → ../../../web/dist). */
@@ -60,7 +61,11 @@ function addServerOptions(cmd: Command): Command {
       '--run-lost-after-seconds <s>',
       'a run whose agent is silent this long ends lost (must exceed 3 heartbeat intervals; default 600, or 6 intervals when longer)',
     )
-    .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
+    .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn')
+    .option(
+      '--secrets-key-file <path>',
+      "the key entities' secrets are encrypted under, created on first start; replicas share one (env LIFTOFF_SECRETS_KEY_FILE, default <data dir>/secrets.key)",
+    );
 }
 
 async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningServer; dataDir: string }> {
@@ -85,6 +90,7 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     databaseUrl: flags.database ?? (env.LIFTOFF_DATABASE_URL || undefined),
     env,
     webDir: WEB_DIR,
+    ...(flags.secretsKeyFile ? { secretsKeyFile: resolve(flags.secretsKeyFile) } : {}),
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
     settings: {
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),

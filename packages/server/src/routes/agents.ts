@@ -10,6 +10,7 @@ import {
   RegisterAgentBody,
   RegisterAgentResponse,
   StopAgentBody,
+  redactConfig,
 } from '@liftoff/core';
 import type { FastifyRequest } from 'fastify';
 import { canAccess, entityFor, pollHoldMs, type App, type AppContext } from '../context.js';
@@ -58,7 +59,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
           queues: body.queues,
           version: body.version,
           maxJobs: body.max_jobs,
-          config: body.config,
+          // Redacted before it is stored: the database never holds the agent's passwords and tokens.
+          config: redactConfig(body.config),
         },
         ctx.now(),
       );

@@ -18,6 +18,7 @@ import {
 import { assertItemResourceArgs, checkQueueDefaults, checkResourceArgs, mergeResourceArgs } from '../resourceArgs.js';
 import { assertValidTemplate, fillTemplate } from '../templates.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
+import { assertSecretsExist } from './secrets.js';
 
 const EntityParams = z.object({ entity: z.string() });
 const QueueParams = EntityParams.extend({ queue: z.string() });
@@ -118,6 +119,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
           );
         }
       }
+      await assertSecretsExist(ctx, entity, spec);
       const queueArgs = JSON.parse(queue.resource_args) as LaunchSpec['resource_args'];
       assertItemResourceArgs(
         {

@@ -1,5 +1,12 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { ConflictError, ForbiddenError, NotFoundError, type Agent, type AgentStopMode } from '@liftoff/core';
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  redactConfig,
+  type Agent,
+  type AgentStopMode,
+} from '@liftoff/core';
 import { json, type Db } from './db.js';
 import type { AgentsTable, Database } from './schema.js';
 
@@ -35,7 +42,8 @@ function toAgent(r: Selectable<AgentsTable> & { entity_name: string }): Agent {
     hostname: r.hostname,
     queues: JSON.parse(r.queues) as string[],
     version: r.version,
-    config: JSON.parse(r.config) as Record<string, unknown>,
+    // Stored redacted already (routes/agents.ts, migration 0008); redacted again on the way out, whatever wrote it.
+    config: redactConfig(JSON.parse(r.config) as Record<string, unknown>),
     max_jobs: Number(r.max_jobs),
     status: r.status as Agent['status'],
     status_reason: r.status_reason,

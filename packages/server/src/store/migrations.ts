@@ -1,5 +1,5 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { LiftoffError } from '@liftoff/core';
+import { LiftoffError, redactConfig } from '@liftoff/core';
 
 /**
  * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
@@ -209,6 +209,46 @@ const migrations: Record<string, Migration> = {
       // column stores the Buffers written from now on as BLOBs as they are.)
       if (db.getExecutor().adapter instanceof PostgresAdapter)
         await sql`ALTER TABLE log_chunks ALTER COLUMN data TYPE bytea USING convert_to(data, 'UTF8')`.execute(db);
+    },
+  },
+  '0008_secrets': {
+    async up(db: Kysely<unknown>) {
+      // Per-entity secrets, encrypted (AES-256-GCM) under the server's key file: nonce and ciphertext+tag, base64.
+      await db.schema
+        .createTable('entity_secrets')
+        .addColumn('entity_id', 'text', (c) => c.notNull().references('entities.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('ciphertext', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('entity_secrets_pk', ['entity_id', 'name'])
+        .execute();
+      // One row: a check value of the key the secrets are encrypted under, so a replica with another key refuses
+      // to start instead of failing every run that needs a secret.
+      await db.schema
+        .createTable('secrets_key_check')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('check_value', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // Agent configs stored before redaction existed may hold registry passwords and tokens: redact them in place.
+      const agents = db as unknown as Kysely<{ agents: { id: string; config: string } }>;
+      for (const row of await agents.selectFrom('agents').select(['id', 'config']).execute()) {
+        let config: unknown;
+        try {
+          config = JSON.parse(row.config);
+        } catch {
+          config = {};
+        }
+        const clean = config && typeof config === 'object' && !Array.isArray(config) ? config : {};
+        await agents
+          .updateTable('agents')
+          .set({ config: JSON.stringify(redactConfig(clean as Record<string, unknown>)) })
+          .where('id', '=', row.id)
+          .execute();
+      }
     },
   },
   '0009_lease': {

@@ -128,6 +128,21 @@ export interface MembershipsTable {
   created_at: number;
 }
 
+export interface EntitySecretsTable {
+  entity_id: string;
+  name: string;
+  nonce: string;
+  ciphertext: string;
+  created_at: number;
+  updated_at: number;
+  updated_by: string;
+}
+export interface SecretsKeyCheckTable {
+  id: string;
+  check_value: string;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   memberships: MembershipsTable;
@@ -140,4 +155,6 @@ export interface Database {
   agents: AgentsTable;
   log_chunks: LogChunksTable;
   code_archives: CodeArchivesTable;
+  entity_secrets: EntitySecretsTable;
+  secrets_key_check: SecretsKeyCheckTable;
 }

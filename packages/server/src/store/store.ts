@@ -11,6 +11,7 @@ import { Logs } from './logs.js';
 import { Queues } from './queues.js';
 import { reap, type ReapResult } from './reaper.js';
 import { Runs } from './runs.js';
+import { Secrets } from './secrets.js';
 import type { Database } from './schema.js';
 
 export type { EntityRef } from './entities.js';
@@ -34,6 +35,7 @@ export class Store {
   readonly logs: Logs;
   readonly agents: Agents;
   readonly archives: Archives;
+  readonly secrets: Secrets;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -49,6 +51,7 @@ export class Store {
     this.logs = new Logs(db);
     this.agents = new Agents(db);
     this.archives = new Archives(db);
+    this.secrets = new Secrets(db);
   }
 
   /** See reaper.ts. */
