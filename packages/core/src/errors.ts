@@ -19,6 +19,9 @@ export const ERROR_CODES = [
   'STORAGE',
   'PAYLOAD_TOO_LARGE',
   'INTERNAL',
+  'AGENT_KEY_MISMATCH',
+  'AUTH_RATE_LIMITED',
+  'LAST_ADMIN',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -39,6 +42,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   STORAGE: 500,
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
+  AGENT_KEY_MISMATCH: 403,
+  AUTH_RATE_LIMITED: 429,
+  LAST_ADMIN: 409,
 };
 
 export class LiftoffError extends Error {
@@ -163,6 +169,41 @@ export class StorageError extends LiftoffError {
 export class KubeConfigError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/**
+ * An agent id is bound to the key that registered it: another key (another agent key, a user's key) may not
+ * register that id again, poll, heartbeat, ack, release, log or report for it.
+ */
+export class AgentKeyMismatchError extends LiftoffError {
+  constructor(agentId: string) {
+    super(
+      'AGENT_KEY_MISMATCH',
+      `Agent "${agentId}" is registered with another key; only that key may speak for it. Run the agent with its own key, or give this one another --name.`,
+    );
+  }
+}
+
+/** Too many failed authentications from one client address or with one key prefix; `retryAfterSeconds` says when. */
+export class AuthRateLimitedError extends LiftoffError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super(
+      'AUTH_RATE_LIMITED',
+      `Too many failed authentications; try again in ${retryAfterSeconds} s with a valid key (check LIFTOFF_API_KEY or ~/.config/liftoff/credentials).`,
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A team must keep an admin: its last one can neither be removed nor made a member. */
+export class LastAdminError extends LiftoffError {
+  constructor(entity: string, user: string) {
+    super(
+      'LAST_ADMIN',
+      `"${user}" is the last admin of "${entity}"; make another member admin first ("liftoff members add ${entity} USER --role admin").`,
+    );
   }
 }
 

@@ -14,6 +14,12 @@ export class Metrics {
   private sum = 0;
   private total = 0;
   private readonly preemptions = { requeued: 0, exhausted: 0 };
+  private authLimited = 0;
+
+  /** A failed authentication was answered 429 (too many failures from its address or key prefix). */
+  authRateLimited(): void {
+    this.authLimited += 1;
+  }
 
   /** A run reported preempted: its item was requeued, or failed with its retries used up. */
   countPreemption(requeued: boolean): void {
@@ -89,6 +95,10 @@ export class Metrics {
     out.push(`# HELP ${p} Runs reported preempted on this server process, by what became of their item.`);
     out.push(`# TYPE ${p} counter`);
     for (const [outcome, n] of Object.entries(this.preemptions)) out.push(`${p}{outcome="${outcome}"} ${n}`);
+
+    const rl = 'liftoff_auth_rate_limited_total';
+    out.push(`# HELP ${rl} Failed authentications answered 429 on this server process.`, `# TYPE ${rl} counter`);
+    out.push(`${rl} ${this.authLimited}`);
 
     const h = 'liftoff_dispatch_latency_seconds';
     out.push(`# HELP ${h} Time from an item's push to its claim by an agent, on this server process.`);

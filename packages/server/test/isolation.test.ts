@@ -73,7 +73,7 @@ for (const backend of BACKENDS) {
       ids.run = run.id;
       await redAgent.reportRun(run.id, { agent_id: ids.agent, state: 'running' });
       await redAgent.appendLogs(run.id, ids.agent, 0, 'secret output\n');
-      await bob.registerAgent({
+      await blueAgent.registerAgent({
         id: 'blue-agent-1',
         name: 'b',
         entity: 'blue',
