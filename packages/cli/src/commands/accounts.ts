@@ -52,7 +52,7 @@ function parseRole(role: string | undefined): MemberRole | undefined {
 }
 
 const printMembers = (r: Members) =>
-  console.log(`${r.entity}: ${r.members.map((m) => `${m} (${r.roles?.[m] ?? '?'})`).join(', ') || 'no members'}`);
+  console.log(`team ${r.entity}: ${r.members.map((m) => `${m} (${r.roles?.[m] ?? '?'})`).join(', ') || 'no members'}`);
 
 /** `liftoff members add|remove|list`: a team's members and their roles (an admin of the team changes them). */
 function memberCommands(program: Command, env: Env): void {
