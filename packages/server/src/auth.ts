@@ -33,5 +33,13 @@ export async function authenticate(store: Store, req: FastifyRequest, now: numbe
   // key in its one entity; a key with neither is server-wide.
   const memberRoles = row.user_id ? await store.accounts.rolesOf(row.user_id) : null;
   const entityIds = memberRoles ? Object.keys(memberRoles) : row.entity_id ? [row.entity_id] : null;
-  return { keyId: row.id, keyName: row.name, role, entityId: row.entity_id, userId: row.user_id, entityIds, memberRoles };
+  return {
+    keyId: row.id,
+    keyName: row.name,
+    role,
+    entityId: row.entity_id,
+    userId: row.user_id,
+    entityIds,
+    memberRoles,
+  };
 }

@@ -25,7 +25,7 @@ interface Own {
   agent: string;
 }
 
-const spec = { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] };
+const spec = { source: { type: 'git' as const, url: 'https://git.example.com/x.git' }, entry_point: ['true'] };
 
 /** Every route of packages/server/src/routes/*.ts that takes an id or an entity. */
 const ROUTES: Route[] = [
@@ -172,7 +172,14 @@ const UNKNOWN: Record<Target, string> = {
 for (const backend of BACKENDS) {
   describe.skipIf(backend === 'postgres' && !pgAvailable)(`foreign ids look unknown on ${backend}`, () => {
     let b: BackendServer;
-    const red: Record<Target, string> = { entity: 'red', item: '', run: '', agent: 'red-agent-1', archive: '', key: '' };
+    const red: Record<Target, string> = {
+      entity: 'red',
+      item: '',
+      run: '',
+      agent: 'red-agent-1',
+      archive: '',
+      key: '',
+    };
     const keys = { bob: '', blueAgent: '' };
     const own: Own = { agent: 'blue-agent-1' };
 
@@ -220,7 +227,13 @@ for (const backend of BACKENDS) {
               ? {}
               : { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' }),
         },
-        body: r.gzip ? await tarball() : body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        body: r.gzip
+          ? new Uint8Array(await tarball())
+          : body === undefined
+            ? undefined
+            : typeof body === 'string'
+              ? body
+              : JSON.stringify(body),
       });
       return { status: res.status, body: (await res.text()).replaceAll(id, '<ID>') };
     };

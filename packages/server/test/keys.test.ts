@@ -76,9 +76,7 @@ for (const backend of BACKENDS) {
       for (const cl of [c.ben!, c.bob!, c.annMember!]) {
         const e = await refusal(cl.revokeKey('red-agent-2'));
         expect(e.code).toBe('NOT_FOUND');
-        expect(e.message).toBe(
-          'Key "red-agent-2" not found; list the keys you can see with "liftoff keys list".',
-        );
+        expect(e.message).toBe('Key "red-agent-2" not found; list the keys you can see with "liftoff keys list".');
       }
       await victim.whoami();
       await c.annAdmin!.revokeKey('red-agent-2');

@@ -75,7 +75,7 @@ for (const backend of BACKENDS) {
       ['stopped', (c) => c.agentStopped('ra')],
     ];
 
-    it("refuses every protocol call for ra to any key but the one that registered it, changing nothing", async () => {
+    it('refuses every protocol call for ra to any key but the one that registered it, changing nothing', async () => {
       const before = await snapshot();
       // A user key may not register at all (FORBIDDEN, whatever the id); every other refusal is the binding's.
       const others: Array<[string, LiftoffClient, boolean]> = [
@@ -123,7 +123,7 @@ for (const backend of BACKENDS) {
       expect((await admin.readLogs(ids.run)).data).toBe('line 1\nline 2\n');
     });
 
-    it("lets another key of the entity take over an agent id once its key is revoked", async () => {
+    it('lets another key of the entity take over an agent id once its key is revoked', async () => {
       await keyB.registerAgent(reg('rc'));
       expect((await refusal(keyA.registerAgent(reg('rc')))).code).toBe('AGENT_KEY_MISMATCH');
       await alice.revokeKey('red-b');

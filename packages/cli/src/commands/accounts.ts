@@ -78,7 +78,12 @@ function memberCommands(program: Command, env: Env): void {
     async (entity: string, flags: Flags) => {
       const r = await connect(flags, env).listMembers(entity);
       if (flags.json) return printJson(r);
-      console.log(table(['USER', 'ROLE'], r.members.map((m) => [m, r.roles?.[m]])));
+      console.log(
+        table(
+          ['USER', 'ROLE'],
+          r.members.map((m) => [m, r.roles?.[m]]),
+        ),
+      );
     },
   );
 }

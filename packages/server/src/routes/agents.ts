@@ -18,7 +18,6 @@ const IdParams = z.object({ id: z.string() });
 const publicView = ({ entity_id: _e, key_id: _k, ...agent }: AgentView) => agent;
 
 export function agentRoutes(app: App, ctx: AppContext): void {
-
   app.get(
     '/api/entities/:entity/agents',
     {

@@ -47,7 +47,9 @@ export function keyRoutes(app: App, ctx: AppContext): void {
       const matches = byId ? [byId] : keys.filter((k) => k.name === req.params.key);
       const [target, ...more] = matches;
       if (!target)
-        throw new NotFoundError(`Key "${req.params.key}" not found; list the keys you can see with "liftoff keys list".`);
+        throw new NotFoundError(
+          `Key "${req.params.key}" not found; list the keys you can see with "liftoff keys list".`,
+        );
       if (more.length)
         throw new ConflictError(
           `${matches.length} keys are named "${req.params.key}"; revoke one by its id (${matches.map((k) => k.id).join(', ')}).`,

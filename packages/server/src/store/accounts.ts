@@ -93,7 +93,8 @@ export class Accounts {
         .where('entity_id', '=', entityId)
         .where('user_id', '=', userId)
         .executeTakeFirst();
-      if (!current) throw new NotFoundError(`User "${userName}" is not a member; list members with "liftoff members list".`);
+      if (!current)
+        throw new NotFoundError(`User "${userName}" is not a member; list members with "liftoff members list".`);
       if (current.role === 'admin') await assertNotLastAdmin(trx, entityId, userId);
       await trx.deleteFrom('memberships').where('entity_id', '=', entityId).where('user_id', '=', userId).execute();
     });
