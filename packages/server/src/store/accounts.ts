@@ -132,16 +132,6 @@ export class Accounts {
     return rows.map((r) => r.name);
   }
 
-  async entityIdsOf(userId: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('memberships').select('entity_id').where('user_id', '=', userId).execute();
-    return rows.map((r) => r.entity_id);
-  }
-
-  async userName(userId: string): Promise<string | null> {
-    const r = await this.db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirst();
-    return r?.name ?? null;
-  }
-
   async kindOf(entityId: string): Promise<'user' | 'team'> {
     const r = await this.db.selectFrom('entities').select('kind').where('id', '=', entityId).executeTakeFirst();
     return r?.kind === 'user' ? 'user' : 'team';
