@@ -141,6 +141,9 @@ export async function agentKey(server: TestServer, entity = 'default', name = 't
   return created.key;
 }
 
+/** The agent key each agent (server, entity, name) was started with, reused when it is started again. */
+const agentKeys = new Map<string, string>();
+
 /**
  * Starts `liftoff launch-agent` against a test server and waits until it polls. It authenticates with an agent key
  * of its entity (`entity`, else `-e` in `extra`, else "default"), never the admin key, as users will run agents.
@@ -168,7 +171,10 @@ export async function startAgent(
   const flag = (opts.extra ?? []).findIndex((a) => a === '-e' || a === '--entity');
   const entity = opts.entity ?? (flag >= 0 ? opts.extra?.[flag + 1] : undefined) ?? 'default';
   if (opts.entity) args.push('-e', opts.entity);
-  const key = await agentKey(server, entity, name);
+  // A restarted agent keeps its key, as an operator's would: its id is bound to the key that first registered it.
+  const slot = `${server.url} ${entity} ${name}`;
+  const key = agentKeys.get(slot) ?? (await agentKey(server, entity, name));
+  agentKeys.set(slot, key);
   const proc = liftoff(args, { ...server.env, ...opts.env, LIFTOFF_API_KEY: key });
   await proc.waitFor(/polling /);
   return {

@@ -200,8 +200,20 @@ export type UpdateEntityBody = z.input<typeof UpdateEntityBody>;
 
 export const CreateUserBody = z.object({ name: Name }).strict();
 export const CreateTeamBody = z.object({ name: Name }).strict();
-export const AddMemberBody = z.object({ user: Name }).strict();
-export const Members = z.object({ entity: z.string(), members: z.array(z.string()) });
+export const MEMBER_ROLES = ['admin', 'member'] as const;
+export type MemberRole = (typeof MEMBER_ROLES)[number];
+/**
+ * `role` absent: an existing member keeps theirs; a new one is admin when the team has no admin yet (its first
+ * member owns it), else member.
+ */
+export const AddMemberBody = z.object({ user: Name, role: z.enum(MEMBER_ROLES).optional() }).strict();
+export type AddMemberBody = z.input<typeof AddMemberBody>;
+export const Members = z.object({
+  entity: z.string(),
+  members: z.array(z.string()),
+  /** Each member's role in this entity. */
+  roles: z.record(z.string(), z.enum(MEMBER_ROLES)).optional(),
+});
 export type Members = z.infer<typeof Members>;
 export const KEY_ROLES = ['admin', 'member', 'agent'] as const;
 /** admin/member keys belong to a user (`user`); agent keys to one entity (`entity`). */
@@ -211,9 +223,24 @@ export const CreateKeyBody = z
     role: z.enum(KEY_ROLES),
     user: Name.optional(),
     entity: Name.optional(),
+    /** Milliseconds since the epoch after which the key is refused; absent: never expires. */
+    expires_at: z.number().int().min(0).max(8_640_000_000_000_000).optional(),
   })
   .strict();
 export type CreateKeyBody = z.input<typeof CreateKeyBody>;
+/** A key as listed: never its secret nor its hash. */
+export const ApiKeyInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(KEY_ROLES),
+  user: z.string().nullable(),
+  entity: z.string().nullable(),
+  created_at: z.number(),
+  /** Updated at most once a minute per key, so it is accurate to about a minute. */
+  last_used_at: z.number().nullable(),
+  expires_at: z.number().nullable(),
+});
+export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
 /** The secret is shown once, here; the server keeps only its hash. */
 export const CreatedKey = z.object({
   name: z.string(),
@@ -221,6 +248,8 @@ export const CreatedKey = z.object({
   user: z.string().nullable(),
   entity: z.string().nullable(),
   key: z.string(),
+  id: z.string().optional(),
+  expires_at: z.number().nullable().optional(),
 });
 export type CreatedKey = z.infer<typeof CreatedKey>;
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   Agent,
   HeartbeatResponse,
+  ApiKeyInfo,
   CodeArchive,
   CreatedKey,
   Entity,
@@ -22,6 +23,7 @@ import {
   type CreateEntityBody,
   type LogKind,
   type CreateKeyBody,
+  type MemberRole,
   type CreateQueueBody,
   type UpdateEntityBody,
   type UpdateQueueBody,
@@ -131,11 +133,26 @@ export class LiftoffClient {
   createTeam(name: string) {
     return this.json(Members, 'POST', '/api/teams', { body: { name } });
   }
-  addMember(entity: string, user: string) {
-    return this.json(Members, 'POST', `/api/entities/${enc(entity)}/members`, { body: { user } });
+  addMember(entity: string, user: string, role?: MemberRole) {
+    return this.json(Members, 'POST', `/api/entities/${enc(entity)}/members`, {
+      body: role ? { user, role } : { user },
+    });
+  }
+  removeMember(entity: string, user: string) {
+    return this.json(Members, 'DELETE', `/api/entities/${enc(entity)}/members/${enc(user)}`);
+  }
+  listMembers(entity: string) {
+    return this.json(Members, 'GET', `/api/entities/${enc(entity)}/members`);
   }
   createKey(body: CreateKeyBody) {
     return this.json(CreatedKey, 'POST', '/api/keys', { body });
+  }
+  listKeys() {
+    return this.json(z.object({ keys: z.array(ApiKeyInfo) }), 'GET', '/api/keys');
+  }
+  /** `key`: the key's id, or its name when that names one key the caller can see. */
+  async revokeKey(key: string): Promise<void> {
+    await this.fetch('DELETE', `/api/keys/${enc(key)}`);
   }
   // entities
   createEntity(body: CreateEntityBody) {

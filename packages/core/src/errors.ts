@@ -21,6 +21,9 @@ export const ERROR_CODES = [
   'INTERNAL',
   'RUN_LOST',
   'SECRET_MISSING',
+  'AGENT_KEY_MISMATCH',
+  'AUTH_RATE_LIMITED',
+  'LAST_ADMIN',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -43,6 +46,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   RUN_LOST: 410,
   SECRET_MISSING: 400,
+  AGENT_KEY_MISMATCH: 403,
+  AUTH_RATE_LIMITED: 429,
+  LAST_ADMIN: 409,
 };
 
 export class LiftoffError extends Error {
@@ -183,6 +189,19 @@ export class RunLostError extends LiftoffError {
   }
 }
 
+/**
+ * An agent id is bound to the key that registered it: another key (another agent key, a user's key) may not
+ * register that id again, poll, heartbeat, ack, release, log or report for it.
+ */
+export class AgentKeyMismatchError extends LiftoffError {
+  constructor(agentId: string) {
+    super(
+      'AGENT_KEY_MISMATCH',
+      `Agent "${agentId}" is registered with another key; only that key may speak for it. Run the agent with its own key, or give this one another --name.`,
+    );
+  }
+}
+
 /** A launch spec refers to a secret (`--env NAME=secret:SECRET`) its entity does not have. */
 export class SecretMissingError extends LiftoffError {
   constructor(entity: string, missing: Array<{ env: string; secret: string }>) {
@@ -191,6 +210,28 @@ export class SecretMissingError extends LiftoffError {
     super(
       'SECRET_MISSING',
       `Entity "${entity}" has no secret ${list}. Set it with "liftoff secret set ${first} -e ${entity}" (an admin of the entity; the value is read from stdin), or drop the --env.`,
+    );
+  }
+}
+
+/** Too many failed authentications from one client address or with one key prefix; `retryAfterSeconds` says when. */
+export class AuthRateLimitedError extends LiftoffError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super(
+      'AUTH_RATE_LIMITED',
+      `Too many failed authentications; try again in ${retryAfterSeconds} s with a valid key (check LIFTOFF_API_KEY or ~/.config/liftoff/credentials).`,
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A team must keep an admin: its last one can neither be removed nor made a member. */
+export class LastAdminError extends LiftoffError {
+  constructor(entity: string, user: string) {
+    super(
+      'LAST_ADMIN',
+      `"${user}" is the last admin of "${entity}"; make another member admin first ("liftoff members add ${entity} USER --role admin").`,
     );
   }
 }

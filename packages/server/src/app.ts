@@ -9,8 +9,8 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
-import { authenticate } from './auth.js';
+import { AuthRateLimitedError, ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
+import { authenticateLimited } from './authRateLimit.js';
 import { clientErrorHandler, refuseNulCharacters, securityHeaders, socketTimeouts } from './hardening.js';
 import type { App, AppContext } from './context.js';
 import { agentRoutes } from './routes/agents.js';
@@ -79,7 +79,8 @@ export async function buildApp(
   app.decorateRequest('principal');
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/')) return;
-    req.principal = await authenticate(ctx.store, req);
+    // Only failures count towards the rate limit; a valid key is never held back by them (authRateLimit.ts).
+    req.principal = await authenticateLimited(ctx, req);
     // Agent keys run the agent protocol and read their entity; everything else needs a user key.
     const tags = (req.routeOptions.schema as { tags?: string[] } | undefined)?.tags ?? [];
     if (req.principal.role === 'agent' && req.method !== 'GET' && !tags.includes('agent protocol'))
@@ -99,6 +100,7 @@ export async function buildApp(
       const more = lines.length > MAX_ISSUES ? `; and ${lines.length - MAX_ISSUES} more` : '';
       return reply.code(400).send({ error: { code: 'BAD_REQUEST', message: `Invalid request: ${shown}${more}` } });
     }
+    if (err instanceof AuthRateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
     if (err instanceof LiftoffError) {
       return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });
     }

@@ -40,6 +40,12 @@ export interface ServerSettings {
    * heartbeat intervals after which the agent is KILLED, so a short network cut only marks the agent.
    */
   runLostAfterMs: number;
+  /**
+   * Failed authentications allowed per client address and per presented key prefix within `authFailureWindowMs`
+   * before further failures are answered 429 (per replica, in memory; see authRateLimit.ts).
+   */
+  authFailureLimit: number;
+  authFailureWindowMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -54,6 +60,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   archiveLimits: DEFAULT_ARCHIVE_LIMITS,
   maxRunLogBytes: 64 * 1024 * 1024,
   runLostAfterMs: 10 * 60_000,
+  authFailureLimit: 20,
+  authFailureWindowMs: 60_000,
 };
 
 /**
@@ -91,6 +99,10 @@ export interface Principal {
   userId: string | null;
   /** Entities the key may act in; null: every entity (a server-wide admin key). */
   entityIds: string[] | null;
+  /** The key's id (agents are bound to it). */
+  keyId: string;
+  /** A user key's membership role per entity id; null for agent keys and server-wide keys. */
+  memberRoles: Record<string, 'admin' | 'member'> | null;
 }
 
 declare module 'fastify' {
@@ -120,6 +132,29 @@ export function assertAccess(req: FastifyRequest, entityId: string, what: string
   if (!canAccess(req, entityId)) throw new NotFoundError(`${what} not found.`);
 }
 
-export function assertAdmin(req: FastifyRequest): void {
-  if (req.principal.role !== 'admin') throw new ForbiddenError('This needs an admin API key.');
+/**
+ * The caller's role in an entity: a server-wide key is admin everywhere, an agent key is agent in its entity, and a
+ * user key has the lower of its own role and its user's membership role there (an admin key of a plain member is a
+ * member). null outside the caller's entities.
+ */
+export function roleIn(req: FastifyRequest, entityId: string): 'admin' | 'member' | 'agent' | null {
+  const p = req.principal;
+  if (!canAccess(req, entityId)) return null;
+  if (p.entityIds === null) return p.role;
+  if (p.role === 'agent') return 'agent';
+  return p.role === 'admin' && p.memberRoles?.[entityId] === 'admin' ? 'admin' : 'member';
+}
+
+export const isServerAdmin = (req: FastifyRequest): boolean =>
+  req.principal.role === 'admin' && req.principal.entityIds === null;
+
+/**
+ * Administering an entity. Call it after entityFor (or assertAccess), so an entity outside the caller's is a 404
+ * like an unknown one, and a 403 only says "you are in it but not its admin".
+ */
+export function assertAdmin(req: FastifyRequest, entityId: string): void {
+  if (roleIn(req, entityId) !== 'admin')
+    throw new ForbiddenError(
+      'This needs an admin of the entity: an admin key of a user whose membership is admin ("liftoff members add ENTITY USER --role admin"), or a server admin key.',
+    );
 }

@@ -21,6 +21,13 @@ export class Metrics {
     this.lostRuns += 1;
   }
 
+  private authLimited = 0;
+
+  /** A failed authentication was answered 429 (too many failures from its address or key prefix). */
+  authRateLimited(): void {
+    this.authLimited += 1;
+  }
+
   /** A run reported preempted: its item was requeued, or failed with its retries used up. */
   countPreemption(requeued: boolean): void {
     this.preemptions[requeued ? 'requeued' : 'exhausted'] += 1;
@@ -99,6 +106,9 @@ export class Metrics {
     const l = 'liftoff_runs_lost_total';
     out.push(`# HELP ${l} Runs this server process declared lost (their agent silent past the run lost timeout).`);
     out.push(`# TYPE ${l} counter`, `${l} ${this.lostRuns}`);
+    const rl = 'liftoff_auth_rate_limited_total';
+    out.push(`# HELP ${rl} Failed authentications answered 429 on this server process.`, `# TYPE ${rl} counter`);
+    out.push(`${rl} ${this.authLimited}`);
 
     const h = 'liftoff_dispatch_latency_seconds';
     out.push(`# HELP ${h} Time from an item's push to its claim by an agent, on this server process.`);

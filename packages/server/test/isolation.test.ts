@@ -73,7 +73,7 @@ for (const backend of BACKENDS) {
       ids.run = run.id;
       await redAgent.reportRun(run.id, { agent_id: ids.agent, state: 'running' });
       await redAgent.appendLogs(run.id, ids.agent, 0, 'secret output\n');
-      await bob.registerAgent({
+      await blueAgent.registerAgent({
         id: 'blue-agent-1',
         name: 'b',
         entity: 'blue',
@@ -160,7 +160,7 @@ for (const backend of BACKENDS) {
       try {
         await p;
       } catch (e) {
-        if (e instanceof LiftoffError && (e.code === 'FORBIDDEN' || e.code === 'NOT_FOUND')) return;
+        if (e instanceof LiftoffError && ['FORBIDDEN', 'NOT_FOUND', 'AGENT_KEY_MISMATCH'].includes(e.code)) return;
         throw new Error(`${what}: expected 403/404, got ${String(e)}`);
       }
       throw new Error(`${what}: expected 403/404, but it succeeded`);

@@ -1,15 +1,20 @@
 import type { Command } from 'commander';
-import { BadRequestError, KEY_ROLES, type Env } from '@liftoff/core';
+import { BadRequestError, type Env, type MemberRole, type Members } from '@liftoff/core';
 import { connect } from '../connection.js';
-import { printJson } from '../output.js';
+import { printJson, table } from '../output.js';
+import { keyCommands } from './keys.js';
 
-interface Flags {
+export interface Flags {
   json?: boolean;
   url?: string;
 }
-const opts = (cmd: Command): Command => cmd.option('--json', 'print JSON').option('-u, --url <url>', 'server URL');
+export const opts = (cmd: Command): Command =>
+  cmd.option('--json', 'print JSON').option('-u, --url <url>', 'server URL');
 
-/** `liftoff users|teams|keys`: accounts, needing a server admin key (an entity admin may mint agent keys). */
+/**
+ * `liftoff users|teams|members|keys`: accounts. Users, teams and user keys need a server admin key; an entity's admin
+ * manages its members and agent keys.
+ */
 export function accountCommands(program: Command, env: Env): void {
   const users = program.command('users').description('users (each has a personal entity of the same name)');
   opts(users.command('create <name>').description('create a user and their personal entity')).action(
@@ -24,39 +29,61 @@ export function accountCommands(program: Command, env: Env): void {
   opts(teams.command('create <name>').description('create a team')).action(async (name: string, flags: Flags) => {
     const r = await connect(flags, env).createTeam(name);
     if (flags.json) return printJson(r);
-    console.log(`created team ${r.entity}; add members with "liftoff teams add-member ${name} USER"`);
+    console.log(`created team ${r.entity}; add members with "liftoff members add ${name} USER"`);
   });
-  opts(teams.command('add-member <team> <user>').description('add a user to a team (admin of the team)')).action(
+  opts(
+    teams
+      .command('add-member <team> <user>')
+      .description('add a user to a team (admin of the team); same as "liftoff members add"')
+      .option('--role <role>', 'admin or member (default: admin for a team without one, else member)'),
+  ).action(async (team: string, user: string, flags: Flags & { role?: string }) => {
+    const r = await connect(flags, env).addMember(team, user, parseRole(flags.role));
+    if (flags.json) return printJson(r);
+    printMembers(r);
+  });
+
+  memberCommands(program, env);
+  keyCommands(program, env);
+}
+
+function parseRole(role: string | undefined): MemberRole | undefined {
+  if (role === undefined || role === 'admin' || role === 'member') return role;
+  throw new BadRequestError(`--role must be admin or member, got "${role}".`);
+}
+
+const printMembers = (r: Members) =>
+  console.log(`team ${r.entity}: ${r.members.map((m) => `${m} (${r.roles?.[m] ?? '?'})`).join(', ') || 'no members'}`);
+
+/** `liftoff members add|remove|list`: a team's members and their roles (an admin of the team changes them). */
+function memberCommands(program: Command, env: Env): void {
+  const members = program.command('members').description("a team's members and their roles (admin or member)");
+  opts(
+    members
+      .command('add <team> <user>')
+      .description("add a user to a team, or change a member's role")
+      .option('--role <role>', 'admin or member (default: admin for a team without one, else member)'),
+  ).action(async (team: string, user: string, flags: Flags & { role?: string }) => {
+    const r = await connect(flags, env).addMember(team, user, parseRole(flags.role));
+    if (flags.json) return printJson(r);
+    printMembers(r);
+  });
+  opts(members.command('remove <team> <user>').description('remove a user from a team (not its last admin)')).action(
     async (team: string, user: string, flags: Flags) => {
-      const r = await connect(flags, env).addMember(team, user);
+      const r = await connect(flags, env).removeMember(team, user);
       if (flags.json) return printJson(r);
-      console.log(`team ${r.entity}: ${r.members.join(', ')}`);
+      printMembers(r);
     },
   );
-
-  const keys = program.command('keys').description('API keys');
-  opts(
-    keys
-      .command('create <name>')
-      .description('mint a key: for a user (--user, role admin or member) or for agents of an entity (--agent)')
-      .option('--user <user>', 'the user the key acts as')
-      .option('--role <role>', 'admin or member (user keys)', 'member')
-      .option('--agent', 'an agent key: pops and reports for one entity, administers nothing')
-      .option('--entity <entity>', "the agent key's entity"),
-  ).action(async (name: string, flags: Flags & { user?: string; role: string; agent?: boolean; entity?: string }) => {
-    const role = flags.agent ? 'agent' : flags.role;
-    if (!flags.agent && flags.role !== 'admin' && flags.role !== 'member')
-      throw new BadRequestError(`--role must be admin or member, got "${flags.role}"; use --agent for agent keys.`);
-    const r = await connect(flags, env).createKey({
-      name,
-      role: role as (typeof KEY_ROLES)[number],
-      ...(flags.user ? { user: flags.user } : {}),
-      ...(flags.entity ? { entity: flags.entity } : {}),
-    });
-    if (flags.json) return printJson(r);
-    console.log(r.key);
-    process.stderr.write(
-      `key "${r.name}" (${r.role}${r.user ? ` of user ${r.user}` : ''}${r.entity ? ` for entity ${r.entity}` : ''}); it is shown only now\n`,
-    );
-  });
+  opts(members.command('list <entity>').description("an entity's members and their roles")).action(
+    async (entity: string, flags: Flags) => {
+      const r = await connect(flags, env).listMembers(entity);
+      if (flags.json) return printJson(r);
+      console.log(
+        table(
+          ['USER', 'ROLE'],
+          r.members.map((m) => [m, r.roles?.[m]]),
+        ),
+      );
+    },
+  );
 }

@@ -12,18 +12,14 @@ import {
   StopAgentBody,
   redactConfig,
 } from '@liftoff/core';
-import type { FastifyRequest } from 'fastify';
-import { canAccess, entityFor, pollHoldMs, type App, type AppContext } from '../context.js';
+import { assertAdmin, canAccess, entityFor, pollHoldMs, type App, type AppContext } from '../context.js';
+import { agentNotFound, type AgentView } from '../store/agents.js';
+import { assertAgentProtocolKey, boundAgent } from './agentAuth.js';
 
 const IdParams = z.object({ id: z.string() });
+const publicView = ({ entity_id: _e, key_id: _k, ...agent }: AgentView) => agent;
 
 export function agentRoutes(app: App, ctx: AppContext): void {
-  const ownAgent = async (req: FastifyRequest, id: string) => {
-    const agent = await ctx.store.agents.get(id);
-    if (!canAccess(req, agent.entity_id)) throw new ForbiddenError(`Agent "${id}" belongs to another entity.`);
-    return agent;
-  };
-
   app.get(
     '/api/entities/:entity/agents',
     {
@@ -40,6 +36,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     '/api/agents',
     { schema: { tags: ['agent protocol'], body: RegisterAgentBody, response: { 200: RegisterAgentResponse } } },
     async (req) => {
+      assertAgentProtocolKey(req);
       const body = req.body;
       const entity = await entityFor(ctx, req, body.entity);
       const missing: string[] = [];
@@ -61,13 +58,13 @@ export function agentRoutes(app: App, ctx: AppContext): void {
           maxJobs: body.max_jobs,
           // Redacted before it is stored: the database never holds the agent's passwords and tokens.
           config: redactConfig(body.config),
+          keyId: req.principal.keyId,
         },
         ctx.now(),
       );
       for (const q of requeued) ctx.bus.publish(`queue:${q}`);
-      const { entity_id: _e, ...publicAgent } = agent;
       return {
-        agent: publicAgent,
+        agent: publicView(agent),
         heartbeat_interval_ms: ctx.settings.heartbeatIntervalMs,
         poll_timeout_ms: pollHoldMs(ctx.settings),
         active_runs: await ctx.store.runs.activeOf(agent.id),
@@ -81,26 +78,28 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       schema: { tags: ['agent protocol'], params: IdParams, body: HeartbeatBody, response: { 200: HeartbeatResponse } },
     },
     async (req) => {
-      await ownAgent(req, req.params.id);
-      const { entity_id: _e, ...agent } = await ctx.store.agents.heartbeat(
-        req.params.id,
-        req.body.status,
-        req.body.current_jobs,
-        ctx.now(),
+      await boundAgent(ctx, req, req.params.id);
+      const agent = publicView(
+        await ctx.store.agents.heartbeat(req.params.id, req.body.status, req.body.current_jobs, ctx.now()),
       );
       // Not refused: the agent is alive, and it learns here which of its runs to stop (fencing, see runs.ts).
       return { ...agent, stop_runs: await ctx.store.runs.lostAmong(agent.id, req.body.run_ids) };
     },
   );
 
-  /** `liftoff agents stop`: a user (not an agent key) asks an agent to stop; its open poll is woken to tell it. */
+  /**
+   * `liftoff agents stop`: an admin of the agent's entity (user key, or the server admin key) asks it to stop; its
+   * open poll is woken to tell it. Members may list agents but not stop shared ones; agent keys never stop agents.
+   */
   app.post(
     '/api/agents/:id/stop',
     { schema: { tags: ['agents'], params: IdParams, body: StopAgentBody, response: { 200: Agent } } },
     async (req) => {
       if (req.principal.role === 'agent') throw new ForbiddenError('Agent keys cannot stop agents; use a user key.');
-      await ownAgent(req, req.params.id);
-      const { entity_id: _e, ...agent } = await ctx.store.agents.requestStop(req.params.id, req.body.mode);
+      const found = await ctx.store.agents.get(req.params.id);
+      if (!canAccess(req, found.entity_id)) throw agentNotFound(req.params.id);
+      assertAdmin(req, found.entity_id);
+      const agent = publicView(await ctx.store.agents.requestStop(req.params.id, req.body.mode));
       ctx.bus.publish(`agent:${agent.id}`);
       return agent;
     },
@@ -110,10 +109,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     '/api/agents/:id/stopped',
     { schema: { tags: ['agent protocol'], params: IdParams, response: { 200: Agent } } },
     async (req) => {
-      await ownAgent(req, req.params.id);
+      await boundAgent(ctx, req, req.params.id);
       for (const q of await ctx.store.agents.stopped(req.params.id, ctx.now())) ctx.bus.publish(`queue:${q}`);
-      const { entity_id: _e, ...agent } = await ctx.store.agents.get(req.params.id);
-      return agent;
+      return publicView(await ctx.store.agents.get(req.params.id));
     },
   );
 
@@ -126,7 +124,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     '/api/agents/:id/poll',
     { schema: { tags: ['agent protocol'], params: IdParams, body: PollBody, response: { 200: PollResponse } } },
     async (req, reply) => {
-      const agent = await ownAgent(req, req.params.id);
+      const agent = await boundAgent(ctx, req, req.params.id);
       const entity = await ctx.store.entities.byId(agent.entity_id);
       const queueIds: string[] = [];
       for (const name of req.body.queues) queueIds.push((await ctx.store.queues.require(entity, name)).id);

@@ -31,8 +31,8 @@ export function entityRoutes(app: App, ctx: AppContext): void {
     '/api/entities/:entity',
     { schema: { tags: ['entities'], params: EntityParams, body: UpdateEntityBody, response: { 200: Entity } } },
     async (req) => {
-      assertAdmin(req);
       const e = await entityFor(ctx, req, req.params.entity);
+      assertAdmin(req, e.id);
       if (req.body.max_concurrency !== undefined) {
         await ctx.store.entities.setLimit(e.id, req.body.max_concurrency);
         for (const q of await ctx.store.queues.list(e)) ctx.bus.publish(`queue:${q.id}`);

@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { AgentRef, ForbiddenError, Item, Run } from '@liftoff/core';
+import type { FastifyRequest } from 'fastify';
+import { AgentRef, Item, Run } from '@liftoff/core';
 import { assertAccess, type App, type AppContext } from '../context.js';
+import { boundAgent } from './agentAuth.js';
 
 const IdParams = z.object({ id: z.string() });
 
@@ -31,7 +33,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     '/api/items/:id/ack',
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Run } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
+      await agentOnItem(ctx, req, req.params.id, req.body.agent_id);
       return ctx.store.dispatch.ack(req.params.id, req.body.agent_id, ctx.now());
     },
   );
@@ -40,7 +42,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
     '/api/items/:id/release',
     { schema: { tags: ['agent protocol'], params: IdParams, body: AgentRef, response: { 200: Item } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
+      await agentOnItem(ctx, req, req.params.id, req.body.agent_id);
       const queueId = await ctx.store.items.release(req.params.id, req.body.agent_id);
       ctx.bus.publish(`queue:${queueId}`);
       return ctx.store.items.get(req.params.id);
@@ -48,9 +50,12 @@ export function itemRoutes(app: App, ctx: AppContext): void {
   );
 }
 
-/** The caller's key must belong to the agent's entity (or be an all-entity key). */
-export async function assertAgentKeyFor(ctx: AppContext, keyEntities: string[] | null, agentId: string): Promise<void> {
-  const agent = await ctx.store.agents.get(agentId);
-  if (keyEntities !== null && !keyEntities.includes(agent.entity_id))
-    throw new ForbiddenError(`Agent "${agentId}" belongs to another entity.`);
+/**
+ * The caller speaks for `agentId` (its key is the one the agent is bound to) about an item of its entities: a
+ * foreign item is a 404 like an unknown one. Whether the agent holds the item is the store's check (409).
+ */
+async function agentOnItem(ctx: AppContext, req: FastifyRequest, itemId: string, agentId: string): Promise<void> {
+  await boundAgent(ctx, req, agentId);
+  const item = await ctx.store.items.get(itemId, ctx.now(), { explain: false });
+  assertAccess(req, item.entity_id, `Item "${itemId}"`);
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authenticate } from '../auth.js';
+import { authenticateLimited } from '../authRateLimit.js';
 import { assertServerAdmin, type App, type AppContext } from '../context.js';
 
 /**
@@ -8,7 +8,7 @@ import { assertServerAdmin, type App, type AppContext } from '../context.js';
  */
 export function metricsRoutes(app: App, ctx: AppContext): void {
   app.get('/metrics', { schema: { hide: true, response: { 200: z.string() } } }, async (req, reply) => {
-    req.principal = await authenticate(ctx.store, req);
+    req.principal = await authenticateLimited(ctx, req);
     assertServerAdmin(req, '/metrics');
     const text = await ctx.metrics.render(ctx.store.db);
     return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);

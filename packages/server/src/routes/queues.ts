@@ -34,8 +34,8 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     '/api/entities/:entity/queues',
     { schema: { tags: ['queues'], params: EntityParams, body: CreateQueueBody, response: { 201: Queue } } },
     async (req, reply) => {
-      assertAdmin(req);
       const entity = await entityFor(ctx, req, req.params.entity);
+      assertAdmin(req, entity.id);
       const unknown = Object.keys(req.body.resource_args).filter((k) => k !== req.body.resource);
       if (unknown.length) {
         throw new BadRequestError(
@@ -59,8 +59,8 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     '/api/entities/:entity/queues/:queue',
     { schema: { tags: ['queues'], params: QueueParams, body: UpdateQueueBody, response: { 200: Queue } } },
     async (req) => {
-      assertAdmin(req);
       const entity = await entityFor(ctx, req, req.params.entity);
+      assertAdmin(req, entity.id);
       const q = await ctx.store.queues.update(entity, req.params.queue, req.body);
       // A raised limit or a new order may let waiting agents claim now.
       ctx.bus.publish(`queue:${q.id}`);
@@ -72,8 +72,9 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     '/api/entities/:entity/queues/:queue',
     { schema: { tags: ['queues'], params: QueueParams, response: { 204: z.null() } } },
     async (req, reply) => {
-      assertAdmin(req);
-      await ctx.store.queues.delete(await entityFor(ctx, req, req.params.entity), req.params.queue, ctx.now());
+      const entity = await entityFor(ctx, req, req.params.entity);
+      assertAdmin(req, entity.id);
+      await ctx.store.queues.delete(entity, req.params.queue, ctx.now());
       return reply.code(204).send(null);
     },
   );

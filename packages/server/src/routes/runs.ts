@@ -11,16 +11,18 @@ import {
   isTerminal,
   type LaunchSpec,
 } from '@liftoff/core';
-import { assertAccess, entityFor, type App, type AppContext } from '../context.js';
-import { assertAgentKeyFor } from './items.js';
+import { canAccess, entityFor, type App, type AppContext } from '../context.js';
+import { runNotFound } from '../store/runs.js';
+import { boundAgent } from './agentAuth.js';
 
 const IdParams = z.object({ id: z.string() });
 const KEEPALIVE_MS = 15_000;
 
 export function runRoutes(app: App, ctx: AppContext): void {
-  const runFor = async (req: Parameters<typeof assertAccess>[0], id: string) => {
+  /** A run of the caller's entities; a foreign one is answered exactly like an unknown one. */
+  const runFor = async (req: Parameters<typeof canAccess>[0], id: string) => {
     const run = await ctx.store.runs.get(id);
-    assertAccess(req, run.entity_id, `Run "${id}"`);
+    if (!canAccess(req, run.entity_id)) throw runNotFound(id);
     return run;
   };
 
@@ -69,7 +71,9 @@ export function runRoutes(app: App, ctx: AppContext): void {
     '/api/runs/:id/status',
     { schema: { tags: ['agent protocol'], params: IdParams, body: ReportRunBody, response: { 200: Run } } },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
+      // Only the agent's own key reports, and only for runs of its entities (the store checks the run is its).
+      await boundAgent(ctx, req, req.body.agent_id);
+      await runFor(req, req.params.id);
       const { run, preemption } = await ctx.store.runs.report(req.params.id, req.body, ctx.now());
       // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
       ctx.bus.publish(`run:${run.id}`);
@@ -99,7 +103,8 @@ export function runRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (req) => {
-      await assertAgentKeyFor(ctx, req.principal.entityIds, req.query.agent_id);
+      await boundAgent(ctx, req, req.query.agent_id);
+      await runFor(req, req.params.id);
       // The one place every uploaded byte passes, stored or dropped past the run's log cap (logs.ts): metric-line
       // parsing (issue #17) is to read `req.body` here, before the cap decides what is kept, so metrics printed past
       // the cap still count. Nothing parses them yet.

@@ -13,7 +13,7 @@ import {
   type LaunchSpec,
 } from '@liftoff/core';
 import { assertAccess, assertAdmin, entityFor, type App, type AppContext } from '../context.js';
-import { assertAgentKeyFor } from './items.js';
+import { boundAgent } from './agentAuth.js';
 
 const EntityParams = z.object({ entity: z.string() });
 const SecretParams = z.object({ entity: z.string(), name: SecretName });
@@ -34,7 +34,7 @@ export function secretRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['secrets'], params: SecretParams, body: SetSecretBody, response: { 200: SecretInfo } } },
     async (req) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      assertAdmin(req);
+      assertAdmin(req, entity.id);
       return ctx.store.secrets.set(entity.id, req.params.name, req.body.value, req.principal.keyName, ctx.now());
     },
   );
@@ -44,7 +44,7 @@ export function secretRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['secrets'], params: SecretParams } },
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      assertAdmin(req);
+      assertAdmin(req, entity.id);
       await ctx.store.secrets.delete(entity.id, req.params.name, entity.name);
       return reply.code(204).send();
     },
@@ -78,7 +78,8 @@ export function secretRoutes(app: App, ctx: AppContext): void {
         );
       const run = await ctx.store.runs.get(req.params.id);
       assertAccess(req, run.entity_id, `Run "${req.params.id}"`);
-      await assertAgentKeyFor(ctx, req.principal.entityIds, req.body.agent_id);
+      // Only the key the agent registered with speaks for it (agentAuth.ts).
+      await boundAgent(ctx, req, req.body.agent_id);
       if (run.agent_id !== req.body.agent_id)
         throw new ForbiddenError(
           `Run "${run.id}" belongs to another agent; only the agent holding it gets its secrets.`,

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import {
+  AgentKeyMismatchError,
   ConflictError,
   ForbiddenError,
   NotFoundError,
@@ -19,9 +20,16 @@ export interface RegisterAgentInput {
   version: string;
   maxJobs: number;
   config: Record<string, unknown>;
+  /** The registering key; the agent id is bound to it. */
+  keyId: string;
 }
 
-export type AgentView = Agent & { entity_id: string };
+/** `key_id`: the key the agent is bound to (null: registered before migration 0007 and not used since). */
+export type AgentView = Agent & { entity_id: string; key_id: string | null };
+
+/** What an unknown agent id gets; a foreign one gets exactly the same (routes/agents.ts). */
+export const agentNotFound = (id: string): NotFoundError =>
+  new NotFoundError(`Agent "${id}" is not registered; restart it.`);
 
 /** The status_reason of an agent the reaper marked KILLED for silence; its next poll or heartbeat revives it. */
 export const HEARTBEAT_LOST = 'heartbeat lost';
@@ -56,8 +64,8 @@ function toAgent(r: Selectable<AgentsTable> & { entity_name: string }): Agent {
 
 async function getAgentIn(db: Db, id: string): Promise<AgentView> {
   const r = await agentQuery(db).where('agents.id', '=', id).executeTakeFirst();
-  if (!r) throw new NotFoundError(`Agent "${id}" is not registered; restart it.`);
-  return { ...toAgent(r), entity_id: r.entity_id };
+  if (!r) throw agentNotFound(id);
+  return { ...toAgent(r), entity_id: r.entity_id, key_id: r.key_id };
 }
 
 /**
@@ -86,12 +94,22 @@ export class Agents {
    */
   async register(a: RegisterAgentInput, now: number): Promise<{ agent: AgentView; requeued: string[] }> {
     return this.db.transaction().execute(async (trx) => {
-      const existing = await trx.selectFrom('agents').select(['entity_id']).where('id', '=', a.id).executeTakeFirst();
-      if (existing && existing.entity_id !== a.entityId) {
-        // 403, not 409: another entity's key must not learn more than "not yours".
-        throw new ForbiddenError(`Agent id "${a.id}" belongs to another entity; choose another --name.`);
-      }
+      const existing = await trx
+        .selectFrom('agents')
+        .leftJoin('api_keys', 'api_keys.id', 'agents.key_id')
+        .select(['agents.entity_id', 'agents.key_id', 'api_keys.id as live_key'])
+        .where('agents.id', '=', a.id)
+        .executeTakeFirst();
+      // The id is taken by another key: refused the same way whether that agent is in the caller's entity or not,
+      // so the answer does not tell which. An id in the same entity whose key was revoked (or that predates key
+      // binding) may be taken over by another key of that entity.
+      if (
+        existing &&
+        (existing.entity_id !== a.entityId || (existing.key_id !== a.keyId && existing.live_key !== null))
+      )
+        throw new AgentKeyMismatchError(a.id);
       const values = {
+        key_id: a.keyId,
         name: a.name,
         entity_id: a.entityId,
         hostname: a.hostname,
@@ -186,6 +204,20 @@ export class Agents {
 
   async get(id: string): Promise<AgentView> {
     return getAgentIn(this.db, id);
+  }
+
+  /**
+   * Binds an agent registered before key binding (key_id null) to the first key that speaks for it; false when it
+   * was bound meanwhile (another request won).
+   */
+  async bindUnbound(agentId: string, keyId: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('agents')
+      .set({ key_id: keyId })
+      .where('id', '=', agentId)
+      .where('key_id', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 
   async list(entityId: string): Promise<Agent[]> {

@@ -211,6 +211,21 @@ const migrations: Record<string, Migration> = {
         await sql`ALTER TABLE log_chunks ALTER COLUMN data TYPE bytea USING convert_to(data, 'UTF8')`.execute(db);
     },
   },
+  '0007_accounts': {
+    async up(db: Kysely<unknown>) {
+      // The key that registered an agent id; only it may speak for that agent (null: registered before 0007,
+      // bound by the first agent key of its entity that uses it).
+      await db.schema.alterTable('agents').addColumn('key_id', 'text').execute();
+      // A member's role in the entity. Before 0007 a user key's own role applied in every entity of its user, so
+      // existing memberships become 'admin': the key's role (the lower of the two counts) decides as it did.
+      await db.schema
+        .alterTable('memberships')
+        .addColumn('role', 'text', (c) => c.notNull().defaultTo('admin'))
+        .execute();
+      // After this time the key is refused (null: never).
+      await db.schema.alterTable('api_keys').addColumn('expires_at', 'bigint').execute();
+    },
+  },
   '0008_secrets': {
     async up(db: Kysely<unknown>) {
       // Per-entity secrets, encrypted (AES-256-GCM) under the server's key file: nonce and ciphertext+tag, base64.

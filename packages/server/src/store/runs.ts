@@ -44,10 +44,14 @@ function toRun(r: Selectable<RunsTable> & { queue_name: string; entity_name: str
   };
 }
 
+/** What an unknown run id gets; a foreign one gets exactly the same (routes/runs.ts). */
+export const runNotFound = (id: string): NotFoundError =>
+  new NotFoundError(`Run "${id}" not found. List runs with "liftoff runs list".`);
+
 /** A run by id, read through `db` (so inside the caller's transaction when it passes one). */
 export async function getRunIn(db: Db, id: string): Promise<Run & { entity_id: string }> {
   const r = await runQuery(db).where('runs.id', '=', id).executeTakeFirst();
-  if (!r) throw new NotFoundError(`Run "${id}" not found. List runs with "liftoff runs list".`);
+  if (!r) throw runNotFound(id);
   return { ...toRun(r), entity_id: r.entity_id };
 }
 

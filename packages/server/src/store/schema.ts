@@ -20,6 +20,7 @@ export interface ApiKeysTable {
   created_at: number;
   last_used_at: number | null;
   user_id: string | null;
+  expires_at: Generated<number | null>;
 }
 export interface QueuesTable {
   id: string;
@@ -94,6 +95,8 @@ export interface AgentsTable {
   last_heartbeat_at: number;
   current_jobs: number;
   stop_mode: string | null;
+  /** The key that registered the agent (migration 0007); null for agents registered before. */
+  key_id: Generated<string | null>;
 }
 export interface LogChunksTable {
   run_id: string;
@@ -126,6 +129,8 @@ export interface MembershipsTable {
   entity_id: string;
   user_id: string;
   created_at: number;
+  /** 'admin' or 'member' (migration 0007). */
+  role: Generated<string>;
 }
 
 export interface EntitySecretsTable {
