@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiftoffClient, REDACTED } from '@liftoff/core';
 import { startServer } from '@liftoff/server';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
+import { openPostgres, openSqlite } from '../src/store/database.js';
+import { redactStoredAgentConfigs } from '../src/store/migrations.js';
 import { refusal, startBackendServer, type BackendServer } from './factory.js';
 
 const VALUE = `hf_${randomBytes(12).toString('hex')}`;
@@ -119,12 +121,12 @@ for (const backend of BACKENDS) {
       );
       const listed = (await bob.listAgents('acme')).agents.find((a) => a.id === 'a-old');
       expect(listed?.config).toEqual({ builder: { credentials: { password: REDACTED } } });
-      // Run migration 0008 again over the old row, as an upgrade would.
-      await bs.exec(
-        `DELETE FROM kysely_migration WHERE name = '0008_secrets'; DROP TABLE entity_secrets; DROP TABLE secrets_key_check`,
-      );
-      const restarted = await bs.restart();
-      await restarted.close();
+      // Run migration 0008's data step over the old row, as an upgrade would.
+      const open = bs.databaseUrl
+        ? await openPostgres(bs.databaseUrl, 1)
+        : await openSqlite(join(bs.dataDir, 'liftoff.db'));
+      await redactStoredAgentConfigs(open.db as never);
+      await open.db.destroy();
       // The old bytes may linger in SQLite's free pages and WAL until a VACUUM and a checkpoint (docs/operations.md).
       if (!bs.databaseUrl) await bs.exec('VACUUM; PRAGMA wal_checkpoint(TRUNCATE)');
       expect(await databaseText(bs)).not.toContain(old);

@@ -249,21 +249,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .execute();
       // Agent configs stored before redaction existed may hold registry passwords and tokens: redact them in place.
-      const agents = db as unknown as Kysely<{ agents: { id: string; config: string } }>;
-      for (const row of await agents.selectFrom('agents').select(['id', 'config']).execute()) {
-        let config: unknown;
-        try {
-          config = JSON.parse(row.config);
-        } catch {
-          config = {};
-        }
-        const clean = config && typeof config === 'object' && !Array.isArray(config) ? config : {};
-        await agents
-          .updateTable('agents')
-          .set({ config: JSON.stringify(redactConfig(clean as Record<string, unknown>)) })
-          .where('id', '=', row.id)
-          .execute();
-      }
+      await redactStoredAgentConfigs(db);
     },
   },
   '0009_lease': {
@@ -299,6 +285,25 @@ const migrations: Record<string, Migration> = {
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+/** Migration 0008's data step, exported so a test can run it over rows written as older versions wrote them. */
+export async function redactStoredAgentConfigs(db: Kysely<unknown>): Promise<void> {
+  const agents = db as unknown as Kysely<{ agents: { id: string; config: string } }>;
+  for (const row of await agents.selectFrom('agents').select(['id', 'config']).execute()) {
+    let config: unknown;
+    try {
+      config = JSON.parse(row.config);
+    } catch {
+      config = {};
+    }
+    const clean = config && typeof config === 'object' && !Array.isArray(config) ? config : {};
+    await agents
+      .updateTable('agents')
+      .set({ config: JSON.stringify(redactConfig(clean as Record<string, unknown>)) })
+      .where('id', '=', row.id)
+      .execute();
+  }
+}
+
 export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1) ?? '';
 
 /** Brings the schema up to date; refuses a database written by a newer Liftoff. */
