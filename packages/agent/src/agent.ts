@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
@@ -34,8 +34,10 @@ import {
   detectUserSwitching,
   handOver,
   killUserProcesses,
+  type JobIdentity,
   type UserSwitching,
 } from './jobUsers.js';
+import { stopLeftover } from './runners/localProcess.js';
 import { createRunState, recordUser, recordedUser, removeRunState, runStateDir } from './runState.js';
 
 export interface AgentOptions {
@@ -78,7 +80,7 @@ type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
  * restarted agent resumes from it.
  */
-const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created)/m;
+const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started)/m;
 
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
@@ -145,6 +147,9 @@ export class LaunchAgent {
     for (const runner of this.runners.values()) {
       await runner.sweep?.(active).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftovers failed'));
     }
+    await this.sweepRunStates(new Set(reg.active_runs.map((r) => r.id))).catch((err: unknown) =>
+      this.opts.logger.warn({ err }, 'sweeping leftover run records failed'),
+    );
     this.heartbeatInterval = reg.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
@@ -596,15 +601,20 @@ export class LaunchAgent {
         onRunning: () => reporter.running(),
         onWarning: (w) => reporter.warn(w),
       });
-      if ('wait' in result) {
-        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds);
-        continue;
-      }
       // A run's own uid is recorded where only the agent writes: whatever still runs as it belonged to that run.
       const user = await recordedUser(stateDir);
+      if ('wait' in result) {
+        if (user) this.jobUsers?.adopt(run.id, user);
+        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user);
+        continue;
+      }
       if (user?.dynamic) await killUserProcesses(user.uid);
       await removeRunState(stateDir);
       const final: Final = { ...result, ...(result.state === 'failed' ? { stage: 'agent' as const } : {}) };
+      // The output the runner could still recover, and why the run ends, reach the log before the report.
+      shipper.note(finalLine(final));
+      await shipper.flush();
+      await reporter.flush();
       await this.opts.client
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
@@ -641,6 +651,7 @@ export class LaunchAgent {
     shipper: LogShipper,
     reporter: RunReporter,
     startTimeoutSeconds: number | null,
+    user?: JobIdentity,
   ): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
@@ -657,13 +668,37 @@ export class LaunchAgent {
       });
     })()
       .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
-      .finally(() => {
-        void removeRunState(runStateDir(this.opts.dataDir, run.id));
+      .finally(async () => {
+        // As at the end of any run: the run's uid is emptied before it can be handed out again, and its dirs go.
+        if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
+        else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
+        await removeRunState(runStateDir(this.opts.dataDir, run.id));
+        await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);
         this.cancelOnlyPoll?.abort();
         void this.heartbeat();
       });
+  }
+
+  /**
+   * Run records (`<data-dir>/runs/<id>`) of runs the server no longer counts as this agent's active ones: they ended
+   * (the agent died before cleaning up) or were taken away while it was down. A supervised job of one that still
+   * runs is stopped, with every process of its uid; then its state and work dirs go.
+   */
+  private async sweepRunStates(active: ReadonlySet<string>): Promise<void> {
+    const root = join(this.opts.dataDir, 'runs');
+    const ids = await readdir(root).catch(() => [] as string[]);
+    for (const id of ids) {
+      if (active.has(id) || this.byRun.has(id)) continue;
+      const stateDir = runStateDir(this.opts.dataDir, id);
+      const stopped = await stopLeftover(stateDir);
+      const user = await recordedUser(stateDir);
+      if (user?.dynamic) await killUserProcesses(user.uid);
+      if (stopped) this.say(`stopped the leftover process of run ${id}, which is no longer active on the server`);
+      await removeRunState(stateDir);
+      await rm(join(this.opts.dataDir, 'work', id), { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   /**
