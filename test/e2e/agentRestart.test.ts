@@ -114,6 +114,34 @@ describe('a local-process job whose agent is killed with SIGKILL', () => {
     await until(() => (existsSync(join(dataDir, 'runs', runId)) ? undefined : true));
   });
 
+  it('loses and repeats nothing of output the agent had read but not shipped when it was killed', async () => {
+    const server = await startServer();
+    const dataDir = join(server.home, 'agents', 'phoenix');
+    const agent = await startAgent(server, { name: 'phoenix', dataDir });
+    // Printing all along (lines of varied length, multi-byte characters): the agent batches output for 200 ms
+    // before it ships it, so the kill lands with output read from the file but not on the server yet.
+    const job = `
+for (let i = 1; i <= 40000; i++) {
+  console.log('line ' + i + ' ' + 'é€'.repeat(i % 7));
+  if (i % 100 === 0) await new Promise((r) => setTimeout(r, 10));
+}`;
+    const r = await cli(['launch', '--json', '--code', codeDir({ 'job.mjs': job }), '-E', 'node job.mjs'], server.env);
+    const itemId = (JSON.parse(r.output) as { id: string }).id;
+    const runId = await until(async () => (await server.client.getItem(itemId)).run_id ?? undefined);
+    await until(async () => ((await outputOf(server.client, runId)).includes('line 1000 ') ? true : undefined));
+    agent.proc.kill('SIGKILL');
+    await agent.proc.exited;
+
+    await startAgent(server, { name: 'phoenix', dataDir });
+    const item = await until(async () => {
+      const cur = await server.client.getItem(itemId);
+      return ['finished', 'failed', 'stopped'].includes(cur.state) ? cur : undefined;
+    }, 60_000);
+    expect(item.state).toBe('finished');
+    const expected = Array.from({ length: 40000 }, (_, k) => `line ${k + 1} ${'é€'.repeat((k + 1) % 7)}\n`).join('');
+    expect(await outputOf(server.client, runId)).toBe(expected);
+  });
+
   it('reports a job that exited with code 3 while the agent was dead as failed with exit code 3 and its whole output', async () => {
     const server = await startServer();
     const sync = jobWritableDir();
