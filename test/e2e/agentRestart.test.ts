@@ -1,9 +1,19 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import BetterSqlite3 from 'better-sqlite3';
 import { splitLogPage, type LiftoffClient } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
-import { cleanupAll, cli, jobWritableDir, sleep, startAgent, startServer, type TestServer } from '../helpers/procs.js';
+import {
+  cleanupAll,
+  cli,
+  jobWritableDir,
+  sleep,
+  startAgent,
+  startServer,
+  tempDir,
+  type TestServer,
+} from '../helpers/procs.js';
 
 /**
  * Issue #12, point 3 (last part): local-process jobs outlive a kill -9 of their agent. The job runs under a
@@ -210,5 +220,35 @@ for (let i = 1; i <= 40000; i++) {
       "[liftoff] run failed: Neither the job's supervisor nor its exit status survived",
     );
     expect(await outputOf(server.client, runId)).toBe(lines(1, 20));
+  });
+
+  it('stops the job of a run the server ended while the agent was down, and removes its records', async () => {
+    const home = tempDir('liftoff-home-');
+    const first = await startServer({ home });
+    const sync = jobWritableDir();
+    const dataDir = join(home, 'agents', 'phoenix');
+    const agent = await startAgent(first, { name: 'phoenix', dataDir });
+    const itemId = await launch(first, sync);
+    const runId = await until(async () => (await first.client.getItem(itemId)).run_id ?? undefined);
+    await until(async () => ((await outputOf(first.client, runId)).includes('line 10\n') ? true : undefined));
+    const pid = Number(readFileSync(join(sync, 'pid'), 'utf8'));
+    agent.proc.kill('SIGKILL');
+    await agent.proc.exited;
+    await first.stop();
+    // What the server's lease on runs does to a run whose agent stays away (ending it, here by hand): the run is no
+    // longer among the agent's active runs when it registers again.
+    const db = new BetterSqlite3(join(first.dataDir, 'liftoff.db'));
+    db.prepare("UPDATE runs SET status = 'failed', ended_at = ? WHERE id = ?").run(Date.now(), runId);
+    db.prepare("UPDATE items SET state = 'failed', ended_at = ? WHERE id = ?").run(Date.now(), itemId);
+    db.close();
+    expect(alive(pid)).toBe(true);
+
+    const second = await startServer({ home });
+    const back = await startAgent(second, { name: 'phoenix', dataDir });
+    await back.proc.waitFor(new RegExp(`stopped the leftover process of run ${runId}`));
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(join(dataDir, 'runs', runId))).toBe(false);
+    expect(existsSync(join(dataDir, 'work', runId))).toBe(false);
+    expect((await second.client.getRun(runId)).status).toBe('failed');
   });
 });
