@@ -8,6 +8,7 @@ import {
   killGroup,
   readExitStatus,
   readProcessRecord,
+  readUnsupervisedRecord,
   supervisorPath,
   type ExitStatus,
   type ProcessRecord,
@@ -71,6 +72,16 @@ export class LocalProcessRunner implements Runner {
     if (stranded) killGroup(record.job.pid, 'SIGKILL');
     this.deps.logger.warn({ run: run.runId, record, stranded }, 'local-process run without supervisor or status');
     if (!record) {
+      const unsupervised = readUnsupervisedRecord(dir);
+      if (unsupervised) {
+        const killed = isAlive(unsupervised);
+        if (killed) killGroup(unsupervised.pid, 'SIGKILL');
+        return {
+          state: 'failed',
+          exitCode: null,
+          message: `The job was started by an agent version without supervision, which cannot be re-adopted${killed ? '; its leftover processes were stopped' : ''}. Launch it again.`,
+        };
+      }
       return {
         state: 'failed',
         exitCode: null,
@@ -91,7 +102,13 @@ export class LocalProcessRunner implements Runner {
  */
 export async function stopLeftover(stateDir: string): Promise<boolean> {
   const record = readProcessRecord(stateDir);
-  if (!record || readExitStatus(stateDir)) return false;
+  if (!record) {
+    const unsupervised = readUnsupervisedRecord(stateDir);
+    if (!unsupervised || !isAlive(unsupervised)) return false;
+    killGroup(unsupervised.pid, 'SIGKILL');
+    return true;
+  }
+  if (readExitStatus(stateDir)) return false;
   const running = isAlive(record.job) || isAlive(record.supervisor);
   if (!running) return false;
   killGroup(record.job.pid, 'SIGKILL');

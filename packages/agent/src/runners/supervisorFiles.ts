@@ -119,6 +119,19 @@ export function readProcessRecord(dir: string): ProcessRecord | undefined {
   }
 }
 
+/**
+ * The record of agents from before the supervisor (`{pid, start}` of the job alone): such a job had the dead agent's
+ * pipes as its stdout, so it can only be stopped.
+ */
+export function readUnsupervisedRecord(dir: string): ProcessId | undefined {
+  try {
+    const v = JSON.parse(readFileSync(supervisorPath(dir, 'process'), 'utf8')) as unknown;
+    return isProcessId(v) ? { pid: v.pid, start: v.start } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function readExitStatus(dir: string): ExitStatus | undefined {
   let v: Partial<ExitStatus>;
   try {
