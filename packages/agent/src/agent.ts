@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
@@ -37,8 +37,7 @@ import {
   type JobIdentity,
   type UserSwitching,
 } from './jobUsers.js';
-import { stopLeftover } from './runners/localProcess.js';
-import { createRunState, recordUser, recordedUser, removeRunState, runStateDir } from './runState.js';
+import { createRunState, recordUser, recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -147,9 +146,10 @@ export class LaunchAgent {
     for (const runner of this.runners.values()) {
       await runner.sweep?.(active).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftovers failed'));
     }
-    await this.sweepRunStates(new Set(reg.active_runs.map((r) => r.id))).catch((err: unknown) =>
-      this.opts.logger.warn({ err }, 'sweeping leftover run records failed'),
-    );
+    const held = new Set([...reg.active_runs.map((r) => r.id), ...active]);
+    await sweepRunStates(this.opts.dataDir, held, (id) =>
+      this.say(`stopped the leftover process of run ${id}, which is no longer active on the server`),
+    ).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftover run records failed'));
     this.heartbeatInterval = reg.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
@@ -679,26 +679,6 @@ export class LaunchAgent {
         this.cancelOnlyPoll?.abort();
         void this.heartbeat();
       });
-  }
-
-  /**
-   * Run records (`<data-dir>/runs/<id>`) of runs the server no longer counts as this agent's active ones: they ended
-   * (the agent died before cleaning up) or were taken away while it was down. A supervised job of one that still
-   * runs is stopped, with every process of its uid; then its state and work dirs go.
-   */
-  private async sweepRunStates(active: ReadonlySet<string>): Promise<void> {
-    const root = join(this.opts.dataDir, 'runs');
-    const ids = await readdir(root).catch(() => [] as string[]);
-    for (const id of ids) {
-      if (active.has(id) || this.byRun.has(id)) continue;
-      const stateDir = runStateDir(this.opts.dataDir, id);
-      const stopped = await stopLeftover(stateDir);
-      const user = await recordedUser(stateDir);
-      if (user?.dynamic) await killUserProcesses(user.uid);
-      if (stopped) this.say(`stopped the leftover process of run ${id}, which is no longer active on the server`);
-      await removeRunState(stateDir);
-      await rm(join(this.opts.dataDir, 'work', id), { recursive: true, force: true }).catch(() => undefined);
-    }
   }
 
   /**
