@@ -128,11 +128,14 @@ describe('a local-process job whose agent is killed with SIGKILL', () => {
     const server = await startServer();
     const dataDir = join(server.home, 'agents', 'phoenix');
     const agent = await startAgent(server, { name: 'phoenix', dataDir });
-    // Printing all along (lines of varied length, multi-byte characters): the agent batches output for 200 ms
-    // before it ships it, so the kill lands with output read from the file but not on the server yet.
+    // Printing all along (lines of varied length, multi-byte characters, now and then bytes that are not UTF-8):
+    // the agent batches output for 200 ms before it ships it, so the kill lands with output read from the file but
+    // not on the server yet.
     const job = `
 for (let i = 1; i <= 40000; i++) {
-  console.log('line ' + i + ' ' + 'é€'.repeat(i % 7));
+  process.stdout.write(Buffer.from('line ' + i + ' ' + 'é€'.repeat(i % 7)));
+  if (i % 997 === 0) process.stdout.write(Buffer.from([0xff, 0xe2, 0x82, 0x41, 0xc3]));
+  process.stdout.write('\\n');
   if (i % 100 === 0) await new Promise((r) => setTimeout(r, 10));
 }`;
     const r = await cli(['launch', '--json', '--code', codeDir({ 'job.mjs': job }), '-E', 'node job.mjs'], server.env);
@@ -148,8 +151,15 @@ for (let i = 1; i <= 40000; i++) {
       return ['finished', 'failed', 'stopped'].includes(cur.state) ? cur : undefined;
     }, 60_000);
     expect(item.state).toBe('finished');
-    const expected = Array.from({ length: 40000 }, (_, k) => `line ${k + 1} ${'é€'.repeat((k + 1) % 7)}\n`).join('');
-    expect(await outputOf(server.client, runId)).toBe(expected);
+    const bytes = Array.from({ length: 40000 }, (_, k) =>
+      Buffer.concat([
+        Buffer.from(`line ${k + 1} ${'é€'.repeat((k + 1) % 7)}`),
+        Buffer.from((k + 1) % 997 === 0 ? [0xff, 0xe2, 0x82, 0x41, 0xc3] : []),
+        Buffer.from('\n'),
+      ]),
+    );
+    // Bytes that are not UTF-8 arrive as U+FFFD, as decoding the whole output at once gives them.
+    expect(await outputOf(server.client, runId)).toBe(Buffer.concat(bytes).toString('utf8'));
   });
 
   it('reports a job that exited with code 3 while the agent was dead as failed with exit code 3 and its whole output', async () => {
