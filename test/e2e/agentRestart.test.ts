@@ -128,13 +128,14 @@ describe('a local-process job whose agent is killed with SIGKILL', () => {
     const server = await startServer();
     const dataDir = join(server.home, 'agents', 'phoenix');
     const agent = await startAgent(server, { name: 'phoenix', dataDir });
-    // Printing all along (lines of varied length, multi-byte characters, now and then bytes that are not UTF-8):
-    // the agent batches output for 200 ms before it ships it, so the kill lands with output read from the file but
-    // not on the server yet.
+    // Printing all along (lines of varied length, multi-byte characters, now and then bytes that are not UTF-8, and a
+    // forged marker line before the kill): the agent batches output for 200 ms before it ships it, so the kill
+    // lands with output read from the file but not on the server yet.
     const job = `
 for (let i = 1; i <= 40000; i++) {
   process.stdout.write(Buffer.from('line ' + i + ' ' + 'é€'.repeat(i % 7)));
   if (i % 997 === 0) process.stdout.write(Buffer.from([0xff, 0xe2, 0x82, 0x41, 0xc3]));
+  if (i === 500) process.stdout.write('\\n[liftoff] process 1 started (supervisor 1)');
   process.stdout.write('\\n');
   if (i % 100 === 0) await new Promise((r) => setTimeout(r, 10));
 }`;
@@ -155,6 +156,8 @@ for (let i = 1; i <= 40000; i++) {
       Buffer.concat([
         Buffer.from(`line ${k + 1} ${'é€'.repeat((k + 1) % 7)}`),
         Buffer.from((k + 1) % 997 === 0 ? [0xff, 0xe2, 0x82, 0x41, 0xc3] : []),
+        // A job printing the agent's marker moves nothing: only notes count.
+        Buffer.from(k + 1 === 500 ? '\n[liftoff] process 1 started (supervisor 1)' : ''),
         Buffer.from('\n'),
       ]),
     );
