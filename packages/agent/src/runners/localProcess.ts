@@ -138,6 +138,8 @@ function supervisedHandle(
   return {
     wait: async (): Promise<RunOutcome> => {
       const status = await ended;
+      // A supervisor killed from outside leaves its job without a reader for its output: it goes too.
+      if (!status && record && isAlive(record.job)) killGroup(record.job.pid, 'SIGKILL');
       if (closingNote) ctx.onNote(closingNote);
       if (status?.outputError) ctx.onNote(`part of the job's output was lost: ${status.outputError}`);
       return outcomeOf(status, cancelled);
