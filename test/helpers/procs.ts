@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -175,6 +175,9 @@ export async function startAgent(
   const slot = `${server.url} ${entity} ${name}`;
   const key = agentKeys.get(slot) ?? (await agentKey(server, entity, name));
   agentKeys.set(slot, key);
+  // Registered first, so it runs after the agent's own SIGKILL: local-process jobs outlive their agent (each under
+  // a supervisor), so a test that ends with one still running would leave it behind.
+  onCleanup(() => stopSupervisedJobs(opts.dataDir ?? join(server.home, 'agents', name)));
   const proc = liftoff(args, { ...server.env, ...opts.env, LIFTOFF_API_KEY: key });
   await proc.waitFor(/polling /);
   return {
@@ -185,6 +188,26 @@ export async function startAgent(
       return proc.exited;
     },
   };
+}
+
+/** SIGKILLs the process group of every local-process job an agent with this data dir still supervises. */
+export function stopSupervisedJobs(dataDir: string): void {
+  const runs = join(dataDir, 'runs');
+  if (!existsSync(runs)) return;
+  for (const id of readdirSync(runs)) {
+    try {
+      const record = JSON.parse(readFileSync(join(runs, id, 'process.json'), 'utf8')) as {
+        job?: { pid?: unknown; start?: unknown };
+      };
+      const pid = record.job?.pid;
+      if (typeof pid !== 'number' || pid <= 1) continue;
+      // Only the process the record names (same start time), not a later one that got its pid.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === record.job?.start) process.kill(-pid, 'SIGKILL');
+    } catch {
+      // No record, or the job is gone.
+    }
+  }
 }
 
 /** Writes an agent config that makes cancellation fast in tests. */

@@ -35,9 +35,10 @@ import {
   detectUserSwitching,
   handOver,
   killUserProcesses,
+  type JobIdentity,
   type UserSwitching,
 } from './jobUsers.js';
-import { createRunState, recordUser, recordedUser, removeRunState, runStateDir } from './runState.js';
+import { createRunState, recordUser, recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -81,7 +82,7 @@ type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
  * restarted agent resumes from it.
  */
-const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created)/m;
+const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started)/m;
 
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
@@ -151,6 +152,10 @@ export class LaunchAgent {
     for (const runner of this.runners.values()) {
       await runner.sweep?.(active).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftovers failed'));
     }
+    const held = new Set([...reg.active_runs.map((r) => r.id), ...active]);
+    await sweepRunStates(this.opts.dataDir, held, (id) =>
+      this.say(`stopped the leftover process of run ${id}, which is no longer active on the server`),
+    ).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftover run records failed'));
     this.heartbeatInterval = reg.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
@@ -650,15 +655,20 @@ export class LaunchAgent {
         onRunning: () => reporter.running(),
         onWarning: (w) => reporter.warn(w),
       });
-      if ('wait' in result) {
-        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds);
-        continue;
-      }
       // A run's own uid is recorded where only the agent writes: whatever still runs as it belonged to that run.
       const user = await recordedUser(stateDir);
+      if ('wait' in result) {
+        if (user) this.jobUsers?.adopt(run.id, user);
+        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user);
+        continue;
+      }
       if (user?.dynamic) await killUserProcesses(user.uid);
       await removeRunState(stateDir);
       const final: Final = { ...result, ...(result.state === 'failed' ? { stage: 'agent' as const } : {}) };
+      // The output the runner could still recover, and why the run ends, reach the log before the report.
+      shipper.note(finalLine(final));
+      await shipper.flush();
+      await reporter.flush();
       await this.opts.client
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
@@ -695,6 +705,7 @@ export class LaunchAgent {
     shipper: LogShipper,
     reporter: RunReporter,
     startTimeoutSeconds: number | null,
+    user?: JobIdentity,
   ): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
@@ -712,8 +723,12 @@ export class LaunchAgent {
       });
     })()
       .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
-      .finally(() => {
-        void removeRunState(runStateDir(this.opts.dataDir, run.id));
+      .finally(async () => {
+        // As at the end of any run: the run's uid is emptied before it can be handed out again, and its dirs go.
+        if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
+        else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
+        await removeRunState(runStateDir(this.opts.dataDir, run.id));
+        await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);
         this.cancelOnlyPoll?.abort();

@@ -136,6 +136,16 @@ export class JobUsers {
     return identity;
   }
 
+  /**
+   * A run re-adopted after an agent restart keeps the identity it was given (recorded in its state dir): its uid is
+   * not handed out again, and `release` ends it like any other.
+   */
+  adopt(runId: string, identity: JobIdentity): void {
+    if (!identity.dynamic || this.mode !== 'dynamic') return;
+    this.inUse.add(identity.uid);
+    this.byRun.set(runId, identity);
+  }
+
   /** Gives the run's uid back, once every process of it is gone. */
   async release(runId: string): Promise<void> {
     const identity = this.byRun.get(runId);

@@ -1,10 +1,12 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobIdentity } from './jobUsers.js';
+import { killUserProcesses, type JobIdentity } from './jobUsers.js';
+import { stopLeftover } from './runners/localProcess.js';
 
 /**
- * `<data dir>/runs/<run id>/`: what the agent records about a run and acts on after a restart (pid record, the
- * run's uid). Agent-owned, 0700, apart from the work dir, so that a job cannot write what the agent later trusts.
+ * `<data dir>/runs/<run id>/`: what the agent records about a run and acts on after a restart (the run's uid, and
+ * the supervisor's files of a local process: runners/supervisorFiles.ts). Agent-owned, 0700, apart from the work
+ * dir, so that a job cannot write what the agent later trusts.
  */
 export const runStateDir = (dataDir: string, runId: string): string => join(dataDir, 'runs', runId);
 
@@ -26,4 +28,27 @@ export async function recordedUser(dir: string): Promise<JobIdentity | undefined
 
 export async function removeRunState(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/**
+ * Run records of runs the server no longer counts as this agent's (`held`): they ended (the agent died before
+ * cleaning up) or were taken away while it was down. A supervised job of one that still runs is stopped, with every
+ * process of its uid; then its state and work dirs go. `stopped` is told each run whose job still ran.
+ */
+export async function sweepRunStates(
+  dataDir: string,
+  held: ReadonlySet<string>,
+  stopped: (runId: string) => void,
+): Promise<void> {
+  const ids = await readdir(join(dataDir, 'runs')).catch(() => [] as string[]);
+  for (const id of ids) {
+    if (held.has(id)) continue;
+    const dir = runStateDir(dataDir, id);
+    const ran = await stopLeftover(dir);
+    const user = await recordedUser(dir);
+    if (user?.dynamic) await killUserProcesses(user.uid);
+    if (ran) stopped(id);
+    await removeRunState(dir);
+    await rm(join(dataDir, 'work', id), { recursive: true, force: true }).catch(() => undefined);
+  }
 }

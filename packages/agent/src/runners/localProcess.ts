@@ -1,19 +1,26 @@
-import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { RunnerError } from '@liftoff/core';
-import type { JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
-
-/**
- * The pid record lives in the run's agent-owned state dir (0700, never the work dir): a restarted agent signals the
- * process group it names, so a job able to write it could make the agent kill any process on the host.
- */
-const PID_FILE = 'process.json';
+import { OutputTail, followSupervised, startSupervisor } from './supervised.js';
+import {
+  isAlive,
+  killGroup,
+  readExitStatus,
+  readProcessRecord,
+  readUnsupervisedRecord,
+  supervisorPath,
+  type ExitStatus,
+  type ProcessRecord,
+} from './supervisorFiles.js';
+import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from './types.js';
 
 /**
  * Runs the entry point and args as an argv array (never through a shell) in the job's directory, in a process group
- * of its own so that cancelling stops the job's children too.
+ * of its own so that cancelling stops the job's children too. The job runs under a supervisor (supervisor.ts) that
+ * outlives the agent: its output goes to a file and its exit status to a record in the run's agent-owned state dir,
+ * so an agent restarted after a crash re-attaches to a job that still runs, or reports how one that ended meanwhile
+ * ended, with all its output.
  */
 export class LocalProcessRunner implements Runner {
   readonly type = 'local-process' as const;
@@ -23,124 +30,148 @@ export class LocalProcessRunner implements Runner {
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');
-    // job.env is the whole environment (jobEnv.ts); nothing of the agent's is added here. With a user of its own,
-    // libuv sets the gid, drops every supplementary group (setgroups(0, NULL)) and sets the uid before exec.
-    const child = spawn(program, [...rest, ...job.spec.args], {
+    // job.env is the whole environment (jobEnv.ts); nothing of the agent's is added here.
+    const { record, exited } = await startSupervisor({
+      program,
+      args: [...rest, ...job.spec.args],
       cwd: job.workDir,
       env: job.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
       ...(job.user ? { uid: job.user.uid, gid: job.user.gid } : {}),
+      dir: job.stateDir,
     });
-    // Listen before any await: a short job can exit (and close its pipes) before the next tick.
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('close', (code, signal) => resolve({ code, signal })),
-    );
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      const decoder = new StringDecoder('utf8');
-      stream.on('data', (b: Buffer) => {
-        const text = decoder.write(b);
-        if (text) job.onOutput(text);
-      });
-      stream.on('end', () => {
-        const text = decoder.end();
-        if (text) job.onOutput(text);
-      });
-    }
-
-    try {
-      await spawned;
-    } catch (e) {
-      throw new RunnerError(`Could not start "${program}": ${(e as Error).message}. Check the entry point (-E).`, e);
-    }
-    const pid = child.pid as number;
-    // Remembered so that an agent restarted after a crash can find and stop the orphaned process group.
-    await writeFile(join(job.stateDir, PID_FILE), JSON.stringify({ pid, start: await processStartTime(pid) }), {
-      mode: 0o600,
-    });
-
-    let cancelled = false;
-    return {
-      wait: async (): Promise<RunOutcome> => {
-        const { code, signal } = await exited;
-        // The leader may exit before children it left behind; they belong to the run, so they go with it.
-        killGroup(pid, 'SIGKILL');
-        if (cancelled) return { state: 'stopped', exitCode: code };
-        if (code === 0) return { state: 'finished', exitCode: 0 };
-        if (signal)
-          return {
-            state: 'failed',
-            exitCode: 128 + signalNumber(signal),
-            message: `The process was killed by ${signal}.`,
-          };
-        return { state: 'failed', exitCode: code, message: `The process exited with code ${String(code)}.` };
-      },
-      cancel: async (graceMs: number) => {
-        cancelled = true;
-        killGroup(pid, 'SIGTERM');
-        const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(timer);
-        killGroup(pid, 'SIGKILL');
-      },
-    };
+    // Before any output: a restarted agent counts the job's output in the server's log from this note on.
+    job.onNote(`process ${record.job.pid} started (supervisor ${record.supervisor.pid})`);
+    return supervisedHandle(job.stateDir, record, job, false, exited);
   }
 
-  /** A local process cannot be re-attached to after the agent died; stop what is left of it and say so. */
-  async reconcile(run: { runId: string; stateDir: string }): Promise<RunOutcome> {
-    let killed = false;
-    try {
-      const saved = JSON.parse(await readFile(join(run.stateDir, PID_FILE), 'utf8')) as {
-        pid: number;
-        start: string | null;
-      };
-      // Only signal the group if the pid still belongs to the process we started (pids get reused).
-      if (saved.start !== null && (await processStartTime(saved.pid)) === saved.start) {
-        killGroup(saved.pid, 'SIGKILL');
-        killed = true;
-      }
-    } catch {
-      // No pid record: the process never started or its state dir is gone.
+  /**
+   * A run from before an agent restart: re-attached while its supervisor lives; reported from its records when the
+   * job ended meanwhile; failed, with what output there is, when neither the supervisor nor a status is left.
+   */
+  async reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome> {
+    const dir = run.stateDir;
+    const record = readProcessRecord(dir);
+    const cancelled = existsSync(supervisorPath(dir, 'cancel'));
+    if (readExitStatus(dir)) {
+      const done =
+        "the job ended while the agent was down; its output and exit status come from its supervisor's records";
+      return supervisedHandle(dir, record, run, cancelled, undefined, done);
     }
-    this.deps.logger.warn({ run: run.runId, killed }, 'local-process run from a previous agent incarnation');
+    if (record && isAlive(record.supervisor)) {
+      run.onNote(
+        `re-attached to process ${record.job.pid} (supervisor ${record.supervisor.pid}) after the agent restarted`,
+      );
+      run.onRunning();
+      return supervisedHandle(dir, record, run, cancelled);
+    }
+    // What the file holds is all the output there will ever be.
+    const tail = new OutputTail(supervisorPath(dir, 'output'), run.onOutput);
+    await tail.pump();
+    await tail.close();
+    const stranded = record !== undefined && isAlive(record.job);
+    if (stranded) killGroup(record.job.pid, 'SIGKILL');
+    this.deps.logger.warn({ run: run.runId, record, stranded }, 'local-process run without supervisor or status');
+    if (!record) {
+      const unsupervised = readUnsupervisedRecord(dir);
+      if (unsupervised) {
+        const killed = isAlive(unsupervised);
+        if (killed) killGroup(unsupervised.pid, 'SIGKILL');
+        return {
+          state: 'failed',
+          exitCode: null,
+          message: `The job was started by an agent version without supervision, which cannot be re-adopted${killed ? '; its leftover processes were stopped' : ''}. Launch it again.`,
+        };
+      }
+      return {
+        state: 'failed',
+        exitCode: null,
+        message: "The agent stopped before the job's process started, and restarted. Launch it again.",
+      };
+    }
     return {
       state: 'failed',
       exitCode: null,
-      message: `The agent restarted while this run was active; a local process cannot be re-adopted${killed ? ', so its leftover processes were stopped' : ''}. Launch it again.`,
+      message: `Neither the job's supervisor nor its exit status survived until the agent restarted (the host rebooted, or the supervisor was killed)${stranded ? '; the job, still running without it, was stopped' : ''}. How the job ended is unknown: launch it again.`,
     };
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
+/**
+ * Stops what is left of a run the server no longer counts as active (it ended, or was declared lost, while the
+ * agent was down): the job's process group, and waits for its supervisor to go. True when something still ran.
+ */
+export async function stopLeftover(stateDir: string): Promise<boolean> {
+  const record = readProcessRecord(stateDir);
+  if (!record) {
+    const unsupervised = readUnsupervisedRecord(stateDir);
+    if (!unsupervised || !isAlive(unsupervised)) return false;
+    killGroup(unsupervised.pid, 'SIGKILL');
+    return true;
   }
+  if (readExitStatus(stateDir)) return false;
+  const running = isAlive(record.job) || isAlive(record.supervisor);
+  if (!running) return false;
+  killGroup(record.job.pid, 'SIGKILL');
+  // The supervisor ends once the job's pipes close; a job child that escaped the group is killed by uid afterwards.
+  for (let i = 0; i < 50 && isAlive(record.supervisor); i++) await new Promise((r) => setTimeout(r, 100));
+  return true;
 }
 
-/** Field 22 of /proc/<pid>/stat: the start time in clock ticks, which tells a reused pid from the original. */
-async function processStartTime(pid: number): Promise<string | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
+/** A started or re-attached job: its output followed from the file, its end read from the status record. */
+function supervisedHandle(
+  dir: string,
+  record: ProcessRecord | undefined,
+  ctx: Pick<AdoptContext, 'onOutput' | 'onNote'>,
+  alreadyCancelled: boolean,
+  wake?: Promise<void>,
+  /** A note for the log once all output is shipped. */
+  closingNote?: string,
+): RunHandle {
+  let cancelled = alreadyCancelled;
+  const ended = followSupervised(dir, record, ctx.onOutput, wake);
+  ended.catch(() => undefined); // Awaited by wait() and cancel(); this only keeps it from counting as unhandled.
+  const signal = (sig: NodeJS.Signals) => {
+    // After the status is written the group is gone and its pid may be reused: nothing is signalled then.
+    if (!record || readExitStatus(dir)) return;
+    if (isAlive(record.supervisor) || isAlive(record.job)) killGroup(record.job.pid, sig);
+  };
+  return {
+    wait: async (): Promise<RunOutcome> => {
+      const status = await ended;
+      // A supervisor killed from outside leaves its job without a reader for its output: it goes too.
+      if (!status && record && isAlive(record.job)) killGroup(record.job.pid, 'SIGKILL');
+      if (closingNote) ctx.onNote(closingNote);
+      if (status?.outputError) ctx.onNote(`part of the job's output was lost: ${status.outputError}`);
+      return outcomeOf(status, cancelled);
+    },
+    cancel: async (graceMs: number) => {
+      cancelled = true;
+      // Recorded first: an agent that dies while cancelling reports the run `stopped` after its restart.
+      await writeFile(supervisorPath(dir, 'cancel'), '', { mode: 0o600 }).catch(() => undefined);
+      signal('SIGTERM');
+      const timer = setTimeout(() => signal('SIGKILL'), graceMs);
+      await ended;
+      clearTimeout(timer);
+    },
+  };
 }
 
-const SIGNALS: Partial<Record<NodeJS.Signals, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGABRT: 6,
-  SIGKILL: 9,
-  SIGSEGV: 11,
-  SIGPIPE: 13,
-  SIGTERM: 15,
-};
-const signalNumber = (s: NodeJS.Signals): number => SIGNALS[s] ?? 0;
+function outcomeOf(status: ExitStatus | undefined, cancelled: boolean): RunOutcome {
+  if (!status) {
+    return {
+      state: 'failed',
+      exitCode: null,
+      message: "The job's supervisor ended without recording how the job ended (it was killed). Launch it again.",
+    };
+  }
+  if (cancelled) return { state: 'stopped', exitCode: status.code };
+  if (status.error !== undefined) {
+    return { state: 'failed', exitCode: null, message: `The job could not be started: ${status.error}.` };
+  }
+  if (status.signal) {
+    const n = (constants.signals as Record<string, number | undefined>)[status.signal] ?? 0;
+    return { state: 'failed', exitCode: 128 + n, message: `The process was killed by ${status.signal}.` };
+  }
+  if (status.code === 0) return { state: 'finished', exitCode: 0 };
+  return { state: 'failed', exitCode: status.code, message: `The process exited with code ${String(status.code)}.` };
+}

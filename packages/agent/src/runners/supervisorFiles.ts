@@ -1,0 +1,157 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/**
+ * What a local-process job leaves in its run's state dir (`<data-dir>/runs/<run id>/`, 0700, owned by the agent's
+ * user). The supervisor (supervisor.ts) writes them, the agent reads them, also after a restart. The job never gets
+ * a descriptor of any of them: its stdout and stderr are pipes to the supervisor, so it can neither reopen, truncate
+ * nor rewrite its output file, and cannot create or replace a file in the dir. Node built-ins only: the supervisor
+ * imports this module and must start fast.
+ */
+export const SUPERVISOR_FILES = {
+  /** The job's stdout and stderr, interleaved as they arrived, appended by the supervisor. */
+  output: 'output.log',
+  /** `ProcessRecord`, written once the job has started. */
+  process: 'process.json',
+  /** `ExitStatus`, written (temp file + rename) after the job and its process group are gone. */
+  status: 'status.json',
+  /** The supervisor's own stderr (its crashes), for the operator. */
+  log: 'supervisor.log',
+  /** Written by the agent when it cancels the run, so that an agent restarted mid-cancel reports `stopped`. */
+  cancel: 'cancel',
+} as const;
+
+export const supervisorPath = (dir: string, file: keyof typeof SUPERVISOR_FILES): string =>
+  join(dir, SUPERVISOR_FILES[file]);
+
+/** A process told apart from a later one with the same pid by its start time (in clock ticks since boot). */
+export interface ProcessId {
+  pid: number;
+  start: string;
+}
+
+export interface ProcessRecord {
+  supervisor: ProcessId;
+  /** The job's leader; its pid is also the job's process group. */
+  job: ProcessId;
+}
+
+export interface ExitStatus {
+  /** The leader's exit code, null when a signal ended it. */
+  code: number | null;
+  signal: string | null;
+  /** The job could not be started (spawn failed); code and signal are then null. */
+  error?: string;
+  /** Writing the output file failed (a full disk): output from then on was read and dropped. */
+  outputError?: string;
+}
+
+/** What the supervisor reads on its stdin: everything needed to start the job, as the agent's runner decided it. */
+export interface SupervisorRequest {
+  program: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+  /** The run's state dir. */
+  dir: string;
+}
+
+/**
+ * The start time of a process (field 22 of /proc/<pid>/stat) and whether it has exited (a zombie, only its parent's
+ * wait() missing), or null when there is no such process.
+ */
+export function processStat(pid: number): { start: string; exited: boolean } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = fields[19];
+    return start === undefined ? null : { start, exited: fields[0] === 'Z' || fields[0] === 'X' };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * True while the process that `p` names still runs: same pid, same start time (pids get reused), not a zombie (an
+ * orphaned supervisor whose reaper is slow must not pass for a live one).
+ */
+export const isAlive = (p: ProcessId): boolean => {
+  const now = processStat(p.pid);
+  return now !== null && !now.exited && now.start === p.start;
+};
+
+/** Writes `data` to `path` so that a reader sees the old file or the whole new one, never a part, even after a crash. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  // The rename itself is durable only once the directory is synced.
+  const dirFd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+const isProcessId = (v: unknown): v is ProcessId =>
+  typeof v === 'object' &&
+  v !== null &&
+  Number.isSafeInteger((v as ProcessId).pid) &&
+  (v as ProcessId).pid > 1 &&
+  typeof (v as ProcessId).start === 'string';
+
+/** The process record, or undefined when there is none (the job never started) or it is not one of ours. */
+export function readProcessRecord(dir: string): ProcessRecord | undefined {
+  try {
+    const v = JSON.parse(readFileSync(supervisorPath(dir, 'process'), 'utf8')) as Partial<ProcessRecord>;
+    return isProcessId(v.supervisor) && isProcessId(v.job) ? { supervisor: v.supervisor, job: v.job } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The record of agents from before the supervisor (`{pid, start}` of the job alone): such a job had the dead agent's
+ * pipes as its stdout, so it can only be stopped.
+ */
+export function readUnsupervisedRecord(dir: string): ProcessId | undefined {
+  try {
+    const v = JSON.parse(readFileSync(supervisorPath(dir, 'process'), 'utf8')) as unknown;
+    return isProcessId(v) ? { pid: v.pid, start: v.start } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readExitStatus(dir: string): ExitStatus | undefined {
+  let v: Partial<ExitStatus>;
+  try {
+    v = JSON.parse(readFileSync(supervisorPath(dir, 'status'), 'utf8')) as Partial<ExitStatus>;
+  } catch {
+    return undefined;
+  }
+  return {
+    code: Number.isSafeInteger(v.code) ? (v.code as number) : null,
+    signal: typeof v.signal === 'string' ? v.signal : null,
+    ...(typeof v.error === 'string' ? { error: v.error } : {}),
+    ...(typeof v.outputError === 'string' ? { outputError: v.outputError } : {}),
+  };
+}
+
+/** Signals a whole process group; a group already gone is no error. */
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
