@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
-import { LiftoffError, type Run } from '@liftoff/core';
+import { LiftoffClient, LiftoffError, type Run } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import {
   cleanupAll,
@@ -93,7 +93,7 @@ else { writeFileSync(${JSON.stringify(first)}, String(process.pid)); console.log
     expect(lost.error_message).toContain('item requeued (lost retry 1 of 1)');
 
     // The dead agent's identity speaking up late (its job finished after all) is fenced off.
-    const late = await c
+    const late = await new LiftoffClient({ baseUrl: server.url, apiKey: doomed.key })
       .reportRun(lostRun.id, { agent_id: 'doomed', state: 'finished', exit_code: 0 })
       .then(() => undefined)
       .catch((e: unknown) => e);

@@ -128,6 +128,8 @@ export async function startServer(
 export interface TestAgent {
   proc: Proc;
   name: string;
+  /** The agent key it runs with (its id is bound to it), for tests that speak for the agent themselves. */
+  key: string;
   stop(): Promise<{ code: number | null }>;
 }
 
@@ -172,7 +174,8 @@ export async function startAgent(
   const entity = opts.entity ?? (flag >= 0 ? opts.extra?.[flag + 1] : undefined) ?? 'default';
   if (opts.entity) args.push('-e', opts.entity);
   // A restarted agent keeps its key, as an operator's would: its id is bound to the key that first registered it.
-  const slot = `${server.url} ${entity} ${name}`;
+  // By data dir, not URL: a server restarted on the same data dir listens on another port but knows the key.
+  const slot = `${server.dataDir} ${entity} ${name}`;
   const key = agentKeys.get(slot) ?? (await agentKey(server, entity, name));
   agentKeys.set(slot, key);
   // Registered first, so it runs after the agent's own SIGKILL: local-process jobs outlive their agent (each under
@@ -183,6 +186,7 @@ export async function startAgent(
   return {
     proc,
     name,
+    key,
     async stop() {
       proc.kill('SIGTERM');
       return proc.exited;
