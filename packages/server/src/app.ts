@@ -18,6 +18,7 @@ import { archiveRoutes } from './routes/archives.js';
 import { accountRoutes } from './routes/accounts.js';
 import { entityRoutes } from './routes/entities.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { countAnswers } from './metrics.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
@@ -51,6 +52,7 @@ export async function buildApp(
     reply.header('x-request-id', req.id);
   });
   securityHeaders(app);
+  countAnswers(app, ctx.metrics);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
