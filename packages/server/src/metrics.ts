@@ -38,10 +38,9 @@ export class Metrics {
   constructor() {
     processMetrics();
     const registers = [this.registry];
-    const metrics = this;
     const query = () => {
-      if (!metrics.db) throw new Error('metrics are collected through render(db)');
-      return metrics.db;
+      if (!this.db) throw new Error('metrics are collected through render(db)');
+      return this.db;
     };
     new Gauge({
       name: 'liftoff_queue_depth',
