@@ -19,6 +19,9 @@ export const ERROR_CODES = [
   'STORAGE',
   'PAYLOAD_TOO_LARGE',
   'INTERNAL',
+  'SPEC_TOO_LARGE',
+  'JSON_TOO_DEEP',
+  'TLS_UNTRUSTED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -39,6 +42,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   STORAGE: 500,
   PAYLOAD_TOO_LARGE: 413,
   INTERNAL: 500,
+  SPEC_TOO_LARGE: 413,
+  JSON_TOO_DEEP: 400,
+  TLS_UNTRUSTED: 503,
 };
 
 export class LiftoffError extends Error {
@@ -164,6 +170,44 @@ export class KubeConfigError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('CONFIG_INVALID', message, { cause });
   }
+}
+
+/** A pushed spec (or its run_config) past the server's size limit. */
+export class SpecTooLargeError extends LiftoffError {
+  constructor(what: string, bytes: number | null, limit: number) {
+    const size = bytes === null ? '' : ` is ${formatBytes(bytes)}, which`;
+    super(
+      'SPEC_TOO_LARGE',
+      `${what}${size} is over the server's limit of ${formatBytes(limit)}. Keep data out of the spec: put files in the code directory (--code) or fetch them in the job, and pass paths or URLs in the run config instead of the data itself.`,
+    );
+  }
+}
+
+/** A JSON body nested deeper than the server takes (a hostile body, or data that belongs in a file). */
+export class JsonTooDeepError extends LiftoffError {
+  constructor(limit: number) {
+    super(
+      'JSON_TOO_DEEP',
+      `The JSON body nests objects or arrays more than ${limit} levels deep, the server's limit. Flatten the run config (dotted keys such as "--set a.b.c=1" nest only as deep as they are written) or pass deep structures as a file in the code directory.`,
+    );
+  }
+}
+
+/** The server's TLS certificate is not signed by a CA this client trusts. */
+export class TlsUntrustedError extends LiftoffError {
+  constructor(url: string, reason: string, cause?: unknown) {
+    super(
+      'TLS_UNTRUSTED',
+      `The TLS certificate of the Liftoff server at ${url} is not trusted (${reason}). Pass the CA that signed it with --ca-file FILE, LIFTOFF_CA_FILE or "ca_file" in the credentials file.`,
+      { cause },
+    );
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${+(n / 1024 / 1024).toFixed(2)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
 }
 
 /** The JSON body of every non-2xx API response. */

@@ -19,6 +19,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { entityRoutes } from './routes/entities.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { countAnswers } from './metrics.js';
+import { bodyTooLarge, limitJsonDepth } from './bodyLimits.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
@@ -53,6 +54,7 @@ export async function buildApp(
   });
   securityHeaders(app);
   countAnswers(app, ctx.metrics);
+  limitJsonDepth(app, ctx.settings);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -92,6 +94,9 @@ export async function buildApp(
       const more = lines.length > MAX_ISSUES ? `; and ${lines.length - MAX_ISSUES} more` : '';
       return reply.code(400).send({ error: { code: 'BAD_REQUEST', message: `Invalid request: ${shown}${more}` } });
     }
+    const tooLarge = bodyTooLarge(err, req);
+    if (tooLarge instanceof LiftoffError)
+      return reply.code(tooLarge.httpStatus).send({ error: { code: tooLarge.code, message: tooLarge.message } });
     if (err instanceof LiftoffError) {
       return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });
     }

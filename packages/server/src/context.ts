@@ -33,6 +33,12 @@ export interface ServerSettings {
   requestTimeoutMs: number;
   /** Caps on uploaded code archives (packed size, unpacked size, entries). */
   archiveLimits: ArchiveLimits;
+  /** Largest push body (a spec with its run config), in bytes: past it, 413 SPEC_TOO_LARGE. */
+  pushBodyBytes: number;
+  /** Largest run_config of a pushed spec, serialized as JSON, in bytes: past it, 413 SPEC_TOO_LARGE. */
+  runConfigBytes: number;
+  /** Deepest nesting of objects and arrays in any JSON body: past it, 400 JSON_TOO_DEEP. */
+  jsonDepth: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -45,6 +51,9 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   headersTimeoutMs: 15_000,
   requestTimeoutMs: 300_000,
   archiveLimits: DEFAULT_ARCHIVE_LIMITS,
+  pushBodyBytes: 1024 * 1024,
+  runConfigBytes: 256 * 1024,
+  jsonDepth: 64,
 };
 
 /**

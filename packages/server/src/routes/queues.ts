@@ -17,6 +17,7 @@ import {
 } from '@liftoff/core';
 import { assertItemResourceArgs, checkQueueDefaults, checkResourceArgs, mergeResourceArgs } from '../resourceArgs.js';
 import { assertValidTemplate, fillTemplate } from '../templates.js';
+import { assertRunConfigSize } from '../bodyLimits.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 
 const EntityParams = z.object({ entity: z.string() });
@@ -95,11 +96,15 @@ export function queueRoutes(app: App, ctx: AppContext): void {
 
   app.post(
     '/api/entities/:entity/queues/:queue/items',
-    { schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } } },
+    {
+      bodyLimit: ctx.settings.pushBodyBytes,
+      schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } },
+    },
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
       const { spec } = req.body;
+      assertRunConfigSize(spec, ctx.settings);
       if (spec.resource && spec.resource !== queue.resource) {
         throw new BadRequestError(
           `Queue "${queue.name}" runs ${queue.resource} jobs; the spec asks for ${spec.resource}. Push to a ${spec.resource} queue or drop --resource.`,
