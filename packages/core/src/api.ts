@@ -406,3 +406,15 @@ export const Whoami = z.object({ key_name: z.string(), role: z.string(), entity:
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+/**
+ * An item as lists return it: without its spec, which may be large (a list of 30 items once came to 220 MB), but
+ * with the spec's fields list views show. `GET /api/items/{id}` has the whole spec.
+ */
+export const ItemSummary = Item.omit({ spec: true }).extend({
+  name: z.string().nullable(),
+  project: z.string().nullable(),
+  author: z.string().nullable(),
+  source_type: z.enum(['code', 'git', 'image']).nullable(),
+});
+export type ItemSummary = z.infer<typeof ItemSummary>;

@@ -6,6 +6,7 @@ import {
   CreatedKey,
   Entity,
   Item,
+  ItemSummary,
   LogAppendResponse,
   Members,
   LogReadResponse,
@@ -151,9 +152,10 @@ export class LiftoffClient {
   push(entity: string, queue: string, body: PushBody) {
     return this.json(Item, 'POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, { body });
   }
+  /** Summaries, without specs; getItem has the whole spec. */
   listItems(entity: string, queue: string, opts: { state?: ItemState; limit?: number } = {}) {
     return this.json(
-      z.object({ items: z.array(Item) }),
+      z.object({ items: z.array(ItemSummary) }),
       'GET',
       `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`,
       {

@@ -5,6 +5,7 @@ import {
   DEFAULT_PRIORITY,
   ITEM_STATES,
   Item,
+  ItemSummary,
   ListQuery,
   NotFoundError,
   PRIORITIES,
@@ -85,7 +86,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
         tags: ['items'],
         params: QueueParams,
         querystring: ListQuery.extend({ state: z.enum(ITEM_STATES).optional() }),
-        response: { 200: z.object({ items: z.array(Item) }) },
+        response: { 200: z.object({ items: z.array(ItemSummary) }) },
       },
     },
     async (req) => {
