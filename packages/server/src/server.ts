@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
@@ -7,6 +7,7 @@ import { generateKey, hashKey } from './auth.js';
 import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
 import { Metrics } from './metrics.js';
+import { privateDataDir, privateFiles, type DataDirMode } from './dataDir.js';
 import { PgBus } from './pgBus.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
 import { removeStaleUploads } from './routes/archives.js';
@@ -25,6 +26,8 @@ export interface ServerOptions {
   now?: () => number;
   /** The web UI's build directory (packages/web/dist), served at `/`; the API works without it. */
   webDir?: string;
+  /** 0700 (default); 0711 when an agent sharing the data dir runs jobs as users of their own (dataDir.ts). */
+  dataDirMode?: DataDirMode;
 }
 
 export interface RunningServer {
@@ -47,11 +50,12 @@ export const DEFAULT_QUEUE = 'default';
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? pino({ level: 'warn' });
   const now = opts.now ?? Date.now;
+  privateDataDir(opts.dataDir, opts.dataDirMode ?? 0o700, logger);
   const { db, dialect } = opts.databaseUrl
     ? await openPostgres(opts.databaseUrl)
     : await openSqlite(join(opts.dataDir, 'liftoff.db'));
   const store = new Store(db, dialect);
-  if (!opts.databaseUrl) privateFiles(opts.dataDir);
+  privateFiles(opts.dataDir);
   // Replicas on one PostgreSQL wake each other's long-polls through LISTEN/NOTIFY; SQLite is one process.
   let bus: Bus;
   try {
@@ -148,20 +152,4 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
-}
-
-/**
- * The database (and SQLite's -wal/-shm, which take its mode when created) and the archive dir are readable by the
- * server's user only: an agent sharing the data dir (`liftoff up`) lets its job users enter it to reach work dirs.
- */
-function privateFiles(dataDir: string): void {
-  mkdirSync(join(dataDir, 'archives'), { recursive: true, mode: 0o700 });
-  chmodSync(join(dataDir, 'archives'), 0o700);
-  for (const f of ['liftoff.db', 'liftoff.db-wal', 'liftoff.db-shm', 'liftoff.db-journal']) {
-    try {
-      chmodSync(join(dataDir, f), 0o600);
-    } catch {
-      // Not there (yet).
-    }
-  }
 }

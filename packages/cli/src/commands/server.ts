@@ -53,7 +53,11 @@ function addServerOptions(cmd: Command): Command {
     .option('--log-level <level>', 'server log level (fatal, error, warn, info, debug)', 'warn');
 }
 
-async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningServer; dataDir: string }> {
+async function start(
+  flags: ServerFlags,
+  env: Env,
+  { sharedWithJobUsers = false }: { sharedWithJobUsers?: boolean } = {},
+): Promise<{ server: RunningServer; dataDir: string }> {
   const dataDir = resolve(flags.dataDir ?? defaultDataDir(env));
   const seconds = (v: string | undefined, name: string) => {
     const n = Number(v);
@@ -75,6 +79,8 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     databaseUrl: flags.database ?? (env.LIFTOFF_DATABASE_URL || undefined),
     env,
     webDir: WEB_DIR,
+    // The embedded agent's job users pass through the data dir to their work dirs (they cannot list it).
+    dataDirMode: sharedWithJobUsers ? 0o711 : 0o700,
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
     settings: {
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),
@@ -112,7 +118,8 @@ export function serverCommands(program: Command, env: Env): void {
   )
     .option('-j, --max-jobs <n>', 'embedded agent: jobs at once (-1 = unlimited)', '4')
     .action(async (flags: ServerFlags & { maxJobs: string }) => {
-      const { server, dataDir } = await start(flags, env);
+      const switching = detectUserSwitching();
+      const { server, dataDir } = await start(flags, env, { sharedWithJobUsers: switching.missing.length === 0 });
       // An agent key of its entity, held in this process only: not the admin key, which jobs must never reach.
       const apiKey = await server.mintAgentKey('embedded-agent', DEFAULT_ENTITY);
       const client = new LiftoffClient({ baseUrl: server.url, apiKey });
@@ -121,7 +128,7 @@ export function serverCommands(program: Command, env: Env): void {
         { ...env, LIFTOFF_ENTITY: undefined, LIFTOFF_LAUNCH_MAX_JOBS: undefined },
       );
       // An ordinary user's laptop: jobs run as that user (the agent warns). Root gets a user per job, as everywhere.
-      if (config.file['run-as'] === undefined && detectUserSwitching().missing.length) {
+      if (config.file['run-as'] === undefined && switching.missing.length) {
         config.file = { ...config.file, 'run-as': 'agent' };
       }
       const { agent, identity } = createAgent({
