@@ -27,6 +27,12 @@ import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
 
+/** PEM text of the server's certificate (chain) and private key. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
 /**
  * Builds the HTTP API: every route under /api needs a key, validates with the shared zod schemas. With `webDir`, the
  * web UI's build is served at `/` too.
@@ -34,9 +40,11 @@ const MAX_ISSUES = 10;
 export async function buildApp(
   ctx: AppContext,
   logger: FastifyBaseLogger,
-  opts: { webDir?: string } = {},
+  opts: { webDir?: string; tls?: TlsFiles } = {},
 ): Promise<App> {
   const app = Fastify({
+    // With TLS the server is an https.Server; the routes see the same request and reply objects either way.
+    ...((opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}) as object),
     loggerInstance: logger,
     bodyLimit: 8 * 1024 * 1024,
     // Long-polls are held for up to pollTimeoutMs; keep sockets open a bit longer than that.

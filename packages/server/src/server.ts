@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
-import { buildApp } from './app.js';
+import { buildApp, type TlsFiles } from './app.js';
 import { generateKey, hashKey } from './auth.js';
 import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
@@ -26,6 +26,8 @@ export interface ServerOptions {
   now?: () => number;
   /** The web UI's build directory (packages/web/dist), served at `/`; the API works without it. */
   webDir?: string;
+  /** Serve https with this certificate and key (PEM text); without it, plain http. */
+  tls?: TlsFiles;
   /** 0700 (default); 0711 when an agent sharing the data dir runs jobs as users of their own (dataDir.ts). */
   dataDirMode?: DataDirMode;
 }
@@ -86,8 +88,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
   }
 
-  const app = await buildApp(ctx, logger, { webDir: opts.webDir });
+  const app = await buildApp(ctx, logger, { webDir: opts.webDir, tls: opts.tls });
   const address = await app.listen({ host: opts.host, port: opts.port });
+  if (!opts.tls && !isLoopback(opts.host))
+    logger.warn(
+      { host: opts.host },
+      'listening beyond loopback without TLS: API keys, specs and logs cross the network in clear text; pass --tls-cert and --tls-key, or put a TLS-terminating proxy in front',
+    );
   const url = address.replace('://[::1]', '://localhost');
 
   let credentialsFile = credentialsPath(opts.env);
@@ -152,4 +159,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/** 127.0.0.0/8, ::1 and localhost reach this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
