@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { App } from './context.js';
@@ -30,7 +31,7 @@ export class Metrics {
   private db: Kysely<Database> | undefined;
   private readonly preemptions: Counter<'outcome'>;
   private readonly dispatch: Histogram;
-  private readonly refusedBodies: Counter<'status'>;
+  private readonly refusedBodies: Counter<'reason'>;
   private readonly rateLimited: Counter;
   private readonly lostRuns: Counter;
   private readonly logResyncs: Counter;
@@ -122,12 +123,11 @@ export class Metrics {
     });
     this.refusedBodies = new Counter({
       name: 'liftoff_refused_bodies_total',
-      help: 'Requests refused for their body on this server process: 413 too large (or too deep), 415 wrong type.',
-      labelNames: ['status'],
+      help: 'Requests refused for their body on this server process, by reason.',
+      labelNames: ['reason'],
       registers,
     });
-    this.refusedBodies.inc({ status: '413' }, 0);
-    this.refusedBodies.inc({ status: '415' }, 0);
+    for (const reason of REFUSAL_REASONS) this.refusedBodies.inc({ reason }, 0);
     this.rateLimited = new Counter({
       name: 'liftoff_auth_rate_limited_total',
       help: 'Requests refused with 429 because their key prefix or client address failed authentication too often.',
@@ -170,9 +170,9 @@ export class Metrics {
     this.logResyncs.inc();
   }
 
-  /** A request answered 413 or 415 for its body. */
-  refusedBody(status: 413 | 415): void {
-    this.refusedBodies.inc({ status: String(status) });
+  /** A request refused for its body. */
+  refusedBody(reason: RefusalReason): void {
+    this.refusedBodies.inc({ reason });
   }
 
   readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -185,14 +185,35 @@ export class Metrics {
 }
 
 /**
- * Counts answers where they are decided, after the fact: every 413/415 (fastify's body limit and media types, the
- * archive caps, the spec limits) and every 409 to a log upload, whichever part of the server refused it.
+ * Why a body was refused: too large (413: fastify's body limit, the archive cap, SPEC_TOO_LARGE), a binary body where
+ * JSON is taken (415), JSON nested too deep (400 JSON_TOO_DEEP), or a code archive its check refused (400
+ * SOURCE_REFUSED: an escaping entry, too many entries, too large unpacked: a gzip bomb).
+ */
+export const REFUSAL_REASONS = ['too_large', 'unsupported_type', 'too_deep', 'archive_refused'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+function refusalReason(err: unknown, req: FastifyRequest): RefusalReason | undefined {
+  const code = (err as { code?: string }).code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'PAYLOAD_TOO_LARGE' || code === 'SPEC_TOO_LARGE')
+    return 'too_large';
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'unsupported_type';
+  if (code === 'JSON_TOO_DEEP') return 'too_deep';
+  if (code === 'SOURCE_REFUSED' && req.method === 'POST' && req.routeOptions.url === '/api/code-archives')
+    return 'archive_refused';
+  return undefined;
+}
+
+/**
+ * Counts refusals where they surface, whichever part of the server refused: every error that ends a request passes
+ * fastify's onError hook (body parsers, the archive route, the spec limits), and every 409 to a log upload.
  */
 export function countAnswers(app: App, metrics: Metrics): void {
+  app.addHook('onError', async (req, _reply, err) => {
+    const reason = refusalReason(err, req);
+    if (reason) metrics.refusedBody(reason);
+  });
   app.addHook('onResponse', async (req, reply) => {
-    const status = reply.statusCode;
-    if (status === 413 || status === 415) metrics.refusedBody(status);
-    else if (status === 409 && req.method === 'POST' && req.routeOptions.url === '/api/runs/:id/logs')
+    if (reply.statusCode === 409 && req.method === 'POST' && req.routeOptions.url === '/api/runs/:id/logs')
       metrics.logResync();
   });
 }

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { gzipSync } from 'node:zlib';
+import { Header } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCredentials } from '@liftoff/core';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
@@ -63,25 +65,35 @@ for (const backend of BACKENDS) {
       expect(value(m.get('liftoff_queue_depth'), { entity: 'default', queue: 'default' })).toBe(0);
     });
 
-    it('counts bodies refused with 413 and 415', async () => {
+    it('counts bodies refused as too large, of the wrong type, too deep, and archives refused by their check', async () => {
       const before = await scrape();
-      const wrongType = await fetch(`${b.server.url}/api/entities/default`, {
-        method: 'PATCH',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/gzip' },
-        body: Buffer.alloc(1024),
-      });
-      expect(wrongType.status).toBe(415);
-      const tooLarge = await fetch(`${b.server.url}/api/entities/default`, {
-        method: 'PATCH',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: `{"max_concurrency": 1, "x": "${'a'.repeat(9 * 1024 * 1024)}"}`,
-      });
-      expect(tooLarge.status).toBe(413);
+      const send = (path: string, contentType: string, body: string | Uint8Array, method = 'PATCH') =>
+        fetch(`${b.server.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${key}`, 'content-type': contentType },
+          body: body as BodyInit,
+        });
+      expect((await send('/api/entities/default', 'application/gzip', new Uint8Array(1024))).status).toBe(415);
+      const big = `{"max_concurrency": 1, "x": "${'a'.repeat(9 * 1024 * 1024)}"}`;
+      expect((await send('/api/entities/default', 'application/json', big)).status).toBe(413);
+      const deep = `{"max_concurrency": ${'['.repeat(100)}${']'.repeat(100)}}`;
+      expect((await send('/api/entities/default', 'application/json', deep)).status).toBe(400);
+      // An archive whose one entry climbs out of its directory.
+      const header = new Header({ path: '../escape.txt', mode: 0o644, size: 1, type: 'File', mtime: new Date(0) });
+      header.encode();
+      const tar = gzipSync(
+        Buffer.concat([header.block as Buffer, Buffer.alloc(512, 0x41).fill(0, 1), Buffer.alloc(1024)]),
+      );
+      const archive = await send('/api/code-archives', 'application/gzip', new Uint8Array(tar), 'POST');
+      expect(archive.status).toBe(400);
+      expect(((await archive.json()) as { error: { code: string } }).error.code).toBe('SOURCE_REFUSED');
+      // Refusals of other kinds are not refused bodies.
+      expect((await send('/api/entities/nope', 'application/json', '{"max_concurrency": 1}')).status).toBe(404);
       const after = await scrape();
-      const refused = (m: Map<string, Family>, status: string) =>
-        value(m.get('liftoff_refused_bodies_total'), { status });
-      expect(refused(after, '415') - refused(before, '415')).toBe(1);
-      expect(refused(after, '413') - refused(before, '413')).toBe(1);
+      const moved = (reason: string) =>
+        value(after.get('liftoff_refused_bodies_total'), { reason }) -
+        value(before.get('liftoff_refused_bodies_total'), { reason });
+      expect(['too_large', 'unsupported_type', 'too_deep', 'archive_refused'].map(moved)).toEqual([1, 1, 1, 1]);
     });
 
     it('counts log uploads refused with 409 (each one an agent resync) and dispatches', async () => {
