@@ -2,6 +2,7 @@
 // the charts. Results of benchmarks not run this time are kept from results.json, marked with their date.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import archive from './archive.mjs';
 import { latencyChart } from './chart.mjs';
 import container from './container.mjs';
 import depth from './depth.mjs';
@@ -11,7 +12,7 @@ import idle from './idle.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
 
-const ALL = [dispatch, throughput, depth, idle, footprint, container];
+const ALL = [dispatch, throughput, depth, idle, footprint, container, archive];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
-import type { Item, LaunchSpecInput } from '@liftoff/core';
+import type { ItemSummary, LaunchSpecInput } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import { cleanupAll, cli, sleep, startAgent, startServer, type TestAgent, type TestServer } from '../helpers/procs.js';
 
@@ -24,7 +24,7 @@ describe('priorities, concurrency limits and templates end to end', () => {
       await sleep(100);
     }
   };
-  const allItems = async (queue: string): Promise<Item[]> =>
+  const allItems = async (queue: string): Promise<ItemSummary[]> =>
     (await server.client.listItems('default', queue, { limit: 1000 })).items;
 
   beforeAll(async () => {

@@ -288,6 +288,8 @@ describe.skipIf(!isRoot())('liftoff up as root', () => {
       { name: 'up-environ', kind: 'read', path: `/proc/${up.pid}/environ` },
       { name: 'database', kind: 'read', path: join(dataDir, 'liftoff.db') },
       { name: 'archives', kind: 'list', path: join(dataDir, 'archives') },
+      // 0711: job users pass through the data dir to their work dirs but cannot list it.
+      { name: 'data-dir', kind: 'list', path: dataDir },
     ];
     const dir = codeDir({ 'probe.py': PROBE_SCRIPT });
     const r = await cli(

@@ -1,10 +1,23 @@
-import { LiftoffClient, UnauthenticatedError, credentialsPath, readCredentials, type Env } from '@liftoff/core';
+import { readFileSync } from 'node:fs';
+import {
+  ConfigInvalidError,
+  LiftoffClient,
+  UnauthenticatedError,
+  credentialsPath,
+  readCredentials,
+  type Env,
+} from '@liftoff/core';
 
 export interface ConnectionOptions {
   url?: string;
+  /** PEM file of a CA to trust for an https server (besides the system's). */
+  caFile?: string;
 }
 
-/** Server URL and key: --url, then LIFTOFF_BASE_URL / LIFTOFF_API_KEY, then ~/.config/liftoff/credentials. */
+/**
+ * Server URL and key: --url, then LIFTOFF_BASE_URL / LIFTOFF_API_KEY, then ~/.config/liftoff/credentials. A CA
+ * file: --ca-file, then LIFTOFF_CA_FILE, then the credentials file's `ca_file`.
+ */
 export function connect(opts: ConnectionOptions, env: Env): LiftoffClient {
   const creds = readCredentials(credentialsPath(env));
   const baseUrl = opts.url ?? env.LIFTOFF_BASE_URL ?? creds?.url;
@@ -14,5 +27,20 @@ export function connect(opts: ConnectionOptions, env: Env): LiftoffClient {
       `No server credentials: set LIFTOFF_BASE_URL and LIFTOFF_API_KEY, or start "liftoff server" once on this machine to create ${credentialsPath(env)}.`,
     );
   }
-  return new LiftoffClient({ baseUrl, apiKey });
+  const caFile = opts.caFile ?? (env.LIFTOFF_CA_FILE || undefined) ?? creds?.ca_file;
+  return new LiftoffClient({ baseUrl, apiKey, ca: caFile === undefined ? undefined : readCaFile(caFile) });
+}
+
+export function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigInvalidError(`CA file ${path}`, [
+      `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); give the PEM file of the CA that signed the server's certificate`,
+    ]);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigInvalidError(`CA file ${path}`, ['holds no PEM certificate ("-----BEGIN CERTIFICATE-----")']);
+  return text;
 }

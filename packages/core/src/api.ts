@@ -488,3 +488,14 @@ export const SecretList = z.object({ secrets: z.array(SecretInfo) });
 /** The values of a run's `secret_env`, for the agent holding the run only. */
 export const RunSecretsResponse = z.object({ env: z.record(z.string(), z.string()) });
 export type RunSecretsResponse = z.infer<typeof RunSecretsResponse>;
+/**
+ * An item as lists return it: without its spec, which may be large (a list of 30 items once came to 220 MB), but
+ * with the spec's fields list views show. `GET /api/items/{id}` has the whole spec.
+ */
+export const ItemSummary = Item.omit({ spec: true }).extend({
+  name: z.string().nullable(),
+  project: z.string().nullable(),
+  author: z.string().nullable(),
+  source_type: z.enum(['code', 'git', 'image']).nullable(),
+});
+export type ItemSummary = z.infer<typeof ItemSummary>;

@@ -1,4 +1,6 @@
+import { rootCertificates } from 'node:tls';
 import { createParser } from 'eventsource-parser';
+import { Agent as HttpAgent, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
   Agent,
@@ -8,6 +10,7 @@ import {
   CreatedKey,
   Entity,
   Item,
+  ItemSummary,
   LogAppendResponse,
   Members,
   LogReadResponse,
@@ -33,7 +36,7 @@ import {
   type StopAgentBody,
   type ReportRunBody,
 } from './api.js';
-import { errorFromBody, LiftoffError, ServerUnreachableError } from './errors.js';
+import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError } from './errors.js';
 import type { AgentStatus, ItemState } from './states.js';
 
 export interface ClientOptions {
@@ -41,6 +44,30 @@ export interface ClientOptions {
   apiKey: string;
   /** Per-request timeout for ordinary calls; long-polls add their own wait to it. */
   timeoutMs?: number;
+  /**
+   * PEM text of CA certificates to trust for an https server, besides the system's (a private CA, a self-signed
+   * certificate): --ca-file, LIFTOFF_CA_FILE or the credentials file's `ca_file`.
+   */
+  ca?: string;
+}
+
+/** OpenSSL's verdicts on a certificate chain it cannot trust: a CA file is what fixes them. */
+const UNTRUSTED_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+function untrustedCertCode(e: unknown): string | undefined {
+  for (let cur = e as { code?: string; cause?: unknown } | undefined, i = 0; cur && i < 5; i++) {
+    if (cur.code && UNTRUSTED_CERT_CODES.has(cur.code)) return cur.code;
+    cur = cur.cause as typeof cur;
+  }
+  return undefined;
 }
 
 interface RequestOptions {
@@ -58,11 +85,15 @@ export class LiftoffClient {
   readonly baseUrl: string;
   private readonly apiKey: string;
   private readonly timeoutMs: number;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.apiKey = opts.apiKey;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    // Node's fetch is undici's; an undici Agent of the same major version is its dispatcher. `ca` replaces the
+    // trusted roots, so the system's are passed along with the extra CA.
+    if (opts.ca) this.dispatcher = new HttpAgent({ connect: { ca: [...rootCertificates, opts.ca] } });
   }
 
   private async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
@@ -81,9 +112,12 @@ export class LiftoffClient {
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body, signal });
+      const init = { method, headers, body, signal, dispatcher: this.dispatcher };
+      res = await fetch(url, init as RequestInit);
     } catch (e) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+      const untrusted = untrustedCertCode(e);
+      if (untrusted) throw new TlsUntrustedError(this.baseUrl, untrusted, e);
       throw new ServerUnreachableError(this.baseUrl, e);
     }
     if (!res.ok) {
@@ -172,9 +206,10 @@ export class LiftoffClient {
   push(entity: string, queue: string, body: PushBody) {
     return this.json(Item, 'POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, { body });
   }
+  /** Summaries, without specs; getItem has the whole spec. */
   listItems(entity: string, queue: string, opts: { state?: ItemState; limit?: number } = {}) {
     return this.json(
-      z.object({ items: z.array(Item) }),
+      z.object({ items: z.array(ItemSummary) }),
       'GET',
       `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`,
       {

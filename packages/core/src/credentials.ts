@@ -5,7 +5,12 @@ import { z } from 'zod';
 import { ConfigInvalidError } from './errors.js';
 
 /** `~/.config/liftoff/credentials`: where the CLI and agents find the server and their key by default. */
-export const Credentials = z.object({ url: z.string().url(), api_key: z.string().min(1) });
+export const Credentials = z.object({
+  url: z.string().url(),
+  api_key: z.string().min(1),
+  /** A PEM file of the CA that signed an https server's certificate (see ClientOptions.ca). */
+  ca_file: z.string().min(1).optional(),
+});
 export type Credentials = z.infer<typeof Credentials>;
 
 export function readCredentials(path: string): Credentials | undefined {

@@ -24,6 +24,9 @@ export const ERROR_CODES = [
   'AGENT_KEY_MISMATCH',
   'AUTH_RATE_LIMITED',
   'LAST_ADMIN',
+  'SPEC_TOO_LARGE',
+  'JSON_TOO_DEEP',
+  'TLS_UNTRUSTED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -49,6 +52,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   AGENT_KEY_MISMATCH: 403,
   AUTH_RATE_LIMITED: 429,
   LAST_ADMIN: 409,
+  SPEC_TOO_LARGE: 413,
+  JSON_TOO_DEEP: 400,
+  TLS_UNTRUSTED: 503,
 };
 
 export class LiftoffError extends Error {
@@ -189,6 +195,17 @@ export class RunLostError extends LiftoffError {
   }
 }
 
+/** A pushed spec (or its run_config) past the server's size limit. */
+export class SpecTooLargeError extends LiftoffError {
+  constructor(what: string, bytes: number | null, limit: number) {
+    const size = bytes === null ? '' : ` is ${formatBytes(bytes)}, which`;
+    super(
+      'SPEC_TOO_LARGE',
+      `${what}${size} is over the server's limit of ${formatBytes(limit)}. Keep data out of the spec: put files in the code directory (--code) or fetch them in the job, and pass paths or URLs in the run config instead of the data itself.`,
+    );
+  }
+}
+
 /**
  * An agent id is bound to the key that registered it: another key (another agent key, a user's key) may not
  * register that id again, poll, heartbeat, ack, release, log or report for it.
@@ -202,6 +219,16 @@ export class AgentKeyMismatchError extends LiftoffError {
   }
 }
 
+/** A JSON body nested deeper than the server takes (a hostile body, or data that belongs in a file). */
+export class JsonTooDeepError extends LiftoffError {
+  constructor(limit: number) {
+    super(
+      'JSON_TOO_DEEP',
+      `The JSON body nests objects or arrays more than ${limit} levels deep, the server's limit. Flatten the run config (dotted keys such as "--set a.b.c=1" nest only as deep as they are written) or pass deep structures as a file in the code directory.`,
+    );
+  }
+}
+
 /** A launch spec refers to a secret (`--env NAME=secret:SECRET`) its entity does not have. */
 export class SecretMissingError extends LiftoffError {
   constructor(entity: string, missing: Array<{ env: string; secret: string }>) {
@@ -210,6 +237,17 @@ export class SecretMissingError extends LiftoffError {
     super(
       'SECRET_MISSING',
       `Entity "${entity}" has no secret ${list}. Set it with "liftoff secret set ${first} -e ${entity}" (an admin of the entity; the value is read from stdin), or drop the --env.`,
+    );
+  }
+}
+
+/** The server's TLS certificate is not signed by a CA this client trusts. */
+export class TlsUntrustedError extends LiftoffError {
+  constructor(url: string, reason: string, cause?: unknown) {
+    super(
+      'TLS_UNTRUSTED',
+      `The TLS certificate of the Liftoff server at ${url} is not trusted (${reason}). Pass the CA that signed it with --ca-file FILE, LIFTOFF_CA_FILE or "ca_file" in the credentials file.`,
+      { cause },
     );
   }
 }
@@ -241,6 +279,12 @@ export class SecretsKeyError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('STORAGE', message, { cause });
   }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${+(n / 1024 / 1024).toFixed(2)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
 }
 
 /** The JSON body of every non-2xx API response. */

@@ -18,6 +18,8 @@ import { archiveRoutes } from './routes/archives.js';
 import { accountRoutes } from './routes/accounts.js';
 import { entityRoutes } from './routes/entities.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { countAnswers } from './metrics.js';
+import { bodyTooLarge, limitJsonDepth } from './bodyLimits.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
@@ -26,6 +28,12 @@ import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
 
+/** PEM text of the server's certificate (chain) and private key. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
 /**
  * Builds the HTTP API: every route under /api needs a key, validates with the shared zod schemas. With `webDir`, the
  * web UI's build is served at `/` too.
@@ -33,9 +41,11 @@ const MAX_ISSUES = 10;
 export async function buildApp(
   ctx: AppContext,
   logger: FastifyBaseLogger,
-  opts: { webDir?: string } = {},
+  opts: { webDir?: string; tls?: TlsFiles } = {},
 ): Promise<App> {
   const app = Fastify({
+    // With TLS the server is an https.Server; the routes see the same request and reply objects either way.
+    ...((opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}) as object),
     loggerInstance: logger,
     bodyLimit: 8 * 1024 * 1024,
     // Long-polls are held for up to pollTimeoutMs; keep sockets open a bit longer than that.
@@ -60,6 +70,8 @@ export async function buildApp(
   });
   securityHeaders(app);
   refuseNulCharacters(app);
+  countAnswers(app, ctx.metrics);
+  limitJsonDepth(app, ctx.settings);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -101,6 +113,9 @@ export async function buildApp(
       return reply.code(400).send({ error: { code: 'BAD_REQUEST', message: `Invalid request: ${shown}${more}` } });
     }
     if (err instanceof AuthRateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+    const tooLarge = bodyTooLarge(err, req);
+    if (tooLarge instanceof LiftoffError)
+      return reply.code(tooLarge.httpStatus).send({ error: { code: tooLarge.code, message: tooLarge.message } });
     if (err instanceof LiftoffError) {
       return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });
     }

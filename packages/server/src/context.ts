@@ -46,6 +46,12 @@ export interface ServerSettings {
    */
   authFailureLimit: number;
   authFailureWindowMs: number;
+  /** Largest push body (a spec with its run config), in bytes: past it, 413 SPEC_TOO_LARGE. */
+  pushBodyBytes: number;
+  /** Largest run_config of a pushed spec, serialized as JSON, in bytes: past it, 413 SPEC_TOO_LARGE. */
+  runConfigBytes: number;
+  /** Deepest nesting of objects and arrays in any JSON body: past it, 400 JSON_TOO_DEEP. */
+  jsonDepth: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -62,6 +68,9 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   runLostAfterMs: 10 * 60_000,
   authFailureLimit: 20,
   authFailureWindowMs: 60_000,
+  pushBodyBytes: 1024 * 1024,
+  runConfigBytes: 256 * 1024,
+  jsonDepth: 64,
 };
 
 /**

@@ -1,120 +1,219 @@
+import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { App } from './context.js';
 import type { Database } from './store/schema.js';
 
 /**
- * Prometheus text exposition (format 0.0.4), written by hand: prom-client is not a dependency and the format is a
- * few lines of text. Gauges are read from the database at scrape time, so every replica reports the same totals;
- * the dispatch-latency histogram is per process (each replica observes the claims it served), which is how
- * Prometheus expects histograms to be summed across instances.
+ * Prometheus metrics through prom-client. Each server instance has its own registry (tests start several servers in
+ * one process, and a counter of one must not move with another's events). Gauges are read from the database at
+ * scrape time, so every replica reports the same totals; counters and the dispatch-latency histogram are per
+ * process (each replica counts what it served), which is how Prometheus expects them to be summed across instances.
  */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 
-export class Metrics {
-  private readonly counts = new Array<number>(BUCKETS.length).fill(0);
-  private sum = 0;
-  private total = 0;
-  private readonly preemptions = { requeued: 0, exhausted: 0 };
-  private lostRuns = 0;
-
-  /** The reaper declared a run lost (its agent silent past the run lost timeout). */
-  runLost(): void {
-    this.lostRuns += 1;
+/**
+ * Process metrics (CPU, memory, file descriptors, event-loop lag, GC pauses, heap spaces) describe the process, not
+ * a server instance, and prom-client's collectors install process-wide observers: one registry of them per process,
+ * made on first use and shared by every server instance in it.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 10 });
   }
+  return processRegistry;
+}
 
-  private authLimited = 0;
+export class Metrics {
+  readonly registry = new Registry();
+  private db: Kysely<Database> | undefined;
+  private readonly preemptions: Counter<'outcome'>;
+  private readonly dispatch: Histogram;
+  private readonly refusedBodies: Counter<'reason'>;
+  private readonly rateLimited: Counter;
+  private readonly lostRuns: Counter;
+  private readonly logResyncs: Counter;
 
-  /** A failed authentication was answered 429 (too many failures from its address or key prefix). */
-  authRateLimited(): void {
-    this.authLimited += 1;
+  constructor() {
+    processMetrics();
+    const registers = [this.registry];
+    const query = () => {
+      if (!this.db) throw new Error('metrics are collected through render(db)');
+      return this.db;
+    };
+    new Gauge({
+      name: 'liftoff_queue_depth',
+      help: 'Pending items per queue.',
+      labelNames: ['entity', 'queue'],
+      registers,
+      async collect() {
+        const rows = await query()
+          .selectFrom('queues')
+          .innerJoin('entities', 'entities.id', 'queues.entity_id')
+          .leftJoin('items', (j) => j.onRef('items.queue_id', '=', 'queues.id').on('items.state', '=', 'pending'))
+          .select(['entities.name as entity', 'queues.name as queue', (eb) => eb.fn.count<number>('items.id').as('n')])
+          .groupBy(['entities.name', 'queues.name'])
+          .execute();
+        this.reset();
+        for (const r of rows) this.set({ entity: r.entity, queue: r.queue }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'liftoff_items',
+      help: 'Items by state (ended ones until retention prunes them).',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const rows = await query()
+          .selectFrom('items')
+          .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('state')
+          .execute();
+        this.reset();
+        for (const r of rows) this.set({ state: r.state }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'liftoff_agents',
+      help: 'Agents by status.',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        const rows = await query()
+          .selectFrom('agents')
+          .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('status')
+          .execute();
+        this.reset();
+        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'liftoff_run_outcomes',
+      help: 'Ended runs by outcome (until retention prunes them).',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        const rows = await query()
+          .selectFrom('runs')
+          .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('status', 'in', ['finished', 'failed', 'stopped', 'preempted', 'lost'])
+          .groupBy('status')
+          .execute();
+        this.reset();
+        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+      },
+    });
+    this.preemptions = new Counter({
+      name: 'liftoff_preemptions_total',
+      help: 'Runs reported preempted on this server process, by what became of their item.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    // Both outcomes are exported from the start (at 0), as the hand-written exposition did.
+    this.preemptions.inc({ outcome: 'requeued' }, 0);
+    this.preemptions.inc({ outcome: 'exhausted' }, 0);
+    this.dispatch = new Histogram({
+      name: 'liftoff_dispatch_latency_seconds',
+      help: "Time from an item's push to its claim by an agent, on this server process.",
+      buckets: BUCKETS,
+      registers,
+    });
+    this.refusedBodies = new Counter({
+      name: 'liftoff_refused_bodies_total',
+      help: 'Requests refused for their body on this server process, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of REFUSAL_REASONS) this.refusedBodies.inc({ reason }, 0);
+    this.rateLimited = new Counter({
+      name: 'liftoff_auth_rate_limited_total',
+      help: 'Requests refused with 429 because their key prefix or client address failed authentication too often.',
+      registers,
+    });
+    this.lostRuns = new Counter({
+      name: 'liftoff_runs_lost_total',
+      help: 'Runs this server process ended "lost" because their agent was silent past the run lease.',
+      registers,
+    });
+    this.logResyncs = new Counter({
+      name: 'liftoff_log_resyncs_total',
+      help: 'Log uploads answered 409 (offset refused); each makes the agent resync to the stored size.',
+      registers,
+    });
   }
 
   /** A run reported preempted: its item was requeued, or failed with its retries used up. */
   countPreemption(requeued: boolean): void {
-    this.preemptions[requeued ? 'requeued' : 'exhausted'] += 1;
+    this.preemptions.inc({ outcome: requeued ? 'requeued' : 'exhausted' });
   }
 
   /** Seconds from an item's push to its claim. */
   observeDispatch(seconds: number): void {
-    const s = Math.max(0, seconds);
-    this.sum += s;
-    this.total += 1;
-    for (let i = 0; i < BUCKETS.length; i++) if (s <= (BUCKETS[i] as number)) (this.counts[i] as number)++;
+    this.dispatch.observe(Math.max(0, seconds));
   }
 
+  /** A request refused with 429 by the failed-auth rate limit. */
+  authRateLimited(): void {
+    this.rateLimited.inc();
+  }
+
+  /** A run ended `lost` (its agent was silent past the lease). */
+  runLost(): void {
+    this.lostRuns.inc();
+  }
+
+  /** A log upload answered 409: the agent resyncs to the server's stored size. */
+  logResync(): void {
+    this.logResyncs.inc();
+  }
+
+  /** A request refused for its body. */
+  refusedBody(reason: RefusalReason): void {
+    this.refusedBodies.inc({ reason });
+  }
+
+  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
+
+  /** The exposition text: this process's metrics, then this server instance's, its gauges read from `db`. */
   async render(db: Kysely<Database>): Promise<string> {
-    const out: string[] = [];
-    const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-    const gauge = (name: string, help: string, rows: Array<[Record<string, string>, number]>) => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-      for (const [labels, v] of rows) {
-        const l = Object.entries(labels)
-          .map(([k, x]) => `${k}="${label(x)}"`)
-          .join(',');
-        out.push(`${name}${l ? `{${l}}` : ''} ${v}`);
-      }
-    };
-
-    const depth = await db
-      .selectFrom('queues')
-      .innerJoin('entities', 'entities.id', 'queues.entity_id')
-      .leftJoin('items', (j) => j.onRef('items.queue_id', '=', 'queues.id').on('items.state', '=', 'pending'))
-      .select(['entities.name as entity', 'queues.name as queue', (eb) => eb.fn.count<number>('items.id').as('n')])
-      .groupBy(['entities.name', 'queues.name'])
-      .execute();
-    gauge(
-      'liftoff_queue_depth',
-      'Pending items per queue.',
-      depth.map((r) => [{ entity: r.entity, queue: r.queue }, Number(r.n)]),
-    );
-    const items = await db
-      .selectFrom('items')
-      .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
-      .groupBy('state')
-      .execute();
-    gauge(
-      'liftoff_items',
-      'Items by state (ended ones until retention prunes them).',
-      items.map((r) => [{ state: r.state }, Number(r.n)]),
-    );
-    const agents = await db
-      .selectFrom('agents')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .groupBy('status')
-      .execute();
-    gauge(
-      'liftoff_agents',
-      'Agents by status.',
-      agents.map((r) => [{ status: r.status }, Number(r.n)]),
-    );
-    const runs = await db
-      .selectFrom('runs')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('status', 'in', ['finished', 'failed', 'stopped', 'preempted', 'lost'])
-      .groupBy('status')
-      .execute();
-    gauge(
-      'liftoff_run_outcomes',
-      'Ended runs by outcome (until retention prunes them).',
-      runs.map((r) => [{ status: r.status }, Number(r.n)]),
-    );
-
-    const p = 'liftoff_preemptions_total';
-    out.push(`# HELP ${p} Runs reported preempted on this server process, by what became of their item.`);
-    out.push(`# TYPE ${p} counter`);
-    for (const [outcome, n] of Object.entries(this.preemptions)) out.push(`${p}{outcome="${outcome}"} ${n}`);
-
-    const l = 'liftoff_runs_lost_total';
-    out.push(`# HELP ${l} Runs this server process declared lost (their agent silent past the run lost timeout).`);
-    out.push(`# TYPE ${l} counter`, `${l} ${this.lostRuns}`);
-    const rl = 'liftoff_auth_rate_limited_total';
-    out.push(`# HELP ${rl} Failed authentications answered 429 on this server process.`, `# TYPE ${rl} counter`);
-    out.push(`${rl} ${this.authLimited}`);
-
-    const h = 'liftoff_dispatch_latency_seconds';
-    out.push(`# HELP ${h} Time from an item's push to its claim by an agent, on this server process.`);
-    out.push(`# TYPE ${h} histogram`);
-    BUCKETS.forEach((b, i) => out.push(`${h}_bucket{le="${b}"} ${this.counts[i]}`));
-    out.push(`${h}_bucket{le="+Inf"} ${this.total}`, `${h}_sum ${this.sum}`, `${h}_count ${this.total}`);
-    return `${out.join('\n')}\n`;
+    this.db = db;
+    return `${await processMetrics().metrics()}\n${await this.registry.metrics()}`;
   }
+}
+
+/**
+ * Why a body was refused: too large (413: fastify's body limit, the archive cap, SPEC_TOO_LARGE), a binary body where
+ * JSON is taken (415), JSON nested too deep (400 JSON_TOO_DEEP), or a code archive its check refused (400
+ * SOURCE_REFUSED: an escaping entry, too many entries, too large unpacked: a gzip bomb).
+ */
+export const REFUSAL_REASONS = ['too_large', 'unsupported_type', 'too_deep', 'archive_refused'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+function refusalReason(err: unknown, req: FastifyRequest): RefusalReason | undefined {
+  const code = (err as { code?: string }).code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'PAYLOAD_TOO_LARGE' || code === 'SPEC_TOO_LARGE')
+    return 'too_large';
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'unsupported_type';
+  if (code === 'JSON_TOO_DEEP') return 'too_deep';
+  if (code === 'SOURCE_REFUSED' && req.method === 'POST' && req.routeOptions.url === '/api/code-archives')
+    return 'archive_refused';
+  return undefined;
+}
+
+/**
+ * Counts refusals where they surface, whichever part of the server refused: every error that ends a request passes
+ * fastify's onError hook (body parsers, the archive route, the spec limits), and every 409 to a log upload.
+ */
+export function countAnswers(app: App, metrics: Metrics): void {
+  app.addHook('onError', async (req, _reply, err) => {
+    const reason = refusalReason(err, req);
+    if (reason) metrics.refusedBody(reason);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode === 409 && req.method === 'POST' && req.routeOptions.url === '/api/runs/:id/logs')
+      metrics.logResync();
+  });
 }

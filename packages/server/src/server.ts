@@ -1,12 +1,13 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ConfigInvalidError, credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
-import { buildApp } from './app.js';
+import { buildApp, type TlsFiles } from './app.js';
 import { generateKey, hashKey } from './auth.js';
 import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
 import { Metrics } from './metrics.js';
+import { privateDataDir, privateFiles, type DataDirMode } from './dataDir.js';
 import { PgBus } from './pgBus.js';
 import { openSecretsKey } from './secretsKey.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
@@ -31,6 +32,10 @@ export interface ServerOptions {
    * else <dataDir>/secrets.key. PostgreSQL replicas need the same key.
    */
   secretsKeyFile?: string;
+  /** Serve https with this certificate and key (PEM text); without it, plain http. */
+  tls?: TlsFiles;
+  /** 0700 (default); 0711 when an agent sharing the data dir runs jobs as users of their own (dataDir.ts). */
+  dataDirMode?: DataDirMode;
 }
 
 export interface RunningServer {
@@ -53,11 +58,12 @@ export const DEFAULT_QUEUE = 'default';
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? pino({ level: 'warn' });
   const now = opts.now ?? Date.now;
+  privateDataDir(opts.dataDir, opts.dataDirMode ?? 0o700, logger);
   const { db, dialect } = opts.databaseUrl
     ? await openPostgres(opts.databaseUrl)
     : await openSqlite(join(opts.dataDir, 'liftoff.db'));
   const store = new Store(db, dialect);
-  if (!opts.databaseUrl) privateFiles(opts.dataDir);
+  privateFiles(opts.dataDir);
   // Replicas on one PostgreSQL wake each other's long-polls through LISTEN/NOTIFY; SQLite is one process.
   let bus: Bus;
   try {
@@ -67,7 +73,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw e;
   }
   try {
-    mkdirSync(opts.dataDir, { recursive: true });
     const keyFile = opts.secretsKeyFile ?? (opts.env.LIFTOFF_SECRETS_KEY_FILE || join(opts.dataDir, 'secrets.key'));
     store.secrets.useKey(await openSecretsKey(store.db, keyFile, now()));
   } catch (e) {
@@ -107,8 +112,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
   }
 
-  const app = await buildApp(ctx, logger, { webDir: opts.webDir });
+  const app = await buildApp(ctx, logger, { webDir: opts.webDir, tls: opts.tls });
   const address = await app.listen({ host: opts.host, port: opts.port });
+  if (!opts.tls && !isLoopback(opts.host))
+    logger.warn(
+      { host: opts.host },
+      'listening beyond loopback without TLS: API keys, specs and logs cross the network in clear text; pass --tls-cert and --tls-key, or put a TLS-terminating proxy in front',
+    );
   const url = address.replace('://[::1]', '://localhost');
 
   let credentialsFile = credentialsPath(opts.env);
@@ -196,18 +206,7 @@ function assertLeaseSettings(s: ServerSettings): void {
     ]);
 }
 
-/**
- * The database (and SQLite's -wal/-shm, which take its mode when created) and the archive dir are readable by the
- * server's user only: an agent sharing the data dir (`liftoff up`) lets its job users enter it to reach work dirs.
- */
-function privateFiles(dataDir: string): void {
-  mkdirSync(join(dataDir, 'archives'), { recursive: true, mode: 0o700 });
-  chmodSync(join(dataDir, 'archives'), 0o700);
-  for (const f of ['liftoff.db', 'liftoff.db-wal', 'liftoff.db-shm', 'liftoff.db-journal']) {
-    try {
-      chmodSync(join(dataDir, f), 0o600);
-    } catch {
-      // Not there (yet).
-    }
-  }
+/** 127.0.0.0/8, ::1 and localhost reach this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -111,6 +111,14 @@ export interface Item {
   not_before?: number | null;
 }
 
+/** An item as lists return it: the spec left out (GET /api/items/{id} has it), the fields list views show kept. */
+export type ItemSummary = Omit<Item, 'spec'> & {
+  name: string | null;
+  project: string | null;
+  author: string | null;
+  source_type: 'code' | 'git' | 'image' | null;
+};
+
 export interface Run {
   id: string;
   item_id: string;
@@ -214,7 +222,7 @@ export class Api {
   deleteQueue = (entity: string, name: string) =>
     this.request<void>('DELETE', `/api/entities/${enc(entity)}/queues/${enc(name)}`);
   items = (entity: string, queue: string, state?: ItemState, limit = 1000) =>
-    this.request<{ items: Item[] }>(
+    this.request<{ items: ItemSummary[] }>(
       'GET',
       `/api/entities/${enc(entity)}/queues/${enc(queue)}/items?limit=${limit}${state ? `&state=${state}` : ''}`,
     ).then((r) => r.items);

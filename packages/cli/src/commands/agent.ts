@@ -13,6 +13,7 @@ interface AgentCliFlags {
   logFile?: string;
   verbose: number;
   url?: string;
+  caFile?: string;
   name?: string;
   dataDir?: string;
   pollInterval?: string;
@@ -32,6 +33,7 @@ export function agentCommand(program: Command, env: Env): void {
     .option('-l, --log-file <path>', 'write the agent\'s JSON log here ("-" = stdout)')
     .option('-v, --verbose', 'more logging (repeat for more)', count, 0)
     .option('-u, --url <url>', 'server URL (default LIFTOFF_BASE_URL, else the credentials file)')
+    .option('--ca-file <file>', 'PEM file of a CA to trust for an https server (env LIFTOFF_CA_FILE)')
     .option('--name <name>', 'stable agent name; its identity across restarts')
     .option(
       '--poll-interval <seconds>',
@@ -60,7 +62,7 @@ export function agentCommand(program: Command, env: Env): void {
             ? pino.destination({ dest: flags.logFile, mkdir: true })
             : pino.destination(2);
       const logger = pino({ level, base: { agent: config.name } }, destination);
-      const client = connect({ url: flags.url }, env);
+      const client = connect({ url: flags.url, caFile: flags.caFile }, env);
       const dataDir = flags.dataDir ?? defaultDataDir(env);
       console.log('Starting launch agent');
       const { agent } = createAgent({ client, config, env, dataDir, logger, say: (line) => console.log(line) });

@@ -19,6 +19,7 @@ import { connect } from '../connection.js';
 import { printJson, writeLog } from '../output.js';
 
 interface LaunchFlags {
+  caFile?: string;
   queue: string;
   entity: string;
   code?: string;
@@ -88,9 +89,10 @@ export function launchCommand(program: Command, env: Env): void {
     .option('--wait', "follow the job's logs and exit with its exit status")
     .option('--json', 'print the pushed item as JSON')
     .option('-u, --url <url>', 'server URL')
+    .option('--ca-file <file>', 'PEM file of a CA to trust for an https server (env LIFTOFF_CA_FILE)')
     .argument('[args...]', 'arguments appended to the entry point (after --)')
     .action(async (args: string[], flags: LaunchFlags) => {
-      const client = connect({ url: flags.url }, env);
+      const client = connect({ url: flags.url, caFile: flags.caFile }, env);
       const spec = await buildSpec(client, args, flags, env);
       const item = await client.push(flags.entity, flags.queue, {
         spec,

@@ -1,11 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { DEFAULT_HOST, DEFAULT_PORT, LiftoffClient, defaultDataDir, type Env } from '@liftoff/core';
+import { ConfigInvalidError, DEFAULT_HOST, DEFAULT_PORT, LiftoffClient, defaultDataDir, type Env } from '@liftoff/core';
 import { detectUserSwitching, resolveAgentConfig } from '@liftoff/agent';
 import { DEFAULT_ENTITY, DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
+import { readCaFile } from '../connection.js';
 import { createAgent, onShutdown } from './shared.js';
 
 interface ServerFlags {
@@ -22,6 +24,8 @@ interface ServerFlags {
   runLostAfterSeconds?: string;
   logLevel: string;
   secretsKeyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** The web UI's build: packages/web/dist next to this package (dist/commands/server.js → ../../../web/dist). */
@@ -65,11 +69,41 @@ function addServerOptions(cmd: Command): Command {
     .option(
       '--secrets-key-file <path>',
       "the key entities' secrets are encrypted under, created on first start; replicas share one (env LIFTOFF_SECRETS_KEY_FILE, default <data dir>/secrets.key)",
-    );
+    )
+    .option('--tls-cert <file>', 'serve https with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', "the PEM private key of --tls-cert's certificate");
 }
 
-async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningServer; dataDir: string }> {
+/** --tls-cert and --tls-key: both or neither, each a readable PEM file. */
+function tlsFiles(flags: ServerFlags): { cert: string; key: string } | undefined {
+  if (!flags.tlsCert && !flags.tlsKey) return undefined;
+  if (!flags.tlsCert || !flags.tlsKey)
+    throw new ConfigInvalidError('The TLS options', ['--tls-cert and --tls-key go together: give both files']);
+  const read = (path: string, flag: string, marker: string) => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new ConfigInvalidError(`${flag} ${path}`, [
+        `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      ]);
+    }
+    if (!text.includes(marker)) throw new ConfigInvalidError(`${flag} ${path}`, [`holds no PEM ${marker}`]);
+    return text;
+  };
+  return {
+    cert: read(flags.tlsCert, '--tls-cert', 'CERTIFICATE-----'),
+    key: read(flags.tlsKey, '--tls-key', 'PRIVATE KEY-----'),
+  };
+}
+
+async function start(
+  flags: ServerFlags,
+  env: Env,
+  { sharedWithJobUsers = false }: { sharedWithJobUsers?: boolean } = {},
+): Promise<{ server: RunningServer; dataDir: string; tls: { cert: string; key: string } | undefined }> {
   const dataDir = resolve(flags.dataDir ?? defaultDataDir(env));
+  const tls = tlsFiles(flags);
   const seconds = (v: string | undefined, name: string) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number of seconds, got "${v}"`);
@@ -91,6 +125,9 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
     env,
     webDir: WEB_DIR,
     ...(flags.secretsKeyFile ? { secretsKeyFile: resolve(flags.secretsKeyFile) } : {}),
+    tls,
+    // The embedded agent's job users pass through the data dir to their work dirs (they cannot list it).
+    dataDirMode: sharedWithJobUsers ? 0o711 : 0o700,
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
     settings: {
       leaseMs: seconds(flags.leaseSeconds, 'lease-seconds'),
@@ -103,7 +140,7 @@ async function start(flags: ServerFlags, env: Env): Promise<{ server: RunningSer
       },
     },
   });
-  return { server, dataDir };
+  return { server, dataDir, tls };
 }
 
 /** The per-run log cap and the run lease; absent flags keep the server's defaults (context.ts). */
@@ -147,17 +184,24 @@ export function serverCommands(program: Command, env: Env): void {
       ),
   )
     .option('-j, --max-jobs <n>', 'embedded agent: jobs at once (-1 = unlimited)', '4')
-    .action(async (flags: ServerFlags & { maxJobs: string }) => {
-      const { server, dataDir } = await start(flags, env);
+    .option('--ca-file <file>', "embedded agent: PEM file of the CA of --tls-cert's certificate (env LIFTOFF_CA_FILE)")
+    .action(async (flags: ServerFlags & { maxJobs: string; caFile?: string }) => {
+      const switching = detectUserSwitching();
+      const { server, dataDir, tls } = await start(flags, env, {
+        sharedWithJobUsers: switching.missing.length === 0,
+      });
       // An agent key of its entity, held in this process only: not the admin key, which jobs must never reach.
       const apiKey = await server.mintAgentKey('embedded-agent', DEFAULT_ENTITY);
-      const client = new LiftoffClient({ baseUrl: server.url, apiKey });
+      // Over TLS the embedded agent trusts the CA file given, else the server's own certificate (self-signed).
+      const caFile = flags.caFile ?? (env.LIFTOFF_CA_FILE || undefined);
+      const ca = caFile ? readCaFile(caFile) : tls?.cert;
+      const client = new LiftoffClient({ baseUrl: server.url, apiKey, ca });
       const config = resolveAgentConfig(
         { queues: [DEFAULT_QUEUE], maxJobs: Number(flags.maxJobs), config: undefined, entity: DEFAULT_ENTITY },
         { ...env, LIFTOFF_ENTITY: undefined, LIFTOFF_LAUNCH_MAX_JOBS: undefined },
       );
       // An ordinary user's laptop: jobs run as that user (the agent warns). Root gets a user per job, as everywhere.
-      if (config.file['run-as'] === undefined && detectUserSwitching().missing.length) {
+      if (config.file['run-as'] === undefined && switching.missing.length) {
         config.file = { ...config.file, 'run-as': 'agent' };
       }
       const { agent, identity } = createAgent({

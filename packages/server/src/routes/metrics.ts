@@ -11,6 +11,6 @@ export function metricsRoutes(app: App, ctx: AppContext): void {
     req.principal = await authenticateLimited(ctx, req);
     assertServerAdmin(req, '/metrics');
     const text = await ctx.metrics.render(ctx.store.db);
-    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);
+    return reply.header('content-type', ctx.metrics.contentType).send(text);
   });
 }

@@ -5,6 +5,7 @@ import {
   DEFAULT_PRIORITY,
   ITEM_STATES,
   Item,
+  ItemSummary,
   ListQuery,
   NotFoundError,
   PRIORITIES,
@@ -17,6 +18,7 @@ import {
 } from '@liftoff/core';
 import { assertItemResourceArgs, checkQueueDefaults, checkResourceArgs, mergeResourceArgs } from '../resourceArgs.js';
 import { assertValidTemplate, fillTemplate } from '../templates.js';
+import { assertRunConfigSize } from '../bodyLimits.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 import { assertSecretsExist } from './secrets.js';
 
@@ -86,7 +88,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
         tags: ['items'],
         params: QueueParams,
         querystring: ListQuery.extend({ state: z.enum(ITEM_STATES).optional() }),
-        response: { 200: z.object({ items: z.array(Item) }) },
+        response: { 200: z.object({ items: z.array(ItemSummary) }) },
       },
     },
     async (req) => {
@@ -97,11 +99,15 @@ export function queueRoutes(app: App, ctx: AppContext): void {
 
   app.post(
     '/api/entities/:entity/queues/:queue/items',
-    { schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } } },
+    {
+      bodyLimit: ctx.settings.pushBodyBytes,
+      schema: { tags: ['items'], params: QueueParams, body: PushBody, response: { 201: Item } },
+    },
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
       const { spec } = req.body;
+      assertRunConfigSize(spec, ctx.settings);
       if (spec.resource && spec.resource !== queue.resource) {
         throw new BadRequestError(
           `Queue "${queue.name}" runs ${queue.resource} jobs; the spec asks for ${spec.resource}. Push to a ${spec.resource} queue or drop --resource.`,

@@ -1,10 +1,11 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import {
   ConflictError,
   NotFoundError,
   isTerminal,
   type Item,
+  type ItemSummary,
   type ItemState,
   type LaunchSpec,
   type PendingReason,
@@ -14,6 +15,7 @@ import { backoffReason, explainPending } from './pending.js';
 import { PendingInfo, backoffOf } from './pendingInfo.js';
 import type { Queues } from './queues.js';
 import type { Database, ItemsTable } from './schema.js';
+import type { DialectName } from './database.js';
 
 /** An item row joined with the names of its queue and entity (what itemQuery selects). */
 export type ItemView = Selectable<ItemsTable> & { queue_name: string; entity_name: string; entity_id: string };
@@ -25,6 +27,41 @@ export function itemQuery(db: Db) {
     .innerJoin('entities', 'entities.id', 'queues.entity_id')
     .selectAll('items')
     .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
+}
+
+/** itemQuery without the spec column, with the spec's fields that summaries carry picked out by the database. */
+function summaryQuery(db: Db, dialect: DialectName) {
+  // JSON columns are text on both databases: SQLite's json_extract reads text; PostgreSQL casts it to json first.
+  const field = (...path: string[]) =>
+    dialect === 'postgres'
+      ? sql<string | null>`(items.spec::json #>> ${`{${path.join(',')}}`})`
+      : sql<string | null>`json_extract(items.spec, ${`$.${path.join('.')}`})`;
+  return db
+    .selectFrom('items')
+    .innerJoin('queues', 'queues.id', 'items.queue_id')
+    .innerJoin('entities', 'entities.id', 'queues.entity_id')
+    .select([
+      'items.id',
+      'items.queue_id',
+      'items.priority',
+      'items.state',
+      'items.created_at',
+      'items.claimed_by',
+      'items.claimed_at',
+      'items.lease_expires_at',
+      'items.ended_at',
+      'items.run_id',
+      'items.preemptions',
+      'items.not_before',
+      'items.lost_runs',
+      'queues.name as queue_name',
+      'entities.name as entity_name',
+      'entities.id as entity_id',
+      field('name').as('spec_name'),
+      field('project').as('spec_project'),
+      field('author').as('spec_author'),
+      field('source', 'type').as('spec_source_type'),
+    ]);
 }
 
 export function toItem(r: ItemView, position: number | null, pendingReason: PendingReason | null = null): Item {
@@ -54,6 +91,7 @@ export class Items {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly queues: Queues,
+    private readonly dialect: DialectName = 'sqlite',
   ) {
     this.pending = new PendingInfo(db);
   }
@@ -101,8 +139,12 @@ export class Items {
     return { ...toItem(row, position, reason), ...ids };
   }
 
-  async list(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<Item[]> {
-    let q = itemQuery(this.db).where('items.queue_id', '=', queueId);
+  /**
+   * Items of a queue, newest first, as summaries: the spec column is never read into this process (the few fields
+   * lists show are picked out of it by the database), so a list of items with large specs stays small.
+   */
+  async list(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<ItemSummary[]> {
+    let q = summaryQuery(this.db, this.dialect).where('items.queue_id', '=', queueId);
     if (opts.state) q = q.where('items.state', '=', opts.state);
     const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
     const pending = rows.filter((r) => r.state === 'pending');
@@ -118,7 +160,14 @@ export class Items {
           : r.not_before !== null
             ? backoffReason(backoffOf(r, queue, requeuedAt))
             : explainPending(queue.name, position, situation);
-      return toItem(r, position, reason);
+      const { spec: _spec, ...item } = toItem({ ...r, spec: 'null' }, position, reason);
+      return {
+        ...item,
+        name: r.spec_name,
+        project: r.spec_project,
+        author: r.spec_author,
+        source_type: r.spec_source_type as ItemSummary['source_type'],
+      };
     });
   }
 

@@ -45,7 +45,7 @@ export class Store {
     this.keys = new ApiKeys(db);
     this.accounts = new Accounts(db);
     this.queues = new Queues(db);
-    this.items = new Items(db, this.queues);
+    this.items = new Items(db, this.queues, dialect);
     this.dispatch = new Dispatch(db, dialect);
     this.runs = new Runs(db);
     this.logs = new Logs(db);

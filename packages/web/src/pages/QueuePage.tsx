@@ -5,7 +5,7 @@ import {
   isTerminal,
   priorityName,
   type Agent,
-  type Item,
+  type ItemSummary,
   type ItemState,
   type Queue,
   type Run,
@@ -28,7 +28,7 @@ type TabId = (typeof TABS)[number]['id'];
 const MIN_WINDOW_MS = 10 * 60_000;
 
 /** Pending and running counts over time, rebuilt from the items' created/claimed/ended times. */
-export function depthSeries(items: readonly Item[], now: number): uPlot.AlignedData {
+export function depthSeries(items: readonly ItemSummary[], now: number): uPlot.AlignedData {
   const events: Array<[number, number, number]> = [];
   for (const it of items) {
     events.push([it.created_at, +1, 0]);
@@ -90,7 +90,7 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
   const [cancelError, setCancelError] = useState<string | undefined>(undefined);
   const now = useNow(5000);
 
-  const cancel = async (it: Item) => {
+  const cancel = async (it: ItemSummary) => {
     setCancelError(undefined);
     try {
       await api.cancelItem(it.id);
@@ -152,7 +152,7 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
                     <Link href={`/items/${it.id}`} className="mono" title={it.id}>
                       {shortId(it.id)}
                     </Link>
-                    {it.spec.name && <div className="sub">{it.spec.name}</div>}
+                    {it.name && <div className="sub">{it.name}</div>}
                   </td>
                   <td>
                     <StateBadge state={it.state} />
@@ -172,7 +172,7 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
                       <span className="muted">—</span>
                     )}
                   </td>
-                  <td>{it.spec.author ?? <span className="muted">—</span>}</td>
+                  <td>{it.author ?? <span className="muted">—</span>}</td>
                   <td title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</td>
                   <td>
                     {it.run_id ? (
