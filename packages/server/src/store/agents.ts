@@ -2,7 +2,6 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import {
   AgentKeyMismatchError,
   ConflictError,
-  ForbiddenError,
   NotFoundError,
   redactConfig,
   type Agent,
