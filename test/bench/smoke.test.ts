@@ -26,11 +26,13 @@ describe('benchmarks (quick mode)', () => {
       'Idle fleet cost',
       'Agent footprint',
       'Container path',
+      'Archive check',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
     const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { benchmarks: Record<string, unknown> };
     expect(Object.keys(json.benchmarks).sort()).toEqual([
+      'archive',
       'container',
       'depth',
       'dispatch',
