@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { extractArchive, type Env, type GitAgentConfig, type JobSource, type LiftoffClient } from '@liftoff/core';
 import { cloneGit } from './gitClone.js';
+import { withRetry } from './retry.js';
+
+/** How long a code archive download is retried while the server is unreachable or failing (a restart, a blip). */
+export const ARCHIVE_DOWNLOAD_DEADLINE_MS = 2 * 60_000;
 
 export interface SourceDeps {
   client: LiftoffClient;
@@ -11,6 +15,8 @@ export interface SourceDeps {
   git?: GitAgentConfig;
   /** Receives progress lines for the run's log. */
   say(line: string): void;
+  /** Overrides ARCHIVE_DOWNLOAD_DEADLINE_MS (tests). */
+  downloadDeadlineMs?: number;
 }
 
 /**
@@ -25,7 +31,10 @@ export async function fetchSource(
   await mkdir(dir, { recursive: true });
   if (source.type === 'code') {
     deps.say(`fetching code archive ${source.archive_id}`);
-    const data = await deps.client.downloadArchive(source.archive_id);
+    const data = await withRetry(() => deps.client.downloadArchive(source.archive_id), {
+      deadlineMs: deps.downloadDeadlineMs ?? ARCHIVE_DOWNLOAD_DEADLINE_MS,
+      onRetry: (e) => deps.say(`fetching the code archive failed (${(e as Error).message}); retrying`),
+    });
     await extractArchive(data, dir);
     return `code:${createHash('sha256').update(data).digest('hex')}`;
   }
