@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
 import { LiftoffClient, LiftoffError, type Run } from '@liftoff/core';
+import { BUSYBOX, containersOfRun, docker, dockerAvailable } from '../helpers/docker.js';
 import { codeDir } from '../helpers/jobs.js';
 import {
   cleanupAll,
@@ -134,4 +135,30 @@ setInterval(() => console.log('tick'), 200);`,
     expect(agent.status_reason).toBeNull();
     expect((await c.getRun(run.id)).status).toBe('lost');
   });
+});
+
+describe.skipIf(!dockerAvailable())('containers of runs declared lost', () => {
+  afterEach(cleanupAll);
+  const flags = ['--heartbeat-seconds', '0.5', '--run-lost-after-seconds', '3'];
+
+  it('a restarted agent removes the container of a run the server declared lost while it was away', async () => {
+    const server = await startServer({ flags });
+    await server.client.createQueue('default', { name: 'boxes', resource: 'local-container' });
+    const dataDir = join(server.home, 'agents', 'boxer');
+    const first = await startAgent(server, { name: 'boxer', queues: ['boxes'], dataDir });
+    const item = await server.client.push('default', 'boxes', {
+      spec: { source: { type: 'image', image: BUSYBOX }, entry_point: ['sh', '-c', 'sleep 600'] },
+    });
+    const run = await runningRun(server, item.id);
+    onCleanup(() => {
+      for (const c of containersOfRun(run.id)) docker('rm', '-f', c);
+    });
+    first.proc.kill('SIGKILL');
+    await first.proc.exited;
+    await until(async () => ((await server.client.getRun(run.id)).status === 'lost' ? true : undefined));
+    expect(containersOfRun(run.id)).toHaveLength(1);
+
+    await startAgent(server, { name: 'boxer', queues: ['boxes'], dataDir });
+    await until(async () => (containersOfRun(run.id).length === 0 ? true : undefined));
+  }, 120_000);
 });

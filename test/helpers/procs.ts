@@ -194,22 +194,40 @@ export async function startAgent(
   };
 }
 
-/** SIGKILLs the process group of every local-process job an agent with this data dir still supervises. */
+/**
+ * SIGKILLs every local-process job an agent with this data dir still supervises, and its supervisor first (else
+ * the supervisor writes the job's status into the run's dir while the test's temp dirs are being removed).
+ */
 export function stopSupervisedJobs(dataDir: string): void {
   const runs = join(dataDir, 'runs');
   if (!existsSync(runs)) return;
-  for (const id of readdirSync(runs)) {
+  // Only the process a record names (same start time), not a later one that got its pid.
+  const same = (p: { pid?: unknown; start?: unknown } | undefined): p is { pid: number } => {
+    if (typeof p?.pid !== 'number' || p.pid <= 1) return false;
     try {
-      const record = JSON.parse(readFileSync(join(runs, id, 'process.json'), 'utf8')) as {
-        job?: { pid?: unknown; start?: unknown };
-      };
-      const pid = record.job?.pid;
-      if (typeof pid !== 'number' || pid <= 1) continue;
-      // Only the process the record names (same start time), not a later one that got its pid.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === record.job?.start) process.kill(-pid, 'SIGKILL');
+      const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === p.start;
     } catch {
-      // No record, or the job is gone.
+      return false;
+    }
+  };
+  for (const id of readdirSync(runs)) {
+    let record: { supervisor?: { pid?: unknown; start?: unknown }; job?: { pid?: unknown; start?: unknown } };
+    try {
+      record = JSON.parse(readFileSync(join(runs, id, 'process.json'), 'utf8')) as typeof record;
+    } catch {
+      continue; // no record: nothing was started
+    }
+    for (const [p, group] of [
+      [record.supervisor, false],
+      [record.job, true],
+    ] as const) {
+      if (!same(p)) continue;
+      try {
+        process.kill(group ? -p.pid : p.pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
     }
   }
 }

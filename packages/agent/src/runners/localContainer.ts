@@ -159,6 +159,28 @@ export class LocalContainerRunner implements Runner {
     }
     return this.follow(this.deps.docker.getContainer(info.Id), run.onOutput);
   }
+
+  /**
+   * After reconciling: containers this agent labelled whose runs are no longer active on the server (ended, or
+   * declared lost while the agent was away, their items perhaps running elsewhere) are removed, running or not.
+   */
+  async sweep(active: ReadonlySet<string>): Promise<void> {
+    const found = await this.deps.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_AGENT}=${this.deps.agentId}`] },
+    });
+    for (const info of found) {
+      const runId = info.Labels[LABEL_RUN];
+      if (!runId || active.has(runId)) continue;
+      this.deps.logger.warn({ container: info.Id, runId }, 'removing the container of a run no longer active');
+      await this.deps.docker
+        .getContainer(info.Id)
+        .remove({ force: true })
+        .catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+    }
+  }
 }
 
 function hostConfig(args: LocalContainerArgs, user: ContainerUser): Dockerode.HostConfig {
