@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
 import { codeDir } from '../helpers/jobs.js';
 import {
+  alive,
   cleanupAll,
   cli,
   jobWritableDir,
@@ -14,20 +15,8 @@ import {
   startAgent,
   startServer,
   tempDir,
+  until,
 } from '../helpers/procs.js';
-
-async function until<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(100);
-  }
-}
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** Acceptance 5 of the core issue, plus what happens to a run whose agent is killed mid-run. */
 describe('agents and servers that die', () => {

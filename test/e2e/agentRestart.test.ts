@@ -5,14 +5,15 @@ import BetterSqlite3 from 'better-sqlite3';
 import { splitLogPage, type LiftoffClient } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import {
+  alive,
   cleanupAll,
   cli,
   jobWritableDir,
-  sleep,
   startAgent,
   startServer,
   tempDir,
   type TestServer,
+  until,
 } from '../helpers/procs.js';
 
 /**
@@ -20,19 +21,6 @@ import {
  * supervisor that writes its output to a file and its exit status to a record in the run's state dir; the restarted
  * agent re-attaches, or reports how the job ended meanwhile, and ships exactly the output the server is missing.
  */
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** The job's output in the run's log (the agent's notes left out), read to the end. */
 async function outputOf(client: LiftoffClient, runId: string): Promise<string> {

@@ -2,11 +2,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
-import { agentConfig, cleanupAll, cli, jobWritableDir, sleep, startAgent, startServer } from '../helpers/procs.js';
+import {
+  agentConfig,
+  alive,
+  cleanupAll,
+  cli,
+  jobWritableDir,
+  sleep,
+  startAgent,
+  startServer,
+} from '../helpers/procs.js';
 
 const GRACE_SECONDS = 2;
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** A job that starts two grandchildren, records every pid, and optionally ignores SIGTERM. */
 function familyJob(pidFile: string, ignoreTerm: boolean): string {
@@ -25,7 +32,12 @@ setInterval(() => {}, 1000);
 
 async function waitForPids(file: string): Promise<number[]> {
   for (let i = 0; i < 200; i++) {
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as number[];
+    // The job may be caught between creating the file and writing it: an empty or partial file is read again.
+    try {
+      if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as number[];
+    } catch {
+      // not written whole yet
+    }
     await sleep(50);
   }
   throw new Error('job never wrote its pids');

@@ -6,27 +6,15 @@ import { LiftoffClient, LiftoffError, type Run } from '@liftoff/core';
 import { BUSYBOX, containersOfRun, docker, dockerAvailable } from '../helpers/docker.js';
 import { codeDir } from '../helpers/jobs.js';
 import {
+  alive,
   cleanupAll,
   jobWritableDir,
   onCleanup,
-  sleep,
   startAgent,
   startServer,
   type TestServer,
+  until,
 } from '../helpers/procs.js';
-
-async function until<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(100);
-  }
-}
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** A job's pid, written into `file`; killed at cleanup if the test left it running (an orphan of a killed agent). */
 async function jobPid(file: string): Promise<number> {

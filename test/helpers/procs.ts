@@ -34,6 +34,21 @@ export function jobWritableDir(prefix = 'liftoff-shared-'): string {
   return dir;
 }
 
+/** Polls `fn` every 100 ms until it gives a value (anything but undefined); fails after `ms`. */
+export async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(100);
+  }
+}
+
+/** A live process with this pid (a zombie, dead but not yet reaped, is not). */
+export const alive = (pid: number): boolean =>
+  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+
 /** A child process of the `liftoff` binary with its output captured. */
 export class Proc {
   output = '';

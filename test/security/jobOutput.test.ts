@@ -1,29 +1,16 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { splitLogPage, type LiftoffClient } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import { isRoot } from '../helpers/probe.js';
-import { cleanupAll, cli, jobWritableDir, sleep, startAgent, startServer } from '../helpers/procs.js';
+import { alive, cleanupAll, cli, jobWritableDir, startAgent, startServer, until } from '../helpers/procs.js';
 
 /**
  * Issue #12, point 3: what a restarted agent trusts about a local-process job (its output file and its exit status)
  * is out of the job's reach. The job, under a uid of its own, attacks both while its agent is dead: truncating its
  * stdout/stderr, opening or truncating the output file by path, forging a "finished" status, killing its supervisor.
  */
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 async function outputOf(client: LiftoffClient, runId: string): Promise<string> {
   let out = '';

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir, gitRepo } from '../helpers/jobs.js';
 import {
   agentConfig,
+  alive,
   cleanupAll,
   jobWritableDir,
   sleep,
@@ -21,9 +22,6 @@ import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
  * `liftoff launch-agent` processes. Every test also fails on any console error or uncaught exception in the page.
  */
 const skipReason = browserUnavailable();
-
-const alive = (pid: number) =>
-  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 /** "2026-11-29 07:31:05" in local time, as the UI shows dates. */
 function localTime(ms: number): string {
