@@ -2,13 +2,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import BetterSqlite3 from 'better-sqlite3';
-import { splitLogPage, type LiftoffClient } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import {
   alive,
   cleanupAll,
   cli,
   jobWritableDir,
+  outputOf,
   startAgent,
   startServer,
   tempDir,
@@ -21,18 +21,6 @@ import {
  * supervisor that writes its output to a file and its exit status to a record in the run's state dir; the restarted
  * agent re-attaches, or reports how the job ended meanwhile, and ships exactly the output the server is missing.
  */
-
-/** The job's output in the run's log (the agent's notes left out), read to the end. */
-async function outputOf(client: LiftoffClient, runId: string): Promise<string> {
-  let out = '';
-  let offset = 0;
-  for (;;) {
-    const page = await client.readLogs(runId, offset);
-    for (const s of splitLogPage(page)) if (s.kind === 'output') out += s.text;
-    if (page.next_offset === offset) return out;
-    offset = page.next_offset;
-  }
-}
 
 const lines = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}\n`).join('');

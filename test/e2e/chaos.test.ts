@@ -1,13 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
-import { isTerminal, splitLogPage, type LiftoffClient } from '@liftoff/core';
+import { isTerminal, type LiftoffClient } from '@liftoff/core';
 import { ChaosProxy, seeded } from '../helpers/chaosProxy.js';
 import { codeDir } from '../helpers/jobs.js';
 import {
   cleanupAll,
   jobWritableDir,
   onCleanup,
+  outputOf,
   sleep,
   startAgent,
   startServer,
@@ -121,11 +122,7 @@ describe('chaos: agents and servers killed, answers lost', () => {
     expect(finished.length).toBeGreaterThan(ITEMS / 2);
     for (const item of finished) {
       const token = tokens.get(item.id) ?? '';
-      const page = await client.readLogs(item.run_id ?? '');
-      const output = splitLogPage(page)
-        .filter((s) => s.kind === 'output')
-        .map((s) => s.text)
-        .join('');
+      const output = await outputOf(client, item.run_id ?? '');
       const expected = Array.from({ length: LINES }, (_, i) => `line ${i + 1} of ${token}\n`).join('');
       expect({ item: item.id, output }).toEqual({ item: item.id, output: expected });
     }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LiftoffClient, readCredentials } from '@liftoff/core';
+import { LiftoffClient, readCredentials, splitLogPage } from '@liftoff/core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(ROOT, 'packages', 'cli', 'dist', 'bin.js');
@@ -42,6 +42,18 @@ export async function until<T>(fn: () => Promise<T | undefined> | T | undefined,
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error('condition not met in time');
     await sleep(100);
+  }
+}
+
+/** A run's job output (the agent's notes left out), read page by page to the end. */
+export async function outputOf(client: LiftoffClient, runId: string): Promise<string> {
+  let out = '';
+  let offset = 0;
+  for (;;) {
+    const page = await client.readLogs(runId, offset);
+    for (const s of splitLogPage(page)) if (s.kind === 'output') out += s.text;
+    if (page.next_offset === offset) return out;
+    offset = page.next_offset;
   }
 }
 

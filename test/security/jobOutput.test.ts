@@ -1,27 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { splitLogPage, type LiftoffClient } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
 import { isRoot } from '../helpers/probe.js';
-import { alive, cleanupAll, cli, jobWritableDir, startAgent, startServer, until } from '../helpers/procs.js';
+import { alive, cleanupAll, cli, jobWritableDir, outputOf, startAgent, startServer, until } from '../helpers/procs.js';
 
 /**
  * Issue #12, point 3: what a restarted agent trusts about a local-process job (its output file and its exit status)
  * is out of the job's reach. The job, under a uid of its own, attacks both while its agent is dead: truncating its
  * stdout/stderr, opening or truncating the output file by path, forging a "finished" status, killing its supervisor.
  */
-
-async function outputOf(client: LiftoffClient, runId: string): Promise<string> {
-  let out = '';
-  let offset = 0;
-  for (;;) {
-    const page = await client.readLogs(runId, offset);
-    for (const s of splitLogPage(page)) if (s.kind === 'output') out += s.text;
-    if (page.next_offset === offset) return out;
-    offset = page.next_offset;
-  }
-}
 
 const ATTACKER = `
 import errno, json, os, signal, sys, time
