@@ -11,7 +11,13 @@ import {
 import { z } from 'zod';
 import { AuthRateLimitedError, ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
 import { authenticateLimited } from './authRateLimit.js';
-import { clientErrorHandler, refuseNulCharacters, securityHeaders, socketTimeouts } from './hardening.js';
+import {
+  clientErrorHandler,
+  dropRestOfBody,
+  refuseNulCharacters,
+  securityHeaders,
+  socketTimeouts,
+} from './hardening.js';
 import type { App, AppContext } from './context.js';
 import { agentRoutes } from './routes/agents.js';
 import { archiveRoutes } from './routes/archives.js';
@@ -100,6 +106,7 @@ export async function buildApp(
   });
 
   app.setErrorHandler((err, req, reply) => {
+    if (dropRestOfBody(req.raw)) reply.removeHeader('connection');
     if (hasZodFastifySchemaValidationErrors(err)) {
       const issues = err.validation as ReadonlyArray<{ instancePath: string; message?: string }>;
       const lines = issues.map((v) => {

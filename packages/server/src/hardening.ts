@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { BadRequestError, formatPath } from '@liftoff/core';
 import type { App } from './context.js';
@@ -107,4 +107,25 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
+}
+
+/** How long the rest of a refused body is read (and dropped) before the connection is reset. */
+export const REST_OF_BODY_MS = 10_000;
+
+/**
+ * For an answer sent before the request body was read to its end (413 past a body limit or the archive cap, 415, a
+ * refused key): reads what the client still sends and drops it, then keeps the connection. Closing at once (fastify
+ * asks for that, and a pipeline destroys its source) makes the kernel reset the connection under a client that is
+ * still writing, and the client (undici under load) then reports "connection reset" instead of the answer it was
+ * sent. A body going on for longer than `ms` gets the reset anyway: a refusal costs at most that much bandwidth.
+ * Returns whether the body was incomplete (the caller then drops any `connection: close` it was going to send).
+ */
+export function dropRestOfBody(req: IncomingMessage, ms = REST_OF_BODY_MS): boolean {
+  if (req.complete || req.destroyed) return false;
+  const reset = setTimeout(() => req.socket.destroy(), ms).unref();
+  const done = () => clearTimeout(reset);
+  req.once('end', done);
+  req.once('close', done);
+  req.resume();
+  return true;
 }

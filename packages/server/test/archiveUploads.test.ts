@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,55 @@ for (const backend of BACKENDS) {
       expect(e.code).toBe('PAYLOAD_TOO_LARGE');
       expect(e.httpStatus).toBe(413);
       expect(readdirSync(join(s.dataDir, 'archives')).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    });
+
+    /**
+     * Sends a body through a raw socket in two parts with a pause: when the server refuses the first part, the client
+     * is still writing. Resolves with what came back and whether the second part could be written.
+     */
+    const sendInTwoParts = (path: string, type: string, first: Buffer, rest: Buffer) =>
+      new Promise<{ answer: string; restWritten: boolean }>((resolve, reject) => {
+        const url = new URL(s.server.url);
+        const sock = connect(Number(url.port), url.hostname);
+        let answer = '';
+        let restWritten = false;
+        sock.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+        sock.on('error', (e) => reject(new Error(`${(e as NodeJS.ErrnoException).code ?? e.message}; got: ${answer}`)));
+        sock.on('close', () => resolve({ answer, restWritten }));
+        sock.write(
+          `POST ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${key}\r\n` +
+            `content-type: ${type}\r\ncontent-length: ${first.length + rest.length}\r\n\r\n`,
+        );
+        sock.write(first);
+        setTimeout(() => {
+          if (!sock.destroyed) sock.end(rest, () => (restWritten = true));
+        }, 300);
+      });
+
+    // Closing at once reset the connection under the writer: undici under load reported "unreachable", not the 413.
+    it('answers 413 to a client still sending past the cap, and lets it finish sending instead of resetting it', async () => {
+      const { answer, restWritten } = await sendInTwoParts(
+        '/api/code-archives',
+        'application/gzip',
+        Buffer.alloc(5 * 1024 * 1024, 7),
+        Buffer.alloc(1024 * 1024, 7),
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(answer).toContain('PAYLOAD_TOO_LARGE');
+      expect(answer.toLowerCase()).not.toContain('connection: close');
+      expect(restWritten).toBe(true);
+    });
+
+    it('does the same for a JSON body past the body limit, refused before any of it is read', async () => {
+      const { answer, restWritten } = await sendInTwoParts(
+        '/api/entities/default/queues/default/items',
+        'application/json',
+        Buffer.alloc(4 * 1024 * 1024, 0x20),
+        Buffer.alloc(6 * 1024 * 1024, 0x20),
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(answer).toContain('SPEC_TOO_LARGE');
+      expect(restWritten).toBe(true);
     });
 
     it('never inflates what follows the end marker (the gzip-of-zeros stall)', async () => {

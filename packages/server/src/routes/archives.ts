@@ -74,13 +74,8 @@ function uploadRoute(app: App, ctx: AppContext): void {
         `upload.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`,
       );
       try {
-        const { sha256, size } = await receive(req.body, tmp, ctx.settings.archiveLimits.compressedBytes).catch(
-          (e: unknown) => {
-            // The rest of the body is not read: the connection cannot carry another request, so it is closed.
-            void reply.header('connection', 'close');
-            throw e;
-          },
-        );
+        // Past the cap the rest of the body is left to the error handler (see dropRestOfBody).
+        const { sha256, size } = await receive(req.body, tmp, ctx.settings.archiveLimits.compressedBytes);
         await checkArchiveInWorker({ path: tmp, limits: ctx.settings.archiveLimits });
         if (ctx.store.dialect === 'postgres') {
           // Replicas share the database, not a data dir.
@@ -100,7 +95,11 @@ function uploadRoute(app: App, ctx: AppContext): void {
   );
 }
 
-/** Streams the body to `path` (0600), hashing and counting it; past `maxBytes` the upload is cut off and refused. */
+/**
+ * Streams the body to `path` (0600), hashing and counting it; past `maxBytes` the upload is cut off and refused. The
+ * body is read through an iterator that leaves it open when the pipeline fails (a pipeline destroys its source, and
+ * destroying a request mid-body resets its connection): the caller decides what happens to the rest.
+ */
 async function receive(body: Readable, path: string, maxBytes: number): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
@@ -119,7 +118,7 @@ async function receive(body: Readable, path: string, maxBytes: number): Promise<
       done(null, chunk);
     },
   });
-  await pipeline(body, count, createWriteStream(path, { mode: 0o600 }));
+  await pipeline(body.iterator({ destroyOnReturn: false }), count, createWriteStream(path, { mode: 0o600 }));
   return { sha256: hash.digest('hex'), size };
 }
 
