@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
 import { splitLogPage } from '@liftoff/core';
 import { codeDir } from '../helpers/jobs.js';
-import { cleanupAll, sleep, startAgent, startServer } from '../helpers/procs.js';
+import { cleanupAll, cli, sleep, startAgent, startServer } from '../helpers/procs.js';
 
 /** `liftoff server --max-run-log-mib` with a real agent: a job printing past the cap still ends normally. */
 describe('the per-run log cap', () => {
@@ -16,7 +16,12 @@ describe('the per-run log cap', () => {
     const archive = await c.uploadArchive(
       await packDirectory(
         codeDir({
-          'main.mjs': `for (let i = 0; i < 400; i++) console.log(String(i).padStart(99, '.')); console.log('done');`,
+          // Every 10th line also reports a metric: most of them are printed past the cap.
+          'main.mjs': `for (let i = 0; i < 400; i++) {
+            console.log(String(i).padStart(99, '.'));
+            if (i % 10 === 0) console.log('LIFTOFF_METRICS ' + JSON.stringify({ step: i, loss: 1 / (i + 1) }));
+          }
+          console.log('done');`,
         }),
       ),
     );
@@ -48,5 +53,17 @@ describe('the per-run log cap', () => {
     expect(dropped).toBeGreaterThan(40_100 - cap);
     expect(run.log_size).toBe(cap + Buffer.byteLength(truncation[0]?.text ?? ''));
     expect(pieces.at(-1)).toBe(truncation[0]);
+
+    // Metrics printed past the cap still count: all 40, through the API and the CLI.
+    const metrics = await c.runMetrics(run.id);
+    expect(metrics.points.map((p) => p.step)).toEqual(Array.from({ length: 40 }, (_, i) => i * 10));
+    expect(metrics.keys).toEqual([
+      expect.objectContaining({ key: 'loss', seen: 40, last: expect.objectContaining({ step: 390, value: 1 / 391 }) }),
+    ]);
+    const summary = await cli(['runs', 'metrics', run.id], server.env);
+    expect(summary.code).toBe(0);
+    expect(summary.output).toMatch(/^loss\s+0\.00255\d*\s+390\s+0\.00255\d*\s+1\s+40\s+40$/m);
+    const series = await cli(['runs', 'metrics', item.id, '--key', 'loss', '--json'], server.env);
+    expect((JSON.parse(series.output) as Array<{ step: number }>).map((p) => p.step)).toHaveLength(40);
   });
 });

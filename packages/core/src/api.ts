@@ -455,6 +455,44 @@ export const LogReadResponse = z.object({
 });
 export type LogReadResponse = z.infer<typeof LogReadResponse>;
 
+/** A run's metrics (parsed from `LIFTOFF_METRICS {...}` lines of its output): a summary per key and stored points. */
+export const MetricKeySummary = z.object({
+  key: z.string(),
+  /** Values seen for the key; `stored` of them are kept (every `stride`-th: long series are thinned). */
+  seen: z.number().int(),
+  stored: z.number().int(),
+  stride: z.number().int(),
+  last: z.object({ step: z.number().int(), value: z.number(), time: z.number().int() }),
+  min: z.number(),
+  max: z.number(),
+});
+export type MetricKeySummary = z.infer<typeof MetricKeySummary>;
+export const MetricPoint = z.object({
+  key: z.string(),
+  /** Orders a run's points across keys: page and follow with `after_seq`. */
+  seq: z.number().int(),
+  step: z.number().int(),
+  value: z.number(),
+  /** When the server received it (ms since the epoch). */
+  time: z.number().int(),
+});
+export type MetricPoint = z.infer<typeof MetricPoint>;
+export const RunMetricsQuery = z.object({
+  key: z.string().max(128).optional(),
+  after_seq: z.coerce.number().int().min(-1).max(Number.MAX_SAFE_INTEGER).default(-1),
+  limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
+});
+export const RunMetricsResponse = z.object({
+  keys: z.array(MetricKeySummary),
+  points: z.array(MetricPoint),
+  /** Pass as `after_seq` for the next page (or for points that arrive later). */
+  next_seq: z.number().int(),
+  /** Metric lines parsed so far, and lines or values refused (not a JSON object, too long, past the key cap). */
+  lines: z.number().int(),
+  refused: z.number().int(),
+});
+export type RunMetricsResponse = z.infer<typeof RunMetricsResponse>;
+
 export const CodeArchive = z.object({ id: z.string(), sha256: z.string(), size: z.number().int() });
 export type CodeArchive = z.infer<typeof CodeArchive>;
 

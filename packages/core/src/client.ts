@@ -14,6 +14,7 @@ import {
   LogAppendResponse,
   Members,
   LogReadResponse,
+  RunMetricsResponse,
   PollResponse,
   Queue,
   RegisterAgentResponse,
@@ -233,6 +234,11 @@ export class LiftoffClient {
   }
   cancelRun(id: string) {
     return this.json(Run, 'POST', `/api/runs/${enc(id)}/cancel`);
+  }
+  runMetrics(id: string, opts: { key?: string; afterSeq?: number; limit?: number } = {}) {
+    return this.json(RunMetricsResponse, 'GET', `/api/runs/${enc(id)}/metrics`, {
+      query: { key: opts.key, after_seq: opts.afterSeq, limit: opts.limit },
+    });
   }
   readLogs(id: string, offset = 0) {
     return this.json(LogReadResponse, 'GET', `/api/runs/${enc(id)}/logs`, { query: { offset } });

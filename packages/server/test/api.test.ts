@@ -529,7 +529,7 @@ for (const backend of BACKENDS) {
           const it = await cl.push('default', 'r', { spec: s });
           await cl.poll('ra', { queues: ['r'], max_items: 1, wait_ms: 0 });
           const run = await cl.ackItem(it.id, 'ra');
-          await cl.appendLogs(run.id, 'ra', 0, `log ${i}\n`);
+          await cl.appendLogs(run.id, 'ra', 0, `log ${i}\nLIFTOFF_METRICS {"i": ${i}}\n`);
           await cl.reportRun(run.id, { agent_id: 'ra', state: 'finished', exit_code: 0 });
           ended.push(it.id);
           runs.push(run.id);
@@ -563,7 +563,12 @@ for (const backend of BACKENDS) {
           expect(await Promise.all(sc.ended.map((id) => exists(cl.getItem(id))))).toEqual([false, false, true]);
           expect(await Promise.all(sc.runs.map((id) => exists(cl.getRun(id))))).toEqual([false, false, true]);
           expect(await exists(cl.readLogs(sc.runs[0] as string))).toBe(false);
-          expect((await cl.readLogs(sc.runs[2] as string)).data).toBe('log 2\n');
+          expect((await cl.readLogs(sc.runs[2] as string)).data).toBe('log 2\nLIFTOFF_METRICS {"i": 2}\n');
+          // Metrics go with their runs (foreign keys would refuse deleting the runs otherwise).
+          expect(await exists(cl.runMetrics(sc.runs[0] as string))).toBe(false);
+          expect((await cl.runMetrics(sc.runs[2] as string)).keys.map((k) => [k.key, k.last.value])).toEqual([
+            ['i', 2],
+          ]);
           expect((await cl.getItem(sc.running.id)).state).toBe('running');
           expect((await cl.getItem(sc.pending.id)).state).toBe('pending');
         } finally {

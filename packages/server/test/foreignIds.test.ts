@@ -115,6 +115,7 @@ const ROUTES: Route[] = [
     protocol: true,
   },
   { name: 'get run', target: 'run', method: 'GET', path: (r) => `/api/runs/${r}` },
+  { name: 'run metrics', target: 'run', method: 'GET', path: (r) => `/api/runs/${r}/metrics` },
   { name: 'cancel run', target: 'run', method: 'POST', path: (r) => `/api/runs/${r}/cancel` },
   {
     name: 'report run',

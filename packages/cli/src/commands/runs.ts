@@ -11,6 +11,7 @@ import {
 import { connect } from '../connection.js';
 import { duration, printJson, table, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
+import { runMetricsCommand } from './runMetrics.js';
 
 /** Long warnings (a scheduler's full explanation) would wrap every row of the list; `runs show` prints them whole. */
 const WARNING_COLUMN = 60;
@@ -76,6 +77,8 @@ export function runsCommands(program: Command, env: Env): void {
         offset = page.next_offset;
       }
     });
+
+  runMetricsCommand(runs, env);
 
   common(runs.command('cancel <id>').description('cancel a run or a pending item')).action(
     async (id: string, flags: Common) => {
@@ -162,7 +165,7 @@ async function resolveRunOrItem(client: LiftoffClient, id: string): Promise<Reso
 }
 
 /** The run whose logs to read; a requeued item's last run still has them. */
-async function runIdOf(client: LiftoffClient, id: string): Promise<string> {
+export async function runIdOf(client: LiftoffClient, id: string): Promise<string> {
   const r = await resolveRunOrItem(client, id);
   if (r.kind === 'run') return r.run.id;
   if (r.item.run_id) return r.item.run_id;

@@ -10,6 +10,8 @@ import {
   RunDetail,
   isTerminal,
   type LaunchSpec,
+  RunMetricsQuery,
+  RunMetricsResponse,
 } from '@liftoff/core';
 import { canAccess, entityFor, type App, type AppContext } from '../context.js';
 import { runNotFound } from '../store/runs.js';
@@ -17,6 +19,8 @@ import { boundAgent } from './agentAuth.js';
 
 const IdParams = z.object({ id: z.string() });
 const KEEPALIVE_MS = 15_000;
+/** Most metric points in one `metrics` event of the log stream. */
+const METRIC_EVENT_POINTS = 1_000;
 
 export function runRoutes(app: App, ctx: AppContext): void {
   /** A run of the caller's entities; a foreign one is answered exactly like an unknown one. */
@@ -105,9 +109,8 @@ export function runRoutes(app: App, ctx: AppContext): void {
     async (req) => {
       await boundAgent(ctx, req, req.query.agent_id);
       await runFor(req, req.params.id);
-      // The one place every uploaded byte passes, stored or dropped past the run's log cap (logs.ts): metric-line
-      // parsing (issue #17) is to read `req.body` here, before the cap decides what is kept, so metrics printed past
-      // the cap still count. Nothing parses them yet.
+      // Every uploaded byte passes here, stored or dropped past the run's log cap; the append also parses metric
+      // lines (metricLines.ts) before the cap decides what is kept, so metrics printed past the cap still count.
       const { size } = await ctx.store.logs.append(
         req.params.id,
         req.query.agent_id,
@@ -115,6 +118,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
         req.body,
         req.query.kind,
         ctx.settings.maxRunLogBytes,
+        ctx.now(),
       );
       ctx.bus.publish(`run:${req.params.id}`);
       return { size };
@@ -146,9 +150,32 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
   );
 
+  app.get(
+    '/api/runs/:id/metrics',
+    {
+      schema: { tags: ['runs'], params: IdParams, querystring: RunMetricsQuery, response: { 200: RunMetricsResponse } },
+    },
+    async (req) => {
+      const run = await runFor(req, req.params.id);
+      const [keys, points, counters] = await Promise.all([
+        ctx.store.metrics.keys(run.id),
+        ctx.store.metrics.points(run.id, req.query.after_seq, req.query.limit, req.query.key),
+        ctx.store.metrics.counters(run.id),
+      ]);
+      return {
+        keys: req.query.key === undefined ? keys : keys.filter((k) => k.key === req.query.key),
+        points,
+        next_seq: points.at(-1)?.seq ?? req.query.after_seq,
+        ...counters,
+      };
+    },
+  );
+
   /**
    * Server-sent events: `log` events (the job's output) and `note` events (the agent's `[liftoff]` lines), each with
-   * id = the offset after it and data = a JSON string, in log order, until an `end` event with the run.
+   * id = the offset after it and data = a JSON string, in log order, until an `end` event with the run. With
+   * `metrics_after=SEQ` (-1 for all) also `metrics` events, data = a JSON array of the run's metric points after that
+   * seq as they arrive (no id: Last-Event-ID stays the log offset; a follower resumes metrics from its last seq).
    */
   app.get(
     '/api/runs/:id/logs/stream',
@@ -156,11 +183,15 @@ export function runRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['runs'],
         params: IdParams,
-        querystring: z.object({ offset: ByteOffset.default(0) }),
+        querystring: z.object({
+          offset: ByteOffset.default(0),
+          metrics_after: RunMetricsQuery.shape.after_seq.removeDefault().optional(),
+        }),
       },
     },
     async (req, reply) => {
       let run = await runFor(req, req.params.id);
+      let metricSeq = req.query.metrics_after;
       const lastEventId = Number(req.headers['last-event-id']);
       let offset = Number.isFinite(lastEventId) && lastEventId > 0 ? lastEventId : req.query.offset;
       const abort = new AbortController();
@@ -187,6 +218,14 @@ export function runRoutes(app: App, ctx: AppContext): void {
             }
             offset = next;
             continue;
+          }
+          if (metricSeq !== undefined) {
+            const points = await ctx.store.metrics.points(run.id, metricSeq, METRIC_EVENT_POINTS);
+            if (points.length) {
+              out.write(`event: metrics\ndata: ${JSON.stringify(points)}\n\n`);
+              metricSeq = points.at(-1)?.seq ?? metricSeq;
+              continue;
+            }
           }
           const { entity_id: _e, ...current } = await ctx.store.runs.get(run.id);
           run = { ...current, entity_id: run.entity_id };

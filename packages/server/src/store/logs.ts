@@ -2,6 +2,8 @@ import { sql, type Kysely } from 'kysely';
 import { ConflictError, ForbiddenError, NotFoundError, RunLostError, type LogKind } from '@liftoff/core';
 import type { Db } from './db.js';
 import type { Database } from './schema.js';
+import type { Metrics } from './metrics.js';
+import { scanMetricLines } from '../metricLines.js';
 
 /** A stretch of one kind of log bytes, at its absolute byte offset. */
 export interface LogSegment {
@@ -15,7 +17,10 @@ export interface LogSegment {
  * job's output or the agent's notes; readers get both in order and know which is which.
  */
 export class Logs {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly metrics: Metrics,
+  ) {}
 
   /**
    * Appends a chunk at byte `offset` of the agent-facing log (`runs.log_received`). A retried chunk (already
@@ -24,14 +29,18 @@ export class Logs {
    * when lower): the chunk that crosses it is cut there and followed by one truncation note, and every later chunk
    * is answered as accepted (so the agent moves on) without storing anything. Past the cap offsets are not checked:
    * nothing is stored that a gap or a repeat could corrupt, and a refusal there could only wedge the agent.
+   *
+   * The new bytes of the job's output (never notes, never a retried chunk's bytes again) are scanned for metric
+   * lines in the same transaction, before the cap decides what is kept: metrics printed past the cap still count.
    */
   async append(
     runId: string,
     agentId: string,
     offset: number,
     data: string,
-    kind: LogKind = 'output',
-    serverCap = Number.MAX_SAFE_INTEGER,
+    kind: LogKind,
+    serverCap: number,
+    now: number,
   ): Promise<{ size: number }> {
     const bytes = Buffer.from(data, 'utf8');
     const size = bytes.length;
@@ -47,6 +56,10 @@ export class Logs {
           'runs.log_cap_note_at',
           'runs.agent_id',
           'runs.status',
+          'runs.metric_carry',
+          'runs.metric_lines',
+          'runs.metric_seq',
+          'runs.metric_refused',
           'queues.max_log_bytes',
         ])
         .where('runs.id', '=', runId)
@@ -58,6 +71,8 @@ export class Logs {
       const received = Number(run.log_received);
       const end = offset + size;
       if (end <= received) return { size: received };
+      if (kind === 'output' && (offset === received || run.log_cap_note_at !== null))
+        await this.scanMetrics(trx, runId, run, offset < received ? bytes.subarray(received - offset) : bytes, now);
       if (run.log_cap_note_at !== null) {
         const dropped = Number(run.log_dropped) + end - Math.max(offset, received);
         await trx
@@ -115,6 +130,34 @@ export class Logs {
         .execute();
       return { size: end };
     });
+  }
+
+  /** Parses the metric lines of a run's new output (metricLines.ts) and stores them with the run's scan state. */
+  private async scanMetrics(
+    trx: Db,
+    runId: string,
+    run: { metric_carry: string | null; metric_lines: number; metric_seq: number; metric_refused: number },
+    fresh: Buffer,
+    now: number,
+  ): Promise<void> {
+    const scan = scanMetricLines(run.metric_carry, fresh.toString('utf8'));
+    if (!scan.lines.length && !scan.refused && scan.carry === run.metric_carry) return;
+    const counters = {
+      lines: Number(run.metric_lines),
+      seq: Number(run.metric_seq),
+      refused: Number(run.metric_refused) + scan.refused,
+    };
+    if (scan.lines.length) await this.metrics.ingest(trx, runId, scan.lines, counters, now);
+    await trx
+      .updateTable('runs')
+      .set({
+        metric_carry: scan.carry,
+        metric_lines: counters.lines,
+        metric_seq: counters.seq,
+        metric_refused: counters.refused,
+      })
+      .where('id', '=', runId)
+      .execute();
   }
 
   /**

@@ -282,6 +282,44 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('runs_status').on('runs').columns(['status', 'agent_id']).execute();
     },
   },
+  '0010_metrics': {
+    async up(db: Kysely<unknown>) {
+      // Metrics parsed from job output at log ingestion (store/metrics.ts): the scan's carry and counters per run,
+      // a summary per run and key, and the (thinned) points.
+      await db.schema.alterTable('runs').addColumn('metric_carry', 'text').execute();
+      for (const column of ['metric_lines', 'metric_seq', 'metric_refused'])
+        await db.schema
+          .alterTable('runs')
+          .addColumn(column, 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+      await db.schema
+        .createTable('run_metric_keys')
+        .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id'))
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('seen', 'bigint', (c) => c.notNull())
+        .addColumn('stored', 'integer', (c) => c.notNull())
+        .addColumn('stride', 'bigint', (c) => c.notNull())
+        .addColumn('last_step', 'bigint', (c) => c.notNull())
+        .addColumn('last_value', 'double precision', (c) => c.notNull())
+        .addColumn('last_time', 'bigint', (c) => c.notNull())
+        .addColumn('min_value', 'double precision', (c) => c.notNull())
+        .addColumn('max_value', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('run_metric_keys_pk', ['run_id', 'key'])
+        .execute();
+      await db.schema
+        .createTable('run_metric_points')
+        .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id'))
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('idx', 'bigint', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('step', 'bigint', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('run_metric_points_pk', ['run_id', 'key', 'idx'])
+        .execute();
+      await db.schema.createIndex('run_metric_points_seq').on('run_metric_points').columns(['run_id', 'seq']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

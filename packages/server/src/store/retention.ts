@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DialectName } from './database.js';
+import { deleteRunMetrics } from './metrics.js';
 import type { Database } from './schema.js';
 
 /** Only ended items are ever pruned; pending, claimed, starting, running and cancelling ones never are. */
@@ -65,6 +66,7 @@ export async function pruneEnded(
     const runIds = (await trx.selectFrom('runs').select('id').where('item_id', 'in', ids).execute()).map((r) => r.id);
     if (runIds.length) {
       await trx.deleteFrom('log_chunks').where('run_id', 'in', runIds).execute();
+      await deleteRunMetrics(trx, runIds);
       await trx.deleteFrom('runs').where('id', 'in', runIds).execute();
     }
     // The state condition again: an item can only be here if it had ended, but never trust a stale read.

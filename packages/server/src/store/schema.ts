@@ -79,6 +79,34 @@ export interface RunsTable {
   log_dropped: Generated<number>;
   /** Offset of the log's truncation note; null while under the cap. */
   log_cap_note_at: number | null;
+  /** The unfinished output line the metric scan carries to the next chunk (metricLines.ts); null at a line start. */
+  metric_carry: string | null;
+  /** Metric lines parsed (the default step of the next), points stored (the next seq), lines and values refused. */
+  metric_lines: Generated<number>;
+  metric_seq: Generated<number>;
+  metric_refused: Generated<number>;
+}
+export interface RunMetricKeysTable {
+  run_id: string;
+  key: string;
+  seen: number;
+  stored: number;
+  stride: number;
+  last_step: number;
+  last_value: number;
+  last_time: number;
+  min_value: number;
+  max_value: number;
+}
+export interface RunMetricPointsTable {
+  run_id: string;
+  key: string;
+  /** The value's index among all the key's values (thinning keeps multiples of the key's stride). */
+  idx: number;
+  seq: number;
+  step: number;
+  value: number;
+  time: number;
 }
 export interface AgentsTable {
   id: string;
@@ -162,4 +190,6 @@ export interface Database {
   code_archives: CodeArchivesTable;
   entity_secrets: EntitySecretsTable;
   secrets_key_check: SecretsKeyCheckTable;
+  run_metric_keys: RunMetricKeysTable;
+  run_metric_points: RunMetricPointsTable;
 }

@@ -8,6 +8,7 @@ import { Entities } from './entities.js';
 import { Items } from './items.js';
 import { ApiKeys } from './keys.js';
 import { Logs } from './logs.js';
+import { Metrics } from './metrics.js';
 import { Queues } from './queues.js';
 import { reap, type ReapResult } from './reaper.js';
 import { Runs } from './runs.js';
@@ -33,6 +34,7 @@ export class Store {
   readonly dispatch: Dispatch;
   readonly runs: Runs;
   readonly logs: Logs;
+  readonly metrics: Metrics;
   readonly agents: Agents;
   readonly archives: Archives;
   readonly secrets: Secrets;
@@ -48,7 +50,8 @@ export class Store {
     this.items = new Items(db, this.queues, dialect);
     this.dispatch = new Dispatch(db, dialect);
     this.runs = new Runs(db);
-    this.logs = new Logs(db);
+    this.metrics = new Metrics(db);
+    this.logs = new Logs(db, this.metrics);
     this.agents = new Agents(db);
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);
