@@ -231,6 +231,8 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
 
     // The first line shows up in the live view while the job is still running (it sleeps 3 s before the second).
     await logs.filter({ hasText: 'first line from the job --greeting hello world' }).waitFor({ timeout: 20_000 });
+    // The status comes from a poll, the log from the stream: the badge may follow the first line by a poll interval.
+    await page.locator('[data-testid="run-status"] [data-state="running"]').waitFor({ timeout: 2_500 });
     const during = await page.evaluate(() => ({
       state: document.querySelector('[data-testid="run-status"] [data-state]')?.getAttribute('data-state'),
       logs: document.querySelector('[data-testid="logs"]')?.textContent ?? '',
@@ -452,6 +454,55 @@ setInterval(() => console.log('still working'), 500);
     expect(await page.getByRole('button', { name: 'Cancel run' }).count()).toBe(0);
     await page.locator('[data-phase="ended"]').waitFor();
     expect((await server.client.getItem(item.id)).state).toBe('stopped');
+    expectClean(ui);
+  });
+
+  it('charts the metrics a job prints, live and then exactly the series the API serves', async () => {
+    const c = server.client;
+    await c.createQueue('default', { name: 'ui-metrics', resource: 'local-process', resource_args: {} });
+    const repo = gitRepo({
+      'train.mjs': `
+let step = 0;
+const timer = setInterval(() => {
+  console.log('epoch ' + step);
+  console.log('LIFTOFF_METRICS ' + JSON.stringify({ step, loss: 1 / (step + 1), accuracy: step / 40 }));
+  if (++step === 40) clearInterval(timer);
+}, 100);
+`,
+    });
+    await startAgent(server, {
+      queues: ['ui-metrics'],
+      name: 'ui-metrics-agent',
+      config: agentConfig(tempDir(), 'git:\n  allow-file: true\n'),
+    });
+    const item = await c.push('default', 'ui-metrics', {
+      spec: { source: { type: 'git', url: repo.url }, entry_point: ['node', 'train.mjs'] },
+    });
+    const ui = await open();
+    const { page } = ui;
+    await ui.signIn();
+    await ui.goto(`/items/${item.id}`);
+    await page.waitForURL(/\/runs\//, { timeout: 20_000 });
+    // Live: the loss chart appears while the job still runs.
+    await page.locator('figure[data-metric="loss"]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-phase="ended"]').waitFor({ timeout: 30_000 });
+    await page.getByRole('table', { name: 'Final metrics' }).waitFor();
+    // The run's own state follows the end of the stream at once (not at the next poll).
+    await page.locator('[data-testid="run-status"] [data-state="finished"]').waitFor({ timeout: 3_000 });
+    const runId = (await c.getItem(item.id)).run_id as string;
+    const api = await c.runMetrics(runId);
+    for (const key of ['accuracy', 'loss']) {
+      const series = api.points.filter((p) => p.key === key);
+      expect(series).toHaveLength(40);
+      const chart = page.locator(`figure[data-metric="${key}"]`);
+      expect(await chart.getAttribute('data-points')).toBe(String(series.length));
+      expect(Number(await chart.getAttribute('data-last'))).toBe(series.at(-1)?.value);
+      // uPlot drew it: a canvas inside the chart.
+      expect(await chart.locator('canvas').count()).toBe(1);
+    }
+    const lossRow = page.locator('table[aria-label="Final metrics"] tr[data-key="loss"]');
+    expect(await lossRow.innerText()).toMatch(/loss\s+0\.025\s+39\s+0\.025\s+1\s+40/);
+    await ui.screenshot('run-metrics');
     expectClean(ui);
   });
 

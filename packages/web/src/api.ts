@@ -158,6 +158,31 @@ export interface Agent {
   stop_requested?: 'finish' | 'stop-runs' | null;
 }
 
+/** A run's metrics (`GET /api/runs/{id}/metrics`): a summary per key and stored points in arrival order. */
+export interface MetricPoint {
+  key: string;
+  seq: number;
+  step: number;
+  value: number;
+  time: number;
+}
+export interface MetricKeySummary {
+  key: string;
+  seen: number;
+  stored: number;
+  stride: number;
+  last: { step: number; value: number; time: number };
+  min: number;
+  max: number;
+}
+export interface RunMetrics {
+  keys: MetricKeySummary[];
+  points: MetricPoint[];
+  next_seq: number;
+  lines: number;
+  refused: number;
+}
+
 export interface Whoami {
   key_name: string;
   role: string;
@@ -239,6 +264,8 @@ export class Api {
       `/api/entities/${enc(entity)}/runs?limit=${limit}${queue ? `&queue=${enc(queue)}` : ''}`,
     ).then((r) => r.runs);
   run = (id: string) => this.request<RunDetail>('GET', `/api/runs/${enc(id)}`);
+  runMetrics = (id: string, afterSeq = -1, limit = 10_000) =>
+    this.request<RunMetrics>('GET', `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}`);
   cancelRun = (id: string) => this.request<Run>('POST', `/api/runs/${enc(id)}/cancel`);
   stopAgent = (id: string, mode: 'finish' | 'stop-runs') =>
     this.request<Agent>('POST', `/api/agents/${enc(id)}/stop`, { mode });

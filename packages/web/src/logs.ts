@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { createParser } from 'eventsource-parser';
-import { ApiError, enc, type Run } from './api.js';
+import { ApiError, enc, type MetricPoint, type Run } from './api.js';
 import { useSession } from './hooks.js';
 
 /** A stretch of the log: the job's output, or the agent's `[liftoff]` notes (shown apart, so they cannot be forged). */
@@ -19,7 +19,12 @@ export interface LogState {
   error?: string;
   /** The run as the stream's `end` event carried it. */
   endedRun?: Run;
+  /** Metric points as the stream delivered them (`metrics` events), in arrival order. */
+  metrics: MetricPoint[];
 }
+
+/** Most metric points kept in the page (200 keys × 2,000 stored points, the server's own bounds). */
+const MAX_METRIC_POINTS = 400_000;
 
 const MAX_CHARS = 2_000_000;
 
@@ -41,24 +46,28 @@ function appendPiece(pieces: LogPiece[], piece: LogPiece): LogPiece[] {
 
 /**
  * Follows `GET /api/runs/{id}/logs/stream` with fetch (EventSource cannot send the bearer header) and an SSE parser.
- * A dropped connection is resumed from the last offset; a reload starts from 0 and so shows the whole log again.
+ * A dropped connection is resumed from the last offset (and metric seq); a reload starts from 0 and so shows the whole
+ * log again. The same stream carries the run's metric points (`metrics_after`).
  */
 export function useLogStream(runId: string): LogState {
   const { api, signOut } = useSession();
-  const [state, setState] = useState<LogState>({ text: '', pieces: [], offset: 0, phase: 'connecting' });
+  const [state, setState] = useState<LogState>({ text: '', pieces: [], offset: 0, phase: 'connecting', metrics: [] });
   const offsetRef = useRef(0);
+  const metricSeqRef = useRef(-1);
 
   useEffect(() => {
     const abort = new AbortController();
     offsetRef.current = 0;
-    setState({ text: '', pieces: [], offset: 0, phase: 'connecting' });
+    metricSeqRef.current = -1;
+    setState({ text: '', pieces: [], offset: 0, phase: 'connecting', metrics: [] });
     let ended = false;
 
     const follow = async () => {
       let delay = 500;
       while (!abort.signal.aborted && !ended) {
         try {
-          const res = await fetch(`/api/runs/${enc(runId)}/logs/stream?offset=${offsetRef.current}`, {
+          const query = `offset=${offsetRef.current}&metrics_after=${metricSeqRef.current}`;
+          const res = await fetch(`/api/runs/${enc(runId)}/logs/stream?${query}`, {
             headers: api.headers({ accept: 'text/event-stream' }),
             signal: abort.signal,
           });
@@ -84,6 +93,11 @@ export function useLogStream(runId: string): LogState {
                   const pieces = appendPiece(s.pieces, { note: ev.event === 'note', text: chunk });
                   return { ...s, pieces, text: pieces.map((p) => p.text).join(''), offset: offsetRef.current };
                 });
+              } else if (ev.event === 'metrics') {
+                const points = JSON.parse(ev.data) as MetricPoint[];
+                const last = points.at(-1);
+                if (last) metricSeqRef.current = last.seq;
+                setState((s) => ({ ...s, metrics: [...s.metrics, ...points].slice(-MAX_METRIC_POINTS) }));
               } else if (ev.event === 'end') {
                 ended = true;
                 const run = JSON.parse(ev.data) as Run;

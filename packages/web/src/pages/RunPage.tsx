@@ -1,7 +1,8 @@
 import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type RunDetail } from '../api.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
-import { useLogStream } from '../logs.js';
+import { useLogStream, type LogState } from '../logs.js';
+import { MetricCharts } from '../MetricCharts.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, joinArgv, redactDeep, redactEnv } from '../util.js';
 
@@ -102,8 +103,7 @@ function Timeline({ run, item }: { run: RunDetail; item: Item | undefined }) {
   );
 }
 
-function LogView({ runId }: { runId: string }) {
-  const logs = useLogStream(runId);
+function LogView({ logs }: { logs: LogState }) {
   const pre = useRef<HTMLPreElement>(null);
   const [follow, setFollow] = useState(true);
 
@@ -199,6 +199,8 @@ function Preempted({ run, item }: { run: RunDetail; item: Item | undefined }) {
 export function RunPage({ id }: { id: string }) {
   const { api } = useSession();
   const run = usePoll((a) => a.run(id), [id]);
+  // One stream for the page: the log view and the metric charts read it.
+  const logs = useLogStream(id);
   const itemId = run.data?.item_id;
   // Read once, except after a preemption: the item then moves on (requeued, a new run) and the page says so.
   const item = usePoll(
@@ -210,6 +212,13 @@ export function RunPage({ id }: { id: string }) {
   const now = useNow(1000);
   const r = run.data;
   const terminal = r ? isTerminal(r.status) : false;
+
+  // The stream ends when the run does: show its final state now rather than at the next poll.
+  const streamEnded = logs.phase === 'ended';
+  const reloadRun = run.reload;
+  useEffect(() => {
+    if (streamEnded) reloadRun();
+  }, [streamEnded, reloadRun]);
 
   useEffect(() => {
     if (r) document.title = `Run ${r.id.slice(0, 8)} · ${r.status} · Liftoff`;
@@ -302,7 +311,8 @@ export function RunPage({ id }: { id: string }) {
       )}
       <div className="run-grid">
         <div className="run-main">
-          <LogView runId={r.id} />
+          <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
+          <LogView logs={logs} />
         </div>
         <aside className="run-side">
           <section className="card pad" aria-labelledby="timeline-title">

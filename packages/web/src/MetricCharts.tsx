@@ -1,0 +1,178 @@
+import { useEffect, useMemo, useRef, useState } from 'react';
+import uPlot from 'uplot';
+import type { Api, MetricKeySummary, MetricPoint, RunMetrics } from './api.js';
+import { useSession } from './hooks.js';
+
+const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+/** Charts drawn at most; the summary table lists every key. */
+const MAX_CHARTS = 24;
+
+/** Every stored point of a run, paged by seq (what the API holds once thinning is done). */
+async function storedMetrics(api: Api, runId: string): Promise<{ keys: MetricKeySummary[]; points: MetricPoint[] }> {
+  const first = await api.runMetrics(runId);
+  const points = [...first.points];
+  let page: RunMetrics = first;
+  while (page.points.length) {
+    page = await api.runMetrics(runId, page.next_seq);
+    points.push(...page.points);
+  }
+  return { keys: first.keys, points };
+}
+
+/** One key's series, ordered by step (uPlot wants ascending x); ties keep arrival order. */
+function seriesOf(points: readonly MetricPoint[]): Map<string, { xs: number[]; ys: number[] }> {
+  const byKey = new Map<string, MetricPoint[]>();
+  for (const p of points) {
+    const list = byKey.get(p.key);
+    if (list) list.push(p);
+    else byKey.set(p.key, [p]);
+  }
+  const out = new Map<string, { xs: number[]; ys: number[] }>();
+  for (const [key, list] of [...byKey].sort(([a], [b]) => a.localeCompare(b))) {
+    const sorted = [...list].sort((a, b) => a.step - b.step || a.seq - b.seq);
+    out.set(key, { xs: sorted.map((p) => p.step), ys: sorted.map((p) => p.value) });
+  }
+  return out;
+}
+
+/** A line chart of one metric against its step; follows its container's width. */
+function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: number[]; color: string }) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const data = useMemo<uPlot.AlignedData>(() => [xs, ys], [xs, ys]);
+
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const u = new uPlot(
+      {
+        width: Math.max(200, el.clientWidth),
+        height: 180,
+        legend: { show: false },
+        cursor: { drag: { x: true, y: false } },
+        scales: { x: { time: false } },
+        axes: [
+          {
+            stroke: '#64748b',
+            grid: { stroke: '#eef2f7' },
+            ticks: { stroke: '#e2e8f0' },
+            label: 'step',
+            labelSize: 16,
+          },
+          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, size: 56 },
+        ],
+        series: [{}, { label: name, stroke: color, width: 2, points: { show: xs.length < 60 } }],
+      },
+      data,
+      el,
+    );
+    plot.current = u;
+    const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: 180 }));
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+    // Rebuilt when the key changes; new points go through setData below.
+  }, [name, color]);
+
+  useEffect(() => {
+    plot.current?.setData(data);
+  }, [data]);
+
+  const last = ys.at(-1);
+  return (
+    <figure
+      className="chart"
+      data-metric={name}
+      data-points={xs.length}
+      data-last={last === undefined ? '' : String(last)}
+    >
+      <figcaption>
+        {name} {last !== undefined && <span className="muted small mono">{formatValue(last)}</span>}
+      </figcaption>
+      <div ref={box} className="chart-box" role="img" aria-label={`${name} by step, ${xs.length} points`} />
+    </figure>
+  );
+}
+
+function formatValue(v: number): string {
+  return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(4) : String(+v.toPrecision(6));
+}
+
+/**
+ * The run's metrics (parsed by the server from `LIFTOFF_METRICS {...}` lines of its output): one chart per key and a
+ * table of final values. While the run is live the charts grow from the log stream's `metrics` events; once it has
+ * ended (and on every load of an ended run) they show the stored series from the API, thinned exactly as stored.
+ */
+export function MetricCharts({
+  runId,
+  streamed,
+  ended,
+}: {
+  runId: string;
+  streamed: readonly MetricPoint[];
+  ended: boolean;
+}) {
+  const { api } = useSession();
+  const [stored, setStored] = useState<{ keys: MetricKeySummary[]; points: MetricPoint[] } | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+
+  useEffect(() => {
+    if (!ended) return;
+    let stopped = false;
+    storedMetrics(api, runId).then(
+      (m) => !stopped && setStored(m),
+      (e: unknown) => !stopped && setError((e as Error).message),
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [api, runId, ended]);
+
+  const points = stored?.points ?? streamed;
+  const series = useMemo(() => seriesOf(points), [points]);
+  if (!series.size && !stored?.keys.length) return null;
+  const charts = [...series].slice(0, MAX_CHARTS);
+  return (
+    <section className="card pad" aria-labelledby="metrics-title" data-testid="metrics">
+      <h2 id="metrics-title">Metrics</h2>
+      {error && <p className="field-error">{error}</p>}
+      <div className="charts">
+        {charts.map(([key, s], i) => (
+          <MetricChart key={key} name={key} xs={s.xs} ys={s.ys} color={COLORS[i % COLORS.length] ?? '#2563eb'} />
+        ))}
+      </div>
+      {series.size > MAX_CHARTS && (
+        <p className="muted small">{series.size - MAX_CHARTS} more keys are not charted; the table lists them all.</p>
+      )}
+      {stored && stored.keys.length > 0 && (
+        <table className="table mini" aria-label="Final metrics">
+          <thead>
+            <tr>
+              <th>Key</th>
+              <th>Last</th>
+              <th>At step</th>
+              <th>Min</th>
+              <th>Max</th>
+              <th>Values</th>
+            </tr>
+          </thead>
+          <tbody>
+            {stored.keys.map((k) => (
+              <tr key={k.key} data-key={k.key}>
+                <td className="mono">{k.key}</td>
+                <td className="mono">{formatValue(k.last.value)}</td>
+                <td>{k.last.step}</td>
+                <td className="mono">{formatValue(k.min)}</td>
+                <td className="mono">{formatValue(k.max)}</td>
+                <td title={k.stored < k.seen ? `${k.stored} stored (every ${k.stride}th)` : undefined}>{k.seen}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
