@@ -17,6 +17,7 @@ import {
   agentConfig,
   cleanupAll,
   cli,
+  outputOf,
   sleep,
   startAgent,
   startServer,
@@ -250,6 +251,49 @@ describe.skipIf(!dockerAvailable())('container jobs on the local Docker engine',
     expect(oomRun).toMatchObject({ status: 'failed', error_stage: 'run', exit_code: 137 });
     expect(oomRun.error_message).toContain('OOM-killed');
   }, 120_000);
+
+  /** Runs `python3 -c code` as an image job, cancels it once it printed "training", and returns the ended run. */
+  async function cancelPython(code: string) {
+    const item = await server.client.push('default', 'gpu', {
+      spec: { source: { type: 'image', image: PYTHON }, entry_point: ['python3', '-c', code] },
+    });
+    let run;
+    for (let i = 0; i < 300; i++) {
+      const it = await server.client.getItem(item.id);
+      if (it.run_id) run = await server.client.getRun(it.run_id);
+      // Ready once "training" is printed (the agent's notes come before).
+      if (run?.status === 'running' && (await outputOf(server.client, run.id)).includes('training')) break;
+      await sleep(100);
+    }
+    expect(run?.status).toBe('running');
+    await server.client.cancelRun(run?.id as string);
+    let ended = await server.client.getRun(run?.id as string);
+    for (let i = 0; i < 150 && ended.status !== 'stopped'; i++) {
+      await sleep(100);
+      ended = await server.client.getRun(ended.id);
+    }
+    return ended;
+  }
+
+  it('cancel sends SIGTERM to the job itself (an init is PID 1): it dies of it, or saves a checkpoint and exits', async () => {
+    // Without a handler: as PID 1 Python would ignore SIGTERM and be killed (137) at the end of the grace period;
+    // under the init it dies of the signal (128 + 15).
+    const plain = await cancelPython('import time\nprint("training", flush=True)\ntime.sleep(600)');
+    expect(plain).toMatchObject({ status: 'stopped', exit_code: 143 });
+    // With a handler: it runs, and the exit code is the job's own.
+    const trap = [
+      'import signal, sys, time',
+      'def stop(*_):',
+      '    print("checkpoint saved", flush=True)',
+      '    sys.exit(3)',
+      'signal.signal(signal.SIGTERM, stop)',
+      'print("training", flush=True)',
+      'time.sleep(600)',
+    ].join('\n');
+    const trapped = await cancelPython(trap);
+    expect(trapped).toMatchObject({ status: 'stopped', exit_code: 3 });
+    expect(await outputOf(server.client, trapped.id)).toContain('checkpoint saved');
+  }, 90_000);
 
   it('a restarted agent with the same identity adopts a container left by a kill -9, with full logs and no leftovers', async () => {
     const data = join(server.home, 'adopt-data');

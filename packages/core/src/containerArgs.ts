@@ -47,6 +47,11 @@ export const LocalContainerArgs = z
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/)
       .optional(),
     'pids-limit': z.number().int().positive().optional(),
+    /**
+     * An init process as PID 1 (docker run --init; default true in Liftoff, false in Docker): it forwards SIGTERM to
+     * the job, which as PID 1 itself would ignore it and be killed at the end of the grace period.
+     */
+    init: z.boolean().optional(),
     platform: z
       .string()
       .regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/)

@@ -189,6 +189,8 @@ function hostConfig(args: LocalContainerArgs, user: ContainerUser): Dockerode.Ho
     SecurityOpt: ['no-new-privileges'],
     CapDrop: ['ALL'],
     ...(user.root ? { CapAdd: ROOT_CAPABILITIES } : {}),
+    // The engine's init (tini) as PID 1 forwards signals and reaps zombies: a cancel's SIGTERM reaches the job.
+    Init: args.init ?? true,
   };
   if (args.cpus) hc.NanoCpus = Math.round(args.cpus * 1e9);
   if (args.memory !== undefined) hc.Memory = parseSize(args.memory);
