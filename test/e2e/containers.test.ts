@@ -150,8 +150,37 @@ describe.skipIf(!dockerAvailable())('container jobs on the local Docker engine',
     expect(r.code).toBe(1);
     const run = await server.client.getRun(runIdOf(r.output));
     expect(run).toMatchObject({ status: 'failed', error_stage: 'build' });
-    expect(run.error_message).toContain('The image build failed');
+    // The message names the step and the last output, not only "build failed".
+    expect(run.error_message).toMatch(
+      /^The image build failed at step 2\/2 \(RUN echo about to fail && false\): .*non-zero code: 1; its last output: about to fail$/,
+    );
     expect((await server.client.readLogs(run.id)).data).toContain('about to fail');
+  }, 120_000);
+
+  it('says why a build failed when the base image cannot install requirements', async () => {
+    const dir = codeDir({ 'requirements.txt': 'tinydep\n', 'main.py': 'print(1)\n' });
+    const r = await cli(
+      [
+        'launch',
+        '-q',
+        'gpu',
+        '--code',
+        dir,
+        '-E',
+        'python3 main.py',
+        '--resource-args',
+        JSON.stringify({ builder: { base_image: BUSYBOX } }),
+        '--wait',
+      ],
+      server.env,
+    );
+    expect(r.code).toBe(1);
+    const run = await server.client.getRun(runIdOf(r.output));
+    expect(run).toMatchObject({ status: 'failed', error_stage: 'build' });
+    expect(run.error_message).toMatch(/^The image build failed at step \d+\/\d+ \(RUN .*pip/);
+    expect(run.error_message).toContain(
+      'its last output: /bin/sh: python3: not found. Likely cause: the base image lacks',
+    );
   }, 120_000);
 
   it('passes memory, cpus and env to the container and refuses privileged or volumes before anything runs', async () => {

@@ -3,6 +3,7 @@ import type Dockerode from 'dockerode';
 import { LiftoffError } from '@liftoff/core';
 import { followProgress } from '../docker/progress.js';
 import type { Registry } from '../registries/types.js';
+import { BuildTrail } from './buildTrail.js';
 import { listCode, packCode } from './codeTree.js';
 import { GENERATED_DIR, GENERATED_WORKDIR, resolveDockerfile } from './dockerfile.js';
 import { BuildError, type BuildRequest, type BuildResult, type Builder } from './types.js';
@@ -42,6 +43,7 @@ export class DockerBuilder implements Builder {
       Promise.reject(asBuildError(e)),
     );
     const context = packCode(req.codeDir, entries, { uid: 0, gid: 0, generated: dockerfile.generated });
+    const trail = new BuildTrail();
     try {
       const stream = await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
         t: image,
@@ -49,9 +51,12 @@ export class DockerBuilder implements Builder {
         rm: true,
         forcerm: true,
       });
-      await followProgress(this.docker, stream, req.onLog);
+      await followProgress(this.docker, stream, (text) => {
+        trail.feed(text);
+        req.onLog(text);
+      });
     } catch (e) {
-      throw new BuildError(`The image build failed: ${(e as Error).message.trim()}`, e);
+      throw new BuildError(trail.describe((e as Error).message), e);
     }
     try {
       await this.registry.publish(image, req.onLog);
