@@ -1,5 +1,6 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LiftoffError, redactConfig } from '@liftoff/core';
+import { createBacklogCounters } from './backlogSchema.js';
 
 /**
  * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
@@ -281,6 +282,10 @@ const migrations: Record<string, Migration> = {
       // The reaper looks for live runs of silent agents every tick; live runs are few among all runs ever made.
       await db.schema.createIndex('runs_status').on('runs').columns(['status', 'agent_id']).execute();
     },
+  },
+  '0012_backlog_counters': {
+    // Pending and active counts per queue and priority, kept by triggers (backlogSchema.ts).
+    up: createBacklogCounters,
   },
 };
 
