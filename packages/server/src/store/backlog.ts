@@ -79,9 +79,3 @@ export async function foldBacklogDeltas(db: Kysely<Database>, dialect: DialectNa
     return Number(r.rows[0]?.n ?? 0);
   });
 }
-
-/** A deleted queue's counters go with it (its items have all ended by then: queues.ts refuses otherwise). */
-export async function dropBacklog(db: Db, queueId: string): Promise<void> {
-  await db.deleteFrom('queue_backlog_deltas').where('queue_id', '=', queueId).execute();
-  await db.deleteFrom('queue_backlog').where('queue_id', '=', queueId).execute();
-}
