@@ -124,7 +124,9 @@ for (const backend of BACKENDS) {
       } else {
         const db = new BetterSqlite3(join(b.dataDir, 'liftoff.db'), { readonly: true });
         query = async (s) => db.prepare(s).all() as Row[];
-        closeQuery = async () => db.close();
+        closeQuery = async () => {
+          db.close();
+        };
       }
     });
     afterAll(async () => {
