@@ -58,7 +58,7 @@ const FOLD_LOCK = 0x4c494657;
  */
 export async function foldBacklogDeltas(db: Kysely<Database>, dialect: DialectName): Promise<number> {
   if (dialect !== 'postgres') return 0;
-  return db.transaction().execute(async (trx) => {
+  const folded = await db.transaction().execute(async (trx) => {
     const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${FOLD_LOCK}) AS ok`.execute(trx);
     if (!rows[0]?.ok) return 0;
     const r = await sql<{ n: number }>`
@@ -78,4 +78,8 @@ export async function foldBacklogDeltas(db: Kysely<Database>, dialect: DialectNa
       SELECT COALESCE(SUM(n), 0) AS n FROM sums`.execute(trx);
     return Number(r.rows[0]?.n ?? 0);
   });
+  // The folded rows are dead tuples the readers' index scan would still walk until autovacuum comes by (measured:
+  // 100k of them made the view's read 15 ms instead of 0.4 ms). The table is small, so vacuuming it is cheap.
+  if (folded > 0) await sql`VACUUM (SKIP_LOCKED) queue_backlog_deltas`.execute(db);
+  return folded;
 }
