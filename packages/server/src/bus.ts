@@ -12,7 +12,17 @@ export interface Bus {
    */
   subscribe(topics: Topic[], signal?: AbortSignal): Subscription;
   close?(): Promise<void>;
+  /**
+   * Watches `cache:` topics (read caches dropping entries another process changed, caches.ts) and the state of the
+   * delivery: `lost` while notifications may be missed (caches must stop serving), `restored` when they flow again.
+   * A bus calls `fn` once at once with its current state.
+   */
+  watchCaches?(fn: (e: CacheEvent) => void): void;
 }
+
+/** A read cache's invalidation: `cache:<kind>` (caches.ts). */
+export type CacheTopic = `cache:${string}`;
+export type CacheEvent = { type: 'invalidate'; topic: CacheTopic } | { type: 'lost' } | { type: 'restored' };
 
 export interface Subscription {
   /** Resolves true when a topic was published since the last wait, false on timeout or abort. */
@@ -20,7 +30,7 @@ export interface Subscription {
   close(): void;
 }
 
-export type Topic = `queue:${string}` | `agent:${string}` | `run:${string}`;
+export type Topic = `queue:${string}` | `agent:${string}` | `run:${string}` | CacheTopic;
 
 interface Subscriber {
   /** Published since its last wait began; the next wait returns at once. */
@@ -42,8 +52,10 @@ const isQueueTopic = (t: Topic): boolean => t.startsWith('queue:');
  */
 export class LocalBus implements Bus {
   private readonly subscribers = new Map<Topic, Set<Subscriber>>();
+  private readonly cacheWatchers: Array<(e: CacheEvent) => void> = [];
 
   publish(topic: Topic): void {
+    if (topic.startsWith('cache:')) return this.cacheEvent({ type: 'invalidate', topic: topic as CacheTopic });
     const set = this.subscribers.get(topic);
     if (!set?.size) return;
     if (!isQueueTopic(topic)) {
@@ -59,6 +71,17 @@ export class LocalBus implements Bus {
     set.add(chosen);
     chosen.owed.add(topic);
     this.fire(chosen);
+  }
+
+  /** One process's bus never misses a publish: its caches are live from the start (PgBus passes its own state). */
+  watchCaches(fn: (e: CacheEvent) => void, initial: CacheEvent = { type: 'restored' }): void {
+    this.cacheWatchers.push(fn);
+    fn(initial);
+  }
+
+  /** Tells the cache watchers (PgBus reports its LISTEN connection's losses and recoveries through here). */
+  cacheEvent(e: CacheEvent): void {
+    for (const fn of this.cacheWatchers) fn(e);
   }
 
   /** Wakes every subscriber (after notifications may have been missed), so each re-checks the database. */

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import pg from 'pg';
-import { LocalBus, type Bus, type Subscription, type Topic } from './bus.js';
+import { LocalBus, type Bus, type CacheEvent, type Subscription, type Topic } from './bus.js';
 
-const CHANNEL = 'liftoff_bus';
+/** Exported for caches.ts, which sends its invalidations inside the writing transaction on this channel. */
+export const CHANNEL = 'liftoff_bus';
 
 /**
  * The bus for replicas sharing one PostgreSQL: a publish wakes this process's subscribers at once (LocalBus: one
@@ -49,11 +50,16 @@ export class PgBus implements Bus {
     const reconnect = (err?: unknown) => {
       if (this.closed || this.listener !== client) return;
       this.listener = undefined;
+      // Invalidations sent meanwhile are lost: read caches stop serving until LISTEN is back (then start empty).
+      this.local.cacheEvent({ type: 'lost' });
       this.log.warn({ err }, 'bus: LISTEN connection lost; reconnecting');
       client.end().catch(() => undefined);
       this.retryTimer = setTimeout(() => {
         this.listen()
-          .then(() => this.local.wakeAll())
+          .then(() => {
+            this.local.cacheEvent({ type: 'restored' });
+            this.local.wakeAll();
+          })
           .catch((e: unknown) => reconnect(e));
       }, 500);
     };
@@ -73,6 +79,11 @@ export class PgBus implements Bus {
 
   subscribe(topics: Topic[], signal?: AbortSignal): Subscription {
     return this.local.subscribe(topics, signal);
+  }
+
+  /** Cache invalidations arrive as notifications like any topic; the state follows the LISTEN connection. */
+  watchCaches(fn: (e: CacheEvent) => void): void {
+    this.local.watchCaches(fn, { type: this.listener ? 'restored' : 'lost' });
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,7 @@ import { openSecretsKey } from './secretsKey.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
 import { removeStaleUploads } from './routes/archives.js';
 import { pruneEnded } from './store/retention.js';
+import { foldBacklogDeltas } from './store/backlog.js';
 import { Store } from './store/store.js';
 
 export interface ServerOptions {
@@ -72,6 +73,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await store.close();
     throw e;
   }
+  store.caches.attach(bus);
   try {
     const keyFile = opts.secretsKeyFile ?? (opts.env.LIFTOFF_SECRETS_KEY_FILE || join(opts.dataDir, 'secrets.key'));
     store.secrets.useKey(await openSecretsKey(store.db, keyFile, now()));
@@ -168,6 +170,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       .catch((err: unknown) => logger.error({ err }, 'pruning failed'));
   }, settings.pruneIntervalMs);
   pruner.unref();
+  // PostgreSQL: backlog counter deltas are folded into the counters every second (store/backlog.ts).
+  const folder =
+    store.dialect === 'postgres'
+      ? setInterval(() => {
+          foldBacklogDeltas(store.db, store.dialect).catch((err: unknown) =>
+            logger.error({ err }, 'folding backlog counters failed'),
+          );
+        }, 1_000)
+      : undefined;
+  folder?.unref();
 
   return {
     url,
@@ -183,6 +195,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     async close() {
       clearInterval(reaper);
       clearInterval(pruner);
+      clearInterval(folder);
       await app.close();
       await bus.close?.();
       await store.close();

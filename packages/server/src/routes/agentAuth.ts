@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { AgentKeyMismatchError, ForbiddenError } from '@liftoff/core';
 import { canAccess, isServerAdmin, type AppContext } from '../context.js';
-import { agentNotFound, type AgentView } from '../store/agents.js';
+import type { AgentBinding } from '../caches.js';
+import { agentNotFound } from '../store/agents.js';
 
 /**
  * Registering (and so polling for work with its queues' env and specs) takes an agent key of the entity, or the
@@ -19,12 +20,21 @@ export function assertAgentProtocolKey(req: FastifyRequest): void {
  * exactly an unknown id's (404); inside them, another key's agent is AGENT_KEY_MISMATCH (403). An agent registered
  * before key binding is bound to the first agent key (or server admin key) of its entity that speaks for it.
  */
-export async function boundAgent(ctx: AppContext, req: FastifyRequest, id: string): Promise<AgentView> {
+export async function boundAgent(ctx: AppContext, req: FastifyRequest, id: string): Promise<AgentBinding> {
+  const keyId = req.principal.keyId;
+  // The binding is cached (caches.ts says why it needs no invalidation); only a hit for the caller's own key is
+  // trusted, anything else is read again.
+  const cached = ctx.store.caches.agents.get(id);
+  if (cached && cached.key_id === keyId && canAccess(req, cached.entity_id)) return cached;
+  const generation = ctx.store.caches.agents.current;
   const agent = await ctx.store.agents.get(id);
   if (!canAccess(req, agent.entity_id)) throw agentNotFound(id);
-  const keyId = req.principal.keyId;
-  if (agent.key_id === keyId) return agent;
+  const binding = { id: agent.id, entity_id: agent.entity_id, key_id: agent.key_id };
+  if (agent.key_id === keyId) {
+    ctx.store.caches.agents.put(id, binding, generation);
+    return binding;
+  }
   if (agent.key_id === null && (req.principal.role === 'agent' || isServerAdmin(req)))
-    if (await ctx.store.agents.bindUnbound(id, keyId)) return { ...agent, key_id: keyId };
+    if (await ctx.store.agents.bindUnbound(id, keyId)) return { ...binding, key_id: keyId };
   throw new AgentKeyMismatchError(id);
 }

@@ -2,11 +2,18 @@ import { PostgresAdapter, type Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { ConflictError, LastAdminError, NotFoundError, type MemberRole } from '@liftoff/core';
 import type { Db } from './db.js';
+import type { ReadCaches } from '../caches.js';
 import type { Database } from './schema.js';
 
-/** Users, team memberships and the entities a key may act in. */
+/**
+ * Users, team memberships and the entities a key may act in. Keys are cached with their user's membership roles
+ * (auth.ts), so every membership change drops the key cache on every replica.
+ */
 export class Accounts {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caches: ReadCaches,
+  ) {}
 
   /** A user and their personal entity of the same name, of which they are the only member. */
   async createUser(name: string, now: number): Promise<{ id: string; name: string }> {
@@ -55,7 +62,7 @@ export class Accounts {
   async addMember(entityId: string, userId: string, role: MemberRole | undefined, now: number): Promise<void> {
     const kind = await this.db.selectFrom('entities').select('kind').where('id', '=', entityId).executeTakeFirst();
     if (kind?.kind === 'user') throw new ConflictError("A user's personal entity has no other members; use a team.");
-    await this.db.transaction().execute(async (trx) => {
+    await this.caches.write(this.db, ['keys'], async (trx) => {
       const current = await trx
         .selectFrom('memberships')
         .select('role')
@@ -86,7 +93,7 @@ export class Accounts {
   async removeMember(entityId: string, userId: string, userName: string): Promise<void> {
     const kind = await this.db.selectFrom('entities').select('kind').where('id', '=', entityId).executeTakeFirst();
     if (kind?.kind === 'user') throw new ConflictError("A user's personal entity keeps its user; nothing to remove.");
-    await this.db.transaction().execute(async (trx) => {
+    await this.caches.write(this.db, ['keys'], async (trx) => {
       const current = await trx
         .selectFrom('memberships')
         .select('role')

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { ConflictError } from '@liftoff/core';
+import { ConflictError, NotFoundError } from '@liftoff/core';
+import type { ReadCaches } from '../caches.js';
 import type { Database } from './schema.js';
 
 export interface EntityRef {
@@ -8,9 +9,15 @@ export interface EntityRef {
   name: string;
 }
 
-/** Entities (users' personal ones and teams) as names, ids and their concurrency limit. */
+/**
+ * Entities (users' personal ones and teams) as names, ids and their concurrency limit. Refs by name and id are
+ * cached (caches.ts): entities are never renamed or deleted. The limit is always read from the database.
+ */
 export class Entities {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caches: ReadCaches,
+  ) {}
 
   /** The entity called `name`, created if missing (safe when two replicas start at once). */
   async ensure(name: string, now: number): Promise<EntityRef> {
@@ -38,14 +45,22 @@ export class Entities {
   }
 
   async setLimit(id: string, maxConcurrency: number | null): Promise<void> {
-    await this.db.updateTable('entities').set({ max_concurrency: maxConcurrency }).where('id', '=', id).execute();
+    await this.caches.write(this.db, ['entities'], (trx) =>
+      trx.updateTable('entities').set({ max_concurrency: maxConcurrency }).where('id', '=', id).execute(),
+    );
   }
 
   async find(name: string): Promise<EntityRef | undefined> {
-    return this.db.selectFrom('entities').select(['id', 'name']).where('name', '=', name).executeTakeFirst();
+    return this.caches.entities.read(`name:${name}`, () =>
+      this.db.selectFrom('entities').select(['id', 'name']).where('name', '=', name).executeTakeFirst(),
+    );
   }
 
   async byId(id: string): Promise<EntityRef> {
-    return this.db.selectFrom('entities').select(['id', 'name']).where('id', '=', id).executeTakeFirstOrThrow();
+    const found = await this.caches.entities.read(`id:${id}`, () =>
+      this.db.selectFrom('entities').select(['id', 'name']).where('id', '=', id).executeTakeFirst(),
+    );
+    if (!found) throw new NotFoundError(`Entity with id "${id}" not found.`);
+    return found;
   }
 }

@@ -149,7 +149,9 @@ export class Items {
     const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
     const pending = rows.filter((r) => r.state === 'pending');
     const queue = await this.queues.row(queueId);
-    const positions = pending.length ? await this.pending.ranks(queueId, queue, now) : new Map<string, number>();
+    const positions = pending.length
+      ? await this.pending.ranks(queueId, queue, now, pending)
+      : new Map<string, number>();
     const situation = pending[0] ? await this.pending.situation(pending[0].entity_id, queue) : undefined;
     const requeuedAt = await this.pending.requeueTimes(pending.filter((r) => r.not_before !== null));
     return rows.map((r) => {

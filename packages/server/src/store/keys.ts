@@ -1,5 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
+import type { ReadCaches } from '../caches.js';
+import type { Db } from './db.js';
 import type { ApiKeysTable, Database } from './schema.js';
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
@@ -17,9 +19,15 @@ export interface NewApiKey {
 /** A key as listed: its row without the hash, with its user's and entity's names. */
 export type ApiKeyListing = Omit<ApiKeyRow, 'key_hash'> & { user_name: string | null; entity_name: string | null };
 
-/** API keys, stored as hashes only (auth.ts hashes what a request presents). */
+/**
+ * API keys, stored as hashes only (auth.ts hashes what a request presents and caches what it found by the hash:
+ * deleting a key or replacing its secret drops that cache on every replica).
+ */
 export class ApiKeys {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caches: ReadCaches,
+  ) {}
 
   async count(): Promise<number> {
     const r = await this.db
@@ -30,22 +38,7 @@ export class ApiKeys {
   }
 
   async create(k: NewApiKey): Promise<string> {
-    const id = uuidv7();
-    await this.db
-      .insertInto('api_keys')
-      .values({
-        id,
-        name: k.name,
-        role: k.role,
-        entity_id: k.entityId,
-        key_hash: k.keyHash,
-        created_at: k.now,
-        last_used_at: null,
-        user_id: k.userId ?? null,
-        expires_at: k.expiresAt ?? null,
-      })
-      .execute();
-    return id;
+    return insertKey(this.db, k);
   }
 
   /**
@@ -53,27 +46,29 @@ export class ApiKeys {
    * The key keeps its id when its role and entity are unchanged, so the agent id bound to it stays its own.
    */
   async replace(k: NewApiKey): Promise<void> {
-    const same = await this.db
-      .selectFrom('api_keys')
-      .select('id')
-      .where('name', '=', k.name)
-      .where('role', '=', k.role)
-      .where((eb) => (k.entityId === null ? eb('entity_id', 'is', null) : eb('entity_id', '=', k.entityId)))
-      .executeTakeFirst();
-    await this.db
-      .deleteFrom('api_keys')
-      .where('name', '=', k.name)
-      .$if(same !== undefined, (q) => q.where('id', '!=', same?.id ?? ''))
-      .execute();
-    if (!same) {
-      await this.create(k);
-      return;
-    }
-    await this.db
-      .updateTable('api_keys')
-      .set({ key_hash: k.keyHash, created_at: k.now, expires_at: k.expiresAt ?? null, user_id: k.userId ?? null })
-      .where('id', '=', same.id)
-      .execute();
+    await this.caches.write(this.db, ['keys'], async (trx) => {
+      const same = await trx
+        .selectFrom('api_keys')
+        .select('id')
+        .where('name', '=', k.name)
+        .where('role', '=', k.role)
+        .where((eb) => (k.entityId === null ? eb('entity_id', 'is', null) : eb('entity_id', '=', k.entityId)))
+        .executeTakeFirst();
+      await trx
+        .deleteFrom('api_keys')
+        .where('name', '=', k.name)
+        .$if(same !== undefined, (q) => q.where('id', '!=', same?.id ?? ''))
+        .execute();
+      if (!same) {
+        await insertKey(trx, k);
+        return;
+      }
+      await trx
+        .updateTable('api_keys')
+        .set({ key_hash: k.keyHash, created_at: k.now, expires_at: k.expiresAt ?? null, user_id: k.userId ?? null })
+        .where('id', '=', same.id)
+        .execute();
+    });
   }
 
   /** Every key, newest first; the routes filter what a caller may see. */
@@ -103,8 +98,9 @@ export class ApiKeys {
     return !!(await this.db.selectFrom('api_keys').select('id').where('id', '=', id).executeTakeFirst());
   }
 
+  /** Revokes a key: refused from the next request on, on every replica (the key cache is dropped everywhere). */
   async delete(id: string): Promise<void> {
-    await this.db.deleteFrom('api_keys').where('id', '=', id).execute();
+    await this.caches.write(this.db, ['keys'], (trx) => trx.deleteFrom('api_keys').where('id', '=', id).execute());
   }
 
   /**
@@ -124,4 +120,23 @@ export class ApiKeys {
   async findByHash(hash: string): Promise<ApiKeyRow | undefined> {
     return this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
   }
+}
+
+async function insertKey(db: Db, k: NewApiKey): Promise<string> {
+  const id = uuidv7();
+  await db
+    .insertInto('api_keys')
+    .values({
+      id,
+      name: k.name,
+      role: k.role,
+      entity_id: k.entityId,
+      key_hash: k.keyHash,
+      created_at: k.now,
+      last_used_at: null,
+      user_id: k.userId ?? null,
+      expires_at: k.expiresAt ?? null,
+    })
+    .execute();
+  return id;
 }

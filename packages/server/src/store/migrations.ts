@@ -1,5 +1,6 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LiftoffError, redactConfig } from '@liftoff/core';
+import { createBacklogCounters } from './backlogSchema.js';
 
 /**
  * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
@@ -319,6 +320,10 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('run_metric_points_seq').on('run_metric_points').columns(['run_id', 'seq']).execute();
     },
+  },
+  '0012_backlog_counters': {
+    // Pending and active counts per queue and priority, kept by triggers (backlogSchema.ts).
+    up: createBacklogCounters,
   },
 };
 

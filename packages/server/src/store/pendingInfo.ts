@@ -1,9 +1,13 @@
 import type { Kysely, Selectable } from 'kysely';
+import { backlogCounts, pendingUpTo } from './backlog.js';
 import { slotsInUse } from './limits.js';
 import { effectivePriority, effectivePriorityOf } from './ordering.js';
 import type { Backoff, DispatchSituation, ServingAgent } from './pending.js';
 import type { QueueRow } from './queues.js';
 import type { Database, ItemsTable } from './schema.js';
+
+/** Items behind one at its priority counted at most, before a position falls back to counting those ahead. */
+const BEHIND_LIMIT = 1_000;
 
 /**
  * The reads behind "where is my item and why is it waiting": its place in the dispatch order, the agents and limits
@@ -13,13 +17,23 @@ import type { Database, ItemsTable } from './schema.js';
 export class PendingInfo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** 1-based place in the dispatch order (see ordering.ts), counting aging when the queue has it. */
+  /**
+   * 1-based place in the dispatch order (see ordering.ts). Without aging, from the backlog counters: the pending
+   * items of the same or better priority, less those of the same priority behind this one, counted on the dispatch
+   * index up to BEHIND_LIMIT (an item at the back, which is what users look at after a push, costs almost nothing).
+   * An item deeper in a long line, or in a queue with aging (its order moves with the clock), is counted as before.
+   */
   async position(
     row: { queue_id: string; priority: number; id: string; created_at: number },
     queue: Pick<QueueRow, 'aging_ms'>,
     now: number,
   ): Promise<number> {
     const agingMs = queue.aging_ms === null ? null : Number(queue.aging_ms);
+    if (!agingMs) {
+      const counts = (await backlogCounts(this.db, [row.queue_id])).get(row.queue_id);
+      const behind = await this.behind(row.queue_id, Number(row.priority), row.id, BEHIND_LIMIT);
+      if (behind < BEHIND_LIMIT) return Math.max(1, pendingUpTo(counts, Number(row.priority)) - behind);
+    }
     const mine = effectivePriorityOf(
       { priority: Number(row.priority), created_at: Number(row.created_at) },
       now,
@@ -36,12 +50,39 @@ export class PendingInfo {
     return Number(r?.n ?? 0) + 1;
   }
 
+  /** Pending items of the queue at exactly this priority and after `id` in line, counted up to `limit`. */
+  private async behind(queueId: string, priority: number, id: string, limit: number): Promise<number> {
+    const r = await this.db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('items')
+          .select('id')
+          .where('queue_id', '=', queueId)
+          .where('state', '=', 'pending')
+          .where('priority', '=', priority)
+          .where('id', '>', id)
+          .limit(limit)
+          .as('b'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
   /**
-   * Positions of every pending item of a queue, from one read of the backlog ranked here (by effective priority,
-   * then id): one query however many items are listed, instead of a count per item.
+   * Positions of pending items of a queue. Given the listed items (`listed`, a newest-first page) in a queue
+   * without aging: from the counters and one read of the pending items from the oldest listed one on, which are
+   * the listed ones themselves (a newest-first page holds every newer item), so the cost follows the page, not the
+   * backlog. Otherwise (aging, or no page given): one read of the whole backlog ranked here.
    */
-  async ranks(queueId: string, queue: Pick<QueueRow, 'aging_ms'>, now: number): Promise<Map<string, number>> {
+  async ranks(
+    queueId: string,
+    queue: Pick<QueueRow, 'aging_ms'>,
+    now: number,
+    listed?: Array<{ id: string; priority: number }>,
+  ): Promise<Map<string, number>> {
     const agingMs = queue.aging_ms === null ? null : Number(queue.aging_ms);
+    if (!agingMs && listed) return this.pageRanks(queueId, listed);
     const rows = await this.db
       .selectFrom('items')
       .select(['id', 'priority', 'created_at'])
@@ -55,6 +96,43 @@ export class PendingInfo {
       }))
       .sort((a, b) => a.eff - b.eff || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return new Map(ranked.map((r, i) => [r.id, i + 1]));
+  }
+
+  private async pageRanks(queueId: string, listed: Array<{ id: string; priority: number }>) {
+    const out = new Map<string, number>();
+    if (!listed.length) return out;
+    const oldest = listed.reduce((m, r) => (r.id < m ? r.id : m), listed[0]?.id ?? '');
+    const priorities = [...new Set(listed.map((r) => Number(r.priority)))];
+    const counts = (await backlogCounts(this.db, [queueId])).get(queueId);
+    const newer = await this.db
+      .selectFrom('items')
+      .select(['id', 'priority'])
+      .where('queue_id', '=', queueId)
+      .where('state', '=', 'pending')
+      .where('priority', 'in', priorities)
+      .where('id', '>=', oldest)
+      .execute();
+    const byPriority = new Map<number, string[]>();
+    for (const n of newer) {
+      const ids = byPriority.get(Number(n.priority)) ?? [];
+      ids.push(n.id);
+      byPriority.set(Number(n.priority), ids);
+    }
+    for (const ids of byPriority.values()) ids.sort();
+    for (const r of listed) {
+      const p = Number(r.priority);
+      const ids = byPriority.get(p) ?? [];
+      // Ids after this one at its priority: binary search for the first id greater than it.
+      let lo = 0;
+      let hi = ids.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((ids[mid] ?? '') <= r.id) lo = mid + 1;
+        else hi = mid;
+      }
+      out.set(r.id, Math.max(1, pendingUpTo(counts, p) - (ids.length - lo)));
+    }
+    return out;
   }
 
   /** What decides whether a queue's next item can start: the agents serving it and the limits over it. */

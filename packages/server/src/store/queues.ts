@@ -10,8 +10,10 @@ import {
   type TemplateVariables,
   type UpdateQueueBody,
 } from '@liftoff/core';
+import { backlogCounts } from './backlog.js';
 import { json, numOrNull } from './db.js';
 import type { EntityRef } from './entities.js';
+import type { ReadCaches } from '../caches.js';
 import type { Database, QueuesTable } from './schema.js';
 
 export type QueueRow = Selectable<QueuesTable>;
@@ -65,17 +67,22 @@ export type NewQueue = {
   template_variables?: TemplateVariables;
 } & PlainQueueSwitches;
 
-const ACTIVE_ITEM_STATES = ['pending', 'claimed', 'starting', 'running', 'cancelling'];
-
-/** Queues of an entity: their definition, switches and backlog counts. */
+/**
+ * Queues of an entity: their definition, switches and backlog counts. Rows are cached by id and by entity and name
+ * (caches.ts); updating or deleting a queue drops them on every replica. The claim path reads its own (dispatch.ts).
+ */
 export class Queues {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caches: ReadCaches,
+  ) {}
 
   async create(entity: EntityRef, q: NewQueue, now: number): Promise<Queue> {
     if (await this.find(entity.id, q.name)) {
       throw new ConflictError(`Queue "${q.name}" already exists in entity "${entity.name}".`);
     }
-    await this.db
+    // The row comes back from the INSERT (no re-read); a new queue has nothing in its backlog yet.
+    const row = await this.db
       .insertInto('queues')
       .values({
         id: uuidv7(),
@@ -90,8 +97,9 @@ export class Queues {
         template_variables: json(q.template_variables ?? {}),
         ...plainSwitches(q),
       })
-      .execute();
-    return this.get(entity, q.name);
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toQueue(row, entity.name);
   }
 
   async update(entity: EntityRef, name: string, u: UpdateQueueBody): Promise<Queue> {
@@ -101,17 +109,28 @@ export class Queues {
     if (u.prioritization_mode !== undefined) set.prioritization_mode = u.prioritization_mode;
     if (u.aging_seconds !== undefined) set.aging_ms = u.aging_seconds === null ? null : u.aging_seconds * 1000;
     if (u.max_concurrency !== undefined) set.max_concurrency = u.max_concurrency;
-    if (Object.keys(set).length) await this.db.updateTable('queues').set(set).where('id', '=', q.id).execute();
-    return this.get(entity, name);
+    if (!Object.keys(set).length) return this.get(entity, name);
+    // The row comes back from the UPDATE (no re-read); the write drops the queue cache on every replica.
+    const row = await this.caches.write(this.db, ['queues'], (trx) =>
+      trx.updateTable('queues').set(set).where('id', '=', q.id).returningAll().executeTakeFirst(),
+    );
+    if (!row) return this.get(entity, name); // deleted meanwhile: answered as not found
+    return toQueue(row, entity.name, (await this.counts([row.id])).get(row.id));
   }
 
   async find(entityId: string, name: string): Promise<QueueRow | undefined> {
-    return this.db
-      .selectFrom('queues')
-      .selectAll()
-      .where('entity_id', '=', entityId)
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const cache = this.caches.queues;
+    const generation = cache.current;
+    const row = await cache.read(`name:${entityId}/${name}`, () =>
+      this.db
+        .selectFrom('queues')
+        .selectAll()
+        .where('entity_id', '=', entityId)
+        .where('name', '=', name)
+        .executeTakeFirst(),
+    );
+    if (row) cache.put(`id:${row.id}`, row, generation);
+    return row;
   }
 
   async require(entity: EntityRef, name: string): Promise<QueueRow> {
@@ -125,7 +144,11 @@ export class Queues {
   }
 
   async row(id: string): Promise<QueueRow> {
-    return this.db.selectFrom('queues').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const row = await this.caches.queues.read(`id:${id}`, () =>
+      this.db.selectFrom('queues').selectAll().where('id', '=', id).executeTakeFirst(),
+    );
+    if (!row) throw new NotFoundError(`Queue with id "${id}" not found.`);
+    return row;
   }
 
   async get(entity: EntityRef, name: string): Promise<Queue> {
@@ -148,7 +171,7 @@ export class Queues {
   /** Deletes a queue with no items in flight; its pending items end as `stopped`. */
   async delete(entity: EntityRef, name: string, now: number): Promise<void> {
     const q = await this.require(entity, name);
-    await this.db.transaction().execute(async (trx) => {
+    await this.caches.write(this.db, ['queues'], async (trx) => {
       const busy = await trx
         .selectFrom('items')
         .select('id')
@@ -166,6 +189,8 @@ export class Queues {
         .where('queue_id', '=', q.id)
         .where('state', '=', 'pending')
         .execute();
+      // Its counters stay (at zero, its items having ended): deleting them here could deadlock with a fold of
+      // PostgreSQL's deltas (backlog.ts), and queue ids are never reused.
       await trx.deleteFrom('queues').where('id', '=', q.id).execute();
     });
   }
@@ -195,22 +220,11 @@ export class Queues {
     return rows.map((r) => r.id);
   }
 
+  /** Pending and running per queue from the backlog counters (backlog.ts): no count over the backlog. */
   private async counts(queueIds: string[]) {
     const out = new Map<string, { pending: number; running: number }>();
-    if (!queueIds.length) return out;
-    const rows = await this.db
-      .selectFrom('items')
-      .select(['queue_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('queue_id', 'in', queueIds)
-      .where('state', 'in', ACTIVE_ITEM_STATES)
-      .groupBy(['queue_id', 'state'])
-      .execute();
-    for (const r of rows) {
-      const c = out.get(r.queue_id) ?? { pending: 0, running: 0 };
-      if (r.state === 'pending') c.pending += Number(r.n);
-      else c.running += Number(r.n);
-      out.set(r.queue_id, c);
-    }
+    for (const [id, c] of await backlogCounts(this.db, queueIds))
+      out.set(id, { pending: c.pending, running: c.active });
     return out;
   }
 }

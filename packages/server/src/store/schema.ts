@@ -192,4 +192,22 @@ export interface Database {
   secrets_key_check: SecretsKeyCheckTable;
   run_metric_keys: RunMetricKeysTable;
   run_metric_points: RunMetricPointsTable;
+  queue_backlog: QueueBacklogTable;
+  queue_backlog_deltas: QueueBacklogDeltasTable;
+}
+
+/** Pending and active (claimed … cancelling) items per queue and priority, kept by triggers (backlogSchema.ts). */
+export interface QueueBacklogTable {
+  queue_id: string;
+  priority: number;
+  pending: number;
+  active: number;
+}
+/** PostgreSQL only: changes not yet folded into queue_backlog (backlog.ts); readers add them. */
+export interface QueueBacklogDeltasTable {
+  id: Generated<number>;
+  queue_id: string;
+  priority: number;
+  pending: number;
+  active: number;
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { ReadCaches } from '../caches.js';
 import { Accounts } from './accounts.js';
 import { Agents } from './agents.js';
 import { Archives } from './archives.js';
@@ -38,15 +39,18 @@ export class Store {
   readonly agents: Agents;
   readonly archives: Archives;
   readonly secrets: Secrets;
+  /** Read caches of keys, entities, queues and agent bindings (caches.ts); server.ts attaches them to the bus. */
+  readonly caches: ReadCaches;
 
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: DialectName,
   ) {
-    this.entities = new Entities(db);
-    this.keys = new ApiKeys(db);
-    this.accounts = new Accounts(db);
-    this.queues = new Queues(db);
+    this.caches = new ReadCaches(dialect);
+    this.entities = new Entities(db, this.caches);
+    this.keys = new ApiKeys(db, this.caches);
+    this.accounts = new Accounts(db, this.caches);
+    this.queues = new Queues(db, this.caches);
     this.items = new Items(db, this.queues, dialect);
     this.dispatch = new Dispatch(db, dialect);
     this.runs = new Runs(db);
