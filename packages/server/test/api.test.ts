@@ -354,11 +354,12 @@ for (const backend of BACKENDS) {
           name: 'aging',
           resource: 'local-process',
           prioritization_mode: 'V0',
-          aging_seconds: 1,
+          aging_seconds: 2,
         });
         const low = await c.push('default', 'aging', { spec: spec(), priority: 'low' });
         expect((await c.getItem(low.id)).position).toBe(1);
-        await sleep(2_100); // low (3) has aged two levels: high (1)
+        // low (3) has aged two levels: high (1). It would be critical after 6 s: the margin is for a loaded machine.
+        await sleep(4_100);
         const critical = await c.push('default', 'aging', { spec: spec(), priority: 'critical' });
         const high = await c.push('default', 'aging', { spec: spec(), priority: 'high' });
         expect((await c.getItem(critical.id)).position).toBe(1);
