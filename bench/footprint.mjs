@@ -2,6 +2,7 @@
 // and one agent's RSS and CPU while it supervises 100 concurrent local jobs. Targets are issue 20's.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packDirectory } from '@liftoff/cli';
@@ -96,6 +97,7 @@ export default {
     const rounds = quick ? 3 : 25;
     const jobs = quick ? 5 : 100;
     const idleMs = quick ? 3_000 : 20_000;
+    const load = loadavg()[0];
     const server = await startServer();
 
     // Start-up: the three commands interleaved round by round, so that load from elsewhere hits them alike.
@@ -186,7 +188,9 @@ export default {
           how: `Wall time from spawn to exit, ${rounds} rounds after 2 of warm-up, the three commands interleaved in each round; environment PATH and HOME (and the server's URL and key) only, so no NODE_EXTRA_CA_CERTS. Modules: every ES and CommonJS module the process loads, counted in one more run under bench/loadedModules.mjs (before issue 20 every command loaded ~1,000, the server stack included).`,
           columns: ['command', 'p50 / p95', 'vs bare node (p50)', 'target', 'modules loaded'],
           rows: startupRows,
-          notes: [],
+          notes: [
+            `Load average (1 min) when the run started: ${load.toFixed(1)} on ${cpus().length} cores; other processes shared the machine, which slows every row (bare node's too), so read the ratios more than the milliseconds.`,
+          ],
         },
         {
           title: 'Agent footprint',
@@ -209,6 +213,7 @@ export default {
       ],
       charts: [],
       json: {
+        loadAverage: load,
         startup: commands.map((c, j) => ({ what: c.what, ...stats[j], modules: modules[j], target: c.target })),
         bareIdle,
         idle,
