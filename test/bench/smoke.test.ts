@@ -24,7 +24,7 @@ describe('benchmarks (quick mode)', () => {
       'Throughput',
       'Queue depth',
       'Idle fleet cost',
-      'Agent footprint',
+      'Footprint',
       'Container path',
       'Archive check',
     ]) {

@@ -1,12 +1,6 @@
 import { readFileSync } from 'node:fs';
-import {
-  ConfigInvalidError,
-  LiftoffClient,
-  UnauthenticatedError,
-  credentialsPath,
-  readCredentials,
-  type Env,
-} from '@liftoff/core';
+import type { LiftoffClient } from '@liftoff/core';
+import { ConfigInvalidError, UnauthenticatedError, credentialsPath, type Env } from '@liftoff/core/base';
 
 export interface ConnectionOptions {
   url?: string;
@@ -16,9 +10,12 @@ export interface ConnectionOptions {
 
 /**
  * Server URL and key: --url, then LIFTOFF_BASE_URL / LIFTOFF_API_KEY, then ~/.config/liftoff/credentials. A CA
- * file: --ca-file, then LIFTOFF_CA_FILE, then the credentials file's `ca_file`.
+ * file: --ca-file, then LIFTOFF_CA_FILE, then the credentials file's `ca_file`. The client (and with it the API
+ * schemas) loads here, when a command first talks to a server, not when the CLI starts: `liftoff --help` and the
+ * usage errors stay as quick as commander alone.
  */
-export function connect(opts: ConnectionOptions, env: Env): LiftoffClient {
+export async function connect(opts: ConnectionOptions, env: Env): Promise<LiftoffClient> {
+  const { LiftoffClient, readCredentials } = await import('@liftoff/core');
   const creds = readCredentials(credentialsPath(env));
   const baseUrl = opts.url ?? env.LIFTOFF_BASE_URL ?? creds?.url;
   const apiKey = env.LIFTOFF_API_KEY ?? creds?.api_key;

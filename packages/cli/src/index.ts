@@ -1,2 +1,2 @@
 export { buildProgram, main } from './main.js';
-export { packDirectory, splitCommand } from './commands/launch.js';
+export { packDirectory, splitCommand } from './commands/launchRun.js';

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { LIFTOFF_VERSION, LiftoffError, type Env } from '@liftoff/core';
+import { LIFTOFF_VERSION, LiftoffError, type Env } from '@liftoff/core/base';
 import { accountCommands } from './commands/accounts.js';
 import { agentCommand } from './commands/agent.js';
 import { agentControlCommands } from './commands/agentControl.js';

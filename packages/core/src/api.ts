@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SECURITY_ALLOWANCES } from './allowances.js';
 import { LaunchSpec } from './launchSpec.js';
 import { AGENT_STATUSES, ERROR_STAGES, ITEM_STATES, PRIORITIES, RESOURCE_TYPES, RUN_REPORT_STATES } from './states.js';
 
@@ -66,28 +67,8 @@ export const LockedKeys = z
   .max(100)
   .refine((a) => new Set(a).size === a.length, 'each key may be listed once');
 
-/**
- * Guardrail exceptions a queue may grant: without one, the Kubernetes runner refuses a manifest that uses it (host
- * namespaces, privileged containers, hostPath volumes, added capabilities, secrets, service-account tokens, a fixed
- * node, seccomp/AppArmor/SELinux relaxations, a shared process namespace, the host user namespace), and the
- * local-container runner refuses to run a container as root (`root`).
- */
-export const SECURITY_ALLOWANCES = [
-  'hostPID',
-  'hostIPC',
-  'hostNetwork',
-  'privileged',
-  'hostPath',
-  'capabilities',
-  'secrets',
-  'serviceAccountToken',
-  'nodeName',
-  'unconfined',
-  'shareProcessNamespace',
-  'hostUsers',
-  /** local-container: the container may run as uid 0 (or a user name, which could be uid 0 in the image). */
-  'root',
-] as const;
+// Guardrail exceptions: in a module without zod, so the CLI's help can list them without loading the schemas.
+export { SECURITY_ALLOWANCES };
 /** A DNS-1123 name, as namespaces and service accounts have. */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 /**

@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
 import { createParser } from 'eventsource-parser';
-import { Agent as HttpAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
   Agent,
@@ -80,6 +81,7 @@ interface RequestOptions {
 }
 
 const enc = encodeURIComponent;
+const requireCjs = createRequire(import.meta.url);
 
 /** Typed client of the Liftoff HTTP API, shared by the CLI, the agent and the tests. */
 export class LiftoffClient {
@@ -94,7 +96,13 @@ export class LiftoffClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     // Node's fetch is undici's; an undici Agent of the same major version is its dispatcher. `ca` replaces the
     // trusted roots, so the system's are passed along with the extra CA.
-    if (opts.ca) this.dispatcher = new HttpAgent({ connect: { ca: [...rootCertificates, opts.ca] } });
+    // undici is loaded only here: it costs every process that imports the client (the CLI, the agent) ~15 MB and
+    // tens of ms at start, and only a CA file needs a dispatcher of our own. It is CommonJS, so a synchronous require
+    // keeps the constructor synchronous.
+    if (opts.ca) {
+      const { Agent: HttpAgent } = requireCjs('undici') as typeof import('undici');
+      this.dispatcher = new HttpAgent({ connect: { ca: [...rootCertificates, opts.ca] } });
+    }
   }
 
   private async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {

@@ -6,7 +6,7 @@ export * from './api.js';
 export * from './paths.js';
 export * from './client.js';
 export * from './credentials.js';
-export const LIFTOFF_VERSION = '0.1.0';
+export { LIFTOFF_VERSION } from './version.js';
 export * from './archive.js';
 export * from './containerArgs.js';
 export * from './logPages.js';

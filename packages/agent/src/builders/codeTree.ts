@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
+import { createRequire } from 'node:module';
 import { lstat, open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import tarStream from 'tar-stream';
+import type tarStream from 'tar-stream';
 import { SourceRefusedError, cappedMode, entryEscapes } from '@liftoff/core';
 
 /**
@@ -131,7 +132,10 @@ export interface PackOptions {
  * plus generated files. Modes are the capped ones and owners are `uid`/`gid`, never the files' own.
  */
 export function packCode(root: string, entries: CodeEntry[], opts: PackOptions): Readable {
-  const pack = tarStream.pack();
+  // Loaded here, not at import: tar-stream brings readable-stream and bl (~20 modules, several MB of an agent's RSS)
+  // that only container jobs and image builds use. CommonJS, so a synchronous require keeps packCode synchronous.
+  const { pack: newPack } = createRequire(import.meta.url)('tar-stream') as typeof tarStream;
+  const pack = newPack();
   const at = (rel: string) => (opts.prefix ? `${opts.prefix}/${rel}` : rel);
   const owner = { uid: opts.uid, gid: opts.gid, uname: '', gname: '', mtime: new Date(0) };
   const add = (header: tarStream.Headers, body?: NodeJS.ReadableStream | string): Promise<void> =>

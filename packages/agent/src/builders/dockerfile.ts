@@ -1,5 +1,4 @@
 import { dirname, posix } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { assertBaseImage, type LaunchSpec } from '@liftoff/core';
 import { existsInCode, readCodeFile, type GeneratedFile } from './codeTree.js';
 import { BuildError } from './types.js';
@@ -66,6 +65,8 @@ async function pythonRequirements(codeDir: string, generated: GeneratedFile[]): 
   if ((await readCodeFile(codeDir, 'requirements.txt', 'requirements.txt')) !== undefined) return 'requirements.txt';
   const pyproject = await readCodeFile(codeDir, 'pyproject.toml', 'pyproject.toml');
   if (pyproject === undefined) return undefined;
+  // smol-toml loads only for a pyproject.toml, not with every agent.
+  const { parse: parseToml } = await import('smol-toml');
   let deps: unknown;
   try {
     deps = (parseToml(pyproject) as { project?: { dependencies?: unknown } }).project?.dependencies;

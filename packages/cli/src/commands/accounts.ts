@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { BadRequestError, type Env, type MemberRole, type Members } from '@liftoff/core';
+import type { MemberRole, Members } from '@liftoff/core';
+import { BadRequestError, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson, table } from '../output.js';
 import { keyCommands } from './keys.js';
@@ -19,7 +20,7 @@ export function accountCommands(program: Command, env: Env): void {
   const users = program.command('users').description('users (each has a personal entity of the same name)');
   opts(users.command('create <name>').description('create a user and their personal entity')).action(
     async (name: string, flags: Flags) => {
-      const r = await connect(flags, env).createUser(name);
+      const r = await (await connect(flags, env)).createUser(name);
       if (flags.json) return printJson(r);
       console.log(`created user ${name} with entity ${r.entity}; mint a key with "liftoff keys create --user ${name}"`);
     },
@@ -27,7 +28,7 @@ export function accountCommands(program: Command, env: Env): void {
 
   const teams = program.command('teams').description('teams: entities shared by their members');
   opts(teams.command('create <name>').description('create a team')).action(async (name: string, flags: Flags) => {
-    const r = await connect(flags, env).createTeam(name);
+    const r = await (await connect(flags, env)).createTeam(name);
     if (flags.json) return printJson(r);
     console.log(`created team ${r.entity}; add members with "liftoff members add ${name} USER"`);
   });
@@ -37,7 +38,7 @@ export function accountCommands(program: Command, env: Env): void {
       .description('add a user to a team (admin of the team); same as "liftoff members add"')
       .option('--role <role>', 'admin or member (default: admin for a team without one, else member)'),
   ).action(async (team: string, user: string, flags: Flags & { role?: string }) => {
-    const r = await connect(flags, env).addMember(team, user, parseRole(flags.role));
+    const r = await (await connect(flags, env)).addMember(team, user, parseRole(flags.role));
     if (flags.json) return printJson(r);
     printMembers(r);
   });
@@ -63,20 +64,20 @@ function memberCommands(program: Command, env: Env): void {
       .description("add a user to a team, or change a member's role")
       .option('--role <role>', 'admin or member (default: admin for a team without one, else member)'),
   ).action(async (team: string, user: string, flags: Flags & { role?: string }) => {
-    const r = await connect(flags, env).addMember(team, user, parseRole(flags.role));
+    const r = await (await connect(flags, env)).addMember(team, user, parseRole(flags.role));
     if (flags.json) return printJson(r);
     printMembers(r);
   });
   opts(members.command('remove <team> <user>').description('remove a user from a team (not its last admin)')).action(
     async (team: string, user: string, flags: Flags) => {
-      const r = await connect(flags, env).removeMember(team, user);
+      const r = await (await connect(flags, env)).removeMember(team, user);
       if (flags.json) return printJson(r);
       printMembers(r);
     },
   );
   opts(members.command('list <entity>').description("an entity's members and their roles")).action(
     async (entity: string, flags: Flags) => {
-      const r = await connect(flags, env).listMembers(entity);
+      const r = await (await connect(flags, env)).listMembers(entity);
       if (flags.json) return printJson(r);
       console.log(
         table(

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
-import pino from 'pino';
-import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core';
-import { assertConfigSupported, resolveAgentConfig } from '@liftoff/agent';
+import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
-import { createAgent, onShutdown } from './shared.js';
 
 interface AgentCliFlags {
   queue?: string[];
@@ -41,6 +38,9 @@ export function agentCommand(program: Command, env: Env): void {
     )
     .option('--data-dir <dir>', 'where work directories and the agent identity live (default ~/.local/share/liftoff)')
     .action(async (flags: AgentCliFlags) => {
+      // The agent, its logger and its runners load only for this command.
+      const [{ assertConfigSupported, resolveAgentConfig }, { default: pino }, { createAgent, onShutdown }] =
+        await Promise.all([import('@liftoff/agent'), import('pino'), import('./shared.js')]);
       const config = resolveAgentConfig(
         {
           queues: flags.queue,
@@ -62,7 +62,7 @@ export function agentCommand(program: Command, env: Env): void {
             ? pino.destination({ dest: flags.logFile, mkdir: true })
             : pino.destination(2);
       const logger = pino({ level, base: { agent: config.name } }, destination);
-      const client = connect({ url: flags.url, caFile: flags.caFile }, env);
+      const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
       const dataDir = flags.dataDir ?? defaultDataDir(env);
       console.log('Starting launch agent');
       const { agent } = createAgent({ client, config, env, dataDir, logger, say: (line) => console.log(line) });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BadRequestError, type Env } from '@liftoff/core';
+import { BadRequestError, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson } from '../output.js';
 
@@ -17,7 +17,7 @@ export function agentControlCommands(program: Command, env: Env): void {
     .action(async (id: string, flags: { finish?: boolean; stopRuns?: boolean; json?: boolean; url?: string }) => {
       if (flags.finish && flags.stopRuns) throw new BadRequestError('Give one of --finish and --stop-runs, not both.');
       const mode = flags.finish ? 'finish' : 'stop-runs';
-      const agent = await connect(flags, env).stopAgent(id, { mode });
+      const agent = await (await connect(flags, env)).stopAgent(id, { mode });
       if (flags.json) return printJson(agent);
       console.log(
         `asked agent ${agent.name} (${agent.id}) to stop (${mode}); "liftoff agents list" shows KILLED once it has`,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { BadRequestError, KEY_ROLES, type Env } from '@liftoff/core';
+import type { KEY_ROLES } from '@liftoff/core';
+import { BadRequestError, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson, table, when } from '../output.js';
 import { opts, type Flags } from './accounts.js';
@@ -39,7 +40,9 @@ export function keyCommands(program: Command, env: Env): void {
       if (!flags.agent && flags.role !== 'admin' && flags.role !== 'member')
         throw new BadRequestError(`--role must be admin or member, got "${flags.role}"; use --agent for agent keys.`);
       const expiresIn = flags.expiresIn === undefined ? undefined : parseExpiresIn(flags.expiresIn);
-      const r = await connect(flags, env).createKey({
+      const r = await (
+        await connect(flags, env)
+      ).createKey({
         name,
         role: role as (typeof KEY_ROLES)[number],
         ...(flags.user ? { user: flags.user } : {}),
@@ -58,7 +61,7 @@ export function keyCommands(program: Command, env: Env): void {
       .command('list')
       .description("keys you can see: yours, your entities' agent keys if you administer them, all for a server admin"),
   ).action(async (flags: Flags) => {
-    const { keys: list } = await connect(flags, env).listKeys();
+    const { keys: list } = await (await connect(flags, env)).listKeys();
     if (flags.json) return printJson(list);
     console.log(
       table(
@@ -78,7 +81,7 @@ export function keyCommands(program: Command, env: Env): void {
   });
   opts(keys.command('revoke <key>').description('revoke a key by name or id; it is refused from then on')).action(
     async (key: string, flags: Flags) => {
-      await connect(flags, env).revokeKey(key);
+      await (await connect(flags, env)).revokeKey(key);
       if (flags.json) return printJson({ revoked: key });
       console.log(`revoked key ${key}`);
     },

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { BadRequestError, RESOURCE_TYPES, priorityName, type Env, type ResourceType } from '@liftoff/core';
+import { BadRequestError, RESOURCE_TYPES, priorityName, type Env, type ResourceType } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import {
   addQueueSwitches,
@@ -28,17 +27,17 @@ export function queueCommands(program: Command, env: Env): void {
         name: string,
         flags: Common & QueueSwitches & { resource: string; config?: string; templateVariables?: string },
       ) => {
-        const client = connect(flags, env);
+        const client = await connect(flags, env);
         if (!(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
           throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
         }
-        const args = flags.config ? readObject(flags.config) : undefined;
+        const args = flags.config ? await readObject(flags.config) : undefined;
         const q = await client.createQueue(flags.entity, {
           name,
           resource: flags.resource as ResourceType,
           resource_args: args ? { [flags.resource]: args } : {},
-          template_variables: readTemplateVariables(flags.templateVariables),
-          ...queueSwitches(flags),
+          template_variables: await readTemplateVariables(flags.templateVariables),
+          ...(await queueSwitches(flags)),
         });
         if (flags.json) return printJson(q);
         console.log(`created queue ${q.entity}/${q.name} (${q.resource})`);
@@ -46,7 +45,7 @@ export function queueCommands(program: Command, env: Env): void {
     );
 
   common(queue.command('list').description('list queues')).action(async (flags: Common) => {
-    const { queues } = await connect(flags, env).listQueues(flags.entity);
+    const { queues } = await (await connect(flags, env)).listQueues(flags.entity);
     if (flags.json) return printJson(queues);
     console.log(
       table(
@@ -59,7 +58,7 @@ export function queueCommands(program: Command, env: Env): void {
   common(
     queue.command('show <name>').description('show a queue, its config and its pending items with their positions'),
   ).action(async (name: string, flags: Common) => {
-    const client = connect(flags, env);
+    const client = await connect(flags, env);
     const q = await client.getQueue(flags.entity, name);
     const { items } = await client.listItems(flags.entity, name, { state: 'pending', limit: 1000 });
     if (flags.json) return printJson({ ...q, pending_items: items });
@@ -94,7 +93,7 @@ export function queueCommands(program: Command, env: Env): void {
 
   common(queue.command('delete <name>').description('delete a queue (its pending items end as stopped)')).action(
     async (name: string, flags: Common) => {
-      await connect(flags, env).deleteQueue(flags.entity, name);
+      await (await connect(flags, env)).deleteQueue(flags.entity, name);
       if (!flags.json) console.log(`deleted queue ${flags.entity}/${name}`);
     },
   );
@@ -103,7 +102,7 @@ export function queueCommands(program: Command, env: Env): void {
 export function agentsCommands(program: Command, env: Env): void {
   const agents = program.command('agents').description('launch agents');
   common(agents.command('list').description('list agents with their status')).action(async (flags: Common) => {
-    const { agents: list } = await connect(flags, env).listAgents(flags.entity);
+    const { agents: list } = await (await connect(flags, env)).listAgents(flags.entity);
     if (flags.json) return printJson(list);
     console.log(
       table(
@@ -122,7 +121,8 @@ export function agentsCommands(program: Command, env: Env): void {
   });
 }
 
-function readObject(arg: string): Record<string, unknown> {
+async function readObject(arg: string): Promise<Record<string, unknown>> {
+  const { parse: parseYaml } = await import('yaml');
   let text = arg;
   if (!arg.trimStart().startsWith('{')) {
     try {

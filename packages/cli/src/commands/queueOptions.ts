@@ -1,17 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import {
-  BadRequestError,
-  PRIORITIZATION_MODES,
-  SECURITY_ALLOWANCES,
-  isSecurityAllowance,
-  TemplateVariables,
-  type Queue,
-  type SecurityAllowance,
-  type Env,
-  type PrioritizationMode,
-  type UpdateQueueBody,
-} from '@liftoff/core';
+import type { PrioritizationMode, Queue, SecurityAllowance, TemplateVariables, UpdateQueueBody } from '@liftoff/core';
+import { BadRequestError, SECURITY_ALLOWANCES, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson } from '../output.js';
 import { common, type Common } from './common.js';
@@ -86,7 +76,10 @@ function intFlag(flag: string, v: string | undefined, min: number, max: number):
 }
 
 /** "none" (or nothing) allows no exception; names are checked here so a typo names the valid ones. */
-function allowFlag(v: string | undefined): SecurityAllowance[] | undefined {
+function allowFlag(
+  v: string | undefined,
+  isSecurityAllowance: (s: string) => s is SecurityAllowance,
+): SecurityAllowance[] | undefined {
   if (v === undefined) return undefined;
   if (v.trim() === 'none' || v.trim() === '') return [];
   const names = [...new Set(v.split(',').map((x) => x.trim()))].filter(Boolean);
@@ -103,7 +96,9 @@ export function describeRunSwitches(q: Queue): string {
   return `start timeout: ${q.start_timeout_seconds === null ? 'none' : `${q.start_timeout_seconds}s`}  preemption retries: ${q.preemption_retries}  backoff: ${q.preemption_backoff_seconds}s  allow: ${q.allow.join(',') || 'none'}  locked: ${q.locked_keys.join(',') || 'none'}  lost retries: ${q.lost_retries}  log cap: ${q.max_log_bytes === null ? 'server' : `${q.max_log_bytes} bytes`}`;
 }
 
-export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
+/** Async because the API's schemas load only when a command runs (see connect()). */
+export async function queueSwitches(f: QueueSwitches): Promise<UpdateQueueBody> {
+  const { PRIORITIZATION_MODES, isSecurityAllowance } = await import('@liftoff/core');
   const out: UpdateQueueBody = {};
   if (f.prioritization !== undefined) {
     const mode = f.prioritization.toUpperCase();
@@ -123,7 +118,7 @@ export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
   if (retries !== undefined) out.preemption_retries = retries;
   const backoff = intFlag('--preemption-backoff', f.preemptionBackoff, 0, 86_400);
   if (backoff !== undefined) out.preemption_backoff_seconds = backoff;
-  const allow = allowFlag(f.allow);
+  const allow = allowFlag(f.allow, isSecurityAllowance);
   if (allow !== undefined) out.allow = allow;
   const locked = lockFlag(f.lock);
   if (locked !== undefined) out.locked_keys = locked;
@@ -135,8 +130,9 @@ export function queueSwitches(f: QueueSwitches): UpdateQueueBody {
 }
 
 /** `--template-variables`: inline JSON or a JSON file, `{name: {schema: {type, enum, minimum, maximum, default}}}`. */
-export function readTemplateVariables(v: string | undefined): TemplateVariables | undefined {
+export async function readTemplateVariables(v: string | undefined): Promise<TemplateVariables | undefined> {
   if (v === undefined) return undefined;
+  const { TemplateVariables } = await import('@liftoff/core');
   const text = v.trim().startsWith('{') ? v : readFileSync(v, 'utf8');
   let parsed: unknown;
   try {
@@ -159,7 +155,7 @@ export function queueAdminCommands(program: Command, env: Env): void {
     addQueueSwitches(
       common(queue.command('update <name>').description("change a queue's priority, limit and run switches")),
     ).action(async (name: string, flags: Common & QueueSwitches) => {
-      const q = await connect(flags, env).updateQueue(flags.entity, name, queueSwitches(flags));
+      const q = await (await connect(flags, env)).updateQueue(flags.entity, name, await queueSwitches(flags));
       if (flags.json) return printJson(q);
       console.log(
         `queue ${q.entity}/${q.name}: prioritization ${q.prioritization_mode}, aging ${q.aging_seconds ?? 'none'}, max concurrency ${q.max_concurrency ?? 'none'}`,
@@ -182,7 +178,7 @@ export function queueAdminCommands(program: Command, env: Env): void {
       .option('--json', 'print JSON')
       .option('-u, --url <url>', 'server URL')
       .action(async (name: string, flags: { maxConcurrency?: string; json?: boolean; url?: string }) => {
-        const client = connect(flags, env);
+        const client = await connect(flags, env);
         const max = limitFlag('--max-concurrency', flags.maxConcurrency);
         const e =
           verb === 'create'

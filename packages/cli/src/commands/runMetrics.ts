@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { Env, LiftoffClient, MetricPoint } from '@liftoff/core';
+import type { LiftoffClient, MetricPoint } from '@liftoff/core';
+import type { Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson, table, when } from '../output.js';
 import { common, type Common } from './common.js';
@@ -13,7 +14,7 @@ export function runMetricsCommand(runs: Command, env: Env): void {
   common(runs.command('metrics <id>').description('show the metrics a run printed (LIFTOFF_METRICS lines)'))
     .option('-k, --key <name>', "print this key's series (step, value, time) instead of the summary")
     .action(async (id: string, flags: Common & { key?: string }) => {
-      const client = connect(flags, env);
+      const client = await connect(flags, env);
       const runId = await runIdOf(client, id);
       if (flags.key !== undefined) {
         const points = await allPoints(client, runId, flags.key);

@@ -1,13 +1,6 @@
 import type { Command } from 'commander';
-import {
-  LiftoffError,
-  priorityName,
-  splitLogPage,
-  type Env,
-  type Item,
-  type LiftoffClient,
-  type RunDetail,
-} from '@liftoff/core';
+import type { Item, LiftoffClient, RunDetail } from '@liftoff/core';
+import { LiftoffError, priorityName, splitLogPage, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { duration, printJson, table, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
@@ -24,7 +17,9 @@ export function runsCommands(program: Command, env: Env): void {
     .option('-q, --queue <name>', 'only this queue')
     .option('--limit <n>', 'how many', '50')
     .action(async (flags: Common & { queue?: string; limit: string }) => {
-      const { runs: list } = await connect(flags, env).listRuns(flags.entity, {
+      const { runs: list } = await (
+        await connect(flags, env)
+      ).listRuns(flags.entity, {
         queue: flags.queue,
         limit: Number(flags.limit),
       });
@@ -48,7 +43,7 @@ export function runsCommands(program: Command, env: Env): void {
 
   common(runs.command('show <id>').description('show a run (a run id, or the id of the item it started from)')).action(
     async (id: string, flags: Common) => {
-      const client = connect(flags, env);
+      const client = await connect(flags, env);
       const shown = await resolveRunOrItem(client, id);
       if (flags.json) return printJson(shown);
       if (shown.kind === 'item') return printItem(shown.item);
@@ -63,7 +58,7 @@ export function runsCommands(program: Command, env: Env): void {
     .option('-f, --follow', 'keep following until the run ends')
     .option('--raw', 'print the log as stored, terminal control sequences included')
     .action(async (id: string, flags: Common & { follow?: boolean; raw?: boolean }) => {
-      const client = connect(flags, env);
+      const client = await connect(flags, env);
       const runId = await runIdOf(client, id);
       if (flags.follow) {
         await client.followLogs(runId, (text, kind) => writeLog(text, kind, flags.raw));
@@ -82,7 +77,7 @@ export function runsCommands(program: Command, env: Env): void {
 
   common(runs.command('cancel <id>').description('cancel a run or a pending item')).action(
     async (id: string, flags: Common) => {
-      const client = connect(flags, env);
+      const client = await connect(flags, env);
       const shown = await resolveRunOrItem(client, id);
       if (shown.kind === 'item') {
         const item = await client.cancelItem(shown.item.id);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BadRequestError, type Env } from '@liftoff/core';
+import { BadRequestError, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson, table, when } from '../output.js';
 import { common, type Common } from './common.js';
@@ -38,14 +38,14 @@ export function secretCommands(program: Command, env: Env): void {
       .description('create or replace a secret (an admin of the entity); the value is read from stdin'),
   ).action(async (name: string, flags: Common) => {
     const value = await readValue(process.stdin);
-    const info = await connect(flags, env).setSecret(flags.entity, name, value);
+    const info = await (await connect(flags, env)).setSecret(flags.entity, name, value);
     if (flags.json) return printJson(info);
     console.log(`secret ${name} set in entity ${flags.entity}`);
   });
 
   common(secret.command('list').description("the entity's secret names and when they were set (never values)")).action(
     async (flags: Common) => {
-      const { secrets } = await connect(flags, env).listSecrets(flags.entity);
+      const { secrets } = await (await connect(flags, env)).listSecrets(flags.entity);
       if (flags.json) return printJson(secrets);
       console.log(
         table(
@@ -58,7 +58,7 @@ export function secretCommands(program: Command, env: Env): void {
 
   common(secret.command('delete <name>').description('delete a secret (an admin of the entity)')).action(
     async (name: string, flags: Common) => {
-      await connect(flags, env).deleteSecret(flags.entity, name);
+      await (await connect(flags, env)).deleteSecret(flags.entity, name);
       if (!flags.json) console.log(`secret ${name} deleted from entity ${flags.entity}`);
     },
   );

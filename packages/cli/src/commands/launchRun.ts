@@ -1,0 +1,271 @@
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseShell } from 'shell-quote';
+import { create as createTar } from 'tar';
+import { parse as parseYaml } from 'yaml';
+import {
+  BadRequestError,
+  PRIORITIES,
+  RESOURCE_TYPES,
+  isTerminal,
+  type Env,
+  type LaunchSpecInput,
+  type LiftoffClient,
+  type PriorityName,
+  type ResourceType,
+} from '@liftoff/core';
+import { connect } from '../connection.js';
+import { printJson, writeLog } from '../output.js';
+
+/** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
+export interface LaunchFlags {
+  caFile?: string;
+  queue: string;
+  entity: string;
+  code?: string;
+  git?: string;
+  ref?: string;
+  image?: string;
+  dockerfile?: string;
+  entryPoint?: string;
+  config?: string;
+  set: string[];
+  env: string[];
+  setVar: string[];
+  priority?: string;
+  resource?: string;
+  resourceArgs?: string;
+  name?: string;
+  project?: string;
+  wait?: boolean;
+  json?: boolean;
+  url?: string;
+}
+
+/** Directories never worth shipping with a code archive. */
+const SKIP = new Set(['.git', 'node_modules', '__pycache__', '.venv', '.mypy_cache', '.pytest_cache']);
+
+export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
+  const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
+  const spec = await buildSpec(client, args, flags, env);
+  const item = await client.push(flags.entity, flags.queue, {
+    spec,
+    ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+    // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
+    template_variables: parsePairs(flags.setVar, '--set-var'),
+  });
+  if (flags.json && !flags.wait) return printJson(item);
+  process.stderr.write(
+    `queued item ${item.id} on ${item.entity}/${item.queue}${item.position ? ` (position ${item.position})` : ''}\n`,
+  );
+  if (!flags.wait) {
+    process.stdout.write(`${item.id}\n`);
+    return;
+  }
+  process.exitCode = await waitForItem(client, item.id);
+}
+
+async function buildSpec(
+  client: LiftoffClient,
+  args: string[],
+  flags: LaunchFlags,
+  env: Env,
+): Promise<LaunchSpecInput> {
+  const image = flags.image ?? (!flags.code && !flags.git ? env.LIFTOFF_DOCKER || undefined : undefined);
+  if ([flags.code, flags.git, image].filter(Boolean).length !== 1) {
+    throw new BadRequestError(
+      'Give exactly one source: --code DIR, --git URL or --image IMAGE (or set LIFTOFF_DOCKER).',
+    );
+  }
+  if (flags.ref && !flags.git) throw new BadRequestError('--ref only applies to --git.');
+  if (flags.dockerfile && image)
+    throw new BadRequestError('--dockerfile needs code to build (--code or --git), not an image.');
+  if (!flags.entryPoint && !image)
+    throw new BadRequestError('--entry-point (-E) is required for --code and --git jobs.');
+  if (flags.priority && !(flags.priority in PRIORITIES)) {
+    throw new BadRequestError(
+      `--priority must be one of ${Object.keys(PRIORITIES).join(', ')}, got "${flags.priority}".`,
+    );
+  }
+  if (flags.resource && !(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
+    throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
+  }
+  const source = image
+    ? { type: 'image' as const, image }
+    : flags.git
+      ? { type: 'git' as const, url: flags.git, ...(flags.ref ? { ref: flags.ref } : {}) }
+      : {
+          type: 'code' as const,
+          archive_id: (await client.uploadArchive(await packDirectory(flags.code as string), flags.entity)).id,
+        };
+  return {
+    source,
+    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
+    ...(flags.dockerfile ? { dockerfile: flags.dockerfile } : {}),
+    args,
+    run_config: runConfig(flags),
+    ...splitSecretEnv(parsePairs(flags.env, '--env')),
+    ...(flags.resource ? { resource: flags.resource as ResourceType } : {}),
+    resource_args: flags.resourceArgs
+      ? resourceArgs(flags, flags.resource ?? (await client.getQueue(flags.entity, flags.queue)).resource)
+      : {},
+    ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.project ? { project: flags.project } : {}),
+  };
+}
+
+export function splitCommand(command: string): string[] {
+  // Variables are not ours to expand: $HOME stays $HOME for the job (or the shell it starts) to read.
+  const parts = parseShell(command, (name) => `$${name}`);
+  if (!parts.length) throw new BadRequestError('--entry-point is empty.');
+  return parts.map((p) => {
+    if (typeof p !== 'string') {
+      throw new BadRequestError(
+        `--entry-point "${command}" contains shell syntax (${JSON.stringify(p)}); it is run without a shell, so give the program and its arguments only.`,
+      );
+    }
+    return p;
+  });
+}
+
+export async function packDirectory(dir: string): Promise<Buffer> {
+  const root = resolve(dir);
+  let isDir = false;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new BadRequestError(`--code ${dir}: not a directory.`);
+  const chunks: Buffer[] = [];
+  const stream = createTar(
+    { gzip: true, cwd: root, portable: true, filter: (path) => !path.split('/').some((seg) => SKIP.has(seg)) },
+    ['.'],
+  );
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+function runConfig(flags: LaunchFlags): Record<string, unknown> {
+  let config: Record<string, unknown> = {};
+  if (flags.config) {
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(flags.config, 'utf8'));
+    } catch (e) {
+      throw new BadRequestError(`--config ${flags.config}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new BadRequestError(`--config ${flags.config}: the top level must be a mapping of config keys.`);
+    }
+    config = parsed as Record<string, unknown>;
+  }
+  for (const [key, raw] of Object.entries(parsePairs(flags.set, '--set'))) {
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    const path = key.split('.');
+    let cur = config;
+    for (const seg of path.slice(0, -1)) {
+      const next = cur[seg];
+      cur = (cur[seg] = next && typeof next === 'object' && !Array.isArray(next) ? next : {}) as Record<
+        string,
+        unknown
+      >;
+    }
+    cur[path[path.length - 1] as string] = value;
+  }
+  return config;
+}
+
+function parsePairs(pairs: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new BadRequestError(`${flag} "${p}": expected KEY=VALUE.`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+/**
+ * `--env NAME=secret:SECRET` refers to a secret of the entity instead of giving a value: it goes to the spec's
+ * `secret_env`, which holds names only. Any other value is the variable's literal value.
+ */
+function splitSecretEnv(pairs: Record<string, string>): {
+  env: Record<string, string>;
+  secret_env: Record<string, string>;
+} {
+  const env: Record<string, string> = {};
+  const secretEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pairs)) {
+    if (v.startsWith('secret:')) secretEnv[k] = v.slice('secret:'.length);
+    else env[k] = v;
+  }
+  return { env, secret_env: secretEnv };
+}
+
+/** `--resource-args` given as the resource's own object applies to --resource, else to the queue's resource. */
+function resourceArgs(flags: LaunchFlags, queueResource: string): Record<string, Record<string, unknown>> {
+  if (!flags.resourceArgs) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(flags.resourceArgs);
+  } catch (e) {
+    throw new BadRequestError(`--resource-args is not valid JSON: ${(e as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequestError('--resource-args must be a JSON object.');
+  }
+  const obj = parsed as Record<string, unknown>;
+  const keyed =
+    Object.keys(obj).length > 0 && Object.keys(obj).every((k) => (RESOURCE_TYPES as readonly string[]).includes(k));
+  if (keyed) return obj as Record<string, Record<string, unknown>>;
+  return { [flags.resource ?? queueResource]: obj };
+}
+
+/**
+ * Waits for the item's run, streams its logs, and returns the exit status to exit with. A preempted or lost run is
+ * not the end when its item is requeued, so this waits for the next run and follows it too.
+ */
+export async function waitForItem(client: LiftoffClient, itemId: string): Promise<number> {
+  let item = await client.getItem(itemId);
+  let announced = '';
+  let preempted: string | null = null;
+  for (;;) {
+    while (!item.run_id || item.run_id === preempted) {
+      if (isTerminal(item.state)) {
+        process.stderr.write(`item ${itemId} ended ${item.state} ${preempted ? 'after' : 'before'} it started\n`);
+        return 1;
+      }
+      const status =
+        item.state === 'pending'
+          ? `pending (position ${item.position ?? '?'}): ${item.pending_reason?.message ?? ''}`
+          : item.state;
+      if (status !== announced) process.stderr.write(`item ${itemId}: ${status}\n`);
+      announced = status;
+      await new Promise((r) => setTimeout(r, 300));
+      item = await client.getItem(itemId);
+    }
+    process.stderr.write(`run ${item.run_id} started\n`);
+    const run = await client.followLogs(item.run_id, writeLog);
+    const detail =
+      (run.status === 'failed' || run.status === 'preempted' || run.status === 'lost') && run.error_message
+        ? `: ${run.error_message}`
+        : '';
+    const stage = run.status === 'failed' && detail ? ` (stage ${run.error_stage ?? '?'})` : '';
+    process.stderr.write(
+      `run ${run.id} ${run.status}${run.exit_code !== null ? ` with exit code ${run.exit_code}` : ''}${detail}${stage}\n`,
+    );
+    if (run.status !== 'preempted' && run.status !== 'lost') {
+      if (run.status === 'finished') return 0;
+      if (run.exit_code !== null && run.exit_code > 0 && run.exit_code < 256) return run.exit_code;
+      return 1;
+    }
+    preempted = run.id;
+    item = await client.getItem(itemId);
+  }
+}

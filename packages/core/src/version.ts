@@ -1,0 +1,1 @@
+export const LIFTOFF_VERSION = '0.1.0';
