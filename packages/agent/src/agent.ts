@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import {
+  AGENT_PROTOCOL_VERSION,
   LIFTOFF_VERSION,
+  assertAgentProtocol,
   LiftoffError,
   NotSupportedError,
   splitLogPage,
@@ -26,6 +28,7 @@ import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 import { assertSecureModeServes, secureModeRefusal } from './secureMode.js';
 import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
 import { RunReporter } from './runReporter.js';
+import { SyncChannel } from './syncChannel.js';
 import { fetchSource } from './sources.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
 import { jobEnvironment } from './jobEnv.js';
@@ -110,9 +113,17 @@ export class LaunchAgent {
   private loop: Promise<void> | undefined;
   /** Who local-process jobs run as; set when the agent serves a local-process queue. */
   private jobUsers: JobUsers | undefined;
+  /** Acks, reports, log appends and heartbeats of all runs, batched into one sync request per tick. */
+  private readonly sync: SyncChannel;
 
   constructor(private readonly opts: AgentOptions) {
     this.queueOrder = [...opts.config.queues];
+    this.sync = new SyncChannel(opts.client, opts.identity.id, {
+      onContact: () => {
+        this.lastContact = Date.now();
+      },
+      onStopRuns: (runIds) => runIds.forEach((id) => this.stopLostRun(id)),
+    });
   }
 
   get id(): string {
@@ -137,7 +148,15 @@ export class LaunchAgent {
       version: LIFTOFF_VERSION,
       max_jobs: Number.isFinite(config.maxJobs) ? config.maxJobs : -1,
       config: shownConfig,
+      protocol_version: AGENT_PROTOCOL_VERSION,
     });
+    try {
+      // A server that cannot take this agent's syncs (or that needs a newer agent): stop now, saying which to upgrade.
+      assertAgentProtocol(reg);
+    } catch (err) {
+      await client.agentStopped(this.id).catch(() => undefined);
+      throw err;
+    }
     this.pollTimeoutMs = reg.poll_timeout_ms;
     try {
       await this.prepareRunners();
@@ -379,7 +398,7 @@ export class LaunchAgent {
     }
     let run: Run;
     try {
-      run = await retry(() => client.ackItem(item.item_id, this.id));
+      run = await retry(() => this.sync.ackItem(item.item_id, this.id));
     } catch (err) {
       // Cancelled before it started, or the lease ran out: someone else owns it now.
       logger.warn({ err, item: item.item_id }, 'item could not be acknowledged; dropping it');
@@ -388,11 +407,11 @@ export class LaunchAgent {
     job.runId = run.id;
     this.byRun.set(run.id, job);
     this.say(`run ${run.id} started for item ${item.item_id} from queue ${item.queue}`);
-    const shipper = new LogShipper(client, this.id, run.id, logger);
+    const shipper = new LogShipper(this.sync, this.id, run.id, logger);
     const note = (line: string) => shipper.note(line);
     const workDir = join(this.opts.dataDir, 'work', run.id);
     const stateDir = runStateDir(this.opts.dataDir, run.id);
-    const reporter = new RunReporter(client, this.id, run.id, logger);
+    const reporter = new RunReporter(this.sync, this.id, run.id, logger);
     let final: Final;
     try {
       final = await this.execute(job, item, run, workDir, stateDir, shipper, note, reporter);
@@ -414,7 +433,7 @@ export class LaunchAgent {
       await removeRunState(stateDir);
       return;
     }
-    await retry(() => client.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
+    await retry(() => this.sync.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
       logger.error({ err, run: run.id }, 'could not report the final status'),
     );
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
@@ -623,7 +642,7 @@ export class LaunchAgent {
       const resource = detail.spec.resource ?? 'local-process';
       const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(this.runnerDeps()));
       if (!runner) continue;
-      const shipper = new LogShipper(this.opts.client, this.id, run.id, this.opts.logger, run.log_size);
+      const shipper = new LogShipper(this.sync, this.id, run.id, this.opts.logger, run.log_size);
       // A re-adopted job may still print its secrets: mask them in what it prints from now on too.
       if (Object.keys(detail.spec.secret_env ?? {}).length)
         await this.opts.client
@@ -640,7 +659,7 @@ export class LaunchAgent {
         skipped += drop;
         if (drop < text.length) shipper.write(text.slice(drop));
       };
-      const reporter = new RunReporter(this.opts.client, this.id, run.id, this.opts.logger);
+      const reporter = new RunReporter(this.sync, this.id, run.id, this.opts.logger);
       const stateDir = runStateDir(this.opts.dataDir, run.id);
       const result = await runner.reconcile({
         runId: run.id,
@@ -669,7 +688,7 @@ export class LaunchAgent {
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
-      await this.opts.client
+      await this.sync
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
@@ -718,7 +737,7 @@ export class LaunchAgent {
       await shipper.flush();
       await reporter.flush();
       if (job.lost) return;
-      await withRetry(() => this.opts.client.reportRun(run.id, finalReport(this.id, final)), {
+      await withRetry(() => this.sync.reportRun(run.id, finalReport(this.id, final)), {
         deadlineMs: REPORT_DEADLINE_MS,
       });
     })()
@@ -749,8 +768,8 @@ export class LaunchAgent {
     this.lastStatus = status;
     this.lastJobs = this.jobs.size;
     try {
-      const { stop_runs } = await this.opts.client.heartbeat(this.id, status, this.jobs.size, [...this.byRun.keys()]);
-      for (const runId of stop_runs) this.stopLostRun(runId);
+      // Goes with the next sync (the ack or report that changed the job count, usually); stop_runs reach onStopRuns.
+      await this.sync.heartbeat({ status, current_jobs: this.jobs.size, run_ids: [...this.byRun.keys()] });
     } catch (err) {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }
