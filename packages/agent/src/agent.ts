@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
@@ -6,36 +6,31 @@ import {
   AGENT_PROTOCOL_VERSION,
   LIFTOFF_VERSION,
   assertAgentProtocol,
-  LiftoffError,
-  NotSupportedError,
-  splitLogPage,
   assertBaseImage,
   redactConfig,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
   type LiftoffClient,
-  type ReportRunBody,
   type ResourceType,
   type Run,
 } from '@liftoff/core';
-import { BUILDERS, BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
+import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
-import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
-import { assertSecureModeServes, secureModeRefusal } from './secureMode.js';
-import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
+import { secureModeRefusal } from './secureMode.js';
+import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
+import { prepareRunners, runnerDeps } from './agentSetup.js';
 import { RunReporter } from './runReporter.js';
+import { alreadyShippedOutput, describe, finalLine, finalReport, type Final } from './runOutcome.js';
 import { SyncChannel } from './syncChannel.js';
 import { fetchSource } from './sources.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
 import { jobEnvironment } from './jobEnv.js';
 import {
   JobUsers,
-  assertWorkRootReachable,
-  detectUserSwitching,
   handOver,
   killUserProcesses,
   type JobIdentity,
@@ -78,14 +73,6 @@ interface Job {
   lost?: boolean;
   done?: Promise<void>;
 }
-
-type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
-
-/**
- * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
- * restarted agent resumes from it.
- */
-const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started)/m;
 
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
@@ -159,7 +146,10 @@ export class LaunchAgent {
     }
     this.pollTimeoutMs = reg.poll_timeout_ms;
     try {
-      await this.prepareRunners();
+      const prepared = await prepareRunners(this.opts, (line) => this.say(line));
+      for (const [resource, runner] of prepared.runners) this.runners.set(resource, runner);
+      this.builder = prepared.builder;
+      this.jobUsers = prepared.jobUsers;
     } catch (err) {
       // Registered but unable to serve: say so now rather than show POLLING until the heartbeat times out.
       await client.agentStopped(this.id).catch(() => undefined);
@@ -182,80 +172,6 @@ export class LaunchAgent {
       `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
     );
     this.loop = this.pollLoop();
-  }
-
-  /** A runner per queue type (each checked), and the builder when any queue runs containers. */
-  private async prepareRunners(): Promise<void> {
-    const { client, config } = this.opts;
-    for (const q of (await client.listQueues(config.entity)).queues) {
-      if (!config.queues.includes(q.name)) continue;
-      const factory = RUNNERS[q.resource];
-      if (!factory) {
-        throw new NotSupportedError(
-          `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
-        );
-      }
-      if (config.file.secure_mode) assertSecureModeServes(q.name, q.resource);
-      // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
-      if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
-      if (q.resource === 'local-process' && !this.jobUsers) await this.prepareJobUsers();
-      if (!this.runners.has(q.resource)) {
-        const runner = await factory(this.runnerDeps());
-        await runner.check?.().catch((err: unknown) => {
-          const code = err instanceof LiftoffError ? err.code : 'CONFIG_INVALID';
-          throw new LiftoffError(code, `Queue "${q.name}" runs ${q.resource} jobs, but: ${describe(err)}`);
-        });
-        this.runners.set(q.resource, runner);
-      }
-    }
-    if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
-  }
-
-  /** `run-as`: refuses an agent whose jobs would silently run as itself; lays out work and state dirs for job users. */
-  private async prepareJobUsers(): Promise<void> {
-    const switching = this.opts.userSwitching ?? detectUserSwitching();
-    const users = await JobUsers.resolve(this.opts.config.file['run-as'], switching);
-    const workRoot = join(this.opts.dataDir, 'work');
-    await mkdir(workRoot, { recursive: true });
-    await mkdir(join(this.opts.dataDir, 'runs'), { recursive: true, mode: 0o700 });
-    await chmod(join(this.opts.dataDir, 'runs'), 0o700);
-    // Job users enter their own dir here but cannot list the others.
-    await chmod(workRoot, users.mode === 'agent' ? 0o700 : 0o711);
-    if (users.mode !== 'agent') await assertWorkRootReachable(workRoot, switching.uid);
-    this.say(users.summary);
-    this.jobUsers = users;
-  }
-
-  private runnerDeps(): RunnerDeps {
-    const { logger, agentEnv, docker, credentials, homeDir } = this.opts;
-    return {
-      logger,
-      processEnv: agentEnv,
-      agentId: this.id,
-      docker,
-      credentials,
-      kubernetes: this.opts.config.file.kubernetes ?? {},
-      secureMode: this.opts.config.file.secure_mode === true,
-      homeDir,
-    };
-  }
-
-  private async assertDocker(queue: string, resource: string): Promise<void> {
-    try {
-      await this.opts.docker.ping();
-    } catch (e) {
-      throw new NotSupportedError(
-        `Queue "${queue}" runs ${resource} jobs, but no Docker engine answers (${describe(e)}). Start dockerd or set DOCKER_HOST.`,
-      );
-    }
-  }
-
-  /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-  private async makeBuilder(): Promise<Builder> {
-    const cfg = this.opts.config.file.builder;
-    const type = cfg?.type === 'noop' ? 'noop' : 'docker';
-    const registry = registryFor(cfg?.destination, this.opts.docker, this.opts.credentials);
-    return BUILDERS[type]({ docker: this.opts.docker, registry });
   }
 
   /** Resolves when the agent has stopped (after `stop()`). */
@@ -640,7 +556,7 @@ export class LaunchAgent {
     for (const run of runs) {
       const detail = await this.opts.client.getRun(run.id);
       const resource = detail.spec.resource ?? 'local-process';
-      const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(this.runnerDeps()));
+      const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(runnerDeps(this.opts)));
       if (!runner) continue;
       const shipper = new LogShipper(this.sync, this.id, run.id, this.opts.logger, run.log_size);
       // A re-adopted job may still print its secrets: mask them in what it prints from now on too.
@@ -651,7 +567,7 @@ export class LaunchAgent {
           .catch((err: unknown) =>
             this.opts.logger.warn({ err, run: run.id }, 'could not fetch the run secrets to mask'),
           );
-      const skip = await this.alreadyShippedOutput(run.id, run.log_size);
+      const skip = await alreadyShippedOutput(this.opts.client, run.id, run.log_size);
       let skipped = 0;
       const onOutput = (text: string) => {
         // The runner replays the container's whole output; what the server already has is not sent again.
@@ -694,27 +610,6 @@ export class LaunchAgent {
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
     }
-  }
-
-  /**
-   * Length of the workload output the server already holds: the output after the agent's last "container started" /
-   * "kubernetes job created" note. Only note chunks count as markers, so a job printing such a line moves nothing.
-   */
-  private async alreadyShippedOutput(runId: string, size: number): Promise<number> {
-    const segments: Array<{ kind: string; text: string }> = [];
-    let offset = 0;
-    while (offset < size) {
-      const page = await this.opts.client.readLogs(runId, offset);
-      if (page.next_offset === offset) break;
-      segments.push(...splitLogPage(page));
-      offset = page.next_offset;
-    }
-    const lastMarker = segments.findLastIndex((s) => s.kind === 'note' && OUTPUT_MARKER.test(s.text));
-    if (lastMarker < 0) return 0;
-    return segments
-      .slice(lastMarker + 1)
-      .filter((s) => s.kind === 'output')
-      .reduce((n, s) => n + s.text.length, 0);
   }
 
   /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */
@@ -774,26 +669,4 @@ export class LaunchAgent {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }
   }
-}
-
-/** The closing `[liftoff]` line of a run's log. */
-function finalLine(final: Final): string {
-  if (final.state === 'failed' || final.state === 'preempted') return `run ${final.state}: ${final.message}`;
-  return `run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`;
-}
-
-function finalReport(agentId: string, final: Final): ReportRunBody {
-  return {
-    agent_id: agentId,
-    state: final.state,
-    exit_code: final.exitCode,
-    ...(final.state === 'failed' || final.state === 'preempted'
-      ? { error_stage: final.stage ?? 'run', error_message: final.message }
-      : {}),
-  };
-}
-
-function describe(err: unknown): string {
-  if (err instanceof LiftoffError) return err.message;
-  return err instanceof Error ? err.message : String(err);
 }
