@@ -1,10 +1,16 @@
 // Throughput: trivial jobs pushed → finished per second with 10 agents × max_jobs 8; and the raw claim rate of the
 // API (push, pop, ack and report per item, no job run) next to graphile-worker's jobs per second.
 import { packDirectory } from '@liftoff/cli';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
-import { median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
+import { ROOT, median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
+
+/** The last recorded run of this benchmark (bench/results.json), for the rows an API-only run does not measure. */
+function previousRun() {
+  const file = join(process.env.LIFTOFF_BENCH_OUT ?? join(ROOT, 'bench'), 'results.json');
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).benchmarks?.throughput : undefined;
+}
 
 async function archiveOf(client) {
   const dir = join(tempDir(), 'code');
@@ -112,6 +118,10 @@ export default {
   name: 'throughput',
   title: 'Throughput',
   async run({ pgUrl, quick }) {
+    // LIFTOFF_BENCH_THROUGHPUT=api reruns only the API loop (and graphile-worker); the jobs rows are then the last
+    // full run's, carried over from results.json and marked with its date.
+    const apiOnly = process.env.LIFTOFF_BENCH_THROUGHPUT === 'api';
+    const last = apiOnly ? previousRun() : undefined;
     const backends = [['sqlite', undefined], ...(pgUrl ? [['postgres', pgUrl]] : [])];
     const jobs = quick ? 40 : 600;
     const items = quick ? 50 : 1000;
@@ -119,8 +129,8 @@ export default {
     const rows = [];
     const json = [];
     for (const [backend, database] of backends) {
-      const jps = [];
-      for (let i = 0; i < reps; i++)
+      const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
+      for (let i = 0; i < reps && !apiOnly; i++)
         jps.push(await jobsPerSecond({ database, agents: quick ? 2 : 10, maxJobs: 8, jobs }));
       const cps = [];
       for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
@@ -129,7 +139,7 @@ export default {
       json.push({ backend, jobsPerSecond: jps, claimsPerSecond: cps, singleCallClaimsPerSecond: single });
       rows.push([
         `Liftoff, ${backend}: jobs pushed → finished (10 agents × max_jobs 8, \`true\`)`,
-        `${median(jps).toFixed(0)} jobs/s`,
+        jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
         '-',
       ]);
       rows.push([
@@ -155,7 +165,8 @@ export default {
       ]);
       for (const r of rows)
         if (r[0].includes('postgres: API')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
-        else if (r[0].includes('postgres: the same')) r[2] = ratio(median(liftoffPg.singleCallClaimsPerSecond), median(g));
+        else if (r[0].includes('postgres: the same'))
+          r[2] = ratio(median(liftoffPg.singleCallClaimsPerSecond), median(g));
     }
     return {
       tables: [
@@ -165,6 +176,11 @@ export default {
           columns: ['what', 'rate', 'vs graphile-worker'],
           rows,
           notes: [
+            ...(apiOnly
+              ? [
+                  `This run measured the API loop and graphile-worker only; the jobs rows are from the full run of ${last?.ranAt}, before the agent used the batched protocol.`,
+                ]
+              : []),
             ...(pgUrl
               ? []
               : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),

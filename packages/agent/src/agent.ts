@@ -29,13 +29,7 @@ import { SyncChannel } from './syncChannel.js';
 import { fetchSource } from './sources.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
 import { jobEnvironment } from './jobEnv.js';
-import {
-  JobUsers,
-  handOver,
-  killUserProcesses,
-  type JobIdentity,
-  type UserSwitching,
-} from './jobUsers.js';
+import { JobUsers, handOver, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { createRunState, recordUser, recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 
 export interface AgentOptions {
