@@ -20,8 +20,8 @@ interface Waiter<T> {
 type Queued<E, T> = Waiter<T> & { entry: E };
 type Beat = NonNullable<SyncBody['heartbeat']>;
 
-/** Base64 text of log entries in one request at most: the server's body limit (8 MiB) with room for the rest. */
-const LOG_BUDGET = 6 * 1024 * 1024;
+/** Bytes of reports and log entries in one request at most: the server's body limit (8 MiB) with room for the rest. */
+const BATCH_BUDGET = 6 * 1024 * 1024;
 
 /** What LogShipper, RunReporter and the agent send through; the client's own signatures, so either will do. */
 export type AgentTransport = Pick<LiftoffClient, 'ackItem' | 'reportRun' | 'appendLogs' | 'getRun'>;
@@ -116,13 +116,24 @@ export class SyncChannel implements AgentTransport {
     if (this.inFlight || !this.pending) return;
     this.inFlight = true;
     const acks = this.acks.splice(0, SYNC_LIMITS.acks);
-    const reports = this.reports.splice(0, SYNC_LIMITS.reports);
-    let budget = LOG_BUDGET;
+    // Reports (error messages up to 16 KiB each) and logs share the byte budget, so a batch stays under the body
+    // limit; what does not fit goes in the next sync. One entry of each always goes, so nothing waits forever.
+    let budget = BATCH_BUDGET;
+    const fits = (bytes: number, taken: number) => {
+      if (taken > 0 && bytes > budget) return false;
+      budget -= bytes;
+      return true;
+    };
+    let r = 0;
+    while (r < this.reports.length && r < SYNC_LIMITS.reports) {
+      const entry = (this.reports[r] as Queued<SyncReport, unknown>).entry;
+      if (!fits(Buffer.byteLength(JSON.stringify(entry)), r)) break;
+      r++;
+    }
+    const reports = this.reports.splice(0, r);
     let n = 0;
     while (n < this.logs.length && n < SYNC_LIMITS.logs) {
-      const size = (this.logs[n] as Queued<SyncLog, unknown>).entry.data_base64.length;
-      if (n > 0 && size > budget) break;
-      budget -= size;
+      if (!fits((this.logs[n] as Queued<SyncLog, unknown>).entry.data_base64.length + 100, n)) break;
       n++;
     }
     const logs = this.logs.splice(0, n);
