@@ -66,6 +66,9 @@ export async function graphileThroughput(connectionString, count, concurrency) {
   await all;
   const seconds = (Date.now() - t0) / 1000;
   await runner.stop();
+  // Completions are written in batches after the handlers return: the schema goes only once the runner is done,
+  // or an in-flight batch fails on a dropped table and takes the benchmark down.
+  await runner.promise.catch(() => undefined);
   await utils.withPgClient((c) => c.query(`drop schema if exists ${pgSchema} cascade`));
   await utils.release();
   return count / seconds;

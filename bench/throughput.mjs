@@ -1,10 +1,16 @@
 // Throughput: trivial jobs pushed → finished per second with 10 agents × max_jobs 8; and the raw claim rate of the
 // API (push, pop, ack and report per item, no job run) next to graphile-worker's jobs per second.
 import { packDirectory } from '@liftoff/cli';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
-import { median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
+import { ROOT, median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
+
+/** The last recorded run of this benchmark (bench/results.json), for the rows an API-only run does not measure. */
+function previousRun() {
+  const file = join(process.env.LIFTOFF_BENCH_OUT ?? join(ROOT, 'bench'), 'results.json');
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).benchmarks?.throughput : undefined;
+}
 
 async function archiveOf(client) {
   const dir = join(tempDir(), 'code');
@@ -49,8 +55,13 @@ async function waitDrained(client, total) {
   }
 }
 
-/** Push + pop + ack + report per item through the API, by `workers` concurrent protocol clients. */
-async function claimsPerSecond({ database, items, workers }) {
+/**
+ * Push + pop + ack + report per item through the API, by `workers` concurrent protocol clients. `batched` (agent
+ * protocol 2, as the real agent speaks it): a poll claims up to `claim` items, one sync acks them all, one more
+ * reports them all finished. Otherwise protocol 1: one item per poll, one ack and one report request per item.
+ * Pushes are one item per request either way (users push one at a time).
+ */
+async function claimsPerSecond({ database, items, workers, batched = false, claim = 8 }) {
   const server = await startServer({ database });
   const { client } = server;
   const spec = { source: { type: 'code', archive_id: await archiveOf(client) }, entry_point: ['true'] };
@@ -72,7 +83,16 @@ async function claimsPerSecond({ database, items, workers }) {
     }),
     ...ids.map(async (id) => {
       while (done < items) {
-        const { items: got } = await client.poll(id, { queues: ['default'], max_items: 1, wait_ms: 200 });
+        const max_items = batched ? claim : 1;
+        const { items: got } = await client.poll(id, { queues: ['default'], max_items, wait_ms: 200 });
+        if (batched) {
+          if (!got.length) continue;
+          const { acks } = await client.sync(id, { acks: got.map((it) => ({ item_id: it.item_id })) });
+          const reports = acks.map((a) => ({ run_id: a.run.id, state: 'finished', exit_code: 0 }));
+          await client.sync(id, { reports });
+          done += got.length;
+          continue;
+        }
         for (const it of got) {
           const run = await client.ackItem(it.item_id, id);
           await client.reportRun(run.id, { agent_id: id, state: 'finished', exit_code: 0 });
@@ -90,7 +110,7 @@ export function slowerThanGraphile(json) {
   const pg = json.find((j) => j.backend === 'postgres');
   if (!g || !pg || median(pg.claimsPerSecond) >= median(g.jobsPerSecond)) return [];
   return [
-    `Slower than graphile-worker (${median(pg.claimsPerSecond).toFixed(0)} items/s vs ${median(g.jobsPerSecond).toFixed(0)} jobs/s on PostgreSQL): each Liftoff item is four authenticated HTTP requests (push, poll, ack, status report), each validated and answered with the full object, plus a run record; graphile-worker adds and completes jobs with SQL functions inside the worker process, with no network hop and no run record.`,
+    `Slower than graphile-worker (${median(pg.claimsPerSecond).toFixed(0)} items/s vs ${median(g.jobsPerSecond).toFixed(0)} jobs/s on PostgreSQL): each Liftoff item is still its own authenticated push request, and the batched poll, ack and report requests carry a run record and the full objects in their answers; graphile-worker adds and completes jobs with SQL functions inside the worker process, with no network hop and no run record.`,
   ];
 }
 
@@ -98,6 +118,10 @@ export default {
   name: 'throughput',
   title: 'Throughput',
   async run({ pgUrl, quick }) {
+    // LIFTOFF_BENCH_THROUGHPUT=api reruns only the API loop (and graphile-worker); the jobs rows are then the last
+    // full run's, carried over from results.json and marked with its date.
+    const apiOnly = process.env.LIFTOFF_BENCH_THROUGHPUT === 'api';
+    const last = apiOnly ? previousRun() : undefined;
     const backends = [['sqlite', undefined], ...(pgUrl ? [['postgres', pgUrl]] : [])];
     const jobs = quick ? 40 : 600;
     const items = quick ? 50 : 1000;
@@ -105,20 +129,27 @@ export default {
     const rows = [];
     const json = [];
     for (const [backend, database] of backends) {
-      const jps = [];
-      for (let i = 0; i < reps; i++)
+      const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
+      for (let i = 0; i < reps && !apiOnly; i++)
         jps.push(await jobsPerSecond({ database, agents: quick ? 2 : 10, maxJobs: 8, jobs }));
       const cps = [];
-      for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8 }));
-      json.push({ backend, jobsPerSecond: jps, claimsPerSecond: cps });
+      for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
+      const single = [];
+      for (let i = 0; i < reps; i++) single.push(await claimsPerSecond({ database, items, workers: 8 }));
+      json.push({ backend, jobsPerSecond: jps, claimsPerSecond: cps, singleCallClaimsPerSecond: single });
       rows.push([
         `Liftoff, ${backend}: jobs pushed → finished (10 agents × max_jobs 8, \`true\`)`,
-        `${median(jps).toFixed(0)} jobs/s`,
+        jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
         '-',
       ]);
       rows.push([
-        `Liftoff, ${backend}: API push + pop + ack + report (8 clients)`,
+        `Liftoff, ${backend}: API push + pop + ack + report (8 clients, batched protocol: claim up to 8, one sync acks them, one reports them)`,
         `${median(cps).toFixed(0)} items/s`,
+        '-',
+      ]);
+      rows.push([
+        `Liftoff, ${backend}: the same with protocol 1's single-item calls (one item per poll, an ack and a report each)`,
+        `${median(single).toFixed(0)} items/s`,
         '-',
       ]);
     }
@@ -134,15 +165,22 @@ export default {
       ]);
       for (const r of rows)
         if (r[0].includes('postgres: API')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
+        else if (r[0].includes('postgres: the same'))
+          r[2] = ratio(median(liftoffPg.singleCallClaimsPerSecond), median(g));
     }
     return {
       tables: [
         {
           title: 'Throughput',
-          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending. API: ${items} items, each pushed, claimed by one of 8 protocol clients (long-poll, one item per poll), acknowledged and reported finished, with no process started. graphile-worker: ${items} jobs pre-added, drained by one worker with concurrency 8.`,
+          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending. API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs pre-added, drained by one worker with concurrency 8.`,
           columns: ['what', 'rate', 'vs graphile-worker'],
           rows,
           notes: [
+            ...(apiOnly
+              ? [
+                  `This run measured the API loop and graphile-worker only; the jobs rows are from the full run of ${last?.ranAt}, before the agent used the batched protocol.`,
+                ]
+              : []),
             ...(pgUrl
               ? []
               : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),

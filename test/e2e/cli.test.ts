@@ -325,3 +325,35 @@ describe('queue switches for agents, run warnings and preempted runs', () => {
     expect(requeued.output).toMatch(/ {2}why pending: Requeued after preemption 1 of 3; eligible at \S+Z\.\n/);
   });
 });
+
+describe('launch --sweep', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(cleanupAll);
+
+  it('pushes one item per combination of the swept values in one request, each with its run config', async () => {
+    const base = ['launch', '--git', 'https://example.com/r.git', '-E', 'python train.py', '--set', 'epochs=3'];
+    const r = await cli([...base, '--sweep', 'lr=0.1,0.01', '--sweep', 'opt.name=adam,sgd'], server.env);
+    expect(r.code).toBe(0);
+    expect(r.output).toContain('queued 4 items on default/default');
+    const ids = r.output.match(/^[0-9a-f-]{36}$/gm) ?? [];
+    expect(ids).toHaveLength(4);
+    const configs = await Promise.all(ids.map(async (id) => (await server.client.getItem(id)).spec.run_config));
+    expect(configs).toEqual([
+      { epochs: 3, lr: 0.1, opt: { name: 'adam' } },
+      { epochs: 3, lr: 0.1, opt: { name: 'sgd' } },
+      { epochs: 3, lr: 0.01, opt: { name: 'adam' } },
+      { epochs: 3, lr: 0.01, opt: { name: 'sgd' } },
+    ]);
+    // All or none: one refused item (a priority the queue does not take) leaves nothing queued.
+    const before = (await server.client.listItems('default', 'default')).items.length;
+    const refused = await cli([...base, '--sweep', 'lr=1,2', '-P', 'high'], server.env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain('items[0] of 2');
+    expect((await server.client.listItems('default', 'default')).items.length).toBe(before);
+    const waited = await cli([...base, '--sweep', 'lr=1,2', '--wait'], server.env);
+    expect(waited.output).toContain('--wait follows one item');
+  });
+});

@@ -34,7 +34,11 @@ export class ChaosProxy {
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     const up = new URL(this.upstream);
-    const droppable = req.method === 'POST' && /^\/api\/runs\/[^/]+\/(logs|status)(\?|$)/.test(req.url ?? '');
+    // A sync (agent protocol 2) carries the agent's log uploads and status reports, so its answers are dropped too.
+    const droppable =
+      req.method === 'POST' &&
+      (/^\/api\/runs\/[^/]+\/(logs|status)(\?|$)/.test(req.url ?? '') ||
+        /^\/api\/agents\/[^/]+\/sync(\?|$)/.test(req.url ?? ''));
     const out = http.request(
       { hostname: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {

@@ -1,43 +1,35 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import {
+  AGENT_PROTOCOL_VERSION,
   LIFTOFF_VERSION,
-  LiftoffError,
-  NotSupportedError,
-  splitLogPage,
+  assertAgentProtocol,
   assertBaseImage,
   redactConfig,
   type AgentStopMode,
   type ClaimedItem,
   type Env,
   type LiftoffClient,
-  type ReportRunBody,
   type ResourceType,
   type Run,
 } from '@liftoff/core';
-import { BUILDERS, BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
+import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
-import { registryFor } from './registries/index.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
-import { assertSecureModeServes, secureModeRefusal } from './secureMode.js';
-import { RUNNERS, type RunHandle, type RunOutcome, type Runner, type RunnerDeps } from './runners/index.js';
+import { secureModeRefusal } from './secureMode.js';
+import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
+import { prepareRunners, runnerDeps } from './agentSetup.js';
 import { RunReporter } from './runReporter.js';
+import { alreadyShippedOutput, describe, finalLine, finalReport, type Final } from './runOutcome.js';
+import { SyncChannel } from './syncChannel.js';
 import { fetchSource } from './sources.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
 import { jobEnvironment } from './jobEnv.js';
-import {
-  JobUsers,
-  assertWorkRootReachable,
-  detectUserSwitching,
-  handOver,
-  killUserProcesses,
-  type JobIdentity,
-  type UserSwitching,
-} from './jobUsers.js';
+import { JobUsers, handOver, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { createRunState, recordUser, recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 
 export interface AgentOptions {
@@ -76,14 +68,6 @@ interface Job {
   done?: Promise<void>;
 }
 
-type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
-
-/**
- * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
- * restarted agent resumes from it.
- */
-const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started)/m;
-
 /**
  * The launch agent: registers, long-polls its queues for as many items as it has free slots (round-robin across
  * queues), runs each item through fetch → runner → report, heartbeats, and on stop cancels its runs and hands back
@@ -110,9 +94,17 @@ export class LaunchAgent {
   private loop: Promise<void> | undefined;
   /** Who local-process jobs run as; set when the agent serves a local-process queue. */
   private jobUsers: JobUsers | undefined;
+  /** Acks, reports, log appends and heartbeats of all runs, batched into one sync request per tick. */
+  private readonly sync: SyncChannel;
 
   constructor(private readonly opts: AgentOptions) {
     this.queueOrder = [...opts.config.queues];
+    this.sync = new SyncChannel(opts.client, opts.identity.id, {
+      onContact: () => {
+        this.lastContact = Date.now();
+      },
+      onStopRuns: (runIds) => runIds.forEach((id) => this.stopLostRun(id)),
+    });
   }
 
   get id(): string {
@@ -137,10 +129,21 @@ export class LaunchAgent {
       version: LIFTOFF_VERSION,
       max_jobs: Number.isFinite(config.maxJobs) ? config.maxJobs : -1,
       config: shownConfig,
+      protocol_version: AGENT_PROTOCOL_VERSION,
     });
+    try {
+      // A server that cannot take this agent's syncs (or that needs a newer agent): stop now, saying which to upgrade.
+      assertAgentProtocol(reg);
+    } catch (err) {
+      await client.agentStopped(this.id).catch(() => undefined);
+      throw err;
+    }
     this.pollTimeoutMs = reg.poll_timeout_ms;
     try {
-      await this.prepareRunners();
+      const prepared = await prepareRunners(this.opts, (line) => this.say(line));
+      for (const [resource, runner] of prepared.runners) this.runners.set(resource, runner);
+      this.builder = prepared.builder;
+      this.jobUsers = prepared.jobUsers;
     } catch (err) {
       // Registered but unable to serve: say so now rather than show POLLING until the heartbeat times out.
       await client.agentStopped(this.id).catch(() => undefined);
@@ -163,80 +166,6 @@ export class LaunchAgent {
       `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
     );
     this.loop = this.pollLoop();
-  }
-
-  /** A runner per queue type (each checked), and the builder when any queue runs containers. */
-  private async prepareRunners(): Promise<void> {
-    const { client, config } = this.opts;
-    for (const q of (await client.listQueues(config.entity)).queues) {
-      if (!config.queues.includes(q.name)) continue;
-      const factory = RUNNERS[q.resource];
-      if (!factory) {
-        throw new NotSupportedError(
-          `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
-        );
-      }
-      if (config.file.secure_mode) assertSecureModeServes(q.name, q.resource);
-      // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
-      if (q.resource === 'local-container') await this.assertDocker(q.name, q.resource);
-      if (q.resource === 'local-process' && !this.jobUsers) await this.prepareJobUsers();
-      if (!this.runners.has(q.resource)) {
-        const runner = await factory(this.runnerDeps());
-        await runner.check?.().catch((err: unknown) => {
-          const code = err instanceof LiftoffError ? err.code : 'CONFIG_INVALID';
-          throw new LiftoffError(code, `Queue "${q.name}" runs ${q.resource} jobs, but: ${describe(err)}`);
-        });
-        this.runners.set(q.resource, runner);
-      }
-    }
-    if ([...this.runners.keys()].some((r) => r !== 'local-process')) this.builder = await this.makeBuilder();
-  }
-
-  /** `run-as`: refuses an agent whose jobs would silently run as itself; lays out work and state dirs for job users. */
-  private async prepareJobUsers(): Promise<void> {
-    const switching = this.opts.userSwitching ?? detectUserSwitching();
-    const users = await JobUsers.resolve(this.opts.config.file['run-as'], switching);
-    const workRoot = join(this.opts.dataDir, 'work');
-    await mkdir(workRoot, { recursive: true });
-    await mkdir(join(this.opts.dataDir, 'runs'), { recursive: true, mode: 0o700 });
-    await chmod(join(this.opts.dataDir, 'runs'), 0o700);
-    // Job users enter their own dir here but cannot list the others.
-    await chmod(workRoot, users.mode === 'agent' ? 0o700 : 0o711);
-    if (users.mode !== 'agent') await assertWorkRootReachable(workRoot, switching.uid);
-    this.say(users.summary);
-    this.jobUsers = users;
-  }
-
-  private runnerDeps(): RunnerDeps {
-    const { logger, agentEnv, docker, credentials, homeDir } = this.opts;
-    return {
-      logger,
-      processEnv: agentEnv,
-      agentId: this.id,
-      docker,
-      credentials,
-      kubernetes: this.opts.config.file.kubernetes ?? {},
-      secureMode: this.opts.config.file.secure_mode === true,
-      homeDir,
-    };
-  }
-
-  private async assertDocker(queue: string, resource: string): Promise<void> {
-    try {
-      await this.opts.docker.ping();
-    } catch (e) {
-      throw new NotSupportedError(
-        `Queue "${queue}" runs ${resource} jobs, but no Docker engine answers (${describe(e)}). Start dockerd or set DOCKER_HOST.`,
-      );
-    }
-  }
-
-  /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-  private async makeBuilder(): Promise<Builder> {
-    const cfg = this.opts.config.file.builder;
-    const type = cfg?.type === 'noop' ? 'noop' : 'docker';
-    const registry = registryFor(cfg?.destination, this.opts.docker, this.opts.credentials);
-    return BUILDERS[type]({ docker: this.opts.docker, registry });
   }
 
   /** Resolves when the agent has stopped (after `stop()`). */
@@ -379,7 +308,7 @@ export class LaunchAgent {
     }
     let run: Run;
     try {
-      run = await retry(() => client.ackItem(item.item_id, this.id));
+      run = await retry(() => this.sync.ackItem(item.item_id, this.id));
     } catch (err) {
       // Cancelled before it started, or the lease ran out: someone else owns it now.
       logger.warn({ err, item: item.item_id }, 'item could not be acknowledged; dropping it');
@@ -388,11 +317,11 @@ export class LaunchAgent {
     job.runId = run.id;
     this.byRun.set(run.id, job);
     this.say(`run ${run.id} started for item ${item.item_id} from queue ${item.queue}`);
-    const shipper = new LogShipper(client, this.id, run.id, logger);
+    const shipper = new LogShipper(this.sync, this.id, run.id, logger);
     const note = (line: string) => shipper.note(line);
     const workDir = join(this.opts.dataDir, 'work', run.id);
     const stateDir = runStateDir(this.opts.dataDir, run.id);
-    const reporter = new RunReporter(client, this.id, run.id, logger);
+    const reporter = new RunReporter(this.sync, this.id, run.id, logger);
     let final: Final;
     try {
       final = await this.execute(job, item, run, workDir, stateDir, shipper, note, reporter);
@@ -414,7 +343,7 @@ export class LaunchAgent {
       await removeRunState(stateDir);
       return;
     }
-    await retry(() => client.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
+    await retry(() => this.sync.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
       logger.error({ err, run: run.id }, 'could not report the final status'),
     );
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
@@ -621,9 +550,9 @@ export class LaunchAgent {
     for (const run of runs) {
       const detail = await this.opts.client.getRun(run.id);
       const resource = detail.spec.resource ?? 'local-process';
-      const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(this.runnerDeps()));
+      const runner = this.runners.get(resource) ?? (await RUNNERS[resource]?.(runnerDeps(this.opts)));
       if (!runner) continue;
-      const shipper = new LogShipper(this.opts.client, this.id, run.id, this.opts.logger, run.log_size);
+      const shipper = new LogShipper(this.sync, this.id, run.id, this.opts.logger, run.log_size);
       // A re-adopted job may still print its secrets: mask them in what it prints from now on too.
       if (Object.keys(detail.spec.secret_env ?? {}).length)
         await this.opts.client
@@ -632,7 +561,7 @@ export class LaunchAgent {
           .catch((err: unknown) =>
             this.opts.logger.warn({ err, run: run.id }, 'could not fetch the run secrets to mask'),
           );
-      const skip = await this.alreadyShippedOutput(run.id, run.log_size);
+      const skip = await alreadyShippedOutput(this.opts.client, run.id, run.log_size);
       let skipped = 0;
       const onOutput = (text: string) => {
         // The runner replays the container's whole output; what the server already has is not sent again.
@@ -640,7 +569,7 @@ export class LaunchAgent {
         skipped += drop;
         if (drop < text.length) shipper.write(text.slice(drop));
       };
-      const reporter = new RunReporter(this.opts.client, this.id, run.id, this.opts.logger);
+      const reporter = new RunReporter(this.sync, this.id, run.id, this.opts.logger);
       const stateDir = runStateDir(this.opts.dataDir, run.id);
       const result = await runner.reconcile({
         runId: run.id,
@@ -669,33 +598,12 @@ export class LaunchAgent {
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
-      await this.opts.client
+      await this.sync
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
     }
-  }
-
-  /**
-   * Length of the workload output the server already holds: the output after the agent's last "container started" /
-   * "kubernetes job created" note. Only note chunks count as markers, so a job printing such a line moves nothing.
-   */
-  private async alreadyShippedOutput(runId: string, size: number): Promise<number> {
-    const segments: Array<{ kind: string; text: string }> = [];
-    let offset = 0;
-    while (offset < size) {
-      const page = await this.opts.client.readLogs(runId, offset);
-      if (page.next_offset === offset) break;
-      segments.push(...splitLogPage(page));
-      offset = page.next_offset;
-    }
-    const lastMarker = segments.findLastIndex((s) => s.kind === 'note' && OUTPUT_MARKER.test(s.text));
-    if (lastMarker < 0) return 0;
-    return segments
-      .slice(lastMarker + 1)
-      .filter((s) => s.kind === 'output')
-      .reduce((n, s) => n + s.text.length, 0);
   }
 
   /** Tracks a run re-adopted after a restart until it ends, then reports it like any other. */
@@ -718,7 +626,7 @@ export class LaunchAgent {
       await shipper.flush();
       await reporter.flush();
       if (job.lost) return;
-      await withRetry(() => this.opts.client.reportRun(run.id, finalReport(this.id, final)), {
+      await withRetry(() => this.sync.reportRun(run.id, finalReport(this.id, final)), {
         deadlineMs: REPORT_DEADLINE_MS,
       });
     })()
@@ -749,32 +657,10 @@ export class LaunchAgent {
     this.lastStatus = status;
     this.lastJobs = this.jobs.size;
     try {
-      const { stop_runs } = await this.opts.client.heartbeat(this.id, status, this.jobs.size, [...this.byRun.keys()]);
-      for (const runId of stop_runs) this.stopLostRun(runId);
+      // Goes with the next sync (the ack or report that changed the job count, usually); stop_runs reach onStopRuns.
+      await this.sync.heartbeat({ status, current_jobs: this.jobs.size, run_ids: [...this.byRun.keys()] });
     } catch (err) {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }
   }
-}
-
-/** The closing `[liftoff]` line of a run's log. */
-function finalLine(final: Final): string {
-  if (final.state === 'failed' || final.state === 'preempted') return `run ${final.state}: ${final.message}`;
-  return `run ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`;
-}
-
-function finalReport(agentId: string, final: Final): ReportRunBody {
-  return {
-    agent_id: agentId,
-    state: final.state,
-    exit_code: final.exitCode,
-    ...(final.state === 'failed' || final.state === 'preempted'
-      ? { error_stage: final.stage ?? 'run', error_message: final.message }
-      : {}),
-  };
-}
-
-function describe(err: unknown): string {
-  if (err instanceof LiftoffError) return err.message;
-  return err instanceof Error ? err.message : String(err);
 }

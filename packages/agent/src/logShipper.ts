@@ -22,7 +22,8 @@ export class LogShipper {
   private sending: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly client: LiftoffClient,
+    /** The client, or the agent's SyncChannel (which batches the uploads of all its runs). */
+    private readonly client: Pick<LiftoffClient, 'appendLogs' | 'getRun'>,
     private readonly agentId: string,
     private readonly runId: string,
     private readonly logger: Logger,

@@ -14,7 +14,8 @@ export class RunReporter {
   lastWarning: string | null = null;
 
   constructor(
-    private readonly client: LiftoffClient,
+    /** The client, or the agent's SyncChannel (which batches the reports of all its runs). */
+    private readonly client: Pick<LiftoffClient, 'reportRun'>,
     private readonly agentId: string,
     private readonly runId: string,
     private readonly logger: Logger,

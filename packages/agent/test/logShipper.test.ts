@@ -1,9 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { join } from 'node:path';
-import { LiftoffClient, LiftoffError, ServerUnreachableError, readCredentials, type LogKind } from '@liftoff/core';
+import {
+  LiftoffClient,
+  LiftoffError,
+  ServerUnreachableError,
+  readCredentials,
+  type LogKind,
+  type SyncBody,
+} from '@liftoff/core';
 import { startBackendServer, startedRun, type BackendServer } from '../../server/test/factory.js';
 import { LogShipper } from '../src/logShipper.js';
+import { SyncChannel } from '../src/syncChannel.js';
 
 /**
  * A client whose log uploads reach the real server, but whose answers can be lost on the way back (the chunk is
@@ -149,5 +157,62 @@ describe('log shipping masks the run secrets (issue 12, point 6)', () => {
     shipper.note('failed: bad hunter2-value');
     await shipper.flush();
     expect((await s.client.readLogs(runId)).data).toBe('token: *** and more\n[liftoff] failed: bad ***\n');
+  });
+});
+
+/** Syncs reach the real server, but their answers can be lost on the way back (everything in them was applied). */
+class LossySyncClient extends LiftoffClient {
+  loseNextAnswers = 0;
+  bodies: SyncBody[] = [];
+  override async sync(agentId: string, body: SyncBody) {
+    this.bodies.push(body);
+    const answer = await super.sync(agentId, body);
+    if (this.loseNextAnswers > 0) {
+      this.loseNextAnswers--;
+      throw new ServerUnreachableError('http://127.0.0.1:1', new Error('socket hang up'));
+    }
+    return answer;
+  }
+}
+
+describe('log shipping through the batched sync (issue 20)', () => {
+  let s: BackendServer;
+  let client: LossySyncClient;
+  beforeAll(async () => {
+    s = await startBackendServer('sqlite');
+    const creds = readCredentials(join(s.home, '.config', 'liftoff', 'credentials'));
+    client = new LossySyncClient({ baseUrl: s.server.url, apiKey: creds?.api_key ?? '' });
+  });
+  afterAll(async () => s.close());
+
+  it('ships the logs of several runs in one request, and resyncs exactly after a lost answer', async () => {
+    // Two runs of one agent, the second acked through the channel.
+    const first = await startedRun(s.client, 'batcher');
+    const item = await s.client.push('default', 'default', {
+      spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
+    });
+    await s.client.poll('batcher', { queues: ['default'], max_items: 1, wait_ms: 0 });
+    const channel = new SyncChannel(client, 'batcher');
+    const second = (await channel.ackItem(item.id)).id;
+    const a = new LogShipper(channel, 'batcher', first, logger);
+    const b = new LogShipper(channel, 'batcher', second, logger);
+    a.write('a 1\n');
+    b.write('b 1\n');
+    client.bodies = [];
+    await Promise.all([a.flush(), b.flush()]);
+    expect(client.bodies.map((body) => body.logs?.map((l) => l.run_id))).toEqual([[first, second]]);
+
+    a.write('a 2\n');
+    client.loseNextAnswers = 1;
+    const flushing = a.flush();
+    // As in the single-call case: while the shipper waits to retry, the pending chunk grows, so the retry is
+    // refused (CONFLICT, answered for this entry) and the shipper resyncs to what the server holds.
+    await new Promise((r) => setTimeout(r, 120));
+    a.write('a 3 — ünïcode\n');
+    await flushing;
+    await a.flush();
+    expect(a.resyncs).toBe(1);
+    expect((await s.client.readLogs(first)).data).toBe('a 1\na 2\na 3 — ünïcode\n');
+    expect((await s.client.readLogs(second)).data).toBe('b 1\n');
   });
 });

@@ -345,6 +345,8 @@ export const RegisterAgentBody = z.object({
   version: z.string().max(64),
   max_jobs: z.number().int().min(-1).max(100_000),
   config: z.record(z.string(), z.unknown()).default({}),
+  /** The agent protocol the agent speaks (agentProtocol.ts); absent: 1, an agent from before versions. */
+  protocol_version: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type RegisterAgentBody = z.input<typeof RegisterAgentBody>;
 
@@ -354,6 +356,9 @@ export const RegisterAgentResponse = z.object({
   poll_timeout_ms: z.number().int(),
   /** Runs this identity held when it last ran and that have not ended: the agent must reconcile them. */
   active_runs: z.array(Run),
+  /** The agent protocol the server speaks, and the oldest an agent may speak to it (absent: a server of protocol 1). */
+  protocol_version: z.number().int().optional(),
+  min_agent_protocol_version: z.number().int().optional(),
 });
 export type RegisterAgentResponse = z.infer<typeof RegisterAgentResponse>;
 
@@ -518,3 +523,66 @@ export const ItemSummary = Item.omit({ spec: true }).extend({
   source_type: z.enum(['code', 'git', 'image']).nullable(),
 });
 export type ItemSummary = z.infer<typeof ItemSummary>;
+
+/** `GET /api/agent-protocol`: the versions of the agent protocol the server serves (also in registration's answer). */
+export const AgentProtocolInfo = z.object({
+  protocol_version: z.number().int(),
+  min_agent_protocol_version: z.number().int(),
+});
+export type AgentProtocolInfo = z.infer<typeof AgentProtocolInfo>;
+
+/**
+ * Bounds of one `POST /api/agents/{id}/sync`: entries per kind, and the base64 text of one log entry (1 MiB of log
+ * bytes). The route's body limit (SYNC_BODY_BYTES) bounds the whole batch; past it the answer is PAYLOAD_TOO_LARGE.
+ */
+export const SYNC_LIMITS = { acks: 100, reports: 200, logs: 64, logEntryBytes: 1024 * 1024 } as const;
+export const SYNC_BODY_BYTES = 8 * 1024 * 1024;
+const EntryId = z.string().min(1).max(128);
+export const SyncAck = z.object({ item_id: EntryId }).strict();
+export const SyncReport = ReportRunBody.omit({ agent_id: true }).extend({ run_id: EntryId }).strict();
+export type SyncReport = z.input<typeof SyncReport>;
+/**
+ * A log chunk at byte `offset` of a run's log, as base64 of its bytes: a log is bytes (NULs included), which a JSON
+ * string of the API may not carry (hardening.ts refuses NUL in JSON).
+ */
+export const SyncLog = z
+  .object({
+    run_id: EntryId,
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    kind: z.enum(LOG_KINDS).default('output'),
+    data_base64: z.base64().max(Math.ceil(SYNC_LIMITS.logEntryBytes / 3) * 4),
+  })
+  .strict();
+export type SyncLog = z.input<typeof SyncLog>;
+/**
+ * The batched agent protocol (protocol 2): the agent's heartbeat, acks of claimed items, status reports and log
+ * appends of many runs in one request. Each entry is answered on its own (one run's refusal does not fail the others).
+ */
+export const SyncBody = z
+  .object({
+    heartbeat: HeartbeatBody.optional(),
+    acks: z.array(SyncAck).max(SYNC_LIMITS.acks).default([]),
+    reports: z.array(SyncReport).max(SYNC_LIMITS.reports).default([]),
+    logs: z.array(SyncLog).max(SYNC_LIMITS.logs).default([]),
+  })
+  .strict();
+export type SyncBody = z.input<typeof SyncBody>;
+/** A refused entry: the code and message the single-item call would have answered with. */
+export const EntryError = z.object({ code: z.string(), message: z.string() });
+export type EntryError = z.infer<typeof EntryError>;
+export const SyncResponse = z.object({
+  /** With a heartbeat: those of its `run_ids` the server declared lost (as the heartbeat call answers). */
+  stop_runs: z.array(z.string()),
+  acks: z.array(z.object({ item_id: z.string(), run: Run.optional(), error: EntryError.optional() })),
+  reports: z.array(z.object({ run_id: z.string(), run: Run.optional(), error: EntryError.optional() })),
+  logs: z.array(z.object({ run_id: z.string(), size: z.number().int().optional(), error: EntryError.optional() })),
+});
+export type SyncResponse = z.infer<typeof SyncResponse>;
+
+/** Many items pushed to one queue in one request and one transaction: all are accepted, or none. */
+export const PUSH_BATCH_MAX = 1000;
+export const PushBatchBody = z.object({ items: z.array(PushBody).min(1).max(PUSH_BATCH_MAX) }).strict();
+export type PushBatchBody = z.input<typeof PushBatchBody>;
+/** The new items' ids, in the order they were sent (their place in line too). */
+export const PushBatchResponse = z.object({ ids: z.array(z.string()) });
+export type PushBatchResponse = z.infer<typeof PushBatchResponse>;

@@ -37,6 +37,11 @@ import {
   type RegisterAgentBody,
   type StopAgentBody,
   type ReportRunBody,
+  AgentProtocolInfo,
+  PushBatchResponse,
+  SyncResponse,
+  type PushBatchBody,
+  type SyncBody,
 } from './api.js';
 import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError } from './errors.js';
 import type { AgentStatus, ItemState } from './states.js';
@@ -332,6 +337,21 @@ export class LiftoffClient {
     return this.json(LogAppendResponse, 'POST', `/api/runs/${enc(runId)}/logs`, {
       query: { offset, agent_id: agentId, kind },
       raw: { data, contentType: 'text/plain; charset=utf-8' },
+    });
+  }
+
+  /** The agent-protocol versions the server serves (agentProtocol.ts). */
+  agentProtocol() {
+    return this.json(AgentProtocolInfo, 'GET', '/api/agent-protocol');
+  }
+  /** Protocol 2: heartbeat, acks, reports and log appends in one request, each entry answered on its own. */
+  sync(agentId: string, body: SyncBody) {
+    return this.json(SyncResponse, 'POST', `/api/agents/${enc(agentId)}/sync`, { body });
+  }
+  /** Many items to one queue in one request and one transaction (all or none); the ids come back in order. */
+  pushBatch(entity: string, queue: string, body: PushBatchBody) {
+    return this.json(PushBatchResponse, 'POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items/batch`, {
+      body,
     });
   }
 

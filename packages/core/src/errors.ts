@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'SPEC_TOO_LARGE',
   'JSON_TOO_DEEP',
   'TLS_UNTRUSTED',
+  'PROTOCOL_MISMATCH',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -55,6 +56,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SPEC_TOO_LARGE: 413,
   JSON_TOO_DEEP: 400,
   TLS_UNTRUSTED: 503,
+  PROTOCOL_MISMATCH: 400,
 };
 
 export class LiftoffError extends Error {
@@ -278,6 +280,23 @@ export class LastAdminError extends LiftoffError {
 export class SecretsKeyError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('STORAGE', message, { cause });
+  }
+}
+
+/**
+ * The agent and the server speak agent-protocol versions the other cannot serve: `upgrade` says which side is behind.
+ * Raised by an agent at start, from the versions the server announces at registration.
+ */
+export class ProtocolVersionError extends LiftoffError {
+  readonly upgrade: 'agent' | 'server';
+  constructor(upgrade: 'agent' | 'server', agentVersion: number, serverVersion: number, needed: number) {
+    super(
+      'PROTOCOL_MISMATCH',
+      upgrade === 'server'
+        ? `This agent speaks agent protocol ${agentVersion} and needs a server that speaks at least ${needed}; the server speaks ${serverVersion}. Upgrade the Liftoff server (or run an older agent).`
+        : `This agent speaks agent protocol ${agentVersion}, older than the server's oldest served version ${needed} (the server speaks ${serverVersion}). Upgrade the Liftoff agent (the liftoff package on this host).`,
+    );
+    this.upgrade = upgrade;
   }
 }
 

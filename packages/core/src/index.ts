@@ -11,3 +11,4 @@ export * from './archive.js';
 export * from './containerArgs.js';
 export * from './logPages.js';
 export * from './redact.js';
+export * from './agentProtocol.js';

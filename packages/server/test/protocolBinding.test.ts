@@ -69,6 +69,14 @@ for (const backend of BACKENDS) {
       ['poll', (c) => c.poll('ra', { queues: ['rq'], max_items: 0, wait_ms: 0 })],
       ['append logs', (c) => c.appendLogs(ids.run, 'ra', 7, 'line 2\n')],
       ['report running', (c) => c.reportRun(ids.run, { agent_id: 'ra', state: 'running' })],
+      [
+        'sync',
+        (c) =>
+          c.sync('ra', {
+            heartbeat: { status: 'RUNNING', current_jobs: 1 },
+            reports: [{ run_id: ids.run, state: 'running' }],
+          }),
+      ],
       ['release claimed item', (c) => c.releaseItem(ids.claimed, 'ra')],
       ['report finished', (c) => c.reportRun(ids.run, { agent_id: 'ra', state: 'finished', exit_code: 0 })],
       ['re-register ra', (c) => c.registerAgent(reg('ra'))],

@@ -27,6 +27,12 @@ export function launchCommand(program: Command, env: Env): void {
       [],
     )
     .option(
+      '--sweep <key=v1,v2,...>',
+      'push one item per value, each with the run config key set to it (repeatable: every combination; one request)',
+      collect,
+      [],
+    )
+    .option(
       '--env <KEY=VALUE>',
       "environment variable for the job (repeatable); KEY=secret:NAME takes the value of the entity's secret NAME",
       collect,

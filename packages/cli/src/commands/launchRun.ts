@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import {
   BadRequestError,
   PRIORITIES,
+  PUSH_BATCH_MAX,
   RESOURCE_TYPES,
   isTerminal,
   type Env,
@@ -30,6 +31,7 @@ export interface LaunchFlags {
   entryPoint?: string;
   config?: string;
   set: string[];
+  sweep: string[];
   env: string[];
   setVar: string[];
   priority?: string;
@@ -48,6 +50,7 @@ const SKIP = new Set(['.git', 'node_modules', '__pycache__', '.venv', '.mypy_cac
 export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
   const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
   const spec = await buildSpec(client, args, flags, env);
+  if (flags.sweep.length) return pushSweep(client, spec, flags);
   const item = await client.push(flags.entity, flags.queue, {
     spec,
     ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
@@ -63,6 +66,36 @@ export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): P
     return;
   }
   process.exitCode = await waitForItem(client, item.id);
+}
+
+/**
+ * `--sweep lr=0.1,0.01 --sweep bs=32,64`: one item per combination of the values (here 4), each with the keys set
+ * in its run config as `--set` sets them (values parse as JSON when they can), pushed in one batched request, so
+ * either all are queued or none. The code archive is uploaded once for all of them.
+ */
+async function pushSweep(client: LiftoffClient, spec: LaunchSpecInput, flags: LaunchFlags): Promise<void> {
+  if (flags.wait)
+    throw new BadRequestError('--wait follows one item; drop it with --sweep (follow each with "liftoff runs logs").');
+  let combos: string[][] = [[]];
+  for (const [key, values] of Object.entries(parsePairs(flags.sweep, '--sweep'))) {
+    const list = values.split(',');
+    if (list.some((v) => v === '')) throw new BadRequestError(`--sweep ${key}=${values}: a value is empty.`);
+    combos = combos.flatMap((c) => list.map((v) => [...c, `${key}=${v}`]));
+  }
+  if (combos.length > PUSH_BATCH_MAX)
+    throw new BadRequestError(
+      `--sweep makes ${combos.length} items, more than the ${PUSH_BATCH_MAX} one push may hold; sweep fewer values at once.`,
+    );
+  const { ids } = await client.pushBatch(flags.entity, flags.queue, {
+    items: combos.map((combo) => ({
+      spec: { ...spec, run_config: runConfig({ ...flags, set: [...flags.set, ...combo] }) },
+      ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+      template_variables: parsePairs(flags.setVar, '--set-var'),
+    })),
+  });
+  if (flags.json) return printJson({ ids });
+  process.stderr.write(`queued ${ids.length} items on ${flags.entity}/${flags.queue}\n`);
+  process.stdout.write(ids.map((id) => `${id}\n`).join(''));
 }
 
 async function buildSpec(

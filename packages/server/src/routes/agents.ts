@@ -11,10 +11,14 @@ import {
   RegisterAgentResponse,
   StopAgentBody,
   redactConfig,
+  AGENT_PROTOCOL_VERSION,
+  AgentProtocolInfo,
+  MIN_AGENT_PROTOCOL_VERSION,
 } from '@liftoff/core';
 import { assertAdmin, canAccess, entityFor, pollHoldMs, type App, type AppContext } from '../context.js';
 import { agentNotFound, type AgentView } from '../store/agents.js';
 import { assertAgentProtocolKey, boundAgent } from './agentAuth.js';
+import { syncRoute } from './sync.js';
 
 const IdParams = z.object({ id: z.string() });
 const publicView = ({ entity_id: _e, key_id: _k, ...agent }: AgentView) => agent;
@@ -68,6 +72,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         heartbeat_interval_ms: ctx.settings.heartbeatIntervalMs,
         poll_timeout_ms: pollHoldMs(ctx.settings),
         active_runs: await ctx.store.runs.activeOf(agent.id),
+        protocol_version: AGENT_PROTOCOL_VERSION,
+        min_agent_protocol_version: MIN_AGENT_PROTOCOL_VERSION,
       };
     },
   );
@@ -194,4 +200,13 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       }
     },
   );
+
+  /** The agent-protocol versions this server serves, for agents and tools that check before registering. */
+  app.get(
+    '/api/agent-protocol',
+    { schema: { tags: ['agent protocol'], response: { 200: AgentProtocolInfo } } },
+    async () => ({ protocol_version: AGENT_PROTOCOL_VERSION, min_agent_protocol_version: MIN_AGENT_PROTOCOL_VERSION }),
+  );
+
+  syncRoute(app, ctx);
 }

@@ -2,25 +2,18 @@ import { z } from 'zod';
 import {
   BadRequestError,
   CreateQueueBody,
-  DEFAULT_PRIORITY,
   ITEM_STATES,
   Item,
   ItemSummary,
   ListQuery,
-  NotFoundError,
-  PRIORITIES,
-  PrioritizationDisabledError,
   PushBody,
   Queue,
   UpdateQueueBody,
-  type LaunchSpec,
-  type TemplateVariables,
 } from '@liftoff/core';
-import { assertItemResourceArgs, checkQueueDefaults, checkResourceArgs, mergeResourceArgs } from '../resourceArgs.js';
-import { assertValidTemplate, fillTemplate } from '../templates.js';
-import { assertRunConfigSize } from '../bodyLimits.js';
+import { checkQueueDefaults } from '../resourceArgs.js';
+import { assertValidTemplate } from '../templates.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
-import { assertSecretsExist } from './secrets.js';
+import { prepareItem, pushBatchRoute } from './push.js';
 
 const EntityParams = z.object({ entity: z.string() });
 const QueueParams = EntityParams.extend({ queue: z.string() });
@@ -106,59 +99,12 @@ export function queueRoutes(app: App, ctx: AppContext): void {
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
-      const { spec } = req.body;
-      assertRunConfigSize(spec, ctx.settings);
-      if (spec.resource && spec.resource !== queue.resource) {
-        throw new BadRequestError(
-          `Queue "${queue.name}" runs ${queue.resource} jobs; the spec asks for ${spec.resource}. Push to a ${spec.resource} queue or drop --resource.`,
-        );
-      }
-      if (spec.source.type === 'image' && queue.resource === 'local-process') {
-        throw new BadRequestError(
-          `Queue "${queue.name}" runs local processes; an image job needs a container queue (e.g. local-container).`,
-        );
-      }
-      if (spec.source.type === 'code') {
-        const archive = await ctx.store.archives.get(spec.source.archive_id).catch(() => undefined);
-        if (!archive || archive.entity_id !== entity.id) {
-          throw new NotFoundError(
-            `Code archive "${spec.source.archive_id}" not found; upload it with "liftoff launch --code DIR".`,
-          );
-        }
-      }
-      await assertSecretsExist(ctx, entity, spec);
-      const queueArgs = JSON.parse(queue.resource_args) as LaunchSpec['resource_args'];
-      assertItemResourceArgs(
-        {
-          name: queue.name,
-          resource: queue.resource,
-          resourceArgs: queueArgs,
-          lockedKeys: JSON.parse(queue.locked_keys) as string[],
-        },
-        spec.resource_args,
-      );
-      const merged: LaunchSpec = {
-        ...spec,
-        resource: queue.resource as LaunchSpec['resource'],
-        resource_args: mergeResourceArgs(
-          fillTemplate(
-            queue.name,
-            queueArgs,
-            JSON.parse(queue.template_variables) as TemplateVariables,
-            req.body.template_variables,
-          ),
-          spec.resource_args,
-        ),
-        author: req.principal.keyName,
-      };
-      checkResourceArgs(queue.resource, merged.resource_args);
-      const priority = req.body.priority ? PRIORITIES[req.body.priority] : DEFAULT_PRIORITY;
-      if (priority !== DEFAULT_PRIORITY && queue.prioritization_mode !== 'V0') {
-        throw new PrioritizationDisabledError(queue.name, req.body.priority ?? '');
-      }
+      const { spec: merged, priority } = await prepareItem(ctx, req, entity, queue, req.body);
       const id = await ctx.store.items.push(queue.id, merged, priority, ctx.now());
       ctx.bus.publish(`queue:${queue.id}`);
       return reply.code(201).send(await ctx.store.items.get(id, ctx.now(), { explain: false }));
     },
   );
+
+  pushBatchRoute(app, ctx);
 }

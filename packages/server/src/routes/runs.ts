@@ -12,8 +12,10 @@ import {
   type LaunchSpec,
   RunMetricsQuery,
   RunMetricsResponse,
+  type LogKind,
 } from '@liftoff/core';
 import { canAccess, entityFor, type App, type AppContext } from '../context.js';
+import type { PreemptionOutcome } from '../store/preemption.js';
 import { runNotFound } from '../store/runs.js';
 import { boundAgent } from './agentAuth.js';
 
@@ -79,14 +81,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
       await boundAgent(ctx, req, req.body.agent_id);
       await runFor(req, req.params.id);
       const { run, preemption } = await ctx.store.runs.report(req.params.id, req.body, ctx.now());
-      // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
-      ctx.bus.publish(`run:${run.id}`);
-      if (preemption) ctx.metrics.countPreemption(preemption.requeued);
-      // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
-      // queue, so an item requeued without backoff is picked up at once.
-      if (isTerminal(run.status))
-        for (const q of await ctx.store.queues.sharingLimits(await ctx.store.runs.queueIdOf(run.id)))
-          ctx.bus.publish(`queue:${q}`);
+      await afterReport(ctx, run, preemption);
       return run;
     },
   );
@@ -108,20 +103,7 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       await boundAgent(ctx, req, req.query.agent_id);
-      await runFor(req, req.params.id);
-      // Every uploaded byte passes here, stored or dropped past the run's log cap; the append also parses metric
-      // lines (metricLines.ts) before the cap decides what is kept, so metrics printed past the cap still count.
-      const { size } = await ctx.store.logs.append(
-        req.params.id,
-        req.query.agent_id,
-        req.query.offset,
-        req.body,
-        req.query.kind,
-        ctx.settings.maxRunLogBytes,
-        ctx.now(),
-      );
-      ctx.bus.publish(`run:${req.params.id}`);
-      return { size };
+      return appendRunLog(ctx, req, req.params.id, req.query.agent_id, req.query.offset, req.body, req.query.kind);
     },
   );
 
@@ -243,4 +225,50 @@ export function runRoutes(app: App, ctx: AppContext): void {
       }
     },
   );
+}
+
+/**
+ * A log upload of the agent `agentId` (already checked to be the caller's, boundAgent) to run `runId`: the single
+ * upload route and each log entry of a sync (sync.ts) come through here, so both keep one set of rules (access,
+ * offsets and 409, RUN_LOST, the log cap). The one place every uploaded byte passes, stored or dropped past the run's
+ * log cap (logs.ts): metric-line parsing (issue #17) is to read `data` here, before the cap decides what is kept,
+ * so metrics printed past the cap still count. Nothing parses them yet.
+ */
+export async function appendRunLog(
+  ctx: AppContext,
+  req: Parameters<typeof canAccess>[0],
+  runId: string,
+  agentId: string,
+  offset: number,
+  data: string,
+  kind: LogKind,
+): Promise<{ size: number }> {
+  const run = await ctx.store.runs.get(runId);
+  if (!canAccess(req, run.entity_id)) throw runNotFound(runId);
+  // Every uploaded byte passes here (the single route and every entry of a sync), stored or dropped past the run's
+  // log cap; the append also parses metric lines (metricLines.ts) before the cap decides what is kept, so metrics
+  // printed past the cap still count.
+  const { size } = await ctx.store.logs.append(
+    runId,
+    agentId,
+    offset,
+    data,
+    kind,
+    ctx.settings.maxRunLogBytes,
+    ctx.now(),
+  );
+  ctx.bus.publish(`run:${runId}`);
+  return { size };
+}
+
+/** After a status report committed (the single route, or an entry of a sync): wakes who must know. */
+export async function afterReport(ctx: AppContext, run: Run, preemption: PreemptionOutcome | null): Promise<void> {
+  // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
+  ctx.bus.publish(`run:${run.id}`);
+  if (preemption) ctx.metrics.countPreemption(preemption.requeued);
+  // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
+  // queue, so an item requeued without backoff is picked up at once.
+  if (isTerminal(run.status))
+    for (const q of await ctx.store.queues.sharingLimits(await ctx.store.runs.queueIdOf(run.id)))
+      ctx.bus.publish(`queue:${q}`);
 }

@@ -141,23 +141,7 @@ export class Agents {
    * agent that stopped (KILLED with another reason) stays KILLED: a poll still in flight as it shut down says nothing.
    */
   async touch(agentId: string, now: number): Promise<void> {
-    await this.db
-      .updateTable('agents')
-      .set({ last_heartbeat_at: now })
-      .where('id', '=', agentId)
-      .where('status', '!=', 'KILLED')
-      .execute();
-    await this.db
-      .updateTable('agents')
-      .set({
-        status: sql<string>`CASE WHEN current_jobs > 0 THEN 'RUNNING' ELSE 'POLLING' END`,
-        status_reason: null,
-        last_heartbeat_at: now,
-      })
-      .where('id', '=', agentId)
-      .where('status', '=', 'KILLED')
-      .where('status_reason', '=', HEARTBEAT_LOST)
-      .execute();
+    await touchIn(this.db, agentId, now);
   }
 
   async heartbeat(
@@ -166,12 +150,7 @@ export class Agents {
     currentJobs: number,
     now: number,
   ): Promise<AgentView> {
-    const r = await this.db
-      .updateTable('agents')
-      .set({ status, current_jobs: currentJobs, last_heartbeat_at: now, status_reason: null })
-      .where('id', '=', agentId)
-      .executeTakeFirst();
-    if (!Number(r.numUpdatedRows)) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
+    await heartbeatIn(this.db, agentId, status, currentJobs, now);
     return this.get(agentId);
   }
 
@@ -226,4 +205,41 @@ export class Agents {
       .execute();
     return rows.map(toAgent);
   }
+}
+
+/** Agents.touch through `db` (inside the caller's transaction when it passes one). */
+export async function touchIn(db: Db, agentId: string, now: number): Promise<void> {
+  await db
+    .updateTable('agents')
+    .set({ last_heartbeat_at: now })
+    .where('id', '=', agentId)
+    .where('status', '!=', 'KILLED')
+    .execute();
+  await db
+    .updateTable('agents')
+    .set({
+      status: sql<string>`CASE WHEN current_jobs > 0 THEN 'RUNNING' ELSE 'POLLING' END`,
+      status_reason: null,
+      last_heartbeat_at: now,
+    })
+    .where('id', '=', agentId)
+    .where('status', '=', 'KILLED')
+    .where('status_reason', '=', HEARTBEAT_LOST)
+    .execute();
+}
+
+/** Agents.heartbeat's write through `db` (inside the caller's transaction when it passes one). */
+export async function heartbeatIn(
+  db: Db,
+  agentId: string,
+  status: 'POLLING' | 'RUNNING',
+  currentJobs: number,
+  now: number,
+): Promise<void> {
+  const r = await db
+    .updateTable('agents')
+    .set({ status, current_jobs: currentJobs, last_heartbeat_at: now, status_reason: null })
+    .where('id', '=', agentId)
+    .executeTakeFirst();
+  if (!Number(r.numUpdatedRows)) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
 }

@@ -112,39 +112,45 @@ export class Dispatch {
 
   /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
   async ack(itemId: string, agentId: string, now: number): Promise<Run> {
-    return this.db.transaction().execute(async (trx) => {
-      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
-      if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
-      // A retried ack (the first answer was lost) gets the same run back instead of an error.
-      if (item.claimed_by === agentId && item.run_id && item.state === 'starting') return getRunIn(trx, item.run_id);
-      if (item.state !== 'claimed' || item.claimed_by !== agentId) {
-        throw new ConflictError(
-          `Item "${itemId}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
-        );
-      }
-      const runId = newRunId();
-      await trx
-        .insertInto('runs')
-        .values({
-          id: runId,
-          item_id: itemId,
-          queue_id: item.queue_id,
-          agent_id: agentId,
-          status: 'starting',
-          exit_code: null,
-          error_stage: null,
-          error_message: null,
-          created_at: now,
-          started_at: null,
-          ended_at: null,
-        })
-        .execute();
-      await trx
-        .updateTable('items')
-        .set({ state: 'starting', run_id: runId, lease_expires_at: null })
-        .where('id', '=', itemId)
-        .execute();
-      return getRunIn(trx, runId);
-    });
+    return this.db.transaction().execute(async (trx) => ackIn(trx, itemId, agentId, now));
   }
+}
+
+/**
+ * Dispatch.ack inside the caller's transaction (a sync acks many in one). Refusals are thrown before anything is
+ * written, so the caller may catch one and go on in the same transaction.
+ */
+export async function ackIn(trx: Db, itemId: string, agentId: string, now: number): Promise<Run> {
+  const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
+  if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
+  // A retried ack (the first answer was lost) gets the same run back instead of an error.
+  if (item.claimed_by === agentId && item.run_id && item.state === 'starting') return getRunIn(trx, item.run_id);
+  if (item.state !== 'claimed' || item.claimed_by !== agentId) {
+    throw new ConflictError(
+      `Item "${itemId}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
+    );
+  }
+  const runId = newRunId();
+  await trx
+    .insertInto('runs')
+    .values({
+      id: runId,
+      item_id: itemId,
+      queue_id: item.queue_id,
+      agent_id: agentId,
+      status: 'starting',
+      exit_code: null,
+      error_stage: null,
+      error_message: null,
+      created_at: now,
+      started_at: null,
+      ended_at: null,
+    })
+    .execute();
+  await trx
+    .updateTable('items')
+    .set({ state: 'starting', run_id: runId, lease_expires_at: null })
+    .where('id', '=', itemId)
+    .execute();
+  return getRunIn(trx, runId);
 }

@@ -77,20 +77,7 @@ export class Runs {
 
   /** Those of `runIds` (runs an agent says it holds) that were declared lost while it held them: it must stop them. */
   async lostAmong(agentId: string, runIds: string[] | undefined): Promise<string[]> {
-    const ids = runIds ?? [];
-    const lost: string[] = [];
-    // In slices: SQLite takes at most 32,766 bound parameters per statement, and an agent may hold 100,000 runs.
-    for (let i = 0; i < ids.length; i += 1000) {
-      const rows = await this.db
-        .selectFrom('runs')
-        .select('id')
-        .where('agent_id', '=', agentId)
-        .where('status', '=', 'lost')
-        .where('id', 'in', ids.slice(i, i + 1000))
-        .execute();
-      lost.push(...rows.map((r) => r.id));
-    }
-    return lost;
+    return lostAmongIn(this.db, agentId, runIds);
   }
 
   /** Runs held by the agent that users asked to cancel. */
@@ -121,48 +108,77 @@ export class Runs {
     body: ReportRunBody,
     now: number,
   ): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
-    return this.db.transaction().execute(async (trx) => {
-      // The reaper may be declaring this run lost right now: one of the two goes first, never both half-way.
-      await lockRun(trx, runId);
-      const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-      if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
-      if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
-      const current = run.status as ItemState;
-      // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
-      if (current === 'lost') throw new RunLostError(runId);
-      if (isTerminal(current)) {
-        if (current === body.state) return { run: await getRunIn(trx, runId), preemption: null };
-        throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
-      }
-      const warning = body.warning === undefined ? run.warning : body.warning;
-      if (body.state === 'preempted' && current !== 'cancelling') {
-        const preemption = await preemptRun(trx, run, body, warning, now);
-        return { run: await getRunIn(trx, runId), preemption };
-      }
-      // A cancel request wins over progress reports: the run stays `cancelling` until it ends, and a run preempted
-      // while being cancelled ends `stopped` rather than being tried again.
-      const reported: ItemState = body.state === 'preempted' ? 'stopped' : body.state;
-      const next: ItemState = current === 'cancelling' && !isTerminal(reported) ? 'cancelling' : reported;
-      const terminal = isTerminal(next);
-      await trx
-        .updateTable('runs')
-        .set({
-          status: next,
-          started_at: body.state === 'running' && run.started_at === null ? now : run.started_at,
-          ended_at: terminal ? now : null,
-          exit_code: body.exit_code ?? run.exit_code,
-          error_stage: body.error_stage ?? run.error_stage,
-          error_message: body.error_message ?? run.error_message,
-          warning,
-        })
-        .where('id', '=', runId)
-        .execute();
-      await trx
-        .updateTable('items')
-        .set({ state: next, ended_at: terminal ? now : null })
-        .where('id', '=', run.item_id)
-        .execute();
-      return { run: await getRunIn(trx, runId), preemption: null };
-    });
+    return this.db.transaction().execute(async (trx) => reportIn(trx, runId, body, now));
   }
+}
+
+/**
+ * Runs.report inside the caller's transaction (a sync applies many in one). Every refusal is thrown before the
+ * run or its item is written, so a caller may catch it and go on with its other entries in the same transaction.
+ */
+export async function reportIn(
+  trx: Db,
+  runId: string,
+  body: ReportRunBody,
+  now: number,
+): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
+  // The reaper may be declaring this run lost right now: one of the two goes first, never both half-way.
+  await lockRun(trx, runId);
+  const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+  if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+  if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
+  const current = run.status as ItemState;
+  // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
+  if (current === 'lost') throw new RunLostError(runId);
+  if (isTerminal(current)) {
+    if (current === body.state) return { run: await getRunIn(trx, runId), preemption: null };
+    throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
+  }
+  const warning = body.warning === undefined ? run.warning : body.warning;
+  if (body.state === 'preempted' && current !== 'cancelling') {
+    const preemption = await preemptRun(trx, run, body, warning, now);
+    return { run: await getRunIn(trx, runId), preemption };
+  }
+  // A cancel request wins over progress reports: the run stays `cancelling` until it ends, and a run preempted
+  // while being cancelled ends `stopped` rather than being tried again.
+  const reported: ItemState = body.state === 'preempted' ? 'stopped' : body.state;
+  const next: ItemState = current === 'cancelling' && !isTerminal(reported) ? 'cancelling' : reported;
+  const terminal = isTerminal(next);
+  await trx
+    .updateTable('runs')
+    .set({
+      status: next,
+      started_at: body.state === 'running' && run.started_at === null ? now : run.started_at,
+      ended_at: terminal ? now : null,
+      exit_code: body.exit_code ?? run.exit_code,
+      error_stage: body.error_stage ?? run.error_stage,
+      error_message: body.error_message ?? run.error_message,
+      warning,
+    })
+    .where('id', '=', runId)
+    .execute();
+  await trx
+    .updateTable('items')
+    .set({ state: next, ended_at: terminal ? now : null })
+    .where('id', '=', run.item_id)
+    .execute();
+  return { run: await getRunIn(trx, runId), preemption: null };
+}
+
+/** Runs.lostAmong through `db` (inside the caller's transaction when it passes one). */
+export async function lostAmongIn(db: Db, agentId: string, runIds: string[] | undefined): Promise<string[]> {
+  const ids = runIds ?? [];
+  const lost: string[] = [];
+  // In slices: SQLite takes at most 32,766 bound parameters per statement, and an agent may hold 100,000 runs.
+  for (let i = 0; i < ids.length; i += 1000) {
+    const rows = await db
+      .selectFrom('runs')
+      .select('id')
+      .where('agent_id', '=', agentId)
+      .where('status', '=', 'lost')
+      .where('id', 'in', ids.slice(i, i + 1000))
+      .execute();
+    lost.push(...rows.map((r) => r.id));
+  }
+  return lost;
 }

@@ -1,0 +1,96 @@
+import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type Dockerode from 'dockerode';
+import { LiftoffError, NotSupportedError, type ResourceType } from '@liftoff/core';
+import type { AgentOptions } from './agent.js';
+import { BUILDERS, type Builder } from './builders/index.js';
+import { JobUsers, assertWorkRootReachable, detectUserSwitching } from './jobUsers.js';
+import { registryFor } from './registries/index.js';
+import { RUNNERS, type Runner, type RunnerDeps } from './runners/index.js';
+import { describe } from './runOutcome.js';
+import { assertSecureModeServes } from './secureMode.js';
+
+/** What an agent serves its queues with, made and checked once at start. */
+export interface PreparedRunners {
+  runners: Map<ResourceType, Runner>;
+  builder?: Builder;
+  /** Who local-process jobs run as; set when the agent serves a local-process queue. */
+  jobUsers?: JobUsers;
+}
+
+/** A runner per queue type (each checked), the builder when any queue runs containers, and the job users. */
+export async function prepareRunners(opts: AgentOptions, say: (line: string) => void): Promise<PreparedRunners> {
+  const { client, config } = opts;
+  const runners = new Map<ResourceType, Runner>();
+  let jobUsers: JobUsers | undefined;
+  for (const q of (await client.listQueues(config.entity)).queues) {
+    if (!config.queues.includes(q.name)) continue;
+    const factory = RUNNERS[q.resource];
+    if (!factory) {
+      throw new NotSupportedError(
+        `Queue "${q.name}" runs ${q.resource} jobs, which this Liftoff agent cannot run yet (it runs: ${Object.keys(RUNNERS).join(', ')}). Poll another queue.`,
+      );
+    }
+    if (config.file.secure_mode) assertSecureModeServes(q.name, q.resource);
+    // Kubernetes runs on the cluster; the engine is needed there only to build code jobs (checked at build time).
+    if (q.resource === 'local-container') await assertDocker(opts.docker, q.name, q.resource);
+    if (q.resource === 'local-process' && !jobUsers) jobUsers = await prepareJobUsers(opts, say);
+    if (!runners.has(q.resource)) {
+      const runner = await factory(runnerDeps(opts));
+      await runner.check?.().catch((err: unknown) => {
+        const code = err instanceof LiftoffError ? err.code : 'CONFIG_INVALID';
+        throw new LiftoffError(code, `Queue "${q.name}" runs ${q.resource} jobs, but: ${describe(err)}`);
+      });
+      runners.set(q.resource, runner);
+    }
+  }
+  const builder = [...runners.keys()].some((r) => r !== 'local-process') ? await makeBuilder(opts) : undefined;
+  return { runners, ...(builder ? { builder } : {}), ...(jobUsers ? { jobUsers } : {}) };
+}
+
+/** `run-as`: refuses an agent whose jobs would silently run as itself; lays out work and state dirs for job users. */
+async function prepareJobUsers(opts: AgentOptions, say: (line: string) => void): Promise<JobUsers> {
+  const switching = opts.userSwitching ?? detectUserSwitching();
+  const users = await JobUsers.resolve(opts.config.file['run-as'], switching);
+  const workRoot = join(opts.dataDir, 'work');
+  await mkdir(workRoot, { recursive: true });
+  await mkdir(join(opts.dataDir, 'runs'), { recursive: true, mode: 0o700 });
+  await chmod(join(opts.dataDir, 'runs'), 0o700);
+  // Job users enter their own dir here but cannot list the others.
+  await chmod(workRoot, users.mode === 'agent' ? 0o700 : 0o711);
+  if (users.mode !== 'agent') await assertWorkRootReachable(workRoot, switching.uid);
+  say(users.summary);
+  return users;
+}
+
+export function runnerDeps(opts: AgentOptions): RunnerDeps {
+  const { logger, agentEnv, docker, credentials, homeDir } = opts;
+  return {
+    logger,
+    processEnv: agentEnv,
+    agentId: opts.identity.id,
+    docker,
+    credentials,
+    kubernetes: opts.config.file.kubernetes ?? {},
+    secureMode: opts.config.file.secure_mode === true,
+    homeDir,
+  };
+}
+
+async function assertDocker(docker: Dockerode, queue: string, resource: string): Promise<void> {
+  try {
+    await docker.ping();
+  } catch (e) {
+    throw new NotSupportedError(
+      `Queue "${queue}" runs ${resource} jobs, but no Docker engine answers (${describe(e)}). Start dockerd or set DOCKER_HOST.`,
+    );
+  }
+}
+
+/** `builder.type` from the config; without one, docker (the engine was just found reachable). */
+async function makeBuilder(opts: AgentOptions): Promise<Builder> {
+  const cfg = opts.config.file.builder;
+  const type = cfg?.type === 'noop' ? 'noop' : 'docker';
+  const registry = registryFor(cfg?.destination, opts.docker, opts.credentials);
+  return BUILDERS[type]({ docker: opts.docker, registry });
+}

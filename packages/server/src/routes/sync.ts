@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import {
+  LiftoffError,
+  SYNC_BODY_BYTES,
+  SyncBody,
+  SyncResponse,
+  NotFoundError,
+  type EntryError,
+  type Run,
+} from '@liftoff/core';
+import { canAccess, type App, type AppContext } from '../context.js';
+import { runNotFound } from '../store/runs.js';
+import { applySync, entitiesOfItems, entitiesOfRuns, type EntryOutcome } from '../store/sync.js';
+import { boundAgent } from './agentAuth.js';
+import { afterReport, appendRunLog } from './runs.js';
+
+const IdParams = z.object({ id: z.string() });
+const refusal = (e: LiftoffError): EntryError => ({ code: e.code, message: e.message });
+/** The store's run rows carry their entity id, which the API does not show. */
+const publicRun = (run: Run): Run => {
+  const { entity_id: _e, ...rest } = run as Run & { entity_id?: string };
+  return rest;
+};
+
+/**
+ * `POST /api/agents/{id}/sync` (agent protocol 2): the heartbeat, acks, status reports and log appends of an agent's
+ * runs in one request. The key must be the agent's (boundAgent), and every entry is checked as its single-item call
+ * checks it: a run or item outside the caller's entities is "not found", another agent's run is refused, a lost one is
+ * RUN_LOST, a log at the wrong offset is CONFLICT. Each refusal is that entry's answer alone; the rest is applied.
+ * Acks, reports and the heartbeat commit in one transaction (store/sync.ts); then each log append in its own, in
+ * order, through the single upload's code (appendRunLog).
+ */
+export function syncRoute(app: App, ctx: AppContext): void {
+  app.post(
+    '/api/agents/:id/sync',
+    {
+      bodyLimit: SYNC_BODY_BYTES,
+      schema: { tags: ['agent protocol'], params: IdParams, body: SyncBody, response: { 200: SyncResponse } },
+    },
+    async (req) => {
+      const agent = await boundAgent(ctx, req, req.params.id);
+      const { acks, reports, logs, heartbeat } = req.body;
+      const { db, dialect } = ctx.store;
+      const itemEntity = await entitiesOfItems(
+        db,
+        acks.map((a) => a.item_id),
+      );
+      const runEntity = await entitiesOfRuns(db, [...reports.map((r) => r.run_id), ...logs.map((l) => l.run_id)]);
+      const seen = (map: Map<string, string>, id: string) => {
+        const entity = map.get(id);
+        return entity !== undefined && canAccess(req, entity);
+      };
+      // Entries the caller may not even see are answered "not found" here, exactly as the single calls answer.
+      const ackSeen = acks.map((a) => seen(itemEntity, a.item_id));
+      const reportSeen = reports.map((r) => seen(runEntity, r.run_id));
+      const ackIds = acks.filter((_, i) => ackSeen[i]).map((a) => a.item_id);
+      const reportsSeen = reports.filter((_, i) => reportSeen[i]);
+      const outcome = await applySync(
+        db,
+        dialect,
+        agent.id,
+        {
+          ...(heartbeat ? { heartbeat } : {}),
+          acks: ackIds,
+          reports: reportsSeen.map(({ run_id, ...body }) => ({ runId: run_id, body: { ...body, agent_id: agent.id } })),
+        },
+        ctx.now(),
+      );
+      // The outcomes come in the order of the entries that reached the store; refused ones are skipped there.
+      const ackOutcomes = inOrder(ackSeen, outcome.acks);
+      const reportOutcomes = inOrder(reportSeen, outcome.reports);
+      for (const o of outcome.reports) if (o.ok) await afterReport(ctx, o.value.run, o.value.preemption);
+
+      const logResults: SyncResponse['logs'] = [];
+      for (const l of logs) {
+        if (!seen(runEntity, l.run_id)) {
+          logResults.push({ run_id: l.run_id, error: refusal(runNotFound(l.run_id)) });
+          continue;
+        }
+        try {
+          const data = Buffer.from(l.data_base64, 'base64').toString('utf8');
+          const { size } = await appendRunLog(ctx, req, l.run_id, agent.id, l.offset, data, l.kind);
+          logResults.push({ run_id: l.run_id, size });
+        } catch (e) {
+          if (!(e instanceof LiftoffError)) throw e;
+          logResults.push({ run_id: l.run_id, error: refusal(e) });
+        }
+      }
+      return {
+        stop_runs: outcome.stopRuns,
+        acks: acks.map((a, i) => {
+          const o = ackOutcomes[i];
+          return answer(
+            o,
+            { item_id: a.item_id },
+            (run) => ({ run: publicRun(run) }),
+            () => itemNotFound(a.item_id),
+          );
+        }),
+        reports: reports.map((r, i) => {
+          const o = reportOutcomes[i];
+          return answer(
+            o,
+            { run_id: r.run_id },
+            (v) => ({ run: publicRun(v.run) }),
+            () => runNotFound(r.run_id),
+          );
+        }),
+        logs: logResults,
+      };
+    },
+  );
+}
+
+const itemNotFound = (id: string) => new NotFoundError(`Item "${id}" not found.`);
+
+function answer<T, K extends object, V extends object>(
+  o: EntryOutcome<T> | undefined,
+  key: K,
+  value: (v: T) => V,
+  unseen: () => LiftoffError,
+): K & (V | { error: EntryError }) {
+  if (!o) return { ...key, error: refusal(unseen()) };
+  return o.ok ? { ...key, ...value(o.value) } : { ...key, error: refusal(o.error) };
+}
+
+/** `outcomes` (one per entry marked true in `passed`, in order) spread back over all entries; undefined for the rest. */
+function inOrder<T>(passed: boolean[], outcomes: T[]): Array<T | undefined> {
+  let next = 0;
+  return passed.map((p) => (p ? outcomes[next++] : undefined));
+}

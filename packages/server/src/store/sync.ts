@@ -1,0 +1,104 @@
+import type { Kysely } from 'kysely';
+import { LiftoffError, type ReportRunBody, type Run } from '@liftoff/core';
+import { heartbeatIn, touchIn } from './agents.js';
+import type { DialectName } from './database.js';
+import { ackIn } from './dispatch.js';
+import type { PreemptionOutcome } from './preemption.js';
+import { lostAmongIn, reportIn } from './runs.js';
+import type { Database } from './schema.js';
+
+/** One entry's outcome: its value, or the refusal the single-item call would have thrown. */
+export type EntryOutcome<T> = { ok: true; value: T } | { ok: false; error: LiftoffError };
+
+export interface SyncInput {
+  heartbeat?: { status: 'POLLING' | 'RUNNING'; current_jobs: number; run_ids?: string[] | undefined };
+  /** Items claimed by the agent that it is starting. */
+  acks: string[];
+  reports: Array<{ runId: string; body: ReportRunBody }>;
+}
+
+export interface SyncOutcome {
+  stopRuns: string[];
+  acks: Array<EntryOutcome<Run>>;
+  reports: Array<EntryOutcome<{ run: Run; preemption: PreemptionOutcome | null }>>;
+}
+
+/** PostgreSQL's answer to a deadlock (another transaction locked the same runs in the other order; it won). */
+const DEADLOCK = '40P01';
+const ATTEMPTS = 3;
+
+/**
+ * The transactional half of an agent's sync (routes/sync.ts): its acks, its status reports and its heartbeat (or,
+ * without one, the touch any request of a live agent is) in one transaction, through the very statements of the
+ * single-item calls (ackIn, reportIn, heartbeatIn). Each entry's refusal is thrown by those before they write, so it
+ * is caught, answered for that entry alone, and the others still commit. Any other error (the database's) fails the
+ * whole batch and nothing of it is kept. Log appends are not here: each is its own transaction (logs.ts).
+ */
+export async function applySync(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  agentId: string,
+  input: SyncInput,
+  now: number,
+): Promise<SyncOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(async (trx) => {
+        const acks: SyncOutcome['acks'] = [];
+        for (const itemId of input.acks) acks.push(await entry(() => ackIn(trx, itemId, agentId, now)));
+        const reports: SyncOutcome['reports'] = [];
+        for (const r of input.reports) reports.push(await entry(() => reportIn(trx, r.runId, r.body, now)));
+        let stopRuns: string[] = [];
+        if (input.heartbeat) {
+          const hb = input.heartbeat;
+          await heartbeatIn(trx, agentId, hb.status, hb.current_jobs, now);
+          stopRuns = await lostAmongIn(trx, agentId, hb.run_ids);
+        } else await touchIn(trx, agentId, now);
+        return { stopRuns, acks, reports };
+      });
+    } catch (e) {
+      // A deadlock rolled the whole batch back; running it again is safe (nothing of it was kept).
+      const code = (e as { code?: unknown }).code;
+      if (dialect !== 'postgres' || code !== DEADLOCK || attempt >= ATTEMPTS) throw e;
+    }
+  }
+}
+
+async function entry<T>(fn: () => Promise<T>): Promise<EntryOutcome<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (e) {
+    if (e instanceof LiftoffError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+/** The entity of each of these runs (absent: no such run), for the route's per-entry access check. */
+export async function entitiesOfRuns(db: Kysely<Database>, runIds: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const ids = [...new Set(runIds)];
+  if (!ids.length) return out;
+  const rows = await db
+    .selectFrom('runs')
+    .innerJoin('queues', 'queues.id', 'runs.queue_id')
+    .select(['runs.id', 'queues.entity_id'])
+    .where('runs.id', 'in', ids)
+    .execute();
+  for (const r of rows) out.set(r.id, r.entity_id);
+  return out;
+}
+
+/** The entity of each of these items (absent: no such item). */
+export async function entitiesOfItems(db: Kysely<Database>, itemIds: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const ids = [...new Set(itemIds)];
+  if (!ids.length) return out;
+  const rows = await db
+    .selectFrom('items')
+    .innerJoin('queues', 'queues.id', 'items.queue_id')
+    .select(['items.id', 'queues.entity_id'])
+    .where('items.id', 'in', ids)
+    .execute();
+  for (const r of rows) out.set(r.id, r.entity_id);
+  return out;
+}
