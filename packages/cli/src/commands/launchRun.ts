@@ -5,6 +5,8 @@ import { create as createTar } from 'tar';
 import { parse as parseYaml } from 'yaml';
 import {
   BadRequestError,
+  LiftoffError,
+  PayloadTooLargeError,
   PRIORITIES,
   PUSH_BATCH_MAX,
   RESOURCE_TYPES,
@@ -15,6 +17,7 @@ import {
   type PriorityName,
   type ResourceType,
 } from '@liftoff/core';
+import { codeFilter } from '../codeIgnore.js';
 import { connect } from '../connection.js';
 import { printJson, writeLog } from '../output.js';
 
@@ -43,9 +46,6 @@ export interface LaunchFlags {
   json?: boolean;
   url?: string;
 }
-
-/** Directories never worth shipping with a code archive. */
-const SKIP = new Set(['.git', 'node_modules', '__pycache__', '.venv', '.mypy_cache', '.pytest_cache']);
 
 export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
   const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
@@ -129,7 +129,7 @@ async function buildSpec(
       ? { type: 'git' as const, url: flags.git, ...(flags.ref ? { ref: flags.ref } : {}) }
       : {
           type: 'code' as const,
-          archive_id: (await client.uploadArchive(await packDirectory(flags.code as string), flags.entity)).id,
+          archive_id: await uploadCode(client, flags.code as string, flags.entity),
         };
   return {
     source,
@@ -161,6 +161,25 @@ export function splitCommand(command: string): string[] {
   });
 }
 
+/** Packs and uploads `--code DIR`; a refusal for its size says how big the archive was and how to make it smaller. */
+async function uploadCode(client: LiftoffClient, dir: string, entity: string): Promise<string> {
+  const archive = await packDirectory(dir);
+  try {
+    return (await client.uploadArchive(archive, entity)).id;
+  } catch (e) {
+    if (!(e instanceof LiftoffError) || e.code !== 'PAYLOAD_TOO_LARGE') throw e;
+    const mib = (archive.length / 1024 / 1024).toFixed(1);
+    throw new PayloadTooLargeError(
+      `${e.message} The archive of ${dir} is ${mib} MiB packed. Leave data and checkpoints out with a .liftoffignore ` +
+        `(or .gitignore) in the directory, same syntax as .gitignore, e.g. "data/" or "*.ckpt".`,
+    );
+  }
+}
+
+/**
+ * A .tar.gz of `dir` for `--code`, without what codeIgnore.ts leaves out (.git, node_modules, virtualenvs, and
+ * whatever .gitignore and .liftoffignore files exclude).
+ */
 export async function packDirectory(dir: string): Promise<Buffer> {
   const root = resolve(dir);
   let isDir = false;
@@ -170,9 +189,15 @@ export async function packDirectory(dir: string): Promise<Buffer> {
     isDir = false;
   }
   if (!isDir) throw new BadRequestError(`--code ${dir}: not a directory.`);
+  const skip = codeFilter(root);
   const chunks: Buffer[] = [];
   const stream = createTar(
-    { gzip: true, cwd: root, portable: true, filter: (path) => !path.split('/').some((seg) => SKIP.has(seg)) },
+    {
+      gzip: true,
+      cwd: root,
+      portable: true,
+      filter: (path, stat) => !skip(path, 'isDirectory' in stat ? stat.isDirectory() : stat.type === 'Directory'),
+    },
     ['.'],
   );
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
