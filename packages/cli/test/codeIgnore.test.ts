@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Parser } from 'tar';
-import { packDirectory } from '../src/commands/launchRun.js';
+import { packDirectory, uploadCode } from '../src/commands/launchRun.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -71,5 +72,37 @@ describe('the code archive of launch --code', () => {
   it('packs everything but the always-skipped directories when there is no ignore file', async () => {
     const root = tree({ 'a.py': 'x', 'data/b.csv': 'x', '__pycache__/a.pyc': 'x' });
     expect(await filesOf(await packDirectory(root))).toEqual(['a.py', 'data/b.csv']);
+  });
+});
+
+describe('a code archive over the server limit', () => {
+  it('is refused with the limit, the archive size and how to leave files out', async () => {
+    const { startServer } = await import('@liftoff/server');
+    const { LiftoffClient, readCredentials } = await import('@liftoff/core');
+    const home = tree({});
+    const server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: join(home, 'data'),
+      env: { HOME: home },
+      settings: { archiveLimits: { compressedBytes: 64 * 1024, uncompressedBytes: 1 << 30, entries: 1000 } },
+    });
+    try {
+      const key = readCredentials(join(home, '.config', 'liftoff', 'credentials'))?.api_key ?? '';
+      const client = new LiftoffClient({ baseUrl: server.url, apiKey: key });
+      const code = tree({ 'train.py': 'x', 'data/blob.bin': randomBytes(300 * 1024).toString('base64') });
+      const refused = await uploadCode(client, code, 'default').then(
+        () => undefined,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(refused?.code).toBe('PAYLOAD_TOO_LARGE');
+      expect(refused?.message).toContain("larger than the server's limit of 64 KiB");
+      expect(refused?.message).toMatch(/is 0\.\d MiB packed\. Leave data and checkpoints out with a \.liftoffignore/);
+      // With the data left out it fits.
+      writeFileSync(join(code, '.liftoffignore'), 'data/\n');
+      expect(await uploadCode(client, code, 'default')).toMatch(/\w+/);
+    } finally {
+      await server.close();
+    }
   });
 });

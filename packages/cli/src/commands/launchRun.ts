@@ -162,7 +162,7 @@ export function splitCommand(command: string): string[] {
 }
 
 /** Packs and uploads `--code DIR`; a refusal for its size says how big the archive was and how to make it smaller. */
-async function uploadCode(client: LiftoffClient, dir: string, entity: string): Promise<string> {
+export async function uploadCode(client: LiftoffClient, dir: string, entity: string): Promise<string> {
   const archive = await packDirectory(dir);
   try {
     return (await client.uploadArchive(archive, entity)).id;

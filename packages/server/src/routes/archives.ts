@@ -107,7 +107,8 @@ async function receive(body: Readable, path: string, maxBytes: number): Promise<
     transform(chunk: Buffer, _enc, done) {
       size += chunk.length;
       if (size > maxBytes) {
-        const limit = `${Math.round(maxBytes / 1024 / 1024)} MiB`;
+        const limit =
+          maxBytes >= 1024 * 1024 ? `${Math.round(maxBytes / 1024 / 1024)} MiB` : `${Math.round(maxBytes / 1024)} KiB`;
         return done(
           new PayloadTooLargeError(
             `The code archive is larger than the server's limit of ${limit}; keep data sets and checkpoints out of the code directory (fetch them in the job) and launch again.`,
