@@ -52,6 +52,8 @@ const jobs = new Map<number, string>();
 let starting = 0;
 const clients = new Set<Socket>();
 let stopping = false;
+/** Whether any agent has connected yet. */
+let served = false;
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -189,6 +191,7 @@ function serve(socket: Socket, me: ProcessId): void {
     return;
   }
   clients.add(socket);
+  served = true;
   socket.on('error', () => undefined);
   socket.once('close', () => {
     clients.delete(socket);
@@ -241,7 +244,6 @@ const server = createServer();
 
 async function main(): Promise<void> {
   if (!home || !self) throw new Error('usage: supervisor.js <supervisor dir>');
-  process.title = 'liftoff-supervisor';
   const me: ProcessId = { pid: process.pid, start: self.start };
   for (const sig of FORWARDED) {
     process.on(sig, () => {
@@ -262,7 +264,8 @@ async function main(): Promise<void> {
   server.on('connection', (socket) => serve(socket, me));
   process.stdout.on('error', () => undefined);
   process.stdout.end('ready\n');
-  setTimeout(maybeExit, FIRST_CLIENT_MS).unref();
+  // Only for an agent that never came: afterwards the supervisor ends when its last agent and job are gone.
+  setTimeout(() => served || maybeExit(), FIRST_CLIENT_MS).unref();
   log(`supervisor ${process.pid} listening`);
 }
 
