@@ -41,6 +41,8 @@ import {
 
 /** Signals passed on to every job's process group: a host shutting down stops the jobs, not their records. */
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+/** Output waiting to be written per job before its pipes are paused. */
+const OUTPUT_QUEUE_MAX = 1024 * 1024;
 /** An agent that started the supervisor connects within this, or the supervisor, idle, ends. */
 const FIRST_CLIENT_MS = 30_000;
 
@@ -82,16 +84,26 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   let outputError: string | undefined;
   let startError: string | undefined;
   let jobPid: number | undefined;
-  // Writes to the output file are queued in order on one promise chain; the job's pipes keep being drained meanwhile.
+  // Writes to the output file are queued in order on one promise chain. While more than OUTPUT_QUEUE_MAX bytes wait
+  // (a disk slower than the job prints), the job's pipes are paused: the job then blocks on a full pipe, as it did
+  // under a supervisor of its own, instead of the supervisor's memory growing for every job it serves.
   let writes: Promise<void> = Promise.resolve();
+  let queued = 0;
+  const streams: Array<NodeJS.ReadableStream | null> = [];
   const append = (chunk: Buffer) => {
+    queued += chunk.length;
+    if (queued > OUTPUT_QUEUE_MAX) for (const s of streams) s?.pause();
     writes = writes.then(async () => {
-      if (outputError || !out) return; // Keep draining the pipe so the job is never blocked on a full disk.
       try {
-        for (let at = 0; at < chunk.length;) at += (await out.write(chunk, at)).bytesWritten;
+        // After a write failed, the rest is read and dropped so that the job is never blocked on a full disk.
+        if (!outputError && out) {
+          for (let at = 0; at < chunk.length;) at += (await out.write(chunk, at)).bytesWritten;
+        }
       } catch (err) {
         outputError = (err as Error).message;
       }
+      queued -= chunk.length;
+      if (queued <= OUTPUT_QUEUE_MAX / 4) for (const s of streams) s?.resume();
     });
   };
   const finish = async (status: ExitStatus) => {
@@ -143,6 +155,7 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
       // Only a failed spawn emits "error" before "spawn"; afterwards the job runs and "close" ends it.
       if (jobPid === undefined) fail(err.message);
     });
+    streams.push(child.stdout, child.stderr);
     child.stdout?.on('data', append);
     child.stderr?.on('data', append);
     child.once('spawn', () => {
