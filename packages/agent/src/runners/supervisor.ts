@@ -21,7 +21,7 @@
  * On start it prints one line on stdout, `ready` once it listens (or another supervisor already does), and closes
  * stdout. Its stderr is `<data-dir>/supervisor/supervisor.log`. It exits once it has neither jobs nor agents.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
@@ -142,15 +142,21 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
       return;
     }
     if (stopping) return fail('the supervisor is shutting down (the host is stopping)');
-    const child = spawn(req.program, req.args, {
-      cwd: req.cwd,
-      env: req.env,
-      // A process group of its own, so that cancelling stops the job's children too. With a user of its own, libuv
-      // sets the gid, drops every supplementary group (setgroups(0, NULL)) and sets the uid before exec. No shell.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(req.uid !== undefined && req.gid !== undefined ? { uid: req.uid, gid: req.gid } : {}),
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(req.program, req.args, {
+        cwd: req.cwd,
+        env: req.env,
+        // A process group of its own, so that cancelling stops the job's children too. With a user of its own, libuv
+        // sets the gid, drops every supplementary group (setgroups(0, NULL)) and sets the uid before exec. No shell.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(req.uid !== undefined && req.gid !== undefined ? { uid: req.uid, gid: req.gid } : {}),
+      });
+    } catch (err) {
+      // Thrown (not emitted) for arguments node refuses outright: this job fails, the supervisor serves on.
+      return fail((err as Error).message);
+    }
     child.once('error', (err) => {
       // Only a failed spawn emits "error" before "spawn"; afterwards the job runs and "close" ends it.
       if (jobPid === undefined) fail(err.message);
@@ -195,7 +201,10 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
         ...(outputError ? { outputError } : {}),
       });
     });
-  })();
+  })().catch((err: unknown) => {
+    // A bug here must not end the supervisor, and with it the records of every other job it serves.
+    log(`${dir}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  });
 }
 
 function serve(socket: Socket, me: ProcessId): void {
