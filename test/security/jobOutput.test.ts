@@ -8,11 +8,12 @@ import { alive, cleanupAll, cli, jobWritableDir, outputOf, startAgent, startServ
 /**
  * Issue #12, point 3: what a restarted agent trusts about a local-process job (its output file and its exit status)
  * is out of the job's reach. The job, under a uid of its own, attacks both while its agent is dead: truncating its
- * stdout/stderr, opening or truncating the output file by path, forging a "finished" status, killing its supervisor.
+ * stdout/stderr, opening or truncating the output file by path, forging a "finished" status, killing its supervisor,
+ * or connecting to the supervisor's socket (to have it start a process as root).
  */
 
 const ATTACKER = `
-import errno, json, os, signal, sys, time
+import errno, json, os, signal, socket, sys, time
 sync = os.environ["SYNC"]
 state = os.path.join(os.environ["STATE_ROOT"], os.environ["LIFTOFF_RUN_ID"])
 open(os.path.join(sync, "pid"), "w").write(str(os.getpid()))
@@ -39,6 +40,7 @@ attempt("write-status", lambda: write(os.path.join(state, "status.json"), forged
 attempt("write-status-tmp", lambda: write(os.path.join(state, "status.json.tmp"), forged))
 attempt("kill-supervisor", lambda: os.kill(os.getppid(), signal.SIGKILL))
 attempt("supervisor-fds", lambda: os.listdir("/proc/%d/fd" % os.getppid()))
+attempt("supervisor-socket", lambda: socket.socket(socket.AF_UNIX).connect(os.environ["SUPERVISOR_SOCKET"]))
 for i in range(6, 11): print("line %d" % i, flush=True)
 sys.exit(5)
 `;
@@ -63,6 +65,8 @@ describe.skipIf(!isRoot())('a local-process job under a uid of its own, while it
         `SYNC=${sync}`,
         '--env',
         `STATE_ROOT=${join(dataDir, 'runs')}`,
+        '--env',
+        `SUPERVISOR_SOCKET=${join(dataDir, 'supervisor', 'v1.sock')}`,
       ],
       server.env,
     );
@@ -96,6 +100,8 @@ describe.skipIf(!isRoot())('a local-process job under a uid of its own, while it
       'write-status-tmp': 'DENIED',
       'kill-supervisor': 'DENIED',
       'supervisor-fds': 'DENIED',
+      // The supervisor of every job of the agent listens in a 0700 dir of the agent's user.
+      'supervisor-socket': 'DENIED',
     });
     // The outcome is the job's real one, and its output arrived whole, exactly once.
     expect(item.state).toBe('failed');

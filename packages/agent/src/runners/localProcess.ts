@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { RunnerError } from '@liftoff/core';
-import { OutputTail, followSupervised, startSupervisor } from './supervised.js';
+import { OutputTail, followSupervised } from './supervised.js';
+import { SupervisorClient } from './supervisorClient.js';
 import {
   isAlive,
   killGroup,
@@ -17,21 +18,27 @@ import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDep
 
 /**
  * Runs the entry point and args as an argv array (never through a shell) in the job's directory, in a process group
- * of its own so that cancelling stops the job's children too. The job runs under a supervisor (supervisor.ts) that
- * outlives the agent: its output goes to a file and its exit status to a record in the run's agent-owned state dir,
- * so an agent restarted after a crash re-attaches to a job that still runs, or reports how one that ended meanwhile
- * ended, with all its output.
+ * of its own so that cancelling stops the job's children too. The job runs under the agent's supervisor
+ * (supervisor.ts, one per data dir) that outlives the agent: its output goes to a file and its exit status to a
+ * record in the run's agent-owned state dir, so an agent restarted after a crash re-attaches to a job that still
+ * runs, or reports how one that ended meanwhile ended, with all its output.
  */
 export class LocalProcessRunner implements Runner {
   readonly type = 'local-process' as const;
 
+  private readonly supervisor = new SupervisorClient();
+
   constructor(private readonly deps: Pick<RunnerDeps, 'logger'>) {}
+
+  async close(): Promise<void> {
+    this.supervisor.close();
+  }
 
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');
     // job.env is the whole environment (jobEnv.ts); nothing of the agent's is added here.
-    const { record, exited } = await startSupervisor({
+    const { record, ended } = await this.supervisor.start({
       program,
       args: [...rest, ...job.spec.args],
       cwd: job.workDir,
@@ -41,7 +48,7 @@ export class LocalProcessRunner implements Runner {
     });
     // Before any output: a restarted agent counts the job's output in the server's log from this note on.
     job.onNote(`process ${record.job.pid} started (supervisor ${record.supervisor.pid})`);
-    return supervisedHandle(job.stateDir, record, job, false, exited);
+    return supervisedHandle(job.stateDir, record, job, false, ended);
   }
 
   /**
@@ -62,7 +69,7 @@ export class LocalProcessRunner implements Runner {
         `re-attached to process ${record.job.pid} (supervisor ${record.supervisor.pid}) after the agent restarted`,
       );
       run.onRunning();
-      return supervisedHandle(dir, record, run, cancelled);
+      return supervisedHandle(dir, record, run, cancelled, (await this.supervisor.reattach(dir))?.ended);
     }
     // What the file holds is all the output there will ever be.
     const tail = new OutputTail(supervisorPath(dir, 'output'), run.onOutput);
@@ -112,8 +119,12 @@ export async function stopLeftover(stateDir: string): Promise<boolean> {
   const running = isAlive(record.job) || isAlive(record.supervisor);
   if (!running) return false;
   killGroup(record.job.pid, 'SIGKILL');
-  // The supervisor ends once the job's pipes close; a job child that escaped the group is killed by uid afterwards.
-  for (let i = 0; i < 50 && isAlive(record.supervisor); i++) await new Promise((r) => setTimeout(r, 100));
+  // The supervisor (shared by the agent's jobs, so it stays) writes the status once the job's pipes close; waited
+  // for so that it is not writing into the dir as the dir is removed. A job child that escaped the group holds the
+  // pipes until it is killed by uid afterwards.
+  for (let i = 0; i < 50 && isAlive(record.supervisor) && !readExitStatus(stateDir); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return true;
 }
 

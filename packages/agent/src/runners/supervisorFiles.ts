@@ -1,9 +1,11 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /**
  * What a local-process job leaves in its run's state dir (`<data-dir>/runs/<run id>/`, 0700, owned by the agent's
- * user). The supervisor (supervisor.ts) writes them, the agent reads them, also after a restart. The job never gets
+ * user). The agent's supervisor (supervisor.ts, one per data dir) writes them, the agent reads them, also after a
+ * restart. The job never gets
  * a descriptor of any of them: its stdout and stderr are pipes to the supervisor, so it can neither reopen, truncate
  * nor rewrite its output file, and cannot create or replace a file in the dir. Node built-ins only: the supervisor
  * imports this module and must start fast.
@@ -15,8 +17,6 @@ export const SUPERVISOR_FILES = {
   process: 'process.json',
   /** `ExitStatus`, written (temp file + rename) after the job and its process group are gone. */
   status: 'status.json',
-  /** The supervisor's own stderr (its crashes), for the operator. */
-  log: 'supervisor.log',
   /** Written by the agent when it cancels the run, so that an agent restarted mid-cancel reports `stopped`. */
   cancel: 'cancel',
 } as const;
@@ -31,6 +31,7 @@ export interface ProcessId {
 }
 
 export interface ProcessRecord {
+  /** The supervisor that started the job and holds its pipes (one per data dir, shared by the agent's jobs). */
   supervisor: ProcessId;
   /** The job's leader; its pid is also the job's process group. */
   job: ProcessId;
@@ -46,7 +47,7 @@ export interface ExitStatus {
   outputError?: string;
 }
 
-/** What the supervisor reads on its stdin: everything needed to start the job, as the agent's runner decided it. */
+/** What the supervisor gets to start a job: everything needed, as the agent's runner decided it. */
 export interface SupervisorRequest {
   program: string;
   args: string[];
@@ -82,23 +83,27 @@ export const isAlive = (p: ProcessId): boolean => {
   return now !== null && !now.exited && now.start === p.start;
 };
 
-/** Writes `data` to `path` so that a reader sees the old file or the whole new one, never a part, even after a crash. */
-export function writeFileAtomic(path: string, data: string): void {
+/**
+ * Writes `data` to `path` so that a reader sees the old file or the whole new one, never a part (temp file, rename).
+ * `durable`: also after a crash of the host (fsync of the file, and of the directory for the rename). Asynchronous:
+ * the supervisor serves every job of the agent, and a slow disk must not hold up the others.
+ */
+export async function writeFileAtomic(path: string, data: string, durable: boolean): Promise<void> {
   const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const fh = await open(tmp, 'w', 0o600);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
+    await fh.writeFile(data);
+    if (durable) await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
-  renameSync(tmp, path);
-  // The rename itself is durable only once the directory is synced.
-  const dirFd = openSync(dirname(path), 'r');
+  await rename(tmp, path);
+  if (!durable) return;
+  const dirFh = await open(dirname(path), 'r');
   try {
-    fsyncSync(dirFd);
+    await dirFh.sync();
   } finally {
-    closeSync(dirFd);
+    await dirFh.close();
   }
 }
 
@@ -108,6 +113,39 @@ const isProcessId = (v: unknown): v is ProcessId =>
   Number.isSafeInteger((v as ProcessId).pid) &&
   (v as ProcessId).pid > 1 &&
   typeof (v as ProcessId).start === 'string';
+
+/**
+ * The supervisor's own dir, `<data-dir>/supervisor/` (0700, the agent's user): its socket and its log. Derived from
+ * a run's state dir, `<data-dir>/runs/<run id>` (runState.ts), so that runners need no more than a job's context.
+ */
+export const supervisorHome = (stateDir: string): string => join(dirname(dirname(stateDir)), 'supervisor');
+
+/** Named "v1" so that an agent upgraded while an older supervisor still runs jobs starts its own beside it. */
+export const SUPERVISOR_SOCKET = 'v1.sock';
+export const SUPERVISOR_LOG = 'supervisor.log';
+
+/** Checks a start request field by field: the supervisor serves many jobs, and one malformed request must not end it. */
+export function isSupervisorRequest(v: unknown): v is SupervisorRequest {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const str = (x: unknown): x is string => typeof x === 'string' && !x.includes('\0');
+  const id = (x: unknown) => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
+  return (
+    str(r.program) &&
+    r.program !== '' &&
+    Array.isArray(r.args) &&
+    r.args.every(str) &&
+    str(r.cwd) &&
+    str(r.dir) &&
+    r.dir.startsWith('/') &&
+    typeof r.env === 'object' &&
+    r.env !== null &&
+    Object.values(r.env).every(str) &&
+    id(r.uid) &&
+    id(r.gid) &&
+    (r.uid === undefined) === (r.gid === undefined)
+  );
+}
 
 /** The process record, or undefined when there is none (the job never started) or it is not one of ours. */
 export function readProcessRecord(dir: string): ProcessRecord | undefined {
