@@ -52,7 +52,19 @@ export async function freshPgDatabase(): Promise<{ url: string; drop: () => Prom
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
       try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        // FORCE closes connections a test left open. An autovacuum worker in the database belongs to the bootstrap
+        // superuser, which FORCE may not terminate (42501): a plain DROP makes autovacuum leave (it may still fail
+        // on the test's own connections, 55006), then FORCE again.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await c.query(`DROP DATABASE IF EXISTS ${name}${attempt % 2 === 0 ? ' WITH (FORCE)' : ''}`);
+            return;
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            if (attempt >= 5 || (code !== '42501' && code !== '55006')) throw e;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
       } finally {
         await c.end();
       }

@@ -107,10 +107,16 @@ export class LocalContainerRunner implements Runner {
   private follow(container: Dockerode.Container, onOutput: (t: string) => void): RunHandle {
     const { docker } = this.deps;
     let cancelled = false;
+    // The end of the output: the init's own complaint when the entry point cannot be started is its last line.
+    let tail = '';
+    const output = (t: string) => {
+      tail = (tail + t).slice(-2048);
+      onOutput(t);
+    };
     const logsDone = (async () => {
       const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
       await new Promise<void>((resolve) => {
-        docker.modem.demuxStream(stream, decodingSink(onOutput), decodingSink(onOutput));
+        docker.modem.demuxStream(stream, decodingSink(output), decodingSink(output));
         stream.on('end', resolve);
         stream.on('error', () => resolve());
       });
@@ -133,6 +139,13 @@ export class LocalContainerRunner implements Runner {
           };
         }
         if (code === 0) return { state: 'finished', exitCode: 0 };
+        const notStarted = code === 126 || code === 127 ? INIT_EXEC_FAILED.exec(tail) : null;
+        if (notStarted)
+          return {
+            state: 'failed',
+            exitCode: code,
+            message: `Could not start a container's entry point: ${notStarted[1] ?? ''}. Check the entry point and that the image holds it.`,
+          };
         return { state: 'failed', exitCode: code, message: `The container exited with code ${code}.` };
       },
       cancel: async (graceMs: number) => {
@@ -182,6 +195,9 @@ export class LocalContainerRunner implements Runner {
     }
   }
 }
+
+/** tini's line when it cannot exec the entry point (the engine's init since Docker 1.13), e.g. a missing binary. */
+const INIT_EXEC_FAILED = /\[FATAL tini \(\d+\)\] (exec .* failed: [^\n]*)/;
 
 function hostConfig(args: LocalContainerArgs, user: ContainerUser): Dockerode.HostConfig {
   const hc: Dockerode.HostConfig = {
