@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { MetricLine } from '../metricLines.js';
 import type { Db } from './db.js';
-import type { Database } from './schema.js';
+import type { Database, RunMetricKeysTable } from './schema.js';
 
 /** Most metric keys one run may have; values of further keys are counted as refused. */
 export const MAX_METRIC_KEYS_PER_RUN = 200;
@@ -39,18 +39,8 @@ export interface MetricCounters {
   refused: number;
 }
 
-interface KeyState {
-  seen: number;
-  stored: number;
-  stride: number;
-  last_step: number;
-  last_value: number;
-  last_time: number;
-  min_value: number;
-  max_value: number;
-  isNew: boolean;
-  changed: boolean;
-}
+/** A key's summary row as the ingest updates it (the row's columns, read as numbers), and whether to write it. */
+type KeyState = Omit<RunMetricKeysTable, 'run_id' | 'key'> & { isNew: boolean; changed: boolean };
 
 /** Rows per multi-row INSERT: 6 columns, far below SQLite's 32,766 bound variables. */
 const INSERT_BATCH = 500;
