@@ -162,6 +162,33 @@ for (const backend of BACKENDS) {
         const got = await c.poll('prio-agent', { queues: ['prio'], max_items: 4, wait_ms: 0 });
         expect(got.items.map((i) => i.item_id)).toEqual([crit.id, med1.id, med2.id, low.id]);
       });
+
+      it('shares one poll among its queues round-robin, in turn order, and moves on from an emptied queue', async () => {
+        for (const name of ['rr-a', 'rr-b', 'rr-c'])
+          await c.createQueue('default', { name, resource: 'local-process' });
+        const pushTo = async (queue: string, n: number) => {
+          const ids: string[] = [];
+          for (let i = 0; i < n; i++) ids.push((await c.push('default', queue, { spec: spec() })).id);
+          return ids;
+        };
+        const a = await pushTo('rr-a', 4);
+        const b = await pushTo('rr-b', 4);
+        const [c1] = await pushTo('rr-c', 1);
+        await c.registerAgent({
+          id: 'rr-agent',
+          name: 'rr',
+          entity: 'default',
+          hostname: 'h',
+          queues: ['rr-a', 'rr-b', 'rr-c'],
+          version: 't',
+          max_jobs: 8,
+        });
+        const got = await c.poll('rr-agent', { queues: ['rr-a', 'rr-b', 'rr-c'], max_items: 7, wait_ms: 0 });
+        // Turns a, b, c, a, b, (c is empty) a, b: three each from a and b, the one of c, in that order.
+        expect(got.items.map((i) => i.item_id)).toEqual([a[0], b[0], c1, a[1], b[1], a[2], b[2]]);
+        const rest = await c.poll('rr-agent', { queues: ['rr-a', 'rr-b', 'rr-c'], max_items: 7, wait_ms: 0 });
+        expect(rest.items.map((i) => i.item_id)).toEqual([a[3], b[3]]);
+      });
     });
 
     describe('the agent protocol', () => {

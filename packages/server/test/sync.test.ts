@@ -121,6 +121,28 @@ for (const backend of BACKENDS) {
       expect(agent).toMatchObject({ status: 'RUNNING', current_jobs: 3 });
     });
 
+    it('answers an entry repeated within one batch as the single calls one after the other would', async () => {
+      await agentKey.registerAgent(reg('twice'));
+      const [item] = (await claimed(agentKey, 'twice', 1)) as [string];
+      const acked = await agentKey.sync('twice', { acks: [{ item_id: item }, { item_id: item }] });
+      const [first, second] = acked.acks;
+      expect(first?.run?.id).toBeDefined();
+      expect(second?.run?.id).toBe(first?.run?.id);
+      const run_id = first?.run?.id as string;
+      // The second report of the run reads what the first wrote: running, then finished with its start kept.
+      const res = await agentKey.sync('twice', {
+        reports: [
+          { run_id, state: 'running' },
+          { run_id, state: 'finished', exit_code: 0 },
+          { run_id, state: 'failed', exit_code: 1 },
+        ],
+      });
+      expect(res.reports.map((r) => r.run?.status ?? r.error?.code)).toEqual(['running', 'finished', 'CONFLICT']);
+      const run = await admin.getRun(run_id);
+      expect(run).toMatchObject({ status: 'finished', exit_code: 0 });
+      expect(run.started_at).not.toBeNull();
+      expect(run.ended_at).not.toBeNull();
+    });
     it("refuses another agent's run, a foreign entity's run and a foreign item per entry, applying the rest", async () => {
       await admin.createTeam('blue');
       await admin.createQueue('blue', { name: 'bq', resource: 'local-process' });

@@ -263,12 +263,27 @@ export async function appendRunLog(
 
 /** After a status report committed (the single route, or an entry of a sync): wakes who must know. */
 export async function afterReport(ctx: AppContext, run: Run, preemption: PreemptionOutcome | null): Promise<void> {
-  // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
-  ctx.bus.publish(`run:${run.id}`);
-  if (preemption) ctx.metrics.countPreemption(preemption.requeued);
-  // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
-  // queue, so an item requeued without backoff is picked up at once.
-  if (isTerminal(run.status))
-    for (const q of await ctx.store.queues.sharingLimits(await ctx.store.runs.queueIdOf(run.id)))
-      ctx.bus.publish(`queue:${q}`);
+  await afterReports(ctx, [{ run, preemption }]);
+}
+
+/**
+ * afterReport for a batch (a sync's reports): each run's followers are woken, and each queue whose limits an ended
+ * run freed is looked up once, however many of its runs ended.
+ */
+export async function afterReports(
+  ctx: AppContext,
+  reports: ReadonlyArray<{ run: Run & { queue_id?: string }; preemption: PreemptionOutcome | null }>,
+): Promise<void> {
+  const freed = new Set<string>();
+  for (const { run, preemption } of reports) {
+    // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
+    ctx.bus.publish(`run:${run.id}`);
+    if (preemption) ctx.metrics.countPreemption(preemption.requeued);
+    // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
+    // queue, so an item requeued without backoff is picked up at once.
+    if (isTerminal(run.status)) freed.add(run.queue_id ?? (await ctx.store.runs.queueIdOf(run.id)));
+  }
+  const woken = new Set<string>();
+  for (const queueId of freed) for (const q of await ctx.store.queues.sharingLimits(queueId)) woken.add(q);
+  for (const q of woken) ctx.bus.publish(`queue:${q}`);
 }

@@ -12,13 +12,13 @@ import { canAccess, type App, type AppContext } from '../context.js';
 import { runNotFound } from '../store/runs.js';
 import { applySync, entitiesOfItems, entitiesOfRuns, type EntryOutcome } from '../store/sync.js';
 import { boundAgent } from './agentAuth.js';
-import { afterReport, appendRunLog } from './runs.js';
+import { afterReports, appendRunLog } from './runs.js';
 
 const IdParams = z.object({ id: z.string() });
 const refusal = (e: LiftoffError): EntryError => ({ code: e.code, message: e.message });
 /** The store's run rows carry their entity id, which the API does not show. */
 const publicRun = (run: Run): Run => {
-  const { entity_id: _e, ...rest } = run as Run & { entity_id?: string };
+  const { entity_id: _e, queue_id: _q, ...rest } = run as Run & { entity_id?: string; queue_id?: string };
   return rest;
 };
 
@@ -69,7 +69,10 @@ export function syncRoute(app: App, ctx: AppContext): void {
       // The outcomes come in the order of the entries that reached the store; refused ones are skipped there.
       const ackOutcomes = inOrder(ackSeen, outcome.acks);
       const reportOutcomes = inOrder(reportSeen, outcome.reports);
-      for (const o of outcome.reports) if (o.ok) await afterReport(ctx, o.value.run, o.value.preemption);
+      await afterReports(
+        ctx,
+        outcome.reports.flatMap((o) => (o.ok ? [o.value] : [])),
+      );
 
       const logResults: SyncResponse['logs'] = [];
       for (const l of logs) {

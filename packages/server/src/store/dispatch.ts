@@ -1,24 +1,16 @@
 import type { Kysely } from 'kysely';
-import { randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError, type Item, type QueueSettings, type Run } from '@liftoff/core';
+import type { Item, QueueSettings, Run } from '@liftoff/core';
 import type { DialectName } from './database.js';
 import type { Db } from './db.js';
-import { itemQuery, toItem } from './items.js';
+import { toItem } from './items.js';
 import { lockForClaim, slotsInUse } from './limits.js';
-import { effectivePriority } from './ordering.js';
+import { effectivePriority, effectivePriorityOf } from './ordering.js';
 import { queueSettingsOf, type QueueRow } from './queues.js';
-import { getRunIn } from './runs.js';
+import { ackIn } from './acks.js';
 import type { Database } from './schema.js';
 
 export type ClaimedItemRow = Item & { lease_expires_at: number; queue_settings: QueueSettings };
-type ClaimableQueue = QueueRow & { entity_limit: number | null };
-
-/** Run ids are short enough to type: 8 characters of [a-z0-9]. */
-const newRunId = (): string =>
-  randomBytes(6)
-    .toString('base64url')
-    .toLowerCase()
-    .replace(/[^a-z0-9]/g, 'x');
+type ClaimableQueue = QueueRow & { entity_limit: number | null; entity_name: string };
 
 /**
  * The claim path, all of it: an agent's poll claims pending items (claim → claimOne), then acknowledges each as it
@@ -32,53 +24,69 @@ export class Dispatch {
   ) {}
 
   /**
-   * Claims up to `max` pending items for an agent, one per queue per round in the given order (round-robin), each
-   * with a lease. The conditional UPDATE makes the claim atomic: an item already claimed is skipped, never shared.
+   * Claims up to `max` pending items for an agent, spread over the given queues as round-robin would (one per queue
+   * per round, in the given order) and returned in that interleaved order, each with a lease. Each queue's share is
+   * claimed by one conditional UPDATE, which makes the claim atomic: an item already claimed is skipped, never shared.
    */
   async claim(agentId: string, queueIds: string[], max: number, leaseMs: number, now: number) {
-    const claimed: ClaimedItemRow[] = [];
-    const exhausted = new Set<string>();
-    const queues = new Map<string, ClaimableQueue>();
     const rows = queueIds.length
       ? await this.db
           .selectFrom('queues')
           .innerJoin('entities', 'entities.id', 'queues.entity_id')
           .selectAll('queues')
-          .select('entities.max_concurrency as entity_limit')
+          .select(['entities.max_concurrency as entity_limit', 'entities.name as entity_name'])
           .where('queues.id', 'in', queueIds)
           .execute()
       : [];
-    for (const q of rows) queues.set(q.id, q);
-    while (claimed.length < max && exhausted.size < queueIds.length) {
-      for (const queueId of queueIds) {
-        if (claimed.length >= max) break;
-        if (exhausted.has(queueId)) continue;
-        const queue = queues.get(queueId);
-        const id = queue ? await this.claimOne(agentId, queue, leaseMs, now) : undefined;
-        if (!id || !queue) {
-          exhausted.add(queueId);
-          continue;
-        }
-        const row = await itemQuery(this.db).where('items.id', '=', id).executeTakeFirstOrThrow();
-        claimed.push({
-          ...toItem(row, null),
-          lease_expires_at: now + leaseMs,
-          queue_settings: queueSettingsOf(queue),
-        });
+    const queues = new Map<string, ClaimableQueue>(rows.map((q) => [q.id, q]));
+    const perQueue = new Map<string, ClaimedItemRow[]>();
+    // A queue named twice in a poll gets one turn per round, as before.
+    const order = [...new Set(queueIds)].filter((id) => queues.has(id));
+    let active = order;
+    let left = max;
+    const claimFrom = async (id: string, want: number) => {
+      const got = await this.claimFrom(agentId, queues.get(id) as ClaimableQueue, want, leaseMs, now);
+      perQueue.set(id, [...(perQueue.get(id) ?? []), ...got]);
+      left -= got.length;
+      return got.length === want;
+    };
+    // Whole rounds of round-robin first, each queue's turns of them claimed at once: every queue still holding
+    // items gets the same number; one that runs short is done. Then the last, partial round, one turn per queue
+    // in order. That gives each queue exactly what one-at-a-time turns would have.
+    while (left >= active.length && active.length) {
+      const share = Math.floor(left / active.length);
+      const stillActive: string[] = [];
+      for (const id of active) if (await claimFrom(id, share)) stillActive.push(id);
+      active = stillActive;
+    }
+    for (const id of active) {
+      if (left === 0) break;
+      await claimFrom(id, 1);
+    }
+    // Interleaved as the turns of round-robin: the first of each queue, then the second of each, ...
+    const claimed: ClaimedItemRow[] = [];
+    for (let turn = 0; claimed.length < max - left; turn++) {
+      for (const id of order) {
+        const item = perQueue.get(id)?.[turn];
+        if (item) claimed.push(item);
       }
     }
     return claimed;
   }
 
-  private async claimOne(
+  /** Up to `want` items of one queue, within its limits, in dispatch order. */
+  private async claimFrom(
     agentId: string,
     queue: ClaimableQueue,
+    want: number,
     leaseMs: number,
     now: number,
-  ): Promise<string | undefined> {
+  ): Promise<ClaimedItemRow[]> {
     const queueLimit = queue.max_concurrency === null ? null : Number(queue.max_concurrency);
     const entityLimit = queue.entity_limit === null ? null : Number(queue.entity_limit);
-    const take = async (db: Db) => {
+    const agingMs = queue.aging_ms === null ? null : Number(queue.aging_ms);
+    const take = async (db: Db, n: number) => {
+      if (n <= 0) return [];
       const next = db
         .selectFrom('items')
         .select('id')
@@ -86,71 +94,43 @@ export class Dispatch {
         .where('state', '=', 'pending')
         // Requeued items waiting out a backoff; the reaper clears not_before when it has passed.
         .where('not_before', 'is', null)
-        .orderBy(effectivePriority(now, queue.aging_ms === null ? null : Number(queue.aging_ms)))
+        .orderBy(effectivePriority(now, agingMs))
         .orderBy('id')
-        .limit(1);
-      const row = await db
+        .limit(n);
+      return db
         .updateTable('items')
         .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
-        .where('id', '=', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
+        .where('id', 'in', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
         .where('state', '=', 'pending')
-        .returning('id')
-        .executeTakeFirst();
-      return row?.id;
+        .returningAll()
+        .execute();
     };
-    if (queueLimit === null && entityLimit === null) return take(this.db);
-    // Under a limit, count and claim in one transaction that holds the limit's lock, so no two claimers (agents
-    // or replicas) can both take the last slot.
-    return this.db.transaction().execute(async (trx) => {
-      await lockForClaim(trx, this.dialect, entityLimit === null ? null : queue.entity_id, queue.id);
-      if (queueLimit !== null && (await slotsInUse(trx, { queueId: queue.id })) >= queueLimit) return undefined;
-      if (entityLimit !== null && (await slotsInUse(trx, { entityId: queue.entity_id })) >= entityLimit)
-        return undefined;
-      return take(trx);
-    });
+    const claimedRows =
+      queueLimit === null && entityLimit === null
+        ? await take(this.db, want)
+        : // Under a limit, count and claim in one transaction that holds the limit's lock, so no two claimers
+          // (agents or replicas) can both take the last slot.
+          await this.db.transaction().execute(async (trx) => {
+            await lockForClaim(trx, this.dialect, entityLimit === null ? null : queue.entity_id, queue.id);
+            let n = want;
+            if (queueLimit !== null) n = Math.min(n, queueLimit - (await slotsInUse(trx, { queueId: queue.id })));
+            if (entityLimit !== null)
+              n = Math.min(n, entityLimit - (await slotsInUse(trx, { entityId: queue.entity_id })));
+            return take(trx, n);
+          });
+    // RETURNING comes in no promised order: put the rows back in the order the subquery chose them.
+    const order = (r: { priority: number; created_at: number; id: string }) =>
+      effectivePriorityOf({ priority: Number(r.priority), created_at: Number(r.created_at) }, now, agingMs);
+    claimedRows.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return claimedRows.map((row) => ({
+      ...toItem({ ...row, queue_name: queue.name, entity_name: queue.entity_name, entity_id: queue.entity_id }, null),
+      lease_expires_at: now + leaseMs,
+      queue_settings: queueSettingsOf(queue),
+    }));
   }
 
   /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
   async ack(itemId: string, agentId: string, now: number): Promise<Run> {
     return this.db.transaction().execute(async (trx) => ackIn(trx, itemId, agentId, now));
   }
-}
-
-/**
- * Dispatch.ack inside the caller's transaction (a sync acks many in one). Refusals are thrown before anything is
- * written, so the caller may catch one and go on in the same transaction.
- */
-export async function ackIn(trx: Db, itemId: string, agentId: string, now: number): Promise<Run> {
-  const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
-  if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
-  // A retried ack (the first answer was lost) gets the same run back instead of an error.
-  if (item.claimed_by === agentId && item.run_id && item.state === 'starting') return getRunIn(trx, item.run_id);
-  if (item.state !== 'claimed' || item.claimed_by !== agentId) {
-    throw new ConflictError(
-      `Item "${itemId}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
-    );
-  }
-  const runId = newRunId();
-  await trx
-    .insertInto('runs')
-    .values({
-      id: runId,
-      item_id: itemId,
-      queue_id: item.queue_id,
-      agent_id: agentId,
-      status: 'starting',
-      exit_code: null,
-      error_stage: null,
-      error_message: null,
-      created_at: now,
-      started_at: null,
-      ended_at: null,
-    })
-    .execute();
-  await trx
-    .updateTable('items')
-    .set({ state: 'starting', run_id: runId, lease_expires_at: null })
-    .where('id', '=', itemId)
-    .execute();
-  return getRunIn(trx, runId);
 }

@@ -1,17 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
-import {
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  RunLostError,
-  isTerminal,
-  type ItemState,
-  type ReportRunBody,
-  type Run,
-} from '@liftoff/core';
+import { NotFoundError, type ItemState, type ReportRunBody, type Run } from '@liftoff/core';
+import type { DialectName } from './database.js';
 import { numOrNull, type Db } from './db.js';
-import { lockRun } from './logs.js';
-import { preemptRun, type PreemptionOutcome } from './preemption.js';
+import type { PreemptionOutcome } from './preemption.js';
+import { reportIn } from './reports.js';
 import type { Database, RunsTable } from './schema.js';
 
 const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
@@ -25,7 +17,7 @@ function runQuery(db: Db) {
     .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id']);
 }
 
-function toRun(r: Selectable<RunsTable> & { queue_name: string; entity_name: string }): Run {
+export function toRun(r: Selectable<RunsTable> & { queue_name: string; entity_name: string }): Run {
   return {
     id: r.id,
     item_id: r.item_id,
@@ -57,7 +49,10 @@ export async function getRunIn(db: Db, id: string): Promise<Run & { entity_id: s
 
 /** Runs: one per started item attempt, with the status its agent reports. Creating one is dispatch.ts (ack). */
 export class Runs {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: DialectName,
+  ) {}
 
   async get(id: string): Promise<Run & { entity_id: string }> {
     return getRunIn(this.db, id);
@@ -108,61 +103,8 @@ export class Runs {
     body: ReportRunBody,
     now: number,
   ): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
-    return this.db.transaction().execute(async (trx) => reportIn(trx, runId, body, now));
+    return this.db.transaction().execute(async (trx) => reportIn(trx, this.dialect, runId, body, now));
   }
-}
-
-/**
- * Runs.report inside the caller's transaction (a sync applies many in one). Every refusal is thrown before the
- * run or its item is written, so a caller may catch it and go on with its other entries in the same transaction.
- */
-export async function reportIn(
-  trx: Db,
-  runId: string,
-  body: ReportRunBody,
-  now: number,
-): Promise<{ run: Run; preemption: PreemptionOutcome | null }> {
-  // The reaper may be declaring this run lost right now: one of the two goes first, never both half-way.
-  await lockRun(trx, runId);
-  const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-  if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
-  if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
-  const current = run.status as ItemState;
-  // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
-  if (current === 'lost') throw new RunLostError(runId);
-  if (isTerminal(current)) {
-    if (current === body.state) return { run: await getRunIn(trx, runId), preemption: null };
-    throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
-  }
-  const warning = body.warning === undefined ? run.warning : body.warning;
-  if (body.state === 'preempted' && current !== 'cancelling') {
-    const preemption = await preemptRun(trx, run, body, warning, now);
-    return { run: await getRunIn(trx, runId), preemption };
-  }
-  // A cancel request wins over progress reports: the run stays `cancelling` until it ends, and a run preempted
-  // while being cancelled ends `stopped` rather than being tried again.
-  const reported: ItemState = body.state === 'preempted' ? 'stopped' : body.state;
-  const next: ItemState = current === 'cancelling' && !isTerminal(reported) ? 'cancelling' : reported;
-  const terminal = isTerminal(next);
-  await trx
-    .updateTable('runs')
-    .set({
-      status: next,
-      started_at: body.state === 'running' && run.started_at === null ? now : run.started_at,
-      ended_at: terminal ? now : null,
-      exit_code: body.exit_code ?? run.exit_code,
-      error_stage: body.error_stage ?? run.error_stage,
-      error_message: body.error_message ?? run.error_message,
-      warning,
-    })
-    .where('id', '=', runId)
-    .execute();
-  await trx
-    .updateTable('items')
-    .set({ state: next, ended_at: terminal ? now : null })
-    .where('id', '=', run.item_id)
-    .execute();
-  return { run: await getRunIn(trx, runId), preemption: null };
 }
 
 /** Runs.lostAmong through `db` (inside the caller's transaction when it passes one). */

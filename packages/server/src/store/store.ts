@@ -53,7 +53,7 @@ export class Store {
     this.queues = new Queues(db, this.caches);
     this.items = new Items(db, this.queues, dialect);
     this.dispatch = new Dispatch(db, dialect);
-    this.runs = new Runs(db);
+    this.runs = new Runs(db, dialect);
     this.metrics = new Metrics(db);
     this.logs = new Logs(db, this.metrics);
     this.agents = new Agents(db);

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
-import { LiftoffError, type ReportRunBody, type Run } from '@liftoff/core';
+import { LiftoffError, NotFoundError, type ReportRunBody, type Run } from '@liftoff/core';
 import { heartbeatIn, touchIn } from './agents.js';
 import type { DialectName } from './database.js';
-import { ackIn } from './dispatch.js';
-import type { PreemptionOutcome } from './preemption.js';
-import { lostAmongIn, reportIn } from './runs.js';
+import { acksIn } from './acks.js';
+import { reportsIn, type ReportOutcome } from './reports.js';
+import { lostAmongIn } from './runs.js';
 import type { Database } from './schema.js';
 
 /** One entry's outcome: its value, or the refusal the single-item call would have thrown. */
@@ -20,7 +20,7 @@ export interface SyncInput {
 export interface SyncOutcome {
   stopRuns: string[];
   acks: Array<EntryOutcome<Run>>;
-  reports: Array<EntryOutcome<{ run: Run; preemption: PreemptionOutcome | null }>>;
+  reports: Array<EntryOutcome<ReportOutcome>>;
 }
 
 /** PostgreSQL's answer to a deadlock (another transaction locked the same runs in the other order; it won). */
@@ -29,10 +29,11 @@ const ATTEMPTS = 3;
 
 /**
  * The transactional half of an agent's sync (routes/sync.ts): its acks, its status reports and its heartbeat (or,
- * without one, the touch any request of a live agent is) in one transaction, through the very statements of the
- * single-item calls (ackIn, reportIn, heartbeatIn). Each entry's refusal is thrown by those before they write, so it
- * is caught, answered for that entry alone, and the others still commit. Any other error (the database's) fails the
- * whole batch and nothing of it is kept. Log appends are not here: each is its own transaction (logs.ts).
+ * without one, the touch any request of a live agent is) in one transaction. Acks and reports go through the batched
+ * forms of the single-item calls (acksIn, reportsIn: a few statements for the whole batch, the same checks per
+ * entry). Each entry's refusal is decided before that entry is written and answered for it alone; the others still
+ * commit. Any other error (the database's) fails the whole batch and nothing of it is kept. Log appends are not
+ * here: each is its own transaction (logs.ts).
  */
 export async function applySync(
   db: Kysely<Database>,
@@ -44,10 +45,9 @@ export async function applySync(
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute(async (trx) => {
-        const acks: SyncOutcome['acks'] = [];
-        for (const itemId of input.acks) acks.push(await entry(() => ackIn(trx, itemId, agentId, now)));
-        const reports: SyncOutcome['reports'] = [];
-        for (const r of input.reports) reports.push(await entry(() => reportIn(trx, r.runId, r.body, now)));
+        const acked = await acksIn(trx, input.acks, agentId, now);
+        const acks = input.acks.map((id) => outcomeOf(acked.get(id) ?? new NotFoundError(`Item "${id}" not found.`)));
+        const reports = (await reportsIn(trx, dialect, input.reports, now)).map(outcomeOf);
         let stopRuns: string[] = [];
         if (input.heartbeat) {
           const hb = input.heartbeat;
@@ -64,14 +64,8 @@ export async function applySync(
   }
 }
 
-async function entry<T>(fn: () => Promise<T>): Promise<EntryOutcome<T>> {
-  try {
-    return { ok: true, value: await fn() };
-  } catch (e) {
-    if (e instanceof LiftoffError) return { ok: false, error: e };
-    throw e;
-  }
-}
+const outcomeOf = <T>(v: T | LiftoffError): EntryOutcome<T> =>
+  v instanceof LiftoffError ? { ok: false, error: v } : { ok: true, value: v };
 
 /** The entity of each of these runs (absent: no such run), for the route's per-entry access check. */
 export async function entitiesOfRuns(db: Kysely<Database>, runIds: string[]): Promise<Map<string, string>> {

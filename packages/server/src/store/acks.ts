@@ -1,0 +1,125 @@
+import { sql } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import { ConflictError, NotFoundError, type LiftoffError, type Run } from '@liftoff/core';
+import type { Db } from './db.js';
+import { getRunIn } from './runs.js';
+
+/** Run ids are short enough to type: 8 characters of [a-z0-9]. */
+const newRunId = (): string =>
+  randomBytes(6)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x');
+
+export type AckedRun = Run & { entity_id: string };
+
+/**
+ * The agent confirms it is starting claimed items: each gets its run, and its lease ends. One read of the items,
+ * one INSERT of all new runs and one UPDATE of all their items, whatever the batch size (a sync acks a poll's
+ * worth at once). Each item's answer is its run or the refusal its single ack would get; refusals are decided
+ * before anything is written, so the caller's transaction goes on with the others. Inside the caller's transaction.
+ */
+export async function acksIn(
+  trx: Db,
+  itemIds: readonly string[],
+  agentId: string,
+  now: number,
+): Promise<Map<string, AckedRun | LiftoffError>> {
+  const out = new Map<string, AckedRun | LiftoffError>();
+  const ids = [...new Set(itemIds)];
+  if (!ids.length) return out;
+  const items = await trx
+    .selectFrom('items')
+    .innerJoin('queues', 'queues.id', 'items.queue_id')
+    .innerJoin('entities', 'entities.id', 'queues.entity_id')
+    .select([
+      'items.id',
+      'items.queue_id',
+      'items.state',
+      'items.claimed_by',
+      'items.run_id',
+      'queues.name as queue_name',
+      'entities.name as entity_name',
+      'entities.id as entity_id',
+    ])
+    .where('items.id', 'in', ids)
+    .execute();
+  const byId = new Map(items.map((i) => [i.id, i]));
+  const starting: Array<{ itemId: string; runId: string }> = [];
+  for (const id of ids) {
+    const item = byId.get(id);
+    if (!item) out.set(id, new NotFoundError(`Item "${id}" not found.`));
+    // A retried ack (the first answer was lost) gets the same run back instead of an error.
+    else if (item.claimed_by === agentId && item.run_id && item.state === 'starting')
+      out.set(id, await getRunIn(trx, item.run_id));
+    else if (item.state !== 'claimed' || item.claimed_by !== agentId)
+      out.set(
+        id,
+        new ConflictError(
+          `Item "${id}" is no longer claimed by this agent (state ${item.state}); it was cancelled or its lease expired.`,
+        ),
+      );
+    else starting.push({ itemId: id, runId: newRunId() });
+  }
+  if (!starting.length) return out;
+  await trx
+    .insertInto('runs')
+    .values(
+      starting.map(({ itemId, runId }) => ({
+        id: runId,
+        item_id: itemId,
+        queue_id: (byId.get(itemId) as (typeof items)[number]).queue_id,
+        agent_id: agentId,
+        status: 'starting',
+        exit_code: null,
+        error_stage: null,
+        error_message: null,
+        created_at: now,
+        started_at: null,
+        ended_at: null,
+      })),
+    )
+    .execute();
+  const runIdOf = sql<string>`CASE ${sql.ref('id')} ${sql.join(
+    starting.map((s) => sql`WHEN ${s.itemId} THEN ${s.runId}`),
+    sql` `,
+  )} END`;
+  await trx
+    .updateTable('items')
+    .set({ state: 'starting', run_id: runIdOf, lease_expires_at: null })
+    .where(
+      'id',
+      'in',
+      starting.map((s) => s.itemId),
+    )
+    .execute();
+  // The new runs are exactly what was inserted: built here rather than read back.
+  for (const { itemId, runId } of starting) {
+    const item = byId.get(itemId) as (typeof items)[number];
+    out.set(itemId, {
+      id: runId,
+      item_id: itemId,
+      queue: item.queue_name,
+      entity: item.entity_name,
+      entity_id: item.entity_id,
+      agent_id: agentId,
+      status: 'starting',
+      exit_code: null,
+      error_stage: null,
+      error_message: null,
+      created_at: now,
+      started_at: null,
+      ended_at: null,
+      log_size: 0,
+      warning: null,
+    });
+  }
+  return out;
+}
+
+/** One item's ack (the single-item call of agent protocol 1), inside the caller's transaction. */
+export async function ackIn(trx: Db, itemId: string, agentId: string, now: number): Promise<AckedRun> {
+  const answer = (await acksIn(trx, [itemId], agentId, now)).get(itemId);
+  if (!answer || answer instanceof Error) throw answer ?? new NotFoundError(`Item "${itemId}" not found.`);
+  return answer;
+}

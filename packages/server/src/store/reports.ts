@@ -1,0 +1,133 @@
+import { sql, type Selectable } from 'kysely';
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  RunLostError,
+  LiftoffError,
+  isTerminal,
+  type ItemState,
+  type ReportRunBody,
+  type Run,
+} from '@liftoff/core';
+import type { DialectName } from './database.js';
+import type { Db } from './db.js';
+import { preemptRun, type PreemptionOutcome } from './preemption.js';
+import { getRunIn, toRun } from './runs.js';
+import type { RunsTable } from './schema.js';
+
+type RunRow = Selectable<RunsTable> & { queue_name: string; entity_name: string; entity_id: string };
+export type ReportOutcome = {
+  run: Run & { entity_id: string; queue_id?: string };
+  preemption: PreemptionOutcome | null;
+};
+
+/**
+ * Agents' status reports of many runs in one transaction (a sync): one statement reads and, on PostgreSQL, locks
+ * all their rows, in id order so that two such batches cannot deadlock each other; then each report is applied as
+ * its single call applies it. Each run's answer is its new state or the refusal its single report would get; a
+ * refusal is decided before that run is written, so the others go on.
+ */
+export async function reportsIn(
+  trx: Db,
+  dialect: DialectName,
+  reports: ReadonlyArray<{ runId: string; body: ReportRunBody }>,
+  now: number,
+): Promise<Array<ReportOutcome | LiftoffError>> {
+  const rows = await lockedRuns(trx, dialect, [...new Set(reports.map((r) => r.runId))]);
+  const applied = new Set<string>();
+  const out: Array<ReportOutcome | LiftoffError> = [];
+  for (const { runId, body } of reports) {
+    // A second report of the same run in one batch reads what the first one wrote.
+    const row = applied.has(runId) ? (await lockedRuns(trx, dialect, [runId])).get(runId) : rows.get(runId);
+    applied.add(runId);
+    try {
+      out.push(await applyReport(trx, row, runId, body, now));
+    } catch (e) {
+      if (!(e instanceof LiftoffError)) throw e;
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+/**
+ * Applies an agent's status report; terminal states are final and reports from other agents are refused. A
+ * `preempted` report may requeue the item (see preemption.ts); `preemption` says what happened to it. Every refusal
+ * is thrown before the run or its item is written. Inside the caller's transaction.
+ */
+export async function reportIn(
+  trx: Db,
+  dialect: DialectName,
+  runId: string,
+  body: ReportRunBody,
+  now: number,
+): Promise<ReportOutcome> {
+  return applyReport(trx, (await lockedRuns(trx, dialect, [runId])).get(runId), runId, body, now);
+}
+
+/**
+ * The runs, with their queue's and entity's names. On PostgreSQL their rows stay locked until the transaction ends:
+ * the reaper may be declaring one of them lost right now, and one of the two goes first, never both half-way. (On
+ * SQLite the single connection runs one transaction at a time already.)
+ */
+async function lockedRuns(trx: Db, dialect: DialectName, ids: string[]): Promise<Map<string, RunRow>> {
+  if (!ids.length) return new Map();
+  const query = trx
+    .selectFrom('runs')
+    .innerJoin('queues', 'queues.id', 'runs.queue_id')
+    .innerJoin('entities', 'entities.id', 'queues.entity_id')
+    .selectAll('runs')
+    .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id'])
+    .where('runs.id', 'in', ids)
+    .orderBy('runs.id');
+  // NO KEY UPDATE: the lock an UPDATE of the row takes, so inserts referencing the run (log chunks) are not blocked.
+  const rows = await (dialect === 'postgres' ? query.modifyEnd(sql`FOR NO KEY UPDATE OF runs`) : query).execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+async function applyReport(
+  trx: Db,
+  run: RunRow | undefined,
+  runId: string,
+  body: ReportRunBody,
+  now: number,
+): Promise<ReportOutcome> {
+  if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+  if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
+  const current = run.status as ItemState;
+  // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
+  if (current === 'lost') throw new RunLostError(runId);
+  const asRun = (r: RunRow) => ({ ...toRun(r), entity_id: r.entity_id, queue_id: r.queue_id });
+  if (isTerminal(current)) {
+    if (current === body.state) return { run: asRun(run), preemption: null };
+    throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
+  }
+  const warning = body.warning === undefined ? run.warning : body.warning;
+  if (body.state === 'preempted' && current !== 'cancelling') {
+    const preemption = await preemptRun(trx, run, body, warning, now);
+    return { run: await getRunIn(trx, runId), preemption };
+  }
+  // A cancel request wins over progress reports: the run stays `cancelling` until it ends, and a run preempted
+  // while being cancelled ends `stopped` rather than being tried again.
+  const reported: ItemState = body.state === 'preempted' ? 'stopped' : body.state;
+  const next: ItemState = current === 'cancelling' && !isTerminal(reported) ? 'cancelling' : reported;
+  const terminal = isTerminal(next);
+  const changes = {
+    status: next,
+    started_at: body.state === 'running' && run.started_at === null ? now : run.started_at,
+    ended_at: terminal ? now : null,
+    exit_code: body.exit_code ?? run.exit_code,
+    error_stage: body.error_stage ?? run.error_stage,
+    error_message: body.error_message ?? run.error_message,
+    warning,
+  };
+  await trx.updateTable('runs').set(changes).where('id', '=', runId).execute();
+  await trx
+    .updateTable('items')
+    .set({ state: next, ended_at: terminal ? now : null })
+    .where('id', '=', run.item_id)
+    .execute();
+  // The run is what was read plus what was written: built here rather than read back.
+  return { run: asRun({ ...run, ...changes }), preemption: null };
+}
