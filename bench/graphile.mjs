@@ -39,17 +39,17 @@ export async function graphileLatency(connectionString, samples) {
   return percentiles(out);
 }
 
-/** Jobs per second with `concurrency` workers draining `count` trivial jobs. */
-export async function graphileThroughput(connectionString, count, concurrency) {
+/**
+ * Jobs per second: `adders` clients add `count` trivial jobs one at a time (as Liftoff's pushers push one item per
+ * request) while one worker with `concurrency` handles them, timed from the first add to the last job's completion
+ * being written. Like for like with Liftoff's API loop, where pushes and claims also overlap.
+ */
+export async function graphileThroughput(connectionString, count, concurrency, adders = 4) {
   const utils = await makeWorkerUtils({ connectionString, schema: pgSchema, logger });
   await utils.migrate();
-  for (let i = 0; i < count; i += 500) {
-    await utils.addJobs(Array.from({ length: Math.min(500, count - i) }, () => ({ identifier: 'noop', payload: {} })));
-  }
   let done = 0;
   let resolveAll;
   const all = new Promise((r) => (resolveAll = r));
-  const t0 = Date.now();
   const runner = await run({
     connectionString,
     schema: pgSchema,
@@ -63,12 +63,22 @@ export async function graphileThroughput(connectionString, count, concurrency) {
       },
     },
   });
+  const t0 = Date.now();
+  let added = 0;
+  await Promise.all(
+    Array.from({ length: adders }, async () => {
+      while (added < count) {
+        added++;
+        await utils.addJob('noop', {});
+      }
+    }),
+  );
   await all;
-  const seconds = (Date.now() - t0) / 1000;
   await runner.stop();
-  // Completions are written in batches after the handlers return: the schema goes only once the runner is done,
-  // or an in-flight batch fails on a dropped table and takes the benchmark down.
+  // Completions are written in batches after the handlers return: the clock stops, and the schema goes, only once
+  // the runner is done, or an in-flight batch fails on a dropped table and takes the benchmark down.
   await runner.promise.catch(() => undefined);
+  const seconds = (Date.now() - t0) / 1000;
   await utils.withPgClient((c) => c.query(`drop schema if exists ${pgSchema} cascade`));
   await utils.release();
   return count / seconds;

@@ -190,7 +190,7 @@ export default {
       json.push({ backend: 'graphile-worker', jobsPerSecond: g });
       const liftoffPg = json.find((j) => j.backend === 'postgres');
       rows.push([
-        'graphile-worker, postgres: jobs added → handled (concurrency 8)',
+        'graphile-worker, postgres: jobs added (4 clients, one job per call) → handled (concurrency 8)',
         `${median(g).toFixed(0)} jobs/s`,
         '1× (baseline)',
       ]);
@@ -203,7 +203,7 @@ export default {
       tables: [
         {
           title: 'Throughput',
-          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending; after each such run, node spawns \`true\` ${jobs} times, as many at a time as the agents run jobs. API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs pre-added, drained by one worker with concurrency 8.`,
+          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending; after each such run, node spawns \`true\` ${jobs} times, as many at a time as the agents run jobs. API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs added one at a time by 4 concurrent clients (as Liftoff's 4 pushers) while one worker with concurrency 8 handles them, timed until its completions are written.`,
           columns: ['what', 'rate', 'vs baseline'],
           rows,
           notes: [

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Item, QueueSettings, Run } from '@liftoff/core';
 import type { DialectName } from './database.js';
 import type { Db } from './db.js';
@@ -97,13 +97,18 @@ export class Dispatch {
         .orderBy(effectivePriority(now, agingMs))
         .orderBy('id')
         .limit(n);
-      return db
-        .updateTable('items')
-        .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
-        .where('id', 'in', this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next)
-        .where('state', '=', 'pending')
-        .returningAll()
-        .execute();
+      const sqlite = this.dialect !== 'postgres';
+      return (
+        db
+          .updateTable('items')
+          .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
+          .where('id', n === 1 ? '=' : 'in', sqlite ? next : next.forUpdate().skipLocked())
+          // SQLite plans `state = ?` beside `id IN (...)` as a scan of every pending item through the state index (a
+          // claim then costs O(backlog)); the unary + keeps that index out, so the ids are looked up by key.
+          .where(sqlite ? sql<string>`+${sql.ref('state')}` : 'state', '=', 'pending')
+          .returningAll()
+          .execute()
+      );
     };
     const claimedRows =
       queueLimit === null && entityLimit === null
