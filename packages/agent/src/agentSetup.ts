@@ -74,6 +74,7 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     kubernetes: opts.config.file.kubernetes ?? {},
     secureMode: opts.config.file.secure_mode === true,
     homeDir,
+    ...(opts.aws ? { aws: opts.aws } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import { NotSupportedError, type AgentConfigFile } from '@liftoff/core';
  */
 export const SUPPORTED_BUILDERS: readonly string[] = ['docker', 'noop'];
 export const SUPPORTED_REGISTRIES: readonly string[] = [];
-export const SUPPORTED_ENVIRONMENTS: readonly string[] = [];
+export const SUPPORTED_ENVIRONMENTS: readonly string[] = ['aws'];
 
 export function assertConfigSupported(file: AgentConfigFile, source: string): void {
   const problems: string[] = [];

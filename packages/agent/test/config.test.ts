@@ -223,14 +223,9 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
       ],
     ],
     [
-      'an aws environment without region',
-      'environment:\n  type: aws\n',
-      ['field "environment.region" (value: missing): is required for an aws environment'],
-    ],
-    [
-      'an aws environment with an empty region',
-      'environment:\n  type: aws\n  region:\n',
-      ['field "environment.region" (value: null): is required for an aws environment'],
+      'a gcp environment without region (an aws one may leave it to AWS_REGION or the profile)',
+      'environment:\n  type: gcp\n  project: p\n',
+      ['field "environment.region" (value: missing): is required for a gcp environment'],
     ],
     [
       'a gcp environment without project',
@@ -331,7 +326,7 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
 });
 
 describe('assertConfigSupported', () => {
-  it('refuses the specification example, naming the registry and environment (its docker builder is supported)', () => {
+  it('refuses the specification example, naming the registry (its aws environment and docker builder are supported)', () => {
     const file = parseAgentConfigYaml(SPEC_EXAMPLE, SOURCE);
     let caught: unknown;
     try {
@@ -346,7 +341,7 @@ describe('assertConfigSupported', () => {
     expect(message.startsWith(`${SOURCE}: `)).toBe(true);
     expect(message).not.toContain('builder type');
     expect(message).toContain('registry type "ecr" is not supported yet');
-    expect(message).toContain('environment type "aws" is not supported yet');
+    expect(message).not.toContain('environment type');
   });
 
   it.each<[string, string, string[]]>([
