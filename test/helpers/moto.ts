@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Proc, tempDir } from './procs.js';
+import { onCleanup, Proc, tempDir } from './procs.js';
 
 /**
  * moto (`moto_server`, an independent implementation of the AWS APIs) on 127.0.0.1 with a port of its own. Missing:
@@ -33,6 +35,8 @@ export async function startMoto(opts: { enforceAuth?: boolean } = {}): Promise<M
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tempDir('liftoff-moto-') };
   if (process.env.PYENV_ROOT) env.PYENV_ROOT = process.env.PYENV_ROOT;
   if (opts.enforceAuth) env.INITIAL_NO_AUTH_ACTION_COUNT = '0';
+  // moto's ECR tokens expire at its local midnight of 2015-01-01: UTC makes that instant fixed.
+  env.TZ = 'UTC';
   const proc = new Proc(
     spawn('moto_server', ['-H', '127.0.0.1', '-p', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
@@ -83,3 +87,54 @@ export const AWS_CHAIN_VARIABLES = [
   'AWS_WEB_IDENTITY_TOKEN_FILE',
   'AWS_ROLE_ARN',
 ];
+
+/**
+ * moto's ECR has no registry behind it: its GetAuthorizationToken names `https://<account>.dkr.ecr.<region>
+ * .amazonaws.com`, which is not on this machine. This loopback front forwards every request to moto unchanged and
+ * rewrites only that answer's `proxyEndpoint` to a local Distribution registry, so Liftoff pushes where ECR says to,
+ * as it would to a real ECR registry. Point AWS_ENDPOINT_URL_ECR at `url`.
+ */
+export async function ecrFront(moto: Moto, registryHost: string): Promise<{ url: string; tokenCalls: () => number }> {
+  let tokenCalls = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)) headers.set(k, v);
+      }
+      const target = String(req.headers['x-amz-target'] ?? '');
+      void fetch(`${moto.url}${req.url ?? '/'}`, {
+        method: req.method ?? 'POST',
+        headers,
+        ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+      })
+        .then(async (up) => {
+          let body = Buffer.from(await up.arrayBuffer());
+          if (target.endsWith('.GetAuthorizationToken') && up.status === 200) {
+            tokenCalls++;
+            const json = JSON.parse(body.toString('utf8')) as { authorizationData: Array<{ proxyEndpoint: string }> };
+            for (const d of json.authorizationData) d.proxyEndpoint = `http://${registryHost}`;
+            body = Buffer.from(JSON.stringify(json));
+          }
+          res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
+          res.end(body);
+        })
+        .catch((e: unknown) => {
+          res.writeHead(502);
+          res.end(String(e));
+        });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, tokenCalls: () => tokenCalls };
+}

@@ -53,7 +53,9 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
       runners.set(q.resource, runner);
     }
   }
-  const builder = [...runners.keys()].some((r) => r !== 'local-process') ? await makeBuilder(opts) : undefined;
+  const builder = [...runners.keys()].some((r) => r !== 'local-process')
+    ? await makeBuilder(opts, awsIdentity)
+    : undefined;
   return {
     runners,
     ...(builder ? { builder } : {}),
@@ -103,9 +105,15 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 }
 
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-async function makeBuilder(opts: AgentOptions): Promise<Builder> {
+async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
   const cfg = opts.config.file.builder;
   const type = cfg?.type === 'noop' ? 'noop' : 'docker';
-  const registry = registryFor(cfg?.destination, opts.docker, opts.credentials);
+  const registry = await registryFor(opts.config.file.registry, {
+    docker: opts.docker,
+    credentials: opts.credentials,
+    destination: cfg?.destination,
+    aws: opts.aws,
+    awsIdentity,
+  });
   return BUILDERS[type]({ docker: opts.docker, registry });
 }
