@@ -107,7 +107,7 @@ export async function createEcrRegistry(cfg: EcrConfig, deps: RegistryDeps): Pro
   const fromUri = uriText ? parseEcrUri(uriText) : undefined;
   if (uriText && !fromUri) {
     throw new AwsEnvironmentError(
-      `registry uri "${uriText}" is not an ECR repository URI: write <account>.dkr.ecr.<region>.amazonaws.com/<repository>, or give registry.repository alone.`,
+      `"${uriText}" (${cfg.uri ? 'registry.uri' : 'builder.destination'}) is not an ECR repository URI: write <account>.dkr.ecr.<region>.amazonaws.com/<repository>, or give registry.repository alone.`,
     );
   }
   const repository = fromUri?.repository ?? cfg.repository ?? '';
