@@ -5,6 +5,7 @@ import type Dockerode from 'dockerode';
 import { RegistryCredentials } from '../../packages/agent/src/docker/credentials.js';
 import { awsClientConfig } from '../../packages/agent/src/environments/aws/settings.js';
 import type { AwsClientSettings } from '../../packages/agent/src/environments/types.js';
+import { registryFor } from '../../packages/agent/src/registries/index.js';
 import {
   createEcrRegistry,
   EcrLogins,
@@ -102,6 +103,23 @@ describe.skipIf(!motoAvailable())('the ecr registry', () => {
     expect(registry.repository).toBe(uri);
     const login = await credentials.get(`${OTHER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`);
     expect(login?.password).toBe(`${OTHER_ACCOUNT}-auth-token`);
+  });
+
+  it('in an aws environment, a builder.destination that is an ECR URI makes the ecr registry (as W&B infers it)', async () => {
+    const credentials = new RegistryCredentials([]);
+    const destination = `${MOTO_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/my-ecr-repo`;
+    const registry = await registryFor(null, {
+      docker: noDocker,
+      credentials,
+      destination,
+      aws: settings,
+      awsIdentity: identity,
+    });
+    expect(registry.repository).toBe(destination);
+    expect((await credentials.get(`${MOTO_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`))?.username).toBe('AWS');
+    // Without an aws environment it is a plain OCI destination, with the agent's own logins only.
+    const plain = await registryFor(null, { docker: noDocker, credentials: new RegistryCredentials([]), destination });
+    expect(plain.constructor.name).toBe('OciRegistry');
   });
 
   it('stops at a repository that does not exist, saying how to create it', async () => {
