@@ -31,7 +31,7 @@ export class OciRegistry implements Registry {
     private readonly credentials: RegistryCredentials,
     private readonly fetchImpl: typeof fetch = fetch,
     /** What to fix when the registry refuses the agent's login (cloud registries: the IAM permissions). */
-    private readonly authHint = `check builder.credentials or ~/.docker/config.json for the registry`,
+    private readonly authHint?: string,
   ) {
     const host = registryHost(repository);
     if (!host)
@@ -59,7 +59,8 @@ export class OciRegistry implements Registry {
     if (res.status === 200) return true;
     if (res.status === 404) return false;
     if (res.status === 401 || res.status === 403) {
-      throw new RegistryError(`Registry ${this.host} refused the credentials (HTTP ${res.status}); ${this.authHint}.`);
+      const fix = this.authHint ?? `check builder.credentials or ~/.docker/config.json for ${this.host}`;
+      throw new RegistryError(`Registry ${this.host} refused the credentials (HTTP ${res.status}); ${fix}.`);
     }
     throw new RegistryError(`Registry ${this.host} answered HTTP ${res.status} when asked for ${image}.`);
   }
@@ -84,7 +85,7 @@ export class OciRegistry implements Registry {
     const res = await this.fetchImpl(tokenUrl, { headers: basic ? { authorization: basic } : {} });
     if (!res.ok)
       throw new RegistryError(
-        `Registry ${this.host} refused the credentials (token HTTP ${res.status}); ${this.authHint}.`,
+        `Registry ${this.host} refused the credentials (token HTTP ${res.status}).${this.authHint ? ` Check: ${this.authHint}.` : ''}`,
       );
     const body = (await res.json()) as { token?: string; access_token?: string };
     return `Bearer ${body.token ?? body.access_token ?? ''}`;
