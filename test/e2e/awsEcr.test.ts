@@ -112,6 +112,27 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('an agent with the aws e
     expect(r.output).not.toContain('    at ');
   }, 60_000);
 
+  it('credentials STS refuses stop the agent at start (exit 2) in one line', async () => {
+    const strict = await startMoto({ enforceAuth: true });
+    const r = await cli(
+      [
+        'launch-agent',
+        '--name',
+        'refused',
+        '--data-dir',
+        join(tempDir(), 'a'),
+        '-c',
+        agentConfig(tempDir(), SPEC_CONFIG()),
+      ],
+      { ...server.env, ...motoEnv(strict) },
+    );
+    expect(r.code).toBe(2);
+    expect(r.output).toMatch(
+      /^liftoff: error: AWS STS refused the agent's credentials \(InvalidClientTokenId: [^\n]*\); check the credentials the agent process is given/m,
+    );
+    await strict.stop();
+  }, 60_000);
+
   it('a build-context bucket that does not exist stops the agent at start (exit 2), naming it', async () => {
     const config = SPEC_CONFIG('  build-context-store: s3://liftoff-missing-bucket/ctx/\n');
     const r = await cli(
