@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError, type LiftoffError, type Run } from '@liftoff/core';
+import type { DialectName } from './database.js';
 import type { Db } from './db.js';
 import { getRunIn } from './runs.js';
 
@@ -21,6 +22,7 @@ export type AckedRun = Run & { entity_id: string };
  */
 export async function acksIn(
   trx: Db,
+  dialect: DialectName,
   itemIds: readonly string[],
   agentId: string,
   now: number,
@@ -28,7 +30,7 @@ export async function acksIn(
   const out = new Map<string, AckedRun | LiftoffError>();
   const ids = [...new Set(itemIds)];
   if (!ids.length) return out;
-  const items = await trx
+  const read = trx
     .selectFrom('items')
     .innerJoin('queues', 'queues.id', 'items.queue_id')
     .innerJoin('entities', 'entities.id', 'queues.entity_id')
@@ -43,7 +45,10 @@ export async function acksIn(
       'entities.id as entity_id',
     ])
     .where('items.id', 'in', ids)
-    .execute();
+    .orderBy('items.id');
+  // Locked (PostgreSQL), in id order: a cancel committing meanwhile is seen here, and never overwritten by the
+  // `starting` below; NO KEY, so the new runs' foreign keys to these items do not wait on it.
+  const items = await (dialect === 'postgres' ? read.modifyEnd(sql`FOR NO KEY UPDATE OF items`) : read).execute();
   const byId = new Map(items.map((i) => [i.id, i]));
   const starting: Array<{ itemId: string; runId: string }> = [];
   for (const id of ids) {
@@ -118,8 +123,14 @@ export async function acksIn(
 }
 
 /** One item's ack (the single-item call of agent protocol 1), inside the caller's transaction. */
-export async function ackIn(trx: Db, itemId: string, agentId: string, now: number): Promise<AckedRun> {
-  const answer = (await acksIn(trx, [itemId], agentId, now)).get(itemId);
+export async function ackIn(
+  trx: Db,
+  dialect: DialectName,
+  itemId: string,
+  agentId: string,
+  now: number,
+): Promise<AckedRun> {
+  const answer = (await acksIn(trx, dialect, [itemId], agentId, now)).get(itemId);
   if (!answer || answer instanceof Error) throw answer ?? new NotFoundError(`Item "${itemId}" not found.`);
   return answer;
 }

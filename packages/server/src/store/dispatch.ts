@@ -136,6 +136,6 @@ export class Dispatch {
 
   /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
   async ack(itemId: string, agentId: string, now: number): Promise<Run> {
-    return this.db.transaction().execute(async (trx) => ackIn(trx, itemId, agentId, now));
+    return this.db.transaction().execute(async (trx) => ackIn(trx, this.dialect, itemId, agentId, now));
   }
 }

@@ -3,7 +3,6 @@ import { v7 as uuidv7 } from 'uuid';
 import {
   ConflictError,
   NotFoundError,
-  isTerminal,
   type Item,
   type ItemSummary,
   type ItemState,
@@ -11,6 +10,7 @@ import {
   type PendingReason,
 } from '@liftoff/core';
 import { json, numOrNull, type Db } from './db.js';
+import { cancelItem } from './cancel.js';
 import { backoffReason, explainPending } from './pending.js';
 import { PendingInfo, backoffOf } from './pendingInfo.js';
 import type { Queues } from './queues.js';
@@ -225,23 +225,6 @@ export class Items {
    * `cancelling` and the returned agent id must be told to stop the run.
    */
   async cancel(itemId: string, now: number): Promise<{ notifyAgent: string | null }> {
-    return this.db.transaction().execute(async (trx) => {
-      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
-      if (!item) throw new NotFoundError(`Item "${itemId}" not found.`);
-      const state = item.state as ItemState;
-      if (isTerminal(state)) throw new ConflictError(`Item "${itemId}" has already ended (${state}).`);
-      if (state === 'pending' || state === 'claimed') {
-        await trx
-          .updateTable('items')
-          .set({ state: 'stopped', ended_at: now, lease_expires_at: null, not_before: null })
-          .where('id', '=', itemId)
-          .execute();
-        return { notifyAgent: null };
-      }
-      await trx.updateTable('items').set({ state: 'cancelling' }).where('id', '=', itemId).execute();
-      if (item.run_id)
-        await trx.updateTable('runs').set({ status: 'cancelling' }).where('id', '=', item.run_id).execute();
-      return { notifyAgent: item.claimed_by };
-    });
+    return cancelItem(this.db, this.dialect, itemId, now);
   }
 }

@@ -45,7 +45,7 @@ export async function applySync(
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute(async (trx) => {
-        const acked = await acksIn(trx, input.acks, agentId, now);
+        const acked = await acksIn(trx, dialect, input.acks, agentId, now);
         const acks = input.acks.map((id) => outcomeOf(acked.get(id) ?? new NotFoundError(`Item "${id}" not found.`)));
         const reports = (await reportsIn(trx, dialect, input.reports, now)).map(outcomeOf);
         let stopRuns: string[] = [];
