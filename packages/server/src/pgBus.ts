@@ -47,27 +47,48 @@ export class PgBus implements Bus {
       if (space < 0 || payload.slice(0, space) === this.replica) return;
       this.local.publish(payload.slice(space + 1) as Topic);
     });
-    const reconnect = (err?: unknown) => {
+    const lost = (err?: unknown) => {
+      // Only the connection in use counts; a failed attempt's own errors are the attempt's failure, seen below.
       if (this.closed || this.listener !== client) return;
       this.listener = undefined;
       // Invalidations sent meanwhile are lost: read caches stop serving until LISTEN is back (then start empty).
       this.local.cacheEvent({ type: 'lost' });
       this.log.warn({ err }, 'bus: LISTEN connection lost; reconnecting');
       client.end().catch(() => undefined);
-      this.retryTimer = setTimeout(() => {
-        this.listen()
-          .then(() => {
-            this.local.cacheEvent({ type: 'restored' });
-            this.local.wakeAll();
-          })
-          .catch((e: unknown) => reconnect(e));
-      }, 500);
+      this.relisten();
     };
-    client.on('error', reconnect);
-    client.on('end', () => reconnect());
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
-    this.listener = client;
+    client.on('error', lost);
+    client.on('end', () => lost());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (e) {
+      client.end().catch(() => undefined);
+      throw e;
+    }
+    // Closed while connecting: this connection is nobody's.
+    if (this.closed) await client.end().catch(() => undefined);
+    else this.listener = client;
+  }
+
+  /**
+   * Tries to LISTEN again until it works (the database may be down for a while: a restart, a failover), waiting
+   * 0.5 s after the loss and twice as long after each failed attempt, at most 10 s.
+   */
+  private relisten(delayMs = 500): void {
+    if (this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.listen()
+        .then(() => {
+          this.log.warn('bus: LISTEN connection restored');
+          this.local.cacheEvent({ type: 'restored' });
+          this.local.wakeAll();
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'bus: reconnecting LISTEN failed; trying again');
+          this.relisten(Math.min(delayMs * 2, 10_000));
+        });
+    }, delayMs);
   }
 
   publish(topic: Topic): void {
