@@ -61,16 +61,17 @@ const regexCache = new Map<string, RegExp>();
 
 /**
  * A model pattern as a FULL match: botocore's patterns are written for Java's `matches()`, and several lack `$`
- * (TrainingJobName's does), so a search would accept `abc_123` where AWS refuses it.
+ * (TrainingJobName's does), so a search would accept `abc_123` where AWS refuses it. No dotall flag: as in Java,
+ * `.` stops at line terminators (the model writes `[\S\s]*` where it means any text, `.*` where it means one line).
  */
 function fullMatch(pattern: string): RegExp {
   let re = regexCache.get(pattern);
   if (!re) {
     try {
-      re = new RegExp(`^(?:${pattern})$`, 'su');
+      re = new RegExp(`^(?:${pattern})$`, 'u');
     } catch {
       // Java-style escapes such as `\_` are invalid under the u flag; the non-Unicode flavour accepts them.
-      re = new RegExp(`^(?:${pattern})$`, 's');
+      re = new RegExp(`^(?:${pattern})$`);
     }
     regexCache.set(pattern, re);
   }

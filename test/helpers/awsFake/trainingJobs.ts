@@ -275,6 +275,12 @@ export class FakeTrainingJobs {
   }
 
   private stop(job: Job): Record<string, unknown> {
+    if (job.status !== 'InProgress' && job.status !== 'Stopping') {
+      throw new AwsError(
+        'ValidationException',
+        `The request was rejected because the training job is in status ${job.status}.`,
+      );
+    }
     void this.halt(job, 'user');
     return {};
   }
