@@ -22,6 +22,7 @@ const SERVER_STACK = [
 const DOCKER_STACK = ['node_modules/dockerode/', 'node_modules/docker-modem/'];
 /** What dockerode would pull in though the agent never uses it (loadDockerode.ts). */
 const UNUSED_BY_AGENT = ['node_modules/ssh2/', 'node_modules/@grpc/', 'node_modules/protobufjs/'];
+const AWS_SDK = ['node_modules/@aws-sdk/', 'node_modules/@smithy/'];
 const HEAVY_FOR_HELP = ['node_modules/zod/', 'node_modules/yaml/', 'node_modules/undici/', 'node_modules/tar/'];
 
 const requireServices = process.env.LIFTOFF_REQUIRE_SERVICES === '1';
@@ -101,6 +102,8 @@ describe('lean processes: each command loads only what it needs', () => {
     const modules = await agentModules(server, 'default');
     expect(under(modules, ['packages/agent/dist/agent.js'])).not.toEqual([]);
     expect(under(modules, [...SERVER_STACK, ...DOCKER_STACK, ...UNUSED_BY_AGENT])).toEqual([]);
+    // The AWS SDK loads only for agents whose config has an aws environment (issue 13).
+    expect(under(modules, AWS_SDK)).toEqual([]);
     // Image builds' and container jobs' tar packer, and the TOML parser of pyproject.toml builds.
     expect(
       under(modules, ['node_modules/@kubernetes/', 'node_modules/tar-stream/', 'node_modules/smol-toml/']),
@@ -111,6 +114,6 @@ describe('lean processes: each command loads only what it needs', () => {
     await server.client.createQueue('default', { name: 'boxes', resource: 'local-container' });
     const modules = await agentModules(server, 'boxes');
     expect(under(modules, ['node_modules/dockerode/'])).not.toEqual([]);
-    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT])).toEqual([]);
+    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT, ...AWS_SDK])).toEqual([]);
   });
 });

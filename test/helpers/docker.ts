@@ -49,12 +49,15 @@ export interface TestRegistry {
   password: string;
 }
 
-/** A real Distribution registry with htpasswd auth on a free loopback port. */
-export async function startRegistry(): Promise<TestRegistry> {
+/**
+ * A real Distribution registry with htpasswd auth on a free loopback port; `login` sets its one user (ECR tests:
+ * the `AWS:<token>` GetAuthorizationToken answers).
+ */
+export async function startRegistry(login?: { username: string; password: string }): Promise<TestRegistry> {
   const dir = tempDir('liftoff-registry-');
   const port = await freePort();
-  const username = 'tester';
-  const password = 'pw-' + Math.random().toString(36).slice(2);
+  const username = login?.username ?? 'tester';
+  const password = login?.password ?? 'pw-' + Math.random().toString(36).slice(2);
   writeFileSync(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', username, password], { encoding: 'utf8' }));
   writeFileSync(
     join(dir, 'config.yml'),

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { RegistryCredentials } from '../../packages/agent/src/docker/credentials
 import type { JobContext, RunnerDeps } from '../../packages/agent/src/runners/types.js';
 import { BUSYBOX, dockerAvailable } from '../helpers/docker.js';
 import { selfSignedCert, startFakeKube, type FakeKube } from '../helpers/kube/index.js';
-import { cleanupAll, tempDir } from '../helpers/procs.js';
+import { cleanupAll, onCleanup, tempDir } from '../helpers/procs.js';
 
 /** The runner driven directly (no agent process): which cluster and namespace a job lands in, over TLS. */
 describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
@@ -114,6 +115,34 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
     const handle = await r.start(job('ctx00001'));
     await handle.wait();
     expect(kube.get('Job', 'team-a', 'liftoff-ctx00001')).toBeDefined();
+    await r.close();
+  });
+
+  it("each job's pull secret holds a current login from the registry's provider (ECR tokens expire)", async () => {
+    // An image already on the engine under a registry host: the kubelet runs it (IfNotPresent) without pulling.
+    const host = '127.0.0.1:5999';
+    const image = `${host}/liftoff-ecr-test/jobs:secret1`;
+    execFileSync('docker', ['tag', BUSYBOX, image]);
+    onCleanup(() => void execFileSync('docker', ['rmi', '-f', image], { stdio: 'ignore' }));
+    const credentials = new RegistryCredentials([]);
+    let n = 0;
+    credentials.setProvider(host, async () => ({ username: 'AWS', password: `ecr-token-${++n}` }));
+    const r = runner({ credentials });
+    for (const runId of ['ecrpull1', 'ecrpull2']) {
+      const handle = await r.start({ ...job(runId), image });
+      expect(await handle.wait()).toEqual({ state: 'finished', exitCode: 0 });
+    }
+    const passwords = ['ecrpull1', 'ecrpull2'].map((runId) => {
+      const secret = kube.created.find(
+        (c) =>
+          c.kind === 'Secret' &&
+          (c.body as { metadata: { name: string } }).metadata.name === `liftoff-regcred-${runId}`,
+      );
+      const data = (secret?.body as { data: Record<string, string> }).data['.dockerconfigjson'] ?? '';
+      return (JSON.parse(Buffer.from(data, 'base64').toString()) as { auths: Record<string, { password: string }> })
+        .auths[host]?.password;
+    });
+    expect(passwords).toEqual(['ecr-token-1', 'ecr-token-2']);
     await r.close();
   });
 

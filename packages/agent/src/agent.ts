@@ -18,6 +18,7 @@ import {
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
+import type { AwsClientSettings } from './environments/types.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 import { secureModeRefusal } from './secureMode.js';
@@ -55,6 +56,8 @@ export interface AgentOptions {
   credentials: RegistryCredentials;
   /** The agent's home directory (~/.kube/config). */
   homeDir: string;
+  /** Set when the config has `environment: {type: aws}`: how AWS clients are built (environments/aws). */
+  aws?: AwsClientSettings;
 }
 
 interface Job {

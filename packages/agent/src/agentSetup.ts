@@ -8,6 +8,7 @@ import { JobUsers, assertWorkRootReachable, detectUserSwitching } from './jobUse
 import { registryFor } from './registries/index.js';
 import { RUNNERS, type Runner, type RunnerDeps } from './runners/index.js';
 import { describe } from './runOutcome.js';
+import type { AwsIdentity } from './environments/aws/check.js';
 import { assertSecureModeServes } from './secureMode.js';
 
 /** What an agent serves its queues with, made and checked once at start. */
@@ -16,6 +17,8 @@ export interface PreparedRunners {
   builder?: Builder;
   /** Who local-process jobs run as; set when the agent serves a local-process queue. */
   jobUsers?: JobUsers;
+  /** Who the agent is on AWS (an aws environment only), checked at start. */
+  awsIdentity?: AwsIdentity;
 }
 
 /** A runner per queue type (each checked), the builder when any queue runs containers, and the job users. */
@@ -23,6 +26,12 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
   const { client, config } = opts;
   const runners = new Map<ResourceType, Runner>();
   let jobUsers: JobUsers | undefined;
+  // Like a runner's check: an environment that cannot work stops the agent now (exit 2), one line naming the fix.
+  const awsIdentity = opts.aws
+    ? await (
+        await import('./environments/aws/check.js')
+      ).checkAwsEnvironment(opts.aws, { buildContextStore: config.file.builder?.['build-context-store'] }, say)
+    : undefined;
   for (const q of (await client.listQueues(config.entity)).queues) {
     if (!config.queues.includes(q.name)) continue;
     const factory = RUNNERS[q.resource];
@@ -44,8 +53,15 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
       runners.set(q.resource, runner);
     }
   }
-  const builder = [...runners.keys()].some((r) => r !== 'local-process') ? await makeBuilder(opts) : undefined;
-  return { runners, ...(builder ? { builder } : {}), ...(jobUsers ? { jobUsers } : {}) };
+  const builder = [...runners.keys()].some((r) => r !== 'local-process')
+    ? await makeBuilder(opts, awsIdentity)
+    : undefined;
+  return {
+    runners,
+    ...(builder ? { builder } : {}),
+    ...(jobUsers ? { jobUsers } : {}),
+    ...(awsIdentity ? { awsIdentity } : {}),
+  };
 }
 
 /** `run-as`: refuses an agent whose jobs would silently run as itself; lays out work and state dirs for job users. */
@@ -74,6 +90,7 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     kubernetes: opts.config.file.kubernetes ?? {},
     secureMode: opts.config.file.secure_mode === true,
     homeDir,
+    ...(opts.aws ? { aws: opts.aws } : {}),
   };
 }
 
@@ -88,9 +105,15 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 }
 
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-async function makeBuilder(opts: AgentOptions): Promise<Builder> {
+async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
   const cfg = opts.config.file.builder;
   const type = cfg?.type === 'noop' ? 'noop' : 'docker';
-  const registry = registryFor(cfg?.destination, opts.docker, opts.credentials);
+  const registry = await registryFor(opts.config.file.registry, {
+    docker: opts.docker,
+    credentials: opts.credentials,
+    destination: cfg?.destination,
+    aws: opts.aws,
+    awsIdentity,
+  });
   return BUILDERS[type]({ docker: opts.docker, registry });
 }

@@ -10,6 +10,8 @@ export { assertConfigSupported, SUPPORTED_BUILDERS, SUPPORTED_ENVIRONMENTS, SUPP
 export { agentIdentity } from './identity.js';
 export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext } from './runners/index.js';
 export { dockerServices } from './docker/services.js';
+export { awsClientSettings, awsClientConfig, endpointsFrom } from './environments/aws/settings.js';
+export type { AwsClientSettings, AwsService } from './environments/types.js';
 export { RegistryCredentials } from './docker/credentials.js';
 export { generateDockerfile } from './builders/dockerfile.js';
 export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';

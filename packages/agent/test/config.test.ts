@@ -223,14 +223,9 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
       ],
     ],
     [
-      'an aws environment without region',
-      'environment:\n  type: aws\n',
-      ['field "environment.region" (value: missing): is required for an aws environment'],
-    ],
-    [
-      'an aws environment with an empty region',
-      'environment:\n  type: aws\n  region:\n',
-      ['field "environment.region" (value: null): is required for an aws environment'],
+      'a gcp environment without region (an aws one may leave it to AWS_REGION or the profile)',
+      'environment:\n  type: gcp\n  project: p\n',
+      ['field "environment.region" (value: missing): is required for a gcp environment'],
     ],
     [
       'a gcp environment without project',
@@ -331,8 +326,15 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
 });
 
 describe('assertConfigSupported', () => {
-  it('refuses the specification example, naming the registry and environment (its docker builder is supported)', () => {
-    const file = parseAgentConfigYaml(SPEC_EXAMPLE, SOURCE);
+  it('accepts the specification example (aws environment, ecr registry, docker builder)', () => {
+    expect(() => assertConfigSupported(parseAgentConfigYaml(SPEC_EXAMPLE, SOURCE), SOURCE)).not.toThrow();
+  });
+
+  it('refuses an azure environment with an acr registry, naming both', () => {
+    const file = parseAgentConfigYaml(
+      'environment:\n  type: azure\nregistry:\n  type: acr\n  uri: x.azurecr.io/r\n',
+      SOURCE,
+    );
     let caught: unknown;
     try {
       assertConfigSupported(file, SOURCE);
@@ -340,13 +342,11 @@ describe('assertConfigSupported', () => {
       caught = e;
     }
     expect(caught).toBeInstanceOf(NotSupportedError);
-    const message = (caught as NotSupportedError).message;
     expect((caught as NotSupportedError).code).toBe('NOT_SUPPORTED');
-    expect(message).toContain('not supported yet');
+    const message = (caught as NotSupportedError).message;
     expect(message.startsWith(`${SOURCE}: `)).toBe(true);
-    expect(message).not.toContain('builder type');
-    expect(message).toContain('registry type "ecr" is not supported yet');
-    expect(message).toContain('environment type "aws" is not supported yet');
+    expect(message).toContain('registry type "acr" is not supported yet');
+    expect(message).toContain('environment type "azure" is not supported yet');
   });
 
   it.each<[string, string, string[]]>([

@@ -23,9 +23,9 @@ export const EnvironmentConfig = z
   })
   .strict()
   .superRefine((env, ctx) => {
-    if ((env.type === 'aws' || env.type === 'gcp') && !env.region) {
-      const an = env.type === 'aws' ? 'an' : 'a';
-      ctx.addIssue({ code: 'custom', path: ['region'], message: `is required for ${an} ${env.type} environment` });
+    // aws: the agent falls back on AWS_REGION, AWS_DEFAULT_REGION and the profile's region (environments/aws).
+    if (env.type === 'gcp' && !env.region) {
+      ctx.addIssue({ code: 'custom', path: ['region'], message: 'is required for a gcp environment' });
     }
     if (env.type === 'gcp' && !env.project) {
       ctx.addIssue({ code: 'custom', path: ['project'], message: 'is required for a gcp environment' });

@@ -300,6 +300,27 @@ export class ProtocolVersionError extends LiftoffError {
   }
 }
 
+/**
+ * The agent's `environment: {type: aws}` is unusable: no region, a malformed endpoint variable, credentials STS
+ * refuses, a build-context bucket or ECR repository that is missing or not accessible. One line naming what to fix.
+ */
+export class AwsEnvironmentError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/** The AWS SDK's default credential chain found no credentials at all: says every way there is to provide them. */
+export class AwsCredentialsMissingError extends LiftoffError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'CONFIG_INVALID',
+      `The agent config has an aws environment, but no AWS credentials were found (${detail}). Provide them to the agent process: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or AWS_PROFILE naming a profile of ~/.aws/config (aws configure, aws sso login), or run the agent where AWS provides a role (EKS IRSA / Pod Identity, an ECS task role, an EC2 instance profile).`,
+      { cause },
+    );
+  }
+}
+
 function formatBytes(n: number): string {
   if (n >= 1024 * 1024) return `${+(n / 1024 / 1024).toFixed(2)} MiB`;
   if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;

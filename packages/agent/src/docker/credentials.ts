@@ -1,13 +1,23 @@
 import type { AuthConfig } from 'dockerode';
 
+export interface RegistryLogin {
+  username: string;
+  password: string;
+}
+
+/** Fetches a current login; called at every use, so it caches and refreshes by itself (ECR tokens last 12 h). */
+export type RegistryLoginProvider = () => Promise<RegistryLogin>;
+
 /**
  * Username/password for registries, by registry host. Built by the CLI from the agent config and docker's
  * config.json. With `onlyHosts` (the agent passes its configured registries), logins for any other host are dropped
  * as they are added: a job's image from another registry is then pulled without credentials, so a job cannot use
- * the agent's logins to run images it has no access to.
+ * the agent's logins to run images it has no access to. Cloud registries add a provider for their host instead of a
+ * fixed login (`setProvider`): every push, pull and pull secret then asks it for a current one.
  */
 export class RegistryCredentials {
-  private readonly byHost = new Map<string, { username: string; password: string }>();
+  private readonly byHost = new Map<string, RegistryLogin>();
+  private readonly providers = new Map<string, RegistryLoginProvider>();
   private readonly onlyHosts: Set<string> | undefined;
 
   constructor(onlyHosts?: readonly string[]) {
@@ -34,14 +44,25 @@ export class RegistryCredentials {
     }
   }
 
-  get(host: string): { username: string; password: string } | undefined {
-    return this.byHost.get(normalizeHost(host));
+  /**
+   * The agent's own cloud registry (its host learnt at start, e.g. from ECR's token answer): kept whatever
+   * `onlyHosts` says, since the agent itself configured it, and winning over a fixed login for the same host.
+   */
+  setProvider(host: string, provider: RegistryLoginProvider): void {
+    this.providers.set(normalizeHost(host), provider);
+  }
+
+  /** A current login for `host`: its provider's (fetched or cached by it), else the fixed one. */
+  async get(host: string): Promise<RegistryLogin | undefined> {
+    const h = normalizeHost(host);
+    const provider = this.providers.get(h);
+    return provider ? provider() : this.byHost.get(h);
   }
 
   /** The engine's auth config for pulling or pushing `image`, if its registry has credentials. */
-  authFor(image: string): AuthConfig | undefined {
+  async authFor(image: string): Promise<AuthConfig | undefined> {
     const host = registryHost(image);
-    const c = host ? this.get(host) : undefined;
+    const c = host ? await this.get(host) : undefined;
     return c ? { username: c.username, password: c.password, serveraddress: host as string } : undefined;
   }
 }

@@ -1,5 +1,8 @@
 import type Dockerode from 'dockerode';
+import type { AgentConfigFile } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
+import type { AwsIdentity } from '../environments/aws/check.js';
+import type { AwsClientSettings } from '../environments/types.js';
 import { LocalRegistry } from './local.js';
 import { OciRegistry } from './oci.js';
 import type { Registry } from './types.js';
@@ -10,11 +13,41 @@ export { RegistryError } from './oci.js';
 /** Repository of locally stored images when no destination is configured. */
 export const LOCAL_REPOSITORY = 'liftoff/jobs';
 
-/** `builder.destination` names an OCI registry repository; without it images stay in the engine's store. */
-export function registryFor(
-  destination: string | undefined,
-  docker: Dockerode,
-  credentials: RegistryCredentials,
-): Registry {
+/** What a registry is made from: the engine, the agent's logins, and its cloud environment when it has one. */
+export interface RegistryDeps {
+  docker: Dockerode;
+  credentials: RegistryCredentials;
+  /** `builder.destination`, when set. */
+  destination?: string | undefined;
+  aws?: AwsClientSettings | undefined;
+  awsIdentity?: AwsIdentity | undefined;
+}
+
+type RegistryConfig = NonNullable<AgentConfigFile['registry']>;
+
+/**
+ * `registry.type` → factory (each loads its cloud SDK only when used); a type missing here is refused at start-up
+ * (plugins.ts).
+ */
+export const REGISTRIES: Partial<
+  Record<RegistryConfig['type'], (cfg: RegistryConfig, deps: RegistryDeps) => Promise<Registry>>
+> = {
+  ecr: async (cfg, deps) => (await import('./ecr.js')).createEcrRegistry(cfg, deps),
+};
+
+/**
+ * The registry built images go to: the config's `registry` (a cloud registry); else, in an aws environment, a
+ * `builder.destination` that is an ECR URI (as W&B infers it); else `builder.destination` as a plain OCI registry
+ * repository; else the engine's own image store.
+ */
+export async function registryFor(config: RegistryConfig | null | undefined, deps: RegistryDeps): Promise<Registry> {
+  const { destination, docker, credentials } = deps;
+  if (!config && deps.aws && destination && /\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com/.test(destination)) {
+    config = { type: 'ecr', uri: destination };
+  }
+  if (config) {
+    const factory = REGISTRIES[config.type];
+    if (factory) return factory(config, deps);
+  }
   return destination ? new OciRegistry(docker, destination, credentials) : new LocalRegistry(docker, LOCAL_REPOSITORY);
 }

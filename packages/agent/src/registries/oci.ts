@@ -30,6 +30,8 @@ export class OciRegistry implements Registry {
     readonly repository: string,
     private readonly credentials: RegistryCredentials,
     private readonly fetchImpl: typeof fetch = fetch,
+    /** What to fix when the registry refuses the agent's login (cloud registries: the IAM permissions). */
+    private readonly authHint = `check builder.credentials or ~/.docker/config.json for the registry`,
   ) {
     const host = registryHost(repository);
     if (!host)
@@ -57,15 +59,13 @@ export class OciRegistry implements Registry {
     if (res.status === 200) return true;
     if (res.status === 404) return false;
     if (res.status === 401 || res.status === 403) {
-      throw new RegistryError(
-        `Registry ${this.host} refused the credentials (HTTP ${res.status}); check builder.credentials or ~/.docker/config.json for ${this.host}.`,
-      );
+      throw new RegistryError(`Registry ${this.host} refused the credentials (HTTP ${res.status}); ${this.authHint}.`);
     }
     throw new RegistryError(`Registry ${this.host} answered HTTP ${res.status} when asked for ${image}.`);
   }
 
   private async authorization(challenge: string, name: string): Promise<string> {
-    const creds = this.credentials.get(this.host);
+    const creds = await this.credentials.get(this.host);
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
     if (/^basic/i.test(challenge)) {
       if (!basic)
@@ -82,14 +82,17 @@ export class OciRegistry implements Registry {
     if (params.service) tokenUrl.searchParams.set('service', params.service);
     tokenUrl.searchParams.set('scope', `repository:${name}:pull`);
     const res = await this.fetchImpl(tokenUrl, { headers: basic ? { authorization: basic } : {} });
-    if (!res.ok) throw new RegistryError(`Registry ${this.host} refused the credentials (token HTTP ${res.status}).`);
+    if (!res.ok)
+      throw new RegistryError(
+        `Registry ${this.host} refused the credentials (token HTTP ${res.status}); ${this.authHint}.`,
+      );
     const body = (await res.json()) as { token?: string; access_token?: string };
     return `Bearer ${body.token ?? body.access_token ?? ''}`;
   }
 
   async publish(image: string, onLog: (text: string) => void): Promise<void> {
-    const auth = this.credentials.authFor(image);
     try {
+      const auth = await this.credentials.authFor(image);
       const stream = await this.docker.getImage(image).push(auth ? { authconfig: auth } : {});
       await followProgress(this.docker, stream, onLog);
     } catch (e) {

@@ -94,8 +94,8 @@ export class LocalContainerRunner implements Runner {
       if (!isNotFound(e)) throw e;
     }
     onNote(`pulling ${image}`);
-    const auth = this.deps.credentials.authFor(image);
     try {
+      const auth = await this.deps.credentials.authFor(image);
       const stream = await this.deps.docker.pull(image, auth ? { authconfig: auth } : {});
       await followProgress(this.deps.docker, stream, () => undefined);
     } catch (e) {

@@ -39,8 +39,11 @@ export function agentCommand(program: Command, env: Env): void {
     .option('--data-dir <dir>', 'where work directories and the agent identity live (default ~/.local/share/liftoff)')
     .action(async (flags: AgentCliFlags) => {
       // The agent, its logger and its runners load only for this command.
-      const [{ assertConfigSupported, resolveAgentConfig }, { default: pino }, { createAgent, onShutdown }] =
-        await Promise.all([import('@liftoff/agent'), import('pino'), import('./shared.js')]);
+      const [
+        { assertConfigSupported, awsClientSettings, resolveAgentConfig },
+        { default: pino },
+        { createAgent, onShutdown },
+      ] = await Promise.all([import('@liftoff/agent'), import('pino'), import('./shared.js')]);
       const config = resolveAgentConfig(
         {
           queues: flags.queue,
@@ -54,6 +57,10 @@ export function agentCommand(program: Command, env: Env): void {
         env,
       );
       assertConfigSupported(config.file, config.source ?? 'the agent configuration');
+      // The CLI owns the process environment: the AWS settings (region, one shared credential provider, endpoints)
+      // are made from it here, once, and handed to the agent; its plugins read no environment themselves.
+      const awsEnv = config.file.environment?.type === 'aws' ? config.file.environment : undefined;
+      const aws = awsEnv ? await awsClientSettings({ ...awsEnv, type: 'aws' }, env) : undefined;
       const level = config.verbosity >= 2 ? 'debug' : config.verbosity === 1 || flags.logFile ? 'info' : 'warn';
       const destination =
         flags.logFile === '-'
@@ -65,7 +72,15 @@ export function agentCommand(program: Command, env: Env): void {
       const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
       const dataDir = flags.dataDir ?? defaultDataDir(env);
       console.log('Starting launch agent');
-      const { agent } = createAgent({ client, config, env, dataDir, logger, say: (line) => console.log(line) });
+      const { agent } = createAgent({
+        client,
+        config,
+        env,
+        dataDir,
+        logger,
+        say: (line) => console.log(line),
+        ...(aws ? { aws } : {}),
+      });
       // The signal handler goes in before start-up finishes: a SIGTERM right after "polling" must still stop cleanly.
       const started = agent.start();
       onShutdown(async () => {

@@ -5,6 +5,7 @@ import {
   agentIdentity,
   agentToolEnvironment,
   dockerServices,
+  type AwsClientSettings,
   type ResolvedAgentConfig,
 } from '@liftoff/agent';
 import type { Env, LiftoffClient } from '@liftoff/core';
@@ -39,6 +40,8 @@ export function createAgent(opts: {
   name?: string;
   logger: Logger;
   say: (line: string) => void;
+  /** The agent's AWS settings, when its config has an aws environment (built from `env` by the caller). */
+  aws?: AwsClientSettings;
 }): { agent: LaunchAgent; identity: { id: string; name: string } } {
   const { client, config, env, dataDir, logger, say } = opts;
   const host = hostname();
@@ -61,6 +64,7 @@ export function createAgent(opts: {
     ...dockerServices(env, config.file.builder),
     logger,
     say,
+    ...(opts.aws ? { aws: opts.aws } : {}),
   });
   return { agent, identity };
 }

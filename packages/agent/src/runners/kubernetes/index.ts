@@ -50,7 +50,8 @@ export class KubernetesRunner implements Runner {
     const namespace = this.namespaceFor(fragment, settings, cluster.target);
     this.assertNamespaceAllowed(namespace, cluster.target, job);
     const host = registryHost(job.image);
-    const creds = host ? this.deps.credentials.get(host) : undefined;
+    // Fetched per job: a cloud registry's provider hands out a current token (ECR's expire after 12 h).
+    const creds = host ? await this.deps.credentials.get(host) : undefined;
     const pullSecret = creds ? `liftoff-regcred-${job.runId}` : undefined;
     const manifest = buildManifest(fragment, settings, {
       runId: job.runId,
