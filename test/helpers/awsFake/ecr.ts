@@ -32,6 +32,32 @@ export class FakeEcr {
       ],
     }));
     server.on('ecr', 'DescribeImages', (i) => this.describeImages(i));
+    server.on('ecr', 'DescribeRepositories', (i) => this.describeRepositories(i));
+  }
+
+  /** Repositories DescribeRepositories knows (Distribution itself creates them on the first push). */
+  readonly repositories = new Set<string>();
+
+  private describeRepositories(input: Record<string, unknown>): Record<string, unknown> {
+    const names = (input.repositoryNames as string[] | undefined) ?? [...this.repositories];
+    for (const n of names) {
+      if (!this.repositories.has(n)) {
+        throw new AwsError(
+          'RepositoryNotFoundException',
+          `The repository with name '${n}' does not exist in the registry with id '${this.account}'`,
+        );
+      }
+    }
+    return {
+      repositories: names.map((n) => ({
+        repositoryArn: `arn:aws:ecr:us-east-1:${this.account}:repository/${n}`,
+        registryId: this.account,
+        repositoryName: n,
+        repositoryUri: `${this.host}/${n}`,
+        createdAt: Math.floor(Date.now() / 1000),
+        imageTagMutability: 'MUTABLE',
+      })),
+    };
   }
 
   get auth(): { username: string; password: string; serveraddress: string } {

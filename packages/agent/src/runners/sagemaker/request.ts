@@ -93,7 +93,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 export function buildRequest(resourceArgs: Obj | undefined, ctx: RequestContext): CreateTrainingJobRequest {
   const given: Obj = {};
   for (const [key, value] of Object.entries(resourceArgs ?? {})) {
-    if (value === null || value === undefined) continue;
+    // `builder` is the agent's (resource_args.<resource>.builder.base_image), never part of the request.
+    if (value === null || value === undefined || key === 'builder') continue;
     const member = camelKey(key);
     const why = REFUSED[key] ?? REFUSED[member];
     if (why) throw new RunnerError(`resource_args.sagemaker.${key} is refused: ${why}.`);
