@@ -11,6 +11,7 @@ import {
   startAgent,
   startServer,
   tempDir,
+  until,
   type TestAgent,
   type TestServer,
 } from '../helpers/procs.js';
@@ -156,6 +157,32 @@ describe.skipIf(!modelsDir)('sagemaker queues with real server and agent process
     expect(fake.sagemaker.jobs.get(`liftoff-${runId}`)?.status).toBe('Stopped');
     expect((await server.client.readLogs(runId)).data).toMatch(/SageMaker sends SIGTERM and stops it 120 s later/);
   }, 120_000);
+
+  it('MaxWaitTimeExceeded preempts the run and the queue requeues the item as a new training job', async () => {
+    const q = await cli(
+      ['queue', 'update', 'sm', '--preemption-retries', '1', '--preemption-backoff', '0'],
+      server.env,
+    );
+    expect(q.code, q.output).toBe(0);
+    const itemId = await itemOf(['--image', image, '-E', 'sh -c "sleep 6; echo trained"']);
+    const first = await runOf(itemId);
+    await until(
+      () => (fake.sagemaker.jobs.get(`liftoff-${first}`)?.secondary === 'Training' ? true : undefined),
+      60_000,
+    );
+    fake.sagemaker.exceedMaxWait(`liftoff-${first}`);
+    const preempted = await ended(first);
+    expect(preempted.status).toBe('preempted');
+    expect(preempted.error_message ?? '').toMatch(/max wait time/);
+    let second = first;
+    await until(async () => {
+      second = (await server.client.getItem(itemId)).run_id ?? first;
+      return second !== first ? true : undefined;
+    }, 60_000);
+    expect((await ended(second)).status).toBe('finished');
+    expect((await server.client.readLogs(second)).data).toContain('trained');
+    expect(fake.sagemaker.jobs.get(`liftoff-${first}`)?.status).toBe('Stopped');
+  }, 180_000);
 
   it('an agent killed with -9 and restarted re-adopts the training job; the log continues without duplicates', async () => {
     const itemId = await itemOf([
