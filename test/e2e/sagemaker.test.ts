@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateTrainingJobCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { fakeCredentials } from '../helpers/awsFake/clients.js';
 import { awsModelsDir, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
 import { BUSYBOX, dockerAvailable, PYTHON } from '../helpers/docker.js';
 import { codeDir } from '../helpers/jobs.js';
@@ -210,4 +212,66 @@ describe.skipIf(!modelsDir)('sagemaker queues with real server and agent process
       fake.server.callsOf('CreateTrainingJob').filter((c) => c.input.TrainingJobName === `liftoff-${runId}`),
     ).toHaveLength(1);
   }, 180_000);
+  it('keeps a job going across short-lived credentials: the agent fetches new ones, expired keys are refused', async () => {
+    fake.server.credentialsTtlMs = 1_500;
+    try {
+      // Restarted so that its first credentials already are short-lived ones.
+      await agent.stop();
+      agent = await startAgent(server, {
+        queues: ['sm'],
+        name: 'sm-agent',
+        dataDir: dataDir(),
+        config: config(),
+        env: agentEnv,
+      });
+      const fetches = fake.server.credentialFetches;
+      const itemId = await itemOf(['--image', image, '-E', 'sh -c "sleep 4; echo still signed"']);
+      const runId = await runOf(itemId);
+      expect((await ended(runId)).status).toBe('finished');
+      expect((await server.client.readLogs(runId)).data).toContain('still signed');
+      expect(fake.server.credentialFetches - fetches).toBeGreaterThan(1);
+      const keys = fake.server.calls
+        .filter((c) => c.input.TrainingJobName === `liftoff-${runId}`)
+        .map((c) => c.accessKeyId);
+      expect(new Set(keys).size).toBeGreaterThan(1);
+    } finally {
+      fake.server.credentialsTtlMs = 15 * 60_000;
+    }
+  }, 120_000);
+
+  it('at start the agent stops an orphan: an InProgress training job tagged with it that no run holds', async () => {
+    const sm = new SageMakerClient({
+      region: 'us-east-1',
+      credentials: fakeCredentials(fake),
+      endpoint: fake.server.endpoint,
+    });
+    await sm.send(
+      new CreateTrainingJobCommand({
+        TrainingJobName: 'liftoff-orphan01',
+        RoleArn: 'arn:aws:iam::123456789012:role/liftoff-training',
+        AlgorithmSpecification: {
+          TrainingImage: image,
+          TrainingInputMode: 'File',
+          ContainerEntrypoint: ['sleep', '300'],
+        },
+        OutputDataConfig: { S3OutputPath: 's3://liftoff-test/models' },
+        ResourceConfig: { InstanceType: 'ml.m5.large', InstanceCount: 1, VolumeSizeInGB: 10 },
+        StoppingCondition: { MaxRuntimeInSeconds: 3600 },
+        Tags: [
+          { Key: 'LiftoffRunId', Value: 'orphan01' },
+          { Key: 'LiftoffAgent', Value: 'sm-agent' },
+        ],
+      }),
+    );
+    sm.destroy();
+    await agent.stop();
+    agent = await startAgent(server, {
+      queues: ['sm'],
+      name: 'sm-agent',
+      dataDir: dataDir(),
+      config: config(),
+      env: agentEnv,
+    });
+    await until(() => (fake.sagemaker.jobs.get('liftoff-orphan01')?.status === 'Stopped' ? true : undefined), 60_000);
+  }, 120_000);
 });
