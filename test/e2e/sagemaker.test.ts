@@ -274,4 +274,24 @@ describe.skipIf(!modelsDir)('sagemaker queues with real server and agent process
     });
     await until(() => (fake.sagemaker.jobs.get('liftoff-orphan01')?.status === 'Stopped' ? true : undefined), 60_000);
   }, 120_000);
+  it('an agent without an aws environment refuses a sagemaker queue at start, naming the fix', async () => {
+    const r = await cli(
+      [
+        'launch-agent',
+        '--name',
+        'no-aws',
+        '--data-dir',
+        join(tempDir(), 'a'),
+        '-q',
+        'sm',
+        '-c',
+        agentConfig(tempDir(), 'queues: [sm]\n'),
+      ],
+      server.env,
+    );
+    expect(r.code).toBe(2);
+    expect(r.output).toMatch(
+      /sagemaker queues need AWS: add `environment: \{type: aws, region: <region>\}` to the agent config/,
+    );
+  }, 60_000);
 });
