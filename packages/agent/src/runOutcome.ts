@@ -8,7 +8,8 @@ export type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  * The line after which a run's log holds its workload's output (and `[liftoff]` notes, which are not output); a
  * restarted agent resumes from it.
  */
-const OUTPUT_MARKER = /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started)/m;
+const OUTPUT_MARKER =
+  /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started|sagemaker training job \S+ created)/m;
 
 /** The closing `[liftoff]` line of a run's log. */
 export function finalLine(final: Final): string {

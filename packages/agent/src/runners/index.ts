@@ -14,4 +14,6 @@ export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Promise
   'local-process': async (deps) => new LocalProcessRunner(deps),
   'local-container': async (deps) => new LocalContainerRunner(deps),
   kubernetes: async (deps) => new (await import('./kubernetes/index.js')).KubernetesRunner(deps),
+  // The AWS SDK (tens of MB) loads only for agents with a sagemaker queue.
+  sagemaker: async (deps) => new (await import('./sagemaker/index.js')).SageMakerRunner(deps),
 };
