@@ -86,7 +86,7 @@ describe.skipIf(!pgAvailable)('the PostgreSQL bus across an outage', () => {
     expect(await heard(10_000)).toBe(true);
     relay.cut();
     // At least two attempts fail while the database is unreachable (the first one used to be the last).
-    for (const until = Date.now() + 20_000; relay.refused < 2 && Date.now() < until; ) await sleep(50);
+    for (const until = Date.now() + 20_000; relay.refused < 2 && Date.now() < until;) await sleep(50);
     expect(relay.refused).toBeGreaterThanOrEqual(2);
     relay.down = false;
     expect(await heard(30_000)).toBe(true);
