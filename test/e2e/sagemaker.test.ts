@@ -9,6 +9,7 @@ import {
   agentConfig,
   cleanupAll,
   cli,
+  liftoff,
   sleep,
   startAgent,
   startServer,
@@ -133,6 +134,25 @@ describe.skipIf(!modelsDir)('sagemaker queues with real server and agent process
     expect(run).toMatchObject({ status: 'failed', exit_code: 3, error_stage: 'run' });
     expect(run?.error_message).toMatch(/SageMaker: AlgorithmError: .*exit code 3/);
   }, 240_000);
+
+  it("streams a running training job's log into `liftoff runs logs -f` while the job runs", async () => {
+    const itemId = await itemOf([
+      '--image',
+      image,
+      '-E',
+      'sh -c "echo first-$((1+1)); sleep 25; echo second-$((2+2))"',
+    ]);
+    const runId = await runOf(itemId);
+    const follow = liftoff(['runs', 'logs', runId, '-f'], server.env);
+    await follow.waitFor(/first-2/, 90_000);
+    // Seen while the training job still runs: its second line is not written yet (the shell computes both
+    // markers, so the command line in the run's notes does not hold them).
+    expect(follow.output).not.toContain('second-4');
+    expect(fake.sagemaker.jobs.get(`liftoff-${runId}`)?.status).toBe('InProgress');
+    expect((await follow.exited).code).toBe(0);
+    expect(follow.output).toContain('second-4');
+    expect(follow.output.match(/first-2/g)).toHaveLength(1);
+  }, 180_000);
 
   it('fails a preflight violation before any AWS call, naming the field', async () => {
     const before = fake.server.calls.filter((c) => c.service === 'sagemaker').length;
