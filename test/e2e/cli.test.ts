@@ -30,7 +30,7 @@ describe('CLI errors', () => {
       ['queue', 'list'],
       { LIFTOFF_BASE_URL: 'http://127.0.0.1:59999', LIFTOFF_API_KEY: 'k' },
       2,
-      /^liftoff: error: Cannot reach the Liftoff server at http:\/\/127\.0\.0\.1:59999: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:59999\. Is "liftoff server" running there\?/,
+      /^liftoff: error: Cannot reach the Liftoff server at http:\/\/127\.0\.0\.1:59999: connect ECONNREFUSED 127\.0\.0\.1:59999\. Is "liftoff server" running there\?/,
     ],
     ['a bad key', ['queue', 'list'], { LIFTOFF_API_KEY: 'lk_nope' }, 3, /^liftoff: error: Unknown API key\./],
     [
@@ -90,13 +90,13 @@ describe('CLI errors', () => {
     expect(r.output).toContain('builder type "kaniko" is not supported yet');
   });
 
-  it('refuses to start without a queue, and for a queue whose runner it lacks', async () => {
+  it('refuses to start without a queue, and for a queue it cannot serve as configured', async () => {
     const none = await cli(['launch-agent', '-c', agentConfig(tempDir(), 'entity: default\n')], server.env);
     expect(none.output).toContain('no queue to poll: pass -q QUEUE');
-    // kubernetes has a runner now; sagemaker still has none.
+    // Every resource has a runner; a sagemaker queue needs an aws environment, which this agent lacks.
     await server.client.createQueue('default', { name: 'sm', resource: 'sagemaker' });
     const sm = await cli(['launch-agent', '-q', 'sm', '--name', 'sm-agent'], server.env);
-    expect(sm.output).toContain('Queue "sm" runs sagemaker jobs, which this Liftoff agent cannot run yet');
+    expect(sm.output).toContain('Queue "sm" runs sagemaker jobs, but: sagemaker queues need AWS: add `environment:');
     expect(sm.code).toBe(2);
   });
 

@@ -96,6 +96,9 @@ describe('lean processes: each command loads only what it needs', () => {
     expect(under(modules, ['packages/core/dist/client.js'])).not.toEqual([]);
     expect(under(modules, [...SERVER_STACK, ...DOCKER_STACK, ...UNUSED_BY_AGENT, 'node_modules/undici/'])).toEqual([]);
     expect(under(modules, ['packages/agent/'])).toEqual([]);
+    // Node's fetch (undici, ~150 ms to compile its parser) and, with the key in the environment, the credentials
+    // file's YAML parser; tar is for code archives only.
+    expect(under(modules, ['node:internal/deps/undici', 'node_modules/yaml/', 'node_modules/tar/'])).toEqual([]);
   });
 
   it('an agent serving a local-process queue loads no server code, no Docker client and no SSH stack', async () => {
@@ -104,6 +107,8 @@ describe('lean processes: each command loads only what it needs', () => {
     expect(under(modules, [...SERVER_STACK, ...DOCKER_STACK, ...UNUSED_BY_AGENT])).toEqual([]);
     // The AWS SDK loads only for agents whose config has an aws environment (issue 13).
     expect(under(modules, AWS_SDK)).toEqual([]);
+    // Nor node's fetch: the client speaks node:http (undici's parser alone is ~10 MB of an idle agent).
+    expect(under(modules, ['node:internal/deps/undici'])).toEqual([]);
     // Image builds' and container jobs' tar packer, and the TOML parser of pyproject.toml builds.
     expect(
       under(modules, ['node_modules/@kubernetes/', 'node_modules/tar-stream/', 'node_modules/smol-toml/']),

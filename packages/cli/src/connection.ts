@@ -15,16 +15,23 @@ export interface ConnectionOptions {
  * usage errors stay as quick as commander alone.
  */
 export async function connect(opts: ConnectionOptions, env: Env): Promise<LiftoffClient> {
-  const { LiftoffClient, readCredentials } = await import('@liftoff/core');
-  const creds = readCredentials(credentialsPath(env));
-  const baseUrl = opts.url ?? env.LIFTOFF_BASE_URL ?? creds?.url;
-  const apiKey = env.LIFTOFF_API_KEY ?? creds?.api_key;
+  const { LiftoffClient } = await import('@liftoff/core/client');
+  let baseUrl = opts.url ?? env.LIFTOFF_BASE_URL;
+  let apiKey = env.LIFTOFF_API_KEY;
+  let caFile = opts.caFile ?? (env.LIFTOFF_CA_FILE || undefined);
+  // The credentials file (YAML, and its parser) is read only for what the flags and the environment leave out; its
+  // CA file matters only to an https server.
+  if (!baseUrl || !apiKey || (caFile === undefined && !baseUrl.startsWith('http://'))) {
+    const creds = (await import('@liftoff/core/credentials')).readCredentials(credentialsPath(env));
+    baseUrl ??= creds?.url;
+    apiKey ??= creds?.api_key;
+    caFile ??= creds?.ca_file;
+  }
   if (!baseUrl || !apiKey) {
     throw new UnauthenticatedError(
       `No server credentials: set LIFTOFF_BASE_URL and LIFTOFF_API_KEY, or start "liftoff server" once on this machine to create ${credentialsPath(env)}.`,
     );
   }
-  const caFile = opts.caFile ?? (env.LIFTOFF_CA_FILE || undefined) ?? creds?.ca_file;
   return new LiftoffClient({ baseUrl, apiKey, ca: caFile === undefined ? undefined : readCaFile(caFile) });
 }
 

@@ -1,7 +1,4 @@
-import { createRequire } from 'node:module';
-import { rootCertificates } from 'node:tls';
 import { createParser } from 'eventsource-parser';
-import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
   Agent,
@@ -44,6 +41,7 @@ import {
   type SyncBody,
 } from './api.js';
 import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError } from './errors.js';
+import { HttpTransport, type HttpAnswer } from './httpTransport.js';
 import type { AgentStatus, ItemState } from './states.js';
 
 export interface ClientOptions {
@@ -86,48 +84,43 @@ interface RequestOptions {
 }
 
 const enc = encodeURIComponent;
-const requireCjs = createRequire(import.meta.url);
 
 /** Typed client of the Liftoff HTTP API, shared by the CLI, the agent and the tests. */
 export class LiftoffClient {
   readonly baseUrl: string;
   private readonly apiKey: string;
   private readonly timeoutMs: number;
-  private readonly dispatcher: Dispatcher | undefined;
+  private readonly transport: HttpTransport;
 
   constructor(opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.apiKey = opts.apiKey;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    // Node's fetch is undici's; an undici Agent of the same major version is its dispatcher. `ca` replaces the
-    // trusted roots, so the system's are passed along with the extra CA.
-    // undici is loaded only here: it costs every process that imports the client (the CLI, the agent) ~15 MB and
-    // tens of ms at start, and only a CA file needs a dispatcher of our own. It is CommonJS, so a synchronous require
-    // keeps the constructor synchronous.
-    if (opts.ca) {
-      const { Agent: HttpAgent } = requireCjs('undici') as typeof import('undici');
-      this.dispatcher = new HttpAgent({ connect: { ca: [...rootCertificates, opts.ca] } });
-    }
+    this.transport = new HttpTransport(new URL(this.baseUrl), opts.ca);
   }
 
-  private async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+  /** Closes the connections kept open for reuse (they never keep the process alive; this frees them at once). */
+  close(): void {
+    this.transport.close();
+  }
+
+  private async request(method: string, path: string, opts: RequestOptions = {}): Promise<HttpAnswer> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey}` };
-    let body: RequestInit['body'] | undefined;
+    let body: Uint8Array | string | undefined;
     if (opts.raw) {
       headers['content-type'] = opts.raw.contentType;
-      body = opts.raw.data as RequestInit['body'];
+      body = opts.raw.data;
     } else if (opts.body !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.body);
     }
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      const init = { method, headers, body, signal, dispatcher: this.dispatcher };
-      res = await fetch(url, init as RequestInit);
+      res = await this.transport.send({ method, url, headers, ...(body === undefined ? {} : { body }), signal });
     } catch (e) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? e;
       const untrusted = untrustedCertCode(e);
@@ -135,7 +128,7 @@ export class LiftoffClient {
       throw new ServerUnreachableError(this.baseUrl, e);
     }
     if (!res.ok) {
-      const text = await res.text();
+      const text = await res.text().catch(() => '');
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -147,8 +140,13 @@ export class LiftoffClient {
     return res;
   }
 
+  /** A call whose answer has no body the caller needs: it is read, so the connection is free for the next call. */
+  private async call(method: string, path: string, opts?: RequestOptions): Promise<void> {
+    await (await this.request(method, path, opts)).bytes();
+  }
+
   private async json<T>(schema: z.ZodType<T>, method: string, path: string, opts?: RequestOptions): Promise<T> {
-    const res = await this.fetch(method, path, opts);
+    const res = await this.request(method, path, opts);
     const data: unknown = await res.json();
     const parsed = schema.safeParse(data);
     if (!parsed.success) {
@@ -200,7 +198,7 @@ export class LiftoffClient {
   }
   /** `key`: the key's id, or its name when that names one key the caller can see. */
   async revokeKey(key: string): Promise<void> {
-    await this.fetch('DELETE', `/api/keys/${enc(key)}`);
+    await this.call('DELETE', `/api/keys/${enc(key)}`);
   }
   // entities
   createEntity(body: CreateEntityBody) {
@@ -213,7 +211,7 @@ export class LiftoffClient {
     return this.json(Entity, 'PATCH', `/api/entities/${enc(entity)}`, { body });
   }
   async deleteQueue(entity: string, queue: string): Promise<void> {
-    await this.fetch('DELETE', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
+    await this.call('DELETE', `/api/entities/${enc(entity)}/queues/${enc(queue)}`);
   }
 
   // items
@@ -270,7 +268,7 @@ export class LiftoffClient {
     for (;;) {
       let ended: Run | undefined;
       try {
-        const res = await this.fetch('GET', `/api/runs/${enc(id)}/logs/stream`, {
+        const res = await this.request('GET', `/api/runs/${enc(id)}/logs/stream`, {
           query: { offset },
           signal: opts.signal,
           timeoutMs: 24 * 3600_000,
@@ -286,8 +284,7 @@ export class LiftoffClient {
           },
         });
         const decoder = new TextDecoder();
-        for await (const chunk of res.body as AsyncIterable<Uint8Array>)
-          parser.feed(decoder.decode(chunk, { stream: true }));
+        for await (const chunk of res.body) parser.feed(decoder.decode(chunk, { stream: true }));
       } catch (e) {
         if (opts.signal?.aborted || (e instanceof LiftoffError && e.code !== 'SERVER_UNREACHABLE')) throw e;
       }
@@ -321,7 +318,7 @@ export class LiftoffClient {
     return this.json(Agent, 'POST', `/api/agents/${enc(agentId)}/stop`, { body });
   }
   async agentStopped(agentId: string): Promise<void> {
-    await this.fetch('POST', `/api/agents/${enc(agentId)}/stopped`);
+    await this.call('POST', `/api/agents/${enc(agentId)}/stopped`);
   }
   ackItem(itemId: string, agentId: string) {
     return this.json(Run, 'POST', `/api/items/${enc(itemId)}/ack`, { body: { agent_id: agentId } });
@@ -363,7 +360,7 @@ export class LiftoffClient {
     return this.json(SecretList, 'GET', `/api/entities/${enc(entity)}/secrets`);
   }
   async deleteSecret(entity: string, name: string): Promise<void> {
-    await this.fetch('DELETE', `/api/entities/${enc(entity)}/secrets/${enc(name)}`);
+    await this.call('DELETE', `/api/entities/${enc(entity)}/secrets/${enc(name)}`);
   }
   /** Agent protocol: the values of the `secret_env` of a run this agent holds, fetched just before it starts. */
   runSecrets(runId: string, agentId: string) {
@@ -380,7 +377,7 @@ export class LiftoffClient {
     });
   }
   async downloadArchive(id: string): Promise<Buffer> {
-    const res = await this.fetch('GET', `/api/code-archives/${enc(id)}`, { timeoutMs: 10 * 60_000 });
-    return Buffer.from(await res.arrayBuffer());
+    const res = await this.request('GET', `/api/code-archives/${enc(id)}`, { timeoutMs: 10 * 60_000 });
+    return res.bytes();
   }
 }

@@ -1,0 +1,86 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
+
+/** A response whose body is read at most once: as text, JSON, bytes, or a stream of chunks. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly ok: boolean;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  bytes(): Promise<Buffer>;
+  /** The body as it arrives (server-sent events). */
+  readonly body: AsyncIterable<Buffer>;
+}
+
+export interface HttpCall {
+  method: string;
+  url: URL;
+  headers: Record<string, string>;
+  body?: Uint8Array | string;
+  signal: AbortSignal;
+}
+
+/**
+ * The API client's transport, on node:http and node:https rather than the global fetch. Node's fetch is undici,
+ * which compiles its WebAssembly HTTP parser on first use: ~150 ms and ~10 MB in every process that makes a request
+ * (each `liftoff` command, each agent), against ~20 ms for node:http, whose parser is built into node. The client
+ * needs little of fetch: one request, one response, a body read whole or streamed, an abort signal; this is that.
+ *
+ * Connections are kept alive for reuse (an agent's polls and syncs), and a kept-alive idle socket does not keep
+ * the process running (node's agents unref them), so a CLI command exits when its work is done.
+ */
+export class HttpTransport {
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly secure: boolean;
+
+  /** `ca`: PEM of extra CAs to trust for https, besides the system's. */
+  constructor(baseUrl: URL, ca?: string) {
+    this.secure = baseUrl.protocol === 'https:';
+    this.agent = this.secure
+      ? new HttpsAgent({ keepAlive: true, ...(ca ? { ca: [...rootCertificates, ca] } : {}) })
+      : new HttpAgent({ keepAlive: true });
+  }
+
+  send(call: HttpCall): Promise<HttpAnswer> {
+    const body = call.body === undefined ? undefined : Buffer.from(call.body);
+    const headers = { ...call.headers, ...(body ? { 'content-length': String(body.length) } : {}) };
+    const send = this.secure ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(call.url, { method: call.method, headers, agent: this.agent, signal: call.signal }, (res) =>
+        resolve(answerOf(res)),
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function answerOf(res: IncomingMessage): HttpAnswer {
+  const status = res.statusCode ?? 0;
+  let taken = false;
+  const take = () => {
+    if (taken) throw new Error('The response body was already read.');
+    taken = true;
+    return res;
+  };
+  const bytes = async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of take()) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    bytes,
+    text: async () => (await bytes()).toString('utf8'),
+    json: async () => JSON.parse((await bytes()).toString('utf8')) as unknown,
+    get body() {
+      return take() as AsyncIterable<Buffer>;
+    },
+  };
+}
