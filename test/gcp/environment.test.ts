@@ -75,7 +75,9 @@ describe('the gcp environment', () => {
     gcp = await settingsFrom({ ...md.env, GCE_METADATA_HOST: '127.0.0.1:9', GCE_METADATA_IP: '127.0.0.1:9' });
     err = await checkGcpEnvironment(gcp, {}, () => undefined).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GcpEnvironmentError);
-    expect((err as Error).message).toMatch(/^Could not get a Google Cloud access token \(.*\); check the agent's credentials/);
+    expect((err as Error).message).toMatch(
+      /^Could not get a Google Cloud access token \(.*\); check the agent's credentials/,
+    );
   });
 
   it('refuses a malformed project, region or endpoint variable, naming the key', async () => {

@@ -71,7 +71,10 @@ export async function startFakeMetadata(
       }
       case 'instance/service-accounts/default':
       case 'instance/service-accounts/default/aliases':
-        return text(200, url.searchParams.get('recursive') ? JSON.stringify({ email, aliases: ['default'] }) : 'default');
+        return text(
+          200,
+          url.searchParams.get('recursive') ? JSON.stringify({ email, aliases: ['default'] }) : 'default',
+        );
       case 'instance/service-accounts/default/scopes':
         return text(200, 'https://www.googleapis.com/auth/cloud-platform\n');
       case 'instance/service-accounts':

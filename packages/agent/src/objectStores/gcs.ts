@@ -151,20 +151,17 @@ export class GcsObjectStore implements ObjectStore {
         `Cannot sign a URL for ${uri}: the agent's Google credentials name no service account (user credentials cannot sign); run the agent as a service account (a key file, impersonation, or the metadata server).`,
       );
     }
-    return signedGetUrl(
-      { endpoint: this.endpoint, bucket, key, email, ttlSeconds, now: new Date() },
-      async (text) => {
-        const iam = this.gcp.endpoints.iamcredentials;
-        try {
-          return await this.gcp.auth.sign(text, iam ? `${iam}/v1/projects/-/serviceAccounts/` : undefined);
-        } catch (e) {
-          throw new GcpEnvironmentError(
-            `Signing a URL for ${uri} as ${email} failed (${describeCause(e)}); without a key file the service account needs roles/iam.serviceAccountTokenCreator on itself (IAM signBlob).`,
-            e,
-          );
-        }
-      },
-    );
+    return signedGetUrl({ endpoint: this.endpoint, bucket, key, email, ttlSeconds, now: new Date() }, async (text) => {
+      const iam = this.gcp.endpoints.iamcredentials;
+      try {
+        return await this.gcp.auth.sign(text, iam ? `${iam}/v1/projects/-/serviceAccounts/` : undefined);
+      } catch (e) {
+        throw new GcpEnvironmentError(
+          `Signing a URL for ${uri} as ${email} failed (${describeCause(e)}); without a key file the service account needs roles/iam.serviceAccountTokenCreator on itself (IAM signBlob).`,
+          e,
+        );
+      }
+    });
   }
 }
 
@@ -178,7 +175,10 @@ export async function signedGetUrl(
   sign: (text: string) => Promise<string>,
 ): Promise<string> {
   const url = new URL(p.endpoint);
-  const stamp = p.now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const stamp = p.now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = stamp.slice(0, 8);
   const scope = `${day}/auto/storage/goog4_request`;
   const path = `/${rfc3986(p.bucket)}/${p.key.split('/').map(rfc3986).join('/')}`;

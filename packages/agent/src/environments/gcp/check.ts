@@ -30,7 +30,9 @@ export async function checkGcpEnvironment(
     .getCredentials()
     .then((c) => c.client_email || undefined)
     .catch(() => undefined);
-  say(`gcp: project ${project}, principal ${principal ?? '(user credentials, no service account)'}, region ${gcp.region}`);
+  say(
+    `gcp: project ${project}, principal ${principal ?? '(user credentials, no service account)'}, region ${gcp.region}`,
+  );
   if (opts.buildContextStore?.startsWith('gs://')) {
     await objectStoreFor(opts.buildContextStore, { gcp }).verify(opts.buildContextStore);
     say(`gcp: build-context store ${opts.buildContextStore} is reachable`);
@@ -43,7 +45,10 @@ function tokenProblem(e: unknown): Error {
   const message = (e as Error | undefined)?.message ?? String(e);
   // google-auth-library's GoogleAuthExceptionMessages.NO_ADC_FOUND: no key file, no gcloud ADC, no metadata server.
   if (/Could not load the default credentials/.test(message)) {
-    return new GcpCredentialsMissingError('no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server', e);
+    return new GcpCredentialsMissingError(
+      'no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server',
+      e,
+    );
   }
   const status = (e as { status?: number; response?: { status?: number } }).response?.status;
   if (status !== undefined) {

@@ -41,7 +41,11 @@ export async function gcpClientSettings(config: GcpEnvironment, env: Env): Promi
   }
   const { GoogleAuth } = await import('google-auth-library');
   const keyFilename = env.GOOGLE_APPLICATION_CREDENTIALS || undefined;
-  const auth = new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], projectId: project, ...(keyFilename ? { keyFilename } : {}) });
+  const auth = new GoogleAuth({
+    scopes: [CLOUD_PLATFORM_SCOPE],
+    projectId: project,
+    ...(keyFilename ? { keyFilename } : {}),
+  });
   return { project, region, auth, accessToken: sharedTokens(auth), endpoints: endpointsFrom(env) };
 }
 
