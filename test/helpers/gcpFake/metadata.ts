@@ -26,7 +26,7 @@ export interface FakeMetadata {
 }
 
 export async function startFakeMetadata(
-  opts: { project?: string; email?: string; expiresIn?: number } = {},
+  opts: { project?: string; email?: string; expiresIn?: number; token?: string } = {},
 ): Promise<FakeMetadata> {
   const project = opts.project ?? 'liftoff-test-project';
   const email = opts.email ?? `liftoff-agent@${project}.iam.gserviceaccount.com`;
@@ -64,7 +64,8 @@ export async function startFakeMetadata(
       case 'instance/service-accounts/default/token': {
         fetches++;
         if (fake.tokenStatus) return text(fake.tokenStatus, 'service account not found', 'text/html');
-        const token = `ya29.fake-${fetches}-${Math.random().toString(36).slice(2, 8)}`;
+        // A fixed token (`opts.token`) lets a test registry's htpasswd hold it before the agent asks.
+        const token = opts.token ?? `ya29.fake-${fetches}-${Math.random().toString(36).slice(2, 8)}`;
         fake.tokens.push(token);
         const body = { access_token: token, expires_in: fake.expiresIn, token_type: 'Bearer' };
         return text(200, JSON.stringify(body), 'application/json');
