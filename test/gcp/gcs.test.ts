@@ -147,13 +147,11 @@ describe('the gs:// object store', () => {
     gcs.signers.set(email, publicKey);
     // A key file's tokens come from oauth2.googleapis.com, which no test may reach: signing needs none.
     const gcp = await settingsFrom({ GOOGLE_APPLICATION_CREDENTIALS: keyFile, STORAGE_EMULATOR_HOST: gcs.url });
-    gcs.buckets
-      .get('liftoff-ctx')
-      ?.set("dir/it's (1).tgz", {
-        data: Buffer.from('context bytes'),
-        contentType: 'application/gzip',
-        generation: '1',
-      });
+    gcs.buckets.get('liftoff-ctx')?.set("dir/it's (1).tgz", {
+      data: Buffer.from('context bytes'),
+      contentType: 'application/gzip',
+      generation: '1',
+    });
     const url = await objectStoreFor('gs://x/y', { gcp }).presign("gs://liftoff-ctx/dir/it's (1).tgz", 600);
     expect(url.startsWith(`${gcs.url}/liftoff-ctx/dir/it%27s%20%281%29.tgz?X-Goog-Algorithm=GOOG4-RSA-SHA256&`)).toBe(
       true,
