@@ -103,6 +103,28 @@ export async function startFakeGcs(opts: { buckets?: string[]; acceptToken?: (to
         storageClass: 'STANDARD',
       });
     }
+    // Object listing (gcloud looks at the destination "directory" before a copy): prefix and delimiter, one page.
+    if ((m = /^(?:\/storage\/v1)?\/b\/([^/]+)\/o$/.exec(path)) && method === 'GET') {
+      calls.push('object-list');
+      const bucket = decodeURIComponent(m[1] as string);
+      const objects = buckets.get(bucket);
+      if (!objects) return googleError(res, 404, 'NOT_FOUND', 'The specified bucket does not exist.');
+      const prefix = u.searchParams.get('prefix') ?? '';
+      const delimiter = u.searchParams.get('delimiter');
+      const items: unknown[] = [];
+      const prefixes = new Set<string>();
+      for (const [name, o] of [...objects].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        if (!name.startsWith(prefix)) continue;
+        const cut = delimiter ? name.indexOf(delimiter, prefix.length) : -1;
+        if (cut >= 0) prefixes.add(name.slice(0, cut + (delimiter as string).length));
+        else items.push(objectJson(bucket, name, o));
+      }
+      return json(res, 200, {
+        kind: 'storage#objects',
+        ...(items.length ? { items } : {}),
+        ...(prefixes.size ? { prefixes: [...prefixes] } : {}),
+      });
+    }
     if ((m = /^\/upload\/storage\/v1\/b\/([^/]+)\/o$/.exec(path))) {
       const bucket = decodeURIComponent(m[1] as string);
       if (!buckets.has(bucket)) return googleError(res, 404, 'NOT_FOUND', 'The specified bucket does not exist.');
@@ -119,7 +141,8 @@ export async function startFakeGcs(opts: { buckets?: string[]; acceptToken?: (to
       }
       if (method === 'POST' && type === 'multipart') {
         calls.push('multipart-upload');
-        const parsed = parseMultipart(req.headers['content-type'] ?? '', await readBody(req));
+        const mpBody = await readBody(req);
+        const parsed = parseMultipart(req.headers['content-type'] ?? '', mpBody);
         if (!parsed) return googleError(res, 400, 'INVALID_ARGUMENT', 'Invalid multipart request.');
         const name = (parsed.metadata.name as string | undefined) ?? u.searchParams.get('name');
         if (!name) return googleError(res, 400, 'INVALID_ARGUMENT', 'Required parameter: name');
@@ -213,32 +236,35 @@ export async function startFakeGcs(opts: { buckets?: string[]; acceptToken?: (to
   return { url, host, buckets, calls, signers } satisfies FakeGcs;
 }
 
-/** multipart/related: a JSON metadata part, then the data part. */
+/**
+ * multipart/related: a JSON metadata part, then the data part. Lines end in CRLF (Node clients) or LF (gcloud's
+ * Python email generator), and the boundary may be quoted either way (gcloud: single quotes); GCS takes all of them.
+ */
 function parseMultipart(
   type: string,
   body: Buffer,
 ): { metadata: Record<string, unknown>; data: Buffer; contentType: string } | undefined {
-  const boundary = /boundary="?([^";]+)"?/.exec(type)?.[1];
+  const b = /boundary=(?:"([^"]+)"|'([^']+)'|([^;\s]+))/i.exec(type);
+  const boundary = b?.[1] ?? b?.[2] ?? b?.[3];
   if (!/^multipart\/related/i.test(type) || !boundary) return undefined;
-  const parts: Array<{ headers: string; body: Buffer }> = [];
-  const sep = Buffer.from(`--${boundary}`);
-  let at = body.indexOf(sep);
-  while (at >= 0) {
-    const next = body.indexOf(sep, at + sep.length);
-    if (next < 0) break;
-    const chunk = body.subarray(at + sep.length, next);
-    const split = chunk.indexOf('\r\n\r\n');
-    if (split >= 0)
-      parts.push({
-        headers: chunk.subarray(0, split).toString('utf8'),
-        body: chunk.subarray(split + 4, chunk.length - 2),
-      });
-    at = next;
-  }
-  const [meta, data] = parts;
+  // latin1 maps bytes 1:1 to chars, so the data part comes back byte for byte.
+  const text = body.toString('latin1');
+  const delimiter = new RegExp(
+    `(?:^|\r?\n)--${boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:--)?[ \t]*(?:\r?\n|$)`,
+  );
+  const parts = text.split(delimiter).slice(1, -1);
+  const parsed = parts.map((part) => {
+    const m = /\r?\n\r?\n/.exec(part);
+    return m ? { headers: part.slice(0, m.index), body: part.slice(m.index + m[0].length) } : undefined;
+  });
+  const [meta, data] = parsed;
   if (!meta || !data) return undefined;
   const contentType = /content-type:\s*([^\r\n]+)/i.exec(data.headers)?.[1] ?? 'application/octet-stream';
-  return { metadata: JSON.parse(meta.body.toString('utf8')) as Record<string, unknown>, data: data.body, contentType };
+  return {
+    metadata: JSON.parse(meta.body) as Record<string, unknown>,
+    data: Buffer.from(data.body, 'latin1'),
+    contentType,
+  };
 }
 
 /** Signed URLs answer in the XML API's error format, as GCS does for them. */

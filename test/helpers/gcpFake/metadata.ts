@@ -25,6 +25,8 @@ export interface FakeMetadata {
   tokenStatus?: number;
 }
 
+const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+
 export async function startFakeMetadata(
   opts: { project?: string; email?: string; expiresIn?: number; token?: string } = {},
 ): Promise<FakeMetadata> {
@@ -50,13 +52,19 @@ export async function startFakeMetadata(
       refused++;
       return text(403, 'Missing required header "Metadata-Flavor": "Google"', 'text/html');
     }
-    const path = url.pathname.startsWith(base) ? url.pathname.slice(base.length).replace(/\/$/, '') : url.pathname;
+    const raw = url.pathname.startsWith(base) ? url.pathname.slice(base.length).replace(/\/$/, '') : url.pathname;
+    // The account is named "default" or by its email (gcloud asks by email once it knows it).
+    const path = raw.replace(`instance/service-accounts/${email}`, 'instance/service-accounts/default');
     switch (path) {
       case '':
       case 'instance':
         return text(200, 'instance/\nproject/\n');
       case 'project/project-id':
         return text(200, project);
+      case 'project/numeric-project-id': // gcloud's "is this GCE" probe
+        return text(200, '123456789012');
+      case 'instance/zone':
+        return text(200, 'projects/123456789012/zones/us-central1-a');
       case 'universe/universe-domain':
         return text(200, 'googleapis.com');
       case 'instance/service-accounts/default/email':
@@ -72,12 +80,11 @@ export async function startFakeMetadata(
       }
       case 'instance/service-accounts/default':
       case 'instance/service-accounts/default/aliases':
-        return text(
-          200,
-          url.searchParams.get('recursive') ? JSON.stringify({ email, aliases: ['default'] }) : 'default',
-        );
+        return url.searchParams.get('recursive')
+          ? text(200, JSON.stringify({ email, aliases: ['default'], scopes: [SCOPE] }), 'application/json')
+          : text(200, 'aliases\nemail\nidentity\nscopes\ntoken\n');
       case 'instance/service-accounts/default/scopes':
-        return text(200, 'https://www.googleapis.com/auth/cloud-platform\n');
+        return text(200, `${SCOPE}\n`);
       case 'instance/service-accounts':
         return text(200, `default/\n${email}/\n`);
       default:
@@ -87,7 +94,13 @@ export async function startFakeMetadata(
   });
   return Object.assign(fake, {
     host,
-    env: { GCE_METADATA_HOST: host, GCE_METADATA_IP: host, METADATA_SERVER_DETECTION: 'assume-present' },
+    // GCE_METADATA_HOST / _IP: gcp-metadata and Python google-auth; GCE_METADATA_ROOT: gcloud's own reader.
+    env: {
+      GCE_METADATA_HOST: host,
+      GCE_METADATA_IP: host,
+      GCE_METADATA_ROOT: host,
+      METADATA_SERVER_DETECTION: 'assume-present',
+    },
   }) as FakeMetadata;
 }
 
