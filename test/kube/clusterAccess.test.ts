@@ -153,7 +153,9 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
     // Tokens living 60 s are inside the library's 5-minute early-refresh window: every login asks anew.
     const md = await startFakeMetadata({ expiresIn: 60 });
     const gcp = await settingsFrom(md.env);
-    onCleanup(() => vi.unstubAllEnvs());
+    onCleanup(() => {
+      vi.unstubAllEnvs();
+    });
     const host = '127.0.0.1:5998';
     const image = `${host}/liftoff-test-project/jobs/trainer:secret1`;
     execFileSync('docker', ['tag', BUSYBOX, image]);
