@@ -1,4 +1,4 @@
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
@@ -6,7 +6,6 @@ import {
   AGENT_PROTOCOL_VERSION,
   LIFTOFF_VERSION,
   assertAgentProtocol,
-  assertBaseImage,
   redactConfig,
   type AgentStopMode,
   type ClaimedItem,
@@ -15,23 +14,20 @@ import {
   type ResourceType,
   type Run,
 } from '@liftoff/core';
-import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
+import type { Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
 import type { AwsClientSettings, GcpClientSettings } from './environments/types.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
-import { secureModeRefusal } from './secureMode.js';
 import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
 import { prepareRunners, runnerDeps } from './agentSetup.js';
+import { executeJob, superviseStart, type PipelineContext } from './jobPipeline.js';
 import { RunReporter } from './runReporter.js';
 import { alreadyShippedOutput, describe, finalLine, finalReport, type Final } from './runOutcome.js';
 import { SyncChannel } from './syncChannel.js';
-import { fetchSource } from './sources.js';
-import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
-import { jobEnvironment } from './jobEnv.js';
-import { JobUsers, handOver, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
-import { createRunState, recordUser, recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
+import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
+import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -198,6 +194,11 @@ export class LaunchAgent {
     this.say('agent stopped');
   }
 
+  /** What the job pipeline (jobPipeline.ts) works with: this agent's options, runners, builder and job users. */
+  private pipeline(): PipelineContext {
+    return { opts: this.opts, agentId: this.id, runners: this.runners, builder: this.builder, jobUsers: this.jobUsers };
+  }
+
   private say(line: string): void {
     this.opts.say?.(line);
     this.opts.logger.info(line);
@@ -329,7 +330,7 @@ export class LaunchAgent {
     const reporter = new RunReporter(this.sync, this.id, run.id, logger);
     let final: Final;
     try {
-      final = await this.execute(job, item, run, workDir, stateDir, shipper, note, reporter);
+      final = await executeJob(this.pipeline(), job, item, run, workDir, stateDir, shipper, note, reporter);
     } catch (err) {
       final = { state: 'failed', exitCode: null, message: describe(err), stage: 'agent' };
     }
@@ -354,200 +355,6 @@ export class LaunchAgent {
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     await removeRunState(stateDir);
-  }
-
-  private async execute(
-    job: Job,
-    item: ClaimedItem,
-    run: Run,
-    workDir: string,
-    stateDir: string,
-    shipper: LogShipper,
-    note: (l: string) => void,
-    reporter: RunReporter,
-  ): Promise<Final> {
-    const { spec } = item;
-    note(`run ${run.id} of item ${item.item_id} on agent ${this.opts.identity.name} (${this.opts.hostname})`);
-    const resource = spec.resource ?? 'local-process';
-    const runner = this.runners.get(resource);
-    if (!runner) {
-      return { state: 'failed', exitCode: null, message: `This agent has no ${resource} runner.`, stage: 'agent' };
-    }
-    const insecure = this.opts.config.file.secure_mode ? secureModeRefusal(spec, resource, item.queue) : undefined;
-    if (insecure) return { state: 'failed', exitCode: null, message: insecure, stage: 'agent' };
-    const macroEnv = this.opts.config.file['macro-env'] ?? [];
-    assertMacrosAllowed(spec, macroEnv, this.opts.agentEnv);
-    await createRunState(stateDir);
-    const user = resource === 'local-process' ? await this.jobUsers?.acquire(run.id) : undefined;
-    if (user) {
-      await recordUser(stateDir, user);
-      note(`running as uid ${user.uid}, gid ${user.gid}`);
-    }
-    let image: string | undefined;
-    let mountCodeAt: string | undefined;
-    let workCopyAt: string | undefined;
-    if (spec.source.type === 'image') {
-      if (resource === 'local-process') {
-        return {
-          state: 'failed',
-          exitCode: null,
-          message: 'An image job cannot run as a local process; push it to a container queue.',
-          stage: 'agent',
-        };
-      }
-      image = spec.source.image;
-      note(`image job: running ${image} without a build`);
-    } else {
-      const identity = await fetchSource(spec.source, workDir, {
-        client: this.opts.client,
-        env: this.opts.agentEnv,
-        git: this.opts.config.file.git ?? {},
-        say: note,
-      });
-      // Fetched as the agent (its git credentials stay its own), then handed over whole before the job starts.
-      if (user) await handOver(workDir, user);
-      else await chmod(workDir, 0o700);
-      if (resource !== 'local-process') {
-        if (job.cancelRequested) return { state: 'stopped', exitCode: null };
-        try {
-          const built = await this.requireBuilder().build({
-            runId: run.id,
-            spec,
-            codeDir: workDir,
-            sourceIdentity: identity,
-            baseImage: this.baseImage(spec, resource),
-            onLog: (t) => shipper.write(t),
-          });
-          image = built.image;
-          mountCodeAt = built.mountCodeAt;
-          workCopyAt = built.workCopyAt;
-        } catch (err) {
-          return {
-            state: 'failed',
-            exitCode: null,
-            message: describe(err),
-            stage: err instanceof BuildError ? 'build' : 'agent',
-          };
-        }
-      }
-    }
-    if (job.cancelRequested) return { state: 'stopped', exitCode: null };
-    const secretEnv = await this.runSecrets(spec, run.id, shipper);
-    const env = jobEnvironment({
-      agentEnv: this.opts.agentEnv,
-      allowed: this.opts.config.file['job-env'] ?? [],
-      specEnv: spec.env,
-      secretEnv,
-      runVars: {
-        LIFTOFF_RUN_ID: run.id,
-        LIFTOFF_ITEM_ID: item.item_id,
-        LIFTOFF_QUEUE: item.queue,
-        LIFTOFF_ENTITY: item.entity,
-        LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
-      },
-      place: resource === 'local-process' ? 'process' : 'container',
-      home: workDir,
-      ...(user ? { user: user.name } : {}),
-    });
-    note(`starting: ${[...spec.entry_point, ...spec.args].map((a) => JSON.stringify(a)).join(' ')}`);
-    let handle: RunHandle;
-    try {
-      handle = await runner.start({
-        runId: run.id,
-        itemId: item.item_id,
-        queue: item.queue,
-        entity: item.entity,
-        spec: fillResourceMacros(
-          spec,
-          { run_id: run.id, entity_name: item.entity, image_uri: image },
-          this.opts.agentEnv,
-          macroEnv,
-        ),
-        workDir,
-        stateDir,
-        ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
-        env,
-        ...(image ? { image } : {}),
-        ...(mountCodeAt ? { mountCodeAt } : {}),
-        ...(workCopyAt ? { workCopyAt } : {}),
-        onOutput: (t) => shipper.write(t),
-        onNote: note,
-        onRunning: () => reporter.running(),
-        onWarning: (w) => reporter.warn(w),
-        allow: item.queue_settings.allow,
-        logger: this.opts.logger,
-      });
-    } catch (err) {
-      return { state: 'failed', exitCode: null, message: describe(err), stage: 'run' };
-    }
-    job.handle = handle;
-    if (job.cancelRequested) void handle.cancel(this.opts.config.stopGraceSeconds * 1000);
-    if (!runner.reportsRunning) reporter.running();
-    return this.superviseStart(job, handle, reporter, note, item.queue_settings.start_timeout_seconds);
-  }
-
-  /**
-   * The queue's start timeout: a run still starting (a pod no node takes, an image that never pulls) after that
-   * long is cancelled and fails, with the last warning as its reason.
-   */
-  private async superviseStart(
-    job: Job,
-    handle: RunHandle,
-    reporter: RunReporter,
-    note: (l: string) => void,
-    timeoutSeconds: number | null,
-  ): Promise<Final> {
-    if (!timeoutSeconds) return handle.wait();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      if (reporter.isRunning || job.cancelRequested) return;
-      timedOut = true;
-      note(`still starting after the queue's start timeout of ${timeoutSeconds} s: cancelling`);
-      void handle.cancel(this.opts.config.stopGraceSeconds * 1000);
-    }, timeoutSeconds * 1000);
-    const outcome = await handle.wait();
-    clearTimeout(timer);
-    if (!timedOut || outcome.state === 'finished') return outcome;
-    return {
-      state: 'failed',
-      exitCode: null,
-      stage: 'run',
-      message: `Did not start within the queue's start timeout of ${timeoutSeconds} s: ${reporter.lastWarning ?? 'no warning was reported'}`,
-    };
-  }
-
-  /**
-   * The values of the spec's `secret_env`, asked of the server for this run right before it starts (the server
-   * hands them only to the agent holding the run, routes/secrets.ts), and masked in the run's log from then on.
-   * They go into the job's environment only: never into the spec, a note, the run row or the agent's log.
-   */
-  private async runSecrets(
-    spec: ClaimedItem['spec'],
-    runId: string,
-    shipper: LogShipper,
-  ): Promise<Record<string, string>> {
-    const names = Object.keys(spec.secret_env ?? {});
-    if (!names.length) return {};
-    const { env } = await withRetry(() => this.opts.client.runSecrets(runId, this.id), { deadlineMs: 60_000 });
-    shipper.maskSecrets(Object.values(env));
-    shipper.note(`secrets for ${names.join(', ')} set in the job's environment; their values are masked in this log`);
-    return env;
-  }
-
-  private requireBuilder(): Builder {
-    if (!this.builder) throw new BuildError('This agent has no builder configured.');
-    return this.builder;
-  }
-
-  /** resource_args.<resource>.builder.base_image, else the agent config's builder.base-image, else the default. */
-  private baseImage(spec: ClaimedItem['spec'], resource: string): string {
-    const fromArgs = (spec.resource_args[resource]?.builder as { base_image?: unknown } | undefined)?.base_image;
-    if (fromArgs !== undefined) {
-      // Checked again although the server refuses it at push: it becomes a FROM line or the image to run.
-      assertBaseImage(fromArgs, `resource_args.${resource}.builder.base_image`);
-      return fromArgs as string;
-    }
-    return this.opts.config.file.builder?.['base-image'] ?? DEFAULT_BASE_IMAGE;
   }
 
   /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */
@@ -626,7 +433,14 @@ export class LaunchAgent {
     this.say(`re-adopted run ${run.id}`);
     job.done = (async () => {
       // The start timeout counts again from the re-adoption: the agent cannot know how long it was down.
-      const final = await this.superviseStart(job, handle, reporter, (l) => shipper.note(l), startTimeoutSeconds);
+      const final = await superviseStart(
+        this.pipeline(),
+        job,
+        handle,
+        reporter,
+        (l) => shipper.note(l),
+        startTimeoutSeconds,
+      );
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
