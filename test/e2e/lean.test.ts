@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../helpers/docker.js';
-import { BIN, Proc, ROOT, cleanupAll, startServer, tempDir, type TestServer } from '../helpers/procs.js';
+import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
+import { BIN, Proc, ROOT, agentConfig, cleanupAll, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
 /**
  * Each command loads only what it needs (issue 20): a structural check, not a timing one. The `liftoff` binary runs
@@ -23,6 +24,8 @@ const DOCKER_STACK = ['node_modules/dockerode/', 'node_modules/docker-modem/'];
 /** What dockerode would pull in though the agent never uses it (loadDockerode.ts). */
 const UNUSED_BY_AGENT = ['node_modules/ssh2/', 'node_modules/@grpc/', 'node_modules/protobufjs/'];
 const AWS_SDK = ['node_modules/@aws-sdk/', 'node_modules/@smithy/'];
+/** Google's auth stack (google-auth-library and what it loads), for agents with a gcp environment only (issue 14). */
+const GOOGLE_AUTH = ['node_modules/google-auth-library/', 'node_modules/gaxios/', 'node_modules/gcp-metadata/'];
 const HEAVY_FOR_HELP = ['node_modules/zod/', 'node_modules/yaml/', 'node_modules/undici/', 'node_modules/tar/'];
 
 const requireServices = process.env.LIFTOFF_REQUIRE_SERVICES === '1';
@@ -60,11 +63,24 @@ async function run(args: string[], env: Record<string, string>): Promise<{ outpu
 }
 
 /** An agent on `queue`, stopped (SIGTERM) once it polls: what it loaded to start and to idle in its long-poll. */
-async function agentModules(server: TestServer, queue: string): Promise<string[]> {
+async function agentModules(
+  server: TestServer,
+  queue: string,
+  opts: { config?: string; env?: Record<string, string> } = {},
+): Promise<string[]> {
   const name = `lean-${Math.random().toString(36).slice(2, 8)}`;
   const r = recorded(
-    ['launch-agent', '--name', name, '--data-dir', join(server.home, 'agents', name), '-q', queue],
-    server.env,
+    [
+      'launch-agent',
+      '--name',
+      name,
+      '--data-dir',
+      join(server.home, 'agents', name),
+      '-q',
+      queue,
+      ...(opts.config ? ['-c', opts.config] : []),
+    ],
+    { ...server.env, ...opts.env },
   );
   await r.proc.waitFor(/polling /, 30_000);
   r.proc.kill('SIGTERM');
@@ -104,6 +120,7 @@ describe('lean processes: each command loads only what it needs', () => {
     expect(under(modules, [...SERVER_STACK, ...DOCKER_STACK, ...UNUSED_BY_AGENT])).toEqual([]);
     // The AWS SDK loads only for agents whose config has an aws environment (issue 13).
     expect(under(modules, AWS_SDK)).toEqual([]);
+    expect(under(modules, GOOGLE_AUTH)).toEqual([]);
     // Image builds' and container jobs' tar packer, and the TOML parser of pyproject.toml builds.
     expect(
       under(modules, ['node_modules/@kubernetes/', 'node_modules/tar-stream/', 'node_modules/smol-toml/']),
@@ -114,6 +131,20 @@ describe('lean processes: each command loads only what it needs', () => {
     await server.client.createQueue('default', { name: 'boxes', resource: 'local-container' });
     const modules = await agentModules(server, 'boxes');
     expect(under(modules, ['node_modules/dockerode/'])).not.toEqual([]);
-    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT, ...AWS_SDK])).toEqual([]);
+    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT, ...AWS_SDK, ...GOOGLE_AUTH])).toEqual([]);
+  });
+
+  it('an agent whose config has a gcp environment loads the Google auth stack (so the checks above can fail)', async () => {
+    const md = await startFakeMetadata();
+    const config = agentConfig(
+      tempDir(),
+      'entity: default\nqueues: [default]\nrun-as: agent\nenvironment:\n  type: gcp\n  region: us-central1\n  project: liftoff-test-project\n',
+    );
+    const modules = await agentModules(server, 'default', {
+      config,
+      env: { ...md.env, CLOUDSDK_CONFIG: tempDir('liftoff-gcloud-') },
+    });
+    expect(under(modules, ['node_modules/google-auth-library/'])).not.toEqual([]);
+    expect(under(modules, AWS_SDK)).toEqual([]);
   });
 });

@@ -18,7 +18,7 @@ import {
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
-import type { AwsClientSettings } from './environments/types.js';
+import type { AwsClientSettings, GcpClientSettings } from './environments/types.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 import { secureModeRefusal } from './secureMode.js';
@@ -58,6 +58,8 @@ export interface AgentOptions {
   homeDir: string;
   /** Set when the config has `environment: {type: aws}`: how AWS clients are built (environments/aws). */
   aws?: AwsClientSettings;
+  /** Set when the config has `environment: {type: gcp}`: the project, region and one auth client (environments/gcp). */
+  gcp?: GcpClientSettings;
 }
 
 interface Job {

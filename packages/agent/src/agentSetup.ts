@@ -9,6 +9,7 @@ import { registryFor } from './registries/index.js';
 import { RUNNERS, type Runner, type RunnerDeps } from './runners/index.js';
 import { describe } from './runOutcome.js';
 import type { AwsIdentity } from './environments/aws/check.js';
+import type { GcpIdentity } from './environments/gcp/check.js';
 import { assertSecureModeServes } from './secureMode.js';
 
 /** What an agent serves its queues with, made and checked once at start. */
@@ -19,6 +20,8 @@ export interface PreparedRunners {
   jobUsers?: JobUsers;
   /** Who the agent is on AWS (an aws environment only), checked at start. */
   awsIdentity?: AwsIdentity;
+  /** Who the agent is on Google Cloud (a gcp environment only), checked at start. */
+  gcpIdentity?: GcpIdentity;
 }
 
 /** A runner per queue type (each checked), the builder when any queue runs containers, and the job users. */
@@ -31,6 +34,11 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
     ? await (
         await import('./environments/aws/check.js')
       ).checkAwsEnvironment(opts.aws, { buildContextStore: config.file.builder?.['build-context-store'] }, say)
+    : undefined;
+  const gcpIdentity = opts.gcp
+    ? await (
+        await import('./environments/gcp/check.js')
+      ).checkGcpEnvironment(opts.gcp, { buildContextStore: config.file.builder?.['build-context-store'] }, say)
     : undefined;
   for (const q of (await client.listQueues(config.entity)).queues) {
     if (!config.queues.includes(q.name)) continue;
@@ -54,13 +62,14 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
     }
   }
   const builder = [...runners.keys()].some((r) => r !== 'local-process')
-    ? await makeBuilder(opts, awsIdentity)
+    ? await makeBuilder(opts, awsIdentity, gcpIdentity)
     : undefined;
   return {
     runners,
     ...(builder ? { builder } : {}),
     ...(jobUsers ? { jobUsers } : {}),
     ...(awsIdentity ? { awsIdentity } : {}),
+    ...(gcpIdentity ? { gcpIdentity } : {}),
   };
 }
 
@@ -91,6 +100,7 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     secureMode: opts.config.file.secure_mode === true,
     homeDir,
     ...(opts.aws ? { aws: opts.aws } : {}),
+    ...(opts.gcp ? { gcp: opts.gcp } : {}),
   };
 }
 
@@ -105,7 +115,11 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 }
 
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
+async function makeBuilder(
+  opts: AgentOptions,
+  awsIdentity: AwsIdentity | undefined,
+  gcpIdentity: GcpIdentity | undefined,
+): Promise<Builder> {
   const cfg = opts.config.file.builder;
   const type = cfg?.type === 'noop' ? 'noop' : 'docker';
   const registry = await registryFor(opts.config.file.registry, {
@@ -114,6 +128,8 @@ async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefi
     destination: cfg?.destination,
     aws: opts.aws,
     awsIdentity,
+    gcp: opts.gcp,
+    gcpIdentity,
   });
   return BUILDERS[type]({ docker: opts.docker, registry });
 }

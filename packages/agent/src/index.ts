@@ -12,6 +12,8 @@ export { RUNNERS, type Runner, type RunHandle, type RunOutcome, type JobContext 
 export { dockerServices } from './docker/services.js';
 export { awsClientSettings, awsClientConfig, endpointsFrom } from './environments/aws/settings.js';
 export type { AwsClientSettings, AwsService } from './environments/types.js';
+export { gcpClientSettings } from './environments/gcp/settings.js';
+export type { GcpClientSettings, GcpService } from './environments/types.js';
 export { RegistryCredentials } from './docker/credentials.js';
 export { generateDockerfile } from './builders/dockerfile.js';
 export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';

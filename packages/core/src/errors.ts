@@ -355,3 +355,24 @@ export function describeCause(cause: unknown): string {
   if (!parts.length) return String(cause);
   return code && !parts.join(': ').includes(code) ? `${parts.join(': ')} (${code})` : parts.join(': ');
 }
+
+/**
+ * The agent's `environment: {type: gcp}` is unusable: a token Google refuses, a metadata server or endpoint that does
+ * not answer, a build-context bucket or registry target that is missing or not accessible. One line naming the fix.
+ */
+export class GcpEnvironmentError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/** Application Default Credentials found nothing at all: says every way there is to provide them. */
+export class GcpCredentialsMissingError extends LiftoffError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'CONFIG_INVALID',
+      `The agent config has a gcp environment, but no Google Cloud credentials were found (${detail}). Provide them to the agent process: GOOGLE_APPLICATION_CREDENTIALS naming a service-account key or workload identity federation config file, or run "gcloud auth application-default login" as the agent's user, or run the agent on GCE/GKE with a service account attached (the metadata server).`,
+      { cause },
+    );
+  }
+}

@@ -17,3 +17,22 @@ export interface AwsClientSettings {
    */
   endpoints: Partial<Record<AwsService, string>>;
 }
+
+/** The Google Cloud endpoints an agent talks to outside the auth library; keys of `GcpClientSettings.endpoints`. */
+export type GcpService = 'storage' | 'iamcredentials';
+
+/**
+ * How every Google Cloud call of one agent is made (the agent config's `environment: {type: gcp}`). The CLI makes it
+ * from the agent's own environment once; plugins receive it and never read `process.env`. One auth client (ADC)
+ * serves every caller, so a token is fetched once per expiry for the whole agent, not once per caller.
+ */
+export interface GcpClientSettings {
+  project: string;
+  region: string;
+  /** The one `GoogleAuth` (cloud-platform scope): signing (`sign`) and who the credentials are (`getCredentials`). */
+  auth: import('google-auth-library').GoogleAuth;
+  /** A current access token of `auth` (fetched again shortly before expiry; concurrent callers share one fetch). */
+  accessToken(): Promise<string>;
+  /** Endpoint overrides (`STORAGE_EMULATOR_HOST`, gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`); else Google's. */
+  endpoints: Partial<Record<GcpService, string>>;
+}

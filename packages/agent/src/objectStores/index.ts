@@ -1,13 +1,15 @@
 import { NotSupportedError } from '@liftoff/core';
+import { GcsObjectStore } from './gcs.js';
 import { S3ObjectStore } from './s3.js';
 import type { ObjectStore, ObjectStoreDeps } from './types.js';
 
 export type { ObjectStore, ObjectStoreDeps } from './types.js';
 export { parseS3Uri } from './s3.js';
 
-/** URI scheme → store factory. gs:// and Azure blob URLs are valid W&B config but have no store yet. */
+/** URI scheme → store factory. Azure blob URLs are valid W&B config but have no store yet. */
 export const OBJECT_STORES: Record<string, (deps: ObjectStoreDeps) => ObjectStore> = {
   s3: (deps) => new S3ObjectStore(deps),
+  gs: (deps) => new GcsObjectStore(deps),
 };
 
 /** The store serving `uri` (e.g. builder.build-context-store); refuses schemes without one. */

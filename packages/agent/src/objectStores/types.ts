@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AwsClientSettings } from '../environments/types.js';
+import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
 
 /**
  * Where builds put files a build pod fetches (the Kaniko builder's build context): a cloud bucket named by a URI
@@ -19,4 +19,5 @@ export interface ObjectStore {
 /** What stores are made from: the agent's cloud environment settings. */
 export interface ObjectStoreDeps {
   aws?: AwsClientSettings;
+  gcp?: GcpClientSettings;
 }

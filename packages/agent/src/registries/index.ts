@@ -2,7 +2,8 @@ import type Dockerode from 'dockerode';
 import type { AgentConfigFile } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
 import type { AwsIdentity } from '../environments/aws/check.js';
-import type { AwsClientSettings } from '../environments/types.js';
+import type { GcpIdentity } from '../environments/gcp/check.js';
+import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
 import { LocalRegistry } from './local.js';
 import { OciRegistry } from './oci.js';
 import type { Registry } from './types.js';
@@ -21,6 +22,8 @@ export interface RegistryDeps {
   destination?: string | undefined;
   aws?: AwsClientSettings | undefined;
   awsIdentity?: AwsIdentity | undefined;
+  gcp?: GcpClientSettings | undefined;
+  gcpIdentity?: GcpIdentity | undefined;
 }
 
 type RegistryConfig = NonNullable<AgentConfigFile['registry']>;
@@ -33,17 +36,21 @@ export const REGISTRIES: Partial<
   Record<RegistryConfig['type'], (cfg: RegistryConfig, deps: RegistryDeps) => Promise<Registry>>
 > = {
   ecr: async (cfg, deps) => (await import('./ecr.js')).createEcrRegistry(cfg, deps),
+  gcr: async (cfg, deps) => (await import('./gar.js')).createGarRegistry(cfg, deps),
 };
 
 /**
  * The registry built images go to: the config's `registry` (a cloud registry); else, in an aws environment, a
- * `builder.destination` that is an ECR URI (as W&B infers it); else `builder.destination` as a plain OCI registry
+ * `builder.destination` that is an ECR URI (as W&B infers it), or in a gcp environment one on a `-docker.pkg.dev` host; else `builder.destination` as a plain OCI registry
  * repository; else the engine's own image store.
  */
 export async function registryFor(config: RegistryConfig | null | undefined, deps: RegistryDeps): Promise<Registry> {
   const { destination, docker, credentials } = deps;
   if (!config && deps.aws && destination && /\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com/.test(destination)) {
     config = { type: 'ecr', uri: destination };
+  }
+  if (!config && deps.gcp && destination && /^[a-z0-9-]+-docker\.pkg\.dev\//.test(destination)) {
+    config = { type: 'gcr', uri: destination };
   }
   if (config) {
     const factory = REGISTRIES[config.type];

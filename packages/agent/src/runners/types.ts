@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import type { Env, KubernetesAgentConfig, LaunchSpec, ResourceType, SecurityAllowance } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
-import type { AwsClientSettings } from '../environments/types.js';
+import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
 
 /** Everything a runner needs to start one job; runners read nothing else (no process.env, no globals). */
 export interface JobContext {
@@ -120,4 +120,6 @@ export interface RunnerDeps {
   homeDir: string;
   /** Present when the agent config has `environment: {type: aws}`: how AWS clients are built. */
   aws?: AwsClientSettings;
+  /** Present when the agent config has `environment: {type: gcp}`: project, region and the one auth client. */
+  gcp?: GcpClientSettings;
 }

@@ -40,7 +40,7 @@ export function agentCommand(program: Command, env: Env): void {
     .action(async (flags: AgentCliFlags) => {
       // The agent, its logger and its runners load only for this command.
       const [
-        { assertConfigSupported, awsClientSettings, resolveAgentConfig },
+        { assertConfigSupported, awsClientSettings, gcpClientSettings, resolveAgentConfig },
         { default: pino },
         { createAgent, onShutdown },
       ] = await Promise.all([import('@liftoff/agent'), import('pino'), import('./shared.js')]);
@@ -61,6 +61,9 @@ export function agentCommand(program: Command, env: Env): void {
       // are made from it here, once, and handed to the agent; its plugins read no environment themselves.
       const awsEnv = config.file.environment?.type === 'aws' ? config.file.environment : undefined;
       const aws = awsEnv ? await awsClientSettings({ ...awsEnv, type: 'aws' }, env) : undefined;
+      // The same for Google Cloud: project, region, one ADC auth client, endpoint overrides (environments/gcp).
+      const gcpEnv = config.file.environment?.type === 'gcp' ? config.file.environment : undefined;
+      const gcp = gcpEnv ? await gcpClientSettings({ ...gcpEnv, type: 'gcp' }, env) : undefined;
       const level = config.verbosity >= 2 ? 'debug' : config.verbosity === 1 || flags.logFile ? 'info' : 'warn';
       const destination =
         flags.logFile === '-'
@@ -80,6 +83,7 @@ export function agentCommand(program: Command, env: Env): void {
         logger,
         say: (line) => console.log(line),
         ...(aws ? { aws } : {}),
+        ...(gcp ? { gcp } : {}),
       });
       // The signal handler goes in before start-up finishes: a SIGTERM right after "polling" must still stop cleanly.
       const started = agent.start();

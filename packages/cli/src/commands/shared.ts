@@ -6,6 +6,7 @@ import {
   agentToolEnvironment,
   dockerServices,
   type AwsClientSettings,
+  type GcpClientSettings,
   type ResolvedAgentConfig,
 } from '@liftoff/agent';
 import type { Env, LiftoffClient } from '@liftoff/core';
@@ -42,6 +43,8 @@ export function createAgent(opts: {
   say: (line: string) => void;
   /** The agent's AWS settings, when its config has an aws environment (built from `env` by the caller). */
   aws?: AwsClientSettings;
+  /** The agent's Google Cloud settings, when its config has a gcp environment (built from `env` by the caller). */
+  gcp?: GcpClientSettings;
 }): { agent: LaunchAgent; identity: { id: string; name: string } } {
   const { client, config, env, dataDir, logger, say } = opts;
   const host = hostname();
@@ -65,6 +68,7 @@ export function createAgent(opts: {
     logger,
     say,
     ...(opts.aws ? { aws: opts.aws } : {}),
+    ...(opts.gcp ? { gcp: opts.gcp } : {}),
   });
   return { agent, identity };
 }
