@@ -9,7 +9,7 @@ import { FAKE_LABEL, startFakeVertex, type FakeVertex } from '../helpers/vertexF
 const PROJECT = 'liftoff-test-project';
 const TOKEN = 'ya29.liftoff-vertex-fake-test';
 const BASE = `/v1/projects/${PROJECT}/locations/us-central1/customJobs`;
-type Body = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Body = Record<string, any>;
 
 /**
  * The fake Vertex AI and Cloud Logging refuse what the real ones refuse (the official types' REQUIRED fields, enums,

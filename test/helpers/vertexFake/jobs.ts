@@ -160,7 +160,7 @@ export class FakeCustomJobs {
     job.updateTime = now();
     const pools = ((job.spec.jobSpec as Json).workerPoolSpecs as Json[]).map((p, i) => ({ pool: p, i }));
     for (const { pool } of pools) {
-      const image = String((pool.containerSpec as Json | undefined)?.imageUri ?? '');
+      const image = String((pool.containerSpec as { imageUri?: string } | undefined)?.imageUri ?? '');
       try {
         const auth = this.pullAuth();
         const stream = await this.docker.pull(image, auth ? { authconfig: auth } : {});

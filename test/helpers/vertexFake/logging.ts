@@ -76,11 +76,12 @@ export class FakeLogging {
         `resourceNames must be ["projects/${this.project}"] (got ${JSON.stringify(names)})`,
       );
     }
-    const filterText = String(body.filter ?? '');
+    const filterText = typeof body.filter === 'string' ? body.filter : '';
     this.filters.push(filterText);
     const match = parseFilter(filterText);
     if (typeof match === 'string') return googleError(res, 400, 'INVALID_ARGUMENT', match);
-    const order = String(body.orderBy ?? body.order_by ?? 'timestamp asc').trim();
+    const orderBy = body.orderBy ?? body.order_by ?? 'timestamp asc';
+    const order = typeof orderBy === 'string' ? orderBy.trim() : '';
     if (order !== 'timestamp asc' && order !== 'timestamp desc') {
       return googleError(
         res,
