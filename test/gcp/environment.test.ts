@@ -92,5 +92,11 @@ describe('the gcp environment', () => {
       storage: 'http://127.0.0.1:4443',
     });
     expect(() => endpointsFrom({ STORAGE_EMULATOR_HOST: 'ftp://x' })).toThrow('must be an http:// or https:// URL');
+    await expect(
+      gcpClientSettings(
+        { type: 'gcp', project: PROJECT, region: REGION },
+        { GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json' },
+      ),
+    ).rejects.toThrow('GOOGLE_APPLICATION_CREDENTIALS="/nonexistent/key.json" names no file');
   });
 });

@@ -6,9 +6,12 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GcpEnvironmentError } from '@liftoff/core';
 import { checkGcpEnvironment } from '../../packages/agent/src/environments/gcp/check.js';
+import { RegistryCredentials } from '../../packages/agent/src/docker/credentials.js';
 import { objectStoreFor } from '../../packages/agent/src/objectStores/index.js';
+import { createGarRegistry } from '../../packages/agent/src/registries/gar.js';
 import { CHUNK_BYTES, parseGsUri } from '../../packages/agent/src/objectStores/gcs.js';
 import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
+import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { cleanupAll, tempDir } from '../helpers/procs.js';
 import { PROJECT, settingsFrom } from './env.js';
@@ -28,7 +31,10 @@ describe('the gs:// object store', () => {
     md = await startFakeMetadata();
     gcs = await startFakeGcs({ buckets: ['liftoff-ctx'], acceptToken: (t) => md.tokens.includes(t) });
   });
-  afterEach(() => vi.unstubAllEnvs());
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllEnvs();
+  });
   afterAll(cleanupAll);
 
   it('the fake agrees with @google-cloud/storage: bucket lookups, media, multipart and resumable uploads, reads, errors', async () => {
@@ -173,6 +179,66 @@ describe('the gs:// object store', () => {
     await expect(objectStoreFor('gs://x/y', { gcp }).presign('gs://liftoff-ctx/a', 8 * 24 * 3600)).rejects.toThrow(
       'A signed GCS URL lives 1 to 604800 seconds',
     );
+  });
+
+  it('with metadata-server credentials, signs through IAM signBlob as the service account, and fetch reads the URL', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const email = `liftoff-agent@${PROJECT}.iam.gserviceaccount.com`; // what the fake metadata server names
+    const iam = await startFakeIam({ keys: new Map([[email, privateKey]]), acceptToken: (t) => md.tokens.includes(t) });
+    gcs.signers.set(email, publicKey);
+    const gcp = await settingsFrom({
+      ...env(),
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: iam.url,
+    });
+    gcs.buckets.get('liftoff-ctx')?.set('ctx/signed.tgz', {
+      data: Buffer.from('signed by IAM'),
+      contentType: 'application/gzip',
+      generation: '1',
+    });
+    const url = await objectStoreFor('gs://x/y', { gcp }).presign('gs://liftoff-ctx/ctx/signed.tgz', 900);
+    expect(iam.calls).toEqual([email]);
+    expect(url).toContain(`X-Goog-Credential=${encodeURIComponent(email)}%2F`);
+    const got = await fetch(url);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('signed by IAM');
+    // An account IAM has no key for: one line naming the role signBlob needs.
+    const other = await settingsFrom({
+      ...env(),
+      CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: (await startFakeIam({ keys: new Map(), acceptToken: () => true }))
+        .url,
+    });
+    await expect(
+      objectStoreFor('gs://x/y', { gcp: other }).presign('gs://liftoff-ctx/ctx/signed.tgz', 900),
+    ).rejects.toThrow(
+      /^Signing a URL for gs:\/\/liftoff-ctx\/ctx\/signed\.tgz as liftoff-agent@.* failed \(.*\); without a key file the service account needs roles\/iam\.serviceAccountTokenCreator on itself/,
+    );
+  });
+
+  it('the store, the registry login and the start check share the one auth client: one token fetch per expiry', async () => {
+    const gcp = await settingsFrom(env());
+    const credentials = new RegistryCredentials([]);
+    await createGarRegistry(
+      { type: 'gcr', repository: 'jobs', 'image-name': 'trainer' },
+      { docker: {} as never, credentials, gcp },
+    );
+    const store = objectStoreFor('gs://liftoff-ctx/x', { gcp });
+    const everyone = () =>
+      Promise.all([
+        store.verify('gs://liftoff-ctx/x'),
+        credentials.get('us-central1-docker.pkg.dev'),
+        checkGcpEnvironment(gcp, {}, () => undefined),
+        store.upload('gs://liftoff-ctx/shared.txt', Buffer.from('x')),
+      ]);
+    const before = md.tokenFetches();
+    await everyone();
+    await everyone();
+    expect(md.tokenFetches()).toBe(before + 1);
+    // Past the refresh point (the token lives an hour; the library refreshes 5 minutes early): one more for all.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 56 * 60_000);
+    await everyone();
+    expect(md.tokenFetches()).toBe(before + 2);
+    expect((await credentials.get('us-central1-docker.pkg.dev'))?.password).toBe(md.tokens.at(-1));
   });
 
   it('parses gs:// URIs and refuses malformed ones', () => {

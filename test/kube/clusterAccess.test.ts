@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { KubeConfigError, LaunchSpec } from '@liftoff/core';
@@ -12,6 +12,9 @@ import type { JobContext, RunnerDeps } from '../../packages/agent/src/runners/ty
 import { BUSYBOX, dockerAvailable } from '../helpers/docker.js';
 import { selfSignedCert, startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { cleanupAll, onCleanup, tempDir } from '../helpers/procs.js';
+import { createGarRegistry } from '../../packages/agent/src/registries/gar.js';
+import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
+import { settingsFrom } from '../gcp/env.js';
 
 /** The runner driven directly (no agent process): which cluster and namespace a job lands in, over TLS. */
 describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
@@ -143,6 +146,45 @@ describe.skipIf(!dockerAvailable())('kubernetes cluster access', () => {
         .auths[host]?.password;
     });
     expect(passwords).toEqual(['ecr-token-1', 'ecr-token-2']);
+    await r.close();
+  });
+
+  it("a gcr registry's pull secrets hold the auth client's current token (issue 14)", async () => {
+    // Tokens living 60 s are inside the library's 5-minute early-refresh window: every login asks anew.
+    const md = await startFakeMetadata({ expiresIn: 60 });
+    const gcp = await settingsFrom(md.env);
+    onCleanup(() => {
+      vi.unstubAllEnvs();
+    });
+    const host = '127.0.0.1:5998';
+    const image = `${host}/liftoff-test-project/jobs/trainer:secret1`;
+    execFileSync('docker', ['tag', BUSYBOX, image]);
+    onCleanup(() => void execFileSync('docker', ['rmi', '-f', image], { stdio: 'ignore' }));
+    const credentials = new RegistryCredentials([]);
+    await createGarRegistry(
+      { type: 'gcr', uri: `${host}/liftoff-test-project/jobs/trainer` },
+      { docker: new Dockerode(), credentials, gcp },
+    );
+    const r = runner({ credentials });
+    for (const runId of ['garpull1', 'garpull2']) {
+      const handle = await r.start({ ...job(runId), image });
+      expect(await handle.wait()).toEqual({ state: 'finished', exitCode: 0 });
+    }
+    const logins = ['garpull1', 'garpull2'].map((runId) => {
+      const secret = kube.created.find(
+        (c) =>
+          c.kind === 'Secret' &&
+          (c.body as { metadata: { name: string } }).metadata.name === `liftoff-regcred-${runId}`,
+      );
+      const data = (secret?.body as { data: Record<string, string> }).data['.dockerconfigjson'] ?? '';
+      const auth = (
+        JSON.parse(Buffer.from(data, 'base64').toString()) as {
+          auths: Record<string, { username: string; password: string }>;
+        }
+      ).auths[host];
+      return `${auth?.username}:${auth?.password}`;
+    });
+    expect(logins).toEqual([`oauth2accesstoken:${md.tokens[0]}`, `oauth2accesstoken:${md.tokens[1]}`]);
     await r.close();
   });
 

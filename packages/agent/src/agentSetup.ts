@@ -62,7 +62,7 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
     }
   }
   const builder = [...runners.keys()].some((r) => r !== 'local-process')
-    ? await makeBuilder(opts, awsIdentity, gcpIdentity)
+    ? await makeBuilder(opts, awsIdentity)
     : undefined;
   return {
     runners,
@@ -115,11 +115,7 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 }
 
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
-async function makeBuilder(
-  opts: AgentOptions,
-  awsIdentity: AwsIdentity | undefined,
-  gcpIdentity: GcpIdentity | undefined,
-): Promise<Builder> {
+async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
   const cfg = opts.config.file.builder;
   const type = cfg?.type === 'noop' ? 'noop' : 'docker';
   const registry = await registryFor(opts.config.file.registry, {
@@ -129,7 +125,6 @@ async function makeBuilder(
     aws: opts.aws,
     awsIdentity,
     gcp: opts.gcp,
-    gcpIdentity,
   });
   return BUILDERS[type]({ docker: opts.docker, registry });
 }

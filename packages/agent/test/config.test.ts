@@ -350,7 +350,8 @@ describe('assertConfigSupported', () => {
   });
 
   it.each<[string, string, string[]]>([
-    ['the gcp variant', GCP_EXAMPLE, ['builder type "kaniko"', 'registry type "gcr"', 'environment type "gcp"']],
+    // Since issue 14 only its kaniko builder is refused; the gcp environment and the gcr registry are built.
+    ['the gcp variant', GCP_EXAMPLE, ['builder type "kaniko"']],
     [
       'a kaniko builder alone',
       'builder:\n  type: kaniko\n  build-context-store: s3://b/ctx/\n',
@@ -366,6 +367,12 @@ describe('assertConfigSupported', () => {
     expect(() => assertConfigSupported(file, SOURCE)).toThrow(NotSupportedError);
     expect(() => assertConfigSupported(file, SOURCE)).toThrow('not supported yet');
     for (const fragment of fragments) expect(() => assertConfigSupported(file, SOURCE)).toThrow(fragment);
+  });
+
+  it('accepts the gcp variant with the docker builder (gcp environment, gcr registry)', () => {
+    const file = parseAgentConfigYaml(GCP_EXAMPLE.replace(/builder:[\s\S]*$/, 'builder:\n  type: docker\n'), SOURCE);
+    expect(file.registry?.type).toBe('gcr');
+    expect(() => assertConfigSupported(file, SOURCE)).not.toThrow();
   });
 
   it.each<[string, string]>([

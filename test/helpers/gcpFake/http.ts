@@ -14,9 +14,11 @@ export async function listen(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  server.closeAllConnections ??= () => undefined;
-  onCleanup(() => server.closeAllConnections());
+  onCleanup(() => {
+    // Keep-alive connections of clients would hold close() open.
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
   return { server, host, url: `http://${host}` };
 }
 

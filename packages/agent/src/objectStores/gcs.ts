@@ -76,7 +76,7 @@ export class GcsObjectStore implements ObjectStore {
     }
     if (res.status === 401 || res.status === 403) {
       throw new GcpEnvironmentError(
-        `${where}: bucket "${bucket}" is not accessible to the agent's credentials (HTTP ${res.status}: ${detail}); grant its service account roles/storage.objectAdmin on the bucket (storage.buckets.get is in roles/storage.legacyBucketReader or roles/storage.admin).`,
+        `${where}: bucket "${bucket}" is not accessible to the agent's credentials (HTTP ${res.status}: ${detail}); grant the agent's principal roles/storage.legacyBucketReader (storage.buckets.get) and roles/storage.objectUser on the bucket.`,
       );
     }
     throw new GcpEnvironmentError(`${where}: could not check bucket "${bucket}" (HTTP ${res.status}: ${detail}).`);

@@ -14,7 +14,8 @@ const LOOPBACK_HOST = /^(?:localhost|127\.\d+\.\d+\.\d+):\d+$/;
 const REPOSITORY = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Image names: OCI path components (lower-case alnum separated by . _ -), joined by "/". */
 const IMAGE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
-const PROJECT = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+/** Project ids. Domain-scoped ones (`example.com:p`, written `example.com/p` in image paths) are not supported. */
+const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
 export interface GarTarget {
   host: string;
@@ -29,7 +30,6 @@ export function parseGarUri(uri: string, imageName?: string): GarTarget | undefi
   const [host = '', project = '', repository = '', ...rest] = bare.split('/');
   const image = rest.length ? rest.join('/') : (imageName ?? '');
   if (!GAR_HOST.test(host) && !LOOPBACK_HOST.test(host)) return undefined;
-  // Docker names are lower-case; a domain-scoped project "example.com:p" is written "example.com/p" in them.
   if (!PROJECT.test(project) || !REPOSITORY.test(repository) || !IMAGE.test(image)) return undefined;
   return { host, project, repository, image };
 }
@@ -68,6 +68,11 @@ export async function createGarRegistry(cfg: GarConfig, deps: RegistryDeps): Pro
     if (!imageName || !IMAGE.test(imageName)) {
       throw new GcpEnvironmentError(
         `registry.image-name "${imageName ?? ''}" is not an image name: give lower-case letters and digits separated by ".", "_", "-" or "/".`,
+      );
+    }
+    if (!PROJECT.test(gcp.project)) {
+      throw new GcpEnvironmentError(
+        `environment.project "${gcp.project}" cannot name an Artifact Registry image (domain-scoped projects are not supported): give registry.uri.`,
       );
     }
     target = { host: `${gcp.region}-docker.pkg.dev`, project: gcp.project, repository, image: imageName };

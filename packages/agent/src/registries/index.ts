@@ -2,7 +2,6 @@ import type Dockerode from 'dockerode';
 import type { AgentConfigFile } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
 import type { AwsIdentity } from '../environments/aws/check.js';
-import type { GcpIdentity } from '../environments/gcp/check.js';
 import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
 import { LocalRegistry } from './local.js';
 import { OciRegistry } from './oci.js';
@@ -23,7 +22,6 @@ export interface RegistryDeps {
   aws?: AwsClientSettings | undefined;
   awsIdentity?: AwsIdentity | undefined;
   gcp?: GcpClientSettings | undefined;
-  gcpIdentity?: GcpIdentity | undefined;
 }
 
 type RegistryConfig = NonNullable<AgentConfigFile['registry']>;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { GcpEnvironmentError, type AgentConfigFile, type Env } from '@liftoff/core';
 import type { GcpClientSettings, GcpService } from '../types.js';
 
@@ -41,6 +42,12 @@ export async function gcpClientSettings(config: GcpEnvironment, env: Env): Promi
   }
   const { GoogleAuth } = await import('google-auth-library');
   const keyFilename = env.GOOGLE_APPLICATION_CREDENTIALS || undefined;
+  // The library would fail at the first token with a bare ENOENT; name the variable instead.
+  if (keyFilename && !existsSync(keyFilename)) {
+    throw new GcpEnvironmentError(
+      `GOOGLE_APPLICATION_CREDENTIALS="${keyFilename}" names no file: point it at the service-account key or credential config file, or unset it to use gcloud's ADC or the metadata server.`,
+    );
+  }
   const auth = new GoogleAuth({
     scopes: [CLOUD_PLATFORM_SCOPE],
     projectId: project,
