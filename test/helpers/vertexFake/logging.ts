@@ -14,8 +14,9 @@ export interface LogEntry {
 /**
  * Cloud Logging's `POST /v2/entries:list` over the container output of fake custom jobs. Only the filter shapes a
  * known client sends are understood (Liftoff's runner and gcloud's `ai custom-jobs stream-logs`): a conjunction of
- * `resource.type="ml_job"`, `resource.labels.job_id="<id>"`, optionally `resource.labels.task_name="<t>"` and
- * `timestamp>"<rfc3339>"` / `>=`. Anything else is a 400, so a change in what the runner asks is caught here rather
+ * `resource.type="ml_job"`, `resource.labels.job_id="<id>"`, optionally `resource.labels.task_name="<t>"`,
+ * `timestamp>"<rfc3339>"` / `>=`, and gcloud's `timestamp<"<t>"` and `((timestamp="<t>" AND insertId>"<id>") OR
+ * timestamp>"<t>")`. Anything else is a 400, so a change in what the runner asks is caught here rather
  * than silently answered. Timestamps have millisecond resolution, so entries tie as in the real service.
  */
 export class FakeLogging {
@@ -106,11 +107,20 @@ export class FakeLogging {
 
 /** The filter subset above → a predicate, or the 400 message. */
 function parseFilter(filter: string): ((e: LogEntry) => boolean) | string {
+  const checks: Array<(e: LogEntry) => boolean> = [];
+  // gcloud's stream-logs position after the first page (command_lib/logs/stream.py GetFilterLowerBound).
+  const position = /\(\(timestamp="([^"]+)" AND insertId>"([^"]+)"\) OR timestamp>"([^"]+)"\)/.exec(filter);
+  if (position) {
+    const [whole, tie = '', after = '', later = ''] = position;
+    if (tie !== later || Number.isNaN(Date.parse(tie))) return `The fake Logging does not understand "${whole}".`;
+    const t = Date.parse(tie);
+    checks.push((e) => Date.parse(e.timestamp) > t || (Date.parse(e.timestamp) === t && e.insertId > after));
+    filter = filter.replace(whole, 'resource.type="ml_job"');
+  }
   const terms = filter
     .split(/\s+AND\s+/)
     .map((t) => t.trim())
     .filter(Boolean);
-  const checks: Array<(e: LogEntry) => boolean> = [];
   let type = false;
   let job = false;
   for (const term of terms) {
@@ -123,6 +133,10 @@ function parseFilter(filter: string): ((e: LogEntry) => boolean) | string {
     } else if ((m = /^resource\.labels\.task_name="([a-z0-9-]+)"$/.exec(term))) {
       const task = m[1];
       checks.push((e) => e.resource.labels.task_name === task);
+    } else if ((m = /^timestamp<"([^"]+)"$/.exec(term)) && !Number.isNaN(Date.parse(m[1] ?? ''))) {
+      // gcloud's upper bound (now minus its lag allowance).
+      const t = Date.parse(m[1] ?? '');
+      checks.push((e) => Date.parse(e.timestamp) < t);
     } else if ((m = /^timestamp(>=?)"([^"]+)"$/.exec(term)) && !Number.isNaN(Date.parse(m[2] ?? ''))) {
       const strict = m[1] === '>';
       const t = Date.parse(m[2] ?? '');
