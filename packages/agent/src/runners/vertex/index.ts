@@ -38,9 +38,9 @@ export class VertexRunner implements Runner {
     readonly type: 'vertex' | 'gcp-vertex' = 'vertex',
   ) {
     this.times = {
-      pollMs: times.pollMs ?? 10_000,
+      pollMs: times.pollMs ?? deps.vertex?.pollMs ?? 10_000,
       maxBackoffMs: times.maxBackoffMs ?? 60_000,
-      tailMs: times.tailMs ?? 30_000,
+      tailMs: times.tailMs ?? deps.vertex?.tailMs ?? 30_000,
     };
   }
 
