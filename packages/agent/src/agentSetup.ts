@@ -101,6 +101,7 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     homeDir,
     ...(opts.aws ? { aws: opts.aws } : {}),
     ...(opts.gcp ? { gcp: opts.gcp } : {}),
+    ...(opts.config.file.vertex ? { vertex: vertexTimes(opts.config.file.vertex) } : {}),
   };
 }
 
@@ -127,4 +128,14 @@ async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefi
     gcp: opts.gcp,
   });
   return BUILDERS[type]({ docker: opts.docker, registry });
+}
+
+function vertexTimes(v: { 'poll-seconds'?: number; 'log-tail-seconds'?: number }): {
+  pollMs?: number;
+  tailMs?: number;
+} {
+  return {
+    ...(v['poll-seconds'] !== undefined ? { pollMs: v['poll-seconds'] * 1000 } : {}),
+    ...(v['log-tail-seconds'] !== undefined ? { tailMs: v['log-tail-seconds'] * 1000 } : {}),
+  };
 }

@@ -184,6 +184,17 @@ export const AgentConfigFile = z
     'job-env': z.array(EnvName).optional(),
     /** Liftoff: agent environment variables that `${NAME}` macros in resource args may expand. */
     'macro-env': z.array(EnvName).optional(),
+    /**
+     * Liftoff: how often vertex queues poll a custom job (default 10 s) and how long its log is still read after it
+     * ended (default 30 s: Cloud Logging takes entries in late).
+     */
+    vertex: z
+      .object({
+        'poll-seconds': z.number().min(0.1).max(3600).optional(),
+        'log-tail-seconds': z.number().min(0).max(3600).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -39,7 +39,14 @@ export type ErrorStage = (typeof ERROR_STAGES)[number];
 export const AGENT_STATUSES = ['POLLING', 'RUNNING', 'KILLED'] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
-export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
+export const RESOURCE_TYPES = [
+  'local-process',
+  'local-container',
+  'kubernetes',
+  'sagemaker',
+  'vertex',
+  'gcp-vertex',
+] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 /** W&B's CLI names for priorities; 0 is the most urgent, as in W&B Launch. */

@@ -23,7 +23,14 @@ export type ItemState = (typeof ITEM_STATES)[number];
 export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted', 'lost'];
 export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
 
-export const RESOURCE_TYPES = ['local-process', 'local-container', 'kubernetes', 'sagemaker', 'vertex'] as const;
+export const RESOURCE_TYPES = [
+  'local-process',
+  'local-container',
+  'kubernetes',
+  'sagemaker',
+  'vertex',
+  'gcp-vertex',
+] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 export const PRIORITIES = { critical: 0, high: 1, medium: 2, low: 3 } as const;

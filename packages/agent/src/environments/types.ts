@@ -19,7 +19,7 @@ export interface AwsClientSettings {
 }
 
 /** The Google Cloud endpoints an agent talks to outside the auth library; keys of `GcpClientSettings.endpoints`. */
-export type GcpService = 'storage' | 'iamcredentials';
+export type GcpService = 'storage' | 'iamcredentials' | 'aiplatform' | 'logging';
 
 /**
  * How every Google Cloud call of one agent is made (the agent config's `environment: {type: gcp}`). The CLI makes it

@@ -16,4 +16,7 @@ export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Promise
   kubernetes: async (deps) => new (await import('./kubernetes/index.js')).KubernetesRunner(deps),
   // The AWS SDK (tens of MB) loads only for agents with a sagemaker queue.
   sagemaker: async (deps) => new (await import('./sagemaker/index.js')).SageMakerRunner(deps),
+  // Plain REST through the gcp environment's auth client; `gcp-vertex` is W&B's name for the same resource.
+  vertex: async (deps) => new (await import('./vertex/index.js')).VertexRunner(deps),
+  'gcp-vertex': async (deps) => new (await import('./vertex/index.js')).VertexRunner(deps, {}, 'gcp-vertex'),
 };

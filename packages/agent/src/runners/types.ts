@@ -122,4 +122,6 @@ export interface RunnerDeps {
   aws?: AwsClientSettings;
   /** Present when the agent config has `environment: {type: gcp}`: project, region and the one auth client. */
   gcp?: GcpClientSettings;
+  /** The agent config's `vertex` section: poll interval and log tail of vertex queues, in ms. */
+  vertex?: { pollMs?: number; tailMs?: number };
 }

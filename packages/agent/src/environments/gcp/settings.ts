@@ -72,6 +72,9 @@ export function sharedTokens(auth: { getAccessToken(): Promise<string | null | u
 const ENDPOINT_VARIABLES: Readonly<Record<GcpService, readonly string[]>> = {
   storage: ['STORAGE_EMULATOR_HOST'],
   iamcredentials: ['CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS'],
+  // The vertex runner's two APIs, under gcloud's names for the same overrides.
+  aiplatform: ['CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM'],
+  logging: ['CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING'],
 };
 
 /** Each override as an origin (path kept, no trailing "/"); a bare host:port is https, as Google's clients read it. */
