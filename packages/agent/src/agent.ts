@@ -187,6 +187,8 @@ export class LaunchAgent {
     await Promise.all([...this.jobs.values()].map((j) => j.done ?? Promise.resolve()));
     await this.loop;
     clearInterval(this.heartbeatTimer);
+    // Queued heartbeats and reports go first: arriving after `stopped`, they would describe an agent still there.
+    await this.sync.idle();
     await Promise.all([...this.runners.values()].map(async (r) => r.close?.()));
     await withRetry(() => this.opts.client.agentStopped(this.id), { deadlineMs: 10_000 }).catch((err: unknown) =>
       this.opts.logger.warn({ err }, 'could not report KILLED'),

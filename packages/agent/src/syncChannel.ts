@@ -42,6 +42,7 @@ export class SyncChannel implements AgentTransport {
   private beat: { body: Beat; waiters: Array<Waiter<void>> } | undefined;
   private scheduled = false;
   private inFlight = false;
+  private idleWaiters: Array<() => void> = [];
   /** Requests sent, for tests and the agent's log. */
   requests = 0;
 
@@ -88,6 +89,12 @@ export class SyncChannel implements AgentTransport {
     });
   }
 
+  /** Resolves once everything queued so far was sent and answered (before the agent says it stopped). */
+  idle(): Promise<void> {
+    if (!this.inFlight && !this.scheduled && !this.pending) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private assertSelf(agentId: string): void {
     if (agentId !== this.agentId)
       throw new LiftoffError('INTERNAL', `This sync channel speaks for ${this.agentId} only.`);
@@ -113,7 +120,11 @@ export class SyncChannel implements AgentTransport {
   }
 
   private async flush(): Promise<void> {
-    if (this.inFlight || !this.pending) return;
+    if (this.inFlight) return;
+    if (!this.pending) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      return;
+    }
     this.inFlight = true;
     const acks = this.acks.splice(0, SYNC_LIMITS.acks);
     // Reports (error messages up to 16 KiB each) and logs share the byte budget, so a batch stays under the body
@@ -166,6 +177,7 @@ export class SyncChannel implements AgentTransport {
   private done(): void {
     this.inFlight = false;
     if (this.pending) this.schedule();
+    else for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 }
 

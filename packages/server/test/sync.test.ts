@@ -273,6 +273,19 @@ for (const backend of BACKENDS) {
       expect((await admin.readLogs(lostRun)).data).toBe('before\n');
     });
 
+    it('keeps an agent that said it stopped KILLED when a heartbeat it sent before arrives after', async () => {
+      await agentKey.registerAgent(reg('late-beat'));
+      await agentKey.agentStopped('late-beat');
+      // Both forms of a late heartbeat: the single call, and one batched in a sync (whose answer still comes).
+      await agentKey.heartbeat('late-beat', 'POLLING', 0);
+      const res = await agentKey.sync('late-beat', { heartbeat: { status: 'POLLING', current_jobs: 0, run_ids: [] } });
+      expect(res.stop_runs).toEqual([]);
+      const agent = (await admin.listAgents('default')).agents.find((a) => a.id === 'late-beat');
+      expect(agent).toMatchObject({ status: 'KILLED', status_reason: 'stopped' });
+      // An unknown agent is still told to register again.
+      expect((await refusal(agentKey.heartbeat('never-registered', 'POLLING', 0))).code).toBe('NOT_FOUND');
+    });
+
     it('keeps a silent agent alive when it only syncs (a sync is proof of life like a poll)', async () => {
       await agentKey.registerAgent(reg('syncer'));
       const before = (await admin.listAgents('default')).agents.find((a) => a.id === 'syncer')?.last_heartbeat_at;

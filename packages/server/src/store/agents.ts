@@ -240,6 +240,12 @@ export async function heartbeatIn(
     .updateTable('agents')
     .set({ status, current_jobs: currentJobs, last_heartbeat_at: now, status_reason: null })
     .where('id', '=', agentId)
+    // An agent that said it stopped stays KILLED: a heartbeat it sent just before (still in flight, or batched in
+    // a sync that arrives after its `stopped`) must not show it POLLING again. One declared dead for silence
+    // comes back with it, as with any other request (touchIn).
+    .where((eb) => eb.or([eb('status', '!=', 'KILLED'), eb('status_reason', '=', HEARTBEAT_LOST)]))
     .executeTakeFirst();
-  if (!Number(r.numUpdatedRows)) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
+  if (Number(r.numUpdatedRows)) return;
+  const known = await db.selectFrom('agents').select('id').where('id', '=', agentId).executeTakeFirst();
+  if (!known) throw new NotFoundError(`Agent "${agentId}" is not registered; restart it.`);
 }
