@@ -888,7 +888,7 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
         },
       },
     });
-    await kube.waitFor(() => getPod('oom')?.status?.phase === 'Failed', 20_000, 'oom');
+    await kube.waitFor(() => getPod('oom')?.status?.phase === 'Failed', 30_000, 'oom');
     expect(getPod('oom')?.status?.containerStatuses?.[0]?.state.terminated).toMatchObject({
       exitCode: 137,
       reason: 'OOMKilled',

@@ -862,8 +862,8 @@ class PodWorker {
       await ctr.wait().catch(() => undefined);
       let info = await ctr.inspect().catch(() => undefined);
       // dockerd learns of an OOM kill from a cgroup event that may land after the exit (seconds later on a loaded
-      // machine): look again for a while.
-      for (let i = 0; i < 50 && info?.State.ExitCode === 137 && !info.State.OOMKilled && info.HostConfig.Memory; i++) {
+      // machine; over 5 s once in CI): look again for a while.
+      for (let i = 0; i < 150 && info?.State.ExitCode === 137 && !info.State.OOMKilled && info.HostConfig.Memory; i++) {
         await this.sleep(100);
         info = await ctr.inspect().catch(() => info);
       }
