@@ -163,8 +163,11 @@ describe.skipIf(!dockerAvailable())('the fake Vertex AI', () => {
   }, 120_000);
 
   it('cancels (CANCELLING, then CANCELLED with error.code 1 once the containers stopped) and has knobs for EXPIRED and preemption', async () => {
+    // The job takes 2 s to leave after SIGTERM, within the grace, so CANCELLING is there to be seen however slow
+    // the next request is.
+    fake.jobs.stopGraceS = 5;
     const long = () =>
-      job({}, { command: ['sh', '-c', 'trap "exit 143" TERM; echo up; while true; do sleep 0.1; done'] });
+      job({}, { command: ['sh', '-c', 'trap "sleep 2; exit 143" TERM; echo up; while true; do sleep 0.1; done'] });
     const a = idOf((await call('POST', BASE, long())).body);
     await until(a, ['JOB_STATE_RUNNING']);
     expect((await call('POST', `${BASE}/${a}:cancel`, {})).status).toBe(200);
