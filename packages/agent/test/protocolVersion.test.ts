@@ -3,11 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
-import type Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AGENT_PROTOCOL_VERSION, LiftoffClient, ProtocolVersionError } from '@liftoff/core';
-import { LaunchAgent } from '../src/agent.js';
+import { AGENT_PROTOCOL_VERSION, ProtocolVersionError } from '@liftoff/core';
+import type { LaunchAgent } from '../src/agent.js';
+import { stubAgent } from './stubAgent.js';
 
 /**
  * Issue 20: the server announces its agent-protocol version at registration, and an agent that cannot speak to it
@@ -54,26 +53,7 @@ describe('agent protocol version at start', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const dataDir = mkdtempSync(join(tmpdir(), 'liftoff-protocol-'));
     dirs.push(dataDir);
-    const agent = new LaunchAgent({
-      client: new LiftoffClient({ baseUrl: url, apiKey: 'k' }),
-      config: {
-        entity: 'default',
-        maxJobs: 1,
-        queues: ['default'],
-        verbosity: 0,
-        stopGraceSeconds: 1,
-        pollIntervalMs: 0,
-        file: {},
-      },
-      identity: { id: 'a1', name: 'a1' },
-      hostname: 'h',
-      dataDir,
-      agentEnv: {},
-      logger: pino({ level: 'silent' }),
-      docker: {} as Dockerode,
-      credentials: {} as never,
-      homeDir: dataDir,
-    });
+    const agent = stubAgent(url, dataDir);
     const error = await agent.start().then(
       () => undefined,
       (e: unknown) => e,
