@@ -63,7 +63,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { db, dialect } = opts.databaseUrl
     ? await openPostgres(opts.databaseUrl)
     : await openSqlite(join(opts.dataDir, 'liftoff.db'));
-  const store = new Store(db, dialect);
+  // An agent is declared dead after three silent heartbeat intervals; touches closer together than a tenth of one
+  // (at most a second) say nothing new, so they are not written again.
+  const store = new Store(db, dialect, {
+    touchSkipMs: Math.min(1_000, (opts.settings?.heartbeatIntervalMs ?? DEFAULT_SETTINGS.heartbeatIntervalMs) / 10),
+  });
   privateFiles(opts.dataDir);
   // Replicas on one PostgreSQL wake each other's long-polls through LISTEN/NOTIFY; SQLite is one process.
   let bus: Bus;

@@ -121,6 +121,42 @@ for (const backend of BACKENDS) {
       expect(agent).toMatchObject({ status: 'RUNNING', current_jobs: 3 });
     });
 
+    it("writes each run of a batch with its own report, and each item with its run's state", async () => {
+      await agentKey.registerAgent(reg('mixed'));
+      const items = await claimed(agentKey, 'mixed', 3);
+      const acked = await agentKey.sync('mixed', { acks: items.map((item_id) => ({ item_id })) });
+      const [ok, bad, busy] = acked.acks.map((a) => a.run?.id as string) as [string, string, string];
+      const res = await agentKey.sync('mixed', {
+        reports: [
+          { run_id: busy, state: 'running', warning: 'slow disk' },
+          { run_id: ok, state: 'finished', exit_code: 0 },
+          { run_id: bad, state: 'failed', exit_code: 3, error_stage: 'run', error_message: 'exit 3' },
+        ],
+      });
+      expect(res.reports.map((r) => r.run?.status)).toEqual(['running', 'finished', 'failed']);
+      expect(await admin.getRun(ok)).toMatchObject({
+        status: 'finished',
+        exit_code: 0,
+        error_stage: null,
+        warning: null,
+      });
+      expect(await admin.getRun(bad)).toMatchObject({
+        status: 'failed',
+        exit_code: 3,
+        error_stage: 'run',
+        error_message: 'exit 3',
+      });
+      const running = await admin.getRun(busy);
+      expect(running).toMatchObject({ status: 'running', exit_code: null, ended_at: null, warning: 'slow disk' });
+      expect(running.started_at).not.toBeNull();
+      expect((await admin.getRun(ok)).ended_at).not.toBeNull();
+      const states = await Promise.all(items.map(async (id) => (await admin.getItem(id)).state));
+      const byRun = new Map(acked.acks.map((a) => [a.run?.id, a.item_id]));
+      expect(states[items.indexOf(byRun.get(ok) as string)]).toBe('finished');
+      expect(states[items.indexOf(byRun.get(bad) as string)]).toBe('failed');
+      expect(states[items.indexOf(byRun.get(busy) as string)]).toBe('running');
+    });
+
     it('answers an entry repeated within one batch as the single calls one after the other would', async () => {
       await agentKey.registerAgent(reg('twice'));
       const [item] = (await claimed(agentKey, 'twice', 1)) as [string];

@@ -21,6 +21,9 @@ import type { QueueRow } from '../store/queues.js';
 import { fillTemplate } from '../templates.js';
 import { assertSecretsExist } from './secrets.js';
 
+/** Archive ids a request has already looked up, and whether each is the entity's: a batch naming one reads it once. */
+export type ArchiveChecks = Map<string, Promise<boolean>>;
+
 /**
  * One pushed item checked against its queue (resource, source, code archive of the entity, secrets, locked and
  * templated resource args, priority) and made into the spec that is stored: the single push and every item of a
@@ -32,6 +35,7 @@ export async function prepareItem(
   entity: EntityRef,
   queue: QueueRow,
   body: z.output<typeof PushBatchBody>['items'][number],
+  archiveChecks: ArchiveChecks = new Map(),
 ): Promise<{ spec: LaunchSpec; priority: number }> {
   const { spec } = body;
   assertRunConfigSize(spec, ctx.settings);
@@ -46,8 +50,16 @@ export async function prepareItem(
     );
   }
   if (spec.source.type === 'code') {
-    const archive = await ctx.store.archives.get(spec.source.archive_id).catch(() => undefined);
-    if (!archive || archive.entity_id !== entity.id) {
+    const id = spec.source.archive_id;
+    let owned = archiveChecks.get(id);
+    if (!owned) {
+      owned = ctx.store.archives.get(id).then(
+        (archive) => archive.entity_id === entity.id,
+        () => false,
+      );
+      archiveChecks.set(id, owned);
+    }
+    if (!(await owned)) {
       throw new NotFoundError(
         `Code archive "${spec.source.archive_id}" not found; upload it with "liftoff launch --code DIR".`,
       );
@@ -110,12 +122,13 @@ export function pushBatchRoute(app: App, ctx: AppContext): void {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
       const prepared: Array<{ spec: LaunchSpec; priority: number }> = [];
+      const archiveChecks: ArchiveChecks = new Map();
       for (const [i, item] of req.body.items.entries()) {
         try {
           const bytes = Buffer.byteLength(JSON.stringify(item));
           if (bytes > ctx.settings.pushBodyBytes)
             throw new SpecTooLargeError('The item (its spec with its run config)', bytes, ctx.settings.pushBodyBytes);
-          prepared.push(await prepareItem(ctx, req, entity, queue, item));
+          prepared.push(await prepareItem(ctx, req, entity, queue, item, archiveChecks));
         } catch (e) {
           if (!(e instanceof LiftoffError)) throw e;
           // The same refusal as a single push of this item, saying which one it is; nothing of the batch is kept.

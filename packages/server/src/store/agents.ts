@@ -85,7 +85,19 @@ export async function requeueClaimsOf(db: Db, agentIds: string[]): Promise<strin
 
 /** Launch agents: their registration, liveness and remote stop. Declaring silent ones dead is reaper.ts. */
 export class Agents {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** When this process last wrote each agent's touch (see touch). */
+  private readonly touchedAt = new Map<string, number>();
+
+  /**
+   * `touchSkipMs`: a touch within this long of the last one this process wrote for the agent is not written again.
+   * An agent polls and syncs many times a second under load, and liveness is judged in tens of seconds; server.ts
+   * keeps the window far below the silence that kills an agent, so a skipped touch can never let one be declared
+   * dead.
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly touchSkipMs = 0,
+  ) {}
 
   /**
    * Registers (or re-registers, after a restart) an agent identity. Items the previous incarnation claimed but
@@ -141,7 +153,14 @@ export class Agents {
    * agent that stopped (KILLED with another reason) stays KILLED: a poll still in flight as it shut down says nothing.
    */
   async touch(agentId: string, now: number): Promise<void> {
+    const last = this.touchedAt.get(agentId);
+    if (last !== undefined && now >= last && now - last < this.touchSkipMs) return;
     await touchIn(this.db, agentId, now);
+    if (this.touchSkipMs > 0) {
+      // Bounded: a server that saw many agents come and go forgets the oldest first.
+      if (this.touchedAt.size >= 10_000) this.touchedAt.delete(this.touchedAt.keys().next().value as string);
+      this.touchedAt.set(agentId, now);
+    }
   }
 
   async heartbeat(
@@ -207,24 +226,22 @@ export class Agents {
   }
 }
 
-/** Agents.touch through `db` (inside the caller's transaction when it passes one). */
+/**
+ * Agents.touch through `db` (inside the caller's transaction when it passes one), in one statement: a live agent's
+ * heartbeat time moves on; one KILLED only for silence comes back as POLLING or RUNNING by the jobs it last
+ * reported; one that stopped (KILLED for another reason) is left alone.
+ */
 export async function touchIn(db: Db, agentId: string, now: number): Promise<void> {
-  await db
-    .updateTable('agents')
-    .set({ last_heartbeat_at: now })
-    .where('id', '=', agentId)
-    .where('status', '!=', 'KILLED')
-    .execute();
+  const revived = sql<boolean>`${sql.ref('status')} = 'KILLED'`;
   await db
     .updateTable('agents')
     .set({
-      status: sql<string>`CASE WHEN current_jobs > 0 THEN 'RUNNING' ELSE 'POLLING' END`,
-      status_reason: null,
+      status: sql<string>`CASE WHEN ${revived} THEN (CASE WHEN current_jobs > 0 THEN 'RUNNING' ELSE 'POLLING' END) ELSE status END`,
+      status_reason: sql<string | null>`CASE WHEN ${revived} THEN NULL ELSE status_reason END`,
       last_heartbeat_at: now,
     })
     .where('id', '=', agentId)
-    .where('status', '=', 'KILLED')
-    .where('status_reason', '=', HEARTBEAT_LOST)
+    .where((eb) => eb.or([eb('status', '!=', 'KILLED'), eb('status_reason', '=', HEARTBEAT_LOST)]))
     .execute();
 }
 

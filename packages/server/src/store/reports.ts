@@ -24,9 +24,10 @@ export type ReportOutcome = {
 
 /**
  * Agents' status reports of many runs in one transaction (a sync): one statement reads and, on PostgreSQL, locks
- * all their rows, in id order so that two such batches cannot deadlock each other; then each report is applied as
- * its single call applies it. Each run's answer is its new state or the refusal its single report would get; a
- * refusal is decided before that run is written, so the others go on.
+ * all their rows, in id order so that two such batches cannot deadlock each other; each report is then checked as
+ * its single call checks it, and the plain ones (anything but a preemption) are written together: one UPDATE of
+ * the runs and one of their items for the whole batch. Each run's answer is its new state or the refusal its single
+ * report would get; a refusal is decided before that run is written, so the others go on.
  */
 export async function reportsIn(
   trx: Db,
@@ -35,20 +36,92 @@ export async function reportsIn(
   now: number,
 ): Promise<Array<ReportOutcome | LiftoffError>> {
   const rows = await lockedRuns(trx, dialect, [...new Set(reports.map((r) => r.runId))]);
-  const applied = new Set<string>();
+  const pending: RunWrite[] = [];
   const out: Array<ReportOutcome | LiftoffError> = [];
   for (const { runId, body } of reports) {
-    // A second report of the same run in one batch reads what the first one wrote.
-    const row = applied.has(runId) ? (await lockedRuns(trx, dialect, [runId])).get(runId) : rows.get(runId);
-    applied.add(runId);
     try {
-      out.push(await applyReport(trx, row, runId, body, now));
+      out.push(await applyReport(trx, rows.get(runId), runId, body, now, pending));
     } catch (e) {
       if (!(e instanceof LiftoffError)) throw e;
       out.push(e);
     }
+    // A second report of the same run in one batch sees what the first one wrote: its answer became the row.
+    const after = out[out.length - 1];
+    const before = rows.get(runId);
+    if (before && after && !(after instanceof LiftoffError)) rows.set(runId, rowAfter(before, after.run));
   }
+  await writeRuns(trx, pending);
   return out;
+}
+
+/** One plain report's writes, held until the batch's checks are done. */
+interface RunWrite {
+  runId: string;
+  itemId: string;
+  changes: Pick<
+    RunRow,
+    'status' | 'started_at' | 'ended_at' | 'exit_code' | 'error_stage' | 'error_message' | 'warning'
+  >;
+}
+
+function rowAfter(row: RunRow, run: Run): RunRow {
+  return {
+    ...row,
+    status: run.status,
+    started_at: run.started_at,
+    ended_at: run.ended_at,
+    exit_code: run.exit_code,
+    error_stage: run.error_stage,
+    error_message: run.error_message,
+    warning: run.warning ?? null,
+  };
+}
+
+/**
+ * The held writes as two statements, whatever their number: a run reported twice in the batch is written once, with
+ * its last state. Each column is a CASE over the run ids, cast to the column's type (PostgreSQL types parameters by
+ * their use, and a bare parameter in a CASE arm would be text).
+ */
+async function writeRuns(trx: Db, writes: readonly RunWrite[]): Promise<void> {
+  const last = new Map(writes.map((w) => [w.runId, w]));
+  if (!last.size) return;
+  const runs = [...last.values()];
+  const byRun = <K extends keyof RunWrite['changes']>(column: K, type: 'text' | 'bigint' | 'integer') =>
+    sql<RunWrite['changes'][K]>`CASE ${sql.ref('id')} ${sql.join(
+      runs.map((w) => sql`WHEN ${w.runId} THEN CAST(${w.changes[column]} AS ${sql.raw(type)})`),
+      sql` `,
+    )} END`;
+  await trx
+    .updateTable('runs')
+    .set({
+      status: byRun('status', 'text'),
+      started_at: byRun('started_at', 'bigint'),
+      ended_at: byRun('ended_at', 'bigint'),
+      exit_code: byRun('exit_code', 'integer'),
+      error_stage: byRun('error_stage', 'text'),
+      error_message: byRun('error_message', 'text'),
+      warning: byRun('warning', 'text'),
+    })
+    .where(
+      'id',
+      'in',
+      runs.map((w) => w.runId),
+    )
+    .execute();
+  const byItem = (value: (w: RunWrite) => string | number | null, type: 'text' | 'bigint') =>
+    sql<never>`CASE ${sql.ref('id')} ${sql.join(
+      runs.map((w) => sql`WHEN ${w.itemId} THEN CAST(${value(w)} AS ${sql.raw(type)})`),
+      sql` `,
+    )} END`;
+  await trx
+    .updateTable('items')
+    .set({ state: byItem((w) => w.changes.status, 'text'), ended_at: byItem((w) => w.changes.ended_at, 'bigint') })
+    .where(
+      'id',
+      'in',
+      runs.map((w) => w.itemId),
+    )
+    .execute();
 }
 
 /**
@@ -63,7 +136,17 @@ export async function reportIn(
   body: ReportRunBody,
   now: number,
 ): Promise<ReportOutcome> {
-  return applyReport(trx, (await lockedRuns(trx, dialect, [runId])).get(runId), runId, body, now);
+  const pending: RunWrite[] = [];
+  const outcome = await applyReport(
+    trx,
+    (await lockedRuns(trx, dialect, [runId])).get(runId),
+    runId,
+    body,
+    now,
+    pending,
+  );
+  await writeRuns(trx, pending);
+  return outcome;
 }
 
 /**
@@ -92,6 +175,7 @@ async function applyReport(
   runId: string,
   body: ReportRunBody,
   now: number,
+  pending: RunWrite[],
 ): Promise<ReportOutcome> {
   if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
   if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
@@ -105,6 +189,8 @@ async function applyReport(
   }
   const warning = body.warning === undefined ? run.warning : body.warning;
   if (body.state === 'preempted' && current !== 'cancelling') {
+    // The preemption path reads and writes the run and item itself: what is held for them is written first.
+    await writeRuns(trx, pending.splice(0));
     const preemption = await preemptRun(trx, run, body, warning, now);
     return { run: await getRunIn(trx, runId), preemption };
   }
@@ -122,12 +208,7 @@ async function applyReport(
     error_message: body.error_message ?? run.error_message,
     warning,
   };
-  await trx.updateTable('runs').set(changes).where('id', '=', runId).execute();
-  await trx
-    .updateTable('items')
-    .set({ state: next, ended_at: terminal ? now : null })
-    .where('id', '=', run.item_id)
-    .execute();
-  // The run is what was read plus what was written: built here rather than read back.
+  pending.push({ runId, itemId: run.item_id, changes });
+  // The run is what was read plus what is written: built here rather than read back.
   return { run: asRun({ ...run, ...changes }), preemption: null };
 }

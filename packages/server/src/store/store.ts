@@ -45,6 +45,7 @@ export class Store {
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: DialectName,
+    opts: { touchSkipMs?: number } = {},
   ) {
     this.caches = new ReadCaches(dialect);
     this.entities = new Entities(db, this.caches);
@@ -56,7 +57,7 @@ export class Store {
     this.runs = new Runs(db, dialect);
     this.metrics = new Metrics(db);
     this.logs = new Logs(db, this.metrics);
-    this.agents = new Agents(db);
+    this.agents = new Agents(db, opts.touchSkipMs);
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);
   }
