@@ -40,11 +40,12 @@ export async function graphileLatency(connectionString, samples) {
 }
 
 /**
- * Jobs per second: `adders` clients add `count` trivial jobs one at a time (as Liftoff's pushers push one item per
- * request) while one worker with `concurrency` handles them, timed from the first add to the last job's completion
- * being written. Like for like with Liftoff's API loop, where pushes and claims also overlap.
+ * Jobs per second: `adders` clients add `count` trivial jobs, `batch` per call (one at a time by addJob, as
+ * Liftoff's pushers push one item per request; more through addJobs, as Liftoff's batched push), while one worker
+ * with `concurrency` handles them, timed from the first add to the last job's completion being written. Like for
+ * like with Liftoff's API loop, where pushes and claims also overlap.
  */
-export async function graphileThroughput(connectionString, count, concurrency, adders = 4) {
+export async function graphileThroughput(connectionString, count, concurrency, adders = 4, batch = 1) {
   const utils = await makeWorkerUtils({ connectionString, schema: pgSchema, logger });
   await utils.migrate();
   let done = 0;
@@ -68,8 +69,10 @@ export async function graphileThroughput(connectionString, count, concurrency, a
   await Promise.all(
     Array.from({ length: adders }, async () => {
       while (added < count) {
-        added++;
-        await utils.addJob('noop', {});
+        const n = Math.min(batch, count - added);
+        added += n;
+        if (batch === 1) await utils.addJob('noop', {});
+        else await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
       }
     }),
   );

@@ -77,9 +77,10 @@ async function waitDrained(client, total) {
  * Push + pop + ack + report per item through the API, by `workers` concurrent protocol clients. `batched` (agent
  * protocol 2, as the real agent speaks it): a poll claims up to `claim` items, one sync acks them all, one more
  * reports them all finished. Otherwise protocol 1: one item per poll, one ack and one report request per item.
- * Pushes are one item per request either way (users push one at a time).
+ * 4 pushers push `pushBatch` items per request: 1 as a user pushing one at a time, more through the batched push
+ * (`liftoff launch --sweep`, the items/batch API).
  */
-async function claimsPerSecond({ database, items, workers, batched = false, claim = 8 }) {
+async function claimsPerSecond({ database, items, workers, batched = false, claim = 8, pushBatch = 1 }) {
   const server = await startServer({ database });
   const { client } = server;
   const spec = { source: { type: 'code', archive_id: await archiveOf(client) }, entry_point: ['true'] };
@@ -95,8 +96,10 @@ async function claimsPerSecond({ database, items, workers, batched = false, clai
   await Promise.all([
     ...Array.from({ length: 4 }, async () => {
       while (pushed < items) {
-        pushed++;
-        await client.push('default', 'default', { spec });
+        const n = Math.min(pushBatch, items - pushed);
+        pushed += n;
+        if (pushBatch === 1) await client.push('default', 'default', { spec });
+        else await client.pushBatch('default', 'default', { items: Array.from({ length: n }, () => ({ spec })) });
       }
     }),
     ...ids.map(async (id) => {
@@ -122,6 +125,9 @@ async function claimsPerSecond({ database, items, workers, batched = false, clai
   return items / ((Date.now() - t0) / 1000);
 }
 
+/** The batched end-to-end API loop: pushes of 50 items, polls claiming up to 32 (graphile-worker: the same). */
+const WIDE = { pushBatch: 50, claim: 32 };
+
 /** Says so, and why, when graphile-worker moves jobs faster than Liftoff's API claims items on the same PostgreSQL. */
 export function slowerThanGraphile(json) {
   const g = json.find((j) => j.backend === 'graphile-worker');
@@ -143,6 +149,7 @@ export default {
     const backends = [['sqlite', undefined], ...(pgUrl ? [['postgres', pgUrl]] : [])];
     const jobs = quick ? 40 : 600;
     const items = quick ? 50 : 1000;
+    const wideItems = quick ? 200 : 4000;
     const reps = quick ? 1 : 3;
     const rows = [];
     const json = [];
@@ -159,7 +166,16 @@ export default {
       for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
       const single = [];
       for (let i = 0; i < reps; i++) single.push(await claimsPerSecond({ database, items, workers: 8 }));
-      json.push({ backend, jobsPerSecond: jps, claimsPerSecond: cps, singleCallClaimsPerSecond: single });
+      const wide = [];
+      for (let i = 0; i < reps; i++)
+        wide.push(await claimsPerSecond({ database, items: wideItems, workers: 4, batched: true, ...WIDE }));
+      json.push({
+        backend,
+        jobsPerSecond: jps,
+        claimsPerSecond: cps,
+        singleCallClaimsPerSecond: single,
+        batchedEndToEndClaimsPerSecond: wide,
+      });
       rows.push([
         `Liftoff, ${backend}: jobs pushed → finished (${agents} agents × max_jobs 8, \`true\`)`,
         jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
@@ -175,6 +191,11 @@ export default {
         `${median(single).toFixed(0)} items/s`,
         '-',
       ]);
+      rows.push([
+        `Liftoff, ${backend}: API loop batched end to end (4 pushers × ${WIDE.pushBatch} items per request, 4 clients claiming up to ${WIDE.claim}, one sync acks them, one reports them)`,
+        `${median(wide).toFixed(0)} items/s`,
+        '-',
+      ]);
     }
     if (spawnTrue.length) {
       json.push({ backend: 'node spawning true', concurrency: agents * 8, jobsPerSecond: spawnTrue });
@@ -188,12 +209,23 @@ export default {
       const g = [];
       for (let i = 0; i < reps; i++) g.push(await graphileThroughput(pgUrl, items, 8));
       json.push({ backend: 'graphile-worker', jobsPerSecond: g });
+      const gw = [];
+      for (let i = 0; i < reps; i++) gw.push(await graphileThroughput(pgUrl, wideItems, WIDE.claim, 4, WIDE.pushBatch));
+      json.push({ backend: 'graphile-worker batched', jobsPerSecond: gw });
       const liftoffPg = json.find((j) => j.backend === 'postgres');
       rows.push([
         'graphile-worker, postgres: jobs added (4 clients, one job per call) → handled (concurrency 8)',
         `${median(g).toFixed(0)} jobs/s`,
         '1× (baseline)',
       ]);
+      rows.push([
+        `graphile-worker, postgres: jobs added ${WIDE.pushBatch} per addJobs call by 4 clients → handled (concurrency ${WIDE.claim})`,
+        `${median(gw).toFixed(0)} jobs/s`,
+        '1× (baseline of the batched row)',
+      ]);
+      for (const r of rows)
+        if (r[0].includes('postgres: API loop batched'))
+          r[2] = ratio(median(liftoffPg.batchedEndToEndClaimsPerSecond), median(gw));
       for (const r of rows)
         if (r[0].includes('postgres: API')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
         else if (r[0].includes('postgres: the same'))
@@ -203,7 +235,7 @@ export default {
       tables: [
         {
           title: 'Throughput',
-          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending; after each such run, node spawns \`true\` ${jobs} times, as many at a time as the agents run jobs. API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs added one at a time by 4 concurrent clients (as Liftoff's 4 pushers) while one worker with concurrency 8 handles them, timed until its completions are written.`,
+          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients, timed from the first push to the last run ending; after each such run, node spawns \`true\` ${jobs} times, as many at a time as the agents run jobs. API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs added one at a time by 4 concurrent clients (as Liftoff's 4 pushers) while one worker with concurrency 8 handles them, timed until its completions are written. Batched end to end: ${wideItems} items pushed ${WIDE.pushBatch} per request by 4 pushers (the batched push of \`liftoff launch --sweep\`) and claimed up to ${WIDE.claim} per poll by 4 protocol clients, next to graphile-worker adding ${WIDE.pushBatch} jobs per addJobs call from 4 clients to one worker of concurrency ${WIDE.claim}.`,
           columns: ['what', 'rate', 'vs baseline'],
           rows,
           notes: [
