@@ -255,6 +255,14 @@ export const PendingReason = z.object({
 });
 export type PendingReason = z.infer<typeof PendingReason>;
 
+export const PushBody = z.object({
+  spec: LaunchSpec,
+  priority: z.enum(Object.keys(PRIORITIES) as [keyof typeof PRIORITIES]).optional(),
+  /** Values of the queue's `{{variable}}`s; the server validates and substitutes them. */
+  template_variables: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+});
+export type PushBody = z.input<typeof PushBody>;
+
 export const Item = z.object({
   id: z.string(),
   queue: z.string(),
@@ -276,16 +284,14 @@ export const Item = z.object({
   not_before: Timestamp.nullable(),
   /** How often a run of this item was declared lost; the item was requeued after each its queue's lost_retries allowed. */
   lost_runs: z.number().int().default(0),
+  /**
+   * The push as its author sent it: the spec before the queue's resource args and template values were merged in,
+   * the priority name and the template values. A re-run pushes this again (with changes). Null for items pushed
+   * before Liftoff recorded it.
+   */
+  pushed: PushBody.nullable().default(null),
 });
 export type Item = z.infer<typeof Item>;
-
-export const PushBody = z.object({
-  spec: LaunchSpec,
-  priority: z.enum(Object.keys(PRIORITIES) as [keyof typeof PRIORITIES]).optional(),
-  /** Values of the queue's `{{variable}}`s; the server validates and substitutes them. */
-  template_variables: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
-});
-export type PushBody = z.input<typeof PushBody>;
 
 export const Run = z.object({
   id: z.string(),
@@ -516,7 +522,7 @@ export type RunSecretsResponse = z.infer<typeof RunSecretsResponse>;
  * An item as lists return it: without its spec, which may be large (a list of 30 items once came to 220 MB), but
  * with the spec's fields list views show. `GET /api/items/{id}` has the whole spec.
  */
-export const ItemSummary = Item.omit({ spec: true }).extend({
+export const ItemSummary = Item.omit({ spec: true, pushed: true }).extend({
   name: z.string().nullable(),
   project: z.string().nullable(),
   author: z.string().nullable(),

@@ -501,6 +501,28 @@ for (const backend of BACKENDS) {
         expect(defaulted.spec.resource_args['local-process']?.gpus).toBe(1);
       });
 
+      it('keeps each push as its author sent it (before templates and queue args), for re-runs', async () => {
+        const single = await c.push('default', 'tpl', {
+          spec: spec(),
+          template_variables: { gpus: '2', tier: 'small' },
+        });
+        const { ids } = await c.pushBatch('default', 'tpl', {
+          items: [{ spec: { ...spec(), run_config: { lr: 0.1 } }, template_variables: { tier: 'large' } }],
+        });
+        const [one, batched] = await Promise.all([c.getItem(single.id), c.getItem(ids[0] as string)]);
+        expect(one.pushed).toEqual({
+          spec: { ...spec(), run_config: {}, env: {}, secret_env: {}, resource_args: {}, args: [] },
+          template_variables: { gpus: '2', tier: 'small' },
+        });
+        expect(one.spec.resource_args['local-process']).toMatchObject({ gpus: 2, tier: 'small' });
+        expect(batched.pushed?.spec.run_config).toEqual({ lr: 0.1 });
+        expect(batched.pushed?.template_variables).toEqual({ tier: 'large' });
+        expect(batched.pushed?.spec.author).toBeUndefined();
+        // Lists carry summaries only.
+        const listed = (await c.listItems('default', 'tpl')).items.find((i) => i.id === single.id);
+        expect(listed && 'pushed' in listed).toBe(false);
+      });
+
       it.each([
         [
           { tier: 'small', zone: 'a' },

@@ -121,14 +121,14 @@ export function pushBatchRoute(app: App, ctx: AppContext): void {
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
-      const prepared: Array<{ spec: LaunchSpec; priority: number }> = [];
+      const prepared: Array<{ spec: LaunchSpec; priority: number; pushed: (typeof req.body.items)[number] }> = [];
       const archiveChecks: ArchiveChecks = new Map();
       for (const [i, item] of req.body.items.entries()) {
         try {
           const bytes = Buffer.byteLength(JSON.stringify(item));
           if (bytes > ctx.settings.pushBodyBytes)
             throw new SpecTooLargeError('The item (its spec with its run config)', bytes, ctx.settings.pushBodyBytes);
-          prepared.push(await prepareItem(ctx, req, entity, queue, item, archiveChecks));
+          prepared.push({ ...(await prepareItem(ctx, req, entity, queue, item, archiveChecks)), pushed: item });
         } catch (e) {
           if (!(e instanceof LiftoffError)) throw e;
           // The same refusal as a single push of this item, saying which one it is; nothing of the batch is kept.

@@ -100,7 +100,7 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
       const { spec: merged, priority } = await prepareItem(ctx, req, entity, queue, req.body);
-      const id = await ctx.store.items.push(queue.id, merged, priority, ctx.now());
+      const id = await ctx.store.items.push(queue.id, merged, priority, ctx.now(), req.body);
       ctx.bus.publish(`queue:${queue.id}`);
       return reply.code(201).send(await ctx.store.items.get(id, ctx.now(), { explain: false }));
     },

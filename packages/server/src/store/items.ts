@@ -8,7 +8,9 @@ import {
   type ItemState,
   type LaunchSpec,
   type PendingReason,
+  type PushBody,
 } from '@liftoff/core';
+import type { z } from 'zod';
 import { json, numOrNull, type Db } from './db.js';
 import { cancelItem } from './cancel.js';
 import { backoffReason, explainPending } from './pending.js';
@@ -16,6 +18,9 @@ import { PendingInfo, backoffOf } from './pendingInfo.js';
 import type { Queues } from './queues.js';
 import type { Database, ItemsTable } from './schema.js';
 import type { DialectName } from './database.js';
+
+/** The push body as the server validated it (defaults filled in). */
+export type PushedBody = z.output<typeof PushBody>;
 
 /** An item row joined with the names of its queue and entity (what itemQuery selects). */
 export type ItemView = Selectable<ItemsTable> & { queue_name: string; entity_name: string; entity_id: string };
@@ -82,6 +87,7 @@ export function toItem(r: ItemView, position: number | null, pendingReason: Pend
     preemptions: Number(r.preemptions),
     not_before: numOrNull(r.not_before),
     lost_runs: Number(r.lost_runs),
+    pushed: r.pushed ? (JSON.parse(r.pushed) as PushedBody) : null,
   };
 }
 
@@ -96,7 +102,8 @@ export class Items {
     this.pending = new PendingInfo(db);
   }
 
-  async push(queueId: string, spec: LaunchSpec, priority: number, now: number): Promise<string> {
+  /** `pushed`: the push body as sent (Item.pushed), kept for re-runs. */
+  async push(queueId: string, spec: LaunchSpec, priority: number, now: number, pushed?: PushedBody): Promise<string> {
     const id = uuidv7();
     await this.db
       .insertInto('items')
@@ -112,6 +119,7 @@ export class Items {
         lease_expires_at: null,
         ended_at: null,
         run_id: null,
+        pushed: pushed ? json(pushed) : null,
       })
       .execute();
     return id;
@@ -123,7 +131,7 @@ export class Items {
    */
   async pushMany(
     queueId: string,
-    entries: Array<{ spec: LaunchSpec; priority: number }>,
+    entries: Array<{ spec: LaunchSpec; priority: number; pushed?: PushedBody }>,
     now: number,
   ): Promise<string[]> {
     const rows = entries.map((e) => ({
@@ -138,9 +146,10 @@ export class Items {
       lease_expires_at: null,
       ended_at: null,
       run_id: null,
+      pushed: e.pushed ? json(e.pushed) : null,
     }));
     await this.db.transaction().execute(async (trx) => {
-      // In slices: 11 columns a row, and SQLite binds at most 32,766 parameters per statement.
+      // In slices: 12 columns a row, and SQLite binds at most 32,766 parameters per statement.
       for (let i = 0; i < rows.length; i += 500)
         await trx
           .insertInto('items')
@@ -195,7 +204,7 @@ export class Items {
           : r.not_before !== null
             ? backoffReason(backoffOf(r, queue, requeuedAt))
             : explainPending(queue.name, position, situation);
-      const { spec: _spec, ...item } = toItem({ ...r, spec: 'null' }, position, reason);
+      const { spec: _spec, pushed: _pushed, ...item } = toItem({ ...r, spec: 'null', pushed: null }, position, reason);
       return {
         ...item,
         name: r.spec_name,

@@ -325,6 +325,13 @@ const migrations: Record<string, Migration> = {
     // Pending and active counts per queue and priority, kept by triggers (backlogSchema.ts).
     up: createBacklogCounters,
   },
+  '0013_item_pushed': {
+    // The push as its author sent it (before the queue's resource args and templates were merged in), so a run can
+    // be launched again exactly as it was asked for. Items pushed before this have none.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('items').addColumn('pushed', 'text').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -59,6 +59,8 @@ export interface ItemsTable {
   preemptions: Generated<number>;
   not_before: number | null;
   lost_runs: Generated<number>;
+  /** JSON of the PushBody as sent (migration 0013); null for older items. */
+  pushed: string | null;
 }
 export interface RunsTable {
   id: string;
