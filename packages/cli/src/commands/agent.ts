@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { defaultAgentConfigPath, defaultDataDir, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
+import { collect } from '../runConfigFlags.js';
 
 interface AgentCliFlags {
   queue?: string[];
@@ -16,7 +17,6 @@ interface AgentCliFlags {
   pollInterval?: string;
 }
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 const count = (_v: string, prev: number) => prev + 1;
 
 export function agentCommand(program: Command, env: Env): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { PRIORITIES, RESOURCE_TYPES, type Env } from '@liftoff/core/base';
 import type { LaunchFlags } from './launchRun.js';
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+import { collect } from '../runConfigFlags.js';
 
 export function launchCommand(program: Command, env: Env): void {
   program

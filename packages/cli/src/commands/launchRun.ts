@@ -19,6 +19,7 @@ import {
 } from '@liftoff/core';
 import { codeFilter } from '../codeIgnore.js';
 import { connect } from '../connection.js';
+import { applySets, parsePairs } from '../runConfigFlags.js';
 import { printJson, writeLog } from '../output.js';
 
 /** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
@@ -218,35 +219,7 @@ function runConfig(flags: LaunchFlags): Record<string, unknown> {
     }
     config = parsed as Record<string, unknown>;
   }
-  for (const [key, raw] of Object.entries(parsePairs(flags.set, '--set'))) {
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      value = raw;
-    }
-    const path = key.split('.');
-    let cur = config;
-    for (const seg of path.slice(0, -1)) {
-      const next = cur[seg];
-      cur = (cur[seg] = next && typeof next === 'object' && !Array.isArray(next) ? next : {}) as Record<
-        string,
-        unknown
-      >;
-    }
-    cur[path[path.length - 1] as string] = value;
-  }
-  return config;
-}
-
-function parsePairs(pairs: string[], flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of pairs) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) throw new BadRequestError(`${flag} "${p}": expected KEY=VALUE.`);
-    out[p.slice(0, eq)] = p.slice(eq + 1);
-  }
-  return out;
+  return applySets(config, flags.set);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { printJson, table, when } from '../output.js';
 import { common, type Common } from './common.js';
-import { runIdOf } from './runs.js';
+import { runIdOf } from './runLookup.js';
 
 /**
  * `liftoff runs metrics ID`: the metrics a run printed as `LIFTOFF_METRICS {...}` lines, one row per key with its

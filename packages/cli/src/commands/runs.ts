@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import type { Item, LiftoffClient, RunDetail } from '@liftoff/core';
-import { LiftoffError, priorityName, splitLogPage, type Env } from '@liftoff/core/base';
+import type { Item, RunDetail } from '@liftoff/core';
+import { priorityName, splitLogPage, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { duration, printJson, table, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
 import { runMetricsCommand } from './runMetrics.js';
+import { runRerunCommand } from './runRerun.js';
+import { resolveRunOrItem, runIdOf } from './runLookup.js';
 
 /** Long warnings (a scheduler's full explanation) would wrap every row of the list; `runs show` prints them whole. */
 const WARNING_COLUMN = 60;
@@ -74,6 +76,7 @@ export function runsCommands(program: Command, env: Env): void {
     });
 
   runMetricsCommand(runs, env);
+  runRerunCommand(runs, env);
 
   common(runs.command('cancel <id>').description('cancel a run or a pending item')).action(
     async (id: string, flags: Common) => {
@@ -132,37 +135,4 @@ function printRequeue(item: Item, runId: string): void {
       `  requeued (attempt ${item.preemptions + item.lost_runs + 1} pending${item.not_before !== null ? `, eligible at ${when(item.not_before)}` : ''})`,
     );
   else console.log(`  not requeued: its item ended ${item.state}`);
-}
-
-type Resolved = { kind: 'run'; run: RunDetail } | { kind: 'item'; item: Item };
-
-/**
- * A run id, or an item id: the item's run when it has started, else the item. An item requeued after a preemption
- * is pending again and still points at its last run; it is shown as the item, since that is where it stands now.
- */
-async function resolveRunOrItem(client: LiftoffClient, id: string): Promise<Resolved> {
-  try {
-    return { kind: 'run', run: await client.getRun(id) };
-  } catch (e) {
-    if (!(e instanceof LiftoffError) || e.code !== 'NOT_FOUND') throw e;
-  }
-  let item;
-  try {
-    item = await client.getItem(id);
-  } catch (e) {
-    if (e instanceof LiftoffError && e.code === 'NOT_FOUND') {
-      throw new LiftoffError('NOT_FOUND', `No run or item "${id}". List runs with "liftoff runs list".`);
-    }
-    throw e;
-  }
-  if (item.run_id && item.state !== 'pending') return { kind: 'run', run: await client.getRun(item.run_id) };
-  return { kind: 'item', item };
-}
-
-/** The run whose logs to read; a requeued item's last run still has them. */
-export async function runIdOf(client: LiftoffClient, id: string): Promise<string> {
-  const r = await resolveRunOrItem(client, id);
-  if (r.kind === 'run') return r.run.id;
-  if (r.item.run_id) return r.item.run_id;
-  throw new LiftoffError('CONFLICT', `Item ${id} has not started yet (${r.item.state}); there are no logs.`);
 }
