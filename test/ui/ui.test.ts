@@ -272,6 +272,78 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
     expectClean(ui);
   });
 
+  it('re-runs a run from its page: the launch form opens filled with its push, one value changed, launched again', async () => {
+    await server.client.createQueue('default', {
+      name: 'ui-rerun',
+      resource: 'local-process',
+      resource_args: { 'local-process': { tier: '{{tier}}' } },
+      template_variables: { tier: { schema: { type: 'string', enum: ['small', 'large'] } } },
+    });
+    await server.client.setSecret('default', 'HF_SECRET', 'tok-123');
+    const first = await server.client.push('default', 'ui-rerun', {
+      spec: {
+        source: { type: 'git', url: 'https://example.com/r.git', ref: 'v2' },
+        entry_point: ['python3', 'train.py'],
+        args: ['--epochs', '3'],
+        run_config: { lr: 0.1, layers: [64, 32] },
+        env: { PLAIN: 'visible', NOTE: 'two\nlines' },
+        secret_env: { HF_TOKEN: 'HF_SECRET' },
+        resource_args: { 'local-process': { extra: 'mine' } },
+        name: 'base',
+      },
+      template_variables: { tier: 'large' },
+    });
+    // A run of it, started through the agent protocol: nothing needs to execute for a re-run.
+    await server.client.registerAgent({
+      id: 'ui-rerun-agent',
+      name: 'ui-rerun-agent',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['ui-rerun'],
+      version: 't',
+      max_jobs: 1,
+    });
+    await server.client.poll('ui-rerun-agent', { queues: ['ui-rerun'], max_items: 1, wait_ms: 0 });
+    const run = await server.client.ackItem(first.id, 'ui-rerun-agent');
+
+    const ui = await open();
+    const { page } = ui;
+    await ui.signIn();
+    await ui.goto(`/runs/${run.id}`);
+    await page.getByRole('button', { name: 'Re-run…' }).click();
+    const dialog = page.getByRole('dialog', { name: `Re-run run ${run.id} on “ui-rerun”` });
+    await dialog.waitFor();
+    expect(await dialog.getByLabel('Git URL').inputValue()).toBe('https://example.com/r.git');
+    expect(await dialog.getByLabel('Ref (optional)').inputValue()).toBe('v2');
+    expect(await dialog.getByLabel('Entry point').inputValue()).toBe('python3 train.py');
+    expect(await dialog.getByLabel('Arguments (optional)').inputValue()).toBe('--epochs 3');
+    expect(await dialog.getByLabel('Run name (optional)').inputValue()).toBe('base');
+    expect(await dialog.getByLabel('tier (string)').inputValue()).toBe('large');
+    const config = dialog.getByLabel('Run config (YAML or JSON, optional)');
+    expect(JSON.parse(await config.inputValue())).toEqual({ lr: 0.1, layers: [64, 32] });
+    await ui.screenshot('rerun-dialog');
+    await config.fill('lr: 0.01\nlayers: [64, 32]\n');
+    await dialog.getByRole('button', { name: 'Launch' }).click();
+    await page.waitForURL(/\/items\/[^/]+$/, { timeout: 20_000 });
+    const again = await server.client.getItem(page.url().split('/').pop() as string);
+    expect(again.queue).toBe('ui-rerun');
+    expect(again.pushed?.spec).toMatchObject({
+      source: { type: 'git', url: 'https://example.com/r.git', ref: 'v2' },
+      entry_point: ['python3', 'train.py'],
+      args: ['--epochs', '3'],
+      run_config: { lr: 0.01, layers: [64, 32] },
+      // Untouched fields go back as they were, even what the form cannot show (a value with a newline)…
+      env: { PLAIN: 'visible', NOTE: 'two\nlines' },
+      name: 'base',
+      // …and what it has no input for.
+      secret_env: { HF_TOKEN: 'HF_SECRET' },
+      resource_args: { 'local-process': { extra: 'mine' } },
+    });
+    expect(again.pushed?.template_variables).toEqual({ tier: 'large' });
+    expect(again.spec.resource_args).toEqual({ 'local-process': { tier: 'large', extra: 'mine' } });
+    expectClean(ui);
+  });
+
   it('launches a directory uploaded from the browser (packed as .tar.gz in the page)', async () => {
     const ui = await open();
     const { page } = ui;

@@ -1,7 +1,18 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { ApiError, PRIORITIES, fieldErrors, type Item, type JobSource, type PriorityName, type Queue } from './api.js';
+import {
+  ApiError,
+  PRIORITIES,
+  fieldErrors,
+  type Item,
+  type JobSource,
+  type PriorityName,
+  type PushedBody,
+  type Queue,
+} from './api.js';
+import { keptOrParsed, prefillFrom } from './launchPrefill.js';
+import { LaunchSource, type SourceType } from './LaunchSource.js';
 import { useSession } from './hooks.js';
-import { packFiles, uploadPath } from './tar.js';
+import { packFiles } from './tar.js';
 import { ErrorBanner, Field } from './ui.js';
 import { parseEnv, parseMapping, splitArgv } from './util.js';
 
@@ -24,36 +35,46 @@ function fieldFor(path: string): string {
   return '';
 }
 
+/**
+ * The launch form. With `from` (a re-run) it opens filled with that push: the same source (uploaded code is sent
+ * again unless another directory is chosen), command, run config, environment, name, priority and template values,
+ * and carries over what the form has no input for.
+ */
 export function LaunchDialog({
   queue,
   onClose,
   onLaunched,
+  from,
 }: {
   queue: Queue;
   onClose: () => void;
   onLaunched: (item: Item) => void;
+  from?: { pushed: PushedBody; label: string };
 }) {
   const { api, entity } = useSession();
   const dialog = useRef<HTMLDialogElement>(null);
+  const [pre] = useState(() => (from ? prefillFrom(from.pushed) : undefined));
   // Image jobs need a container queue; a local-process queue is offered git and upload only.
   const imagesOk = queue.resource !== 'local-process';
-  const [sourceType, setSourceType] = useState<'git' | 'code' | 'image'>('git');
-  const [image, setImage] = useState('');
-  const [url, setUrl] = useState('');
-  const [ref, setRef] = useState('');
+  const [sourceType, setSourceType] = useState<SourceType>(pre?.sourceType ?? 'git');
+  const [image, setImage] = useState(pre?.image ?? '');
+  const [url, setUrl] = useState(pre?.url ?? '');
+  const [ref, setRef] = useState(pre?.ref ?? '');
   const [files, setFiles] = useState<File[]>([]);
-  const [entry, setEntry] = useState('');
-  const [args, setArgs] = useState('');
-  const [config, setConfig] = useState('');
-  const [priority, setPriority] = useState<PriorityName>('medium');
+  const [entry, setEntry] = useState(pre?.text.entry ?? '');
+  const [args, setArgs] = useState(pre?.text.args ?? '');
+  const [config, setConfig] = useState(pre?.text.config ?? '');
+  const [priority, setPriority] = useState<PriorityName>(pre?.priority ?? 'medium');
   // A server without the switch takes any priority.
   const prioritiesOn = queue.prioritization_mode !== 'DISABLED';
   const variables = Object.entries(queue.template_variables ?? {});
   const [vars, setVars] = useState<Record<string, string>>(() =>
-    Object.fromEntries(variables.map(([k, v]) => [k, v.schema.default === undefined ? '' : String(v.schema.default)])),
+    Object.fromEntries(
+      variables.map(([k, v]) => [k, pre?.vars[k] ?? (v.schema.default === undefined ? '' : String(v.schema.default))]),
+    ),
   );
-  const [env, setEnv] = useState('');
-  const [name, setName] = useState('');
+  const [env, setEnv] = useState(pre?.text.env ?? '');
+  const [name, setName] = useState(pre?.text.name ?? '');
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState<string | undefined>(undefined);
 
@@ -77,28 +98,34 @@ export function LaunchDialog({
     };
     if (sourceType === 'git') {
       if (!url.trim()) errs.url = 'Give the git repository URL (https://, ssh://, file:// or user@host:path).';
-    } else if (sourceType === 'code' && files.length === 0) {
+    } else if (sourceType === 'code' && files.length === 0 && !pre?.archiveId) {
       errs.files = 'Choose the directory to upload.';
     } else if (sourceType === 'image' && !image.trim()) {
       errs.image = 'Give the image, e.g. ghcr.io/org/trainer:1.2';
     }
     check('entry', () => {
-      const argv = splitArgv(entry);
+      const argv = keptOrParsed(entry, pre?.text.entry, pre?.original.entry_point, splitArgv);
       if (argv.length === 0 && sourceType !== 'image')
         throw new Error('Give the program to run, e.g. python3 train.py');
       if (argv.length) spec.entry_point = argv;
     });
     check('args', () => {
       try {
-        spec.args = splitArgv(args);
+        spec.args = keptOrParsed(args, pre?.text.args, pre?.original.args, splitArgv);
       } catch (err) {
         throw new Error(`Arguments ${(err as Error).message}`);
       }
     });
-    check('config', () => (spec.run_config = parseMapping(config, 'The run config')));
+    check(
+      'config',
+      () =>
+        (spec.run_config = keptOrParsed(config, pre?.text.config, pre?.original.run_config, (t) =>
+          parseMapping(t, 'The run config'),
+        )),
+    );
     check('env', () => {
       try {
-        spec.env = parseEnv(env);
+        spec.env = keptOrParsed(env, pre?.text.env, pre?.original.env, parseEnv);
       } catch (err) {
         throw new Error(`Environment: ${(err as Error).message}`);
       }
@@ -124,6 +151,8 @@ export function LaunchDialog({
         source = { type: 'git', url: url.trim(), ...(ref.trim() ? { ref: ref.trim() } : {}) };
       } else if (sourceType === 'image') {
         source = { type: 'image', image: image.trim() };
+      } else if (files.length === 0 && pre?.archiveId) {
+        source = { type: 'code', archive_id: pre.archiveId };
       } else {
         setBusy('Packing the directory…');
         const { blob, count } = await packFiles(files);
@@ -135,7 +164,7 @@ export function LaunchDialog({
       }
       setBusy('Launching…');
       const item = await api.push(entity, queue.name, {
-        spec: { ...spec, source },
+        spec: { ...pre?.carried, ...spec, source },
         ...(prioritiesOn ? { priority } : {}),
         ...(variables.length ? { template_variables: templateValues } : {}),
       });
@@ -172,121 +201,30 @@ export function LaunchDialog({
     >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <header className="dialog-head">
-          <h2 id="launch-title">Launch a job on “{queue.name}”</h2>
+          <h2 id="launch-title">
+            {from ? `Re-run ${from.label} on “${queue.name}”` : `Launch a job on “${queue.name}”`}
+          </h2>
           <button type="button" className="btn btn-ghost btn-icon" onClick={onClose} aria-label="Close">
             ×
           </button>
         </header>
         <div className="dialog-body">
           {errors[''] && <ErrorBanner>{errors['']}</ErrorBanner>}
-          <fieldset className="segmented">
-            <legend>Source</legend>
-            <label>
-              <input
-                type="radio"
-                name="source"
-                value="git"
-                checked={sourceType === 'git'}
-                onChange={() => setSourceType('git')}
-              />
-              Git repository
-            </label>
-            <label>
-              <input
-                type="radio"
-                name="source"
-                value="code"
-                checked={sourceType === 'code'}
-                onChange={() => setSourceType('code')}
-              />
-              Upload a directory
-            </label>
-            {imagesOk && (
-              <label>
-                <input
-                  type="radio"
-                  name="source"
-                  value="image"
-                  checked={sourceType === 'image'}
-                  onChange={() => setSourceType('image')}
-                />
-                Container image
-              </label>
-            )}
-          </fieldset>
-          {sourceType === 'git' ? (
-            <div className="form-row">
-              <Field
-                label="Git URL"
-                error={errors.url}
-                hint="The agent clones it: https://, ssh://, file:// or user@host:path."
-              >
-                {(p) => (
-                  <input
-                    {...p}
-                    name="git-url"
-                    value={url}
-                    onChange={(e) => setUrl(e.target.value)}
-                    placeholder="https://github.com/org/repo.git"
-                    spellCheck={false}
-                    data-autofocus
-                  />
-                )}
-              </Field>
-              <Field label="Ref (optional)" error={errors.ref} hint="Branch, tag or commit.">
-                {(p) => (
-                  <input
-                    {...p}
-                    name="git-ref"
-                    value={ref}
-                    onChange={(e) => setRef(e.target.value)}
-                    placeholder="main"
-                    spellCheck={false}
-                  />
-                )}
-              </Field>
-            </div>
-          ) : sourceType === 'image' ? (
-            <Field
-              label="Image"
-              error={errors.image}
-              hint="Run as is, without a build: [registry/]repository[:tag][@sha256:digest]."
-            >
-              {(p) => (
-                <input
-                  {...p}
-                  name="image"
-                  className="mono"
-                  value={image}
-                  onChange={(e) => setImage(e.target.value)}
-                  placeholder="ghcr.io/org/trainer:1.2"
-                  spellCheck={false}
-                />
-              )}
-            </Field>
-          ) : (
-            <Field
-              label="Code directory"
-              error={errors.files}
-              hint={
-                files.length
-                  ? `${files.length} files chosen (.git, node_modules, __pycache__ and .venv are skipped).`
-                  : 'Packed as .tar.gz in the browser and uploaded; .git, node_modules, __pycache__ and .venv are skipped.'
-              }
-            >
-              {(p) => (
-                <input
-                  {...p}
-                  name="code-dir"
-                  type="file"
-                  multiple
-                  // Directory picking: a non-standard attribute every current browser supports.
-                  {...{ webkitdirectory: '' }}
-                  onChange={(e) => setFiles(Array.from(e.target.files ?? []).filter((f) => uploadPath(f) !== null))}
-                />
-              )}
-            </Field>
-          )}
+          <LaunchSource
+            sourceType={sourceType}
+            setSourceType={setSourceType}
+            imagesOk={imagesOk}
+            url={url}
+            setUrl={setUrl}
+            gitRef={ref}
+            setGitRef={setRef}
+            image={image}
+            setImage={setImage}
+            files={files}
+            setFiles={setFiles}
+            {...(pre?.archiveId ? { archiveId: pre.archiveId } : {})}
+            errors={errors}
+          />
           <Field
             label={sourceType === 'image' ? 'Entry point (optional: the image’s own)' : 'Entry point'}
             error={errors.entry}

@@ -89,6 +89,16 @@ export interface LaunchSpec {
   name?: string;
   project?: string;
   author?: string;
+  /** Fields the launch dialog has no input for; a re-run carries them over as they were. */
+  secret_env?: Record<string, string>;
+  dockerfile?: string;
+}
+
+/** A push as its author sent it (Item.pushed): what a re-run starts from. */
+export interface PushedBody {
+  spec: LaunchSpec;
+  priority?: PriorityName;
+  template_variables?: Record<string, string | number>;
 }
 
 export interface PendingReason {
@@ -116,10 +126,12 @@ export interface Item {
   preemptions?: number;
   /** While a requeued item waits out its backoff: when it may start. */
   not_before?: number | null;
+  /** The push as sent, before the queue's args and templates were merged in; null for older items. */
+  pushed?: PushedBody | null;
 }
 
 /** An item as lists return it: the spec left out (GET /api/items/{id} has it), the fields list views show kept. */
-export type ItemSummary = Omit<Item, 'spec'> & {
+export type ItemSummary = Omit<Item, 'spec' | 'pushed'> & {
   name: string | null;
   project: string | null;
   author: string | null;

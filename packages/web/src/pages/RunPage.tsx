@@ -1,6 +1,7 @@
 import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
-import { isTerminal, priorityName, type Item, type LaunchSpec, type RunDetail } from '../api.js';
-import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
+import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream, type LogState } from '../logs.js';
 import { MetricCharts } from '../MetricCharts.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
@@ -209,6 +210,13 @@ export function RunPage({ id }: { id: string }) {
     run.data?.status === 'preempted' ? 2000 : 0,
   );
   const [cancelState, setCancelState] = useState<{ busy: boolean; error?: string }>({ busy: false });
+  const [rerunning, setRerunning] = useState(false);
+  // The queue, for the re-run dialog (its template variables and what it may run); read when the dialog opens.
+  const queue = usePoll(
+    (a) => (rerunning && run.data ? a.queue(run.data.entity, run.data.queue) : Promise.resolve(undefined)),
+    [rerunning, run.data?.queue],
+    0,
+  );
   const now = useNow(1000);
   const r = run.data;
   const terminal = r ? isTerminal(r.status) : false;
@@ -278,17 +286,46 @@ export function RunPage({ id }: { id: string }) {
             </span>
           </p>
         </div>
-        {!terminal && (
+        <div className="page-actions">
           <button
             type="button"
-            className="btn btn-danger"
-            onClick={() => void cancel()}
-            disabled={cancelState.busy || r.status === 'cancelling'}
+            className="btn"
+            onClick={() => setRerunning(true)}
+            disabled={!item.data}
+            title="Open the launch form filled with this run's push, to change a value and launch it again"
           >
-            {r.status === 'cancelling' ? 'Stopping…' : 'Cancel run'}
+            Re-run…
           </button>
-        )}
+          {!terminal && (
+            <button
+              type="button"
+              className="btn btn-danger"
+              onClick={() => void cancel()}
+              disabled={cancelState.busy || r.status === 'cancelling'}
+            >
+              {r.status === 'cancelling' ? 'Stopping…' : 'Cancel run'}
+            </button>
+          )}
+        </div>
       </div>
+      {rerunning && queue.data && item.data && (
+        <LaunchDialog
+          queue={queue.data}
+          from={{
+            pushed: item.data.pushed ?? {
+              // An item from before pushes were kept: its stored spec, under the queue's rules of today.
+              spec: { ...item.data.spec, author: undefined },
+              priority: priorityName(item.data.priority) as PriorityName,
+            },
+            label: `run ${r.id}`,
+          }}
+          onClose={() => setRerunning(false)}
+          onLaunched={(launched) => {
+            setRerunning(false);
+            navigate(`/items/${launched.id}`);
+          }}
+        />
+      )}
       {r.warning && (
         <div className="banner banner-warn run-warning" role="status" data-testid="run-warning">
           <strong>{terminal ? 'Last warning' : 'Warning'}</strong>
