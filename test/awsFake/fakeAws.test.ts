@@ -25,7 +25,7 @@ import {
   type FakeAws,
 } from '../helpers/awsFake/index.js';
 import { loadModel } from '../helpers/awsFake/models.js';
-import { startMoto } from '../helpers/awsFake/moto.js';
+import { startMoto } from '../helpers/moto.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
 import { cleanupAll, tempDir, until } from '../helpers/procs.js';
 
@@ -288,7 +288,7 @@ describe.skipIf(!modelsDir)('the fake AWS endpoint', () => {
       return { create, describe, list, tags, missing };
     };
     const ours = await answers(fake.server.endpoint);
-    const theirs = await answers(moto.endpoint);
+    const theirs = await answers(moto.url);
     moto.proc.kill('SIGKILL');
     expect(fake.server.callsOf('CreateTrainingJob').at(-1)?.accessKeyId).toBe(key.accessKeyId);
     // The same structure: member names and JSON types (moto completes at once, so values and timing differ).

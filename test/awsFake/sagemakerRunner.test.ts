@@ -10,7 +10,7 @@ import { RUNNERS } from '../../packages/agent/src/runners/index.js';
 import type { JobContext, RunHandle, RunOutcome, RunnerDeps } from '../../packages/agent/src/runners/types.js';
 import { fakeAwsSettings } from '../helpers/awsFake/clients.js';
 import { awsModelsDir, FAKE_ACCOUNT, FAKE_LABEL, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
-import { startMoto } from '../helpers/awsFake/moto.js';
+import { startMoto } from '../helpers/moto.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
 import { cleanupAll, tempDir, until } from '../helpers/procs.js';
 
@@ -343,7 +343,7 @@ describe.skipIf(!modelsDir)('the sagemaker runner against the test AWS endpoint'
     const client = new SageMakerClient({
       region: 'us-east-1',
       credentials: { accessKeyId: 'AKIAMOTO', secretAccessKey: 'moto' },
-      endpoint: moto.endpoint,
+      endpoint: moto.url,
     });
     for (const call of sent) {
       const out = await client.send(new CreateTrainingJobCommand(call.input as never));
