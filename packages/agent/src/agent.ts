@@ -28,6 +28,7 @@ import { alreadyShippedOutput, describe, finalLine, finalReport, type Final } fr
 import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
+import { ArchiveCache } from './archiveCache.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -97,8 +98,11 @@ export class LaunchAgent {
   private jobUsers: JobUsers | undefined;
   /** Acks, reports, log appends and heartbeats of all runs, batched into one sync request per tick. */
   private readonly sync: SyncChannel;
+  /** Code archives this agent extracted, by id (archiveCache.ts). */
+  private readonly archives: ArchiveCache;
 
   constructor(private readonly opts: AgentOptions) {
+    this.archives = new ArchiveCache(join(opts.dataDir, 'archive-cache'));
     this.queueOrder = [...opts.config.queues];
     this.sync = new SyncChannel(opts.client, opts.identity.id, {
       onContact: () => {
@@ -198,7 +202,14 @@ export class LaunchAgent {
 
   /** What the job pipeline (jobPipeline.ts) works with: this agent's options, runners, builder and job users. */
   private pipeline(): PipelineContext {
-    return { opts: this.opts, agentId: this.id, runners: this.runners, builder: this.builder, jobUsers: this.jobUsers };
+    return {
+      opts: this.opts,
+      agentId: this.id,
+      runners: this.runners,
+      builder: this.builder,
+      jobUsers: this.jobUsers,
+      archives: this.archives,
+    };
   }
 
   private say(line: string): void {

@@ -13,6 +13,7 @@ import type { RunReporter } from './runReporter.js';
 import { createRunState, recordUser } from './runState.js';
 import { secureModeRefusal } from './secureMode.js';
 import { fetchSource } from './sources.js';
+import type { ArchiveCache } from './archiveCache.js';
 
 /**
  * One job's way from a claimed item to its outcome, after the ack: secure-mode and macro checks, the run's own
@@ -25,6 +26,8 @@ export interface PipelineContext {
   runners: ReadonlyMap<ResourceType, Runner>;
   builder: Builder | undefined;
   jobUsers: JobUsers | undefined;
+  /** Code archives extracted once and copied into each run's work dir. */
+  archives: ArchiveCache;
 }
 
 /** The agent's record of a job, as far as the pipeline reads and writes it. */
@@ -81,6 +84,7 @@ export async function executeJob(
       env: ctx.opts.agentEnv,
       git: ctx.opts.config.file.git ?? {},
       say: note,
+      archives: ctx.archives,
     });
     // Fetched as the agent (its git credentials stay its own), then handed over whole before the job starts.
     if (user) await handOver(workDir, user);

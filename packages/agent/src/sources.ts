@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { extractArchive, type Env, type GitAgentConfig, type JobSource, type LiftoffClient } from '@liftoff/core';
+import type { ArchiveCache } from './archiveCache.js';
 import { cloneGit } from './gitClone.js';
 import { withRetry } from './retry.js';
 
@@ -17,6 +18,8 @@ export interface SourceDeps {
   say(line: string): void;
   /** Overrides ARCHIVE_DOWNLOAD_DEADLINE_MS (tests). */
   downloadDeadlineMs?: number;
+  /** Extracted archives kept by the agent: a code archive is then downloaded once and copied per run. */
+  archives?: ArchiveCache;
 }
 
 /**
@@ -30,13 +33,18 @@ export async function fetchSource(
 ): Promise<string> {
   await mkdir(dir, { recursive: true });
   if (source.type === 'code') {
-    deps.say(`fetching code archive ${source.archive_id}`);
-    const data = await withRetry(() => deps.client.downloadArchive(source.archive_id), {
-      deadlineMs: deps.downloadDeadlineMs ?? ARCHIVE_DOWNLOAD_DEADLINE_MS,
-      onRetry: (e) => deps.say(`fetching the code archive failed (${(e as Error).message}); retrying`),
-    });
+    const download = () => {
+      deps.say(`fetching code archive ${source.archive_id}`);
+      return withRetry(() => deps.client.downloadArchive(source.archive_id), {
+        deadlineMs: deps.downloadDeadlineMs ?? ARCHIVE_DOWNLOAD_DEADLINE_MS,
+        onRetry: (e) => deps.say(`fetching the code archive failed (${(e as Error).message}); retrying`),
+      });
+    };
+    const identity = (data: Uint8Array) => `code:${createHash('sha256').update(data).digest('hex')}`;
+    if (deps.archives) return deps.archives.copyInto(source.archive_id, dir, download, identity);
+    const data = await download();
     await extractArchive(data, dir);
-    return `code:${createHash('sha256').update(data).digest('hex')}`;
+    return identity(data);
   }
   // The scratch HOME of credential-less git runs sits next to the code, never in it.
   const commit = await cloneGit(source.url, source.ref, dir, `${dir}.git-home`, {

@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { extractArchive } from '@liftoff/core';
+
+/** How many extracted archives an agent keeps by default; the least recently used go first. */
+export const ARCHIVE_CACHE_ENTRIES = 16;
+
+/** Archive ids are server-made (UUIDv7); anything else is never used as a path. */
+const ARCHIVE_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * Code archives, extracted once per agent and copied into each run's work dir. An archive id names immutable bytes
+ * (the server never reuses one, and an upload of other bytes gets another id), so the id is the key. The cache is
+ * the agent's own (0700 under its data dir): a job gets a copy, never the cached tree, so it cannot change what the
+ * next run of the same code starts from. Copies keep symlinks as they are (`verbatimSymlinks`: a relative link must
+ * not be turned into a path into the cache).
+ */
+export class ArchiveCache {
+  private readonly inflight = new Map<string, Promise<string>>();
+  /** Entries being copied from right now, by how many runs: never evicted under them. */
+  private readonly inUse = new Map<string, number>();
+  /** Entry ids in order of last use, oldest first. */
+  private order: string[] | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly maxEntries = ARCHIVE_CACHE_ENTRIES,
+  ) {}
+
+  /**
+   * Puts archive `id`'s tree into `dir` (which must not exist yet or be empty) and returns the archive's identity
+   * (`code:<sha256>`). `download` runs only when the archive is not cached yet, once however many runs ask at once.
+   */
+  async copyInto(
+    id: string,
+    dir: string,
+    download: () => Promise<Uint8Array>,
+    hash: (data: Uint8Array) => string,
+  ): Promise<string> {
+    if (!ARCHIVE_ID.test(id)) throw new Error(`Refused code archive id "${id}".`);
+    this.inUse.set(id, (this.inUse.get(id) ?? 0) + 1);
+    try {
+      const entry = await this.entry(id, download, hash);
+      await cp(join(entry, 'tree'), dir, { recursive: true, verbatimSymlinks: true, force: true, errorOnExist: false });
+      return await readFile(join(entry, 'identity'), 'utf8');
+    } finally {
+      const n = (this.inUse.get(id) ?? 1) - 1;
+      if (n > 0) this.inUse.set(id, n);
+      else this.inUse.delete(id);
+    }
+  }
+
+  private async entry(
+    id: string,
+    download: () => Promise<Uint8Array>,
+    hash: (data: Uint8Array) => string,
+  ): Promise<string> {
+    await this.loadOrder();
+    const dir = join(this.root, id);
+    const present = await stat(join(dir, 'identity')).then(
+      () => true,
+      () => false,
+    );
+    if (present) {
+      this.touch(id);
+      return dir;
+    }
+    let pending = this.inflight.get(id);
+    if (!pending) {
+      pending = this.fill(id, dir, download, hash).finally(() => this.inflight.delete(id));
+      this.inflight.set(id, pending);
+    }
+    return pending;
+  }
+
+  /** Extracts into a scratch dir and renames it into place, so a crash never leaves a half tree that looks whole. */
+  private async fill(
+    id: string,
+    dir: string,
+    download: () => Promise<Uint8Array>,
+    hash: (data: Uint8Array) => string,
+  ): Promise<string> {
+    const data = await download();
+    const scratch = join(this.root, `.fill-${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      await extractArchive(data, join(scratch, 'tree'));
+      // The identity file is written last: its presence is what marks an entry complete.
+      await writeFile(join(scratch, 'identity'), hash(data), { mode: 0o600 });
+      await rm(dir, { recursive: true, force: true });
+      await rename(scratch, dir);
+    } catch (e) {
+      await rm(scratch, { recursive: true, force: true });
+      throw e;
+    }
+    this.touch(id);
+    await this.evict();
+    return dir;
+  }
+
+  private async loadOrder(): Promise<void> {
+    if (this.order) return;
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await chmod(this.root, 0o700);
+    const names = await readdir(this.root);
+    // Scratch dirs of a fill that died with the agent are removed; complete entries are kept, oldest first.
+    const entries: Array<{ id: string; at: number }> = [];
+    for (const name of names) {
+      if (name.startsWith('.fill-')) await rm(join(this.root, name), { recursive: true, force: true });
+      else if (ARCHIVE_ID.test(name)) {
+        const at = await stat(join(this.root, name, 'identity')).then(
+          (s) => s.mtimeMs,
+          () => undefined,
+        );
+        if (at === undefined) await rm(join(this.root, name), { recursive: true, force: true });
+        else entries.push({ id: name, at });
+      }
+    }
+    this.order = entries.sort((a, b) => a.at - b.at).map((e) => e.id);
+  }
+
+  private touch(id: string): void {
+    const order = (this.order ??= []);
+    const i = order.indexOf(id);
+    if (i >= 0) order.splice(i, 1);
+    order.push(id);
+  }
+
+  private async evict(): Promise<void> {
+    const order = this.order ?? [];
+    const busy = (id: string) => this.inflight.has(id) || this.inUse.has(id);
+    let excess = order.length - this.maxEntries;
+    for (const id of [...order]) {
+      if (excess <= 0) break;
+      if (busy(id)) continue;
+      order.splice(order.indexOf(id), 1);
+      excess--;
+      await rm(join(this.root, id), { recursive: true, force: true });
+    }
+  }
+}
