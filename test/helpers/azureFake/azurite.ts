@@ -47,7 +47,7 @@ export async function startAzurite(): Promise<Azurite> {
       '--skipApiVersionCheck', '--disableTelemetry', '--silent',
     ], { stdio: ['ignore', 'pipe', 'pipe'] }));
     for (let i = 0; i < 200 && proc.child.exitCode === null; i++) {
-      if (proc.output.includes('successfully listening')) {
+      if (proc.output.includes('successfully listens on')) {
         return { origin: `https://127.0.0.1:${port}`, caFile: tls.caFile, ca: tls.cert };
       }
       await sleep(100);
@@ -55,4 +55,28 @@ export async function startAzurite(): Promise<Azurite> {
     if (!/EADDRINUSE/.test(proc.output)) throw new Error(`azurite did not start:\n${proc.output}`);
   }
   throw new Error('azurite found no free port');
+}
+
+/**
+ * A Blob client of the emulator's account with its well-known shared key (not the agent's way in): for a test to
+ * create containers and read back what the agent wrote, as an administrator would with `az storage`.
+ */
+export async function adminClient(azurite: Azurite): Promise<import('@azure/storage-blob').BlobServiceClient> {
+  const { BlobServiceClient, StorageSharedKeyCredential } = await import('@azure/storage-blob');
+  return new BlobServiceClient(`${azurite.origin}/${ACCOUNT}`, new StorageSharedKeyCredential(ACCOUNT, ACCOUNT_KEY), {
+    tlsOptions: { ca: azurite.ca },
+  } as import('@azure/storage-blob').StoragePipelineOptions);
+}
+
+/** GET `url` trusting `ca` (fetch cannot take a CA without an extra dispatcher package): status and body. */
+export async function httpsGet(url: string, ca: string): Promise<{ status: number; body: Buffer }> {
+  const { get } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    get(url, { ca }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
 }

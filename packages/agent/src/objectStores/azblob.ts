@@ -1,6 +1,5 @@
-import { Agent } from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BlobServiceClient } from '@azure/storage-blob';
+import type { BlobServiceClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { AzureEnvironmentError, describeCause } from '@liftoff/core';
 import type { AzureClientSettings } from '../environments/types.js';
 import type { ObjectStore, ObjectStoreDeps } from './types.js';
@@ -14,6 +13,12 @@ const MAX_SAS_SECONDS = 7 * 24 * 3600;
 /** Blocks of 8 MiB, 4 in flight: what a build context needs without holding it all in memory. */
 export const BLOCK_BYTES = 8 * 1024 * 1024;
 const CONCURRENCY = 4;
+/**
+ * The SAS format version (`sv`): the newest that was verified end to end here (Azurite 3.35 checks signatures up to
+ * it; the SDK's own default, 2026-04-06, adds string-to-sign fields Azurite 3.35 does not know). Azure accepts older
+ * SAS versions for years after newer ones appear.
+ */
+const SAS_VERSION = '2025-11-05';
 
 /** `https://<account>.blob.core.windows.net/<container>/<path>` → account, container and path (may be empty). */
 export function parseBlobUri(uri: string): { account: string; container: string; path: string } {
@@ -58,25 +63,14 @@ export class AzureBlobObjectStore implements ObjectStore {
   private service(account: string): Promise<BlobServiceClient> {
     let client = this.clients.get(account);
     if (!client) {
-      client = import('@azure/storage-blob').then(({ BlobServiceClient: Service, newPipeline, Pipeline }) => {
-        const pipeline = newPipeline(this.azure.credential, { retryOptions: { maxTries: 3 } });
-        const ca = this.azure.ca;
-        if (!ca) return new Service(this.accountUrl(account), pipeline);
-        // The storage client takes no CA option; the request's own https agent is the one way to trust a private CA
-        // (the Node-only `agent` field of the SDK's request), set for every attempt, nearest to the wire.
-        const agent = new Agent({ ca, keepAlive: true });
-        const withCa = {
-          create: (next: { sendRequest(r: { agent?: unknown }): Promise<unknown> }) => ({
-            sendRequest: (request: { agent?: unknown }) => {
-              request.agent = agent;
-              return next.sendRequest(request);
-            },
-          }),
-        };
-        return new Service(
-          this.accountUrl(account),
-          new Pipeline([...pipeline.factories, withCa] as typeof pipeline.factories, pipeline.options),
-        );
+      client = import('@azure/storage-blob').then(({ BlobServiceClient: Service }) => {
+        // The storage client's options go through to its HTTP pipeline, whose `tlsOptions` (a documented pipeline
+        // option the storage typings leave out) sets the CAs a private endpoint is checked against.
+        const options = {
+          retryOptions: { maxTries: 3 },
+          ...(this.azure.ca ? { tlsOptions: { ca: this.azure.ca } } : {}),
+        } as StoragePipelineOptions;
+        return new Service(this.accountUrl(account), this.azure.credential, options);
       });
       this.clients.set(account, client);
     }
@@ -144,7 +138,14 @@ export class AzureBlobObjectStore implements ObjectStore {
       );
     }
     const sas = generateBlobSASQueryParameters(
-      { containerName: container, blobName: path, permissions: BlobSASPermissions.parse('r'), startsOn, expiresOn },
+      {
+        containerName: container,
+        blobName: path,
+        permissions: BlobSASPermissions.parse('r'),
+        startsOn,
+        expiresOn,
+        version: SAS_VERSION,
+      },
       key,
       account,
     );
