@@ -41,7 +41,8 @@ export const REGISTRIES: Partial<
 
 /**
  * The registry built images go to: the config's `registry` (a cloud registry); else, in an aws environment, a
- * `builder.destination` that is an ECR URI (as W&B infers it), or in a gcp environment one on a `-docker.pkg.dev` host; else `builder.destination` as a plain OCI registry
+ * `builder.destination` that is an ECR URI (as W&B infers it), or in a gcp environment one on a `-docker.pkg.dev` host, or in
+ * an azure environment one on an `.azurecr.io` host; else `builder.destination` as a plain OCI registry
  * repository; else the engine's own image store.
  */
 export async function registryFor(config: RegistryConfig | null | undefined, deps: RegistryDeps): Promise<Registry> {
