@@ -54,6 +54,15 @@ function tokenProblem(azure: AzureClientSettings, e: unknown): Error {
   const refused = each.find(
     (x) => x.name !== 'CredentialUnavailableError' || /Authentication failed/.test(x.message ?? ''),
   );
+  // A service principal or workload identity the environment configured, that could not be used (its authority
+  // unreachable, its certificate or token file unreadable), is that source's problem, not "no credentials".
+  const configured = azure.sources.findIndex((s) => !s.startsWith('managed identity'));
+  if (!refused && configured >= 0 && each[configured]) {
+    return new AzureEnvironmentError(
+      `Could not get an Azure token with the ${azure.sources[configured]} the agent's environment configures (${oneLine(describeCause(each[configured]))}); check AZURE_AUTHORITY_HOST, the network, and the secret, certificate or token file.`,
+      e,
+    );
+  }
   if (!refused) return new AzureCredentialsMissingError(`tried: ${azure.sources.join(', ')}`, e);
   return new AzureEnvironmentError(
     `Azure refused the agent's credentials when asked for an access token (${oneLine(describeCause(refused))}); check AZURE_TENANT_ID, AZURE_CLIENT_ID and the secret, certificate or federated token file, or the managed identity attached to the machine.`,

@@ -7,6 +7,13 @@ type AzureEnvironment = NonNullable<AgentConfigFile['environment']> & { type: 'a
 
 /** A token is fetched again this long before it expires (MSAL itself refreshes 5 minutes early). */
 const REFRESH_BEFORE_MS = 5 * 60_000;
+/** The Entra authorities of Azure's public and sovereign clouds, which MSAL's instance discovery knows. */
+const PUBLIC_AUTHORITIES = new Set([
+  'login.microsoftonline.com',
+  'login.microsoftonline.us',
+  'login.chinacloudapi.cn',
+  'login.partner.microsoftonline.cn',
+]);
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -21,12 +28,14 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * 3. managed identity (system-assigned, or the user-assigned one AZURE_CLIENT_ID names). Which endpoint it asks
  *    (App Service / Functions IDENTITY_ENDPOINT + IDENTITY_HEADER, Cloud Shell MSI_ENDPOINT, Arc, else the VM's
  *    IMDS) is decided by MSAL from the process's own variables, which is why the CLI passes its own environment.
- * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com (sovereign clouds, a local authority in tests).
+ * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com (sovereign clouds; a private authority such as
+ * Azure Stack Hub or a local one in tests, for which MSAL's instance discovery is turned off).
  * The Azure CLI, PowerShell and Developer CLI sources of DefaultAzureCredential are left out: they run their tools
  * through a shell, which Liftoff never does; `az login` users give the agent a service principal instead.
  *
- * NODE_EXTRA_CA_CERTS (the file Node adds to its trusted CAs) is also handed to the Blob client explicitly, so a
- * storage endpoint with a private CA (Azure Stack, a test server) is trusted by in-process callers too.
+ * NODE_EXTRA_CA_CERTS (the file Node adds to its trusted CAs) is also handed to the identity and Blob clients
+ * explicitly, so an authority or storage endpoint with a private CA (Azure Stack, a test server) is trusted by
+ * in-process callers too (Node reads the variable only at process start).
  * LIFTOFF_AZURE_BLOB_ENDPOINT (an https origin) serves every account path-style (`<origin>/<account>/...`), as
  * Azurite and Azure Stack do; without it accounts are `https://<account>.blob.core.windows.net`.
  *
@@ -42,7 +51,17 @@ export async function azureClientSettings(_config: AzureEnvironment, env: Env): 
     );
   }
   const authorityHost = authorityFrom(env);
-  const common = { ...(authorityHost ? { authorityHost } : {}) };
+  const { ca } = extraCa(env);
+  const common = {
+    ...(authorityHost ? { authorityHost } : {}),
+    // MSAL checks an authority it does not know with Microsoft's instance discovery (login.microsoftonline.com);
+    // a private one (Azure Stack Hub, AD FS, a test server) has no entry there, so that lookup is skipped.
+    ...(authorityHost && !PUBLIC_AUTHORITIES.has(new URL(authorityHost).host)
+      ? { disableInstanceDiscovery: true }
+      : {}),
+    // The identity library's HTTP pipeline (also MSAL's network client) trusts the same extra CAs as the storage one.
+    ...(ca ? { tlsOptions: { ca } } : {}),
+  };
   const credentials: Array<import('@azure/identity').TokenCredential> = [];
   const sources: string[] = [];
   if (tenantId && clientId && env.AZURE_CLIENT_SECRET) {
@@ -76,7 +95,10 @@ export async function azureClientSettings(_config: AzureEnvironment, env: Env): 
     sources.push('workload identity (AZURE_FEDERATED_TOKEN_FILE)');
   }
   credentials.push(
-    clientId ? new identity.ManagedIdentityCredential(clientId) : new identity.ManagedIdentityCredential(),
+    new identity.ManagedIdentityCredential({
+      ...(clientId ? { clientId } : {}),
+      ...(ca ? { tlsOptions: { ca } } : {}),
+    }),
   );
   sources.push(clientId ? `managed identity (client id ${clientId})` : 'managed identity');
   const credential = new identity.ChainedTokenCredential(...credentials);
@@ -86,7 +108,7 @@ export async function azureClientSettings(_config: AzureEnvironment, env: Env): 
     ...(tenantId ? { tenantId } : {}),
     token: sharedTokens(credential),
     endpoints: endpointsFrom(env),
-    ...extraCa(env),
+    ...(ca ? { ca } : {}),
   };
 }
 
