@@ -131,7 +131,7 @@ describe('the acr registry', () => {
         { docker: new Dockerode(), credentials, azure },
       );
       expect(registry.repository).toBe(`${acr.host}/team/app`);
-      const login = await credentials.authFor(`${acr.host}/team/app:t1`);
+      const login = await credentials.get(acr.host);
       expect(login?.username).toBe(ACR_USERNAME);
       const image = `${acr.host}/team/app:t1`;
       docker('tag', BUSYBOX, image);
@@ -144,7 +144,7 @@ describe('the acr registry', () => {
       const client = new ContainerRegistryClient(acr.httpsUrl, azure.credential, {
         audience: ACR_AUDIENCE,
         tlsOptions: { ca: acr.ca },
-      } as ConstructorParameters<typeof ContainerRegistryClient>[2]);
+      });
       const names: string[] = [];
       for await (const name of client.listRepositoryNames()) names.push(name);
       expect(names).toEqual(['team/app']);
