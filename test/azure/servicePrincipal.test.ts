@@ -1,18 +1,20 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { AzureEnvironmentError } from '@liftoff/core';
 import { checkAzureEnvironment } from '../../packages/agent/src/environments/azure/check.js';
 import { startFakeEntra } from '../helpers/azureFake/entra.js';
 import { CLIENT, TENANT } from '../helpers/azureFake/identity.js';
-import { cleanupAll } from '../helpers/procs.js';
+import { cleanupAll, tempDir } from '../helpers/procs.js';
 import { settingsFrom } from './env.js';
 
 /**
- * A service principal (AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET) through MSAL's client credentials
- * flow against a fake Entra authority on loopback (AZURE_AUTHORITY_HOST, HTTPS with a test CA given as
+ * A service principal (AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET), and workload identity (the same
+ * with AZURE_FEDERATED_TOKEN_FILE), through MSAL's client credentials flow against a fake Entra authority on loopback (AZURE_AUTHORITY_HOST, HTTPS with a test CA given as
  * NODE_EXTRA_CA_CERTS): the agent's own settings turn instance discovery off for it, so nothing is asked of
  * login.microsoftonline.com.
  */
-describe('an azure environment with a service principal', () => {
+describe('an azure environment with a service principal or workload identity', () => {
   afterEach(() => vi.unstubAllEnvs());
   afterAll(cleanupAll);
 
@@ -51,5 +53,27 @@ describe('an azure environment with a service principal', () => {
     expect((tlsErr as Error).message).toMatch(
       /^Could not get an Azure token with the service principal \(AZURE_CLIENT_SECRET\) the agent's environment configures \(.*endpoints_resolution_error.*\); check AZURE_AUTHORITY_HOST/,
     );
+  });
+
+  it('workload identity: the federated token file is the client assertion', async () => {
+    const entra = await startFakeEntra();
+    const file = join(tempDir('liftoff-wi-'), 'token');
+    writeFileSync(file, entra.assertion);
+    const env = {
+      AZURE_TENANT_ID: TENANT,
+      AZURE_CLIENT_ID: CLIENT,
+      AZURE_FEDERATED_TOKEN_FILE: file,
+      AZURE_AUTHORITY_HOST: entra.origin,
+      NODE_EXTRA_CA_CERTS: entra.caFile,
+    };
+    const azure = await settingsFrom(env);
+    expect(azure.sources[0]).toBe('workload identity (AZURE_FEDERATED_TOKEN_FILE)');
+    await checkAzureEnvironment(azure, {}, () => undefined);
+    expect(entra.tokenFetches()).toBe(1);
+    // Another token in the file (a rotated or foreign one) is refused by the authority.
+    writeFileSync(file, 'eyJ.someone-else');
+    const other = await settingsFrom(env);
+    await expect(checkAzureEnvironment(other, {}, () => undefined)).rejects.toBeInstanceOf(AzureEnvironmentError);
+    expect(entra.unknown).toEqual([]);
   });
 });

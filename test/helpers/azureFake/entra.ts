@@ -8,8 +8,9 @@ import { CLIENT, TENANT, mintEntraToken, verifyEntraToken } from './identity.js'
 
 /**
  * A fake Microsoft Entra authority on loopback, over HTTPS (MSAL refuses plain-HTTP authorities), for the client
- * credentials flow of a service principal: the tenant's OpenID configuration and its v2.0 token endpoint, which
- * checks client id and secret (a wrong secret answers AADSTS7000215, as Entra does) and mints tokens with Entra's
+ * credentials flow of a service principal or a workload identity: the tenant's OpenID configuration and its v2.0
+ * token endpoint, which checks the client id and its secret or federated assertion (a wrong secret answers
+ * AADSTS7000215, as Entra does) and mints tokens with Entra's
  * claims for the scope's resource. MSAL's instance discovery is not served: with a private authority the agent
  * turns it off, and a request for it would show up in `unknown`.
  */
@@ -19,6 +20,8 @@ export interface FakeEntra {
   /** The test CA (the server's own certificate), for NODE_EXTRA_CA_CERTS. */
   caFile: string;
   secret: string;
+  /** The federated token (a Kubernetes service-account token, for workload identity) the authority accepts. */
+  assertion: string;
   tokenFetches(): number;
   issued(token: string, resource: string): boolean;
   unknown: string[];
@@ -27,6 +30,7 @@ export interface FakeEntra {
 export async function startFakeEntra(): Promise<FakeEntra> {
   const tls = await selfSignedCert(join(tempDir('liftoff-fake-entra-'), 'tls'));
   const secret = `secret-${randomUUID()}`;
+  const assertion = `eyJ.federated-${randomUUID()}`;
   const key = randomUUID();
   let fetches = 0;
   const unknown: string[] = [];
@@ -59,7 +63,10 @@ export async function startFakeEntra(): Promise<FakeEntra> {
         if (form.get('grant_type') !== 'client_credentials') {
           return reply(400, { error: 'unsupported_grant_type', error_codes: [70003] });
         }
-        if (form.get('client_id') !== CLIENT || form.get('client_secret') !== secret) {
+        const federated =
+          form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer' &&
+          form.get('client_assertion') === assertion;
+        if (form.get('client_id') !== CLIENT || (form.get('client_secret') !== secret && !federated)) {
           return reply(401, {
             error: 'invalid_client',
             error_description: `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${form.get('client_id')}'.`,
@@ -90,6 +97,7 @@ export async function startFakeEntra(): Promise<FakeEntra> {
     origin,
     caFile: tls.caFile,
     secret,
+    assertion,
     tokenFetches: () => fetches,
     issued: (token, resource) => verifyEntraToken(token, resource, key),
     unknown,
