@@ -5,7 +5,7 @@ import { RegistryCredentials } from '../../packages/agent/src/docker/credentials
 import type { AzureClientSettings } from '../../packages/agent/src/environments/types.js';
 import { ACR_USERNAME, AcrLogins, createAcrRegistry, parseAcrUri } from '../../packages/agent/src/registries/acr.js';
 import { registryFor } from '../../packages/agent/src/registries/index.js';
-import { startFakeAcr, type FakeAcr } from '../helpers/azureFake/acr.js';
+import { registryAvailable, startFakeAcr, type FakeAcr } from '../helpers/azureFake/acr.js';
 import { startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
 import { cleanupAll, onCleanup } from '../helpers/procs.js';
@@ -20,7 +20,7 @@ const noDocker = {} as Dockerode;
  * behind a fake ACR token service, with a real docker push, the OCI existence check and @azure/container-registry
  * (an ACR client Liftoff did not write) listing what was pushed.
  */
-describe('the acr registry', () => {
+describe.skipIf(!registryAvailable())('the acr registry', () => {
   let id: FakeIdentity;
   let acr: FakeAcr;
   let azure: AzureClientSettings;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeAcr, type FakeAcr, ACR_USERNAME } from '../helpers/azureFake/acr.js';
+import { ACR_USERNAME, registryAvailable, startFakeAcr, type FakeAcr } from '../helpers/azureFake/acr.js';
 import { ACCOUNT, adminClient, azuriteAvailable, startAzurite, type Azurite } from '../helpers/azureFake/azurite.js';
 import { TENANT, startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
 import { cleanupDockerAfter, dockerAvailable, PYTHON } from '../helpers/docker.js';
@@ -34,7 +34,7 @@ ${extra}`;
 
 const PRINT_ENV = 'import os\nprint("ENVKEYS", sorted(os.environ))\nprint("ran the ACR image")\n';
 
-describe.skipIf(!dockerAvailable() || !azuriteAvailable())(
+describe.skipIf(!dockerAvailable() || !azuriteAvailable() || !registryAvailable())(
   'an agent with the azure environment and an acr registry',
   () => {
     let server: TestServer;

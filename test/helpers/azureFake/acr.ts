@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomUUID, sign, verify, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -9,6 +9,18 @@ import { selfSignedCert } from '../kube/index.js';
 import { onCleanup, Proc, sleep, tempDir } from '../procs.js';
 
 export const ACR_USERNAME = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * Whether Distribution's `docker-registry` (Debian, installed by scripts/services/docker.sh) is there. Missing: the
+ * suite skips with a loud reason, unless LIFTOFF_REQUIRE_SERVICES=1, where that is a failure.
+ */
+export function registryAvailable(): boolean {
+  if (spawnSync('docker-registry', ['--version'], { stdio: 'ignore' }).status === 0) return true;
+  const reason = 'docker-registry (Distribution) is not installed: run scripts/services/docker.sh';
+  if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${reason} (LIFTOFF_REQUIRE_SERVICES=1)`);
+  console.warn(`\n*** SKIPPING the fake ACR suites: ${reason} ***\n`);
+  return false;
+}
 const ISSUER = 'fake-acr';
 
 /**
