@@ -55,6 +55,26 @@ describe('an azure environment with a service principal or workload identity', (
     );
   });
 
+  it('a service principal with a certificate: the assertion MSAL signs with its key is accepted', async () => {
+    const entra = await startFakeEntra();
+    const env = {
+      AZURE_TENANT_ID: TENANT,
+      AZURE_CLIENT_ID: CLIENT,
+      AZURE_CLIENT_CERTIFICATE_PATH: entra.certificateFile,
+      AZURE_AUTHORITY_HOST: entra.origin,
+      NODE_EXTRA_CA_CERTS: entra.caFile,
+    };
+    const azure = await settingsFrom(env);
+    expect(azure.sources[0]).toBe('service principal (AZURE_CLIENT_CERTIFICATE_PATH)');
+    await checkAzureEnvironment(azure, {}, () => undefined);
+    expect(entra.tokenFetches()).toBe(1);
+    // Another application's certificate is refused by the authority.
+    const other = await startFakeEntra();
+    const wrong = await settingsFrom({ ...env, AZURE_CLIENT_CERTIFICATE_PATH: other.certificateFile });
+    await expect(checkAzureEnvironment(wrong, {}, () => undefined)).rejects.toBeInstanceOf(AzureEnvironmentError);
+    expect(entra.unknown).toEqual([]);
+  });
+
   it('workload identity: the federated token file is the client assertion', async () => {
     const entra = await startFakeEntra();
     const file = join(tempDir('liftoff-wi-'), 'token');

@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { constants, createPublicKey, randomUUID, verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -22,19 +23,57 @@ export interface FakeEntra {
   secret: string;
   /** The federated token (a Kubernetes service-account token, for workload identity) the authority accepts. */
   assertion: string;
+  /** A PEM file with the application's certificate and private key, whose signed assertions the authority accepts. */
+  certificateFile: string;
   tokenFetches(): number;
   issued(token: string, resource: string): boolean;
   unknown: string[];
 }
 
 export async function startFakeEntra(): Promise<FakeEntra> {
-  const tls = await selfSignedCert(join(tempDir('liftoff-fake-entra-'), 'tls'));
+  const dir = tempDir('liftoff-fake-entra-');
+  const tls = await selfSignedCert(join(dir, 'tls'));
+  // The application's own certificate (what `az ad sp create-for-rbac --create-cert` makes), key and cert in one PEM.
+  const app = await selfSignedCert(join(dir, 'app'));
+  const certificateFile = join(dir, 'app.pem');
+  writeFileSync(certificateFile, `${app.key}${app.cert}`);
+  const appKey = createPublicKey(app.cert);
   const secret = `secret-${randomUUID()}`;
   const assertion = `eyJ.federated-${randomUUID()}`;
   const key = randomUUID();
   let fetches = 0;
   const unknown: string[] = [];
   let origin = '';
+  /** A client assertion signed with the app certificate's key (RS256 or PS256, as MSAL versions differ), for us. */
+  const signedByApp = (jwt: string, audience: string): boolean => {
+    const [head = '', body = '', sig = ''] = jwt.split('.');
+    try {
+      const header = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: string };
+      const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as {
+        aud?: string;
+        iss?: string;
+        sub?: string;
+        exp?: number;
+      };
+      const key =
+        header.alg === 'PS256'
+          ? { key: appKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
+          : header.alg === 'RS256'
+            ? appKey
+            : undefined;
+      if (!key) return false;
+      const valid = verify('sha256', Buffer.from(`${head}.${body}`), key, Buffer.from(sig, 'base64url'));
+      return (
+        valid &&
+        claims.aud === audience &&
+        claims.iss === CLIENT &&
+        claims.sub === CLIENT &&
+        (claims.exp ?? 0) * 1000 > Date.now()
+      );
+    } catch {
+      return false;
+    }
+  };
   const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://entra');
     const reply = (code: number, body: unknown) => {
@@ -63,10 +102,11 @@ export async function startFakeEntra(): Promise<FakeEntra> {
         if (form.get('grant_type') !== 'client_credentials') {
           return reply(400, { error: 'unsupported_grant_type', error_codes: [70003] });
         }
-        const federated =
-          form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer' &&
-          form.get('client_assertion') === assertion;
-        if (form.get('client_id') !== CLIENT || (form.get('client_secret') !== secret && !federated)) {
+        const jwtBearer =
+          form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+        const federated = jwtBearer && form.get('client_assertion') === assertion;
+        const signed = jwtBearer && signedByApp(form.get('client_assertion') ?? '', `${base}/oauth2/v2.0/token`);
+        if (form.get('client_id') !== CLIENT || (form.get('client_secret') !== secret && !federated && !signed)) {
           return reply(401, {
             error: 'invalid_client',
             error_description: `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${form.get('client_id')}'.`,
@@ -98,6 +138,7 @@ export async function startFakeEntra(): Promise<FakeEntra> {
     caFile: tls.caFile,
     secret,
     assertion,
+    certificateFile,
     tokenFetches: () => fetches,
     issued: (token, resource) => verifyEntraToken(token, resource, key),
     unknown,
