@@ -340,6 +340,9 @@ describe('assertConfigSupported', () => {
 
   it('an acr registry needs a uri (or builder.destination) on an azurecr.io or loopback host', () => {
     const problems = (yaml: string) => problemsOf(`environment:\n  type: azure\n${yaml}`);
+    expect(problemsOf('environment:\n  type: azure\n  region: eastus\n')).toEqual([
+      'field "environment.region" (value: "eastus"): is not used by an azure environment (credentials and endpoints come from the agent environment)',
+    ]);
     expect(problems('registry:\n  type: acr\n')).toEqual([
       'field "registry.uri" (value: missing): is required for an acr registry',
     ]);

@@ -34,6 +34,16 @@ export const EnvironmentConfig = z
     if (env.type === 'gcp' && !env.project) {
       ctx.addIssue({ code: 'custom', path: ['project'], message: 'is required for a gcp environment' });
     }
+    // azure has no region or project (W&B's has none either): refused rather than silently ignored.
+    for (const key of ['region', 'project'] as const) {
+      if (env.type === 'azure' && env[key] !== undefined && env[key] !== null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'is not used by an azure environment (credentials and endpoints come from the agent environment)',
+        });
+      }
+    }
   });
 
 export const RegistryConfig = z
