@@ -6,7 +6,7 @@ import type { AzureClientSettings } from '../../packages/agent/src/environments/
 import { ACR_USERNAME, AcrLogins, createAcrRegistry, parseAcrUri } from '../../packages/agent/src/registries/acr.js';
 import { registryFor } from '../../packages/agent/src/registries/index.js';
 import { registryAvailable, startFakeAcr, type FakeAcr } from '../helpers/azureFake/acr.js';
-import { startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
+import { TENANT, startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
 import { cleanupAll, onCleanup } from '../helpers/procs.js';
 import { settingsFrom } from './env.js';
@@ -45,6 +45,8 @@ describe.skipIf(!registryAvailable())('the acr registry', () => {
     expect(acr.exchanges()).toBe(before + 1);
     expect(new Set(first.map((l) => l.password)).size).toBe(1);
     expect(first[0]?.username).toBe(ACR_USERNAME);
+    // The tenant, read from the Entra token (no AZURE_TENANT_ID here), goes with the exchange.
+    expect(acr.tenants.at(-1)).toBe(TENANT);
     expect(await logins.login()).toEqual(first[0]); // cached
     expect(acr.exchanges()).toBe(before + 1);
     // 2 h 50 min on, 10 minutes before the 3-hour refresh token expires: exchanged again once.

@@ -51,6 +51,8 @@ export interface FakeAcr {
   exchanges(): number;
   /** Requests the token service refused, with why. */
   refused: string[];
+  /** The `tenant` of each answered exchange ('' when none was sent). */
+  tenants: string[];
 }
 
 async function freePort(): Promise<number> {
@@ -77,6 +79,7 @@ export async function startFakeAcr(opts: {
     refreshTtlSeconds: opts.refreshTtlSeconds ?? 3 * 3600,
     exchanges: () => exchanges,
     refused: [] as string[],
+    tenants: [] as string[],
   };
 
   // Hand-written JWTs (node:crypto): the registry needs RS256 with an x5c chain, a few lines, no library needed.
@@ -131,6 +134,7 @@ export async function startFakeAcr(opts: {
       if (f.get('service') !== host) return acrError(res, 400, `service must be ${host}`);
       if (!opts.acceptAad(f.get('access_token') ?? '')) return acrError(res, 401, 'the AAD access token is not valid');
       exchanges++;
+      fake.tenants.push(f.get('tenant') ?? '');
       const t = now();
       return json(res, {
         refresh_token: jwt(
