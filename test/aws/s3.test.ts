@@ -60,8 +60,11 @@ describe.skipIf(!motoAvailable())('the s3:// object store', () => {
       'lives 1 to 604800 seconds',
     );
     await expect(store.presign('s3://Bad_Bucket/a', 60)).rejects.toThrow(AwsEnvironmentError);
+    expect(() => objectStoreFor('ftp://acct.example.com/c/ctx/', { aws: settings })).toThrow(
+      'is not in an object store this Liftoff version can use (it has: s3://, gs://, https://)',
+    );
     expect(() => objectStoreFor('https://acct.blob.core.windows.net/c/ctx/', { aws: settings })).toThrow(
-      'is not in an object store this Liftoff version can use (it has: s3://, gs://)',
+      'add environment: {type: azure}',
     );
     expect(() => objectStoreFor('gs://bucket/ctx/', { aws: settings })).toThrow('add environment: {type: gcp');
     expect(() => objectStoreFor('s3://bucket/ctx/', {})).toThrow('add environment: {type: aws}');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../helpers/docker.js';
+import { startFakeIdentity } from '../helpers/azureFake/identity.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { BIN, Proc, ROOT, agentConfig, cleanupAll, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
@@ -26,6 +27,8 @@ const UNUSED_BY_AGENT = ['node_modules/ssh2/', 'node_modules/@grpc/', 'node_modu
 const AWS_SDK = ['node_modules/@aws-sdk/', 'node_modules/@smithy/'];
 /** Google's auth stack (google-auth-library and what it loads), for agents with a gcp environment only (issue 14). */
 const GOOGLE_AUTH = ['node_modules/google-auth-library/', 'node_modules/gaxios/', 'node_modules/gcp-metadata/'];
+/** The Azure SDKs (identity, MSAL, storage), for agents with an azure environment only (issue 15). */
+const AZURE_SDK = ['node_modules/@azure/'];
 const HEAVY_FOR_HELP = ['node_modules/zod/', 'node_modules/yaml/', 'node_modules/undici/', 'node_modules/tar/'];
 
 const requireServices = process.env.LIFTOFF_REQUIRE_SERVICES === '1';
@@ -126,6 +129,7 @@ describe('lean processes: each command loads only what it needs', () => {
     // Nor node's fetch: the client speaks node:http (undici's parser alone is ~10 MB of an idle agent).
     expect(under(modules, ['node:internal/deps/undici'])).toEqual([]);
     expect(under(modules, GOOGLE_AUTH)).toEqual([]);
+    expect(under(modules, AZURE_SDK)).toEqual([]);
     // Image builds' and container jobs' tar packer, and the TOML parser of pyproject.toml builds.
     expect(
       under(modules, ['node_modules/@kubernetes/', 'node_modules/tar-stream/', 'node_modules/smol-toml/']),
@@ -136,7 +140,7 @@ describe('lean processes: each command loads only what it needs', () => {
     await server.client.createQueue('default', { name: 'boxes', resource: 'local-container' });
     const modules = await agentModules(server, 'boxes');
     expect(under(modules, ['node_modules/dockerode/'])).not.toEqual([]);
-    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT, ...AWS_SDK, ...GOOGLE_AUTH])).toEqual([]);
+    expect(under(modules, [...SERVER_STACK, ...UNUSED_BY_AGENT, ...AWS_SDK, ...GOOGLE_AUTH, ...AZURE_SDK])).toEqual([]);
   });
 
   it('an agent whose config has a gcp environment loads the Google auth stack (so the checks above can fail)', async () => {
@@ -151,5 +155,20 @@ describe('lean processes: each command loads only what it needs', () => {
     });
     expect(under(modules, ['node_modules/google-auth-library/'])).not.toEqual([]);
     expect(under(modules, AWS_SDK)).toEqual([]);
+    expect(under(modules, AZURE_SDK)).toEqual([]);
+  });
+
+  it('an agent whose config has an azure environment loads the Azure identity library (so the checks above can fail)', async () => {
+    const id = await startFakeIdentity();
+    const config = agentConfig(
+      tempDir(),
+      'entity: default\nqueues: [default]\nrun-as: agent\nenvironment:\n  type: azure\n',
+    );
+    const modules = await agentModules(server, 'default', {
+      config,
+      env: { ...id.env, AZURE_POD_IDENTITY_AUTHORITY_HOST: 'http://127.0.0.1:9' },
+    });
+    expect(under(modules, ['node_modules/@azure/identity/'])).not.toEqual([]);
+    expect(under(modules, [...AWS_SDK, ...GOOGLE_AUTH])).toEqual([]);
   });
 });

@@ -17,7 +17,7 @@ import {
 import type { Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
-import type { AwsClientSettings, GcpClientSettings } from './environments/types.js';
+import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from './environments/types.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
@@ -57,6 +57,8 @@ export interface AgentOptions {
   aws?: AwsClientSettings;
   /** Set when the config has `environment: {type: gcp}`: the project, region and one auth client (environments/gcp). */
   gcp?: GcpClientSettings;
+  /** Set when the config has `environment: {type: azure}`: the one credential chain and endpoints (environments/azure). */
+  azure?: AzureClientSettings;
 }
 
 interface Job {

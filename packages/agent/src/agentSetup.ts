@@ -10,6 +10,7 @@ import { RUNNERS, type Runner, type RunnerDeps } from './runners/index.js';
 import { describe } from './runOutcome.js';
 import type { AwsIdentity } from './environments/aws/check.js';
 import type { GcpIdentity } from './environments/gcp/check.js';
+import type { AzureIdentity } from './environments/azure/check.js';
 import { assertSecureModeServes } from './secureMode.js';
 
 /** What an agent serves its queues with, made and checked once at start. */
@@ -22,6 +23,8 @@ export interface PreparedRunners {
   awsIdentity?: AwsIdentity;
   /** Who the agent is on Google Cloud (a gcp environment only), checked at start. */
   gcpIdentity?: GcpIdentity;
+  /** Who the agent is on Azure (an azure environment only), checked at start. */
+  azureIdentity?: AzureIdentity;
 }
 
 /** A runner per queue type (each checked), the builder when any queue runs containers, and the job users. */
@@ -39,6 +42,11 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
     ? await (
         await import('./environments/gcp/check.js')
       ).checkGcpEnvironment(opts.gcp, { buildContextStore: config.file.builder?.['build-context-store'] }, say)
+    : undefined;
+  const azureIdentity = opts.azure
+    ? await (
+        await import('./environments/azure/check.js')
+      ).checkAzureEnvironment(opts.azure, { buildContextStore: config.file.builder?.['build-context-store'] }, say)
     : undefined;
   for (const q of (await client.listQueues(config.entity)).queues) {
     if (!config.queues.includes(q.name)) continue;
@@ -70,6 +78,7 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
     ...(jobUsers ? { jobUsers } : {}),
     ...(awsIdentity ? { awsIdentity } : {}),
     ...(gcpIdentity ? { gcpIdentity } : {}),
+    ...(azureIdentity ? { azureIdentity } : {}),
   };
 }
 
@@ -126,6 +135,7 @@ async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefi
     aws: opts.aws,
     awsIdentity,
     gcp: opts.gcp,
+    azure: opts.azure,
   });
   return BUILDERS[type]({ docker: opts.docker, registry });
 }

@@ -14,6 +14,8 @@ export { awsClientSettings, awsClientConfig, endpointsFrom } from './environment
 export type { AwsClientSettings, AwsService } from './environments/types.js';
 export { gcpClientSettings } from './environments/gcp/settings.js';
 export type { GcpClientSettings, GcpService } from './environments/types.js';
+export { azureClientSettings } from './environments/azure/settings.js';
+export type { AzureClientSettings, AzureService } from './environments/types.js';
 export { RegistryCredentials } from './docker/credentials.js';
 export { generateDockerfile } from './builders/dockerfile.js';
 export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';

@@ -5,8 +5,8 @@ import { NotSupportedError, type AgentConfigFile } from '@liftoff/core';
  * Launch config but refused at start-up with a clear message, never silently ignored.
  */
 export const SUPPORTED_BUILDERS: readonly string[] = ['docker', 'noop'];
-export const SUPPORTED_REGISTRIES: readonly string[] = ['ecr', 'gcr'];
-export const SUPPORTED_ENVIRONMENTS: readonly string[] = ['aws', 'gcp'];
+export const SUPPORTED_REGISTRIES: readonly string[] = ['ecr', 'gcr', 'acr'];
+export const SUPPORTED_ENVIRONMENTS: readonly string[] = ['aws', 'gcp', 'azure'];
 
 export function assertConfigSupported(file: AgentConfigFile, source: string): void {
   const problems: string[] = [];

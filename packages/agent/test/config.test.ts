@@ -330,23 +330,37 @@ describe('assertConfigSupported', () => {
     expect(() => assertConfigSupported(parseAgentConfigYaml(SPEC_EXAMPLE, SOURCE), SOURCE)).not.toThrow();
   });
 
-  it('refuses an azure environment with an acr registry, naming both', () => {
+  it('accepts an azure environment with an acr registry (issue 15)', () => {
     const file = parseAgentConfigYaml(
-      'environment:\n  type: azure\nregistry:\n  type: acr\n  uri: x.azurecr.io/r\n',
+      'environment:\n  type: azure\nregistry:\n  type: acr\n  uri: liftoffjobs.azurecr.io/team/app\n',
       SOURCE,
     );
-    let caught: unknown;
-    try {
-      assertConfigSupported(file, SOURCE);
-    } catch (e) {
-      caught = e;
-    }
-    expect(caught).toBeInstanceOf(NotSupportedError);
-    expect((caught as NotSupportedError).code).toBe('NOT_SUPPORTED');
-    const message = (caught as NotSupportedError).message;
-    expect(message.startsWith(`${SOURCE}: `)).toBe(true);
-    expect(message).toContain('registry type "acr" is not supported yet');
-    expect(message).toContain('environment type "azure" is not supported yet');
+    expect(() => assertConfigSupported(file, SOURCE)).not.toThrow();
+  });
+
+  it('an acr registry needs a uri (or builder.destination) on an azurecr.io or loopback host', () => {
+    const problems = (yaml: string) => problemsOf(`environment:\n  type: azure\n${yaml}`);
+    expect(problemsOf('environment:\n  type: azure\n  region: eastus\n')).toEqual([
+      'field "environment.region" (value: "eastus"): is not used by an azure environment (credentials and endpoints come from the agent environment)',
+    ]);
+    expect(problems('registry:\n  type: acr\n')).toEqual([
+      'field "registry.uri" (value: missing): is required for an acr registry',
+    ]);
+    expect(problems('registry:\n  type: acr\n  uri: evil.example.com/app\n')).toEqual([
+      'field "registry.uri" (value: "evil.example.com/app"): must be <registry>.azurecr.io/<repository> (lower-case; nested repositories are fine)',
+    ]);
+    expect(
+      problems('registry:\n  type: acr\nbuilder:\n  type: docker\n  destination: x.azurecr.io.evil.com/a\n'),
+    ).toHaveLength(1);
+    const ok = (yaml: string) => parseAgentConfigYaml(`environment:\n  type: azure\n${yaml}`, SOURCE);
+    expect(
+      ok('registry:\n  type: acr\nbuilder:\n  type: docker\n  destination: liftoffjobs.azurecr.io/a\n').registry,
+    ).toEqual({
+      type: 'acr',
+    });
+    expect(ok('registry:\n  type: acr\n  uri: 127.0.0.1:5000/team/app\n').registry?.uri).toBe(
+      '127.0.0.1:5000/team/app',
+    );
   });
 
   it.each<[string, string, string[]]>([
@@ -356,11 +370,6 @@ describe('assertConfigSupported', () => {
       'a kaniko builder alone',
       'builder:\n  type: kaniko\n  build-context-store: s3://b/ctx/\n',
       ['builder type "kaniko"', 'use docker (builds on the local engine) or noop'],
-    ],
-    [
-      'an azure environment alone',
-      'environment:\n  type: azure\n',
-      ['environment type "azure"', 'remove the "environment" key'],
     ],
   ])('refuses %s', (_name, text, fragments) => {
     const file = parseAgentConfigYaml(text, SOURCE);

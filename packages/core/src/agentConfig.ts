@@ -13,6 +13,10 @@ const MaxCount = z
   .max(100_000)
   .refine((n) => n === -1 || n > 0, { message: 'must be -1 (unlimited) or a positive integer' });
 
+/** ACR repositories: `<name>.azurecr.io/<repo>[/<more>]`, or on a loopback registry (tests). */
+const ACR_URI =
+  /^(?:https?:\/\/)?(?:[a-z0-9]{5,50}\.azurecr\.io|localhost:\d+|127\.\d+\.\d+\.\d+:\d+)\/[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\/?$/;
+
 const BUILD_CONTEXT_STORE = /^(s3:\/\/|gs:\/\/|https:\/\/[^/]+\.blob\.core\.windows\.net\/[^/]+)/;
 
 export const EnvironmentConfig = z
@@ -29,6 +33,16 @@ export const EnvironmentConfig = z
     }
     if (env.type === 'gcp' && !env.project) {
       ctx.addIssue({ code: 'custom', path: ['project'], message: 'is required for a gcp environment' });
+    }
+    // azure has no region or project (W&B's has none either): refused rather than silently ignored.
+    for (const key of ['region', 'project'] as const) {
+      if (env.type === 'azure' && env[key] !== undefined && env[key] !== null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'is not used by an azure environment (credentials and endpoints come from the agent environment)',
+        });
+      }
     }
   });
 
@@ -215,6 +229,20 @@ export const AgentConfigFile = z
         if (!c.registry[key] && !c.registry.uri) {
           ctx.addIssue({ code: 'custom', path: ['registry', key], message: 'is required for a gcr registry' });
         }
+      }
+    }
+    if (c.registry?.type === 'acr') {
+      // An azurecr.io host, or a loopback registry (a local test registry, as gcr allows), then a repository path.
+      const uri = c.registry.uri ?? c.builder?.destination;
+      const path = c.registry.uri ? ['registry', 'uri'] : ['builder', 'destination'];
+      if (!uri) {
+        ctx.addIssue({ code: 'custom', path: ['registry', 'uri'], message: 'is required for an acr registry' });
+      } else if (!ACR_URI.test(uri)) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: 'must be <registry>.azurecr.io/<repository> (lower-case; nested repositories are fine)',
+        });
       }
     }
   });

@@ -376,3 +376,24 @@ export class GcpCredentialsMissingError extends LiftoffError {
     );
   }
 }
+
+/**
+ * The agent's `environment: {type: azure}` is unusable: a token Entra refuses, an identity endpoint that does not
+ * answer, a build-context container or ACR registry that is missing or not accessible. One line naming the fix.
+ */
+export class AzureEnvironmentError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIG_INVALID', message, { cause });
+  }
+}
+
+/** No source of the agent's Azure credential chain had credentials: says every way there is to provide them. */
+export class AzureCredentialsMissingError extends LiftoffError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'CONFIG_INVALID',
+      `The agent config has an azure environment, but no Azure credentials were found (${detail}). Provide them to the agent process: a service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH), or workload identity on AKS (AZURE_FEDERATED_TOKEN_FILE with AZURE_TENANT_ID and AZURE_CLIENT_ID), or run the agent where Azure attaches a managed identity (a VM, App Service, Container Apps).`,
+      { cause },
+    );
+  }
+}

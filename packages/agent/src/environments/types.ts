@@ -36,3 +36,32 @@ export interface GcpClientSettings {
   /** Endpoint overrides (`STORAGE_EMULATOR_HOST`, gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`); else Google's. */
   endpoints: Partial<Record<GcpService, string>>;
 }
+
+/** The Azure endpoints an agent talks to outside the identity library; keys of `AzureClientSettings.endpoints`. */
+export type AzureService = 'blob';
+
+/** An Entra access token and when it expires (ms since the epoch). */
+export interface AzureToken {
+  token: string;
+  expiresOnTimestamp: number;
+}
+
+/**
+ * How every Azure call of one agent is made (the agent config's `environment: {type: azure}`). The CLI makes it from
+ * the agent's own environment once; plugins receive it and never read `process.env`. One credential chain serves
+ * every caller, and `token` caches per scope, so a token is fetched once per expiry for the whole agent.
+ */
+export interface AzureClientSettings {
+  /** The one credential chain (service principal, workload identity, managed identity), for Azure SDK clients. */
+  credential: import('@azure/identity').TokenCredential;
+  /** The chain's sources in order, as the start-up line and the "no credentials" message name them. */
+  sources: string[];
+  /** AZURE_TENANT_ID, when given. */
+  tenantId?: string;
+  /** A current token for `scope` (fetched again shortly before expiry; concurrent callers share one fetch). */
+  token(scope: string): Promise<AzureToken>;
+  /** LIFTOFF_AZURE_BLOB_ENDPOINT: an origin serving every storage account path-style; else Azure's. */
+  endpoints: Partial<Record<AzureService, string>>;
+  /** Trusted CAs for storage calls (Node's roots plus NODE_EXTRA_CA_CERTS), when that variable is set. */
+  ca?: string[];
+}

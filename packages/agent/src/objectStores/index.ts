@@ -1,4 +1,5 @@
 import { NotSupportedError } from '@liftoff/core';
+import { AzureBlobObjectStore } from './azblob.js';
 import { GcsObjectStore } from './gcs.js';
 import { S3ObjectStore } from './s3.js';
 import type { ObjectStore, ObjectStoreDeps } from './types.js';
@@ -6,10 +7,11 @@ import type { ObjectStore, ObjectStoreDeps } from './types.js';
 export type { ObjectStore, ObjectStoreDeps } from './types.js';
 export { parseS3Uri } from './s3.js';
 
-/** URI scheme → store factory. Azure blob URLs are valid W&B config but have no store yet. */
+/** URI scheme → store factory (https: Azure Blob URLs, the one https store; its parser refuses any other host). */
 export const OBJECT_STORES: Record<string, (deps: ObjectStoreDeps) => ObjectStore> = {
   s3: (deps) => new S3ObjectStore(deps),
   gs: (deps) => new GcsObjectStore(deps),
+  https: (deps) => new AzureBlobObjectStore(deps),
 };
 
 /** The store serving `uri` (e.g. builder.build-context-store); refuses schemes without one. */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
+import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from '../environments/types.js';
 
 /**
  * Where builds put files a build pod fetches (the Kaniko builder's build context): a cloud bucket named by a URI
@@ -20,4 +20,5 @@ export interface ObjectStore {
 export interface ObjectStoreDeps {
   aws?: AwsClientSettings;
   gcp?: GcpClientSettings;
+  azure?: AzureClientSettings;
 }

@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { AgentConfigFile } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
 import type { AwsIdentity } from '../environments/aws/check.js';
-import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
+import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from '../environments/types.js';
 import { LocalRegistry } from './local.js';
 import { OciRegistry } from './oci.js';
 import type { Registry } from './types.js';
@@ -22,6 +22,7 @@ export interface RegistryDeps {
   aws?: AwsClientSettings | undefined;
   awsIdentity?: AwsIdentity | undefined;
   gcp?: GcpClientSettings | undefined;
+  azure?: AzureClientSettings | undefined;
 }
 
 type RegistryConfig = NonNullable<AgentConfigFile['registry']>;
@@ -35,11 +36,13 @@ export const REGISTRIES: Partial<
 > = {
   ecr: async (cfg, deps) => (await import('./ecr.js')).createEcrRegistry(cfg, deps),
   gcr: async (cfg, deps) => (await import('./gar.js')).createGarRegistry(cfg, deps),
+  acr: async (cfg, deps) => (await import('./acr.js')).createAcrRegistry(cfg, deps),
 };
 
 /**
  * The registry built images go to: the config's `registry` (a cloud registry); else, in an aws environment, a
- * `builder.destination` that is an ECR URI (as W&B infers it), or in a gcp environment one on a `-docker.pkg.dev` host; else `builder.destination` as a plain OCI registry
+ * `builder.destination` that is an ECR URI (as W&B infers it), or in a gcp environment one on a `-docker.pkg.dev` host, or in
+ * an azure environment one on an `.azurecr.io` host; else `builder.destination` as a plain OCI registry
  * repository; else the engine's own image store.
  */
 export async function registryFor(config: RegistryConfig | null | undefined, deps: RegistryDeps): Promise<Registry> {
@@ -49,6 +52,9 @@ export async function registryFor(config: RegistryConfig | null | undefined, dep
   }
   if (!config && deps.gcp && destination && /^[a-z0-9-]+-docker\.pkg\.dev\//.test(destination)) {
     config = { type: 'gcr', uri: destination };
+  }
+  if (!config && deps.azure && destination && /^[a-z0-9]+\.azurecr\.io\//.test(destination)) {
+    config = { type: 'acr', uri: destination };
   }
   if (config) {
     const factory = REGISTRIES[config.type];

@@ -40,7 +40,7 @@ export function agentCommand(program: Command, env: Env): void {
     .action(async (flags: AgentCliFlags) => {
       // The agent, its logger and its runners load only for this command.
       const [
-        { assertConfigSupported, awsClientSettings, gcpClientSettings, resolveAgentConfig },
+        { assertConfigSupported, awsClientSettings, azureClientSettings, gcpClientSettings, resolveAgentConfig },
         { default: pino },
         { createAgent, onShutdown },
       ] = await Promise.all([import('@liftoff/agent'), import('pino'), import('./shared.js')]);
@@ -64,6 +64,9 @@ export function agentCommand(program: Command, env: Env): void {
       // The same for Google Cloud: project, region, one ADC auth client, endpoint overrides (environments/gcp).
       const gcpEnv = config.file.environment?.type === 'gcp' ? config.file.environment : undefined;
       const gcp = gcpEnv ? await gcpClientSettings({ ...gcpEnv, type: 'gcp' }, env) : undefined;
+      // And Azure: one credential chain made from this environment, endpoint overrides, extra CAs (environments/azure).
+      const azureEnv = config.file.environment?.type === 'azure' ? config.file.environment : undefined;
+      const azure = azureEnv ? await azureClientSettings({ ...azureEnv, type: 'azure' }, env) : undefined;
       const level = config.verbosity >= 2 ? 'debug' : config.verbosity === 1 || flags.logFile ? 'info' : 'warn';
       const destination =
         flags.logFile === '-'
@@ -84,6 +87,7 @@ export function agentCommand(program: Command, env: Env): void {
         say: (line) => console.log(line),
         ...(aws ? { aws } : {}),
         ...(gcp ? { gcp } : {}),
+        ...(azure ? { azure } : {}),
       });
       // The signal handler goes in before start-up finishes: a SIGTERM right after "polling" must still stop cleanly.
       const started = agent.start();

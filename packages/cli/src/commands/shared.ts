@@ -6,6 +6,7 @@ import {
   agentToolEnvironment,
   dockerServices,
   type AwsClientSettings,
+  type AzureClientSettings,
   type GcpClientSettings,
   type ResolvedAgentConfig,
 } from '@liftoff/agent';
@@ -45,6 +46,8 @@ export function createAgent(opts: {
   aws?: AwsClientSettings;
   /** The agent's Google Cloud settings, when its config has a gcp environment (built from `env` by the caller). */
   gcp?: GcpClientSettings;
+  /** The agent's Azure settings, when its config has an azure environment (built from `env` by the caller). */
+  azure?: AzureClientSettings;
 }): { agent: LaunchAgent; identity: { id: string; name: string } } {
   const { client, config, env, dataDir, logger, say } = opts;
   const host = hostname();
@@ -69,6 +72,7 @@ export function createAgent(opts: {
     say,
     ...(opts.aws ? { aws: opts.aws } : {}),
     ...(opts.gcp ? { gcp: opts.gcp } : {}),
+    ...(opts.azure ? { azure: opts.azure } : {}),
   });
   return { agent, identity };
 }
