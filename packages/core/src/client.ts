@@ -81,6 +81,7 @@ interface RequestOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   query?: Record<string, string | number | boolean | undefined>;
+  onUploadProgress?: (sent: number, total: number) => void;
 }
 
 const enc = encodeURIComponent;
@@ -120,7 +121,14 @@ export class LiftoffClient {
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     let res: HttpAnswer;
     try {
-      res = await this.transport.send({ method, url, headers, ...(body === undefined ? {} : { body }), signal });
+      res = await this.transport.send({
+        method,
+        url,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        signal,
+        ...(opts.onUploadProgress ? { onUploadProgress: opts.onUploadProgress } : {}),
+      });
     } catch (e) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? e;
       const untrusted = untrustedCertCode(e);
@@ -369,11 +377,13 @@ export class LiftoffClient {
 
   // code archives
   /** `entity`: the entity the archive is for (needed when the key acts in several). */
-  uploadArchive(data: Uint8Array, entity?: string) {
+  /** `onProgress`: bytes of the archive sent so far, and of how many (for a progress line). */
+  uploadArchive(data: Uint8Array, entity?: string, onProgress?: (sent: number, total: number) => void) {
     return this.json(CodeArchive, 'POST', '/api/code-archives', {
       raw: { data, contentType: 'application/gzip' },
       query: { entity },
       timeoutMs: 10 * 60_000,
+      ...(onProgress ? { onUploadProgress: onProgress } : {}),
     });
   }
   async downloadArchive(id: string): Promise<Buffer> {

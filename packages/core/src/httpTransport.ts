@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 
@@ -19,7 +19,12 @@ export interface HttpCall {
   headers: Record<string, string>;
   body?: Uint8Array | string;
   signal: AbortSignal;
+  /** Called as the body is handed to the socket, in pieces of UPLOAD_PIECE bytes: bytes sent so far, and of how many. */
+  onUploadProgress?: (sent: number, total: number) => void;
 }
+
+/** The piece size of a body whose upload reports progress. */
+export const UPLOAD_PIECE = 256 * 1024;
 
 /**
  * The API client's transport, on node:http and node:https rather than the global fetch. Node's fetch is undici,
@@ -51,12 +56,30 @@ export class HttpTransport {
         resolve(answerOf(res)),
       );
       req.on('error', reject);
-      req.end(body);
+      if (!body || !call.onUploadProgress) return void req.end(body);
+      writeInPieces(req, body, call.onUploadProgress).then(
+        () => req.end(),
+        (e: unknown) => req.destroy(e as Error),
+      );
     });
   }
 
   close(): void {
     this.agent.destroy();
+  }
+}
+
+/** Writes `body` a piece at a time, waiting for the socket to drain, so progress follows what was really sent. */
+async function writeInPieces(
+  req: ClientRequest,
+  body: Buffer,
+  onProgress: (sent: number, total: number) => void,
+): Promise<void> {
+  for (let at = 0; at < body.length; at += UPLOAD_PIECE) {
+    const piece = body.subarray(at, at + UPLOAD_PIECE);
+    if (req.destroyed) return;
+    if (!req.write(piece)) await new Promise<void>((r) => req.once('drain', r).once('close', r));
+    onProgress(Math.min(at + piece.length, body.length), body.length);
   }
 }
 

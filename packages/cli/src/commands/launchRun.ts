@@ -20,6 +20,7 @@ import {
 import { codeFilter } from '../codeIgnore.js';
 import { connect } from '../connection.js';
 import { applySets, parsePairs } from '../runConfigFlags.js';
+import { uploadProgress } from '../uploadProgress.js';
 import { printJson, writeLog } from '../output.js';
 
 /** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
@@ -165,8 +166,9 @@ export function splitCommand(command: string): string[] {
 /** Packs and uploads `--code DIR`; a refusal for its size says how big the archive was and how to make it smaller. */
 export async function uploadCode(client: LiftoffClient, dir: string, entity: string): Promise<string> {
   const archive = await packDirectory(dir);
+  const progress = uploadProgress(`the code archive of ${dir}`, archive.length);
   try {
-    return (await client.uploadArchive(archive, entity)).id;
+    return (await client.uploadArchive(archive, entity, progress && ((sent) => progress(sent)))).id;
   } catch (e) {
     if (!(e instanceof LiftoffError) || e.code !== 'PAYLOAD_TOO_LARGE') throw e;
     const mib = (archive.length / 1024 / 1024).toFixed(1);
