@@ -80,16 +80,6 @@ describe('CLI errors', () => {
     noStack(r.output);
   });
 
-  it('refuses a valid W&B config naming a builder it cannot use yet', async () => {
-    const path = agentConfig(
-      tempDir(),
-      'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: kaniko\n  build-context-store: s3://bucket/contexts/\n',
-    );
-    const r = await cli(['launch-agent', '-c', path], server.env);
-    expect(r.code).toBe(2);
-    expect(r.output).toContain('builder type "kaniko" is not supported yet');
-  });
-
   it('refuses to start without a queue, and for a queue it cannot serve as configured', async () => {
     const none = await cli(['launch-agent', '-c', agentConfig(tempDir(), 'entity: default\n')], server.env);
     expect(none.output).toContain('no queue to poll: pass -q QUEUE');

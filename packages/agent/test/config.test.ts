@@ -350,13 +350,6 @@ describe('assertConfigSupported', () => {
   });
 
   it.each<[string, string, string[]]>([
-    // Since issue 14 only its kaniko builder is refused; the gcp environment and the gcr registry are built.
-    ['the gcp variant', GCP_EXAMPLE, ['builder type "kaniko"']],
-    [
-      'a kaniko builder alone',
-      'builder:\n  type: kaniko\n  build-context-store: s3://b/ctx/\n',
-      ['builder type "kaniko"', 'use docker (builds on the local engine) or noop'],
-    ],
     [
       'an azure environment alone',
       'environment:\n  type: azure\n',
@@ -378,6 +371,9 @@ describe('assertConfigSupported', () => {
   it.each<[string, string]>([
     ['a noop builder', 'entity: e\nqueues: [default]\nbuilder:\n  type: noop\n'],
     ['a docker builder with a destination', 'builder:\n  type: docker\n  destination: 127.0.0.1:5000/jobs\n'],
+    // Since issue 15 the kaniko builder is built (builders/inCluster), so the gcp example loads whole.
+    ['the gcp variant (kaniko builder)', GCP_EXAMPLE],
+    ['a kaniko builder alone', 'builder:\n  type: kaniko\n  build-context-store: s3://b/ctx/\n'],
     ['an empty file', ''],
     ['secure_mode: false', 'secure_mode: false\n'],
     ['secure_mode: true', 'secure_mode: true\n'],
