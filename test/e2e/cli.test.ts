@@ -76,7 +76,7 @@ describe('CLI errors', () => {
     expect(r.code).toBe(2);
     expect(r.output).toContain(`liftoff: error: ${path} is invalid:`);
     expect(r.output).toContain('unknown field "max_job": remove it or check its spelling');
-    expect(r.output).toContain('field "builder.type" (value: "podman"): must be one of docker, kaniko, noop');
+    expect(r.output).toContain('field "builder.type" (value: "podman"): must be one of docker, kaniko, noop, buildah');
     noStack(r.output);
   });
 

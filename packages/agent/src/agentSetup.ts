@@ -118,7 +118,7 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
 async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
   const cfg = opts.config.file.builder;
-  const type = cfg?.type === 'noop' || cfg?.type === 'kaniko' ? cfg.type : 'docker';
+  const type = cfg?.type ?? 'docker';
   const registry = await registryFor(opts.config.file.registry, {
     docker: opts.docker,
     credentials: opts.credentials,

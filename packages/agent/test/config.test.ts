@@ -191,12 +191,12 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
     [
       'an unknown builder type',
       'builder:\n  type: podman\n',
-      ['field "builder.type" (value: "podman"): must be one of docker, kaniko, noop'],
+      ['field "builder.type" (value: "podman"): must be one of docker, kaniko, noop, buildah'],
     ],
     [
       'a builder without a type',
       'builder:\n  platform: linux/amd64\n',
-      ['field "builder.type" (value: missing): must be one of docker, kaniko, noop'],
+      ['field "builder.type" (value: missing): must be one of docker, kaniko, noop, buildah'],
     ],
     [
       'an unsupported platform',
@@ -273,7 +273,7 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
       'max_job: 3\nmax_jobs: -2\nbuilder:\n  type: podman\n',
       [
         'field "max_jobs" (value: -2): must be -1 (unlimited) or a positive integer',
-        'field "builder.type" (value: "podman"): must be one of docker, kaniko, noop',
+        'field "builder.type" (value: "podman"): must be one of docker, kaniko, noop, buildah',
         'unknown field "max_job": remove it or check its spelling',
       ],
     ],

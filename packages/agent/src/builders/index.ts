@@ -4,6 +4,7 @@ import type { RegistryCredentials } from '../docker/credentials.js';
 import type { Registry } from '../registries/types.js';
 import type { RunnerDeps } from '../runners/types.js';
 import { DockerBuilder } from './docker.js';
+import { BuildahBuilder } from './inCluster/buildah.js';
 import { KanikoBuilder } from './inCluster/kaniko.js';
 import type { BuilderConfigFile } from './inCluster/job.js';
 import { NoopBuilder } from './noop.js';
@@ -37,8 +38,9 @@ function inCluster(deps: BuilderDeps): ConstructorParameters<typeof KanikoBuilde
 }
 
 /** Builder type → factory; config naming a type missing here is refused at start-up. */
-export const BUILDERS: Record<'docker' | 'noop' | 'kaniko', (deps: BuilderDeps) => Builder> = {
+export const BUILDERS: Record<'docker' | 'noop' | 'kaniko' | 'buildah', (deps: BuilderDeps) => Builder> = {
   docker: (deps) => new DockerBuilder(deps.docker, deps.registry),
   noop: () => new NoopBuilder(),
   kaniko: (deps) => new KanikoBuilder(inCluster(deps)),
+  buildah: (deps) => new BuildahBuilder(inCluster(deps)),
 };

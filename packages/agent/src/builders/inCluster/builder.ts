@@ -34,7 +34,14 @@ export interface InClusterDeps {
 export type ContextSource =
   | { kind: 'url'; url: string }
   /** The store URI, read with a mounted credential (GCS credentials that cannot sign a URL). */
-  | { kind: 'store'; uri: string; tokenSecret?: string };
+  | {
+      kind: 'store';
+      uri: string;
+      /** A Secret holding a `header` file (an Authorization header line) for fetching `mediaUrl`. */
+      tokenSecret?: string;
+      /** The object's download URL on the store's API, read with that header. */
+      mediaUrl?: string;
+    };
 
 export interface PodInput {
   image: string;
