@@ -13,7 +13,12 @@ import { awsClientConfig } from '../../packages/agent/src/environments/aws/setti
 import type { AwsClientSettings } from '../../packages/agent/src/environments/types.js';
 import { OciRegistry } from '../../packages/agent/src/registries/oci.js';
 import type { RunnerDeps } from '../../packages/agent/src/runners/types.js';
+import type { GcpClientSettings } from '../../packages/agent/src/environments/types.js';
 import { settingsFrom } from '../aws/env.js';
+import { settingsFrom as gcpSettingsFrom } from '../gcp/env.js';
+import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
+import { startFakeIam } from '../helpers/gcpFake/iam.js';
+import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { dockerAvailable, startRegistry, type TestRegistry } from '../helpers/docker.js';
 import { KANIKO_STANDIN, buildKanikoStandin } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
@@ -54,7 +59,11 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     await cleanupAll();
   });
 
-  const builder = (env: Record<string, string>, extra: Record<string, unknown> = {}) => {
+  const builder = (
+    env: Record<string, string>,
+    extra: Record<string, unknown> = {},
+    clouds: Partial<RunnerDeps> = { aws },
+  ) => {
     const credentials = new RegistryCredentials();
     credentials.set(registry.host, registry.username, registry.password);
     const runner: RunnerDeps = {
@@ -65,7 +74,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
       credentials,
       kubernetes: {},
       homeDir: tempDir('liftoff-kaniko-home-'),
-      aws,
+      ...clouds,
     };
     return new KanikoBuilder({
       registry: new OciRegistry(docker, `${registry.host}/team/app`, credentials),
@@ -251,5 +260,77 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     expect(() =>
       builder({}, { 'kaniko-config': { spec: { template: { spec: { containers: [{ image: 'other/kaniko' }] } } } } }),
     ).toThrow('disagree');
+  });
+  describe('with a gs:// store whose credentials cannot sign', () => {
+    let gcp: GcpClientSettings;
+    let gcs: FakeGcs;
+    beforeAll(async () => {
+      const md = await startFakeMetadata();
+      gcs = await startFakeGcs({ buckets: ['liftoff-ctx'], acceptToken: (t) => md.tokens.includes(t) });
+      // IAM holds no key for the agent's service account: signBlob fails, as without the TokenCreator role.
+      const iam = await startFakeIam({ keys: new Map(), acceptToken: () => true });
+      gcp = await gcpSettingsFrom({
+        ...md.env,
+        STORAGE_EMULATOR_HOST: gcs.url,
+        CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: iam.url,
+      });
+      // The operator's key Secret (W&B's secret-name / secret-key), made as kubectl would.
+      const res = await fetch(`${kube.url}/api/v1/namespaces/builds/secrets`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'gcp-key' },
+          data: { 'key.json': Buffer.from('{"type":"service_account"}').toString('base64') },
+        }),
+      });
+      expect(res.status).toBe(201);
+    });
+
+    it('with secret-name/secret-key, kaniko gets the gs:// URI and the key mounted as W&B mounts it', async () => {
+      const log: string[] = [];
+      const store = {
+        'build-context-store': 'gs://liftoff-ctx/ctx',
+        'secret-name': 'gcp-key',
+        'secret-key': 'key.json',
+      };
+      const result = await builder({}, store, { gcp }).build(request('kan00007', log));
+      expect(result.built).toBe(true);
+      expect(gcs.buckets.get('liftoff-ctx')?.has('ctx/kan00007.tgz')).toBe(true);
+      expect(log.join('')).toContain(
+        'context gs://liftoff-ctx/ctx/kan00007.tgz read with the service_account key at /kaniko/.config/gcloud/config.json',
+      );
+      const job = kube.created.filter((c) => c.kind === 'Job').at(-1)?.body as any;
+      const pod = job.spec.template.spec;
+      expect(pod.containers[0].args[0]).toBe('--context=gs://liftoff-ctx/ctx/kan00007.tgz');
+      expect(pod.containers[0].env).toContainEqual({
+        name: 'GOOGLE_APPLICATION_CREDENTIALS',
+        value: '/kaniko/.config/gcloud/config.json',
+      });
+      expect(pod.containers[0].volumeMounts).toContainEqual({
+        name: 'liftoff-cloud-key',
+        mountPath: '/kaniko/.config/gcloud',
+        readOnly: true,
+      });
+      expect(pod.volumes).toContainEqual({
+        name: 'liftoff-cloud-key',
+        secret: { secretName: 'gcp-key', items: [{ key: 'key.json', path: 'config.json' }] },
+      });
+      // The operator's Secret stays; the agent's push Secret went with the Job.
+      expect(kube.list('Secret', 'builds').map((o) => o.metadata.name)).toEqual(['gcp-key']);
+    }, 120_000);
+
+    it('without them, the build fails before any Job, naming the fixes', async () => {
+      const jobs = kube.created.filter((c) => c.kind === 'Job').length;
+      const err = await builder({}, { 'build-context-store': 'gs://liftoff-ctx/ctx' }, { gcp })
+        .build(request('kan00008', []))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BuildError);
+      expect((err as Error).message).toMatch(
+        /^The kaniko build pod cannot read gs:\/\/liftoff-ctx\/ctx\/kan00008\.tgz: Signing a URL .*roles\/iam\.serviceAccountTokenCreator.* Or set builder\.secret-name and builder\.secret-key .* or use the buildah builder/,
+      );
+      expect(kube.created.filter((c) => c.kind === 'Job').length).toBe(jobs);
+    }, 120_000);
   });
 });
