@@ -227,6 +227,24 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     expect(log.join('')).toContain('cancelled: deleting build job builds/wandb-launch-container-build-kan00004');
   }, 120_000);
 
+  it('an image that cannot be pulled is a warning on the run (cleared when the build ends), not a hang', async () => {
+    const warnings: Array<string | null> = [];
+    let cancel = false;
+    const b = builder({}, { 'kaniko-image': '127.0.0.1:9/liftoff-none/kaniko:1', 'kaniko-config': {} });
+    const pending = b.build({
+      ...request('kan00009', [], () => cancel),
+      onWarning: (w: string | null) => warnings.push(w),
+    });
+    await until(() => (warnings.some((w) => w && /ErrImagePull|ImagePullBackOff/.test(w)) ? true : undefined), 60_000);
+    expect(warnings.find((w) => w)).toMatch(
+      /^image build: pod wandb-launch-container-build-kan00009-\w+, container kaniko: (ErrImagePull|ImagePullBackOff)/,
+    );
+    cancel = true;
+    await expect(pending).rejects.toBeInstanceOf(BuildCancelledError);
+    expect(warnings.at(-1)).toBeNull();
+    expect(kube.list('Job', 'builds')).toEqual([]);
+  }, 120_000);
+
   it('skips the build when the content-hash tag is already in the registry', async () => {
     const log: string[] = [];
     const b = builder({});

@@ -222,6 +222,7 @@ export abstract class InClusterBuilder implements Builder {
     );
     watches.push(pods, jobs);
     const note = req.onNote ?? ((l: string) => req.onLog(`[liftoff] ${l}\n`));
+    let warned = false;
     const run = new KubeRun(
       { kind: 'job', runId: req.runId, namespace, name },
       api,
@@ -230,7 +231,10 @@ export abstract class InClusterBuilder implements Builder {
         onOutput: req.onLog,
         onNote: (l) => note(`build: ${l}`),
         onRunning: () => undefined,
-        onWarning: (w) => req.onWarning?.(w === null ? null : `image build: ${w}`),
+        onWarning: (w) => {
+          warned = w !== null;
+          req.onWarning?.(w === null ? null : `image build: ${w}`);
+        },
       },
       logger,
       { pods: pods as unknown as SharedWatch<V1Pod>, owner: jobs },
@@ -249,6 +253,8 @@ export abstract class InClusterBuilder implements Builder {
       return { state: outcome.state, ...('message' in outcome && outcome.message ? { message: outcome.message } : {}) };
     } finally {
       clearInterval(timer);
+      // A build's warning (a pull back-off) is over with the build, whatever ended it; the run's own come next.
+      if (warned) req.onWarning?.(null);
     }
   }
 
