@@ -139,7 +139,8 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     expect(body.metadata.labels).toEqual({
       team: 'ml',
       'app.kubernetes.io/managed-by': 'liftoff',
-      'liftoff.dev/run-id': 'kan00001',
+      // Not the run id itself: the kubernetes runner finds a run's own Job and pods by it.
+      'liftoff.dev/run-id': 'kan00001-build',
       'liftoff.dev/agent': 'agent-k1',
       'liftoff.dev/role': 'build',
     });

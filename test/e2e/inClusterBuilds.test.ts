@@ -12,7 +12,16 @@ import { codeDir } from '../helpers/jobs.js';
 import { KANIKO_STANDIN, buildKanikoStandin } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { ecrFront, MOTO_ACCOUNT, motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
-import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
+import {
+  agentConfig,
+  cleanupAll,
+  cli,
+  startAgent,
+  startServer,
+  tempDir,
+  until,
+  type TestServer,
+} from '../helpers/procs.js';
 
 const BUILDAH = 'liftoff-test/buildah:1';
 const PROJECT = 'liftoff-test-project';
@@ -85,7 +94,7 @@ describe.skipIf(!buildahImageAvailable() || !motoAvailable())('in-cluster builds
     await s3.send(new CreateBucketCommand({ Bucket: 'liftoff-ctx' }));
     s3.destroy();
     server = await startServer();
-    for (const name of ['oci-k8s', 'ecr-k8s', 'gar-k8s', 'kaniko-k8s']) {
+    for (const name of ['oci-k8s', 'ecr-k8s', 'gar-k8s', 'kaniko-k8s', 'kaniko-crash']) {
       await server.client.createQueue('default', { name, resource: 'kubernetes' });
     }
   }, 120_000);
@@ -242,5 +251,46 @@ ${kubeSection()}`;
     );
     expect(r.output).toMatch(/in-cluster kaniko build of .* failed: container kaniko exited with code 9/);
     await agent.stop();
+  }, 300_000);
+  it('an agent killed mid-build: the restarted agent does not take the build Job for the run, and sweeps it', async () => {
+    buildKanikoStandin();
+    const registry = await startRegistry();
+    const dir = await codeFor(registry);
+    const config = agentConfig(
+      tempDir(),
+      `entity: default
+max_jobs: -1
+environment:
+  type: aws
+  region: us-east-1
+builder:
+  type: kaniko
+  kaniko-image: ${KANIKO_STANDIN}
+  destination: ${registry.host}/team/app
+  credentials: { username: ${registry.username}, password: ${registry.password} }
+  build-context-store: s3://liftoff-ctx/crash/
+${POD_ON_HOST}            env:
+            - { name: STANDIN_SLEEP, value: "600" }
+${kubeSection()}`,
+    );
+    const opts = { queues: ['kaniko-crash'], name: 'icb-crash', config, env: motoEnv(moto) };
+    const first = await startAgent(server, opts);
+    const pushed = await cli(['launch', '-q', 'kaniko-crash', '--code', dir, '-E', 'true', '--json'], server.env);
+    expect(pushed.code, pushed.output).toBe(0);
+    const builds = (kind: string) => kube.list(kind).filter((o) => o.metadata.labels?.['liftoff.dev/role'] === 'build');
+    await until(() => (builds('Pod').some((p) => p.status?.phase === 'Running') ? true : undefined), 60_000);
+    first.proc.kill('SIGKILL');
+    await first.proc.exited;
+    expect(builds('Job')).toHaveLength(1);
+    const again = await startAgent(server, opts);
+    const run = await until(async () => {
+      const [r] = (await server.client.listRuns('default', { queue: 'kaniko-crash' })).runs;
+      return r && ['failed', 'finished', 'stopped', 'lost'].includes(r.status) ? r : undefined;
+    }, 60_000);
+    // Not "finished" when the build Job ends: the run's own Job never existed.
+    expect(run.status).toBe('failed');
+    expect(run.error_message).toMatch(/Kubernetes Job is gone/);
+    await until(() => (builds('Job').length === 0 && builds('Secret').length === 0 ? true : undefined), 60_000);
+    await again.stop();
   }, 300_000);
 });

@@ -15,6 +15,7 @@ import { asBuildError, contextUri, packContext, prepareContext } from './context
 import {
   DEFAULT_BUILD_JOB_NAME,
   buildJobBody,
+  buildRunLabel,
   dockerConfigJson,
   fragmentContainer,
   isObj,
@@ -224,7 +225,7 @@ export abstract class InClusterBuilder implements Builder {
     const note = req.onNote ?? ((l: string) => req.onLog(`[liftoff] ${l}\n`));
     let warned = false;
     const run = new KubeRun(
-      { kind: 'job', runId: req.runId, namespace, name },
+      { kind: 'job', runId: buildRunLabel(req.runId), namespace, name },
       api,
       target.kc,
       {
@@ -326,7 +327,7 @@ export abstract class InClusterBuilder implements Builder {
             namespace,
             labels: {
               'app.kubernetes.io/managed-by': 'liftoff',
-              'liftoff.dev/run-id': req.runId,
+              'liftoff.dev/run-id': buildRunLabel(req.runId),
               [LABEL_AGENT]: labelValue(this.deps.runner.agentId),
               'liftoff.dev/role': 'build',
             },

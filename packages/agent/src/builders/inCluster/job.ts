@@ -7,6 +7,13 @@ export type BuilderConfigFile = NonNullable<AgentConfigFile['builder']>;
 export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const LABEL_ROLE = 'liftoff.dev/role';
+
+/**
+ * The `liftoff.dev/run-id` value of a run's build objects: `<run id>-build`, not the run id itself. The kubernetes
+ * runner finds a run's Job and pods by that label (re-adoption after an agent restart, its pod watch), so a build Job
+ * left by a crashed agent must not look like the run's Job; its start-up sweep deletes it as a leftover instead.
+ */
+export const buildRunLabel = (runId: string): string => `${runId}-build`;
 /** W&B's default `build-job-name`, kept so existing RBAC, quotas and dashboards keyed on it keep working. */
 export const DEFAULT_BUILD_JOB_NAME = 'wandb-launch-container-build';
 /** W&B's build timeout (`_DEFAULT_BUILD_TIMEOUT_SECS`); `kaniko-config` spec.activeDeadlineSeconds overrides it. */
@@ -41,7 +48,7 @@ export function buildJobBody(input: JobInput): Obj {
   const base = structuredClone(input.fragment ?? {});
   const labels = {
     'app.kubernetes.io/managed-by': 'liftoff',
-    [LABEL_RUN]: input.runId,
+    [LABEL_RUN]: buildRunLabel(input.runId),
     [LABEL_AGENT]: labelValue(input.agentId),
     [LABEL_ROLE]: 'build',
   };
