@@ -2,13 +2,14 @@
 # The image the buildah builder's tests run as a build pod: buildah (with netavark, which its network stack needs),
 # curl and ca-certificates from Debian bookworm, debootstrapped here and imported (nothing is pulled from a
 # registry). The root filesystem is cached under /var/cache/liftoff like the Python image of docker.sh, so a second
-# run only re-imports it. Needs the Docker engine of docker.sh.
+# run only re-imports it. Runs docker.sh first for the engine.
 set -euo pipefail
+# The engine and the base images first (scripts run in name order, and this one sorts before docker.sh).
+bash "$(dirname "$0")/docker.sh" >/dev/null
 image=liftoff-test/buildah:1
 if ! docker image inspect "$image" >/dev/null 2>&1; then
   cache=/var/cache/liftoff/buildah-rootfs.tar
   if [[ ! -s "$cache" ]]; then
-    command -v debootstrap >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
     mkdir -p /var/cache/liftoff
     root="$(mktemp -d)"
     mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)"
