@@ -5,7 +5,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LaunchSpec } from '@liftoff/core';
+import { KubeConfigError, LaunchSpec } from '@liftoff/core';
 import { BuildCancelledError, BuildError } from '../../packages/agent/src/builders/types.js';
 import { KanikoBuilder } from '../../packages/agent/src/builders/inCluster/kaniko.js';
 import { RegistryCredentials } from '../../packages/agent/src/docker/credentials.js';
@@ -268,6 +268,28 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
   }, 120_000);
 
   it('refuses config that cannot work, naming the key', () => {
+    // No cluster: refused when the builder is made (at agent start), naming what to set.
+    expect(
+      () =>
+        new KanikoBuilder({
+          registry: new OciRegistry(docker, `${registry.host}/team/app`, new RegistryCredentials()),
+          credentials: new RegistryCredentials(),
+          runner: {
+            logger: pino({ level: 'silent' }),
+            processEnv: {},
+            agentId: 'a',
+            docker,
+            credentials: new RegistryCredentials(),
+            kubernetes: { 'config-file': join(codeDir, 'no-such-kubeconfig') },
+            homeDir: tempDir(),
+            aws,
+          },
+          config: { type: 'kaniko', 'build-context-store': 's3://liftoff-ctx/x' },
+        }),
+    ).toThrow(KubeConfigError);
+    expect(() => builder({}, { 'build-context-store': 'gs://liftoff-ctx/x' })).toThrow(
+      'gs:// stores need Google Cloud credentials',
+    );
     expect(() => builder({}, { 'build-job-name': 'Bad_Name' })).toThrow('builder.build-job-name "Bad_Name"');
     expect(() => builder({}, { 'secret-name': 's' })).toThrow('secret-name and builder.secret-key go together');
     expect(() =>

@@ -126,6 +126,8 @@ export abstract class InClusterBuilder implements Builder {
       }
     }
     this.fragment = fragment;
+    // At agent start, like a kubernetes queue's check: a cluster config that cannot load stops the agent now.
+    this.target();
   }
 
   /** The build container and its volumes for this builder. */
@@ -362,21 +364,19 @@ export abstract class InClusterBuilder implements Builder {
     for (const s of secrets) await api.deleteSecret(namespace, s);
   }
 
-  /** The agent config's cluster (kubernetes.config-file / context, else $KUBECONFIG, ...), loaded once. */
+  /**
+   * The agent config's cluster (kubernetes.config-file / context, else $KUBECONFIG, ...), loaded once, in the
+   * constructor: its KubeConfigError (naming the fix) then stops the agent at start.
+   */
   protected target(): KubeTarget {
-    if (this.kube) return this.kube;
     const k = this.deps.runner.kubernetes;
-    try {
-      this.kube = loadKubeTarget({
-        ...(k['config-file'] ? { configFile: k['config-file'] } : {}),
-        ...(k.context ? { context: k.context } : {}),
-        env: this.deps.runner.processEnv,
-        homeDir: this.deps.runner.homeDir,
-        ...(k['service-account-dir'] ? { serviceAccountDir: k['service-account-dir'] } : {}),
-      });
-      return this.kube;
-    } catch (e) {
-      throw asBuildError(e);
-    }
+    this.kube ??= loadKubeTarget({
+      ...(k['config-file'] ? { configFile: k['config-file'] } : {}),
+      ...(k.context ? { context: k.context } : {}),
+      env: this.deps.runner.processEnv,
+      homeDir: this.deps.runner.homeDir,
+      ...(k['service-account-dir'] ? { serviceAccountDir: k['service-account-dir'] } : {}),
+    });
+    return this.kube;
   }
 }
