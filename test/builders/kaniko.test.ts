@@ -95,7 +95,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
                 terminationGracePeriodSeconds: 1,
                 containers: [
                   {
-                    args: ['--cache=false', '--verbosity=debug'],
+                    args: ['--cache=false', '--verbosity=debug', '--reproducible'],
                     env: Object.entries(env).map(([name, value]) => ({ name, value })),
                     imagePullPolicy: 'Never',
                   },
@@ -163,6 +163,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
       '--snapshot-mode=redo',
       '--compressed-caching=false',
       '--verbosity=debug',
+      '--reproducible',
     ]);
     expect(c.volumeMounts).toEqual([{ name: 'liftoff-docker-config', mountPath: '/kaniko/.docker', readOnly: true }]);
     expect(pod.volumes).toEqual([
