@@ -131,6 +131,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     expect(text).toMatch(/Dockerfile\.liftoff begins FROM liftoff-test\/python:3/);
     expect(text).toContain('INFO[0002] step 3');
     expect(text).toContain(`Pushed ${result.image}`);
+    expect(text).not.toContain("is W&B's default");
 
     const job = kube.created.find((c) => c.kind === 'Job' && (c.body as any).metadata.name.endsWith('kan00001'));
     expect(job?.namespace).toBe('builds');
@@ -267,6 +268,14 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     expect(again.join('')).toContain('already exists');
     expect(kube.created.filter((c) => c.kind === 'Job').length).toBe(jobsBefore);
   }, 120_000);
+
+  it('says so when the default (archived upstream) executor image is used; never pulled here', () => {
+    const b = builder({}, { 'kaniko-image': undefined }) as unknown as { notes(): string[]; image: string };
+    expect(b.image).toBe('gcr.io/kaniko-project/executor:v1.11.0');
+    expect(b.notes()).toEqual([
+      "kaniko image gcr.io/kaniko-project/executor:v1.11.0 is W&B's default; Kaniko was archived upstream in 2025 and gets no fixes there: set builder.kaniko-image to a maintained fork (docs/builders.md)",
+    ]);
+  });
 
   it('refuses config that cannot work, naming the key', () => {
     // No cluster: refused when the builder is made (at agent start), naming what to set.

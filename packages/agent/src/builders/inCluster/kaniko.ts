@@ -57,6 +57,14 @@ export class KanikoBuilder extends InClusterBuilder {
     this.userArgs = args as string[];
   }
 
+  protected override notes(): string[] {
+    return this.image === DEFAULT_KANIKO_IMAGE
+      ? [
+          `kaniko image ${DEFAULT_KANIKO_IMAGE} is W&B's default; Kaniko was archived upstream in 2025 and gets no fixes there: set builder.kaniko-image to a maintained fork (docs/builders.md)`,
+        ]
+      : [];
+  }
+
   /** W&B's executor flags; a `--k=v` of kaniko-config replaces the default of the same flag, others are added. */
   args(input: PodInput, context: string): string[] {
     const flags = new Map<string, string | undefined>([
