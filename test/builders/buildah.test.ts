@@ -18,6 +18,7 @@ import { BUSYBOX, dockerAvailable, startRegistry, type TestRegistry } from '../h
 import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadata.js';
+import { untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
 import { cleanupAll, tempDir } from '../helpers/procs.js';
@@ -51,6 +52,7 @@ describe.skipIf(!buildahImageAvailable())('the buildah builder', () => {
     kube = await startFakeKube({ namespaces: ['default', 'builds'] });
     kubeconfig = await kube.writeKubeconfig(tempDir('liftoff-buildah-kube-'), { namespace: 'builds' });
     registry = await startRegistry();
+    untagImagesOf(registry.host);
     const base = `${registry.host}/base/busybox:1`;
     execFileSync('docker', ['tag', BUSYBOX, base]);
     const authconfig = { username: registry.username, password: registry.password, serveraddress: registry.host };

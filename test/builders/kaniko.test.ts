@@ -20,7 +20,7 @@ import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { dockerAvailable, startRegistry, type TestRegistry } from '../helpers/docker.js';
-import { KANIKO_STANDIN, buildKanikoStandin } from '../helpers/kanikoStandin.js';
+import { KANIKO_STANDIN, buildKanikoStandin, untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
 import { cleanupAll, tempDir, until } from '../helpers/procs.js';
@@ -50,6 +50,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     await s3.send(new CreateBucketCommand({ Bucket: 'liftoff-ctx' }));
     s3.destroy();
     registry = await startRegistry();
+    untagImagesOf(registry.host);
     writeFileSync(join(codeDir, 'train.py'), 'print("hello")\n');
     writeFileSync(join(codeDir, 'Dockerfile.liftoff'), 'FROM liftoff-test/python:3\nCOPY . /app\n');
   }, 120_000);

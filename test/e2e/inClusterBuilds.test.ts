@@ -9,7 +9,7 @@ import { startFakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { codeDir } from '../helpers/jobs.js';
-import { KANIKO_STANDIN, buildKanikoStandin } from '../helpers/kanikoStandin.js';
+import { KANIKO_STANDIN, buildKanikoStandin, untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { ecrFront, MOTO_ACCOUNT, motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
 import {
@@ -64,6 +64,7 @@ describe.skipIf(!buildahImageAvailable() || !motoAvailable())('in-cluster builds
   /** A Dockerfile.liftoff FROM a base image in `registry`, pushed there with its login. */
   const codeFor = async (registry: TestRegistry): Promise<string> => {
     const base = `${registry.host}/base/busybox:1`;
+    untagImagesOf(registry.host);
     execFileSync('docker', ['tag', BUSYBOX, base]);
     const authconfig = { username: registry.username, password: registry.password, serveraddress: registry.host };
     await new Promise<void>((resolve, reject) =>

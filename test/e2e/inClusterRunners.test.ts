@@ -12,6 +12,7 @@ import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { pushTestImage } from '../helpers/vertexFake/image.js';
 import { startFakeVertex } from '../helpers/vertexFake/server.js';
 import { codeDir } from '../helpers/jobs.js';
+import { untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
 import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
@@ -150,6 +151,7 @@ describe.skipIf(!buildahImageAvailable())('an in-cluster build for a vertex queu
     const md = await startFakeMetadata({ token: TOKEN });
     const registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
     const base = `${registry.host}/${PROJECT}/jobs/busybox:1`;
+    untagImagesOf(registry.host);
     await pushTestImage(new Dockerode(), registry, base);
     const gcs = await startFakeGcs({ buckets: ['liftoff-ctx'], acceptToken: (t) => t === TOKEN });
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
