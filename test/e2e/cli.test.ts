@@ -76,18 +76,8 @@ describe('CLI errors', () => {
     expect(r.code).toBe(2);
     expect(r.output).toContain(`liftoff: error: ${path} is invalid:`);
     expect(r.output).toContain('unknown field "max_job": remove it or check its spelling');
-    expect(r.output).toContain('field "builder.type" (value: "podman"): must be one of docker, kaniko, noop');
+    expect(r.output).toContain('field "builder.type" (value: "podman"): must be one of docker, kaniko, noop, buildah');
     noStack(r.output);
-  });
-
-  it('refuses a valid W&B config naming a builder it cannot use yet', async () => {
-    const path = agentConfig(
-      tempDir(),
-      'entity: default\nmax_jobs: -1\nqueues:\n  - default\nbuilder:\n  type: kaniko\n  build-context-store: s3://bucket/contexts/\n',
-    );
-    const r = await cli(['launch-agent', '-c', path], server.env);
-    expect(r.code).toBe(2);
-    expect(r.output).toContain('builder type "kaniko" is not supported yet');
   });
 
   it('refuses to start without a queue, and for a queue it cannot serve as configured', async () => {

@@ -127,7 +127,7 @@ async function assertDocker(docker: Dockerode, queue: string, resource: string):
 /** `builder.type` from the config; without one, docker (the engine was just found reachable). */
 async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefined): Promise<Builder> {
   const cfg = opts.config.file.builder;
-  const type = cfg?.type === 'noop' ? 'noop' : 'docker';
+  const type = cfg?.type ?? 'docker';
   const registry = await registryFor(opts.config.file.registry, {
     docker: opts.docker,
     credentials: opts.credentials,
@@ -137,7 +137,13 @@ async function makeBuilder(opts: AgentOptions, awsIdentity: AwsIdentity | undefi
     gcp: opts.gcp,
     azure: opts.azure,
   });
-  return BUILDERS[type]({ docker: opts.docker, registry });
+  return BUILDERS[type]({
+    docker: opts.docker,
+    registry,
+    config: cfg ?? undefined,
+    credentials: opts.credentials,
+    runner: runnerDeps(opts),
+  });
 }
 
 function vertexTimes(v: { 'poll-seconds'?: number; 'log-tail-seconds'?: number }): {

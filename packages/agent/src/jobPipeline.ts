@@ -99,11 +99,16 @@ export async function executeJob(
           sourceIdentity: identity,
           baseImage: baseImage(ctx, spec, resource),
           onLog: (t) => shipper.write(t),
+          onNote: note,
+          onWarning: (w) => reporter.warn(w),
+          isCancelled: () => job.cancelRequested,
         });
         image = built.image;
         mountCodeAt = built.mountCodeAt;
         workCopyAt = built.workCopyAt;
       } catch (err) {
+        // An in-cluster builder deletes its build Job on cancel and says so: the run was stopped, not failed.
+        if (job.cancelRequested) return { state: 'stopped', exitCode: null };
         return {
           state: 'failed',
           exitCode: null,

@@ -57,7 +57,7 @@ export const RegistryConfig = z
 
 export const BuilderConfig = z
   .object({
-    type: z.enum(['docker', 'kaniko', 'noop']),
+    type: z.enum(['docker', 'kaniko', 'noop', 'buildah']),
     destination: z
       .string()
       .min(1)
@@ -74,6 +74,12 @@ export const BuilderConfig = z
     'secret-name': z.string().min(1).optional(),
     'secret-key': z.string().min(1).optional(),
     'kaniko-image': z.string().min(1).optional(),
+    /** Liftoff: the image of the buildah builder's pod (buildah, sh, curl and tar; docs/builders.md). */
+    'buildah-image': z
+      .string()
+      .min(1)
+      .refine((v) => isImageRef(v), 'must be an image reference ([registry[:port]/]name[:tag][@sha256:digest])')
+      .optional(),
     /** Liftoff: default base image of generated Dockerfiles (resource_args.<resource>.builder.base_image wins). */
     'base-image': z
       .string()
@@ -87,6 +93,12 @@ export const BuilderConfig = z
   .superRefine((b, ctx) => {
     if (b.type === 'kaniko' && !b['build-context-store']) {
       ctx.addIssue({ code: 'custom', path: ['build-context-store'], message: 'is required for the kaniko builder' });
+    }
+    if (b.type === 'buildah' && !b['build-context-store']) {
+      ctx.addIssue({ code: 'custom', path: ['build-context-store'], message: 'is required for the buildah builder' });
+    }
+    if (b.type === 'buildah' && !b['buildah-image']) {
+      ctx.addIssue({ code: 'custom', path: ['buildah-image'], message: 'is required for the buildah builder' });
     }
   });
 

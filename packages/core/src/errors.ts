@@ -397,3 +397,14 @@ export class AzureCredentialsMissingError extends LiftoffError {
     );
   }
 }
+
+/**
+ * The agent config of an in-cluster builder (kaniko, buildah) cannot work: a missing store or registry, a
+ * build-job-name that is no Kubernetes name, a kaniko-config fragment that fights what Liftoff sets. The agent stops
+ * at start-up with the message, which names the key to fix.
+ */
+export class InClusterBuilderConfigError extends LiftoffError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}

@@ -10,6 +10,12 @@ export interface BuildRequest {
   /** Base image for generated Dockerfiles, already resolved (resource args > agent config > default). */
   baseImage: string;
   onLog: (text: string) => void;
+  /** A `[liftoff]` line in the run's log (in-cluster builders: the Job created, a capability granted). */
+  onNote?: (line: string) => void;
+  /** A problem that may resolve (an unschedulable build pod, an image pull back-off), or null once it has. */
+  onWarning?: (warning: string | null) => void;
+  /** True once the run was cancelled: in-cluster builders then delete their build Job. */
+  isCancelled?: () => boolean;
 }
 
 export interface BuildResult {
@@ -24,7 +30,7 @@ export interface BuildResult {
 
 /** Turns a job's code into an image a container runner can start. */
 export interface Builder {
-  readonly type: 'docker' | 'noop';
+  readonly type: 'docker' | 'noop' | 'kaniko' | 'buildah';
   build(req: BuildRequest): Promise<BuildResult>;
 }
 
@@ -32,6 +38,13 @@ export interface Builder {
 export class BuildError extends LiftoffError {
   constructor(message: string, cause?: unknown) {
     super('RUNNER_FAILED', message, { cause });
+  }
+}
+
+/** The run was cancelled while its image was being built in the cluster (the build Job was deleted). */
+export class BuildCancelledError extends BuildError {
+  constructor() {
+    super('Cancelled during the image build; the build Job was deleted.');
   }
 }
 
