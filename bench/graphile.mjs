@@ -77,11 +77,20 @@ export async function graphileThroughput(connectionString, count, concurrency, a
     }),
   );
   await all;
-  await runner.stop();
-  // Completions are written in batches after the handlers return: the clock stops, and the schema goes, only once
-  // the runner is done, or an in-flight batch fails on a dropped table and takes the benchmark down.
-  await runner.promise.catch(() => undefined);
+  // Completions are written in batches after the handlers return (a completed job's row is deleted): the clock
+  // stops when no row is left, and the runner and its schema go only then, or an in-flight batch fails on a
+  // dropped table and takes the benchmark down (runner.promise can settle before its last batch is written).
+  await utils.withPgClient(async (c) => {
+    for (let i = 0; i < 600; i++) {
+      const { rows } = await c.query(`select count(*)::int as n from ${pgSchema}._private_jobs`);
+      if (rows[0].n === 0) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
   const seconds = (Date.now() - t0) / 1000;
+  await runner.stop();
+  await runner.promise.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 200));
   await utils.withPgClient((c) => c.query(`drop schema if exists ${pgSchema} cascade`));
   await utils.release();
   return count / seconds;
