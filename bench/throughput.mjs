@@ -227,7 +227,7 @@ export default {
         if (r[0].includes('postgres: API loop batched'))
           r[2] = ratio(median(liftoffPg.batchedEndToEndClaimsPerSecond), median(gw));
       for (const r of rows)
-        if (r[0].includes('postgres: API')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
+        if (r[0].includes('postgres: API push')) r[2] = ratio(median(liftoffPg.claimsPerSecond), median(g));
         else if (r[0].includes('postgres: the same'))
           r[2] = ratio(median(liftoffPg.singleCallClaimsPerSecond), median(g));
     }
