@@ -186,10 +186,10 @@ describe('resource_args.slurm → sbatch options', () => {
       '--exclusive',
       '--no-requeue',
     ]);
-    expect(o).toMatchObject({ array: false, srun: false });
+    expect(o).toMatchObject({ array: undefined, srun: false });
     expect(sbatchOptions({ array: '0-2', nodes: 2 })).toEqual({
       argv: ['--nodes=2', '--array=0-2'],
-      array: true,
+      array: '0-2',
       srun: true,
     });
     expect(sbatchOptions(undefined).argv).toEqual([]);

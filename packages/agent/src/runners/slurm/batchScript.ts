@@ -15,7 +15,7 @@ export interface BatchScriptInput {
 /** The env file's path in a run dir. */
 export const envPath = (runDir: string) => `${runDir}/env`;
 /** The output file sbatch is told to write (`%j`, or `%A_%a` for an array task). */
-export const outputPattern = (runDir: string, array: boolean) => `${runDir}/slurm-${array ? '%A_%a' : '%j'}.out`;
+export const outputPattern = (runDir: string, array: unknown) => `${runDir}/slurm-${array ? '%A_%a' : '%j'}.out`;
 /** `<job id>` or `<array job id>_<task id>`: how output and exit files of one Slurm job are named. */
 export const outputFile = (runDir: string, key: string) => `${runDir}/slurm-${key}.out`;
 export const exitFile = (runDir: string, key: string) => `${runDir}/exit-${key}`;

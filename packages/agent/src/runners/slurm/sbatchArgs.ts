@@ -52,8 +52,8 @@ const NOT_OPTIONS = new Set(['sbatch', 'builder']);
 export interface SbatchOptions {
   /** `--key=value` argv elements, in a stable order. */
   argv: string[];
-  /** `--array` was given: one run is several Slurm jobs (tasks). */
-  array: boolean;
+  /** The `--array` spec when given: one run is several Slurm jobs (tasks). */
+  array: string | undefined;
   /** The entry point goes through srun (several nodes or tasks), else the batch script runs it itself. */
   srun: boolean;
 }
@@ -70,7 +70,7 @@ function valueOf(where: string, key: string, value: unknown): string | boolean {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value !== 'string') refuse(where, key, 'must be a string, a number or a boolean');
   // One sbatch option value: printable text only (a newline or control character is never part of one).
-  if (!value.length || value.length > 1024 || /[\u0000-\u001f\u007f]/.test(value)) {
+  if (!value.length || value.length > 1024 || [...value].some((c) => c.charCodeAt(0) < 0x20 || c === '\u007f')) {
     refuse(where, key, 'must be 1–1024 printable characters');
   }
   return value;
@@ -90,7 +90,7 @@ function option(where: string, rawKey: string, value: unknown): [Key, string | b
 /** The sbatch options of `resource_args.slurm`; throws SlurmOptionRefusedError naming the first bad key. */
 export function sbatchOptions(args: unknown): SbatchOptions {
   const where = 'resource_args.slurm';
-  if (args === undefined || args === null) return { argv: [], array: false, srun: false };
+  if (args === undefined || args === null) return { argv: [], array: undefined, srun: false };
   if (typeof args !== 'object' || Array.isArray(args)) refuse('resource_args', 'slurm', 'must be an object');
   const chosen = new Map<Key, string | boolean>();
   for (const [k, v] of Object.entries(args)) {
@@ -130,7 +130,7 @@ export function sbatchOptions(args: unknown): SbatchOptions {
   };
   return {
     argv,
-    array: chosen.has('array'),
+    array: typeof chosen.get('array') === 'string' ? (chosen.get('array') as string) : undefined,
     srun: count('nodes') > 1 || count('ntasks') > 1 || count('ntasks_per_node') > 1,
   };
 }
