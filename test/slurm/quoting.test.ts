@@ -117,7 +117,7 @@ describe('slurm quoting', () => {
           const names = Object.keys(env);
           const out = execFileSync('bash', [
             '-c',
-            `set -a; . ${bashWord(file)}; set +a; for n in ${names.join(' ')}; do printf '%s\\0' "\${!n}"; done`,
+            `set -a; . ${bashWord(file)}; set +a; for liftoff_test_loop_name in ${names.join(' ')}; do printf '%s\\0' "\${!liftoff_test_loop_name}"; done`,
           ]).toString('utf8');
           expect(out.split('\0').slice(0, -1)).toEqual(names.map((n) => env[n]));
         },
