@@ -97,12 +97,17 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
-# sshd on loopback only, for the SSH transport test; tests log in with a key of their own (authorized for root).
-mkdir -p /run/sshd && chmod 0755 /run/sshd
+# sshd on loopback only, for the SSH transport test. Tests log in with a key of their own, written to
+# $state/ssh/<user> (root-owned, so sshd's StrictModes accept it) rather than into a user's home.
+# The login user is liftoff-slurm, an ordinary user with a shell (liftoff-tester of base.sh has none).
+mkdir -p /run/sshd "$state/ssh" && chmod 0755 /run/sshd "$state/ssh"
+id -u liftoff-slurm >/dev/null 2>&1 || useradd --create-home --shell /bin/bash liftoff-slurm
 [ -s /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A >/dev/null
-if ! pgrep -f "^/usr/sbin/sshd -p $ssh_port " >/dev/null 2>&1; then
-  /usr/sbin/sshd -p "$ssh_port" -o ListenAddress=127.0.0.1 -o PermitRootLogin=prohibit-password \
-    -o PasswordAuthentication=no -o PidFile=/run/sshd-liftoff.pid
+sshd_args=(-p "$ssh_port" -o ListenAddress=127.0.0.1 -o PermitRootLogin=no -o PasswordAuthentication=no
+  -o "AuthorizedKeysFile=$state/ssh/%u" -o PidFile=/run/sshd-liftoff.pid)
+if ! pgrep -f -- "/usr/sbin/sshd ${sshd_args[*]}" >/dev/null 2>&1; then
+  [ -s /run/sshd-liftoff.pid ] && kill "$(cat /run/sshd-liftoff.pid)" 2>/dev/null && sleep 0.3 || true
+  /usr/sbin/sshd "${sshd_args[@]}"
 fi
 
 echo "slurm: $(sinfo -V) node localhost ${node_state} (CPUs=4, gpu:2) on 127.0.0.1:16817; sshd on 127.0.0.1:$ssh_port"

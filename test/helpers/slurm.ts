@@ -8,13 +8,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 export function slurmAvailable(): boolean {
   const r = spawnSync('sinfo', ['-h', '-N', '-o', '%T'], { encoding: 'utf8' });
   const idle = r.status === 0 && /idle|mixed|allocated/.test(r.stdout);
-  const tester = spawnSync('id', ['-u', 'liftoff-tester']).status === 0;
+  const tester =
+    spawnSync('id', ['-u', 'liftoff-tester']).status === 0 && spawnSync('id', ['-u', 'liftoff-slurm']).status === 0;
   const root = process.getuid?.() === 0;
   if (idle && tester && root) return true;
   const reason = !idle
     ? `Slurm not answering (${(r.stderr || r.stdout || String(r.error)).trim()}): run scripts/services/slurm.sh`
     : !tester
-      ? 'user liftoff-tester missing: run scripts/services/base.sh'
+      ? 'users liftoff-tester or liftoff-slurm missing: run scripts/services/base.sh and slurm.sh'
       : 'the Slurm suite runs as root';
   if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${reason} (LIFTOFF_REQUIRE_SERVICES=1)`);
   console.warn(`\n*** SKIPPING Slurm suites: ${reason} ***\n`);

@@ -77,9 +77,13 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
       env: { LIFTOFF_TEST_AGENT_SECRET: SECRET },
     });
   }, 60_000);
+  const launched: string[] = [];
   afterAll(async () => {
     await cleanupAll();
-    execFileSync('scancel', ['--name=liftoff-blocker']);
+    // A failed case can leave its job waiting for the test: nothing of this suite stays in Slurm.
+    for (const name of ['liftoff-blocker', 'liftoff-orphan', ...launched.map((r) => `liftoff-${r}`)]) {
+      execFileSync('scancel', [`--name=${name}`]);
+    }
   });
 
   const launch = async (env: Record<string, string> = {}, opts: { queue?: string; args?: unknown } = {}) => {
@@ -103,6 +107,7 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     expect(r.code, r.output).toBe(0);
     const itemId = (JSON.parse(r.output) as { id: string }).id;
     const runId = await until(async () => (await server.client.getItem(itemId)).run_id ?? undefined);
+    launched.push(runId);
     return { itemId, runId, tag: t, go: () => writeFileSync(join(sync, `go-${t}`), '') };
   };
   const ended = (runId: string, ms = 60_000) =>
@@ -118,7 +123,8 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     const ok = await launch({ WAIT: '1' });
     // Live: the first line is on the server while the job still waits for the test.
     await outputHas(ok.runId, `started uid=${TESTER_UID} gpus=none task=none`);
-    expect((await server.client.getRun(ok.runId)).status).toBe('running');
+    // The state comes with the next squeue tick (output may be read first).
+    await until(async () => ((await server.client.getRun(ok.runId)).status === 'running' ? true : undefined));
     const jobId = slurmJobIdOf(await logOf(ok.runId));
     expect(slurmState(jobId ?? '')?.state).toBe('RUNNING');
     // The env file is the job user's, 0600; the agent's own environment never reached the job.

@@ -55,7 +55,7 @@ export class SlurmRunner implements Runner {
     const r = await transport.run(['sinfo', '-h', '-o', '%P %a %D %T']);
     if (r.code !== 0) {
       throw new SlurmError(
-        `Slurm does not answer on ${transport.describe}: sinfo ${r.code === null ? 'could not run' : `exited ${r.code}`}: ${r.stderr.trim() || r.stdout.trim() || 'no output'}. Check that the Slurm client is installed there, that slurmctld runs and munge works (\`sinfo\` as the agent's user).`,
+        `Slurm does not answer on ${transport.describe}: sinfo ${r.code === null ? 'could not run' : `exited ${r.code}`}: ${[r.stderr.trim(), r.stdout.trim()].filter(Boolean).join(' / ') || 'no output'}. Check that the Slurm client is installed there, that slurmctld runs and munge works (\`sinfo\` as the agent's user).`,
       );
     }
     if (cfg.transport === 'local') {
