@@ -8,6 +8,7 @@ import {
   readExitFile,
   readRow,
 } from '../../packages/agent/src/runners/slurm/state.js';
+import { parseSacct } from '../../packages/agent/src/runners/slurm/accounting.js';
 
 const row = (state: string, reason = 'None', task?: string) => ({
   jobId: '7',
@@ -74,5 +75,15 @@ describe('Slurm state map', () => {
     expect(readExitFile('4\n')).toMatchObject({ state: 'FAILED', exitCode: 4 });
     expect(readExitFile('0\n')).toMatchObject({ state: 'COMPLETED', exitCode: 0 });
     expect(readExitFile('garbage')).toBeUndefined();
+  });
+});
+
+describe('sacct records', () => {
+  it('reads end states and exit codes of forgotten jobs and array tasks, leaving active ones to squeue', () => {
+    const m = parseSacct('41|COMPLETED|0:0\n42_1|FAILED|5:0\n42_2|CANCELLED by 999|0:15\n43|RUNNING|0:0\n');
+    expect(m.get('41')).toMatchObject({ state: 'COMPLETED', exitCode: 0 });
+    expect(m.get('42_1')).toMatchObject({ state: 'FAILED', exitCode: 5 });
+    expect(m.get('42_2')).toMatchObject({ state: 'CANCELLED', exitCode: 143 });
+    expect(m.has('43')).toBe(false);
   });
 });

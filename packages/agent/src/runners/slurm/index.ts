@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigInvalidError, RunnerError, SlurmError, type SlurmAgentConfig } from '@liftoff/core';
 import { JobUsers, assertWorkRootReachable, detectUserSwitching } from '../../jobUsers.js';
 import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from '../types.js';
+import { Accounting } from './accounting.js';
 import { batchScript, outputPattern } from './batchScript.js';
 import { RECORD_FILE, SlurmJob, type JobRecord } from './job.js';
 import { SlurmPoller } from './poller.js';
@@ -28,6 +29,7 @@ export class SlurmRunner implements Runner {
   readonly reportsRunning = true;
   private readonly transport: Transport | undefined;
   private readonly poller: SlurmPoller | undefined;
+  private readonly accounting: Accounting | undefined;
   private owner: Owner | undefined;
   private ownerChecked = false;
   private killWaitText: Promise<string> | undefined;
@@ -38,6 +40,7 @@ export class SlurmRunner implements Runner {
     if (cfg) {
       this.transport =
         cfg.transport === 'ssh' ? new SshTransport(cfg, deps.processEnv) : new LocalTransport(deps.processEnv);
+      this.accounting = new Accounting(this.transport);
       this.poller = new SlurmPoller(this.transport, (cfg['poll-seconds'] ?? 10) * 1000, deps.logger);
     }
   }
@@ -213,7 +216,16 @@ export class SlurmRunner implements Runner {
     poller: SlurmPoller,
     transport: Transport,
   ) {
-    const job = new SlurmJob(rec, stateDir, transport, poller, cb, this.deps.logger, () => this.killWait(transport));
+    const job = new SlurmJob(
+      rec,
+      stateDir,
+      transport,
+      poller,
+      cb,
+      this.deps.logger,
+      () => this.killWait(transport),
+      this.accounting ?? new Accounting(transport),
+    );
     this.jobs.add(job);
     void job.wait().finally(() => this.jobs.delete(job));
     return job;

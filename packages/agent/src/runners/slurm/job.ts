@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AdoptContext, RunHandle, RunOutcome } from '../types.js';
+import type { Accounting } from './accounting.js';
 import { exitFile } from './batchScript.js';
 import { LogFollower } from './logs.js';
 import type { SlurmPoller, Tick } from './poller.js';
@@ -60,6 +61,7 @@ export class SlurmJob implements RunHandle {
     private readonly cb: Pick<AdoptContext, 'onOutput' | 'onNote' | 'onRunning' | 'onStarting' | 'onWarning'>,
     private readonly logger: Logger,
     private readonly killWait: () => Promise<string>,
+    private readonly accounting: Accounting,
   ) {
     this.cancelled = existsSync(join(stateDir, CANCEL_FILE));
     this.logs = new LogFollower(transport, rec.runDir, rec.owner, cb.onOutput, (m) =>
@@ -120,8 +122,15 @@ export class SlurmJob implements RunHandle {
     return readExitFile(b?.toString('utf8'));
   }
 
-  /** One task's reading: its own squeue line, a pending range holding it, or (forgotten) its exit-code file. */
-  private async taskReading(rows: QueueRow[], task: number | undefined): Promise<TaskReading | undefined> {
+  /**
+   * One task's reading: its own squeue line, a pending range holding it, or (forgotten) sacct's record when the
+   * cluster has accounting, else its exit-code file.
+   */
+  private async taskReading(
+    rows: QueueRow[],
+    task: number | undefined,
+    acct: () => Promise<Map<string, Ended>>,
+  ): Promise<TaskReading | undefined> {
     const key = task === undefined ? this.rec.jobId : `${this.rec.jobId}_${task}`;
     const own = rows.find((r) => (task === undefined ? r.task === undefined : r.task === String(task)));
     if (own) return readRow(own);
@@ -129,7 +138,7 @@ export class SlurmJob implements RunHandle {
       const range = rows.find((r) => r.task !== undefined && rangeHas(r.task, task));
       if (range) return readRow(range);
     }
-    return this.readExit(key);
+    return (await acct()).get(key) ?? this.readExit(key);
   }
 
   private async onTick(t: Tick): Promise<void> {
@@ -140,7 +149,11 @@ export class SlurmJob implements RunHandle {
     }
     this.failures = 0;
     const keys = this.tasks ?? [undefined];
-    const readings = await Promise.all(keys.map((k) => this.taskReading(t.rows, k)));
+    // At most one sacct call per tick, and only when squeue forgot something.
+    let acct: Promise<Map<string, Ended>> | undefined;
+    const lookup = () => (acct ??= this.accounting.ended(this.rec.jobId));
+    const readings: Array<TaskReading | undefined> = [];
+    for (const k of keys) readings.push(await this.taskReading(t.rows, k, lookup));
     const ended = readings.filter((r): r is Ended => r?.kind === 'ended');
     const unknown = readings.filter((r) => r === undefined).length;
     const active = readings.length - ended.length - unknown;
