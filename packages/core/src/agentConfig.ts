@@ -169,7 +169,7 @@ export const SlurmAgentConfig = z
       .string()
       .min(1)
       .max(253)
-      .regex(/^[A-Za-z0-9_.:\[][A-Za-z0-9._:\]-]*$/, 'a host name or address (not starting with -)')
+      .regex(/^[A-Za-z0-9_.:][A-Za-z0-9._:-]*$/, 'a host name or address (not starting with -)')
       .optional(),
     port: z.number().int().min(1).max(65535).optional(),
     user: z
