@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
@@ -170,6 +170,33 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     const failed = await ended(bad.runId);
     expect(failed).toMatchObject({ status: 'failed', exit_code: 5 });
     expect(failed.error_message).toMatch(/^Array task 1 ended FAILED with exit code 5/);
+  });
+
+  it('runs the entry point through srun for several tasks, each with the run environment', async () => {
+    const r = await launch({}, { args: { ntasks: 2 } });
+    expect(await ended(r.runId)).toMatchObject({ status: 'finished', exit_code: 0 });
+    const out = await outputOf(server.client, r.runId);
+    // Two tasks under srun --export=ALL: both started, both saw the run's variables (SYNC/TAG wrote their env files).
+    expect(out.match(/started uid=/g)).toHaveLength(2);
+    expect(out.match(/attempt 0 done/g)).toHaveLength(2);
+    expect(execFileSync('cat', [join(sync, `env-${r.tag}`)]).toString()).toMatch(/^SLURM_STEP_ID=0$/m);
+  });
+
+  it('an agent whose Slurm CLI cannot run refuses to start, naming the cause', async () => {
+    // A PATH with getent (the run-as user is looked up) but no Slurm client.
+    const bin = tempDir('liftoff-noslurm-');
+    symlinkSync('/usr/bin/getent', join(bin, 'getent'));
+    const started = startAgent(server, {
+      queues: ['slurm'],
+      name: 'slurm-agent-nocli',
+      config,
+      env: { PATH: bin },
+    });
+    // The agent exits (it does not hang on to the failed spawn), and says why.
+    await expect(started).rejects.toThrow(/^process exited \(2\) before/);
+    await expect(started).rejects.toThrow(
+      /Queue "slurm" runs slurm jobs, but: Slurm does not answer on the agent host: sinfo could not run: .*ENOENT/,
+    );
   });
 
   it('cancels a running job (its SIGTERM trap runs) with scancel, and the run is stopped', async () => {

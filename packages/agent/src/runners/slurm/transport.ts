@@ -43,7 +43,10 @@ export function execArgv(
   const [cmd, ...args] = argv;
   if (!cmd) throw new SlurmError('empty command');
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: TIMEOUT_MS });
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A timer of our own rather than spawn's `timeout`: that one stays armed when the spawn itself fails (ENOENT),
+    // and kept an agent that was refusing to start alive for a minute.
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -55,6 +58,7 @@ export function execArgv(
     let failed: Error | undefined;
     child.on('error', (e) => (failed = e));
     child.on('close', (code) => {
+      clearTimeout(timer);
       const stdoutBytes = Buffer.concat(out);
       resolve({
         code: failed ? null : code,
