@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
@@ -139,6 +139,9 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     const done = await ended(ok.runId);
     expect(done).toMatchObject({ status: 'finished', exit_code: 0 });
     expect(await outputOf(server.client, ok.runId)).toMatch(/started .*\nattempt 0 done\n$/);
+    // Once the job ended its env file (the run's secrets) is gone from the shared filesystem; its output stays.
+    expect(existsSync(join(root, ok.runId, 'env'))).toBe(false);
+    expect(existsSync(join(root, ok.runId, `slurm-${jobId}.out`))).toBe(true);
 
     const bad = await launch({ EXIT: '3' });
     const failed = await ended(bad.runId);

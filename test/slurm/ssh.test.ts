@@ -86,6 +86,7 @@ describe.skipIf(!available)('the Slurm runner over ssh to a login node', () => {
     expect(out).toContain(hostile.map((a) => `<${a}>\n`).join(''));
     expect((await server.client.readLogs(runId)).data).toMatch(/slurm job \d+ submitted on liftoff-slurm@127\.0\.0\.1/);
     expect(() => readFileSync('/tmp/liftoff-ssh-pwned')).toThrow();
+    expect(() => readFileSync(join(root, runId, 'env'))).toThrow(/ENOENT/);
 
     // Live output read with tail -c +N over ssh, then scancel over ssh; the job's SIGTERM trap runs.
     const waiting = `trap 'echo "got TERM"; exit 143' TERM\necho ready\nwhile :; do sleep 0.1; done\n`;

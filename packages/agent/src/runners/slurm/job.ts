@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AdoptContext, RunHandle, RunOutcome } from '../types.js';
 import type { Accounting } from './accounting.js';
-import { exitFile } from './batchScript.js';
+import { envPath, exitFile } from './batchScript.js';
 import { LogFollower } from './logs.js';
 import type { SlurmPoller, Tick } from './poller.js';
 import {
@@ -212,6 +212,11 @@ export class SlurmJob implements RunHandle {
       t.r = { ...t.r, exitCode: code ?? (await this.readExit(id))?.exitCode ?? null };
     }
     await this.logs.drain();
+    // The env file holds the run's secrets and is needed no more (a requeue would source it again, but the job
+    // has ended): it does not stay on the shared filesystem.
+    await this.transport
+      .removeFile(envPath(this.rec.runDir))
+      .catch((err: unknown) => this.logger.warn({ err, job: this.rec.jobId }, 'could not remove the env file'));
     if (this.warning) this.setWarning(null);
     const outcome = outcomeOf(tasks, this.cancelled);
     // The exit-code file of a job Liftoff cancelled holds 143: the run was stopped, not failed.

@@ -30,6 +30,8 @@ export interface Transport {
   /** Bytes of a file from `offset` (at most `max`); undefined when the file does not exist (yet). */
   readFrom(path: string, offset: number, max: number, owner: Owner | undefined): Promise<Buffer | undefined>;
   removeRunDir(dir: string): Promise<void>;
+  /** Removes one file of a run dir (the env file once the job ended: it holds the run's secrets). */
+  removeFile(path: string): Promise<void>;
 }
 
 const TIMEOUT_MS = 60_000;
@@ -127,6 +129,10 @@ export class LocalTransport implements Transport {
   async removeRunDir(dir: string) {
     await rm(dir, { recursive: true, force: true });
   }
+
+  async removeFile(path: string) {
+    await rm(path, { force: true });
+  }
 }
 
 /** The Slurm CLI on a login node over OpenSSH (the `ssh` binary: the user's agent, config and known_hosts). */
@@ -214,5 +220,9 @@ export class SshTransport implements Transport {
 
   async removeRunDir(dir: string) {
     await this.ssh(['rm', '-rf', '--', dir]);
+  }
+
+  async removeFile(path: string) {
+    await this.ssh(['rm', '-f', '--', path]);
   }
 }
