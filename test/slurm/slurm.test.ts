@@ -213,6 +213,15 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     expect(slurmState(slurmJobIdOf(log) ?? '')?.state ?? 'CANCELLED').toBe('CANCELLED');
   });
 
+  it('a job cancelled outside Liftoff (scancel by someone else) fails, saying so', async () => {
+    const r = await launch({ WAIT: '1' });
+    await outputHas(r.runId, 'started');
+    slurm('scancel', [slurmJobIdOf(await logOf(r.runId)) ?? '']);
+    const run = await ended(r.runId);
+    expect(run.status).toBe('failed');
+    expect(run.error_message).toBe('The Slurm job was cancelled outside Liftoff (scancel by a user or an admin).');
+  });
+
   it('a job pending on Resources shows the reason as its warning, is cancelled pending, and hits the start timeout', async () => {
     // Both fake GPUs taken by a job outside Liftoff: a gpu:1 job then waits with reason Resources.
     slurm('sbatch', ['--job-name=liftoff-blocker', '--gres=gpu:2', '-o', '/dev/null', '--wrap=sleep 300']);
