@@ -27,6 +27,7 @@ describe('benchmarks (quick mode)', () => {
       'Footprint',
       'Container path',
       'Archive check',
+      'Slurm path',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
@@ -38,6 +39,7 @@ describe('benchmarks (quick mode)', () => {
       'dispatch',
       'footprint',
       'idle',
+      'slurm',
       'throughput',
     ]);
     expect(existsSync(join(out, 'dispatch-latency.svg'))).toBe(true);

@@ -409,6 +409,7 @@ export class LaunchAgent {
         onOutput,
         onNote: (line) => shipper.note(line),
         onRunning: () => reporter.running(),
+        onStarting: () => reporter.starting(),
         onWarning: (w) => reporter.warn(w),
       });
       // A run's own uid is recorded where only the agent writes: whatever still runs as it belonged to that run.

@@ -69,7 +69,8 @@ export async function prepareRunners(opts: AgentOptions, say: (line: string) => 
       runners.set(q.resource, runner);
     }
   }
-  const builder = [...runners.keys()].some((r) => r !== 'local-process')
+  // Slurm runs code jobs as processes on the cluster (no image is built for them).
+  const builder = [...runners.keys()].some((r) => r !== 'local-process' && r !== 'slurm')
     ? await makeBuilder(opts, awsIdentity)
     : undefined;
   return {
@@ -111,6 +112,8 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     ...(opts.aws ? { aws: opts.aws } : {}),
     ...(opts.gcp ? { gcp: opts.gcp } : {}),
     ...(opts.config.file.vertex ? { vertex: vertexTimes(opts.config.file.vertex) } : {}),
+    ...(opts.config.file.slurm ? { slurm: opts.config.file.slurm } : {}),
+    ...(opts.config.file['run-as'] !== undefined ? { runAs: opts.config.file['run-as'] } : {}),
   };
 }
 

@@ -67,7 +67,17 @@ export async function executeJob(
   let image: string | undefined;
   let mountCodeAt: string | undefined;
   let workCopyAt: string | undefined;
+  // Slurm runs code jobs as processes on the cluster, like local-process: no image is built (docs/slurm.md).
+  const processMode = resource === 'local-process' || resource === 'slurm';
   if (spec.source.type === 'image') {
+    if (resource === 'slurm') {
+      return {
+        state: 'failed',
+        exitCode: null,
+        message: 'slurm queues run code jobs (process mode); image jobs are not supported on Slurm yet.',
+        stage: 'agent',
+      };
+    }
     if (resource === 'local-process') {
       return {
         state: 'failed',
@@ -89,7 +99,7 @@ export async function executeJob(
     // Fetched as the agent (its git credentials stay its own), then handed over whole before the job starts.
     if (user) await handOver(workDir, user);
     else await chmod(workDir, 0o700);
-    if (resource !== 'local-process') {
+    if (!processMode) {
       if (job.cancelRequested) return { state: 'stopped', exitCode: null };
       try {
         const built = await requireBuilder(ctx).build({
@@ -132,7 +142,7 @@ export async function executeJob(
       LIFTOFF_ENTITY: item.entity,
       LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
     },
-    place: resource === 'local-process' ? 'process' : 'container',
+    place: processMode ? 'process' : 'container',
     home: workDir,
     ...(user ? { user: user.name } : {}),
   });
@@ -160,6 +170,7 @@ export async function executeJob(
       onOutput: (t) => shipper.write(t),
       onNote: note,
       onRunning: () => reporter.running(),
+      onStarting: () => reporter.starting(),
       onWarning: (w) => reporter.warn(w),
       allow: item.queue_settings.allow,
       logger: ctx.opts.logger,

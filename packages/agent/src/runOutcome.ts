@@ -9,7 +9,7 @@ export type Final = RunOutcome & { stage?: 'agent' | 'build' | 'run' };
  * restarted agent resumes from it.
  */
 const OUTPUT_MARKER =
-  /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started|sagemaker training job \S+ created|vertex custom job \S+ created)/m;
+  /^\[liftoff\] (?:container \S+ started|kubernetes job \S+ created|process \d+ started|sagemaker training job \S+ created|vertex custom job \S+ created|slurm job \d+ submitted)/m;
 
 /** The closing `[liftoff]` line of a run's log. */
 export function finalLine(final: Final): string {

@@ -31,6 +31,13 @@ export class RunReporter {
     this.send({ state: 'running' });
   }
 
+  /** Back to starting (a Slurm requeue): the run waits for its workload to run again. */
+  starting(): void {
+    if (this.phase === 'starting') return;
+    this.phase = 'starting';
+    this.send({ state: 'starting' });
+  }
+
   warn(warning: string | null): void {
     if (warning === this.warning) return;
     this.warning = warning;

@@ -183,6 +183,43 @@ export const RunAsConfig = z.union([
 ]);
 export type RunAsConfig = z.infer<typeof RunAsConfig>;
 
+/**
+ * Liftoff: how slurm queues reach Slurm (docs/slurm.md). `local` runs the Slurm CLI on the agent's host; `ssh` runs
+ * it on a login node. `workdir-root` is a directory every compute node sees (a shared filesystem): each run gets
+ * `<workdir-root>/<run id>/` with its code, its 0600 env file, its Slurm output and its exit-code file.
+ */
+export const SlurmAgentConfig = z
+  .object({
+    transport: z.enum(['local', 'ssh']).default('local'),
+    host: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9_.:][A-Za-z0-9._:-]*$/, 'a host name or address (not starting with -)')
+      .optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z_][a-z0-9_.-]*$/i, 'a login name')
+      .optional(),
+    /** The private key ssh logs in with (a path on the agent's host). */
+    key: z.string().min(1).optional(),
+    /** An OpenSSH known_hosts file holding the login node's host key (default: ssh's own). */
+    'known-hosts': z.string().min(1).optional(),
+    'workdir-root': z.string().regex(/^\/[^\0\n]*$/, 'an absolute path'),
+    /** Between batched squeue calls (default 10 s, the rate SkyPilot and submitit keep slurmctld at). */
+    'poll-seconds': z.number().min(0.2).max(600).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.transport === 'ssh' && !c.host) {
+      ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required with transport: ssh' });
+    }
+  });
+export type SlurmAgentConfig = z.infer<typeof SlurmAgentConfig>;
+
 export const AgentConfigFile = z
   .object({
     entity: z.string().min(1).nullable().optional(),
@@ -221,6 +258,8 @@ export const AgentConfigFile = z
       })
       .strict()
       .optional(),
+    /** Liftoff: how slurm queues reach Slurm. */
+    slurm: SlurmAgentConfig.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -408,3 +408,20 @@ export class InClusterBuilderConfigError extends LiftoffError {
     super('CONFIG_INVALID', message);
   }
 }
+
+/**
+ * The Slurm CLI failed or answered something the runner cannot use (sinfo unreachable, sbatch refused the job, ssh
+ * could not log in). The message names the command, its output and what to check.
+ */
+export class SlurmError extends LiftoffError {
+  constructor(message: string, cause?: unknown) {
+    super('RUNNER_FAILED', message, { cause });
+  }
+}
+
+/** `resource_args.slurm` holds an option Liftoff does not pass to sbatch (unknown, or one Liftoff sets itself). */
+export class SlurmOptionRefusedError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}

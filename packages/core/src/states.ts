@@ -46,6 +46,7 @@ export const RESOURCE_TYPES = [
   'sagemaker',
   'vertex',
   'gcp-vertex',
+  'slurm',
 ] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 

@@ -19,4 +19,6 @@ export const RUNNERS: Partial<Record<ResourceType, (deps: RunnerDeps) => Promise
   // Plain REST through the gcp environment's auth client; `gcp-vertex` is W&B's name for the same resource.
   vertex: async (deps) => new (await import('./vertex/index.js')).VertexRunner(deps),
   'gcp-vertex': async (deps) => new (await import('./vertex/index.js')).VertexRunner(deps, {}, 'gcp-vertex'),
+  // The Slurm CLI on the agent host or over ssh (docs/slurm.md).
+  slurm: async (deps) => new (await import('./slurm/index.js')).SlurmRunner(deps),
 };

@@ -1,6 +1,14 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import type { Env, KubernetesAgentConfig, LaunchSpec, ResourceType, SecurityAllowance } from '@liftoff/core';
+import type {
+  Env,
+  KubernetesAgentConfig,
+  LaunchSpec,
+  ResourceType,
+  RunAsConfig,
+  SecurityAllowance,
+  SlurmAgentConfig,
+} from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
 import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
 
@@ -37,6 +45,11 @@ export interface JobContext {
   onNote: (line: string) => void;
   /** Runners that report phases (`reportsRunning`): the job's workload is now running. */
   onRunning: () => void;
+  /**
+   * Runners that report phases: the workload left its node and waits to run again (Slurm requeued the same job);
+   * the run goes back to `starting` as one run, never a new item.
+   */
+  onStarting?: () => void;
   /** The latest non-fatal problem (unschedulable, image pull back-off, ...), or null once it cleared. */
   onWarning: (warning: string | null) => void;
   /** Guardrail exceptions the job's queue allows. */
@@ -57,6 +70,7 @@ export type AdoptContext = Pick<
   | 'onOutput'
   | 'onNote'
   | 'onRunning'
+  | 'onStarting'
   | 'onWarning'
 >;
 
@@ -124,4 +138,8 @@ export interface RunnerDeps {
   gcp?: GcpClientSettings;
   /** The agent config's `vertex` section: poll interval and log tail of vertex queues, in ms. */
   vertex?: { pollMs?: number; tailMs?: number };
+  /** The agent config's `slurm` section (transport and shared workdir root of slurm queues). */
+  slurm?: SlurmAgentConfig;
+  /** The agent config's `run-as`: slurm jobs of a root agent are submitted as its fixed user. */
+  runAs?: RunAsConfig;
 }
