@@ -97,15 +97,32 @@ export class Dispatch {
         .orderBy(effectivePriority(now, agingMs))
         .orderBy('id')
         .limit(n);
-      const sqlite = this.dialect !== 'postgres';
+      const claim = { state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs };
+      if (this.dialect === 'postgres') {
+        // The ids are picked once, in a materialized CTE. As `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`,
+        // PostgreSQL may run the subquery again for later rows of the join (each run locking and skipping anew),
+        // and the UPDATE then claimed more than n items: more than the agent has slots for.
+        return db
+          .with(
+            (cte) => cte('picked').materialized(),
+            () => next.forUpdate().skipLocked(),
+          )
+          .updateTable('items')
+          .from('picked')
+          .set(claim)
+          .whereRef('items.id', '=', 'picked.id')
+          .where('items.state', '=', 'pending')
+          .returningAll('items')
+          .execute();
+      }
       return (
         db
           .updateTable('items')
-          .set({ state: 'claimed', claimed_by: agentId, claimed_at: now, lease_expires_at: now + leaseMs })
-          .where('id', n === 1 ? '=' : 'in', sqlite ? next : next.forUpdate().skipLocked())
+          .set(claim)
+          .where('id', n === 1 ? '=' : 'in', next)
           // SQLite plans `state = ?` beside `id IN (...)` as a scan of every pending item through the state index (a
           // claim then costs O(backlog)); the unary + keeps that index out, so the ids are looked up by key.
-          .where(sqlite ? sql<string>`+${sql.ref('state')}` : 'state', '=', 'pending')
+          .where(sql<string>`+${sql.ref('state')}`, '=', 'pending')
           .returningAll()
           .execute()
       );
