@@ -4,8 +4,7 @@ import type { RegistryCredentials } from '../docker/credentials.js';
 import type { Registry } from '../registries/types.js';
 import type { RunnerDeps } from '../runners/types.js';
 import { DockerBuilder } from './docker.js';
-import { BuildahBuilder } from './inCluster/buildah.js';
-import { KanikoBuilder } from './inCluster/kaniko.js';
+import type { KanikoBuilder } from './inCluster/kaniko.js';
 import type { BuilderConfigFile } from './inCluster/job.js';
 import { NoopBuilder } from './noop.js';
 import type { Builder } from './types.js';
@@ -37,10 +36,13 @@ function inCluster(deps: BuilderDeps): ConstructorParameters<typeof KanikoBuilde
   return { registry: deps.registry, credentials: deps.credentials, runner: deps.runner, config: deps.config };
 }
 
-/** Builder type → factory; config naming a type missing here is refused at start-up. */
-export const BUILDERS: Record<'docker' | 'noop' | 'kaniko' | 'buildah', (deps: BuilderDeps) => Builder> = {
-  docker: (deps) => new DockerBuilder(deps.docker, deps.registry),
-  noop: () => new NoopBuilder(),
-  kaniko: (deps) => new KanikoBuilder(inCluster(deps)),
-  buildah: (deps) => new BuildahBuilder(inCluster(deps)),
+/**
+ * Builder type → factory; config naming a type missing here is refused at start-up. The in-cluster builders load
+ * (and with them the Kubernetes client) only for agents whose config names them.
+ */
+export const BUILDERS: Record<'docker' | 'noop' | 'kaniko' | 'buildah', (deps: BuilderDeps) => Promise<Builder>> = {
+  docker: async (deps) => new DockerBuilder(deps.docker, deps.registry),
+  noop: async () => new NoopBuilder(),
+  kaniko: async (deps) => new (await import('./inCluster/kaniko.js')).KanikoBuilder(inCluster(deps)),
+  buildah: async (deps) => new (await import('./inCluster/buildah.js')).BuildahBuilder(inCluster(deps)),
 };
