@@ -9,6 +9,8 @@ import {
 } from '@liftoff/core';
 import { json, type Db } from './db.js';
 import type { AgentsTable, Database } from './schema.js';
+import type { DialectName } from './database.js';
+import { retryDeadlocks } from './deadlocks.js';
 
 export interface RegisterAgentInput {
   id: string;
@@ -96,6 +98,7 @@ export class Agents {
    */
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly dialect: DialectName = 'sqlite',
     private readonly touchSkipMs = 0,
   ) {}
 
@@ -104,47 +107,49 @@ export class Agents {
    * never started go back to their queues; the queue ids are returned so pollers can be woken.
    */
   async register(a: RegisterAgentInput, now: number): Promise<{ agent: AgentView; requeued: string[] }> {
-    return this.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('agents')
-        .leftJoin('api_keys', 'api_keys.id', 'agents.key_id')
-        .select(['agents.entity_id', 'agents.key_id', 'api_keys.id as live_key'])
-        .where('agents.id', '=', a.id)
-        .executeTakeFirst();
-      // The id is taken by another key: refused the same way whether that agent is in the caller's entity or not,
-      // so the answer does not tell which. An id in the same entity whose key was revoked (or that predates key
-      // binding) may be taken over by another key of that entity.
-      if (
-        existing &&
-        (existing.entity_id !== a.entityId || (existing.key_id !== a.keyId && existing.live_key !== null))
-      )
-        throw new AgentKeyMismatchError(a.id);
-      const values = {
-        key_id: a.keyId,
-        name: a.name,
-        entity_id: a.entityId,
-        hostname: a.hostname,
-        queues: json(a.queues),
-        version: a.version,
-        config: json(a.config),
-        max_jobs: a.maxJobs,
-        status: 'POLLING',
-        status_reason: null,
-        started_at: now,
-        last_heartbeat_at: now,
-        current_jobs: 0,
-        // A new incarnation starts clean: a stop asked of the previous one was carried out or is moot.
-        stop_mode: null,
-      };
-      if (existing) await trx.updateTable('agents').set(values).where('id', '=', a.id).execute();
-      else
-        await trx
-          .insertInto('agents')
-          .values({ id: a.id, ...values })
-          .execute();
-      const requeued = await requeueClaimsOf(trx, [a.id]);
-      return { agent: await getAgentIn(trx, a.id), requeued };
-    });
+    return retryDeadlocks(this.dialect, () =>
+      this.db.transaction().execute(async (trx) => {
+        const existing = await trx
+          .selectFrom('agents')
+          .leftJoin('api_keys', 'api_keys.id', 'agents.key_id')
+          .select(['agents.entity_id', 'agents.key_id', 'api_keys.id as live_key'])
+          .where('agents.id', '=', a.id)
+          .executeTakeFirst();
+        // The id is taken by another key: refused the same way whether that agent is in the caller's entity or not,
+        // so the answer does not tell which. An id in the same entity whose key was revoked (or that predates key
+        // binding) may be taken over by another key of that entity.
+        if (
+          existing &&
+          (existing.entity_id !== a.entityId || (existing.key_id !== a.keyId && existing.live_key !== null))
+        )
+          throw new AgentKeyMismatchError(a.id);
+        const values = {
+          key_id: a.keyId,
+          name: a.name,
+          entity_id: a.entityId,
+          hostname: a.hostname,
+          queues: json(a.queues),
+          version: a.version,
+          config: json(a.config),
+          max_jobs: a.maxJobs,
+          status: 'POLLING',
+          status_reason: null,
+          started_at: now,
+          last_heartbeat_at: now,
+          current_jobs: 0,
+          // A new incarnation starts clean: a stop asked of the previous one was carried out or is moot.
+          stop_mode: null,
+        };
+        if (existing) await trx.updateTable('agents').set(values).where('id', '=', a.id).execute();
+        else
+          await trx
+            .insertInto('agents')
+            .values({ id: a.id, ...values })
+            .execute();
+        const requeued = await requeueClaimsOf(trx, [a.id]);
+        return { agent: await getAgentIn(trx, a.id), requeued };
+      }),
+    );
   }
 
   /**
@@ -187,16 +192,18 @@ export class Agents {
 
   /** The agent shut down cleanly (on a signal, or as asked through the API); returns queues that got items back. */
   async stopped(agentId: string, now: number): Promise<string[]> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('agents').select('stop_mode').where('id', '=', agentId).executeTakeFirst();
-      const reason = row?.stop_mode ? `stopped by request (${row.stop_mode})` : 'stopped';
-      await trx
-        .updateTable('agents')
-        .set({ status: 'KILLED', status_reason: reason, current_jobs: 0, last_heartbeat_at: now, stop_mode: null })
-        .where('id', '=', agentId)
-        .execute();
-      return requeueClaimsOf(trx, [agentId]);
-    });
+    return retryDeadlocks(this.dialect, () =>
+      this.db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('agents').select('stop_mode').where('id', '=', agentId).executeTakeFirst();
+        const reason = row?.stop_mode ? `stopped by request (${row.stop_mode})` : 'stopped';
+        await trx
+          .updateTable('agents')
+          .set({ status: 'KILLED', status_reason: reason, current_jobs: 0, last_heartbeat_at: now, stop_mode: null })
+          .where('id', '=', agentId)
+          .execute();
+        return requeueClaimsOf(trx, [agentId]);
+      }),
+    );
   }
 
   async get(id: string): Promise<AgentView> {

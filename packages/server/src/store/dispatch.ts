@@ -7,6 +7,7 @@ import { lockForClaim, slotsInUse } from './limits.js';
 import { effectivePriority, effectivePriorityOf } from './ordering.js';
 import { queueSettingsOf, type QueueRow } from './queues.js';
 import { ackIn } from './acks.js';
+import { retryDeadlocks } from './deadlocks.js';
 import type { Database } from './schema.js';
 
 export type ClaimedItemRow = Item & { lease_expires_at: number; queue_settings: QueueSettings };
@@ -153,6 +154,8 @@ export class Dispatch {
 
   /** The agent confirms it is starting a claimed item: the run is created and the lease ends. */
   async ack(itemId: string, agentId: string, now: number): Promise<Run> {
-    return this.db.transaction().execute(async (trx) => ackIn(trx, this.dialect, itemId, agentId, now));
+    return retryDeadlocks(this.dialect, () =>
+      this.db.transaction().execute(async (trx) => ackIn(trx, this.dialect, itemId, agentId, now)),
+    );
   }
 }

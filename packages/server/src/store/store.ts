@@ -57,7 +57,7 @@ export class Store {
     this.runs = new Runs(db, dialect);
     this.metrics = new Metrics(db);
     this.logs = new Logs(db, this.metrics);
-    this.agents = new Agents(db, opts.touchSkipMs);
+    this.agents = new Agents(db, dialect, opts.touchSkipMs);
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);
   }

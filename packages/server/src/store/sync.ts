@@ -3,6 +3,7 @@ import { LiftoffError, NotFoundError, type ReportRunBody, type Run } from '@lift
 import { heartbeatIn, touchIn } from './agents.js';
 import type { DialectName } from './database.js';
 import { acksIn } from './acks.js';
+import { retryDeadlocks } from './deadlocks.js';
 import { reportsIn, type ReportOutcome } from './reports.js';
 import { lostAmongIn } from './runs.js';
 import type { Database } from './schema.js';
@@ -23,10 +24,6 @@ export interface SyncOutcome {
   reports: Array<EntryOutcome<ReportOutcome>>;
 }
 
-/** PostgreSQL's answer to a deadlock (another transaction locked the same runs in the other order; it won). */
-const DEADLOCK = '40P01';
-const ATTEMPTS = 3;
-
 /**
  * The transactional half of an agent's sync (routes/sync.ts): its acks, its status reports and its heartbeat (or,
  * without one, the touch any request of a live agent is) in one transaction. Acks and reports go through the batched
@@ -42,26 +39,21 @@ export async function applySync(
   input: SyncInput,
   now: number,
 ): Promise<SyncOutcome> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute(async (trx) => {
-        const acked = await acksIn(trx, dialect, input.acks, agentId, now);
-        const acks = input.acks.map((id) => outcomeOf(acked.get(id) ?? new NotFoundError(`Item "${id}" not found.`)));
-        const reports = (await reportsIn(trx, dialect, input.reports, now)).map(outcomeOf);
-        let stopRuns: string[] = [];
-        if (input.heartbeat) {
-          const hb = input.heartbeat;
-          await heartbeatIn(trx, agentId, hb.status, hb.current_jobs, now);
-          stopRuns = await lostAmongIn(trx, agentId, hb.run_ids);
-        } else await touchIn(trx, agentId, now);
-        return { stopRuns, acks, reports };
-      });
-    } catch (e) {
-      // A deadlock rolled the whole batch back; running it again is safe (nothing of it was kept).
-      const code = (e as { code?: unknown }).code;
-      if (dialect !== 'postgres' || code !== DEADLOCK || attempt >= ATTEMPTS) throw e;
-    }
-  }
+  // A deadlock rolls the whole batch back; running it again is safe (nothing of it was kept).
+  return retryDeadlocks(dialect, () =>
+    db.transaction().execute(async (trx) => {
+      const acked = await acksIn(trx, dialect, input.acks, agentId, now);
+      const acks = input.acks.map((id) => outcomeOf(acked.get(id) ?? new NotFoundError(`Item "${id}" not found.`)));
+      const reports = (await reportsIn(trx, dialect, input.reports, now)).map(outcomeOf);
+      let stopRuns: string[] = [];
+      if (input.heartbeat) {
+        const hb = input.heartbeat;
+        await heartbeatIn(trx, agentId, hb.status, hb.current_jobs, now);
+        stopRuns = await lostAmongIn(trx, agentId, hb.run_ids);
+      } else await touchIn(trx, agentId, now);
+      return { stopRuns, acks, reports };
+    }),
+  );
 }
 
 const outcomeOf = <T>(v: T | LiftoffError): EntryOutcome<T> =>
