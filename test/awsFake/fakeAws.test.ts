@@ -16,14 +16,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from '../helpers/awsFake/sha256.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeAwsSettings, isolatedAwsEnv } from '../helpers/awsFake/clients.js';
-import {
-  awsModelsDir,
-  FAKE_ACCOUNT,
-  FAKE_LABEL,
-  LOG_GROUP,
-  startFakeAws,
-  type FakeAws,
-} from '../helpers/awsFake/index.js';
+import { awsModelsDir, FAKE_ACCOUNT, LOG_GROUP, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
 import { loadModel } from '../helpers/awsFake/models.js';
 import { startMoto } from '../helpers/moto.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
@@ -230,7 +223,9 @@ describe.skipIf(!modelsDir)('the fake AWS endpoint', () => {
     fake.sagemaker.exceedMaxWait('spot');
     const spot = await finished('spot');
     expect([spot.TrainingJobStatus, spot.SecondaryStatus]).toEqual(['Stopped', 'MaxWaitTimeExceeded']);
-    await until(() => (docker('ps', '-aq', '--filter', `label=${FAKE_LABEL}`) === '' ? true : undefined));
+    await until(() =>
+      docker('ps', '-aq', '--filter', `label=${fake.sagemaker.containerLabel}`) === '' ? true : undefined,
+    );
   });
 
   it('hands out ECR and STS answers through the same signed clients', async () => {

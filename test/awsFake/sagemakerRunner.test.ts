@@ -9,7 +9,7 @@ import { SageMakerRunner } from '../../packages/agent/src/runners/sagemaker/inde
 import { RUNNERS } from '../../packages/agent/src/runners/index.js';
 import type { JobContext, RunHandle, RunOutcome, RunnerDeps } from '../../packages/agent/src/runners/types.js';
 import { fakeAwsSettings } from '../helpers/awsFake/clients.js';
-import { awsModelsDir, FAKE_ACCOUNT, FAKE_LABEL, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
+import { awsModelsDir, FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
 import { startMoto } from '../helpers/moto.js';
 import { BUSYBOX, docker, dockerAvailable } from '../helpers/docker.js';
 import { cleanupAll, tempDir, until } from '../helpers/procs.js';
@@ -351,6 +351,8 @@ describe.skipIf(!modelsDir)('the sagemaker runner against the test AWS endpoint'
     }
     client.destroy();
     moto.proc.kill('SIGKILL');
-    await until(() => (docker('ps', '-aq', '--filter', `label=${FAKE_LABEL}`) === '' ? true : undefined));
+    await until(() =>
+      docker('ps', '-aq', '--filter', `label=${fake.sagemaker.containerLabel}`) === '' ? true : undefined,
+    );
   });
 });

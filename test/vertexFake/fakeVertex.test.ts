@@ -4,7 +4,7 @@ import { dockerAvailable, startRegistry, type TestRegistry } from '../helpers/do
 import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { cleanupAll, sleep } from '../helpers/procs.js';
 import { pushTestImage } from '../helpers/vertexFake/image.js';
-import { FAKE_LABEL, startFakeVertex, type FakeVertex } from '../helpers/vertexFake/server.js';
+import { startFakeVertex, type FakeVertex } from '../helpers/vertexFake/server.js';
 
 const PROJECT = 'liftoff-test-project';
 const TOKEN = 'ya29.liftoff-vertex-fake-test';
@@ -185,6 +185,6 @@ describe.skipIf(!dockerAvailable())('the fake Vertex AI', () => {
     expect((await until(c, ['JOB_STATE_FAILED'])).error.message).toContain('preempted');
     expect((await call('GET', `${BASE}/999`)).body.error.status).toBe('NOT_FOUND');
     await Promise.all([...fake.jobs.jobs.values()].map((j) => j.done));
-    expect(await engine.listContainers({ all: true, filters: { label: [FAKE_LABEL] } })).toEqual([]);
+    expect(await engine.listContainers({ all: true, filters: { label: [fake.jobs.containerLabel] } })).toEqual([]);
   }, 120_000);
 });

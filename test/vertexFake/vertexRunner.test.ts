@@ -19,7 +19,7 @@ import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadat
 import { cleanupAll, tempDir, until } from '../helpers/procs.js';
 import { pushTestImage } from '../helpers/vertexFake/image.js';
 import { jobStates, typeOf } from '../helpers/vertexFake/protos.js';
-import { FAKE_LABEL, startFakeVertex, type FakeVertex } from '../helpers/vertexFake/server.js';
+import { startFakeVertex, type FakeVertex } from '../helpers/vertexFake/server.js';
 import { settingsFrom } from '../gcp/env.js';
 
 const TOKEN = 'ya29.liftoff-vertex-runner-test';
@@ -411,6 +411,8 @@ describe.skipIf(!dockerAvailable())('the vertex runner against the fake Vertex A
 
   it('leaves no container behind', async () => {
     await Promise.all([...fake.jobs.jobs.values()].map((j) => j.done));
-    expect(await new Dockerode().listContainers({ all: true, filters: { label: [FAKE_LABEL] } })).toEqual([]);
+    expect(await new Dockerode().listContainers({ all: true, filters: { label: [fake.jobs.containerLabel] } })).toEqual(
+      [],
+    );
   }, 60_000);
 });

@@ -1,4 +1,5 @@
 import type Dockerode from 'dockerode';
+import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { AwsError } from './errors.js';
 import type { FakeEcr } from './ecr.js';
@@ -7,6 +8,7 @@ import type { FakeAwsServer } from './server.js';
 
 export const LOG_GROUP = '/aws/sagemaker/TrainingJobs';
 export const FAKE_LABEL = 'liftoff-test.fake-sagemaker';
+const FAKE_INSTANCE_LABEL = 'liftoff-test.fake-sagemaker-instance';
 
 type Status = 'InProgress' | 'Completed' | 'Failed' | 'Stopping' | 'Stopped';
 
@@ -38,6 +40,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the token GetAuthorizationToken gives, its output written to CloudWatch stream `<job>/algo-N-<epoch>`.
  */
 export class FakeTrainingJobs {
+  /**
+   * This fake's own containers carry this too: test files run in parallel, each with a fake of its own, and one
+   * closing must not remove another's running jobs (it did: a job ended 137 in the middle of its test).
+   */
+  private readonly instance = randomUUID();
+  /** The Docker label filter of this fake's containers (for tests that check none is left). */
+  readonly containerLabel = `${FAKE_INSTANCE_LABEL}=${this.instance}`;
   readonly jobs = new Map<string, Job>();
   /** Scales SageMaker's clock for tests: the 120 s stop grace and MaxRuntimeInSeconds (0.01 → 1.2 s grace). */
   timeScale = 0.01;
@@ -72,7 +81,10 @@ export class FakeTrainingJobs {
   }
 
   async close(): Promise<void> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [FAKE_LABEL] } });
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [this.containerLabel] },
+    });
     await Promise.all(
       list.map((c) =>
         this.docker
@@ -185,7 +197,7 @@ export class FakeTrainingJobs {
         ...(entrypoint ? { Entrypoint: entrypoint, Cmd: args ?? [] } : { Cmd: ['train', ...(args ?? [])] }),
         Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
         Hostname: `algo-${n}`,
-        Labels: { [FAKE_LABEL]: job.name },
+        Labels: { [FAKE_LABEL]: job.name, [FAKE_INSTANCE_LABEL]: this.instance },
         HostConfig: { NetworkMode: 'none' },
       });
       job.containers.push(c);

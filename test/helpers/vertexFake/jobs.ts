@@ -1,8 +1,10 @@
 import type Dockerode from 'dockerode';
+import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FakeLogging } from './logging.js';
 
 export const FAKE_LABEL = 'liftoff-test.fake-vertex';
+const FAKE_INSTANCE_LABEL = 'liftoff-test.fake-vertex-instance';
 
 type Json = Record<string, unknown>;
 export type JobState =
@@ -54,6 +56,13 @@ const now = () => new Date().toISOString();
  * with error.code 1 (job_service.proto: "On successful cancellation ... error ... code of 1").
  */
 export class FakeCustomJobs {
+  /**
+   * This fake's own containers carry this too: test files run in parallel, each with a fake of its own, and one
+   * closing must not remove another's running jobs (it did: a job ended 137 in the middle of its test).
+   */
+  private readonly instance = randomUUID();
+  /** The Docker label filter of this fake's containers (for tests that check none is left). */
+  readonly containerLabel = `${FAKE_INSTANCE_LABEL}=${this.instance}`;
   readonly jobs = new Map<string, FakeJob>();
   /** Time spent in QUEUED and in PENDING. */
   phaseDelayMs = 150;
@@ -129,7 +138,10 @@ export class FakeCustomJobs {
   }
 
   async close(): Promise<void> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [FAKE_LABEL] } });
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [this.containerLabel] },
+    });
     await Promise.all(
       list.map((c) =>
         this.docker
@@ -187,7 +199,7 @@ export class FakeCustomJobs {
           ...(Array.isArray(c.args) && c.args.length ? { Cmd: c.args as string[] } : {}),
           Env: [...env.map((e) => `${e.name}=${e.value}`), `CLOUD_ML_JOB_ID=${job.id}`],
           Hostname: task,
-          Labels: { [FAKE_LABEL]: job.id },
+          Labels: { [FAKE_LABEL]: job.id, [FAKE_INSTANCE_LABEL]: this.instance },
           HostConfig: { NetworkMode: 'none' },
         });
         job.containers.push({ task, container });
