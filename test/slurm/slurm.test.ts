@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
@@ -26,6 +26,7 @@ import { slurm, slurmAvailable, slurmJobIdOf, slurmState } from '../helpers/slur
 const available = slurmAvailable();
 const TESTER_UID = available ? Number(execFileSync('id', ['-u', 'liftoff-tester']).toString()) : -1;
 const SECRET = 'agent-secret-value-7f3a';
+const QUEUES = ['slurm', 'slurm-timeout', 'slurm-tpl'];
 
 const JOB = `
 echo "started uid=$(id -u) gpus=\${SLURM_GPUS_ON_NODE:-none} task=\${SLURM_ARRAY_TASK_ID:-none}"
@@ -67,9 +68,20 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     ] as const) {
       await server.client.createQueue('default', { name, resource: 'slurm', start_timeout_seconds: timeout });
     }
+    // A queue whose owner sets the time limit from a template variable and locks the partition.
+    await server.client.createQueue('default', {
+      name: 'slurm-tpl',
+      resource: 'slurm',
+      resource_args: { slurm: { partition: 'debug', time: '{{minutes}}', gres: 'gpu:{{gpus}}' } },
+      template_variables: {
+        minutes: { schema: { type: 'integer', minimum: 1, maximum: 30 } },
+        gpus: { schema: { type: 'integer', enum: [1, 2], default: 1 } },
+      },
+      locked_keys: ['partition'],
+    });
     dataDir = join(server.home, 'agents', 'slurm-agent');
     agent = await startAgent(server, {
-      queues: ['slurm', 'slurm-timeout'],
+      queues: QUEUES,
       name: 'slurm-agent',
       maxJobs: 10,
       config,
@@ -86,7 +98,10 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     }
   });
 
-  const launch = async (env: Record<string, string> = {}, opts: { queue?: string; args?: unknown } = {}) => {
+  const launch = async (
+    env: Record<string, string> = {},
+    opts: { queue?: string; args?: unknown; vars?: string[] } = {},
+  ) => {
     const t = `t${++tag}`;
     const dir = codeDir({ 'job.sh': JOB });
     const r = await cli(
@@ -101,6 +116,7 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
         'bash job.sh',
         ...Object.entries({ SYNC: sync, TAG: t, ...env }).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
         ...(opts.args ? ['--resource-args', JSON.stringify({ slurm: opts.args })] : []),
+        ...(opts.vars ?? []).flatMap((v) => ['--set-var', v]),
       ],
       server.env,
     );
@@ -155,6 +171,38 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     expect(run.status).toBe('failed');
     expect(run.error_message).toContain('resource_args.slurm.sbatch.export');
     expect(await logOf(r.runId)).not.toMatch(/slurm job \d+ submitted/);
+  });
+
+  it('a queue template fills sbatch options from --set-var values, and its locked partition cannot be overridden', async () => {
+    const r = await launch({ WAIT: '1' }, { queue: 'slurm-tpl', vars: ['minutes=7', 'gpus=2'] });
+    await outputHas(r.runId, 'started');
+    expect(await outputOf(server.client, r.runId)).toContain('gpus=2');
+    // Slurm itself holds the filled-in options: 7 minutes on the debug partition.
+    const job = slurm('scontrol', ['-o', 'show', 'job', slurmJobIdOf(await logOf(r.runId)) ?? '']);
+    expect(job).toMatch(/ TimeLimit=00:07:00 /);
+    expect(job).toMatch(/ Partition=debug /);
+    r.go();
+    expect(await ended(r.runId)).toMatchObject({ status: 'finished', exit_code: 0 });
+    expect((await server.client.getRun(r.runId)).spec.resource_args).toEqual({
+      slurm: { partition: 'debug', time: 7, gres: 'gpu:2' },
+    });
+
+    const code = codeDir({ 'job.sh': JOB });
+    const refused = async (extra: string[], message: RegExp) => {
+      const out = await cli(['launch', '-q', 'slurm-tpl', '--code', code, '-E', 'bash job.sh', ...extra], server.env);
+      expect(out.code, out.output).toBe(2);
+      expect(out.output).toMatch(message);
+    };
+    await refused(['--set-var', 'minutes=31'], /Template variable "minutes" must be at most 30/);
+    await refused(['--set-var', 'minutes=5', '--set-var', 'gpus=3'], /Template variable "gpus" must be one of 1, 2/);
+    await refused(
+      ['--set-var', 'minutes=5', '--resource-args', JSON.stringify({ slurm: { partition: 'other' } })],
+      /Queue "slurm-tpl" locks resource_args\.slurm\.partition: its owner sets it\./,
+    );
+    await refused(
+      ['--set-var', 'minutes=5', '--resource-args', JSON.stringify({ slurm: { time: '60' } })],
+      /sets resource_args\.slurm\.time from its template variable \{\{minutes\}\}/,
+    );
   });
 
   it('gives --gres=gpu:1 to the job, and runs a 0-2 array as one run with per-task lines, failing on a failed task', async () => {
@@ -270,15 +318,27 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
   it('agent kill -9: a running job is re-adopted without duplicate lines, a purged one ends from its exit-code file, an orphan is cancelled', async () => {
     const keep = await launch({ WAIT: '1' });
     const gone = await launch({ WAIT: '1', EXIT: '4' });
-    await outputHas(keep.runId, 'started');
-    await outputHas(gone.runId, 'started');
+    // Two more whose ids the agent "did not record": it died between sbatch and writing the id (see below).
+    const unrecorded = await launch({ WAIT: '1' });
+    const unrecordedGone = await launch({ WAIT: '1', EXIT: '6' });
+    for (const r of [keep, gone, unrecorded, unrecordedGone]) await outputHas(r.runId, 'started');
     const agentId = (await server.client.listAgents('default')).agents.find((a) => a.name === 'slurm-agent')?.id;
     agent.proc.kill('SIGKILL');
     await agent.proc.exited;
     // While the agent is down: one job ends and Slurm forgets it (MinJobAge=5); an orphan of this agent appears.
     gone.go();
-    const goneJob = slurmJobIdOf(await logOf(gone.runId)) ?? '';
-    await until(() => (slurmState(goneJob) ? undefined : true), 180_000);
+    unrecordedGone.go();
+    // What an agent killed between sbatch and recording the id leaves: the record written before sbatch, no id.
+    for (const r of [unrecorded, unrecordedGone]) {
+      const file = join(dataDir, 'runs', r.runId, 'slurm.json');
+      const { jobId, ...before } = JSON.parse(readFileSync(file, 'utf8')) as { jobId: string };
+      expect(jobId).toBe(slurmJobIdOf(await logOf(r.runId)));
+      writeFileSync(file, JSON.stringify(before));
+    }
+    for (const r of [gone, unrecordedGone]) {
+      const job = slurmJobIdOf(await logOf(r.runId)) ?? '';
+      await until(() => (slurmState(job) ? undefined : true), 180_000);
+    }
     const orphan = slurm('sbatch', [
       '--parsable',
       '--job-name=liftoff-orphan',
@@ -288,7 +348,7 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
       '--wrap=sleep 300',
     ]).trim();
     agent = await startAgent(server, {
-      queues: ['slurm', 'slurm-timeout'],
+      queues: QUEUES,
       name: 'slurm-agent',
       maxJobs: 10,
       config,
@@ -300,10 +360,19 @@ describe.skipIf(!available)('the Slurm runner against a real Slurm', () => {
     expect(fromFile).toMatchObject({ status: 'failed', exit_code: 4 });
     expect(await logOf(gone.runId)).toContain('its end comes from its exit-code file');
     await until(() => (['CANCELLED', undefined].includes(slurmState(orphan)?.state) ? true : undefined));
+    // Found by name while Slurm knows it; by its exit-code file once Slurm forgot it.
+    const byName = await logOf(unrecorded.runId);
+    expect(byName).toMatch(/re-adopted slurm job \d+, found by its name in squeue/);
+    const byFile = await ended(unrecordedGone.runId);
+    expect(byFile).toMatchObject({ status: 'failed', exit_code: 6 });
+    expect(await logOf(unrecordedGone.runId)).toMatch(/re-adopted slurm job \d+, named by its exit-code file/);
     keep.go();
-    expect(await ended(keep.runId)).toMatchObject({ status: 'finished' });
-    const out = await outputOf(server.client, keep.runId);
-    expect(out.match(/started/g)).toHaveLength(1);
-    expect(out).toMatch(/^started .*\nattempt 0 done\n$/);
+    unrecorded.go();
+    for (const r of [keep, unrecorded]) {
+      expect(await ended(r.runId)).toMatchObject({ status: 'finished' });
+      const out = await outputOf(server.client, r.runId);
+      expect(out.match(/started/g)).toHaveLength(1);
+      expect(out).toMatch(/^started .*\nattempt 0 done\n$/);
+    }
   }, 240_000);
 });

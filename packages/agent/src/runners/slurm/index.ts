@@ -1,11 +1,12 @@
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigInvalidError, RunnerError, SlurmError, type SlurmAgentConfig } from '@liftoff/core';
 import { JobUsers, assertWorkRootReachable, detectUserSwitching } from '../../jobUsers.js';
 import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from '../types.js';
 import { Accounting } from './accounting.js';
 import { batchScript, outputPattern } from './batchScript.js';
-import { RECORD_FILE, SlurmJob, type JobRecord } from './job.js';
+import { findUnrecordedJob, readRecord, writeRecord } from './adopt.js';
+import { SlurmJob, type JobRecord } from './job.js';
 import { SlurmPoller } from './poller.js';
 import { envFile } from './quoting.js';
 import { sbatchOptions } from './sbatchArgs.js';
@@ -130,6 +131,9 @@ export class SlurmRunner implements Runner {
     const env = envFile({ ...job.env, HOME: srcDir });
     const script = batchScript({ runId: job.runId, runDir, srcDir, argv, srun: opts.srun });
     await transport.prepareRunDir(runDir, job.workDir, env, owner);
+    const pending = { runDir, ...(opts.array ? { array: opts.array } : {}), ...(owner ? { owner } : {}) };
+    // Before sbatch: an agent that dies before it records the id leaves this, and its successor looks the job up.
+    await writeRecord(job.stateDir, pending);
     const submit = [
       'sbatch',
       '--parsable',
@@ -148,42 +152,50 @@ export class SlurmRunner implements Runner {
       await transport.removeRunDir(runDir).catch(() => undefined);
       throw new SlurmError(`sbatch refused the job: ${r.stderr.trim() || r.stdout.trim() || `exit ${String(r.code)}`}`);
     }
-    const rec: JobRecord = {
-      jobId,
-      runDir,
-      ...(opts.array ? { array: opts.array } : {}),
-      ...(owner ? { owner } : {}),
-    };
-    await writeFile(join(job.stateDir, RECORD_FILE), JSON.stringify(rec), { mode: 0o600 });
+    const rec: JobRecord = { ...pending, jobId };
+    await writeRecord(job.stateDir, rec);
     // Before any output: a restarted agent counts the job's output in the server's log from this note on.
     job.onNote(`slurm job ${jobId} submitted on ${transport.describe} (${runDir})`);
     return this.track(rec, job.stateDir, job, poller, transport);
   }
 
   async reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome> {
-    const { transport, poller } = this.cfg();
-    const rec = await readFile(join(run.stateDir, RECORD_FILE), 'utf8')
-      .then((t) => JSON.parse(t) as JobRecord)
-      .catch(() => undefined);
-    if (!rec) {
-      // The agent died between sbatch and writing its record: the job is found by its name.
-      const r = await transport.run(['squeue', '-h', '--states=all', `--name=${jobNameOf(run.runId)}`, '-o', '%F']);
-      const id = r.stdout.split('\n')[0]?.trim();
-      if (id && /^\d+$/.test(id)) {
-        await transport.run(['scancel', id]);
-        return {
-          state: 'failed',
-          exitCode: null,
-          message: `The agent restarted before it recorded Slurm job ${id}; the job was cancelled. Launch it again.`,
-        };
-      }
+    const { cfg, transport, poller } = this.cfg();
+    const stored = await readRecord(run.stateDir);
+    if (!stored) {
+      // The record is written before sbatch runs: without one, nothing was submitted.
       return {
         state: 'failed',
         exitCode: null,
         message: 'The agent stopped before the job was submitted to Slurm. Launch it again.',
       };
     }
-    run.onNote(`re-adopted slurm job ${rec.jobId} after the agent restarted; its output is read again from the start`);
+    if (stored.jobId) {
+      run.onNote(
+        `re-adopted slurm job ${stored.jobId} after the agent restarted; its output is read again from the start`,
+      );
+      return this.track({ ...stored, jobId: stored.jobId }, run.stateDir, run, poller, transport);
+    }
+    // The agent died between sbatch and recording the job id.
+    const found = await findUnrecordedJob(transport, {
+      name: jobNameOf(run.runId),
+      comment: [`${COMMENT_RUN}${run.runId}`, `${COMMENT_AGENT}${this.deps.agentId}`],
+      owner: stored.owner,
+      ssh: cfg.transport === 'ssh',
+      runDir: stored.runDir,
+    });
+    if (!found) {
+      return {
+        state: 'failed',
+        exitCode: null,
+        message: `The agent stopped while submitting the job, and Slurm on ${transport.describe} has no job of this run (none named ${jobNameOf(run.runId)}, no exit-code file): it was not submitted. Launch it again.`,
+      };
+    }
+    const rec: JobRecord = { ...stored, jobId: found.jobId };
+    await writeRecord(run.stateDir, rec);
+    run.onNote(
+      `re-adopted slurm job ${found.jobId}, ${found.how}: the agent stopped before it recorded the job id; its output is read again from the start`,
+    );
     return this.track(rec, run.stateDir, run, poller, transport);
   }
 
