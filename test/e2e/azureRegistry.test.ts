@@ -1,6 +1,12 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACR_USERNAME, registryAvailable, startFakeAcr, type FakeAcr } from '../helpers/azureFake/acr.js';
+import {
+  ACR_USERNAME,
+  acrRefreshToken,
+  registryAvailable,
+  startFakeAcr,
+  type FakeAcr,
+} from '../helpers/azureFake/acr.js';
 import { ACCOUNT, adminClient, azuriteAvailable, startAzurite, type Azurite } from '../helpers/azureFake/azurite.js';
 import { TENANT, startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
 import { cleanupDockerAfter, dockerAvailable, PYTHON } from '../helpers/docker.js';
@@ -96,25 +102,12 @@ describe.skipIf(!dockerAvailable() || !azuriteAvailable() || !registryAvailable(
         expect(keys).not.toContain(prefix);
       }
       // The push landed in the registry: its tag list, asked with a token from the fake's token service.
-      const login = await fetch(`http://${acr.host}/oauth2/exchange`, {
-        method: 'POST',
-        body: new URLSearchParams({
-          grant_type: 'access_token',
-          service: acr.host,
-          access_token: await (
-            await fetch(`${id.url}?api-version=2019-08-01&resource=https://containerregistry.azure.net`, {
-              headers: { 'x-identity-header': id.env.IDENTITY_HEADER as string },
-            })
-          )
-            .json()
-            .then((b) => (b as { access_token: string }).access_token),
-        }),
-      }).then((r) => r.json() as Promise<{ refresh_token: string }>);
+      const refresh = await acrRefreshToken(acr, id);
       const token = await fetch(
         `http://${acr.host}/oauth2/token?service=${acr.host}&scope=repository:team/trainer:pull`,
         {
           headers: {
-            authorization: `Basic ${Buffer.from(`${ACR_USERNAME}:${login.refresh_token}`).toString('base64')}`,
+            authorization: `Basic ${Buffer.from(`${ACR_USERNAME}:${refresh}`).toString('base64')}`,
           },
         },
       ).then((r) => r.json() as Promise<{ access_token: string }>);

@@ -111,6 +111,7 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     homeDir,
     ...(opts.aws ? { aws: opts.aws } : {}),
     ...(opts.gcp ? { gcp: opts.gcp } : {}),
+    ...(opts.azure ? { azure: opts.azure } : {}),
     ...(opts.config.file.vertex ? { vertex: vertexTimes(opts.config.file.vertex) } : {}),
     ...(opts.config.file.slurm ? { slurm: opts.config.file.slurm } : {}),
     ...(opts.config.file['run-as'] !== undefined ? { runAs: opts.config.file['run-as'] } : {}),

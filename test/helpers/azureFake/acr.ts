@@ -247,3 +247,19 @@ export async function startFakeAcr(opts: {
   proc.kill('SIGKILL');
   throw new Error(`registry did not start:\n${proc.output}`);
 }
+
+/**
+ * A refresh token for `acr` as an administrator gets one (`az acr login --expose-token`): a managed-identity token of
+ * the fake identity endpoint for ACR's audience, exchanged at /oauth2/exchange. Docker logs in with it as
+ * ACR_USERNAME, as the agent does.
+ */
+export async function acrRefreshToken(acr: FakeAcr, identity: { url: string; env: Record<string, string> }) {
+  const aad = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://containerregistry.azure.net`, {
+    headers: { 'x-identity-header': identity.env.IDENTITY_HEADER ?? '' },
+  }).then((r) => r.json() as Promise<{ access_token: string }>);
+  const login = await fetch(`http://${acr.host}/oauth2/exchange`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'access_token', service: acr.host, access_token: aad.access_token }),
+  }).then((r) => r.json() as Promise<{ refresh_token: string }>);
+  return login.refresh_token;
+}

@@ -2,20 +2,43 @@
 """A stand-in for the Kaniko executor (whose image is on gcr.io, unreachable from the test machines): it takes the
 executor's flags, checks what a real executor would rely on and prints kaniko-like log lines. It checks that the
 push login is a mounted docker config that parses and names the destination's registry, that the context URL is
-fetched with a plain GET and no storage credentials (a presigned URL), that the context is a gzipped tar holding the
---dockerfile, then prints STANDIN_LINES lines, sleeps STANDIN_SLEEP seconds and exits with STANDIN_EXIT."""
+fetched with a plain GET and no storage credentials (a presigned URL) or, for an Azure blob URI, read as kaniko's
+azureblob reader does (Shared Key with AZURE_STORAGE_ACCESS_KEY; STANDIN_BLOB_ENDPOINT serves the account path-style,
+as the test server Azurite does), that the context is a gzipped tar holding the --dockerfile, then prints STANDIN_LINES lines, sleeps STANDIN_SLEEP seconds and exits with STANDIN_EXIT."""
 import base64
+import email.utils
+import hashlib
+import hmac
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import time
+import urllib.parse
 import urllib.request
+
+BLOB_URI = re.compile(r"^https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/([^?#]+)$")
 
 
 def say(line):
     print(line, flush=True)
+
+
+def blob_request(ctx):
+    """A GET of the blob signed with the account key (Azure's Shared Key scheme), as kaniko's Azure reader makes."""
+    m = BLOB_URI.match(ctx)
+    account, path = m.group(1), m.group(2)
+    endpoint = os.environ.get("STANDIN_BLOB_ENDPOINT")
+    url = f"{endpoint}/{account}/{path}" if endpoint else ctx
+    headers = {"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+    canonical_headers = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+    to_sign = "GET\n" + "\n" * 11 + canonical_headers + f"/{account}{urllib.parse.urlparse(url).path}"
+    key = base64.b64decode(os.environ["AZURE_STORAGE_ACCESS_KEY"])
+    signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+    headers["Authorization"] = f"SharedKey {account}:{signature}"
+    return urllib.request.Request(url, headers=headers)
 
 
 def main():
@@ -52,8 +75,18 @@ def main():
     if not ctx.startswith(("http://", "https://")):
         say(f"ERROR context is not a URL: {ctx[:40]}")
         return 4
+    if BLOB_URI.match(ctx):
+        # Kaniko's rule: any blob-host URL goes to its Azure reader, which needs the key even when a SAS is there.
+        if "AZURE_STORAGE_ACCESS_KEY" not in os.environ:
+            say(f"ERROR AZURE_STORAGE_ACCESS_KEY is not set for {ctx}")
+            return 7
+        say(f"INFO[0001] reading Azure blob {ctx} with the storage account key")
+    elif BLOB_URI.match(ctx.split("?")[0]):
+        say(f"ERROR a blob URL with a SAS: kaniko would read it with AZURE_STORAGE_ACCESS_KEY, not the SAS")
+        return 7
     try:
-        data = urllib.request.urlopen(ctx, timeout=30).read()
+        req = blob_request(ctx) if BLOB_URI.match(ctx) else ctx
+        data = urllib.request.urlopen(req, timeout=30).read()
         tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
         names = tf.getnames()
     except Exception as e:  # noqa: BLE001

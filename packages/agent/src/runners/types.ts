@@ -10,7 +10,7 @@ import type {
   SlurmAgentConfig,
 } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
-import type { AwsClientSettings, GcpClientSettings } from '../environments/types.js';
+import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from '../environments/types.js';
 
 /** Everything a runner needs to start one job; runners read nothing else (no process.env, no globals). */
 export interface JobContext {
@@ -136,6 +136,8 @@ export interface RunnerDeps {
   aws?: AwsClientSettings;
   /** Present when the agent config has `environment: {type: gcp}`: project, region and the one auth client. */
   gcp?: GcpClientSettings;
+  /** Present when the agent config has `environment: {type: azure}`: the one credential chain and endpoints. */
+  azure?: AzureClientSettings;
   /** The agent config's `vertex` section: poll interval and log tail of vertex queues, in ms. */
   vertex?: { pollMs?: number; tailMs?: number };
   /** The agent config's `slurm` section (transport and shared workdir root of slurm queues). */

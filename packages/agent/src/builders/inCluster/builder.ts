@@ -92,13 +92,14 @@ export abstract class InClusterBuilder implements Builder {
     const store = cfg['build-context-store'];
     if (!store) {
       throw new InClusterBuilderConfigError(
-        `${what} needs builder.build-context-store (s3://bucket/prefix or gs://bucket/prefix).`,
+        `${what} needs builder.build-context-store (s3://bucket/prefix, gs://bucket/prefix or https://<account>.blob.core.windows.net/<container>/prefix).`,
       );
     }
     this.storeUri = store;
     this.store = objectStoreFor(store, {
       ...(deps.runner.aws ? { aws: deps.runner.aws } : {}),
       ...(deps.runner.gcp ? { gcp: deps.runner.gcp } : {}),
+      ...(deps.runner.azure ? { azure: deps.runner.azure } : {}),
     });
     if (!!cfg['secret-name'] !== !!cfg['secret-key']) {
       throw new InClusterBuilderConfigError(
@@ -271,12 +272,19 @@ export abstract class InClusterBuilder implements Builder {
   ): Promise<ContextSource> {
     const deadline = Number((isObj(this.fragment?.spec) && this.fragment.spec.activeDeadlineSeconds) || 1800);
     const ttl = Math.min(Math.max(1, Math.floor(deadline)) + PRESIGN_SLACK_SECONDS, 7 * 24 * 3600);
+    const own = this.unsignedContext(uri);
+    if (own) return own;
     try {
       return { kind: 'url', url: await this.store.presign(uri, ttl) };
     } catch (e) {
       if (!(e instanceof GcpEnvironmentError) || this.store.scheme !== 'gs') throw asBuildError(e);
       return this.storeContext(uri, api, namespace, req, secrets, e);
     }
+  }
+
+  /** A context this builder reads by its store URI rather than a signed URL (kaniko on Azure Blob); none by default. */
+  protected unsignedContext(_uri: string): ContextSource | undefined {
+    return undefined;
   }
 
   /** Without a signed URL: the pod reads the gs:// URI with a mounted credential. Builders that can, override this. */

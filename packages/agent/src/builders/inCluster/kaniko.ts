@@ -22,7 +22,8 @@ const GAR_HOST = /-docker\.pkg\.dev$/;
  * meanings. Push login: the agent's registry login in the skeleton's dockerconfigjson Secret, mounted at
  * /kaniko/.docker/config.json. `secret-name`/`secret-key` keep W&B's meaning, for clusters that use a stored cloud
  * key: an AWS credentials file at /root/.aws/credentials (ECR or an s3:// store), or a Google key at
- * /kaniko/.config/gcloud/config.json with GOOGLE_APPLICATION_CREDENTIALS (Artifact Registry or a gs:// store).
+ * /kaniko/.config/gcloud/config.json with GOOGLE_APPLICATION_CREDENTIALS (Artifact Registry or a gs:// store), or
+ * the storage account key as AZURE_STORAGE_ACCESS_KEY (an Azure Blob store: kaniko then reads the blob URI itself).
  */
 export class KanikoBuilder extends InClusterBuilder {
   readonly type = 'kaniko' as const;
@@ -55,6 +56,20 @@ export class KanikoBuilder extends InClusterBuilder {
       }
     }
     this.userArgs = args as string[];
+    if (this.azureStore() && !(deps.config['secret-name'] && deps.config['secret-key'])) {
+      throw new InClusterBuilderConfigError(
+        `builder type kaniko with an Azure Blob build-context-store needs builder.secret-name and builder.secret-key: kaniko reads https://<account>.blob.core.windows.net contexts only with the storage account key in AZURE_STORAGE_ACCESS_KEY (even when the URL carries a SAS). Put the key in a Secret in the build namespace (W&B used azure-storage-access-key / password in namespace wandb) and name it there, or use the buildah builder, which reads a user-delegation SAS and needs no key.`,
+      );
+    }
+  }
+
+  /** Kaniko's Azure Blob reader (pkg/buildcontext/azureblob.go) takes every blob-host URL, and only with the key. */
+  private azureStore(): boolean {
+    return this.storeUri.startsWith('https://');
+  }
+
+  protected override unsignedContext(uri: string): ContextSource | undefined {
+    return this.azureStore() ? { kind: 'store', uri } : undefined;
   }
 
   protected override notes(): string[] {
@@ -100,10 +115,13 @@ export class KanikoBuilder extends InClusterBuilder {
     if (cloud === 'aws' && runner.aws) env.push({ name: 'AWS_REGION', value: runner.aws.region });
     const secretName = config['secret-name'];
     const secretKey = config['secret-key'];
-    if (secretName && secretKey) {
+    if (secretName && secretKey && this.azureStore()) {
+      // The account key as kaniko wants it, from the Secret by reference: it never passes through the agent.
+      env.push({ name: 'AZURE_STORAGE_ACCESS_KEY', valueFrom: { secretKeyRef: { name: secretName, key: secretKey } } });
+    } else if (secretName && secretKey) {
       if (!cloud) {
         throw new BuildError(
-          "builder.secret-name/secret-key hold a cloud key for ECR, Artifact Registry or the s3:// / gs:// store (W&B's meaning); this build uses none of them: remove them.",
+          "builder.secret-name/secret-key hold a cloud key for ECR, Artifact Registry or the s3:// / gs:// / Azure Blob store (W&B's meaning); this build uses none of them: remove them.",
         );
       }
       const [dir, file] = cloud === 'aws' ? ['/root/.aws', 'credentials'] : ['/kaniko/.config/gcloud', 'config.json'];
