@@ -24,12 +24,13 @@ const PROJECT = 'liftoff-test-project';
 const TOKEN = 'ya29.liftoff-vertex-e2e';
 
 /**
- * The specification's gcp example agent config (environment gcp, registry gcr, docker builder) with vertex queues,
- * end to end (issue 14): real `liftoff` server and agent processes; ADC from the fake metadata server; Vertex AI and
+ * The specification's gcp example agent config as written (environment gcp with region and project, registry gcr
+ * with repository and image-name, docker builder) with vertex queues, end to end (issue 14): real `liftoff` server and agent processes; ADC from the fake metadata server; Vertex AI and
  * Cloud Logging are the loopback test endpoints (through gcloud's endpoint-override variables), which run custom jobs
- * on the real Docker engine pulling from a real registry with the `oauth2accesstoken` login. Nothing leaves loopback.
+ * on the real Docker engine pulling from a real registry with the `oauth2accesstoken` login, which serves the
+ * config's `us-central1-docker.pkg.dev` through LIFTOFF_GAR_DOCKER_HOST. Nothing leaves loopback.
  */
-const SPEC_CONFIG = (registryHost: string) => `entity: default
+const SPEC_CONFIG = `entity: default
 max_jobs: -1
 queues:
 - vx
@@ -40,7 +41,8 @@ environment:
   project: ${PROJECT}
 registry:
   type: gcr
-  uri: ${registryHost}/${PROJECT}/jobs/trainer
+  repository: my-artifact-repo
+  image-name: my-image-name
 builder:
   type: docker
 vertex:
@@ -84,6 +86,8 @@ describe.skipIf(!dockerAvailable())('vertex queues with real server and agent pr
       CLOUDSDK_CONFIG: tempDir('liftoff-gcloud-'),
       CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: fake.url,
       CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: fake.loggingUrl,
+      // us-central1-docker.pkg.dev (from region + repository + image-name) is served by the test registry.
+      LIFTOFF_GAR_DOCKER_HOST: registry.host,
     };
     server = await startServer();
     const args = {
@@ -97,7 +101,7 @@ describe.skipIf(!dockerAvailable())('vertex queues with real server and agent pr
       resource: 'gcp-vertex',
       resource_args: { 'gcp-vertex': args },
     });
-    config = agentConfig(tempDir(), SPEC_CONFIG(registry.host));
+    config = agentConfig(tempDir(), SPEC_CONFIG);
     cleanupDockerAfter(() => ['vx-agent']);
     await restart();
   }, 180_000);
@@ -142,7 +146,11 @@ describe.skipIf(!dockerAvailable())('vertex queues with real server and agent pr
     const built = (
       jobOf(run?.id ?? '')?.spec.jobSpec as { workerPoolSpecs: Array<{ containerSpec: { imageUri: string } }> }
     ).workerPoolSpecs[0]?.containerSpec.imageUri;
-    expect(built?.startsWith(`${registry.host}/${PROJECT}/jobs/trainer:`)).toBe(true);
+    // The spec's repository + image-name in the environment's project (region's pkg.dev host served by the registry).
+    expect(built).toMatch(new RegExp(`^${registry.host}/${PROJECT}/my-artifact-repo/my-image-name:[0-9a-f]{16}$`));
+    expect(agent.proc.output).toContain(
+      `gcp: Artifact Registry images (*-docker.pkg.dev) go to ${registry.host} (LIFTOFF_GAR_DOCKER_HOST)`,
+    );
 
     const bad = await cli(
       ['launch', '-q', 'vx', '--image', image, '-E', 'sh -c "echo failing; exit 3"', '--wait'],

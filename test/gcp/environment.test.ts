@@ -1,7 +1,11 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { GcpCredentialsMissingError, GcpEnvironmentError } from '@liftoff/core';
 import { checkGcpEnvironment } from '../../packages/agent/src/environments/gcp/check.js';
-import { endpointsFrom, gcpClientSettings } from '../../packages/agent/src/environments/gcp/settings.js';
+import {
+  dockerHostFrom,
+  endpointsFrom,
+  gcpClientSettings,
+} from '../../packages/agent/src/environments/gcp/settings.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { cleanupAll } from '../helpers/procs.js';
 import { PROJECT, REGION, settingsFrom } from './env.js';
@@ -92,6 +96,11 @@ describe('the gcp environment', () => {
       storage: 'http://127.0.0.1:4443',
     });
     expect(() => endpointsFrom({ STORAGE_EMULATOR_HOST: 'ftp://x' })).toThrow('must be an http:// or https:// URL');
+    expect(dockerHostFrom({ LIFTOFF_GAR_DOCKER_HOST: '127.0.0.1:5000' })).toBe('127.0.0.1:5000');
+    expect(dockerHostFrom({})).toBeUndefined();
+    for (const bad of ['http://127.0.0.1:5000', '127.0.0.1:5000/path', 'user@host', 'host:port']) {
+      expect(() => dockerHostFrom({ LIFTOFF_GAR_DOCKER_HOST: bad }), bad).toThrow('is not a registry host');
+    }
     await expect(
       gcpClientSettings(
         { type: 'gcp', project: PROJECT, region: REGION },

@@ -44,6 +44,22 @@ describe('the gcr registry', () => {
     });
   });
 
+  it('LIFTOFF_GAR_DOCKER_HOST serves every pkg.dev host (and only those) with the same token login', async () => {
+    const credentials = new RegistryCredentials([]);
+    const mirrored = { ...gcp, dockerHost: '127.0.0.1:5999' };
+    const registry = await createGarRegistry(
+      { type: 'gcr', repository: 'jobs', 'image-name': 'trainer' },
+      { docker: noDocker, credentials, gcp: mirrored },
+    );
+    expect(registry.repository).toBe(`127.0.0.1:5999/${PROJECT}/jobs/trainer`);
+    expect((await credentials.get('127.0.0.1:5999'))?.password).toBe(TOKEN);
+    const byUri = await createGarRegistry(
+      { type: 'gcr', uri: `127.0.0.1:6000/${PROJECT}/jobs/trainer` },
+      { docker: noDocker, credentials, gcp: mirrored },
+    );
+    expect(byUri.repository).toBe(`127.0.0.1:6000/${PROJECT}/jobs/trainer`);
+  });
+
   it('in a gcp environment a builder.destination on a -docker.pkg.dev host makes the gcr registry; other hosts get no token', async () => {
     const credentials = new RegistryCredentials([]);
     const destination = `europe-west4-docker.pkg.dev/${PROJECT}/shared/img`;

@@ -35,6 +35,11 @@ export interface GcpClientSettings {
   accessToken(): Promise<string>;
   /** Endpoint overrides (`STORAGE_EMULATOR_HOST`, gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`); else Google's. */
   endpoints: Partial<Record<GcpService, string>>;
+  /**
+   * `LIFTOFF_GAR_DOCKER_HOST` (host[:port]): the registry that serves every `<location>-docker.pkg.dev` image name
+   * instead (a local mirror, or a test registry). Google's token goes there, so only the agent's operator sets it.
+   */
+  dockerHost?: string;
 }
 
 /** The Azure endpoints an agent talks to outside the identity library; keys of `AzureClientSettings.endpoints`. */

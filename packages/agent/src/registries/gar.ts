@@ -40,7 +40,8 @@ type GarConfig = NonNullable<AgentConfigFile['registry']>;
  * `registry: {type: gcr}`: Google Artifact Registry's docker repositories. The target is `uri` (or a
  * `builder.destination` on a `-docker.pkg.dev` host, or `repository` written as a URI):
  * `<location>-docker.pkg.dev/<project>/<repository>/<image-name>`; else `repository` + `image-name` in the
- * environment's region and project. The login is `oauth2accesstoken` + a current access token of the agent's one auth
+ * environment's region and project. LIFTOFF_GAR_DOCKER_HOST (GcpClientSettings.dockerHost) replaces a pkg.dev host.
+ * The login is `oauth2accesstoken` + a current access token of the agent's one auth
  * client, asked for at every push, pull, existence check and Kubernetes pull secret (tokens live about an hour; the
  * client refreshes them). "Does this image exist" is the OCI manifest HEAD (one request), not W&B's listing of every
  * image of the repository.
@@ -77,6 +78,7 @@ export async function createGarRegistry(cfg: GarConfig, deps: RegistryDeps): Pro
     }
     target = { host: `${gcp.region}-docker.pkg.dev`, project: gcp.project, repository, image: imageName };
   }
+  if (gcp.dockerHost && GAR_HOST.test(target.host)) target = { ...target, host: gcp.dockerHost };
   deps.credentials.setProvider(target.host, async () => ({
     username: 'oauth2accesstoken',
     password: await gcp.accessToken(),

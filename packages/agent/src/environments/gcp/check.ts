@@ -33,6 +33,8 @@ export async function checkGcpEnvironment(
   say(
     `gcp: project ${project}, principal ${principal ?? '(user credentials, no service account)'}, region ${gcp.region}`,
   );
+  if (gcp.dockerHost)
+    say(`gcp: Artifact Registry images (*-docker.pkg.dev) go to ${gcp.dockerHost} (LIFTOFF_GAR_DOCKER_HOST)`);
   if (opts.buildContextStore?.startsWith('gs://')) {
     await objectStoreFor(opts.buildContextStore, { gcp }).verify(opts.buildContextStore);
     say(`gcp: build-context store ${opts.buildContextStore} is reachable`);

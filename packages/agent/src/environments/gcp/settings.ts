@@ -22,6 +22,7 @@ type GcpEnvironment = NonNullable<AgentConfigFile['environment']> & { type: 'gcp
  *   library in the process's own variables (HOME, CLOUDSDK_CONFIG, GCE_METADATA_HOST, METADATA_SERVER_DETECTION),
  *   which is why the CLI passes its own environment. `projectId` is given so the library never runs
  *   `gcloud config config-helper` (through a shell) to find one.
+ * - LIFTOFF_GAR_DOCKER_HOST: a registry serving Artifact Registry's docker hosts instead (see GcpClientSettings).
  * - endpoints: STORAGE_EMULATOR_HOST (the variable Google's storage clients honour: an origin, the JSON API under
  *   it); CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS (gcloud's name) for IAM signBlob.
  *
@@ -53,7 +54,27 @@ export async function gcpClientSettings(config: GcpEnvironment, env: Env): Promi
     projectId: project,
     ...(keyFilename ? { keyFilename } : {}),
   });
-  return { project, region, auth, accessToken: sharedTokens(auth), endpoints: endpointsFrom(env) };
+  const dockerHost = dockerHostFrom(env);
+  return {
+    project,
+    region,
+    auth,
+    accessToken: sharedTokens(auth),
+    endpoints: endpointsFrom(env),
+    ...(dockerHost ? { dockerHost } : {}),
+  };
+}
+
+/** `LIFTOFF_GAR_DOCKER_HOST`: a registry host (`name[:port]`), nothing else (no scheme, path or credentials). */
+export function dockerHostFrom(env: Env): string | undefined {
+  const raw = env.LIFTOFF_GAR_DOCKER_HOST;
+  if (!raw) return undefined;
+  if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i.test(raw)) {
+    throw new GcpEnvironmentError(
+      `LIFTOFF_GAR_DOCKER_HOST="${raw}" is not a registry host: set it to host[:port] (no scheme or path), or unset it.`,
+    );
+  }
+  return raw;
 }
 
 /**
