@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { BUILDAH, buildahImageAvailable } from '../helpers/buildah.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -14,7 +14,7 @@ import { KubernetesRunner } from '../../packages/agent/src/runners/kubernetes/in
 import type { RunnerDeps } from '../../packages/agent/src/runners/types.js';
 import { settingsFrom as awsSettingsFrom } from '../aws/env.js';
 import { settingsFrom as gcpSettingsFrom } from '../gcp/env.js';
-import { BUSYBOX, dockerAvailable, startRegistry, type TestRegistry } from '../helpers/docker.js';
+import { BUSYBOX, pushToRegistry, startRegistry, type TestRegistry } from '../helpers/docker.js';
 import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadata.js';
@@ -23,25 +23,13 @@ import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
 import { cleanupAll, tempDir } from '../helpers/procs.js';
 
-const BUILDAH = 'liftoff-test/buildah:1';
-
-/** scripts/services/buildah.sh makes the image; missing: skip loudly, or fail under LIFTOFF_REQUIRE_SERVICES=1. */
-function buildahImageAvailable(): boolean {
-  if (!dockerAvailable()) return false;
-  if (spawnSync('docker', ['image', 'inspect', BUILDAH], { stdio: 'ignore' }).status === 0) return true;
-  const reason = `${BUILDAH} missing: run scripts/services/buildah.sh`;
-  if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${reason} (LIFTOFF_REQUIRE_SERVICES=1)`);
-  console.warn(`\n*** SKIPPING the buildah builder suite: ${reason} ***\n`);
-  return false;
-}
-
 /**
  * The buildah builder for real: the test kubelet runs the Debian-built buildah image with the capabilities the Job
  * asks for; it downloads the context, builds FROM an image in a local registry that needs credentials, pushes there,
  * and a kubernetes run then runs the image and prints what the build put in it. The context comes from moto's S3 by a
  * presigned URL, then (issue 14's last piece) from GCS by a short-lived token when the credentials cannot sign.
  */
-describe.skipIf(!buildahImageAvailable())('the buildah builder', () => {
+describe.skipIf(!buildahImageAvailable('the buildah builder suite'))('the buildah builder', () => {
   let kube: FakeKube;
   let registry: TestRegistry;
   let kubeconfig: string;
@@ -54,14 +42,7 @@ describe.skipIf(!buildahImageAvailable())('the buildah builder', () => {
     registry = await startRegistry();
     untagImagesOf(registry.host);
     const base = `${registry.host}/base/busybox:1`;
-    execFileSync('docker', ['tag', BUSYBOX, base]);
-    const authconfig = { username: registry.username, password: registry.password, serveraddress: registry.host };
-    await new Promise<void>((resolve, reject) =>
-      docker.getImage(base).push({ authconfig }, (err, stream) => {
-        if (err || !stream) return reject(err instanceof Error ? err : new Error('push did not start'));
-        docker.modem.followProgress(stream, (e: Error | null) => (e ? reject(e) : resolve()));
-      }),
-    );
+    await pushToRegistry(registry, base);
     writeFileSync(join(codeDir, 'message.txt'), 'hello from the build context\n');
     writeFileSync(
       join(codeDir, 'Dockerfile.liftoff'),

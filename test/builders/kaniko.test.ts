@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -19,7 +18,7 @@ import { settingsFrom as gcpSettingsFrom } from '../gcp/env.js';
 import { startFakeGcs, type FakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
-import { dockerAvailable, startRegistry, type TestRegistry } from '../helpers/docker.js';
+import { dockerAvailable, pushToRegistry, startRegistry, type TestRegistry } from '../helpers/docker.js';
 import { KANIKO_STANDIN, buildKanikoStandin, untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
@@ -254,14 +253,7 @@ describe.skipIf(!dockerAvailable() || !motoAvailable())('the kaniko builder', ()
     const b = builder({});
     const first = await b.build(request('kan00005', log));
     // Put an image under exactly that tag, as a previous real build would have.
-    execFileSync('docker', ['tag', 'liftoff-test/busybox:1', first.image]);
-    const auth = { username: registry.username, password: registry.password, serveraddress: registry.host };
-    await new Promise<void>((resolve, reject) =>
-      docker.getImage(first.image).push({ authconfig: auth }, (err, stream) => {
-        if (err || !stream) return reject(err instanceof Error ? err : new Error('push did not start'));
-        docker.modem.followProgress(stream, (e: Error | null) => (e ? reject(e) : resolve()));
-      }),
-    );
+    await pushToRegistry(registry, first.image);
     const jobsBefore = kube.created.filter((c) => c.kind === 'Job').length;
     const again: string[] = [];
     const second = await b.build({ ...request('kan00006', again), sourceIdentity: 'sha256:kan00005' });

@@ -8,14 +8,18 @@ import {
   type FakeAcr,
 } from '../helpers/azureFake/acr.js';
 import { ACCOUNT, adminClient, azuriteAvailable, startAzurite, type Azurite } from '../helpers/azureFake/azurite.js';
-import { TENANT, startFakeIdentity, type FakeIdentity } from '../helpers/azureFake/identity.js';
+import {
+  AGENT_NO_IMDS,
+  TENANT,
+  azureAgentEnv,
+  startFakeIdentity,
+  type FakeIdentity,
+} from '../helpers/azureFake/identity.js';
 import { cleanupDockerAfter, dockerAvailable, PYTHON } from '../helpers/docker.js';
 import { codeDir } from '../helpers/jobs.js';
 import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
 const CTX = `https://${ACCOUNT}.blob.core.windows.net/liftoff-ctx`;
-/** The VM identity endpoint (IMDS), looked for on a closed loopback port instead of 169.254.169.254. */
-const NO_IMDS = { AZURE_POD_IDENTITY_AUTHORITY_HOST: 'http://127.0.0.1:9' };
 
 /**
  * An azure agent config (environment azure + registry acr, docker builder, a Blob build-context store) end to end
@@ -58,13 +62,7 @@ describe.skipIf(!dockerAvailable() || !azuriteAvailable() || !registryAvailable(
       ]);
       await (await adminClient(azurite)).createContainer('liftoff-ctx');
       // Everything Azure-ish the agent has; none of it may reach a job.
-      agentEnv = {
-        ...id.env,
-        ...NO_IMDS,
-        AZURE_TENANT_ID: TENANT,
-        LIFTOFF_AZURE_BLOB_ENDPOINT: azurite.origin,
-        NODE_EXTRA_CA_CERTS: azurite.caFile,
-      };
+      agentEnv = azureAgentEnv(id, azurite);
       server = await startServer();
       await server.client.createQueue('default', {
         name: 'acr-box',
@@ -138,7 +136,7 @@ describe.skipIf(!dockerAvailable() || !azuriteAvailable() || !registryAvailable(
           '-c',
           agentConfig(tempDir(), CONFIG(acr.host)),
         ],
-        { ...server.env, ...NO_IMDS },
+        { ...server.env, ...AGENT_NO_IMDS },
       );
       expect(r.code).toBe(2);
       expect(r.output).toMatch(

@@ -1,11 +1,10 @@
+import { BUILDAH, buildahImageAvailable } from '../helpers/buildah.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import Dockerode from 'dockerode';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsModelsDir, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
-import { BUSYBOX, dockerAvailable, startRegistry } from '../helpers/docker.js';
+import { BUSYBOX, startRegistry } from '../helpers/docker.js';
 import { startFakeGcs } from '../helpers/gcpFake/gcs.js';
 import { startFakeIam } from '../helpers/gcpFake/iam.js';
 import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
@@ -17,18 +16,8 @@ import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
 import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
 import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
-const BUILDAH = 'liftoff-test/buildah:1';
-
-function buildahImageAvailable(): boolean {
-  if (!dockerAvailable()) return false;
-  if (spawnSync('docker', ['image', 'inspect', BUILDAH], { stdio: 'ignore' }).status === 0) return true;
-  const reason = `${BUILDAH} missing: run scripts/services/buildah.sh`;
-  if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${reason} (LIFTOFF_REQUIRE_SERVICES=1)`);
-  console.warn(`\n*** SKIPPING the in-cluster build runner suite: ${reason} ***\n`);
-  return false;
-}
-
-const modelsDir = buildahImageAvailable() && motoAvailable() ? awsModelsDir() : undefined;
+const modelsDir =
+  buildahImageAvailable('the in-cluster build runner suite') && motoAvailable() ? awsModelsDir() : undefined;
 
 /**
  * An in-cluster build feeding a runner other than kubernetes (issue 15): real server and agent processes, a
@@ -143,35 +132,37 @@ const PROJECT = 'liftoff-test-project';
  * the IAM fake, Artifact Registry as a real registry with the metadata token, and the Vertex fake running the custom
  * job's container on the Docker engine from the image buildah pushed.
  */
-describe.skipIf(!buildahImageAvailable())('an in-cluster build for a vertex queue', () => {
-  afterAll(cleanupAll);
+describe.skipIf(!buildahImageAvailable('the in-cluster build runner suite'))(
+  'an in-cluster build for a vertex queue',
+  () => {
+    afterAll(cleanupAll);
 
-  it('buildah builds in the cluster, pushes to Artifact Registry, and the custom job runs that image', async () => {
-    const TOKEN = 'ya29.liftoff-icr-vertex';
-    const md = await startFakeMetadata({ token: TOKEN });
-    const registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
-    const base = `${registry.host}/${PROJECT}/jobs/busybox:1`;
-    untagImagesOf(registry.host);
-    await pushTestImage(new Dockerode(), registry, base);
-    const gcs = await startFakeGcs({ buckets: ['liftoff-ctx'], acceptToken: (t) => t === TOKEN });
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const email = `liftoff-agent@${PROJECT}.iam.gserviceaccount.com`;
-    const iam = await startFakeIam({ keys: new Map([[email, privateKey]]), acceptToken: (t) => t === TOKEN });
-    gcs.signers.set(email, publicKey);
-    const fake = await startFakeVertex({
-      project: PROJECT,
-      acceptToken: (t) => md.tokens.includes(t),
-      pullAuth: () => ({ username: 'oauth2accesstoken', password: TOKEN, serveraddress: registry.host }),
-    });
-    const kube = await startFakeKube({ namespaces: ['default'] });
-    const server = await startServer();
-    const pools = [{ machine_spec: { machine_type: 'n1-standard-4' }, replica_count: 1, container_spec: {} }];
-    await server.client.createQueue('default', {
-      name: 'vx',
-      resource: 'vertex',
-      resource_args: { vertex: { spec: { staging_bucket: 'gs://liftoff-ctx', worker_pool_specs: pools } } },
-    });
-    const config = `entity: default
+    it('buildah builds in the cluster, pushes to Artifact Registry, and the custom job runs that image', async () => {
+      const TOKEN = 'ya29.liftoff-icr-vertex';
+      const md = await startFakeMetadata({ token: TOKEN });
+      const registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
+      const base = `${registry.host}/${PROJECT}/jobs/busybox:1`;
+      untagImagesOf(registry.host);
+      await pushTestImage(registry, base);
+      const gcs = await startFakeGcs({ buckets: ['liftoff-ctx'], acceptToken: (t) => t === TOKEN });
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const email = `liftoff-agent@${PROJECT}.iam.gserviceaccount.com`;
+      const iam = await startFakeIam({ keys: new Map([[email, privateKey]]), acceptToken: (t) => t === TOKEN });
+      gcs.signers.set(email, publicKey);
+      const fake = await startFakeVertex({
+        project: PROJECT,
+        acceptToken: (t) => md.tokens.includes(t),
+        pullAuth: () => ({ username: 'oauth2accesstoken', password: TOKEN, serveraddress: registry.host }),
+      });
+      const kube = await startFakeKube({ namespaces: ['default'] });
+      const server = await startServer();
+      const pools = [{ machine_spec: { machine_type: 'n1-standard-4' }, replica_count: 1, container_spec: {} }];
+      await server.client.createQueue('default', {
+        name: 'vx',
+        resource: 'vertex',
+        resource_args: { vertex: { spec: { staging_bucket: 'gs://liftoff-ctx', worker_pool_specs: pools } } },
+      });
+      const config = `entity: default
 max_jobs: -1
 environment:
   type: gcp
@@ -197,33 +188,34 @@ vertex:
 kubernetes:
   config-file: ${await kube.writeKubeconfig(tempDir('liftoff-icr-kube-'))}
 `;
-    const agent = await startAgent(server, {
-      queues: ['vx'],
-      name: 'icr-vx',
-      config: agentConfig(tempDir(), config),
-      env: {
-        ...md.env,
-        CLOUDSDK_CONFIG: tempDir('liftoff-gcloud-'),
-        STORAGE_EMULATOR_HOST: gcs.url,
-        CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: iam.url,
-        CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: fake.url,
-        CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: fake.loggingUrl,
-      },
-    });
-    const dir = codeDir({
-      'message.txt': 'built in the cluster, trained on vertex\n',
-      'Dockerfile.liftoff': `FROM ${base}\nCOPY message.txt /message.txt\nRUN echo built-by-buildah > /built.txt\n`,
-    });
-    const r = await cli(
-      ['launch', '-q', 'vx', '--code', dir, '-E', 'cat /message.txt /built.txt', '--wait'],
-      server.env,
-    );
-    expect(r.code, r.output).toBe(0);
-    expect(r.output).toContain('[liftoff] the buildah build pod runs as root with capabilities SYS_ADMIN');
-    expect(r.output).toContain('built in the cluster, trained on vertex\nbuilt-by-buildah');
-    expect(iam.calls).toContain(email);
-    await agent.stop();
-    await kube.close();
-    await fake.close();
-  }, 300_000);
-});
+      const agent = await startAgent(server, {
+        queues: ['vx'],
+        name: 'icr-vx',
+        config: agentConfig(tempDir(), config),
+        env: {
+          ...md.env,
+          CLOUDSDK_CONFIG: tempDir('liftoff-gcloud-'),
+          STORAGE_EMULATOR_HOST: gcs.url,
+          CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: iam.url,
+          CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM: fake.url,
+          CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING: fake.loggingUrl,
+        },
+      });
+      const dir = codeDir({
+        'message.txt': 'built in the cluster, trained on vertex\n',
+        'Dockerfile.liftoff': `FROM ${base}\nCOPY message.txt /message.txt\nRUN echo built-by-buildah > /built.txt\n`,
+      });
+      const r = await cli(
+        ['launch', '-q', 'vx', '--code', dir, '-E', 'cat /message.txt /built.txt', '--wait'],
+        server.env,
+      );
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toContain('[liftoff] the buildah build pod runs as root with capabilities SYS_ADMIN');
+      expect(r.output).toContain('built in the cluster, trained on vertex\nbuilt-by-buildah');
+      expect(iam.calls).toContain(email);
+      await agent.stop();
+      await kube.close();
+      await fake.close();
+    }, 300_000);
+  },
+);

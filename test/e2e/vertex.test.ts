@@ -1,4 +1,3 @@
-import Dockerode from 'dockerode';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupDockerAfter, dockerAvailable, PYTHON, startRegistry, type TestRegistry } from '../helpers/docker.js';
@@ -75,7 +74,7 @@ describe.skipIf(!dockerAvailable())('vertex queues with real server and agent pr
     md = await startFakeMetadata({ token: TOKEN });
     registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
     image = `${registry.host}/${PROJECT}/jobs/busybox:1`;
-    await pushTestImage(new Dockerode(), registry, image);
+    await pushTestImage(registry, image);
     fake = await startFakeVertex({
       project: PROJECT,
       acceptToken: (t) => md.tokens.includes(t),

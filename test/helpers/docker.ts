@@ -91,3 +91,28 @@ export function cleanupDockerAfter(agentNames: () => string[]): void {
     }
   });
 }
+
+/**
+ * Tags `source` as `image` and pushes it through the engine with `login` (a registry host's user and password, as
+ * `docker login` would keep them); a push the registry refuses rejects with its error line.
+ */
+export async function pushImage(
+  image: string,
+  login: { username: string; password: string; serveraddress: string },
+  source = BUSYBOX,
+): Promise<void> {
+  const { default: Dockerode } = await import('dockerode');
+  const engine = new Dockerode();
+  docker('tag', source, image);
+  const stream = await engine.getImage(image).push({ authconfig: login });
+  await new Promise<void>((resolve, reject) =>
+    engine.modem.followProgress(stream, (e: Error | null, out: Array<{ error?: string }>) => {
+      const failed = out?.find((o) => o.error);
+      return e || failed ? reject(e ?? new Error(failed?.error)) : resolve();
+    }),
+  );
+}
+
+/** `pushImage` with a test registry's own login. */
+export const pushToRegistry = (registry: TestRegistry, image: string, source = BUSYBOX): Promise<void> =>
+  pushImage(image, { username: registry.username, password: registry.password, serveraddress: registry.host }, source);

@@ -56,7 +56,7 @@ describe.skipIf(!dockerAvailable())('the fake Vertex AI', () => {
     md = await startFakeMetadata({ token: TOKEN });
     registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
     image = `${registry.host}/${PROJECT}/jobs/selftest:1`;
-    await pushTestImage(engine, registry, image);
+    await pushTestImage(registry, image);
     fake = await startFakeVertex({
       project: PROJECT,
       acceptToken: (t) => md.tokens.includes(t) || t === TOKEN,

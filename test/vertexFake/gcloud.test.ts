@@ -1,4 +1,3 @@
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable, startRegistry } from '../helpers/docker.js';
 import { startFakeMetadata, type FakeMetadata } from '../helpers/gcpFake/metadata.js';
@@ -29,7 +28,7 @@ describe.skipIf(!dockerAvailable() || !gcloudAvailable('the gcloud Vertex cross-
       md = await startFakeMetadata({ token: TOKEN });
       const registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
       image = `${registry.host}/${PROJECT}/jobs/gcloud:1`;
-      await pushTestImage(new Dockerode(), registry, image);
+      await pushTestImage(registry, image);
       fake = await startFakeVertex({
         project: PROJECT,
         acceptToken: (t) => md.tokens.includes(t),

@@ -107,7 +107,7 @@ describe.skipIf(!dockerAvailable())('the vertex runner against the fake Vertex A
     md = await startFakeMetadata({ token: TOKEN });
     const registry = await startRegistry({ username: 'oauth2accesstoken', password: TOKEN });
     image = `${registry.host}/liftoff-test-project/jobs/runner:1`;
-    await pushTestImage(new Dockerode(), registry, image);
+    await pushTestImage(registry, image);
     fake = await startFakeVertex({
       project: 'liftoff-test-project',
       acceptToken: (t) => md.tokens.includes(t),

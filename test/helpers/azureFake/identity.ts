@@ -128,3 +128,20 @@ export const AZURE_VARIABLES = [
   'MSI_SECRET',
   'LIFTOFF_AZURE_BLOB_ENDPOINT',
 ];
+
+/** Where the VM identity endpoint (IMDS) is looked for by agents under test: a closed loopback port. */
+export const AGENT_NO_IMDS = { AZURE_POD_IDENTITY_AUTHORITY_HOST: 'http://127.0.0.1:9' };
+
+/**
+ * An agent's Azure environment in end-to-end suites: the fake managed identity, no IMDS, the tenant, and Azurite as
+ * every storage account (its test CA trusted). None of it may reach a job.
+ */
+export function azureAgentEnv(id: FakeIdentity, azurite: { origin: string; caFile: string }): Record<string, string> {
+  return {
+    ...id.env,
+    ...AGENT_NO_IMDS,
+    AZURE_TENANT_ID: TENANT,
+    LIFTOFF_AZURE_BLOB_ENDPOINT: azurite.origin,
+    NODE_EXTRA_CA_CERTS: azurite.caFile,
+  };
+}
