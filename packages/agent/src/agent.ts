@@ -29,6 +29,7 @@ import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
+import { collectRunOutputs, outputCapBytes, outputDirOf, removeOutputDir } from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -355,9 +356,12 @@ export class LaunchAgent {
     await this.jobUsers
       ?.release(run.id)
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
+    // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
+    if (!job.lost) await this.collectOutputs(run.id, note);
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
+    await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
     if (job.lost) {
       this.say(`run ${run.id} stopped after it was declared lost; not reported`);
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
@@ -370,6 +374,14 @@ export class LaunchAgent {
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     await removeRunState(stateDir);
+  }
+
+  /** Uploads a run's output dir after it ended (outputs/index.ts); never throws. */
+  private async collectOutputs(runId: string, note: (line: string) => void): Promise<void> {
+    const cap = outputCapBytes(this.opts.config.file['outputs-max-mib']);
+    await collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note).catch((err: unknown) =>
+      this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
+    );
   }
 
   /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */
@@ -429,6 +441,7 @@ export class LaunchAgent {
       await this.sync
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
+      await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
     }
@@ -457,6 +470,7 @@ export class LaunchAgent {
         (l) => shipper.note(l),
         startTimeoutSeconds,
       );
+      if (!job.lost) await this.collectOutputs(run.id, (l) => shipper.note(l));
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
@@ -471,6 +485,7 @@ export class LaunchAgent {
         if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
         else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
         await removeRunState(runStateDir(this.opts.dataDir, run.id));
+        await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
         await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);

@@ -467,3 +467,10 @@ export class ArtifactStoreConfigError extends LiftoffError {
     super('CONFIG_INVALID', message);
   }
 }
+
+/** `liftoff runs outputs --download` could not write a file safely, or what arrived is not what the server listed. */
+export class OutputDownloadError extends LiftoffError {
+  constructor(message: string) {
+    super('STORAGE', message);
+  }
+}

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { ArtifactStore } from './types.js';
 
 /**
- * Files under `<data dir>/outputs`, one per chunk: the default of a single server. Replicas do not share a data dir,
+ * Files under `<data dir>/artifacts`, one per chunk: the default of a single server. Replicas do not share a data dir,
  * so a server on PostgreSQL refuses this store (artifacts/index.ts). Directories are 0700 and files 0600, like the
  * rest of the data dir; a chunk is written to a temporary name and renamed, so a crash never leaves a short chunk
  * under its key.

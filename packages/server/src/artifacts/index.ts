@@ -67,7 +67,7 @@ export function openArtifactStore(
       throw new ArtifactStoreConfigError(
         "The datadir artifact store keeps outputs on this server's disk, which replicas on one PostgreSQL do not share: use --artifact-store database (outputs in PostgreSQL) or --artifact-store s3://BUCKET/PREFIX (an S3-compatible bucket, with --artifact-s3-endpoint for one that is not AWS).",
       );
-    return new DataDirArtifactStore(join(deps.dataDir, 'outputs'));
+    return new DataDirArtifactStore(join(deps.dataDir, 'artifacts'));
   }
   if (c.kind === 'database') return new DatabaseArtifactStore(deps.db);
   return new S3ArtifactStore(c);

@@ -21,6 +21,7 @@ import { boundAgent } from './agentAuth.js';
 
 /** Uploads whose digest so far this process keeps, so a file sent in several requests is not read back each time. */
 const HASHES_KEPT = 256;
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /**
  * The agent side of run outputs (docs/outputs.md): start an upload (or find it again: the answer's offset is where
@@ -53,6 +54,9 @@ export function outputUploadRoutes(app: App, ctx: AppContext): void {
     async (req) => {
       const run = await heldRun(req, req.params.id, req.body.agent_id);
       const path = checkOutputPath(req.body.path);
+      // An empty file is never sent, so its digest is checked here.
+      if (req.body.size === 0 && req.body.sha256 !== EMPTY_SHA256)
+        throw new BadRequestError(`An empty file's sha256 is ${EMPTY_SHA256}.`);
       const { row, staleKeys } = await ctx.store.outputs.start(
         run,
         { path, size: req.body.size, sha256: req.body.sha256 },
