@@ -83,7 +83,7 @@ interface RequestOptions {
   body?: unknown;
   raw?: { data: Uint8Array | string; contentType: string };
   /** A streamed body of exactly `length` bytes (outputs uploads). */
-  stream?: { source: AsyncIterable<Uint8Array>; length: number; contentType: string };
+  stream?: { source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>; length: number; contentType: string };
   signal?: AbortSignal;
   timeoutMs?: number;
   query?: Record<string, string | number | boolean | undefined>;
@@ -423,7 +423,7 @@ export class LiftoffClient {
     uploadId: string,
     agentId: string,
     offset: number,
-    source: AsyncIterable<Uint8Array>,
+    source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     length: number,
   ) {
     return this.json(OutputUpload, 'PUT', `/api/runs/${enc(runId)}/outputs/uploads/${enc(uploadId)}`, {

@@ -21,7 +21,7 @@ export interface HttpCall {
   headers: Record<string, string>;
   body?: Uint8Array | string;
   /** A body streamed from `source` (never held whole in memory), of exactly `length` bytes. Not with `body`. */
-  stream?: { source: AsyncIterable<Uint8Array>; length: number };
+  stream?: { source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>; length: number };
   signal: AbortSignal;
   /** Called as the body is handed to the socket, in pieces of UPLOAD_PIECE bytes: bytes sent so far, and of how many. */
   onUploadProgress?: (sent: number, total: number) => void;
