@@ -123,14 +123,17 @@ export interface TestServer {
 /** Starts `liftoff server` on a free port with its own HOME and data dir. */
 export async function startServer(
   /** `apiKey`: a replica joining a database that already has keys writes no credentials; use the first one's. */
-  opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string } = {},
+  opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string; env?: Record<string, string> } = {},
 ): Promise<TestServer> {
   const home = opts.home ?? tempDir('liftoff-home-');
   // Agents keep their data dirs (and so the work dirs of their job users) under this home: job users must be able
   // to enter it (not list it). What is secret in it has modes of its own (~/.config/liftoff is 0700).
   chmodSync(home, 0o711);
   const dataDir = opts.dataDir ?? join(home, 'data');
-  const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
+  const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], {
+    ...opts.env,
+    HOME: home,
+  });
   const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
   const creds = opts.apiKey
     ? { api_key: opts.apiKey }
