@@ -146,8 +146,7 @@ async function hashAt(ctx: AppContext, hashes: Map<string, { hash: Hash; at: num
   if (kept && kept.at === row.received) return kept.hash;
   const hash = createHash('sha256');
   for (const c of await ctx.store.outputs.chunks(row.id))
-    for await (const piece of await ctx.artifacts.get(chunkKey(row.run_id, row.id, c.seq)))
-      hash.update(piece as Buffer);
+    for await (const piece of await ctx.artifacts.get(c.key)) hash.update(piece as Buffer);
   return hash;
 }
 
@@ -169,17 +168,21 @@ async function receive(
   let pending = 0;
   const flush = async (chunk: Buffer) => {
     seq += 1;
-    await ctx.artifacts.put(chunkKey(row.run_id, row.id, seq), chunk);
+    const key = chunkKey(row.run_id, row.id, seq);
+    await ctx.artifacts.put(key, chunk);
     const next = hash.copy().update(chunk);
-    if (!(await ctx.store.outputs.addChunk(row.id, seq, chunk.length, received)))
+    if (!(await ctx.store.outputs.addChunk(row.id, { seq, size: chunk.length, key }, received))) {
+      await ctx.artifacts.delete([key]);
       throw new OutputUploadConflictError(
         `Another request wrote to the upload of ${JSON.stringify(row.path)} at the same time; start the upload again to read its offset.`,
       );
+    }
     hash = next;
     received += chunk.length;
   };
   // Past a refusal the rest of the body is left to the error handler (hardening.ts dropRestOfBody).
-  for await (const piece of body.iterator({ destroyOnReturn: false })) {
+  const pieces$ = body.iterator({ destroyOnReturn: false });
+  for await (const piece of cutOffAs(pieces$, () => received, row.path)) {
     const buf = piece as Buffer;
     if (received + pending + buf.length > row.size)
       throw new BadRequestError(
@@ -196,4 +199,24 @@ async function receive(
   }
   if (pending > 0) await flush(Buffer.concat(pieces, pending));
   return { received, hash };
+}
+
+/**
+ * The body's pieces; a connection cut mid-body (the agent killed, the network gone) becomes a named refusal with the
+ * offset kept, instead of an internal error in the server's log: nobody reads the answer, the next start does.
+ */
+async function* cutOffAs(
+  pieces: AsyncIterable<unknown>,
+  received: () => number,
+  path: string,
+): AsyncGenerator<unknown> {
+  try {
+    for await (const p of pieces) yield p;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'ECONNRESET' && code !== 'ERR_STREAM_PREMATURE_CLOSE') throw e;
+    throw new BadRequestError(
+      `The upload of ${JSON.stringify(path)} was cut off; ${received()} bytes of it are kept: start it again to resume from there.`,
+    );
+  }
 }

@@ -4,7 +4,6 @@ import { create as contentDisposition } from 'content-disposition';
 import { z } from 'zod';
 import { RunOutputList } from '@liftoff/core';
 import { canAccess, type App, type AppContext } from '../context.js';
-import { chunkKey, type OutputRow } from '../store/outputs.js';
 import { runNotFound } from '../store/runs.js';
 import { outputUploadRoutes } from './outputUploads.js';
 
@@ -45,13 +44,13 @@ export function outputRoutes(app: App, ctx: AppContext): void {
       const row = await ctx.store.outputs.find(run.id, req.query.path);
       const chunks = await ctx.store.outputs.chunks(row.id);
       // The first chunk is opened before the headers go out, so a store that cannot serve it is an error answer.
-      const first = chunks[0] ? await ctx.artifacts.get(chunkKey(run.id, row.id, chunks[0].seq)) : undefined;
+      const first = chunks[0] ? await ctx.artifacts.get(chunks[0].key) : undefined;
       void reply
         .header('content-type', 'application/octet-stream')
         .header('content-length', String(row.size))
         .header('content-disposition', contentDisposition(posix.basename(row.path)))
         .header('x-content-sha256', row.sha256);
-      return reply.send(Readable.from(chunksOf(ctx, row, chunks, first)));
+      return reply.send(Readable.from(chunksOf(ctx, chunks, first)));
     },
   );
 }
@@ -59,12 +58,11 @@ export function outputRoutes(app: App, ctx: AppContext): void {
 /** The file's chunks one after the other, each streamed from the store (one open at a time). */
 async function* chunksOf(
   ctx: AppContext,
-  row: OutputRow,
-  chunks: ReadonlyArray<{ seq: number }>,
+  chunks: ReadonlyArray<{ key: string }>,
   first: Readable | undefined,
 ): AsyncGenerator<Buffer> {
   for (const [i, c] of chunks.entries()) {
-    const stream = i === 0 && first ? first : await ctx.artifacts.get(chunkKey(row.run_id, row.id, c.seq));
+    const stream = i === 0 && first ? first : await ctx.artifacts.get(c.key);
     for await (const piece of stream) yield piece as Buffer;
   }
 }

@@ -355,6 +355,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('output_id', 'text', (c) => c.notNull())
         .addColumn('seq', 'integer', (c) => c.notNull())
         .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('run_output_chunks_pk', ['output_id', 'seq'])
         .execute();
       // A run's outputs are committed once; after that nothing of the run is uploaded again.

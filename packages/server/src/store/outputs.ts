@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError, OutputUploadConflictError, OutputsTooLargeError, type RunOutput } from '@liftoff/core';
@@ -20,8 +21,13 @@ export interface OutputRow {
   state: 'uploading' | 'committed';
 }
 
-/** The artifact-store key of an output's chunk: server-made ids only (artifacts/types.ts). */
-export const chunkKey = (runId: string, outputId: string, seq: number): string => `${runId}/${outputId}/${seq}`;
+/**
+ * A fresh artifact-store key for a chunk of an output: server-made ids only (artifacts/types.ts), and a random part,
+ * so two writers of one chunk (a retried request racing the original) never write under the same key: the one whose
+ * record loses leaves an orphan it deletes, never bytes under the winner's key.
+ */
+export const chunkKey = (runId: string, outputId: string, seq: number): string =>
+  `${runId}/${outputId}/${seq}-${randomBytes(8).toString('hex')}`;
 
 const toRow = (r: Record<string, unknown>): OutputRow => ({
   id: r.id as string,
@@ -119,31 +125,34 @@ export class Outputs {
   }
 
   /** The chunks of an output, in order. */
-  async chunks(outputId: string): Promise<Array<{ seq: number; size: number }>> {
+  async chunks(outputId: string): Promise<Array<{ seq: number; size: number; key: string }>> {
     const rows = await this.db
       .selectFrom('run_output_chunks')
-      .select(['seq', 'size'])
+      .select(['seq', 'size', 'key'])
       .where('output_id', '=', outputId)
       .orderBy('seq')
       .execute();
-    return rows.map((r) => ({ seq: Number(r.seq), size: Number(r.size) }));
+    return rows.map((r) => ({ seq: Number(r.seq), size: Number(r.size), key: r.key }));
   }
 
   /**
    * Records a chunk already put in the store, if the upload still stands where the writer found it (`at`): a
    * concurrent writer of the same upload, or a reset, makes this false and the writer stops.
    */
-  async addChunk(outputId: string, seq: number, size: number, at: number): Promise<boolean> {
+  async addChunk(outputId: string, chunk: { seq: number; size: number; key: string }, at: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const r = await trx
         .updateTable('run_outputs')
-        .set((eb) => ({ received: eb('received', '+', size) }))
+        .set((eb) => ({ received: eb('received', '+', chunk.size) }))
         .where('id', '=', outputId)
         .where('received', '=', at)
         .where('state', '=', 'uploading')
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
-      await trx.insertInto('run_output_chunks').values({ output_id: outputId, seq, size }).execute();
+      await trx
+        .insertInto('run_output_chunks')
+        .values({ output_id: outputId, ...chunk })
+        .execute();
       return true;
     });
   }
@@ -158,9 +167,9 @@ export class Outputs {
   }
 
   private async dropChunks(trx: Kysely<Database>, runId: string, outputId: string): Promise<string[]> {
-    const seqs = await trx.selectFrom('run_output_chunks').select('seq').where('output_id', '=', outputId).execute();
+    const rows = await trx.selectFrom('run_output_chunks').select('key').where('output_id', '=', outputId).execute();
     await trx.deleteFrom('run_output_chunks').where('output_id', '=', outputId).execute();
-    return seqs.map((s) => chunkKey(runId, outputId, Number(s.seq)));
+    return rows.map((r) => r.key);
   }
 
   /**

@@ -230,11 +230,12 @@ export interface RunOutputsTable {
   state: string;
   created_at: number;
 }
-/** The chunks of an output in order; each is `<run id>/<output id>/<seq>` in the artifact store. */
+/** The chunks of an output in order, each under its own key in the artifact store (store/outputs.ts chunkKey). */
 export interface RunOutputChunksTable {
   output_id: string;
   seq: number;
   size: number;
+  key: string;
 }
 export interface RunOutputCommitsTable {
   run_id: string;
