@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -229,6 +229,7 @@ export async function startAgent(
  * the supervisor writes the job's status into the run's dir while the test's temp dirs are being removed).
  */
 export function stopSupervisedJobs(dataDir: string): void {
+  unmountJobOutputs(dataDir);
   const runs = join(dataDir, 'runs');
   if (!existsSync(runs)) return;
   // Only the process a record names (same start time), not a later one that got its pid.
@@ -271,4 +272,22 @@ export function agentConfig(dir: string, yaml: string): string {
 
 export function readText(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * A root agent mounts a tmpfs on each run's output dir (docs/outputs.md); one killed mid-run and never restarted
+ * leaves it mounted, and removing the test's temp dirs would then fail with EBUSY: they are unmounted first.
+ */
+function unmountJobOutputs(dataDir: string): void {
+  const under = `${join(dataDir, 'job-outputs')}/`;
+  let mounts: string;
+  try {
+    mounts = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of mounts.split('\n')) {
+    const at = line.split(' ')[1];
+    if (at?.startsWith(under)) spawnSync('umount', [at], { stdio: 'ignore' });
+  }
 }
