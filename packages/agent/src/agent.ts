@@ -29,7 +29,13 @@ import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
-import { collectRunOutputs, outputCapBytes, outputDirOf, removeOutputDir } from './outputs/index.js';
+import {
+  collectRunOutputs,
+  collectSlurmOutputs,
+  outputCapBytes,
+  outputDirOf,
+  removeOutputDir,
+} from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -357,7 +363,7 @@ export class LaunchAgent {
       ?.release(run.id)
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
     // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
-    if (!job.lost) await this.collectOutputs(run.id, note);
+    if (!job.lost) await this.collectOutputs(run.id, note, item.spec.resource);
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
@@ -377,9 +383,16 @@ export class LaunchAgent {
   }
 
   /** Uploads a run's output dir after it ended (outputs/index.ts); never throws. */
-  private async collectOutputs(runId: string, note: (line: string) => void): Promise<void> {
+  private async collectOutputs(runId: string, note: (line: string) => void, resource?: string): Promise<void> {
     const cap = outputCapBytes(this.opts.config.file['outputs-max-mib']);
-    await collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note).catch((err: unknown) =>
+    const slurm = this.opts.config.file.slurm;
+    const collect =
+      resource === 'slurm'
+        ? slurm && slurm.transport !== 'ssh'
+          ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
+          : Promise.resolve()
+        : collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note);
+    await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );
   }
@@ -428,7 +441,7 @@ export class LaunchAgent {
       const user = await recordedUser(stateDir);
       if ('wait' in result) {
         if (user) this.jobUsers?.adopt(run.id, user);
-        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user);
+        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user, resource);
         continue;
       }
       if (user?.dynamic) await killUserProcesses(user.uid);
@@ -455,6 +468,7 @@ export class LaunchAgent {
     reporter: RunReporter,
     startTimeoutSeconds: number | null,
     user?: JobIdentity,
+    resource?: string,
   ): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
@@ -470,7 +484,7 @@ export class LaunchAgent {
         (l) => shipper.note(l),
         startTimeoutSeconds,
       );
-      if (!job.lost) await this.collectOutputs(run.id, (l) => shipper.note(l));
+      if (!job.lost) await this.collectOutputs(run.id, (l) => shipper.note(l), resource);
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();

@@ -28,6 +28,8 @@ export async function collectOutputs(
   capBytes: number,
   capped: boolean,
   note: (line: string) => void,
+  /** Only files of this uid (a Slurm job's dir on a shared filesystem, where a job could hard-link others' files). */
+  ownerUid?: number,
 ): Promise<{ files: CollectedFile[]; total: number; over: boolean }> {
   const files: CollectedFile[] = [];
   let total = 0;
@@ -46,6 +48,10 @@ export async function collectOutputs(
         note(
           `outputs: skipped ${JSON.stringify(r)}: ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'} (only regular files are uploaded)`,
         );
+        continue;
+      }
+      if (ownerUid !== undefined && st.uid !== ownerUid) {
+        note(`outputs: skipped ${JSON.stringify(r)}: it belongs to uid ${st.uid}, not the job's user`);
         continue;
       }
       try {

@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lstat, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { LiftoffClient } from '@liftoff/core';
 import { DEFAULT_OUTPUT_CAP_BYTES, outputDirOf, removeOutputDir } from './outputDir.js';
 import { uploadOutputs } from './upload.js';
@@ -35,4 +35,33 @@ export async function collectRunOutputs(
   } finally {
     await removeOutputDir(dir);
   }
+}
+
+/**
+ * A Slurm run's outputs: `<run dir>/outputs` on the shared filesystem (local transport; slurm/index.ts sets it),
+ * uploaded like any run's, only files of the run dir's owner (the job user). Not capped while the job writes (a
+ * shared filesystem has no per-run cap the agent could set); the cap applies here. Left in place, as the run dir is.
+ */
+export async function collectSlurmOutputs(
+  client: LiftoffClient,
+  workdirRoot: string,
+  runId: string,
+  agentId: string,
+  capBytes: number,
+  note: (line: string) => void,
+): Promise<void> {
+  const runDir = join(workdirRoot, runId);
+  const [own, dir] = await Promise.all([
+    lstat(runDir).catch(() => undefined),
+    lstat(join(runDir, 'outputs')).catch(() => undefined),
+  ]);
+  if (!own?.isDirectory() || !dir?.isDirectory()) return;
+  await uploadOutputs(
+    client,
+    runId,
+    agentId,
+    join(runDir, 'outputs'),
+    { bytes: capBytes, capped: false, ownerUid: own.uid },
+    note,
+  );
 }

@@ -21,12 +21,12 @@ export async function uploadOutputs(
   runId: string,
   agentId: string,
   dir: string,
-  cap: { bytes: number; capped: boolean },
+  cap: { bytes: number; capped: boolean; ownerUid?: number },
   note: (line: string) => void,
 ): Promise<void> {
   let sent = false;
   try {
-    const { files, total, over } = await collectOutputs(dir, cap.bytes, cap.capped, note);
+    const { files, total, over } = await collectOutputs(dir, cap.bytes, cap.capped, note, cap.ownerUid);
     if (over) {
       note(
         `outputs not uploaded: LIFTOFF_OUTPUT_DIR ${cap.capped && total <= cap.bytes ? 'filled' : `holds ${size(total)}, over`} its cap of ${size(cap.bytes)}${cap.capped ? " (writes past it failed with 'No space left on device', so a file may be cut short)" : ''}; nothing is listed. Write less there, or raise the agent's outputs-max-mib.`,
