@@ -119,16 +119,19 @@ export function outputUploadRoutes(app: App, ctx: AppContext): void {
           throw new BadRequestError(
             `${JSON.stringify(row.path)} was started as ${row.size} bytes; ${declared} bytes from offset ${row.received} run past its end.`,
           );
-        const final = await receive(ctx, row, req.body, await hashAt(ctx, hashes, row));
-        if (final.received === row.size) {
+        let final: { received: number; hash: Hash };
+        try {
+          final = await receive(ctx, row, req.body, await hashAt(ctx, hashes, row));
+        } catch (e) {
+          if (!(e instanceof DigestMismatch)) throw e;
           hashes.delete(row.id);
-          if (final.hash.digest('hex') !== row.sha256) {
-            await ctx.artifacts.delete(await ctx.store.outputs.reset(run.id, row.id));
-            throw new OutputUploadConflictError(
-              `The bytes received for ${JSON.stringify(row.path)} do not have the sha256 it was started with (the file changed while it was sent, or was damaged on the way); the upload was reset: send it again from offset 0.`,
-            );
-          }
-        } else {
+          await ctx.artifacts.delete(await ctx.store.outputs.reset(run.id, row.id));
+          throw new OutputUploadConflictError(
+            `The bytes received for ${JSON.stringify(row.path)} do not have the sha256 it was started with (the file changed while it was sent, or was damaged on the way); the upload was reset: send it again from offset 0.`,
+          );
+        }
+        if (final.received === row.size) hashes.delete(row.id);
+        else {
           if (hashes.size >= HASHES_KEPT) hashes.delete(hashes.keys().next().value as string);
           hashes.set(row.id, { hash: final.hash, at: final.received });
         }
@@ -171,6 +174,12 @@ async function receive(
     const key = chunkKey(row.run_id, row.id, seq);
     await ctx.artifacts.put(key, chunk);
     const next = hash.copy().update(chunk);
+    // The last chunk is recorded only with the whole file's digest right: an upload recorded whole is a verified
+    // one, even if the server stops between two statements.
+    if (received + chunk.length === row.size && next.copy().digest('hex') !== row.sha256) {
+      await ctx.artifacts.delete([key]);
+      throw new DigestMismatch();
+    }
     if (!(await ctx.store.outputs.addChunk(row.id, { seq, size: chunk.length, key }, received))) {
       await ctx.artifacts.delete([key]);
       throw new OutputUploadConflictError(
@@ -220,3 +229,6 @@ async function* cutOffAs(
     );
   }
 }
+
+/** receive(): the bytes do not have the digest the upload was started with (the route resets the upload). */
+class DigestMismatch extends Error {}
