@@ -28,6 +28,7 @@ describe('benchmarks (quick mode)', () => {
       'Container path',
       'Archive check',
       'Slurm path',
+      'Outputs upload',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
@@ -39,6 +40,7 @@ describe('benchmarks (quick mode)', () => {
       'dispatch',
       'footprint',
       'idle',
+      'outputs',
       'slurm',
       'throughput',
     ]);

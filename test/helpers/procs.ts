@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -123,14 +123,17 @@ export interface TestServer {
 /** Starts `liftoff server` on a free port with its own HOME and data dir. */
 export async function startServer(
   /** `apiKey`: a replica joining a database that already has keys writes no credentials; use the first one's. */
-  opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string } = {},
+  opts: { flags?: string[]; home?: string; dataDir?: string; apiKey?: string; env?: Record<string, string> } = {},
 ): Promise<TestServer> {
   const home = opts.home ?? tempDir('liftoff-home-');
   // Agents keep their data dirs (and so the work dirs of their job users) under this home: job users must be able
   // to enter it (not list it). What is secret in it has modes of its own (~/.config/liftoff is 0700).
   chmodSync(home, 0o711);
   const dataDir = opts.dataDir ?? join(home, 'data');
-  const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], { HOME: home });
+  const proc = liftoff(['server', '--port', '0', '--data-dir', dataDir, ...(opts.flags ?? [])], {
+    ...opts.env,
+    HOME: home,
+  });
   const [, url] = (await proc.waitFor(/listening on (http:\/\/\S+)/)) as unknown as [string, string];
   const creds = opts.apiKey
     ? { api_key: opts.apiKey }
@@ -226,6 +229,7 @@ export async function startAgent(
  * the supervisor writes the job's status into the run's dir while the test's temp dirs are being removed).
  */
 export function stopSupervisedJobs(dataDir: string): void {
+  unmountJobOutputs(dataDir);
   const runs = join(dataDir, 'runs');
   if (!existsSync(runs)) return;
   // Only the process a record names (same start time), not a later one that got its pid.
@@ -268,4 +272,22 @@ export function agentConfig(dir: string, yaml: string): string {
 
 export function readText(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * A root agent mounts a tmpfs on each run's output dir (docs/outputs.md); one killed mid-run and never restarted
+ * leaves it mounted, and removing the test's temp dirs would then fail with EBUSY: they are unmounted first.
+ */
+function unmountJobOutputs(dataDir: string): void {
+  const under = `${join(dataDir, 'job-outputs')}/`;
+  let mounts: string;
+  try {
+    mounts = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of mounts.split('\n')) {
+    const at = line.split(' ')[1];
+    if (at?.startsWith(under)) spawnSync('umount', [at], { stdio: 'ignore' });
+  }
 }

@@ -30,7 +30,14 @@ describe('the job environment and macros on a local-process queue', () => {
     const r = await cli(['launch', '--code', dir, '-E', 'python3 probe.py', '--env', 'MINE=1', '--wait'], server.env);
     expect(r.code).toBe(0);
     const keys = envKeys(r.output);
-    const runVars = ['LIFTOFF_ENTITY', 'LIFTOFF_ITEM_ID', 'LIFTOFF_QUEUE', 'LIFTOFF_RUN_CONFIG', 'LIFTOFF_RUN_ID'];
+    const runVars = [
+      'LIFTOFF_ENTITY',
+      'LIFTOFF_ITEM_ID',
+      'LIFTOFF_OUTPUT_DIR',
+      'LIFTOFF_QUEUE',
+      'LIFTOFF_RUN_CONFIG',
+      'LIFTOFF_RUN_ID',
+    ];
     // USER/LOGNAME: a job with a uid of its own (as root) has no passwd entry for getpass.getuser() to find.
     const base =
       process.getuid?.() === 0 ? ['HOME', 'LANG', 'LOGNAME', 'PATH', 'TZ', 'USER'] : ['HOME', 'LANG', 'PATH', 'TZ'];

@@ -29,6 +29,13 @@ import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
+import {
+  collectRunOutputs,
+  collectSlurmOutputs,
+  outputCapBytes,
+  outputDirOf,
+  removeOutputDir,
+} from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -355,9 +362,12 @@ export class LaunchAgent {
     await this.jobUsers
       ?.release(run.id)
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
+    // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
+    if (!job.lost) await this.collectOutputs(run.id, note, item.spec.resource);
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
+    await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
     if (job.lost) {
       this.say(`run ${run.id} stopped after it was declared lost; not reported`);
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
@@ -370,6 +380,21 @@ export class LaunchAgent {
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     await removeRunState(stateDir);
+  }
+
+  /** Uploads a run's output dir after it ended (outputs/index.ts); never throws. */
+  private async collectOutputs(runId: string, note: (line: string) => void, resource?: string): Promise<void> {
+    const cap = outputCapBytes(this.opts.config.file['outputs-max-mib']);
+    const slurm = this.opts.config.file.slurm;
+    const collect =
+      resource === 'slurm'
+        ? slurm && slurm.transport !== 'ssh'
+          ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
+          : Promise.resolve()
+        : collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note);
+    await collect.catch((err: unknown) =>
+      this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
+    );
   }
 
   /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */
@@ -416,7 +441,7 @@ export class LaunchAgent {
       const user = await recordedUser(stateDir);
       if ('wait' in result) {
         if (user) this.jobUsers?.adopt(run.id, user);
-        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user);
+        this.adopt(run, result, shipper, reporter, detail.queue_settings.start_timeout_seconds, user, resource);
         continue;
       }
       if (user?.dynamic) await killUserProcesses(user.uid);
@@ -429,6 +454,7 @@ export class LaunchAgent {
       await this.sync
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
+      await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
     }
@@ -442,6 +468,7 @@ export class LaunchAgent {
     reporter: RunReporter,
     startTimeoutSeconds: number | null,
     user?: JobIdentity,
+    resource?: string,
   ): void {
     const job: Job = { itemId: run.item_id, queue: run.queue, runId: run.id, handle, cancelRequested: false };
     this.jobs.set(run.item_id, job);
@@ -457,6 +484,7 @@ export class LaunchAgent {
         (l) => shipper.note(l),
         startTimeoutSeconds,
       );
+      if (!job.lost) await this.collectOutputs(run.id, (l) => shipper.note(l), resource);
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
@@ -471,6 +499,7 @@ export class LaunchAgent {
         if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
         else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
         await removeRunState(runStateDir(this.opts.dataDir, run.id));
+        await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
         await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);

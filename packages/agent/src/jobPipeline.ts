@@ -3,6 +3,7 @@ import { assertBaseImage, type ClaimedItem, type ResourceType, type Run } from '
 import type { AgentOptions } from './agent.js';
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import { jobEnvironment } from './jobEnv.js';
+import { CONTAINER_OUTPUT_DIR, outputCapBytes, outputDirOf } from './outputs/index.js';
 import { handOver, type JobUsers } from './jobUsers.js';
 import type { LogShipper } from './logShipper.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
@@ -35,6 +36,9 @@ export interface PipelineJob {
   cancelRequested: boolean;
   handle?: RunHandle;
 }
+
+/** Runners whose jobs get LIFTOFF_OUTPUT_DIR on the agent's host. */
+const OUTPUT_RUNNERS: ReadonlySet<string> = new Set(['local-process', 'local-container']);
 
 export async function executeJob(
   ctx: PipelineContext,
@@ -130,6 +134,10 @@ export async function executeJob(
   }
   if (job.cancelRequested) return { state: 'stopped', exitCode: null };
   const secretEnv = await runSecrets(ctx, spec, run.id, shipper);
+  // Runners that give jobs an output dir (docs/outputs.md); the agent collects it after the run (agent.ts).
+  const outputDir = OUTPUT_RUNNERS.has(resource)
+    ? { path: outputDirOf(ctx.opts.dataDir, run.id), capBytes: outputCapBytes(ctx.opts.config.file['outputs-max-mib']) }
+    : undefined;
   const env = jobEnvironment({
     agentEnv: ctx.opts.agentEnv,
     allowed: ctx.opts.config.file['job-env'] ?? [],
@@ -141,6 +149,9 @@ export async function executeJob(
       LIFTOFF_QUEUE: item.queue,
       LIFTOFF_ENTITY: item.entity,
       LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
+      ...(outputDir
+        ? { LIFTOFF_OUTPUT_DIR: resource === 'local-container' ? CONTAINER_OUTPUT_DIR : outputDir.path }
+        : {}),
     },
     place: processMode ? 'process' : 'container',
     home: workDir,
@@ -164,6 +175,7 @@ export async function executeJob(
       stateDir,
       ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
       env,
+      ...(outputDir ? { outputDir } : {}),
       ...(image ? { image } : {}),
       ...(mountCodeAt ? { mountCodeAt } : {}),
       ...(workCopyAt ? { workCopyAt } : {}),

@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { killUserProcesses, type JobIdentity } from './jobUsers.js';
+import { removeOutputDir, outputDirOf } from './outputs/outputDir.js';
 import { stopLeftover } from './runners/localProcess.js';
 
 /**
@@ -49,6 +50,7 @@ export async function sweepRunStates(
     if (user?.dynamic) await killUserProcesses(user.uid);
     if (ran) stopped(id);
     await removeRunState(dir);
+    await removeOutputDir(outputDirOf(dataDir, id));
     await rm(join(dataDir, 'work', id), { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -260,6 +260,15 @@ export const AgentConfigFile = z
       .optional(),
     /** Liftoff: how slurm queues reach Slurm. */
     slurm: SlurmAgentConfig.optional(),
+    /**
+     * Liftoff: the size cap of each run's $LIFTOFF_OUTPUT_DIR in MiB (default 1024; docs/outputs.md). A root agent
+     * makes the directory a tmpfs of that size, so it lives in memory (and swap) until uploaded.
+     */
+    'outputs-max-mib': z
+      .number()
+      .positive()
+      .max(1024 * 1024)
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

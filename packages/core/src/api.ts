@@ -592,3 +592,34 @@ export type PushBatchBody = z.input<typeof PushBatchBody>;
 /** The new items' ids, in the order they were sent (their place in line too). */
 export const PushBatchResponse = z.object({ ids: z.array(z.string()) });
 export type PushBatchResponse = z.infer<typeof PushBatchResponse>;
+
+// Run outputs (docs/outputs.md): files a job left in $LIFTOFF_OUTPUT_DIR, uploaded by its agent after the run.
+
+/** A sha256 digest as lower-case hex. */
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 digest: 64 lower-case hex digits');
+/** Bytes of one output; the server's own limits are lower (routes check them with named errors). */
+const OutputSize = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** Agent protocol: start (or find again, to resume) the upload of one output file. */
+export const StartOutputUploadBody = z.object({
+  agent_id: z.string(),
+  path: z.string().max(4096),
+  size: OutputSize,
+  sha256: Sha256Hex,
+});
+export type StartOutputUploadBody = z.infer<typeof StartOutputUploadBody>;
+/** `offset`: how many bytes of the file the server holds; the next PUT sends from there. */
+export const OutputUpload = z.object({ upload_id: z.string(), path: z.string(), size: z.number(), offset: z.number() });
+export type OutputUpload = z.infer<typeof OutputUpload>;
+
+/** Agent protocol: lists the run's outputs, all at once; every file named must be fully uploaded. */
+export const CommitOutputsBody = z.object({
+  agent_id: z.string(),
+  files: z.array(z.object({ path: z.string().max(4096), size: OutputSize, sha256: Sha256Hex })).max(100_000),
+});
+export type CommitOutputsBody = z.infer<typeof CommitOutputsBody>;
+
+export const RunOutput = z.object({ path: z.string(), size: z.number(), sha256: z.string(), created_at: Timestamp });
+export type RunOutput = z.infer<typeof RunOutput>;
+export const RunOutputList = z.object({ outputs: z.array(RunOutput), total_bytes: z.number() });
+export type RunOutputList = z.infer<typeof RunOutputList>;

@@ -9,3 +9,4 @@ export * from './paths.js';
 export * from './allowances.js';
 export { LIFTOFF_VERSION } from './version.js';
 export * from './logPages.js';
+export * from './outputPaths.js';

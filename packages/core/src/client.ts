@@ -39,6 +39,10 @@ import {
   SyncResponse,
   type PushBatchBody,
   type SyncBody,
+  CommitOutputsBody,
+  OutputUpload,
+  RunOutputList,
+  StartOutputUploadBody,
 } from './api.js';
 import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError } from './errors.js';
 import { HttpTransport, type HttpAnswer } from './httpTransport.js';
@@ -78,6 +82,8 @@ function untrustedCertCode(e: unknown): string | undefined {
 interface RequestOptions {
   body?: unknown;
   raw?: { data: Uint8Array | string; contentType: string };
+  /** A streamed body of exactly `length` bytes (outputs uploads). */
+  stream?: { source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>; length: number; contentType: string };
   signal?: AbortSignal;
   timeoutMs?: number;
   query?: Record<string, string | number | boolean | undefined>;
@@ -113,6 +119,8 @@ export class LiftoffClient {
     if (opts.raw) {
       headers['content-type'] = opts.raw.contentType;
       body = opts.raw.data;
+    } else if (opts.stream) {
+      headers['content-type'] = opts.stream.contentType;
     } else if (opts.body !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.body);
@@ -126,6 +134,7 @@ export class LiftoffClient {
         url,
         headers,
         ...(body === undefined ? {} : { body }),
+        ...(opts.stream ? { stream: { source: opts.stream.source, length: opts.stream.length } } : {}),
         signal,
         ...(opts.onUploadProgress ? { onUploadProgress: opts.onUploadProgress } : {}),
       });
@@ -389,5 +398,42 @@ export class LiftoffClient {
   async downloadArchive(id: string): Promise<Buffer> {
     const res = await this.request('GET', `/api/code-archives/${enc(id)}`, { timeoutMs: 10 * 60_000 });
     return res.bytes();
+  }
+
+  // run outputs (docs/outputs.md)
+  listOutputs(runId: string) {
+    return this.json(RunOutputList, 'GET', `/api/runs/${enc(runId)}/outputs`);
+  }
+  /** One output's bytes as they arrive (the caller writes them out and checks the sha256). */
+  async downloadOutput(runId: string, path: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    const res = await this.request('GET', `/api/runs/${enc(runId)}/outputs/file`, {
+      query: { path },
+      timeoutMs: 24 * 3600_000,
+      ...(signal ? { signal } : {}),
+    });
+    return res.body;
+  }
+  /** Agent protocol: starts an output file's upload, or finds it again with the offset the server holds. */
+  startOutputUpload(runId: string, body: StartOutputUploadBody) {
+    return this.json(OutputUpload, 'POST', `/api/runs/${enc(runId)}/outputs/uploads`, { body });
+  }
+  /** Agent protocol: sends `length` bytes of the file from `offset` (the server's, from startOutputUpload). */
+  putOutputBytes(
+    runId: string,
+    uploadId: string,
+    agentId: string,
+    offset: number,
+    source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    length: number,
+  ) {
+    return this.json(OutputUpload, 'PUT', `/api/runs/${enc(runId)}/outputs/uploads/${enc(uploadId)}`, {
+      query: { agent_id: agentId, offset },
+      stream: { source, length, contentType: 'application/octet-stream' },
+      timeoutMs: 24 * 3600_000,
+    });
+  }
+  /** Agent protocol: lists the run's outputs, all at once. */
+  commitOutputs(runId: string, body: CommitOutputsBody) {
+    return this.json(RunOutputList, 'POST', `/api/runs/${enc(runId)}/outputs/commit`, { body });
   }
 }

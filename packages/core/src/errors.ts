@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'JSON_TOO_DEEP',
   'TLS_UNTRUSTED',
   'PROTOCOL_MISMATCH',
+  'OUTPUT_PATH_REFUSED',
+  'OUTPUTS_TOO_LARGE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -57,6 +59,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   JSON_TOO_DEEP: 400,
   TLS_UNTRUSTED: 503,
   PROTOCOL_MISMATCH: 400,
+  OUTPUT_PATH_REFUSED: 400,
+  OUTPUTS_TOO_LARGE: 413,
 };
 
 export class LiftoffError extends Error {
@@ -423,5 +427,50 @@ export class SlurmError extends LiftoffError {
 export class SlurmOptionRefusedError extends LiftoffError {
   constructor(message: string) {
     super('BAD_REQUEST', message);
+  }
+}
+
+/**
+ * A run output's path the server does not store: absolute, with "..", "." or empty segments, control characters,
+ * a backslash, or past the length or depth bounds. The job chose the name, so it is hostile input.
+ */
+export class OutputPathRefusedError extends LiftoffError {
+  constructor(path: string, why: string) {
+    super(
+      'OUTPUT_PATH_REFUSED',
+      `Output path ${JSON.stringify(path.slice(0, 200))} is refused: ${why}. Write outputs under $LIFTOFF_OUTPUT_DIR with plain relative names (letters, digits, "/" between folders).`,
+    );
+  }
+}
+
+/** A run's outputs (or its entity's, over all runs) past the server's size or count limit. */
+export class OutputsTooLargeError extends LiftoffError {
+  constructor(what: string, size: number, limit: number, unit: 'bytes' | 'files' = 'bytes') {
+    const fmt = (n: number) => (unit === 'files' ? `${n} files` : formatBytes(n));
+    super(
+      'OUTPUTS_TOO_LARGE',
+      `${what} would be ${fmt(size)}, over the server's limit of ${fmt(limit)}. Save fewer or smaller files to $LIFTOFF_OUTPUT_DIR (keep the last checkpoints, not every one), or ask the server's operator to raise the limit (liftoff server --max-run-outputs-mib / --max-entity-outputs-gib).`,
+    );
+  }
+}
+
+/** An outputs upload that does not fit the server's record: a wrong offset, a finished or committed upload. */
+export class OutputUploadConflictError extends LiftoffError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
+
+/** The server's artifact store setting cannot work (a data-dir store with replicas, a bad s3:// URI, no credentials). */
+export class ArtifactStoreConfigError extends LiftoffError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
+}
+
+/** `liftoff runs outputs --download` could not write a file safely, or what arrived is not what the server listed. */
+export class OutputDownloadError extends LiftoffError {
+  constructor(message: string) {
+    super('STORAGE', message);
   }
 }

@@ -1,5 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { rootCertificates } from 'node:tls';
 
 /** A response whose body is read at most once: as text, JSON, bytes, or a stream of chunks. */
@@ -18,6 +20,8 @@ export interface HttpCall {
   url: URL;
   headers: Record<string, string>;
   body?: Uint8Array | string;
+  /** A body streamed from `source` (never held whole in memory), of exactly `length` bytes. Not with `body`. */
+  stream?: { source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>; length: number };
   signal: AbortSignal;
   /** Called as the body is handed to the socket, in pieces of UPLOAD_PIECE bytes: bytes sent so far, and of how many. */
   onUploadProgress?: (sent: number, total: number) => void;
@@ -49,13 +53,18 @@ export class HttpTransport {
 
   send(call: HttpCall): Promise<HttpAnswer> {
     const body = call.body === undefined ? undefined : Buffer.from(call.body);
-    const headers = { ...call.headers, ...(body ? { 'content-length': String(body.length) } : {}) };
+    const length = body?.length ?? call.stream?.length;
+    const headers = { ...call.headers, ...(length !== undefined ? { 'content-length': String(length) } : {}) };
     const send = this.secure ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send(call.url, { method: call.method, headers, agent: this.agent, signal: call.signal }, (res) =>
         resolve(answerOf(res)),
       );
       req.on('error', reject);
+      if (call.stream) {
+        pipeline(Readable.from(call.stream.source), req).catch((e: unknown) => req.destroy(e as Error));
+        return;
+      }
       if (!body || !call.onUploadProgress) return void req.end(body);
       writeInPieces(req, body, call.onUploadProgress).then(
         () => req.end(),

@@ -29,6 +29,7 @@ import { bodyTooLarge, limitJsonDepth } from './bodyLimits.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
+import { outputRoutes } from './routes/outputs.js';
 import { secretRoutes } from './routes/secrets.js';
 import { staticRoutes } from './routes/static.js';
 
@@ -162,6 +163,7 @@ export async function buildApp(
   agentRoutes(app, ctx);
   archiveRoutes(app, ctx);
   secretRoutes(app, ctx);
+  outputRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

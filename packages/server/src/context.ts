@@ -8,8 +8,10 @@ import type {
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { DEFAULT_ARCHIVE_LIMITS, ForbiddenError, NotFoundError, type ArchiveLimits } from '@liftoff/core';
+import type { ArtifactStore } from './artifacts/index.js';
 import type { Bus } from './bus.js';
 import type { Metrics } from './metrics.js';
+import type { OutputLimits } from './store/outputs.js';
 import type { RetentionPolicy } from './store/retention.js';
 import type { EntityRef, Store } from './store/store.js';
 
@@ -52,6 +54,8 @@ export interface ServerSettings {
   runConfigBytes: number;
   /** Deepest nesting of objects and arrays in any JSON body: past it, 400 JSON_TOO_DEEP. */
   jsonDepth: number;
+  /** Caps on stored run outputs: bytes and files per run, bytes per entity over all its runs (docs/outputs.md). */
+  outputLimits: OutputLimits;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -71,6 +75,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   pushBodyBytes: 1024 * 1024,
   runConfigBytes: 256 * 1024,
   jsonDepth: 64,
+  outputLimits: { runBytes: 10 * 1024 ** 3, runFiles: 10_000, entityBytes: 100 * 1024 ** 3 },
 };
 
 /**
@@ -88,6 +93,8 @@ export interface AppContext {
   archiveDir: string;
   now: () => number;
   metrics: Metrics;
+  /** Where run outputs' bytes live (artifacts/). */
+  artifacts: ArtifactStore;
 }
 
 export type App = FastifyInstance<

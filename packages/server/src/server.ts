@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ConfigInvalidError, credentialsPath, readCredentials, writeCredentials, type Env } from '@liftoff/core';
 import { buildApp, type TlsFiles } from './app.js';
+import { openArtifactStore, type ArtifactStore, type ArtifactStoreConfig } from './artifacts/index.js';
 import { generateKey, hashKey } from './auth.js';
 import { LocalBus, type Bus } from './bus.js';
 import { DEFAULT_SETTINGS, type AppContext, type ServerSettings } from './context.js';
@@ -37,6 +38,8 @@ export interface ServerOptions {
   tls?: TlsFiles;
   /** 0700 (default); 0711 when an agent sharing the data dir runs jobs as users of their own (dataDir.ts). */
   dataDirMode?: DataDirMode;
+  /** Where run outputs go (artifacts/index.ts): unset, the data dir on SQLite and the database on PostgreSQL. */
+  artifactStore?: ArtifactStoreConfig;
 }
 
 export interface RunningServer {
@@ -90,8 +93,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // Unset, the run lease follows long heartbeat intervals: twice the KILLED threshold when that beats the default.
   if (opts.settings?.runLostAfterMs === undefined)
     settings.runLostAfterMs = Math.max(DEFAULT_SETTINGS.runLostAfterMs, 6 * settings.heartbeatIntervalMs);
+  let artifacts: ArtifactStore;
   try {
     assertLeaseSettings(settings);
+    artifacts = openArtifactStore(opts.artifactStore, { dataDir: opts.dataDir, db: store.db, dialect: store.dialect });
   } catch (e) {
     await bus.close?.();
     await store.close();
@@ -104,6 +109,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     archiveDir: join(opts.dataDir, 'archives'),
     now,
     metrics: new Metrics(),
+    artifacts,
   };
   if (opts.databaseUrl) logger.info({ database: redactUrl(opts.databaseUrl) }, 'using PostgreSQL');
   await removeStaleUploads(ctx.archiveDir);
@@ -201,6 +207,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       clearInterval(pruner);
       clearInterval(folder);
       await app.close();
+      await artifacts.close();
       await bus.close?.();
       await store.close();
     },

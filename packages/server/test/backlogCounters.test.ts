@@ -271,16 +271,21 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
+/** And 0014 (run outputs). */
+const UNDO_0014 = `DROP TABLE run_outputs; DROP TABLE run_output_chunks; DROP TABLE run_output_commits;
+    DROP TABLE artifact_chunks; DELETE FROM kysely_migration WHERE name = '0014_outputs'`;
 /** Back to the schema before 0012 (and the migrations after it, which kysely would otherwise find out of order). */
 const UNDO_0012: Record<string, string> = {
   sqlite: `DROP TRIGGER items_backlog_insert; DROP TRIGGER items_backlog_delete; DROP TRIGGER items_backlog_update;
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
-    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed'`,
+    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    ${UNDO_0014}`,
   postgres: `DROP TRIGGER items_backlog ON items; DROP FUNCTION liftoff_backlog_delta();
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
-    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed'`,
+    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    ${UNDO_0014}`,
 };
 
 for (const backend of BACKENDS) {

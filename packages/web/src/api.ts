@@ -202,6 +202,14 @@ export interface RunMetrics {
   refused: number;
 }
 
+/** A file a run left in $LIFTOFF_OUTPUT_DIR, listed once its agent committed them (docs/outputs.md). */
+export interface RunOutput {
+  path: string;
+  size: number;
+  sha256: string;
+  created_at: number;
+}
+
 export interface Whoami {
   key_name: string;
   role: string;
@@ -286,6 +294,28 @@ export class Api {
   runMetrics = (id: string, afterSeq = -1, limit = 10_000) =>
     this.request<RunMetrics>('GET', `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}`);
   cancelRun = (id: string) => this.request<Run>('POST', `/api/runs/${enc(id)}/cancel`);
+  runOutputs = (id: string) =>
+    this.request<{ outputs: RunOutput[]; total_bytes: number }>('GET', `/api/runs/${enc(id)}/outputs`);
+
+  /**
+   * One output's bytes. Fetched with the key in a header, never in a URL (URLs end up in history and proxy logs),
+   * so a plain link cannot serve it; the browser keeps the file as a Blob until it is saved.
+   */
+  async downloadOutput(id: string, path: string): Promise<Blob> {
+    let res: Response;
+    try {
+      res = await fetch(`/api/runs/${enc(id)}/outputs/file?path=${enc(path)}`, { headers: this.headers() });
+    } catch {
+      throw new ApiError(0, 'UNREACHABLE', 'Cannot reach the Liftoff server. Is it running?');
+    }
+    if (!res.ok) {
+      const err = (
+        (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined
+      )?.error;
+      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status}`);
+    }
+    return res.blob();
+  }
   stopAgent = (id: string, mode: 'finish' | 'stop-runs') =>
     this.request<Agent>('POST', `/api/agents/${enc(id)}/stop`, { mode });
   agents = (entity: string) =>

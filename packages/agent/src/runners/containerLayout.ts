@@ -9,8 +9,10 @@ import { listCode, packCode } from '../builders/codeTree.js';
  * - code jobs start in a per-run copy of their code (`/app` for images the docker builder generated,
  *   `/mnt/liftoff/code` with the noop builder), put into the container's own writable layer by the agent after the
  *   container is created and before it starts, owned by the uid:gid the container runs as (dirs 0755, files 0644 or
- *   0755). Nothing of the agent's machine is mounted: the job cannot reach the agent's files, and what it writes
- *   goes away with the container.
+ *   0755). Nothing of the agent's machine is mounted but the run's own output dir: the job cannot reach the agent's
+ *   files, and what it writes goes away with the container, except its outputs.
+ * - `$LIFTOFF_OUTPUT_DIR` is `/mnt/liftoff/outputs` (CONTAINER_OUTPUT_DIR), the run's own size-capped directory on
+ *   the agent's host, bind-mounted and owned by that uid (outputs/outputDir.ts says why it is not a Docker tmpfs).
  * - `HOME` is `/mnt/liftoff/home`, an empty directory owned by that uid, mode 0700 (unless the job's env sets HOME).
  * - jobs with their own Dockerfile and image jobs start in the image's WORKDIR (or `workdir` of the resource args),
  *   as images define their own layout.

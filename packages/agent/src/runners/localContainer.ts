@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { RunnerError, parseLocalContainerArgs, parseSize, type LocalContainerArgs } from '@liftoff/core';
 import { GENERATED_DIR } from '../builders/dockerfile.js';
+import { CONTAINER_OUTPUT_DIR, prepareOutputDir } from '../outputs/outputDir.js';
 import { followProgress, isNotFound } from '../docker/progress.js';
 import {
   CONTAINER_HOME,
@@ -45,6 +46,12 @@ export class LocalContainerRunner implements Runner {
       throw new RunnerError(`Could not prepare the container's files: ${(e as Error).message}`, e);
     }
     await this.ensureImage(job.image, job.onNote);
+    const hc = hostConfig(args, user);
+    if (job.outputDir) {
+      await prepareOutputDir(job.outputDir, { uid: user.uid, gid: user.gid }, job.onNote, { container: true });
+      // The one host path a container sees: its run's own, empty, size-capped output dir (outputs/outputDir.ts).
+      hc.Mounts = [{ Type: 'bind', Source: job.outputDir.path, Target: CONTAINER_OUTPUT_DIR, ReadOnly: false }];
+    }
     const env = { HOME: CONTAINER_HOME, ...envOf(args), ...job.env };
     const entry = job.spec.entry_point;
     let container: Dockerode.Container;
@@ -65,7 +72,7 @@ export class LocalContainerRunner implements Runner {
         ...(args.hostname ? { Hostname: args.hostname } : {}),
         ...(args.name ? { name: args.name } : {}),
         ...(args.platform ? { platform: args.platform } : {}),
-        HostConfig: hostConfig(args, user),
+        HostConfig: hc,
       });
     } catch (e) {
       throw new RunnerError(`Could not create a container from ${job.image}: ${(e as Error).message}`, e);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { RunnerError } from '@liftoff/core';
+import { prepareOutputDir } from '../outputs/outputDir.js';
 import { OutputTail, followSupervised } from './supervised.js';
 import { SupervisorClient } from './supervisorClient.js';
 import {
@@ -37,6 +38,7 @@ export class LocalProcessRunner implements Runner {
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');
+    if (job.outputDir) await prepareOutputDir(job.outputDir, job.user, job.onNote);
     // job.env is the whole environment (jobEnv.ts); nothing of the agent's is added here.
     const { record, ended } = await this.supervisor.start({
       program,

@@ -10,6 +10,7 @@ import type {
   SlurmAgentConfig,
 } from '@liftoff/core';
 import type { RegistryCredentials } from '../docker/credentials.js';
+import type { OutputDirSpec } from '../outputs/outputDir.js';
 import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from '../environments/types.js';
 
 /** Everything a runner needs to start one job; runners read nothing else (no process.env, no globals). */
@@ -39,6 +40,11 @@ export interface JobContext {
   mountCodeAt?: string;
   /** Container runners: images the docker builder generated hold the code here; the job starts in a per-run copy. */
   workCopyAt?: string;
+  /**
+   * local-process and local-container: the run's output dir on the agent's host, to create (and cap) as the job's
+   * user before it starts (outputs/outputDir.ts); the agent collects it after the run.
+   */
+  outputDir?: OutputDirSpec;
   /** Receives the job's stdout and stderr, interleaved, as UTF-8 text. */
   onOutput: (text: string) => void;
   /** Writes a `[liftoff]` status line to the run's log. */

@@ -5,6 +5,7 @@ import { connect } from '../connection.js';
 import { duration, printJson, table, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
 import { runMetricsCommand } from './runMetrics.js';
+import { runOutputsCommand } from './runOutputs.js';
 import { runRerunCommand } from './runRerun.js';
 import { resolveRunOrItem, runIdOf } from './runLookup.js';
 
@@ -76,6 +77,7 @@ export function runsCommands(program: Command, env: Env): void {
     });
 
   runMetricsCommand(runs, env);
+  runOutputsCommand(runs, env);
   runRerunCommand(runs, env);
 
   common(runs.command('cancel <id>').description('cancel a run or a pending item')).action(

@@ -17,6 +17,11 @@ export interface ServerFlags {
   secretsKeyFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  artifactStore?: string;
+  artifactS3Endpoint?: string;
+  artifactS3Region?: string;
+  maxRunOutputsMib?: string;
+  maxEntityOutputsGib?: string;
 }
 
 function addServerOptions(cmd: Command): Command {
@@ -59,7 +64,24 @@ function addServerOptions(cmd: Command): Command {
       "the key entities' secrets are encrypted under, created on first start; replicas share one (env LIFTOFF_SECRETS_KEY_FILE, default <data dir>/secrets.key)",
     )
     .option('--tls-cert <file>', 'serve https with this PEM certificate (chain); needs --tls-key')
-    .option('--tls-key <file>', "the PEM private key of --tls-cert's certificate");
+    .option('--tls-key <file>', "the PEM private key of --tls-cert's certificate")
+    .option(
+      '--artifact-store <store>',
+      'where run outputs go: datadir (default with SQLite), database (default with PostgreSQL) or s3://BUCKET/PREFIX (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; env LIFTOFF_ARTIFACT_STORE)',
+    )
+    .option(
+      '--artifact-s3-endpoint <url>',
+      'an S3-compatible server for --artifact-store s3:// (MinIO, moto, a VPC endpoint)',
+    )
+    .option(
+      '--artifact-s3-region <region>',
+      'the region of --artifact-store s3:// (default AWS_REGION, else us-east-1)',
+    )
+    .option('--max-run-outputs-mib <n>', 'most output bytes one run may store, in MiB (default 10240)')
+    .option(
+      '--max-entity-outputs-gib <n>',
+      'most output bytes one entity may store over all its runs, in GiB (default 100)',
+    );
 }
 
 export function serverCommands(program: Command, env: Env): void {

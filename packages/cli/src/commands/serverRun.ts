@@ -8,6 +8,7 @@ import { detectUserSwitching, resolveAgentConfig } from '@liftoff/agent';
 import { DEFAULT_ENTITY, DEFAULT_QUEUE, startServer, type RunningServer } from '@liftoff/server';
 import { readCaFile } from '../connection.js';
 import type { ServerFlags } from './server.js';
+import { outputOptions } from './serverOutputs.js';
 import { createAgent, onShutdown } from './shared.js';
 
 // `liftoff server` and `liftoff up`'s work, loaded by their actions (commands/server.ts holds the flags and help).
@@ -58,6 +59,7 @@ async function start(
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`--port must be a port number, got "${flags.port}"`);
+  const outputs = outputOptions(flags, env);
   const server = await startServer({
     host: flags.host,
     port,
@@ -67,6 +69,7 @@ async function start(
     webDir: WEB_DIR,
     ...(flags.secretsKeyFile ? { secretsKeyFile: resolve(flags.secretsKeyFile) } : {}),
     tls,
+    ...(outputs.artifactStore ? { artifactStore: outputs.artifactStore } : {}),
     // The embedded agent's job users pass through the data dir to their work dirs (they cannot list it).
     dataDirMode: sharedWithJobUsers ? 0o711 : 0o700,
     logger: pino({ level: flags.logLevel }, pino.destination(2)),
@@ -75,6 +78,7 @@ async function start(
       heartbeatIntervalMs: seconds(flags.heartbeatSeconds, 'heartbeat-seconds'),
       pollTimeoutMs: seconds(flags.pollTimeoutSeconds, 'poll-timeout-seconds'),
       ...runLease(flags, env, seconds),
+      ...(outputs.outputLimits ? { outputLimits: outputs.outputLimits } : {}),
       retention: {
         maxAgeMs: flags.retentionDays === undefined ? null : seconds(flags.retentionDays, 'retention-days') * 86_400,
         keepPerQueue: flags.retentionKeep === undefined ? null : count(flags.retentionKeep, 'retention-keep'),

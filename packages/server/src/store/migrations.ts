@@ -332,6 +332,46 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('items').addColumn('pushed', 'text').execute();
     },
   },
+  '0014_outputs': {
+    // Run outputs (docs/outputs.md): one row per file of a run; `received` bytes of it are stored as chunks in the
+    // artifact store; listed only once `state` is 'committed', which one commit sets for all of a run's files.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('run_outputs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('entity_id', 'text', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('received', 'bigint', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('run_outputs_run_path', ['run_id', 'path'])
+        .execute();
+      await db.schema.createIndex('run_outputs_entity').on('run_outputs').columns(['entity_id']).execute();
+      await db.schema
+        .createTable('run_output_chunks')
+        .addColumn('output_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('run_output_chunks_pk', ['output_id', 'seq'])
+        .execute();
+      // A run's outputs are committed once; after that nothing of the run is uploaded again.
+      await db.schema
+        .createTable('run_output_commits')
+        .addColumn('run_id', 'text', (c) => c.primaryKey())
+        .addColumn('committed_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // The database artifact store's chunks (artifacts/database.ts).
+      await db.schema
+        .createTable('artifact_chunks')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('data', 'bytea', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

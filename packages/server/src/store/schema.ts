@@ -196,6 +196,10 @@ export interface Database {
   run_metric_points: RunMetricPointsTable;
   queue_backlog: QueueBacklogTable;
   queue_backlog_deltas: QueueBacklogDeltasTable;
+  run_outputs: RunOutputsTable;
+  run_output_chunks: RunOutputChunksTable;
+  run_output_commits: RunOutputCommitsTable;
+  artifact_chunks: ArtifactChunksTable;
 }
 
 /** Pending and active (claimed … cancelling) items per queue and priority, kept by triggers (backlogSchema.ts). */
@@ -212,4 +216,33 @@ export interface QueueBacklogDeltasTable {
   priority: number;
   pending: number;
   active: number;
+}
+
+/** One file of a run's outputs (migration 0014): 'uploading' until the run's commit makes it 'committed'. */
+export interface RunOutputsTable {
+  id: string;
+  run_id: string;
+  entity_id: string;
+  path: string;
+  size: number;
+  sha256: string;
+  received: number;
+  state: string;
+  created_at: number;
+}
+/** The chunks of an output in order, each under its own key in the artifact store (store/outputs.ts chunkKey). */
+export interface RunOutputChunksTable {
+  output_id: string;
+  seq: number;
+  size: number;
+  key: string;
+}
+export interface RunOutputCommitsTable {
+  run_id: string;
+  committed_at: number;
+}
+/** The database artifact store's chunks. */
+export interface ArtifactChunksTable {
+  key: string;
+  data: Buffer;
 }

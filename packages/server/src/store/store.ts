@@ -10,6 +10,7 @@ import { Items } from './items.js';
 import { ApiKeys } from './keys.js';
 import { Logs } from './logs.js';
 import { Metrics } from './metrics.js';
+import { Outputs } from './outputs.js';
 import { Queues } from './queues.js';
 import { reap, type ReapResult } from './reaper.js';
 import { Runs } from './runs.js';
@@ -39,6 +40,7 @@ export class Store {
   readonly agents: Agents;
   readonly archives: Archives;
   readonly secrets: Secrets;
+  readonly outputs: Outputs;
   /** Read caches of keys, entities, queues and agent bindings (caches.ts); server.ts attaches them to the bus. */
   readonly caches: ReadCaches;
 
@@ -60,6 +62,7 @@ export class Store {
     this.agents = new Agents(db, dialect, opts.touchSkipMs);
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);
+    this.outputs = new Outputs(db);
   }
 
   /** See reaper.ts. */

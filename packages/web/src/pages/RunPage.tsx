@@ -4,6 +4,7 @@ import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream, type LogState } from '../logs.js';
 import { MetricCharts } from '../MetricCharts.js';
+import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, joinArgv, redactDeep, redactEnv } from '../util.js';
 
@@ -352,6 +353,7 @@ export function RunPage({ id }: { id: string }) {
           <LogView logs={logs} />
         </div>
         <aside className="run-side">
+          <RunOutputs runId={r.id} ended={terminal} />
           <section className="card pad" aria-labelledby="timeline-title">
             <h2 id="timeline-title">Timeline</h2>
             <Timeline run={r} item={item.data} />

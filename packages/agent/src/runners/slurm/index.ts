@@ -128,7 +128,11 @@ export class SlurmRunner implements Runner {
     const runDir = `${cfg['workdir-root'].replace(/\/+$/, '')}/${job.runId}`;
     const srcDir = `${runDir}/src`;
     // The run's environment as jobEnv.ts computed it; HOME is its code dir on the cluster, not the agent's.
-    const env = envFile({ ...job.env, HOME: srcDir });
+    // LIFTOFF_OUTPUT_DIR (docs/outputs.md): on the shared filesystem, collected by the agent after the run, which can
+    // read it there with the local transport only (over ssh it is not built: no output dir).
+    const outputs: Record<string, string> =
+      cfg.transport === 'local' ? { LIFTOFF_OUTPUT_DIR: `${runDir}/outputs` } : {};
+    const env = envFile({ ...job.env, HOME: srcDir, ...outputs });
     const script = batchScript({ runId: job.runId, runDir, srcDir, argv, srun: opts.srun });
     await transport.prepareRunDir(runDir, job.workDir, env, owner);
     const pending = { runDir, ...(opts.array ? { array: opts.array } : {}), ...(owner ? { owner } : {}) };

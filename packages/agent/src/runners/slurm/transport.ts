@@ -87,6 +87,8 @@ export class LocalTransport implements Transport {
     if (code) await cp(code, `${dir}/src`, { recursive: true, verbatimSymlinks: true });
     else await mkdir(`${dir}/src`, { mode: 0o700 });
     await writeFile(`${dir}/env`, envText, { mode: 0o600, flag: 'wx' });
+    // The job's LIFTOFF_OUTPUT_DIR, handed over with the rest (docs/outputs.md).
+    await mkdir(`${dir}/outputs`, { mode: 0o700 });
     if (owner) {
       // The fetched code was handed over by nobody yet (slurm jobs get no local user): every entry is chowned here,
       // links themselves (lchown), before the job exists, so nothing of the job's can race it.
