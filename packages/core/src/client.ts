@@ -17,6 +17,7 @@ import {
   Queue,
   RegisterAgentResponse,
   Run,
+  RunListResponse,
   RunSecretsResponse,
   SecretInfo,
   SecretList,
@@ -245,8 +246,27 @@ export class LiftoffClient {
   }
 
   // runs
-  listRuns(entity: string, opts: { queue?: string; limit?: number } = {}) {
-    return this.json(z.object({ runs: z.array(Run) }), 'GET', `/api/entities/${enc(entity)}/runs`, { query: opts });
+  /** One page of the entity's runs (docs/api.md "Runs list"); `state` may list several. */
+  listRuns(
+    entity: string,
+    opts: {
+      queue?: string;
+      limit?: number;
+      state?: string | string[];
+      q?: string;
+      agent?: string;
+      columns?: string | string[];
+      sort?: string;
+      cursor?: string;
+    } = {},
+  ) {
+    const { state, columns, ...rest } = opts;
+    const query = {
+      ...rest,
+      state: Array.isArray(state) ? state.join(',') : state,
+      columns: Array.isArray(columns) ? columns.join(',') : columns,
+    };
+    return this.json(RunListResponse, 'GET', `/api/entities/${enc(entity)}/runs`, { query });
   }
   getRun(id: string) {
     return this.json(RunDetail, 'GET', `/api/runs/${enc(id)}`);

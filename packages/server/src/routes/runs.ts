@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
-  ListQuery,
+  RunListQuery,
+  RunListResponse,
   ByteOffset,
   LOG_KINDS,
   LogAppendResponse,
@@ -38,14 +39,18 @@ export function runRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['runs'],
         params: z.object({ entity: z.string() }),
-        querystring: ListQuery.extend({ queue: z.string().optional() }),
-        response: { 200: z.object({ runs: z.array(Run) }) },
+        querystring: RunListQuery,
+        response: { 200: RunListResponse },
       },
     },
     async (req) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      const queueId = req.query.queue ? (await ctx.store.queues.require(entity, req.query.queue)).id : undefined;
-      return { runs: await ctx.store.runs.list(entity.id, { queueId, limit: req.query.limit }) };
+      const { queue, state, agent, q, columns, sort, cursor, limit } = req.query;
+      const queueId = queue ? (await ctx.store.queues.require(entity, queue)).id : undefined;
+      return ctx.store.runs.list(
+        { entityId: entity.id, queueId, states: state, agent, q },
+        { columns, sort, cursor, limit },
+      );
     },
   );
 

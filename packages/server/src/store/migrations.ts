@@ -332,6 +332,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('items').addColumn('pushed', 'text').execute();
     },
   },
+  '0015_runs_list': {
+    // The runs list's keyset paging (runQuery.ts) sorts newest first by (created_at, id): per queue for the queue page,
+    // across queues for the global runs page. The id completes the key so a page ends without sorting ties.
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex('runs_queue_created').on('runs').columns(['queue_id', 'created_at', 'id']).execute();
+      await db.schema.createIndex('runs_created').on('runs').columns(['created_at', 'id']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
