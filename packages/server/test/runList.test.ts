@@ -1,6 +1,12 @@
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiftoffClient, type RunListRow } from '@liftoff/core';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
+import { parseSort } from '../src/store/runColumns.js';
+import { runsQuery, type RunListFilter } from '../src/store/runQuery.js';
+import type { Database } from '../src/store/schema.js';
 import { refusal, startBackendServer, type BackendServer } from './factory.js';
 import { expectedOrder, fixtureRun, insertRunsSql, type FixtureRun } from './runFixtures.js';
 
@@ -188,6 +194,40 @@ for (const backend of BACKENDS) {
       ]);
       expect((await c.listRuns('default', { limit: N })).runs).toHaveLength(N);
     });
+
+    it.runIf(backend === 'sqlite')(
+      'reads newest-first pages off an index, with or without a state filter',
+      async () => {
+        const sqlite = new BetterSqlite3(join(b.dataDir, 'liftoff.db'), { readonly: true });
+        const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+        try {
+          const ids = await db
+            .selectFrom('queues')
+            .select(['id', 'entity_id'])
+            .where('name', '=', 'default')
+            .executeTakeFirstOrThrow();
+          const plan = (filter: Partial<RunListFilter>) => {
+            const { query } = runsQuery(
+              db,
+              'sqlite',
+              { entityId: ids.entity_id, ...filter },
+              { columns: [], sort: parseSort(undefined), limit: 50 },
+            );
+            const c = query.compile();
+            return (sqlite.prepare(`EXPLAIN QUERY PLAN ${c.sql}`).all(...c.parameters) as Array<{ detail: string }>)
+              .map((r) => r.detail)
+              .join(' | ');
+          };
+          for (const filter of [{ queueId: ids.id }, { queueId: ids.id, states: ['failed'] }, { states: ['failed'] }]) {
+            const p = plan(filter);
+            expect([filter, p]).toEqual([filter, expect.stringMatching(/USING INDEX runs_(queue_)?(status_)?created/)]);
+            expect([filter, p]).not.toEqual([filter, expect.stringContaining('TEMP B-TREE')]);
+          }
+        } finally {
+          await db.destroy();
+        }
+      },
+    );
 
     it('takes limits of 1 to 1000 only', async () => {
       expect((await c.listRuns('default', { limit: 1 })).runs).toHaveLength(1);

@@ -55,7 +55,8 @@ function specAt(dialect: DialectName, path: string[]) {
       str: sql`(CASE WHEN ${t} = 'true' THEN 'true' WHEN ${t} = 'false' THEN 'false' ELSE ${x} END)`,
     };
   }
-  const v = sql`(items.spec::jsonb #> ${path}::text[])`;
+  // sj.doc: the spec parsed once per run (the LATERAL join in runsQuery), not once per use.
+  const v = sql`(sj.doc #> ${path}::text[])`;
   const t = sql`jsonb_typeof(${v})`;
   return {
     value: v,
@@ -69,16 +70,18 @@ function specAt(dialect: DialectName, path: string[]) {
 
 const METRIC_COLUMN = { last: 'last_value', min: 'min_value', max: 'max_value' } as const;
 
+/** The alias of the run_metric_keys row joined for a metric key (one LEFT JOIN per distinct key: mk0, mk1, ...). */
+type MetricAlias = (key: string) => string;
+
 /** A nullable number per run: a metric summary, ended_at, duration. */
-function numericOf(column: Column): RawBuilder<unknown> {
-  if (column.kind === 'metric')
-    return sql`(SELECT ${sql.ref(`mk.${METRIC_COLUMN[column.agg]}`)} FROM run_metric_keys AS mk WHERE mk.run_id = runs.id AND mk.key = ${column.key})`;
+function numericOf(column: Column, mk: MetricAlias): RawBuilder<unknown> {
+  if (column.kind === 'metric') return sql`${sql.ref(`${mk(column.key)}.${METRIC_COLUMN[column.agg]}`)}`;
   if (column.kind === 'field' && column.name === 'ended_at') return sql`runs.ended_at`;
   if (column.kind === 'field' && column.name === 'duration') return sql`(runs.ended_at - runs.started_at)`;
   throw new Error(`not a numeric column: ${column.name}`);
 }
 
-function sortParts(dialect: DialectName, sort: Sort): Part[] {
+function sortParts(dialect: DialectName, sort: Sort, mk: MetricAlias): Part[] {
   const { column, desc } = sort;
   if (column.kind === 'field' && column.name === 'created_at')
     return [{ expr: sql`runs.created_at`, desc, type: 'int' }];
@@ -100,7 +103,7 @@ function sortParts(dialect: DialectName, sort: Sort): Part[] {
       },
     ];
   }
-  const m = numericOf(column);
+  const m = numericOf(column, mk);
   return [
     { expr: sql`(CASE WHEN ${m} IS NULL THEN ${lit(MISSING_RANK)} ELSE 0 END)`, desc: false, type: 'int' },
     { expr: sql`COALESCE(${m}, 0)`, desc, type: column.kind === 'metric' ? 'float' : 'int' },
@@ -154,8 +157,8 @@ function decodeCursor(raw: string, sort: Sort, parts: Part[]): unknown[] {
 /** `%`, `_` and the escape itself match literally in a LIKE pattern. */
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-function columnValue(dialect: DialectName, column: Column): RawBuilder<unknown>[] {
-  if (column.kind === 'metric') return [numericOf(column)];
+function columnValue(dialect: DialectName, column: Column, mk: MetricAlias): RawBuilder<unknown>[] {
+  if (column.kind === 'metric') return [numericOf(column, mk)];
   if (column.kind !== 'config') throw new Error('only config and metric columns are shown');
   const j = specAt(dialect, ['run_config', ...column.path]);
   return dialect === 'sqlite' ? [j.value, j.type] : [j.value];
@@ -173,26 +176,52 @@ function decodeValue(dialect: DialectName, row: Record<string, unknown>, i: numb
   return v;
 }
 
-export async function listRuns(
-  db: Kysely<Database>,
-  dialect: DialectName,
-  filter: RunListFilter,
-  opts: { columns: Column[]; sort: Sort; cursor?: string; limit: number },
-): Promise<{ runs: RunListRow[]; next_cursor: string | null }> {
-  const parts = [...sortParts(dialect, opts.sort), { expr: sql`runs.id`, desc: opts.sort.desc, type: 'str' as const }];
+export interface RunListOptions {
+  columns: Column[];
+  sort: Sort;
+  cursor?: string;
+  limit: number;
+}
+
+/** The page's query (limit + 1 rows, to know whether there is a next page) and its sort parts; exported for EXPLAIN. */
+export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: RunListFilter, opts: RunListOptions) {
+  const metricKeys = [
+    ...new Set([opts.sort.column, ...opts.columns].flatMap((c) => (c.kind === 'metric' ? [c.key] : []))),
+  ];
+  const mk: MetricAlias = (key) => `mk${metricKeys.indexOf(key)}`;
+  const parts = [
+    ...sortParts(dialect, opts.sort, mk),
+    { expr: sql`runs.id`, desc: opts.sort.desc, type: 'str' as const },
+  ];
   const name =
     dialect === 'sqlite'
       ? sql<string | null>`json_extract(items.spec, '$.name')`
-      : sql<string | null>`(items.spec::jsonb ->> 'name')`;
+      : sql<string | null>`(sj.doc ->> 'name')`;
   let q = db
     .selectFrom('runs')
-    .innerJoin('items', 'items.id', 'runs.item_id')
-    .innerJoin('queues', 'queues.id', 'runs.queue_id')
-    .innerJoin('entities', 'entities.id', 'queues.entity_id')
+    // LEFT joins though every run has its item, queue and entity: SQLite keeps runs the outer loop then, so the page
+    // comes off the runs index in order; with inner joins it started from the (tiny) queues table and sorted.
+    .leftJoin('items', 'items.id', 'runs.item_id')
+    .leftJoin('queues', 'queues.id', 'runs.queue_id')
+    .leftJoin('entities', 'entities.id', 'queues.entity_id')
     .selectAll('runs')
     .select(['queues.name as queue_name', 'entities.name as entity_name'])
     .select(name.as('run_name'))
-    .where('queues.entity_id', '=', filter.entityId);
+    // As a subquery rather than a filter on the joined queues: so SQLite's planner starts from runs and reads the
+    // page off the (queue_id, created_at, id) index instead of sorting every run of the queue (bench/runs.mjs plans).
+    .where('runs.queue_id', 'in', (eb) =>
+      eb.selectFrom('queues as eq').select('eq.id').where('eq.entity_id', '=', filter.entityId),
+    );
+  if (dialect === 'postgres')
+    // OFFSET 0 keeps PostgreSQL from inlining the subquery, which would parse the spec again at every use of sj.doc.
+    // Laterally joined, it is parsed only for the rows read: a page's worth on an index-ordered scan.
+    q = q.innerJoin(sql`LATERAL (SELECT items.spec::jsonb AS doc OFFSET 0)`.as('sj') as never, (j) => j.onTrue());
+  metricKeys.forEach((key, i) => {
+    const a = `mk${i}`;
+    q = q.leftJoin(sql`run_metric_keys`.as(a) as never, (j) =>
+      j.on(sql<boolean>`${sql.ref(`${a}.run_id`)} = runs.id AND ${sql.ref(`${a}.key`)} = ${key}`),
+    );
+  });
   if (filter.queueId) q = q.where('runs.queue_id', '=', filter.queueId);
   if (filter.states?.length) {
     const unknown = filter.states.filter((s) => !(ITEM_STATES as readonly string[]).includes(s));
@@ -210,7 +239,7 @@ export async function listRuns(
   if (opts.cursor !== undefined)
     q = q.where(after(dialect, parts, decodeCursor(opts.cursor, opts.sort, parts)) as RawBuilder<boolean>);
   opts.columns.forEach((c, i) => {
-    const [value, type] = columnValue(dialect, c);
+    const [value, type] = columnValue(dialect, c, mk);
     q = q.select((value as RawBuilder<unknown>).as(`c${i}`) as never);
     if (type) q = q.select(type.as(`t${i}`) as never);
   });
@@ -218,7 +247,17 @@ export async function listRuns(
     q = q.select(p.expr.as(`k${i}`) as never);
     q = q.orderBy(p.expr, p.desc ? 'desc' : 'asc');
   });
-  const rows = (await q.limit(opts.limit + 1).execute()) as unknown as Array<
+  return { query: q.limit(opts.limit + 1), parts };
+}
+
+export async function listRuns(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  filter: RunListFilter,
+  opts: RunListOptions,
+): Promise<{ runs: RunListRow[]; next_cursor: string | null }> {
+  const { query, parts } = runsQuery(db, dialect, filter, opts);
+  const rows = (await query.execute()) as unknown as Array<
     Parameters<typeof toRun>[0] & { run_name: string | null } & Record<string, unknown>
   >;
   const page = rows.slice(0, opts.limit);
