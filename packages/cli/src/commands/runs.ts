@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Item, RunDetail } from '@liftoff/core';
 import { priorityName, splitLogPage, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
-import { duration, printJson, table, when, writeLog } from '../output.js';
+import { duration, printJson, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
 import { runListCommand } from './runList.js';
 import { runMetricsCommand } from './runMetrics.js';
