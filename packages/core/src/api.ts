@@ -623,3 +623,6 @@ export type RunListRow = z.infer<typeof RunListRow>;
 /** `next_cursor`: pass it as `cursor` with the same sort for the next page; null on the last page. */
 export const RunListResponse = z.object({ runs: z.array(RunListRow), next_cursor: z.string().nullable() });
 export type RunListResponse = z.infer<typeof RunListResponse>;
+/** `GET /api/entities/{entity}/runs/keys?queue=`: config keys (dotted) and metric keys of the newest runs, bounded. */
+export const RunKeys = z.object({ config: z.array(z.string()), metrics: z.array(z.string()) });
+export type RunKeys = z.infer<typeof RunKeys>;

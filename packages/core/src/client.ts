@@ -18,6 +18,7 @@ import {
   RegisterAgentResponse,
   Run,
   RunListResponse,
+  RunKeys,
   RunSecretsResponse,
   SecretInfo,
   SecretList,
@@ -267,6 +268,10 @@ export class LiftoffClient {
       columns: Array.isArray(columns) ? columns.join(',') : columns,
     };
     return this.json(RunListResponse, 'GET', `/api/entities/${enc(entity)}/runs`, { query });
+  }
+  /** Config and metric keys of the newest runs (the runs table's column picker). */
+  runKeys(entity: string, opts: { queue?: string } = {}) {
+    return this.json(RunKeys, 'GET', `/api/entities/${enc(entity)}/runs/keys`, { query: opts });
   }
   getRun(id: string) {
     return this.json(RunDetail, 'GET', `/api/runs/${enc(id)}`);

@@ -108,6 +108,13 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('offers the config and metric keys of the newest runs for the column picker', async () => {
+      const keys = await c.runKeys('default', { queue: 'other' });
+      expect(keys.config).toEqual(['flag', 'lr', 'mixed', 'model.depth', 'nulled', 'opt']);
+      expect(keys.metrics).toContain('loss');
+      expect((await refusal(c.runKeys('default', { queue: 'nope' }))).code).toBe('NOT_FOUND');
+    });
+
     it('filters by queue, state, id prefix and name substring (case-insensitive), with the sort kept', async () => {
       const other = await all({ queue: 'other', sort: 'config.lr' }, 4);
       const inOther = runs.filter((r) => r.queue === 'other');
@@ -246,6 +253,7 @@ for (const backend of BACKENDS) {
       for (const query of [{}, { columns: 'config.lr', sort: 'config.lr' }])
         expect((await refusal(bob.listRuns('default', query))).code).toBe('NOT_FOUND');
       expect((await refusal(bob.listRuns('nosuch'))).code).toBe('NOT_FOUND');
+      expect((await refusal(bob.runKeys('default'))).code).toBe('NOT_FOUND');
       expect((await bob.listRuns('blue', { q: 'r' })).runs).toEqual([]);
     });
   });

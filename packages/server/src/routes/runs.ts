@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   RunListQuery,
   RunListResponse,
+  RunKeys,
   ByteOffset,
   LOG_KINDS,
   LogAppendResponse,
@@ -17,6 +18,7 @@ import {
 } from '@liftoff/core';
 import { canAccess, entityFor, type App, type AppContext } from '../context.js';
 import type { PreemptionOutcome } from '../store/preemption.js';
+import { runKeys } from '../store/runKeys.js';
 import { runNotFound } from '../store/runs.js';
 import { boundAgent } from './agentAuth.js';
 
@@ -51,6 +53,23 @@ export function runRoutes(app: App, ctx: AppContext): void {
         { entityId: entity.id, queueId, states: state, agent, q },
         { columns, sort, cursor, limit },
       );
+    },
+  );
+
+  app.get(
+    '/api/entities/:entity/runs/keys',
+    {
+      schema: {
+        tags: ['runs'],
+        params: z.object({ entity: z.string() }),
+        querystring: z.object({ queue: z.string().max(256).optional() }),
+        response: { 200: RunKeys },
+      },
+    },
+    async (req) => {
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const queueId = req.query.queue ? (await ctx.store.queues.require(entity, req.query.queue)).id : undefined;
+      return runKeys(ctx.store.db, { entityId: entity.id, queueId });
     },
   );
 
