@@ -177,6 +177,12 @@ for (const backend of BACKENDS) {
         { columns: 'created_at' },
         { state: 'finished,bogus' },
         { cursor: 'not-a-cursor' },
+        {
+          sort: 'config.x',
+          cursor: Buffer.from(JSON.stringify(['config.x', 0, 0, 'a\u0000b', 'r1'])).toString('base64url'),
+        },
+        // A number past float range (JSON.parse makes it Infinity).
+        { cursor: Buffer.from('["-created_at", 1e400, "r1"]').toString('base64url') },
         { cursor: Buffer.from(JSON.stringify(['-created_at', 'x', 'y'])).toString('base64url') },
       ];
       for (const query of bad) {
