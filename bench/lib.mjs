@@ -109,6 +109,7 @@ export async function startServer({ flags = [], database: pgBase, home: givenHom
     env,
     pid: proc.child.pid,
     proc,
+    databaseUrl: database,
     client: new LiftoffClient({ baseUrl: url, apiKey: creds.api_key }),
   };
 }

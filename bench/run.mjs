@@ -10,11 +10,12 @@ import dispatch from './dispatch.mjs';
 import footprint from './footprint.mjs';
 import idle from './idle.mjs';
 import outputs from './outputs.mjs';
+import runs from './runs.mjs';
 import slurm from './slurm.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
 
-const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs];
+const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs, runs];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));

@@ -623,3 +623,37 @@ export const RunOutput = z.object({ path: z.string(), size: z.number(), sha256: 
 export type RunOutput = z.infer<typeof RunOutput>;
 export const RunOutputList = z.object({ outputs: z.array(RunOutput), total_bytes: z.number() });
 export type RunOutputList = z.infer<typeof RunOutputList>;
+
+/**
+ * `GET /api/entities/{entity}/runs` (docs/api.md "Runs list"): filters, chosen config and metric columns, a sort and a
+ * cursor. Column and sort syntax is checked by the server (runQuery.ts); here they are bounded strings. `state` takes a
+ * comma-separated list or the parameter repeated.
+ */
+export const RunListQuery = ListQuery.extend({
+  queue: z.string().max(256).optional(),
+  state: z
+    .union([z.string().max(400), z.array(z.string().max(64)).max(20)])
+    .optional()
+    .transform((v) =>
+      v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).filter((s) => s !== ''),
+    ),
+  /** A run id prefix or a substring of the run's name (ASCII letters matched case-insensitively). */
+  q: z.string().min(1).max(128).optional(),
+  agent: z.string().max(256).optional(),
+  columns: z.string().max(4_500).optional(),
+  sort: z.string().max(256).optional(),
+  cursor: z.string().max(4_000).optional(),
+});
+export type RunListQuery = z.input<typeof RunListQuery>;
+/** A run as the list gives it: with its spec's name and the chosen columns (`null`: the run has no such value). */
+export const RunListRow = Run.extend({
+  name: z.string().nullable(),
+  columns: z.record(z.string(), z.unknown()),
+});
+export type RunListRow = z.infer<typeof RunListRow>;
+/** `next_cursor`: pass it as `cursor` with the same sort for the next page; null on the last page. */
+export const RunListResponse = z.object({ runs: z.array(RunListRow), next_cursor: z.string().nullable() });
+export type RunListResponse = z.infer<typeof RunListResponse>;
+/** `GET /api/entities/{entity}/runs/keys?queue=`: config keys (dotted) and metric keys of the newest runs, bounded. */
+export const RunKeys = z.object({ config: z.array(z.string()), metrics: z.array(z.string()) });
+export type RunKeys = z.infer<typeof RunKeys>;

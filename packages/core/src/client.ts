@@ -17,6 +17,8 @@ import {
   Queue,
   RegisterAgentResponse,
   Run,
+  RunListResponse,
+  RunKeys,
   RunSecretsResponse,
   SecretInfo,
   SecretList,
@@ -254,8 +256,31 @@ export class LiftoffClient {
   }
 
   // runs
-  listRuns(entity: string, opts: { queue?: string; limit?: number } = {}) {
-    return this.json(z.object({ runs: z.array(Run) }), 'GET', `/api/entities/${enc(entity)}/runs`, { query: opts });
+  /** One page of the entity's runs (docs/api.md "Runs list"); `state` may list several. */
+  listRuns(
+    entity: string,
+    opts: {
+      queue?: string;
+      limit?: number;
+      state?: string | string[];
+      q?: string;
+      agent?: string;
+      columns?: string | string[];
+      sort?: string;
+      cursor?: string;
+    } = {},
+  ) {
+    const { state, columns, ...rest } = opts;
+    const query = {
+      ...rest,
+      state: Array.isArray(state) ? state.join(',') : state,
+      columns: Array.isArray(columns) ? columns.join(',') : columns,
+    };
+    return this.json(RunListResponse, 'GET', `/api/entities/${enc(entity)}/runs`, { query });
+  }
+  /** Config and metric keys of the newest runs (the runs table's column picker). */
+  runKeys(entity: string, opts: { queue?: string } = {}) {
+    return this.json(RunKeys, 'GET', `/api/entities/${enc(entity)}/runs/keys`, { query: opts });
   }
   getRun(id: string) {
     return this.json(RunDetail, 'GET', `/api/runs/${enc(id)}`);

@@ -474,3 +474,13 @@ export class OutputDownloadError extends LiftoffError {
     super('STORAGE', message);
   }
 }
+
+/**
+ * A runs list query (`columns`, `sort`, `cursor`, `state`) the server cannot run: an unknown column, a config key
+ * outside the allowed syntax, too many columns, or a cursor from another sort. The message names the part and the fix.
+ */
+export class RunQueryError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}

@@ -3,12 +3,15 @@ import uPlot from 'uplot';
 import type { Api, MetricKeySummary, MetricPoint, RunMetrics } from './api.js';
 import { useSession } from './hooks.js';
 
-const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+export const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 /** Charts drawn at most; the summary table lists every key. */
 const MAX_CHARTS = 24;
 
 /** Every stored point of a run, paged by seq (what the API holds once thinning is done). */
-async function storedMetrics(api: Api, runId: string): Promise<{ keys: MetricKeySummary[]; points: MetricPoint[] }> {
+export async function storedMetrics(
+  api: Api,
+  runId: string,
+): Promise<{ keys: MetricKeySummary[]; points: MetricPoint[] }> {
   const first = await api.runMetrics(runId);
   const points = [...first.points];
   let page: RunMetrics = first;
@@ -20,7 +23,7 @@ async function storedMetrics(api: Api, runId: string): Promise<{ keys: MetricKey
 }
 
 /** One key's series, ordered by step (uPlot wants ascending x); ties keep arrival order. */
-function seriesOf(points: readonly MetricPoint[]): Map<string, { xs: number[]; ys: number[] }> {
+export function seriesOf(points: readonly MetricPoint[]): Map<string, { xs: number[]; ys: number[] }> {
   const byKey = new Map<string, MetricPoint[]>();
   for (const p of points) {
     const list = byKey.get(p.key);
@@ -97,7 +100,7 @@ function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: 
   );
 }
 
-function formatValue(v: number): string {
+export function formatValue(v: number): string {
   return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(4) : String(+v.toPrecision(6));
 }
 
@@ -174,5 +177,68 @@ export function MetricCharts({
         </table>
       )}
     </section>
+  );
+}
+
+/**
+ * One metric of several runs on one chart (the compare view): each run's series against step, joined on the union of
+ * their steps (uPlot wants one x array) with gaps spanned, so runs logged at different steps still draw lines.
+ */
+export function OverlayChart({
+  name,
+  series,
+}: {
+  name: string;
+  series: Array<{ run: string; label: string; xs: number[]; ys: number[] }>;
+}) {
+  const box = useRef<HTMLDivElement>(null);
+  const data = useMemo(() => uPlot.join(series.map((s) => [s.xs, s.ys] as uPlot.AlignedData)), [series]);
+
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const u = new uPlot(
+      {
+        width: Math.max(200, el.clientWidth),
+        height: 200,
+        legend: { show: true },
+        scales: { x: { time: false } },
+        axes: [
+          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, label: 'step', labelSize: 16 },
+          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, size: 56 },
+        ],
+        series: [
+          {},
+          ...series.map((s, i) => ({
+            label: s.label,
+            stroke: COLORS[i % COLORS.length] ?? '#2563eb',
+            width: 2,
+            spanGaps: true,
+          })),
+        ],
+      },
+      data,
+      el,
+    );
+    const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: 200 }));
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+    };
+  }, [data, series]);
+
+  return (
+    <figure className="chart" data-metric={name}>
+      <figcaption>{name}</figcaption>
+      <div ref={box} className="chart-box" role="img" aria-label={`${name} by step for ${series.length} runs`} />
+      <ul className="sr-only">
+        {series.map((s) => (
+          <li key={s.run} data-run={s.run} data-points={s.xs.length}>
+            {s.label}: {s.xs.length} points
+          </li>
+        ))}
+      </ul>
+    </figure>
   );
 }

@@ -155,6 +155,20 @@ export interface Run {
   /** The latest non-fatal problem the agent reported, e.g. a pod that cannot be scheduled. */
   warning?: string | null;
 }
+/** A row of the runs list (docs/runs.md): the run, its spec's name and the chosen columns' values. */
+export interface RunListRow extends Run {
+  name: string | null;
+  columns: Record<string, unknown>;
+}
+export interface RunListPage {
+  runs: RunListRow[];
+  next_cursor: string | null;
+}
+export interface RunKeys {
+  config: string[];
+  metrics: string[];
+}
+
 export interface RunDetail extends Run {
   spec: LaunchSpec;
 }
@@ -290,6 +304,17 @@ export class Api {
       'GET',
       `/api/entities/${enc(entity)}/runs?limit=${limit}${queue ? `&queue=${enc(queue)}` : ''}`,
     ).then((r) => r.runs);
+  /** One page of the runs list: filters, columns and sort as the API takes them (docs/runs.md). */
+  runList = (
+    entity: string,
+    query: { queue?: string; columns?: string; sort?: string; cursor?: string; limit?: number },
+  ) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') q.set(k, String(v));
+    return this.request<RunListPage>('GET', `/api/entities/${enc(entity)}/runs?${q.toString()}`);
+  };
+  runKeys = (entity: string, queue?: string) =>
+    this.request<RunKeys>('GET', `/api/entities/${enc(entity)}/runs/keys${queue ? `?queue=${enc(queue)}` : ''}`);
   run = (id: string) => this.request<RunDetail>('GET', `/api/runs/${enc(id)}`);
   runMetrics = (id: string, afterSeq = -1, limit = 10_000) =>
     this.request<RunMetrics>('GET', `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}`);

@@ -2,47 +2,18 @@ import type { Command } from 'commander';
 import type { Item, RunDetail } from '@liftoff/core';
 import { priorityName, splitLogPage, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
-import { duration, printJson, table, when, writeLog } from '../output.js';
+import { duration, printJson, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
+import { runListCommand } from './runList.js';
 import { runMetricsCommand } from './runMetrics.js';
 import { runOutputsCommand } from './runOutputs.js';
 import { runRerunCommand } from './runRerun.js';
 import { resolveRunOrItem, runIdOf } from './runLookup.js';
 
-/** Long warnings (a scheduler's full explanation) would wrap every row of the list; `runs show` prints them whole. */
-const WARNING_COLUMN = 60;
-const clip = (s: string) => (s.length > WARNING_COLUMN ? `${s.slice(0, WARNING_COLUMN - 1)}…` : s);
-
 export function runsCommands(program: Command, env: Env): void {
   const runs = program.command('runs').description('inspect, follow and cancel runs');
 
-  common(runs.command('list').description('list runs, newest first'))
-    .option('-q, --queue <name>', 'only this queue')
-    .option('--limit <n>', 'how many', '50')
-    .action(async (flags: Common & { queue?: string; limit: string }) => {
-      const { runs: list } = await (
-        await connect(flags, env)
-      ).listRuns(flags.entity, {
-        queue: flags.queue,
-        limit: Number(flags.limit),
-      });
-      if (flags.json) return printJson(list);
-      console.log(
-        table(
-          ['RUN', 'QUEUE', 'STATUS', 'EXIT', 'STAGE', 'DURATION', 'CREATED', 'WARNING'],
-          list.map((r) => [
-            r.id,
-            r.queue,
-            r.status,
-            r.exit_code,
-            r.error_stage,
-            duration(r.started_at, r.ended_at),
-            when(r.created_at),
-            r.warning === null ? null : `! ${clip(r.warning)}`,
-          ]),
-        ),
-      );
-    });
+  runListCommand(runs, env);
 
   common(runs.command('show <id>').description('show a run (a run id, or the id of the item it started from)')).action(
     async (id: string, flags: Common) => {

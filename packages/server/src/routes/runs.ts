@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
-  ListQuery,
+  RunListQuery,
+  RunListResponse,
+  RunKeys,
   ByteOffset,
   LOG_KINDS,
   LogAppendResponse,
@@ -16,6 +18,7 @@ import {
 } from '@liftoff/core';
 import { canAccess, entityFor, type App, type AppContext } from '../context.js';
 import type { PreemptionOutcome } from '../store/preemption.js';
+import { runKeys } from '../store/runKeys.js';
 import { runNotFound } from '../store/runs.js';
 import { boundAgent } from './agentAuth.js';
 
@@ -38,14 +41,35 @@ export function runRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['runs'],
         params: z.object({ entity: z.string() }),
-        querystring: ListQuery.extend({ queue: z.string().optional() }),
-        response: { 200: z.object({ runs: z.array(Run) }) },
+        querystring: RunListQuery,
+        response: { 200: RunListResponse },
+      },
+    },
+    async (req) => {
+      const entity = await entityFor(ctx, req, req.params.entity);
+      const { queue, state, agent, q, columns, sort, cursor, limit } = req.query;
+      const queueId = queue ? (await ctx.store.queues.require(entity, queue)).id : undefined;
+      return ctx.store.runs.list(
+        { entityId: entity.id, queueId, states: state, agent, q },
+        { columns, sort, cursor, limit },
+      );
+    },
+  );
+
+  app.get(
+    '/api/entities/:entity/runs/keys',
+    {
+      schema: {
+        tags: ['runs'],
+        params: z.object({ entity: z.string() }),
+        querystring: z.object({ queue: z.string().max(256).optional() }),
+        response: { 200: RunKeys },
       },
     },
     async (req) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queueId = req.query.queue ? (await ctx.store.queues.require(entity, req.query.queue)).id : undefined;
-      return { runs: await ctx.store.runs.list(entity.id, { queueId, limit: req.query.limit }) };
+      return runKeys(ctx.store.db, { entityId: entity.id, queueId });
     },
   );
 

@@ -1,9 +1,11 @@
 import type { Kysely, Selectable } from 'kysely';
-import { NotFoundError, type ItemState, type ReportRunBody, type Run } from '@liftoff/core';
+import { NotFoundError, type ItemState, type ReportRunBody, type Run, type RunListResponse } from '@liftoff/core';
 import type { DialectName } from './database.js';
 import { numOrNull, type Db } from './db.js';
 import type { PreemptionOutcome } from './preemption.js';
 import { reportIn } from './reports.js';
+import { parseColumns, parseSort } from './runColumns.js';
+import { listRuns, type RunListFilter } from './runQuery.js';
 import type { Database, RunsTable } from './schema.js';
 
 const ACTIVE_RUN_STATES: ItemState[] = ['starting', 'running', 'cancelling'];
@@ -58,11 +60,17 @@ export class Runs {
     return getRunIn(this.db, id);
   }
 
-  async list(entityId: string, opts: { queueId?: string; limit: number }): Promise<Run[]> {
-    let q = runQuery(this.db).where('entities.id', '=', entityId);
-    if (opts.queueId) q = q.where('runs.queue_id', '=', opts.queueId);
-    const rows = await q.orderBy('runs.created_at', 'desc').orderBy('runs.id').limit(opts.limit).execute();
-    return rows.map(toRun);
+  /** One page of the runs list (runQuery.ts): filtered, with the chosen columns, sorted, after the cursor. */
+  async list(
+    filter: RunListFilter,
+    opts: { columns?: string; sort?: string; cursor?: string; limit: number },
+  ): Promise<RunListResponse> {
+    return listRuns(this.db, this.dialect, filter, {
+      columns: parseColumns(opts.columns),
+      sort: parseSort(opts.sort),
+      cursor: opts.cursor,
+      limit: opts.limit,
+    });
   }
 
   async queueIdOf(runId: string): Promise<string> {

@@ -13,8 +13,9 @@ import {
 import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { AgentBadge, Chart, Command, Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
-import { formatAgo, formatDuration, shortId } from '../util.js';
+import { formatAgo, shortId } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
+import { RunsTable } from './RunsTable.js';
 
 const TABS = [
   { id: 'items', label: 'Items' },
@@ -211,78 +212,6 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
         </p>
       )}
     </section>
-  );
-}
-
-function RunsTab({ runs }: { runs: Run[] | undefined }) {
-  const now = useNow(1000);
-  if (!runs) return <p className="muted">Loading…</p>;
-  if (runs.length === 0) {
-    return (
-      <Empty title="No runs yet">
-        <p>A run starts when an agent takes an item off this queue.</p>
-      </Empty>
-    );
-  }
-  return (
-    <div className="card table-card">
-      <table className="table" aria-label="Runs">
-        <thead>
-          <tr>
-            <th scope="col">Run</th>
-            <th scope="col">Status</th>
-            <th scope="col">Started</th>
-            <th scope="col" className="num">
-              Duration
-            </th>
-            <th scope="col" className="num">
-              Exit code
-            </th>
-            <th scope="col">Error stage</th>
-            <th scope="col">Agent</th>
-          </tr>
-        </thead>
-        <tbody>
-          {runs.map((r) => (
-            <tr key={r.id} data-run={r.id}>
-              <td>
-                <Link href={`/runs/${r.id}`} className="mono" title={r.id}>
-                  {shortId(r.id)}
-                </Link>
-              </td>
-              <td>
-                <StateBadge state={r.status} />
-                {r.warning && (
-                  <span className="run-warning-mark" title={r.warning} data-warning>
-                    <span aria-hidden="true"> ⚠</span>
-                    <span className="sr-only">warning: {r.warning}</span>
-                  </span>
-                )}
-              </td>
-              <td>
-                <Time ms={r.started_at} />
-              </td>
-              <td className="num">
-                {r.started_at === null ? '—' : formatDuration((r.ended_at ?? now) - r.started_at)}
-              </td>
-              <td className="num">{r.exit_code ?? <span className="muted">—</span>}</td>
-              <td>
-                {r.error_stage ? (
-                  <span className="error-stage" title={r.error_message ?? undefined}>
-                    {r.error_stage}
-                  </span>
-                ) : (
-                  <span className="muted">—</span>
-                )}
-              </td>
-              <td className="mono small" title={r.agent_id}>
-                {shortId(r.agent_id)}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
 
@@ -660,7 +589,7 @@ export function QueuePage({ name, tab }: { name: string; tab: string }) {
       </div>
       <div id="tabpanel" role="tabpanel" aria-labelledby={`tab-${active}`} className="tabpanel">
         {q && active === 'items' && <ItemsTab queue={q} onLaunch={() => setLaunching(true)} />}
-        {active === 'runs' && <RunsTab runs={runs.data} />}
+        {active === 'runs' && <RunsTable entity={entity} queue={name} />}
         {q && active === 'agents' && <AgentsTab queue={q} agents={agents.data} reload={agents.reload} />}
         {q && active === 'config' && <ConfigTab queue={q} />}
       </div>

@@ -1,0 +1,221 @@
+import { useState } from 'react';
+import type { RunListRow } from '../api.js';
+import { MAX_TABLE_COLUMNS, readRunsView, runsViewHref, type RunsView } from '../runsView.js';
+import { Link, navigate, useLocation, useNow, usePoll } from '../hooks.js';
+import { formatValue } from '../MetricCharts.js';
+import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
+import { formatDuration, shortId } from '../util.js';
+import { RunCompare } from './RunCompare.js';
+
+const PAGE = 50;
+
+/** A column's value as a cell: numbers as the charts print them, other JSON as text, a dash when missing. */
+function cell(v: unknown) {
+  if (v === null || v === undefined) return <span className="muted">—</span>;
+  if (typeof v === 'number') return formatValue(v);
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** A header that sorts the table on the server by `column` (ascending first, then descending). */
+function SortHeader({
+  column,
+  label,
+  view,
+  numeric,
+}: {
+  column: string;
+  label: string;
+  view: RunsView;
+  numeric?: boolean;
+}) {
+  const dir = view.sort === column ? 'ascending' : view.sort === `-${column}` ? 'descending' : 'none';
+  const next = dir === 'ascending' ? `-${column}` : column;
+  return (
+    <th scope="col" aria-sort={dir} className={numeric ? 'num' : undefined} data-sort-column={column}>
+      <button type="button" className="linklike" onClick={() => navigate(runsViewHref({ ...view, sort: next }))}>
+        {label}
+        <span aria-hidden="true">{dir === 'ascending' ? ' ▲' : dir === 'descending' ? ' ▼' : ''}</span>
+      </button>
+    </th>
+  );
+}
+
+/** Checkboxes of the config and metric keys the queue's newest runs have, and of the columns already chosen. */
+function ColumnPicker({ entity, queue, view }: { entity: string; queue: string; view: RunsView }) {
+  const keys = usePoll((api) => api.runKeys(entity, queue), [entity, queue], 30_000);
+  const offered = [
+    ...new Set([
+      ...(keys.data?.config ?? []).map((k) => `config.${k}`),
+      ...(keys.data?.metrics ?? []).map((k) => `metric.${k}`),
+      ...view.columns,
+    ]),
+  ];
+  const toggle = (c: string) => {
+    const columns = view.columns.includes(c) ? view.columns.filter((x) => x !== c) : [...view.columns, c];
+    navigate(runsViewHref({ ...view, columns: columns.slice(0, MAX_TABLE_COLUMNS) }));
+  };
+  return (
+    <details className="column-picker">
+      <summary className="btn btn-small">Columns{view.columns.length ? ` (${view.columns.length})` : ''}</summary>
+      {keys.error && <p className="field-error">{keys.error.message}</p>}
+      {offered.length === 0 && <p className="muted small">No config or metric keys in this queue’s runs yet.</p>}
+      <fieldset>
+        <legend className="sr-only">Columns to show</legend>
+        {offered.map((c) => (
+          <label key={c} className="check">
+            <input type="checkbox" checked={view.columns.includes(c)} onChange={() => toggle(c)} />{' '}
+            <span className="mono small">{c}</span>
+          </label>
+        ))}
+      </fieldset>
+    </details>
+  );
+}
+
+/**
+ * The queue page's runs: a page of the runs list API (docs/runs.md) with the chosen config and metric columns, sorted
+ * on the server by the header clicked, paged by cursor; columns, sort and the runs compared live in the URL.
+ */
+export function RunsTable({ entity, queue }: { entity: string; queue: string }) {
+  const location = useLocation();
+  const view = readRunsView(location);
+  const now = useNow(1000);
+  // Cursors of the pages before this one (the first page has none): "Previous" pops, "Next" pushes.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [pagesOf, setPagesOf] = useState(view.sort);
+  if (pagesOf !== view.sort) {
+    setPagesOf(view.sort);
+    setCursors([]);
+  }
+  const cursor = cursors.at(-1);
+  const columnsParam = view.columns.join(',');
+  const page = usePoll(
+    (api) => api.runList(entity, { queue, columns: columnsParam, sort: view.sort, cursor, limit: PAGE }),
+    [entity, queue, columnsParam, view.sort, cursor],
+  );
+  const [selected, setSelected] = useState<string[]>([]);
+  const toggle = (id: string) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id]));
+  const rows: RunListRow[] = page.data?.runs ?? [];
+
+  return (
+    <section>
+      {view.compare.length >= 2 && (
+        <RunCompare ids={view.compare} onClose={() => navigate(runsViewHref({ ...view, compare: [] }))} />
+      )}
+      <div className="toolbar">
+        <ColumnPicker entity={entity} queue={queue} view={view} />
+        <button
+          type="button"
+          className="btn btn-small btn-primary"
+          disabled={selected.length < 2}
+          onClick={() => navigate(runsViewHref({ ...view, compare: selected }))}
+        >
+          Compare{selected.length ? ` (${selected.length})` : ''}
+        </button>
+      </div>
+      {page.error && <ErrorBanner>{page.error.message}</ErrorBanner>}
+      {!page.data && !page.error && <p className="muted">Loading…</p>}
+      {page.data && rows.length === 0 && cursors.length === 0 && (
+        <Empty title="No runs yet">
+          <p>A run starts when an agent takes an item off this queue.</p>
+        </Empty>
+      )}
+      {rows.length > 0 && (
+        <div className="card table-card">
+          <table className="table" aria-label="Runs">
+            <thead>
+              <tr>
+                <th scope="col">
+                  <span className="sr-only">Select</span>
+                </th>
+                <th scope="col">Run</th>
+                <SortHeader column="name" label="Name" view={view} />
+                <th scope="col">Status</th>
+                <SortHeader column="created_at" label="Created" view={view} />
+                <SortHeader column="duration" label="Duration" view={view} numeric />
+                <th scope="col" className="num">
+                  Exit code
+                </th>
+                <th scope="col">Error stage</th>
+                {view.columns.map((c) => (
+                  <SortHeader key={c} column={c} label={c} view={view} numeric={c.startsWith('metric.')} />
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.id} data-run={r.id}>
+                  <td>
+                    <input
+                      type="checkbox"
+                      aria-label={`Select run ${r.id}`}
+                      checked={selected.includes(r.id)}
+                      onChange={() => toggle(r.id)}
+                    />
+                  </td>
+                  <td>
+                    <Link href={`/runs/${r.id}`} className="mono" title={r.id}>
+                      {shortId(r.id)}
+                    </Link>
+                  </td>
+                  <td>{r.name ?? <span className="muted">—</span>}</td>
+                  <td>
+                    <StateBadge state={r.status} />
+                    {r.warning && (
+                      <span className="run-warning-mark" title={r.warning} data-warning>
+                        <span aria-hidden="true"> ⚠</span>
+                        <span className="sr-only">warning: {r.warning}</span>
+                      </span>
+                    )}
+                  </td>
+                  <td>
+                    <Time ms={r.created_at} />
+                  </td>
+                  <td className="num">
+                    {r.started_at === null ? '—' : formatDuration((r.ended_at ?? now) - r.started_at)}
+                  </td>
+                  <td className="num">{r.exit_code ?? <span className="muted">—</span>}</td>
+                  <td>
+                    {r.error_stage ? (
+                      <span className="error-stage" title={r.error_message ?? undefined}>
+                        {r.error_stage}
+                      </span>
+                    ) : (
+                      <span className="muted">—</span>
+                    )}
+                  </td>
+                  {view.columns.map((c) => (
+                    <td key={c} className={c.startsWith('metric.') ? 'num mono' : 'mono'} data-column={c}>
+                      {cell(r.columns[c])}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <nav className="pager" aria-label="Runs pages">
+        <button
+          type="button"
+          className="btn btn-small"
+          disabled={cursors.length === 0}
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+        >
+          Previous
+        </button>
+        <button
+          type="button"
+          className="btn btn-small"
+          disabled={!page.data?.next_cursor}
+          onClick={() => {
+            const next = page.data?.next_cursor;
+            if (next) setCursors((c) => [...c, next]);
+          }}
+        >
+          Next
+        </button>
+      </nav>
+    </section>
+  );
+}
