@@ -3,45 +3,24 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupDockerAfter, dockerAvailable, PYTHON } from '../helpers/docker.js';
-import { codeDir } from '../helpers/jobs.js';
-import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
+import {
+  ROOT,
+  agentConfig,
+  cleanupAll,
+  cli,
+  startAgent,
+  startServer,
+  tempDir,
+  until,
+  type TestServer,
+} from '../helpers/procs.js';
 import { UiPage, browserUnavailable, launchBrowser } from '../ui/browser.js';
 
 /** Debian's python3 with python3-numpy (scripts/services/base.sh); the container image has the same packages. */
 const HOST_PYTHON = '/usr/bin/python3';
 
-/**
- * A small real training job: logistic regression by gradient descent with numpy on a fixed synthetic data set, the
- * learning rate and epochs from the run config. It prints LIFTOFF_METRICS lines per epoch and saves the weights and
- * its final accuracy to $LIFTOFF_OUTPUT_DIR.
- */
-const TRAIN = `
-import json, os
-import numpy as np
-
-config = json.loads(os.environ.get("LIFTOFF_RUN_CONFIG") or "{}")
-lr, epochs = float(config.get("lr", 0.5)), int(config.get("epochs", 30))
-
-def data():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(400, 2))
-    y = (x @ np.array([2.0, -1.0]) + 0.3 > 0).astype(float)
-    return np.hstack([x, np.ones((400, 1))]), y
-
-x, y = data()
-w = np.zeros(3)
-for epoch in range(epochs):
-    p = 1 / (1 + np.exp(-(x @ w)))
-    loss = float(-np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))
-    w -= lr * x.T @ (p - y) / len(y)
-    accuracy = float(np.mean(((x @ w) > 0) == (y > 0.5)))
-    print("LIFTOFF_METRICS " + json.dumps({"step": epoch, "loss": loss, "accuracy": accuracy}), flush=True)
-out = os.environ["LIFTOFF_OUTPUT_DIR"]
-np.save(os.path.join(out, "model.npy"), w)
-with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump({"accuracy": accuracy, "numpy": np.__version__}, f)
-print("saved model with accuracy", accuracy, flush=True)
-`;
+/** The README's example, launched as it is. */
+const EXAMPLE = join(ROOT, 'examples', 'train-numpy');
 
 /** Loads a downloaded model with numpy and scores it on the same data, as a user would after training. */
 const SCORE = `
@@ -93,9 +72,8 @@ describe.skipIf(!dockerAvailable() || skipUi !== undefined)('training a model fr
   });
 
   const train = async (queue: string, extra: string[]) => {
-    const dir = codeDir({ 'train.py': TRAIN });
     const r = await cli(
-      ['launch', '-q', queue, '--code', dir, ...extra, '--set', 'lr=0.8', '--set', 'epochs=25', '--wait'],
+      ['launch', '-q', queue, '--code', EXAMPLE, ...extra, '--set', 'lr=0.8', '--set', 'epochs=25', '--wait'],
       server.env,
     );
     expect(r.code, r.output).toBe(0);
@@ -148,5 +126,27 @@ describe.skipIf(!dockerAvailable() || skipUi !== undefined)('training a model fr
   it('as a local process with the host’s Debian numpy', async () => {
     const { runId } = await train('train-proc', ['-E', `${HOST_PYTHON} train.py`]);
     await check(runId);
+    // The README's next steps: a re-run with another learning rate, then both runs side by side, best first.
+    const again = await cli(['runs', 'rerun', runId, '--set', 'lr=0.05', '--json'], server.env);
+    expect(again.code, again.output).toBe(0);
+    const itemId = (JSON.parse(again.output) as { id: string }).id;
+    await until(async () => ((await server.client.getItem(itemId)).state === 'finished' ? true : undefined), 60_000);
+    const list = await cli(
+      [
+        'runs',
+        'list',
+        '-q',
+        'train-proc',
+        '--columns',
+        'config.lr,metric.accuracy',
+        '--sort',
+        '-metric.accuracy',
+        '--json',
+      ],
+      server.env,
+    );
+    const rows = JSON.parse(list.output) as Array<{ id: string; columns: Record<string, unknown> }>;
+    expect(rows.map((r) => r.columns['config.lr'])).toEqual([0.8, 0.05]);
+    expect(rows[0]!.id).toBe(runId);
   }, 300_000);
 });
