@@ -29,6 +29,8 @@ describe('benchmarks (quick mode)', () => {
       'Archive check',
       'Slurm path',
       'Outputs upload',
+      'Runs list: pages of 100k runs',
+      'Metric parsing on log ingestion',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
@@ -40,7 +42,9 @@ describe('benchmarks (quick mode)', () => {
       'dispatch',
       'footprint',
       'idle',
+      'metrics',
       'outputs',
+      'runs',
       'slurm',
       'throughput',
     ]);
