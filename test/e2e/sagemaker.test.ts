@@ -133,6 +133,12 @@ describe.skipIf(!modelsDir)('sagemaker queues with real server and agent process
     const [run] = (await server.client.listRuns('default', { queue: 'sm', limit: 1 })).runs;
     expect(run).toMatchObject({ status: 'failed', exit_code: 3, error_stage: 'run' });
     expect(run?.error_message).toMatch(/SageMaker: AlgorithmError: .*exit code 3/);
+    // Where SageMaker put the job's outputs (its documented <S3OutputPath>/<job>/output/ layout), on the run.
+    expect(run?.outputs_link).toBe(`s3://liftoff-test/models/liftoff-${run?.id}/output/`);
+    const outputs = await cli(['runs', 'outputs', run?.id ?? ''], server.env);
+    expect(outputs.output).toContain(
+      `The job writes its outputs to s3://liftoff-test/models/liftoff-${run?.id}/output/ (not copied by Liftoff).`,
+    );
   }, 240_000);
 
   it("streams a running training job's log into `liftoff runs logs -f` while the job runs", async () => {

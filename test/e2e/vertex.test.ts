@@ -150,6 +150,8 @@ describe.skipIf(!dockerAvailable())('vertex queues with real server and agent pr
     expect(agent.proc.output).toContain(
       `gcp: Artifact Registry images (*-docker.pkg.dev) go to ${registry.host} (LIFTOFF_GAR_DOCKER_HOST)`,
     );
+    // The job's base output directory (under the queue's staging bucket) is the run's outputs link.
+    expect((await server.client.getRun(run?.id ?? '')).outputs_link).toBe(`gs://liftoff-staging/liftoff/${run?.id}`);
 
     const bad = await cli(
       ['launch', '-q', 'vx', '--image', image, '-E', 'sh -c "echo failing; exit 3"', '--wait'],

@@ -61,7 +61,9 @@ describe.skipIf(skipReason !== undefined)('run outputs in the web UI', () => {
       agent_id: 'ui-out',
       files: files.map((f) => ({ path: f.path, size: f.data.length, sha256: sha(f.data) })),
     });
-    await c.reportRun(run.id, { agent_id: 'ui-out', state: 'finished', exit_code: 0 });
+    // Where the job also wrote outputs in the cloud (as a SageMaker or Vertex runner reports it).
+    const link = `s3://liftoff-models/train/liftoff-${run.id}/output/`;
+    await c.reportRun(run.id, { agent_id: 'ui-out', state: 'finished', exit_code: 0, outputs_link: link });
 
     ui = await UiPage.open(browser, server);
     const { page } = ui;
@@ -78,6 +80,11 @@ describe.skipIf(skipReason !== undefined)('run outputs in the web UI', () => {
       ['ckpt/model.pt', '1.5 MiB'],
       ['notes.txt', '21 B'],
     ]);
+    expect(await section.getByTestId('outputs-link').innerText()).toBe(
+      `The job writes its outputs to ${link} (in the cloud; Liftoff does not copy them).`,
+    );
+    // Shown as text: nothing on the page links to it.
+    expect(await page.locator(`a[href*="liftoff-models"]`).count()).toBe(0);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
       section.getByRole('button', { name: 'Download ckpt/model.pt' }).click(),

@@ -436,6 +436,7 @@ export class LaunchAgent {
         onRunning: () => reporter.running(),
         onStarting: () => reporter.starting(),
         onWarning: (w) => reporter.warn(w),
+        onOutputsLink: (uri) => reporter.outputsLink(uri),
       });
       // A run's own uid is recorded where only the agent writes: whatever still runs as it belonged to that run.
       const user = await recordedUser(stateDir);

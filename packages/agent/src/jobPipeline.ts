@@ -184,6 +184,7 @@ export async function executeJob(
       onRunning: () => reporter.running(),
       onStarting: () => reporter.starting(),
       onWarning: (w) => reporter.warn(w),
+      onOutputsLink: (uri) => reporter.outputsLink(uri),
       allow: item.queue_settings.allow,
       logger: ctx.opts.logger,
     });

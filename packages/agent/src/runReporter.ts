@@ -10,6 +10,7 @@ export class RunReporter {
   private chain: Promise<void> = Promise.resolve();
   private phase: 'starting' | 'running' = 'starting';
   private warning: string | null = null;
+  private link: string | undefined;
   /** The last warning ever set, kept after it cleared: a start timeout names it as the reason. */
   lastWarning: string | null = null;
 
@@ -45,11 +46,18 @@ export class RunReporter {
     this.send({ state: this.phase, warning });
   }
 
+  /** Where the job writes its outputs when it runs elsewhere (SageMaker, Vertex): recorded on the run once. */
+  outputsLink(uri: string): void {
+    if (uri === this.link) return;
+    this.link = uri;
+    this.send({ state: this.phase, outputs_link: uri });
+  }
+
   flush(): Promise<void> {
     return this.chain;
   }
 
-  private send(body: { state: 'starting' | 'running'; warning?: string | null }): void {
+  private send(body: { state: 'starting' | 'running'; warning?: string | null; outputs_link?: string }): void {
     this.chain = this.chain.then(() =>
       withRetry(() => this.client.reportRun(this.runId, { agent_id: this.agentId, ...body }), {
         deadlineMs: REPORT_DEADLINE_MS,

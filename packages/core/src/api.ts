@@ -293,6 +293,12 @@ export const Item = z.object({
 });
 export type Item = z.infer<typeof Item>;
 
+/** An object-store URI (`s3://bucket/key`, `gs://bucket/key`) of printable characters without spaces. */
+export const OutputsLink = z
+  .string()
+  .max(2048)
+  .regex(/^(s3|gs):\/\/[a-z0-9][a-z0-9._-]{1,221}(\/[\x21-\x7e]*)?$/, 'an s3:// or gs:// URI');
+
 export const Run = z.object({
   id: z.string(),
   item_id: z.string(),
@@ -309,6 +315,11 @@ export const Run = z.object({
   log_size: z.number().int(),
   /** The latest non-fatal problem the runner reported (e.g. a pod that cannot be scheduled); null when none. */
   warning: z.string().nullable(),
+  /**
+   * Where a runner whose job runs elsewhere had it write its outputs (SageMaker's `<S3OutputPath>/<job>/output/`,
+   * Vertex's base output directory), as an `s3://` or `gs://` URI; null otherwise (docs/outputs.md).
+   */
+  outputs_link: z.string().nullable().default(null),
 });
 export type Run = z.infer<typeof Run>;
 
@@ -429,6 +440,8 @@ export const ReportRunBody = z.object({
   error_message: z.string().max(16_384).optional(),
   /** Absent keeps the run's warning, null clears it, a string sets it; a report may repeat the state to change it. */
   warning: z.string().max(4096).nullable().optional(),
+  /** Where the job's outputs go when it runs elsewhere (`Run.outputs_link`); absent keeps what is recorded. */
+  outputs_link: OutputsLink.optional(),
 });
 export type ReportRunBody = z.input<typeof ReportRunBody>;
 

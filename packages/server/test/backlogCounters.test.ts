@@ -271,10 +271,11 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0015 (the runs list's indexes) and 0014 (run outputs). */
+/** And 0017 (outputs links), 0015 (the runs list's indexes) and 0014 (run outputs). */
+const UNDO_0017 = `ALTER TABLE runs DROP COLUMN outputs_link; DELETE FROM kysely_migration WHERE name = '0017_run_outputs_link'`;
 const UNDO_0015 = `DROP INDEX runs_queue_created; DROP INDEX runs_created; DROP INDEX runs_queue_status_created;
     DROP INDEX runs_status_created; CREATE INDEX runs_queue ON runs (queue_id, created_at);
-    DELETE FROM kysely_migration WHERE name = '0015_runs_list'`;
+    DELETE FROM kysely_migration WHERE name = '0015_runs_list'; ${UNDO_0017}`;
 const UNDO_0014 = `DROP TABLE run_outputs; DROP TABLE run_output_chunks; DROP TABLE run_output_commits;
     DROP TABLE artifact_chunks; DELETE FROM kysely_migration WHERE name = '0014_outputs'; ${UNDO_0015}`;
 /** Back to the schema before 0012 (and the migrations after it, which kysely would otherwise find out of order). */

@@ -14,7 +14,16 @@ export function formatSize(n: number): string {
  * The run's outputs (files its job left in $LIFTOFF_OUTPUT_DIR) with sizes and a download button each. The agent
  * lists them all at once after the run ends, so the list is read again while the run is not over.
  */
-export function RunOutputs({ runId, ended }: { runId: string; ended: boolean }) {
+export function RunOutputs({
+  runId,
+  ended,
+  link,
+}: {
+  runId: string;
+  ended: boolean;
+  /** Where a job that ran elsewhere (SageMaker, Vertex) wrote its outputs; shown as text, never as a link target. */
+  link?: string | null;
+}) {
   const { api } = useSession();
   // Polled until the run ended, then read once more (the upload comes just before the final status).
   const list = usePoll((a) => a.runOutputs(runId), [runId, ended], ended ? 0 : 5000);
@@ -47,6 +56,11 @@ export function RunOutputs({ runId, ended }: { runId: string; ended: boolean }) 
       <h2 id="outputs-title">Outputs</h2>
       {list.error && <p className="field-error">{list.error.message}</p>}
       {error && <p className="field-error">{error}</p>}
+      {link && (
+        <p className="small" data-testid="outputs-link">
+          The job writes its outputs to <code className="mono">{link}</code> (in the cloud; Liftoff does not copy them).
+        </p>
+      )}
       {!list.data ? (
         <p className="muted">Loading…</p>
       ) : outputs.length === 0 ? (

@@ -154,6 +154,8 @@ export interface Run {
   log_size: number;
   /** The latest non-fatal problem the agent reported, e.g. a pod that cannot be scheduled. */
   warning?: string | null;
+  /** Where a job that ran elsewhere (SageMaker, Vertex) wrote its outputs: an s3:// or gs:// URI. */
+  outputs_link?: string | null;
 }
 /** A row of the runs list (docs/runs.md): the run, its spec's name and the chosen columns' values. */
 export interface RunListRow extends Run {

@@ -58,6 +58,8 @@ export interface JobContext {
   onStarting?: () => void;
   /** The latest non-fatal problem (unschedulable, image pull back-off, ...), or null once it cleared. */
   onWarning: (warning: string | null) => void;
+  /** Runners whose job runs elsewhere: where it writes its outputs (an s3:// or gs:// URI), shown on the run. */
+  onOutputsLink?: (uri: string) => void;
   /** Guardrail exceptions the job's queue allows. */
   allow: readonly SecurityAllowance[];
   logger: Logger;
@@ -78,6 +80,7 @@ export type AdoptContext = Pick<
   | 'onRunning'
   | 'onStarting'
   | 'onWarning'
+  | 'onOutputsLink'
 >;
 
 export type RunOutcome =

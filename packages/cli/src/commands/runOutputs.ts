@@ -27,10 +27,15 @@ export function runOutputsCommand(runs: Command, env: Env): void {
       const client = await connect(flags, env);
       const runId = await runIdOf(client, id);
       const { outputs, total_bytes } = await client.listOutputs(runId);
+      const link = (await client.getRun(runId)).outputs_link;
+      // A job that ran elsewhere (SageMaker, Vertex) wrote its outputs to the cloud: said, never fetched from there.
+      if (link && !flags.json)
+        console.log(`The job writes its outputs to ${stripTerminalControls(link)} (not copied by Liftoff).`);
       if (flags.download === undefined) {
-        if (flags.json) return printJson({ outputs, total_bytes });
-        if (!outputs.length)
+        if (flags.json) return printJson({ outputs, total_bytes, outputs_link: link });
+        if (!outputs.length && !link)
           return console.log(`Run ${runId} has no outputs (a job saves them by writing files to $LIFTOFF_OUTPUT_DIR).`);
+        if (!outputs.length) return;
         console.log(
           table(
             ['PATH', 'SIZE', 'SHA256', 'CREATED'],

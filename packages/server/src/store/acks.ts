@@ -117,6 +117,7 @@ export async function acksIn(
       ended_at: null,
       log_size: 0,
       warning: null,
+      outputs_link: null,
     });
   }
   return out;

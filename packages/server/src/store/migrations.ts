@@ -391,6 +391,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('runs_status_created').on('runs').columns(['status', 'created_at', 'id']).execute();
     },
   },
+  '0017_run_outputs_link': {
+    // Where a runner whose job runs elsewhere (SageMaker, Vertex) had it write its outputs, reported by the agent.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('runs').addColumn('outputs_link', 'text').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -60,7 +60,7 @@ interface RunWrite {
   itemId: string;
   changes: Pick<
     RunRow,
-    'status' | 'started_at' | 'ended_at' | 'exit_code' | 'error_stage' | 'error_message' | 'warning'
+    'status' | 'started_at' | 'ended_at' | 'exit_code' | 'error_stage' | 'error_message' | 'warning' | 'outputs_link'
   >;
 }
 
@@ -74,6 +74,7 @@ function rowAfter(row: RunRow, run: Run): RunRow {
     error_stage: run.error_stage,
     error_message: run.error_message,
     warning: run.warning ?? null,
+    outputs_link: run.outputs_link ?? null,
   };
 }
 
@@ -101,6 +102,7 @@ async function writeRuns(trx: Db, writes: readonly RunWrite[]): Promise<void> {
       error_stage: byRun('error_stage', 'text'),
       error_message: byRun('error_message', 'text'),
       warning: byRun('warning', 'text'),
+      outputs_link: byRun('outputs_link', 'text'),
     })
     .where(
       'id',
@@ -207,6 +209,7 @@ async function applyReport(
     error_stage: body.error_stage ?? run.error_stage,
     error_message: body.error_message ?? run.error_message,
     warning,
+    outputs_link: body.outputs_link ?? run.outputs_link,
   };
   pending.push({ runId, itemId: run.item_id, changes });
   // The run is what was read plus what is written: built here rather than read back.

@@ -35,6 +35,7 @@ export function toRun(r: Selectable<RunsTable> & { queue_name: string; entity_na
     ended_at: numOrNull(r.ended_at),
     log_size: Number(r.log_size),
     warning: r.warning,
+    outputs_link: r.outputs_link ?? null,
   };
 }
 

@@ -76,6 +76,7 @@ export interface RunsTable {
   ended_at: number | null;
   log_size: Generated<number>;
   warning: Generated<string | null>;
+  outputs_link: Generated<string | null>;
   /** The agent-facing log offset: bytes accepted, stored or dropped past the cap (log_size counts stored ones). */
   log_received: Generated<number>;
   log_dropped: Generated<number>;

@@ -353,7 +353,7 @@ export function RunPage({ id }: { id: string }) {
           <LogView logs={logs} />
         </div>
         <aside className="run-side">
-          <RunOutputs runId={r.id} ended={terminal} />
+          <RunOutputs runId={r.id} ended={terminal} link={r.outputs_link} />
           <section className="card pad" aria-labelledby="timeline-title">
             <h2 id="timeline-title">Timeline</h2>
             <Timeline run={r} item={item.data} />

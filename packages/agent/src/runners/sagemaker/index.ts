@@ -79,6 +79,7 @@ export class SageMakerRunner implements Runner {
       const created = await clients.sagemaker.send(new CreateTrainingJobCommand(request));
       if (!created.TrainingJobArn) throw new RunnerError(`CreateTrainingJob for ${name} returned no TrainingJobArn.`);
       job.onNote(`sagemaker training job ${name} created (${created.TrainingJobArn})`);
+      reportOutputs(job, request.OutputDataConfig?.S3OutputPath, name);
     } catch (e) {
       if (e instanceof RunnerError) throw e;
       const err = e as Error;
@@ -100,6 +101,7 @@ export class SageMakerRunner implements Runner {
       run.onNote(
         `re-adopted sagemaker training job ${name} (${job.TrainingJobStatus ?? 'unknown'}); its log is read again from the start`,
       );
+      reportOutputs(run, job.OutputDataConfig?.S3OutputPath, name);
       return this.track(name, run, job.ResourceConfig?.InstanceCount ?? 1);
     } catch (e) {
       if (isNotFound(e)) {
@@ -195,4 +197,12 @@ export class SageMakerRunner implements Runner {
 function options(aws: AwsClientSettings, service: 'sagemaker' | 'logs' | 'sts') {
   const endpoint = aws.endpoints[service];
   return { region: aws.region, credentials: aws.credentials, ...(endpoint ? { endpoint } : {}) };
+}
+
+/**
+ * SageMaker writes a training job's model (model.tar.gz) and output data (output.tar.gz) under
+ * `<S3OutputPath>/<job name>/output/`: that prefix is the run's outputs link. Liftoff does not copy them.
+ */
+function reportOutputs(ctx: Pick<AdoptContext, 'onOutputsLink'>, base: string | undefined, name: string): void {
+  if (base) ctx.onOutputsLink?.(`${base.replace(/\/+$/, '')}/${name}/output/`);
 }

@@ -5,7 +5,7 @@ import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDep
 import { CustomJobRun, type PollTimes } from './customJobRun.js';
 import { LABEL_AGENT, LABEL_RUN, agentLabel, buildJob } from './request.js';
 import { VertexApi, isNotFound } from './rest.js';
-import type { CustomJobView } from './state.js';
+import { outputDirOf, type CustomJobView } from './state.js';
 
 const NO_GCP =
   'vertex queues need Google Cloud: add `environment: {type: gcp, project: <project>, region: <region>}` to the agent config (credentials come from Application Default Credentials: a key file, gcloud ADC, workload identity or the metadata server).';
@@ -82,6 +82,8 @@ export class VertexRunner implements Runner {
     if (!created.name) throw new RunnerError('customJobs.create returned no job name.');
     writeFileSync(join(job.stateDir, RECORD), JSON.stringify({ name: created.name }), { mode: 0o600 });
     job.onNote(`vertex custom job ${created.name} created`);
+    const outputs = outputDirOf(created) ?? outputDirOf(body as CustomJobView);
+    if (outputs) job.onOutputsLink?.(outputs);
     return this.track(created.name, job, tasksOf(body));
   }
 
@@ -110,6 +112,8 @@ export class VertexRunner implements Runner {
       run.onNote(
         `re-adopted vertex custom job ${job.name} (${job.state ?? 'unknown'}); its log is read again from the start`,
       );
+      const outputs = outputDirOf(job);
+      if (outputs) run.onOutputsLink?.(outputs);
       return this.track(job.name, run, tasksOf(job));
     } catch (e) {
       return {

@@ -10,8 +10,13 @@ export interface CustomJobView {
   name?: string;
   state?: string;
   error?: { code?: number; message?: string };
-  jobSpec?: { scheduling?: { strategy?: string } };
-  job_spec?: { scheduling?: { strategy?: string } };
+  jobSpec?: { scheduling?: { strategy?: string }; baseOutputDirectory?: { outputUriPrefix?: string } };
+  job_spec?: { scheduling?: { strategy?: string }; base_output_directory?: { output_uri_prefix?: string } };
+}
+
+/** The job's base output directory (`AIP_MODEL_DIR` is `<it>/model/`): the run's outputs link. */
+export function outputDirOf(job: CustomJobView): string | undefined {
+  return job.jobSpec?.baseOutputDirectory?.outputUriPrefix ?? job.job_spec?.base_output_directory?.output_uri_prefix;
 }
 
 /** "... exited with a non-zero status of 3 ...": Vertex's wording for a replica's exit; the number is kept. */
