@@ -147,6 +147,11 @@ export const LaunchSpec = z
     project: z.string().max(128).optional(),
     /** Set by the server from the pushing key; a pushed value is ignored. */
     author: z.string().optional(),
+    /**
+     * Opt-in: the agent also sets the variables W&B's agent sets (WANDB_CONFIG, WANDB_RUN_ID, ...; jobEnv.ts), so
+     * W&B-instrumented code reads its config unchanged. `liftoff launch --spec` sets it; `--wandb-env` too.
+     */
+    wandb_env: z.boolean().optional(),
   })
   .superRefine((spec, ctx) => {
     if (Object.keys(spec.secret_env).length > 100)

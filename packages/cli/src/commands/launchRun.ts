@@ -15,12 +15,16 @@ import {
   type LaunchSpecInput,
   type LiftoffClient,
   type PriorityName,
+  type PushBody,
   type ResourceType,
+  RunConfigLooksLikeSpecError,
 } from '@liftoff/core';
 import { codeFilter } from '../codeIgnore.js';
 import { connect } from '../connection.js';
 import { applySets, parsePairs } from '../runConfigFlags.js';
 import { uploadProgress } from '../uploadProgress.js';
+import { specLookalikeKey } from '../wandbSpec.js';
+import { readWandbSpec, specEntity, specFromMapped } from './launchSpecFile.js';
 import { printJson, writeLog } from '../output.js';
 
 /** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
@@ -47,18 +51,31 @@ export interface LaunchFlags {
   wait?: boolean;
   json?: boolean;
   url?: string;
+  /** A W&B launch spec file (launchSpecFile.ts). */
+  spec?: string;
+  /** Whether -e was given (else the spec's entity, or `default`). */
+  entityGiven?: boolean;
+  /** Opt in to the environment W&B's agent sets (WANDB_CONFIG, ...). */
+  wandbEnv?: boolean;
 }
 
 export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
   const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
-  const spec = await buildSpec(client, args, flags, env);
-  if (flags.sweep.length) return pushSweep(client, spec, flags);
-  const item = await client.push(flags.entity, flags.queue, {
-    spec,
-    ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
-    // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
-    template_variables: parsePairs(flags.setVar, '--set-var'),
-  });
+  let body: PushBody;
+  if (flags.spec) {
+    body = await pushFromWandbSpec(client, args, flags);
+  } else {
+    if (flags.config) refuseSpecLookalike(flags.config, readConfigFile(flags.config));
+    const spec = await buildSpec(client, args, flags, env);
+    if (flags.sweep.length) return pushSweep(client, spec, flags);
+    body = {
+      spec,
+      ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+      // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
+      template_variables: parsePairs(flags.setVar, '--set-var'),
+    };
+  }
+  const item = await client.push(flags.entity, flags.queue, body);
   if (flags.json && !flags.wait) return printJson(item);
   process.stderr.write(
     `queued item ${item.id} on ${item.entity}/${item.queue}${item.position ? ` (position ${item.position})` : ''}\n`,
@@ -146,6 +163,7 @@ async function buildSpec(
       : {},
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.project ? { project: flags.project } : {}),
+    ...(flags.wandbEnv ? { wandb_env: true } : {}),
   };
 }
 
@@ -207,21 +225,46 @@ export async function packDirectory(dir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function runConfig(flags: LaunchFlags): Record<string, unknown> {
-  let config: Record<string, unknown> = {};
-  if (flags.config) {
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(readFileSync(flags.config, 'utf8'));
-    } catch (e) {
-      throw new BadRequestError(`--config ${flags.config}: ${(e as Error).message.split('\n')[0]}`);
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new BadRequestError(`--config ${flags.config}: the top level must be a mapping of config keys.`);
-    }
-    config = parsed as Record<string, unknown>;
+function readConfigFile(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new BadRequestError(`--config ${file}: ${(e as Error).message.split('\n')[0]}`);
   }
-  return applySets(config, flags.set);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequestError(`--config ${file}: the top level must be a mapping of config keys.`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** `-c` is the run config in Liftoff but the launch spec in W&B: a file that looks like a spec is refused. */
+function refuseSpecLookalike(file: string, config: Record<string, unknown>): void {
+  const key = specLookalikeKey(config);
+  if (key) throw new RunConfigLooksLikeSpecError(file, key);
+}
+
+function runConfig(flags: LaunchFlags): Record<string, unknown> {
+  return applySets(flags.config ? readConfigFile(flags.config) : {}, flags.set);
+}
+
+/** `--spec FILE`: a W&B launch spec mapped to a push (wandbSpec.ts); --set, --set-var and --env still apply. */
+async function pushFromWandbSpec(client: LiftoffClient, args: string[], flags: LaunchFlags): Promise<PushBody> {
+  const mapped = readWandbSpec(flags.spec as string, flags as unknown as Record<string, unknown>, args);
+  flags.entity = specEntity(mapped, flags.entity, flags.entityGiven ?? true);
+  if (mapped.source.type === 'job')
+    throw new BadRequestError('"job" in a W&B spec needs Liftoff jobs, which this build does not have yet.');
+  const spec = await specFromMapped(client, mapped, flags.entity, uploadCode);
+  const secret = splitSecretEnv(parsePairs(flags.env, '--env'));
+  return {
+    spec: {
+      ...(spec as LaunchSpecInput),
+      run_config: applySets(spec.run_config ?? {}, flags.set),
+      ...secret,
+    },
+    ...(mapped.priority ? { priority: mapped.priority } : {}),
+    template_variables: { ...mapped.template_variables, ...parsePairs(flags.setVar, '--set-var') },
+  };
 }
 
 /**
