@@ -12,3 +12,4 @@ export * from './containerArgs.js';
 export * from './logPages.js';
 export * from './redact.js';
 export * from './agentProtocol.js';
+export * from './jobs.js';

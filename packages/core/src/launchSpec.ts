@@ -152,6 +152,17 @@ export const LaunchSpec = z
      * W&B-instrumented code reads its config unchanged. `liftoff launch --spec` sets it; `--wandb-env` too.
      */
     wandb_env: z.boolean().optional(),
+    /**
+     * The job version this launch came from (docs/jobs.md): the server takes the source, Dockerfile, base image
+     * and (when none is given) the entry point from that version and checks the run config against its schema.
+     */
+    job: z
+      .object({
+        name: z.string().min(1).max(64),
+        version: z.string().regex(/^v\d{1,9}$/, 'a version name: v0, v1, ...'),
+      })
+      .strict()
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     if (Object.keys(spec.secret_env).length > 100)

@@ -30,6 +30,7 @@ import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
 import { secretRoutes } from './routes/secrets.js';
+import { jobRoutes } from './routes/jobs.js';
 import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
@@ -162,6 +163,7 @@ export async function buildApp(
   agentRoutes(app, ctx);
   archiveRoutes(app, ctx);
   secretRoutes(app, ctx);
+  jobRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

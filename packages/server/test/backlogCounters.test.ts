@@ -276,11 +276,13 @@ const UNDO_0012: Record<string, string> = {
   sqlite: `DROP TRIGGER items_backlog_insert; DROP TRIGGER items_backlog_delete; DROP TRIGGER items_backlog_update;
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
-    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed'`,
+    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs'`,
   postgres: `DROP TRIGGER items_backlog ON items; DROP FUNCTION liftoff_backlog_delta();
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
-    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed'`,
+    ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs'`,
 };
 
 for (const backend of BACKENDS) {
