@@ -7,9 +7,15 @@ export function launchCommand(program: Command, env: Env): void {
   program
     .command('launch')
     .description('push a job onto a queue')
-    .usage('-q QUEUE (--code DIR | --git URL [--ref REF] | --image IMAGE) -E "PROGRAM ARGS" [options] [-- job args]')
+    .usage(
+      '-q QUEUE (--code DIR | --git URL [--ref REF] | --image IMAGE | -j JOB[:VERSION] | --spec FILE) -E "PROGRAM ARGS" [options] [-- job args]',
+    )
     .option('-q, --queue <name>', 'queue to push to', 'default')
     .option('-e, --entity <name>', "entity owning the queue (default: the --spec's entity, else default)")
+    .option(
+      '-j, --job <name[:version]>',
+      'launch a version of a job of the entity (NAME, NAME:v2, NAME:alias; default latest)',
+    )
     .option('--code <dir>', "upload this directory as the job's code")
     .option('--git <url>', 'clone this repository (https://, ssh://, file:// or user@host:path)')
     .option('--ref <ref>', "git branch, tag or commit (default: the remote's HEAD)")

@@ -25,6 +25,7 @@ import { applySets, parsePairs } from '../runConfigFlags.js';
 import { uploadProgress } from '../uploadProgress.js';
 import { specLookalikeKey } from '../wandbSpec.js';
 import { readWandbSpec, specEntity, specFromMapped } from './launchSpecFile.js';
+import { assertNoSourceFlags, jobLaunchSpec } from './jobLaunch.js';
 import { printJson, writeLog } from '../output.js';
 
 /** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
@@ -57,6 +58,8 @@ export interface LaunchFlags {
   entityGiven?: boolean;
   /** Opt in to the environment W&B's agent sets (WANDB_CONFIG, ...). */
   wandbEnv?: boolean;
+  /** `NAME[:vN|:alias]` of a job of the entity (jobLaunch.ts). */
+  job?: string;
 }
 
 export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
@@ -124,7 +127,7 @@ async function buildSpec(
   env: Env,
 ): Promise<LaunchSpecInput> {
   const image = flags.image ?? (!flags.code && !flags.git ? env.LIFTOFF_DOCKER || undefined : undefined);
-  if ([flags.code, flags.git, image].filter(Boolean).length !== 1) {
+  if (!flags.job && [flags.code, flags.git, image].filter(Boolean).length !== 1) {
     throw new BadRequestError(
       'Give exactly one source: --code DIR, --git URL or --image IMAGE (or set LIFTOFF_DOCKER).',
     );
@@ -132,7 +135,7 @@ async function buildSpec(
   if (flags.ref && !flags.git) throw new BadRequestError('--ref only applies to --git.');
   if (flags.dockerfile && image)
     throw new BadRequestError('--dockerfile needs code to build (--code or --git), not an image.');
-  if (!flags.entryPoint && !image)
+  if (!flags.entryPoint && !image && !flags.job)
     throw new BadRequestError('--entry-point (-E) is required for --code and --git jobs.');
   if (flags.priority && !(flags.priority in PRIORITIES)) {
     throw new BadRequestError(
@@ -141,6 +144,10 @@ async function buildSpec(
   }
   if (flags.resource && !(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
     throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
+  }
+  if (flags.job) {
+    assertNoSourceFlags(flags as unknown as Record<string, unknown>);
+    return (await jobLaunchSpec(client, flags.entity, flags.job, await specRest(client, args, flags))).spec;
   }
   const source = image
     ? { type: 'image' as const, image }
@@ -152,8 +159,15 @@ async function buildSpec(
         };
   return {
     source,
-    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
     ...(flags.dockerfile ? { dockerfile: flags.dockerfile } : {}),
+    ...(await specRest(client, args, flags)),
+  };
+}
+
+/** Everything of the spec but its source: the same for a one-off push and a launch of a job. */
+async function specRest(client: LiftoffClient, args: string[], flags: LaunchFlags) {
+  return {
+    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
     args,
     run_config: runConfig(flags),
     ...splitSecretEnv(parsePairs(flags.env, '--env')),
@@ -252,16 +266,19 @@ function runConfig(flags: LaunchFlags): Record<string, unknown> {
 async function pushFromWandbSpec(client: LiftoffClient, args: string[], flags: LaunchFlags): Promise<PushBody> {
   const mapped = readWandbSpec(flags.spec as string, flags as unknown as Record<string, unknown>, args);
   flags.entity = specEntity(mapped, flags.entity, flags.entityGiven ?? true);
-  if (mapped.source.type === 'job')
-    throw new BadRequestError('"job" in a W&B spec needs Liftoff jobs, which this build does not have yet.');
-  const spec = await specFromMapped(client, mapped, flags.entity, uploadCode);
-  const secret = splitSecretEnv(parsePairs(flags.env, '--env'));
+  const mappedSpec = await specFromMapped(client, mapped, flags.entity, uploadCode);
+  const rest = {
+    ...mappedSpec,
+    run_config: applySets(mappedSpec.run_config ?? {}, flags.set),
+    ...splitSecretEnv(parsePairs(flags.env, '--env')),
+  };
+  const src = mapped.source;
+  const spec =
+    src.type === 'job'
+      ? (await jobLaunchSpec(client, flags.entity, `${src.name}${src.version ? `:${src.version}` : ''}`, rest)).spec
+      : (rest as LaunchSpecInput);
   return {
-    spec: {
-      ...(spec as LaunchSpecInput),
-      run_config: applySets(spec.run_config ?? {}, flags.set),
-      ...secret,
-    },
+    spec,
     ...(mapped.priority ? { priority: mapped.priority } : {}),
     template_variables: { ...mapped.template_variables, ...parsePairs(flags.setVar, '--set-var') },
   };

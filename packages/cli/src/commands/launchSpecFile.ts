@@ -5,6 +5,7 @@ import { mapWandbSpec, type MappedSpec } from '../wandbSpec.js';
 
 /** Flags that `--spec` replaces: the spec says these, so giving both would leave one of them unsaid. */
 const SPEC_EXCLUSIVE = [
+  ['job', '--job'],
   ['code', '--code'],
   ['git', '--git'],
   ['ref', '--ref'],
