@@ -104,6 +104,12 @@ describe('jobs end to end', () => {
     expect(r.output).toMatch(/^\s+opt: must be equal to one of the allowed values/m);
     expect(r.output).toMatch(/^\s+x: is not allowed by the schema$/m);
     expect((await server.client.getQueue('default', 'default')).pending).toBe(before);
+    // A sweep's items are checked one by one (by the server, in one all-or-nothing batch).
+    const sweep = await cli(['launch', '-j', 'train', '--sweep', 'lr=0.1,5'], server.env);
+    expect(sweep.code).toBe(2);
+    expect(sweep.output).toContain('items[1] of 2');
+    expect(sweep.output).toMatch(/^\s+lr: must be <= 1\b/m);
+    expect((await server.client.getQueue('default', 'default')).pending).toBe(before);
   });
 
   it('launches a job named by a W&B spec ("job": entity/project/name:alias)', async () => {

@@ -28,10 +28,12 @@ export async function jobLaunchSpec(
   entity: string,
   ref: string,
   rest: Omit<LaunchSpecInput, 'source' | 'job'> & { run_config: Record<string, unknown> },
+  /** Whether `rest.run_config` is the one pushed; a sweep's items each get their own, checked one by one. */
+  check = true,
 ): Promise<{ spec: LaunchSpecInput; version: JobVersion }> {
   const [name, wanted] = splitJobRef(ref);
   const version = await client.jobVersion(entity, name, wanted);
-  assertRunConfig(`${name}:${version.version}`, version.schema, rest.run_config);
+  if (check) assertRunConfig(`${name}:${version.version}`, version.schema, rest.run_config);
   return {
     version,
     spec: {

@@ -147,7 +147,8 @@ async function buildSpec(
   }
   if (flags.job) {
     assertNoSourceFlags(flags as unknown as Record<string, unknown>);
-    return (await jobLaunchSpec(client, flags.entity, flags.job, await specRest(client, args, flags))).spec;
+    const sweeping = flags.sweep.length > 0;
+    return (await jobLaunchSpec(client, flags.entity, flags.job, await specRest(client, args, flags), !sweeping)).spec;
   }
   const source = image
     ? { type: 'image' as const, image }
