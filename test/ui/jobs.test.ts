@@ -77,6 +77,20 @@ describe.skipIf(skipReason !== undefined)('web UI: jobs', () => {
     const runId = page.url().split('/').pop() as string;
     expect((await server.client.getRun(runId)).spec.job).toEqual({ name: 'trainer', version: 'v0' });
 
+    // A re-run from the run page stays a run of the version.
+    await page.getByRole('button', { name: 'Re-run…' }).click();
+    const rerun = page.getByRole('dialog', { name: `Re-run run ${runId} on “default”` });
+    await rerun.getByRole('button', { name: 'Launch' }).click();
+    await page.waitForURL((u) => !u.pathname.endsWith(runId), { timeout: 20_000 });
+    // The dialog hands over to the item page, which hands over to the run page once an agent claimed it.
+    const [, kind, id] = /\/(items|runs)\/([^/]+)$/.exec(new URL(page.url()).pathname) ?? [];
+    const again = await server.client.getItem(
+      kind === 'runs' ? (await server.client.getRun(id as string)).item_id : (id as string),
+    );
+    expect(again.spec.job).toEqual({ name: 'trainer', version: 'v0' });
+    expect(again.spec.run_config).toEqual({ lr: 0.5, opt: 'sgd', epochs: 3 });
+    await page.goto(`${server.url}/runs/${runId}`);
+
     await page.locator('[data-field="job"]').getByRole('link', { name: 'trainer:v0' }).click();
     await page.getByRole('heading', { name: 'trainer:v0' }).waitFor();
     expect(await page.locator('[data-field="job-schema"]').innerText()).toContain('"maximum": 1');
