@@ -55,6 +55,8 @@ export const CreateJobVersionBody = z
     /** Aliases to point at this version (besides `latest`, which always moves). */
     aliases: z.array(JobAlias).max(32).default([]),
     description: z.string().max(1024).optional(),
+    /** Launches of the version get the environment W&B's agent sets (`wandb_env`; jobs.md). */
+    wandb_env: z.boolean().default(false),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -77,6 +79,7 @@ export const JobVersion = z.object({
   base_image: z.string().nullable(),
   schema: z.record(z.string(), z.unknown()).nullable(),
   description: z.string().nullable(),
+  wandb_env: z.boolean(),
   /** sha256 of the definition: an unchanged definition has the same digest and reuses its version. */
   digest: z.string(),
   aliases: z.array(z.string()),

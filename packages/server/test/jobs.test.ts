@@ -144,6 +144,13 @@ for (const backend of BACKENDS) {
           )
         ).code,
       ).toBe('NOT_FOUND');
+      expect(item.spec.wandb_env).toBeUndefined();
+      // A job that opts in to W&B's environment gives it to every launch.
+      await c.createJobVersion('default', 'wandb', { ...def, schema: null, wandb_env: true });
+      const opted = await c.push('default', 'q', {
+        spec: { ...spec({}), job: { name: 'wandb', version: 'v0' } },
+      });
+      expect(opted.spec.wandb_env).toBe(true);
     });
 
     it('keeps an archive a job version references: the database refuses to delete it', async () => {

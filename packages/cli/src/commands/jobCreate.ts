@@ -93,6 +93,7 @@ export async function createJob(name: string, flags: JobCreateFlags, env: Env): 
     schema,
     aliases: flags.alias,
     ...(flags.description ? { description: flags.description } : {}),
+    ...(flags.wandbEnv ? { wandb_env: true } : {}),
   });
   if (flags.json) return printJson(v);
   process.stderr.write(

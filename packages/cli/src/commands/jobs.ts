@@ -16,6 +16,7 @@ export interface JobCreateFlags extends Common {
   schema?: string;
   alias: string[];
   description?: string;
+  wandbEnv?: boolean;
 }
 
 /** `liftoff job ...`: named, versioned launch definitions (docs/jobs.md). */
@@ -38,6 +39,7 @@ export function jobCommands(program: Command, env: Env): void {
     .option('--schema <file>', 'JSON Schema (JSON or YAML) of the run config; launches are checked against it')
     .option('-a, --alias <alias>', 'point this alias at the version too (repeatable)', collect, [])
     .option('-d, --description <text>', 'what the job does')
+    .option('--wandb-env', "its launches also get the variables W&B's agent sets (WANDB_CONFIG, WANDB_RUN_ID, ...)")
     .action(async (name: string, flags: JobCreateFlags) => {
       const { createJob } = await import('./jobCreate.js');
       await createJob(name, flags, env);
@@ -83,6 +85,7 @@ export function jobCommands(program: Command, env: Env): void {
         ...(v.dockerfile ? [`dockerfile:  ${v.dockerfile}`] : []),
         ...(v.base_image ? [`base image:  ${v.base_image}`] : []),
         ...(v.description ? [`description: ${v.description}`] : []),
+        ...(v.wandb_env ? ['W&B env:     on (WANDB_CONFIG, WANDB_RUN_ID, ...)'] : []),
         `schema:      ${v.schema ? JSON.stringify(v.schema) : 'none'}`,
         `created:     ${when(v.created_at)} by ${v.created_by}`,
       ];

@@ -26,6 +26,8 @@ export async function applyJobVersion(
     source: version.source,
     entry_point: spec.entry_point.length ? spec.entry_point : version.entry_point,
     ...(version.dockerfile ? { dockerfile: version.dockerfile } : {}),
+    // The job opts its launches in to W&B's environment; a push may opt in on its own too.
+    ...(version.wandb_env ? { wandb_env: true } : {}),
   };
   const section = out.resource_args[resource] ?? {};
   const builder = (section.builder ?? {}) as Record<string, unknown>;

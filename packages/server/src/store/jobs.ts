@@ -150,6 +150,7 @@ export class Jobs {
       base_image: def.base_image ?? null,
       schema: def.schema ?? null,
       description: def.description ?? null,
+      wandb_env: def.wandb_env ?? false,
       digest: row.digest,
       aliases: aliases.map((a) => a.alias),
       created_at: Number(row.created_at),
