@@ -77,6 +77,7 @@ describe('jobs end to end', () => {
 
     // A re-run of the finished v0 run keeps v0, though latest has moved on.
     const oldRun = runIdOf(old.output);
+    expect((await cli(['runs', 'show', oldRun], server.env)).output).toContain('job: train:v0');
     const rerun = await cli(['runs', 'rerun', oldRun, '--set', 'lr=0.4'], server.env);
     expect(rerun.code, rerun.output).toBe(0);
     const itemId = (rerun.output.match(/^[0-9a-f-]{36}$/m) ?? [])[0] as string;
