@@ -153,6 +153,19 @@ for (const backend of BACKENDS) {
       expect(opted.spec.wandb_env).toBe(true);
     });
 
+    it('numbers concurrent creates of one job without a gap or a failure', async () => {
+      const made = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          c.createJobVersion('default', 'race', {
+            source: { type: 'git', url: 'https://example.com/r.git', ref: COMMIT },
+            entry_point: ['python3', `step${i}.py`],
+          }),
+        ),
+      );
+      expect(made.map((v) => v.version).sort()).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'v5']);
+      expect((await c.getJob('default', 'race')).versions).toBe(6);
+    });
+
     it('keeps an archive a job version references: the database refuses to delete it', async () => {
       await expect(b.exec(`DELETE FROM code_archives WHERE id = '${archive}'`)).rejects.toThrow(/foreign key/i);
     });

@@ -1,5 +1,4 @@
 import { BadRequestError, type JobVersion, type LaunchSpecInput, type LiftoffClient } from '@liftoff/core';
-import { assertRunConfig } from '@liftoff/core/jobSchema';
 import { splitJobRef } from './jobs.js';
 
 /** Flags that a job pins, so `-j` cannot be given with them. */
@@ -33,7 +32,11 @@ export async function jobLaunchSpec(
 ): Promise<{ spec: LaunchSpecInput; version: JobVersion }> {
   const [name, wanted] = splitJobRef(ref);
   const version = await client.jobVersion(entity, name, wanted);
-  if (check) assertRunConfig(`${name}:${version.version}`, version.schema, rest.run_config);
+  if (check && version.schema) {
+    // ajv loads only for a job with a schema, not for every launch.
+    const { assertRunConfig } = await import('@liftoff/core/jobSchema');
+    assertRunConfig(`${name}:${version.version}`, version.schema, rest.run_config);
+  }
   return {
     version,
     spec: {

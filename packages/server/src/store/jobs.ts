@@ -105,8 +105,10 @@ export class Jobs {
           return { version: await this.describe(trx, entity, name, row), created };
         });
       } catch (e) {
-        // Another create took this number first; the next attempt sees its version.
-        if (attempt >= 5) throw e;
+        // Another create took this number first (a unique violation: PostgreSQL's 23505, SQLite's
+        // SQLITE_CONSTRAINT_UNIQUE); the next attempt sees its version. Anything else is no race.
+        const code = String((e as { code?: unknown }).code ?? '');
+        if (attempt >= 20 || !(code === '23505' || code.startsWith('SQLITE_CONSTRAINT'))) throw e;
       }
     }
   }
