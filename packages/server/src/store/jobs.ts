@@ -107,7 +107,8 @@ export class Jobs {
       } catch (e) {
         // Another create took this number first (a unique violation: PostgreSQL's 23505, SQLite's
         // SQLITE_CONSTRAINT_UNIQUE); the next attempt sees its version. Anything else is no race.
-        const code = String((e as { code?: unknown }).code ?? '');
+        const raw = (e as { code?: unknown }).code;
+        const code = typeof raw === 'string' ? raw : '';
         if (attempt >= 20 || !(code === '23505' || code.startsWith('SQLITE_CONSTRAINT'))) throw e;
       }
     }
