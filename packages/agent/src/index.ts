@@ -19,4 +19,5 @@ export type { AzureClientSettings, AzureService } from './environments/types.js'
 export { RegistryCredentials } from './docker/credentials.js';
 export { generateDockerfile } from './builders/dockerfile.js';
 export { jobEnvironment, agentToolEnvironment, type JobEnvInput, type JobPlace } from './jobEnv.js';
+export { wandbEnvironment, WANDB_CONFIG_CHUNK, type WandbEnvInput } from './jobEnv.js';
 export { detectUserSwitching, DEFAULT_DYNAMIC_RANGE, type UserSwitching, type JobIdentity } from './jobUsers.js';

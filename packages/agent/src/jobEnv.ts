@@ -57,3 +57,46 @@ export function agentToolEnvironment(env: Env): Env {
   const { LIFTOFF_API_KEY: _key, ...rest } = env;
   return rest;
 }
+
+/** W&B splits WANDB_CONFIG into WANDB_CONFIG_0..N past this many characters (wandb-launch.md §9, utils.py:L91-92). */
+export const WANDB_CONFIG_CHUNK = 32670;
+
+export interface WandbEnvInput {
+  runId: string;
+  itemId: string;
+  queue: string;
+  entity: string;
+  runConfig: Readonly<Record<string, unknown>>;
+  name?: string;
+  project?: string;
+  author?: string;
+  /** The image of an image source (WANDB_DOCKER). */
+  image?: string;
+}
+
+/**
+ * The variables W&B's agent sets in a launched run (wandb-launch.md §9), for a spec that opted in (`wandb_env`), so
+ * code instrumented with wandb reads its config as it would under W&B's agent. WANDB_BASE_URL and WANDB_API_KEY are
+ * never set: Liftoff is no W&B server and hands no keys to jobs (a job that logs to a W&B server of its own gets its
+ * key as a secret, `--env WANDB_API_KEY=secret:NAME`).
+ */
+export function wandbEnvironment(input: WandbEnvInput): Record<string, string> {
+  const env: Record<string, string> = {
+    WANDB_LAUNCH: 'True',
+    WANDB_RUN_ID: input.runId,
+    WANDB_ENTITY: input.entity,
+    WANDB_LAUNCH_QUEUE_NAME: input.queue,
+    WANDB_LAUNCH_QUEUE_ENTITY: input.entity,
+    WANDB_LAUNCH_TRACE_ID: input.itemId,
+  };
+  if (input.project) env.WANDB_PROJECT = input.project;
+  if (input.name) env.WANDB_NAME = input.name;
+  if (input.author) env.WANDB_USERNAME = input.author;
+  if (input.image) env.WANDB_DOCKER = input.image;
+  const config = JSON.stringify(input.runConfig);
+  if (config.length <= WANDB_CONFIG_CHUNK) env.WANDB_CONFIG = config;
+  else
+    for (let i = 0; i * WANDB_CONFIG_CHUNK < config.length; i++)
+      env[`WANDB_CONFIG_${i}`] = config.slice(i * WANDB_CONFIG_CHUNK, (i + 1) * WANDB_CONFIG_CHUNK);
+  return env;
+}

@@ -2,7 +2,7 @@ import { chmod } from 'node:fs/promises';
 import { assertBaseImage, type ClaimedItem, type ResourceType, type Run } from '@liftoff/core';
 import type { AgentOptions } from './agent.js';
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
-import { jobEnvironment } from './jobEnv.js';
+import { jobEnvironment, wandbEnvironment } from './jobEnv.js';
 import { CONTAINER_OUTPUT_DIR, outputCapBytes, outputDirOf } from './outputs/index.js';
 import { handOver, type JobUsers } from './jobUsers.js';
 import type { LogShipper } from './logShipper.js';
@@ -151,6 +151,19 @@ export async function executeJob(
       LIFTOFF_RUN_CONFIG: JSON.stringify(spec.run_config),
       ...(outputDir
         ? { LIFTOFF_OUTPUT_DIR: resource === 'local-container' ? CONTAINER_OUTPUT_DIR : outputDir.path }
+        : {}),
+      ...(spec.wandb_env
+        ? wandbEnvironment({
+            runId: run.id,
+            itemId: item.item_id,
+            queue: item.queue,
+            entity: item.entity,
+            runConfig: spec.run_config,
+            ...(spec.name ? { name: spec.name } : {}),
+            ...(spec.project ? { project: spec.project } : {}),
+            ...(spec.author ? { author: spec.author } : {}),
+            ...(spec.source.type === 'image' ? { image: spec.source.image } : {}),
+          })
         : {}),
     },
     place: processMode ? 'process' : 'container',

@@ -8,6 +8,7 @@ import { agentsCommands, queueCommands } from './commands/manage.js';
 import { queueAdminCommands } from './commands/queueOptions.js';
 import { runsCommands } from './commands/runs.js';
 import { secretCommands } from './commands/secrets.js';
+import { jobCommands } from './commands/jobs.js';
 import { serverCommands } from './commands/server.js';
 
 export function buildProgram(env: Env): Command {
@@ -26,6 +27,7 @@ export function buildProgram(env: Env): Command {
   accountCommands(program, env);
   runsCommands(program, env);
   secretCommands(program, env);
+  jobCommands(program, env);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

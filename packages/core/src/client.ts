@@ -49,6 +49,7 @@ import {
 import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError } from './errors.js';
 import { HttpTransport, type HttpAnswer } from './httpTransport.js';
 import type { AgentStatus, ItemState } from './states.js';
+import { CreatedJobVersion, Job, JobList, JobVersion, JobVersionList, type CreateJobVersionBody } from './jobs.js';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -460,5 +461,32 @@ export class LiftoffClient {
   /** Agent protocol: lists the run's outputs, all at once. */
   commitOutputs(runId: string, body: CommitOutputsBody) {
     return this.json(RunOutputList, 'POST', `/api/runs/${enc(runId)}/outputs/commit`, { body });
+  }
+
+  // jobs (docs/jobs.md)
+  /** Creates the next version of a job (the job too, at v0); an unchanged definition answers `created: false`. */
+  createJobVersion(entity: string, name: string, body: CreateJobVersionBody) {
+    return this.json(CreatedJobVersion, 'POST', `/api/entities/${enc(entity)}/jobs/${enc(name)}/versions`, { body });
+  }
+  listJobs(entity: string) {
+    return this.json(JobList, 'GET', `/api/entities/${enc(entity)}/jobs`);
+  }
+  getJob(entity: string, name: string) {
+    return this.json(Job, 'GET', `/api/entities/${enc(entity)}/jobs/${enc(name)}`);
+  }
+  jobVersions(entity: string, name: string) {
+    return this.json(JobVersionList, 'GET', `/api/entities/${enc(entity)}/jobs/${enc(name)}/versions`);
+  }
+  /** A version by name (`v2`) or alias (`latest` when absent). */
+  jobVersion(entity: string, name: string, ref = 'latest') {
+    return this.json(JobVersion, 'GET', `/api/entities/${enc(entity)}/jobs/${enc(name)}/versions/${enc(ref)}`);
+  }
+  setJobAlias(entity: string, name: string, alias: string, version: string) {
+    return this.json(JobVersion, 'PUT', `/api/entities/${enc(entity)}/jobs/${enc(name)}/aliases/${enc(alias)}`, {
+      body: { version },
+    });
+  }
+  async deleteJob(entity: string, name: string): Promise<void> {
+    await this.call('DELETE', `/api/entities/${enc(entity)}/jobs/${enc(name)}`);
   }
 }

@@ -484,3 +484,53 @@ export class RunQueryError extends LiftoffError {
     super('BAD_REQUEST', message);
   }
 }
+
+/** A W&B launch spec (`liftoff launch --spec`) holds a key Liftoff does not support: refused by name, never dropped. */
+export class WandbSpecKeyRefusedError extends LiftoffError {
+  constructor(key: string, why: string) {
+    super('NOT_SUPPORTED', `W&B launch spec key "${key}" is not supported by Liftoff: ${why} Remove it from the spec.`);
+  }
+}
+
+/** A W&B launch spec is malformed (a key of the wrong type, no source, two sources). */
+export class WandbSpecInvalidError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', `W&B launch spec: ${message}`);
+  }
+}
+
+/** `liftoff launch -c FILE` got what looks like a W&B launch spec, which is `--spec` in Liftoff (`-c` is the run config). */
+export class RunConfigLooksLikeSpecError extends LiftoffError {
+  constructor(file: string, key: string) {
+    super(
+      'BAD_REQUEST',
+      `--config ${file} looks like a W&B launch spec (it has "${key}"); in Liftoff -c is the run config. Pass the spec with --spec ${file}, or, if this really is a run config, give the key with --set.`,
+    );
+  }
+}
+
+/** A job's JSON Schema for its run config is not a valid JSON Schema, or is too large. */
+export class JobSchemaInvalidError extends LiftoffError {
+  constructor(message: string) {
+    super('BAD_REQUEST', `The job's run-config schema is not usable: ${message}`);
+  }
+}
+
+/** A run config does not satisfy its job's schema; the message has one line per problem, naming the key. */
+export class RunConfigSchemaError extends LiftoffError {
+  readonly problems: string[];
+  constructor(job: string, problems: string[]) {
+    super(
+      'BAD_REQUEST',
+      `The run config does not match the schema of job ${job}; nothing was queued:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    );
+    this.problems = problems;
+  }
+}
+
+/** A job version, alias or job of the entity does not exist. */
+export class JobNotFoundError extends LiftoffError {
+  constructor(message: string) {
+    super('NOT_FOUND', `${message} List them with "liftoff job list" / "liftoff job versions NAME".`);
+  }
+}

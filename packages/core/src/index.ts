@@ -13,3 +13,4 @@ export * from './logPages.js';
 export * from './redact.js';
 export * from './agentProtocol.js';
 export * from './outputPaths.js';
+export * from './jobs.js';

@@ -147,6 +147,22 @@ export const LaunchSpec = z
     project: z.string().max(128).optional(),
     /** Set by the server from the pushing key; a pushed value is ignored. */
     author: z.string().optional(),
+    /**
+     * Opt-in: the agent also sets the variables W&B's agent sets (WANDB_CONFIG, WANDB_RUN_ID, ...; jobEnv.ts), so
+     * W&B-instrumented code reads its config unchanged. `liftoff launch --spec` sets it; `--wandb-env` too.
+     */
+    wandb_env: z.boolean().optional(),
+    /**
+     * The job version this launch came from (docs/jobs.md): the server takes the source, Dockerfile, base image
+     * and (when none is given) the entry point from that version and checks the run config against its schema.
+     */
+    job: z
+      .object({
+        name: z.string().min(1).max(64),
+        version: z.string().regex(/^v\d{1,9}$/, 'a version name: v0, v1, ...'),
+      })
+      .strict()
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     if (Object.keys(spec.secret_env).length > 100)

@@ -31,6 +31,7 @@ import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
 import { outputRoutes } from './routes/outputs.js';
 import { secretRoutes } from './routes/secrets.js';
+import { jobRoutes } from './routes/jobs.js';
 import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
@@ -164,6 +165,7 @@ export async function buildApp(
   archiveRoutes(app, ctx);
   secretRoutes(app, ctx);
   outputRoutes(app, ctx);
+  jobRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

@@ -284,11 +284,13 @@ const UNDO_0012: Record<string, string> = {
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
     ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs';
     ${UNDO_0014}`,
   postgres: `DROP TRIGGER items_backlog ON items; DROP FUNCTION liftoff_backlog_delta();
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
     ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
+    DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs';
     ${UNDO_0014}`,
 };
 

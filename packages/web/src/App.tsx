@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react
 import { Api, ApiError, type Whoami } from './api.js';
 import { Link, SessionContext, navigate, useLocation, type Session } from './hooks.js';
 import { ItemPage } from './pages/ItemPage.js';
+import { JobPage } from './pages/JobPage.js';
 import { QueuePage } from './pages/QueuePage.js';
 import { QueuesPage } from './pages/QueuesPage.js';
 import { RunPage } from './pages/RunPage.js';
@@ -115,6 +116,7 @@ function Routes() {
   if (parts[0] === 'queues' && parts[1]) return <QueuePage name={parts[1]} tab={parts[2] ?? 'items'} />;
   if (parts[0] === 'runs' && parts[1]) return <RunPage id={parts[1]} />;
   if (parts[0] === 'items' && parts[1]) return <ItemPage id={parts[1]} />;
+  if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
   return (
     <div className="page">
       <ErrorBanner>

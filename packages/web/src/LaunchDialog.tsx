@@ -11,6 +11,7 @@ import {
 } from './api.js';
 import { keptOrParsed, prefillFrom } from './launchPrefill.js';
 import { LaunchSource, type SourceType } from './LaunchSource.js';
+import { JobPicker, type PickedJob } from './JobPicker.js';
 import { useSession } from './hooks.js';
 import { packFiles } from './tar.js';
 import { ErrorBanner, Field } from './ui.js';
@@ -77,6 +78,7 @@ export function LaunchDialog({
   const [name, setName] = useState(pre?.text.name ?? '');
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState<string | undefined>(undefined);
+  const [picked, setPicked] = useState<PickedJob | undefined>(undefined);
 
   useEffect(() => {
     const d = dialog.current;
@@ -102,10 +104,13 @@ export function LaunchDialog({
       errs.files = 'Choose the directory to upload.';
     } else if (sourceType === 'image' && !image.trim()) {
       errs.image = 'Give the image, e.g. ghcr.io/org/trainer:1.2';
+    } else if (sourceType === 'job') {
+      if (!picked) errs[''] = 'Choose a job.';
+      else if (Object.keys(picked.problems).length) errs[''] = 'Fix the run config fields of the job.';
     }
     check('entry', () => {
       const argv = keptOrParsed(entry, pre?.text.entry, pre?.original.entry_point, splitArgv);
-      if (argv.length === 0 && sourceType !== 'image')
+      if (argv.length === 0 && sourceType !== 'image' && sourceType !== 'job')
         throw new Error('Give the program to run, e.g. python3 train.py');
       if (argv.length) spec.entry_point = argv;
     });
@@ -147,7 +152,14 @@ export function LaunchDialog({
 
     try {
       let source: JobSource;
-      if (sourceType === 'git') {
+      if (sourceType === 'job' && picked) {
+        // The version pins the source; its entry point is used unless one was typed; the form's values go over
+        // the run config text. The server checks the result against the schema before it queues anything.
+        source = picked.version.source;
+        spec.job = { name: picked.version.job, version: picked.version.version };
+        if (!spec.entry_point) spec.entry_point = picked.version.entry_point;
+        spec.run_config = { ...(spec.run_config as Record<string, unknown>), ...picked.values };
+      } else if (sourceType === 'git') {
         source = { type: 'git', url: url.trim(), ...(ref.trim() ? { ref: ref.trim() } : {}) };
       } else if (sourceType === 'image') {
         source = { type: 'image', image: image.trim() };
@@ -224,9 +236,16 @@ export function LaunchDialog({
             setFiles={setFiles}
             {...(pre?.archiveId ? { archiveId: pre.archiveId } : {})}
             errors={errors}
+            jobPicker={<JobPicker onChange={setPicked} />}
           />
           <Field
-            label={sourceType === 'image' ? 'Entry point (optional: the image’s own)' : 'Entry point'}
+            label={
+              sourceType === 'image'
+                ? 'Entry point (optional: the image’s own)'
+                : sourceType === 'job'
+                  ? 'Entry point (optional: the job’s)'
+                  : 'Entry point'
+            }
             error={errors.entry}
             hint="Program and arguments, split like a shell would but run without one (no pipes or redirections)."
           >

@@ -2,7 +2,7 @@ import type { ReactNode } from 'react';
 import { uploadPath } from './tar.js';
 import { Field } from './ui.js';
 
-export type SourceType = 'git' | 'code' | 'image';
+export type SourceType = 'git' | 'code' | 'image' | 'job';
 
 /** The source part of the launch form: git repository, uploaded directory or container image, and their fields. */
 export function LaunchSource(props: {
@@ -21,6 +21,8 @@ export function LaunchSource(props: {
   /** A re-run of uploaded code: its archive, sent again unless a directory is chosen. */
   archiveId?: string;
   errors: Record<string, string | undefined>;
+  /** The job picker (JobPicker.tsx), shown for the "Saved job" source. */
+  jobPicker?: ReactNode;
 }): ReactNode {
   const {
     sourceType,
@@ -72,8 +74,22 @@ export function LaunchSource(props: {
             Container image
           </label>
         )}
+        {props.jobPicker !== undefined && (
+          <label>
+            <input
+              type="radio"
+              name="source"
+              value="job"
+              checked={sourceType === 'job'}
+              onChange={() => setSourceType('job')}
+            />
+            Saved job
+          </label>
+        )}
       </fieldset>
-      {sourceType === 'git' ? (
+      {sourceType === 'job' ? (
+        props.jobPicker
+      ) : sourceType === 'git' ? (
         <div className="form-row">
           <Field
             label="Git URL"

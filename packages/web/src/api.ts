@@ -92,6 +92,9 @@ export interface LaunchSpec {
   /** Fields the launch dialog has no input for; a re-run carries them over as they were. */
   secret_env?: Record<string, string>;
   dockerfile?: string;
+  /** The job version the launch came from (docs/jobs.md). */
+  job?: { name: string; version: string };
+  wandb_env?: boolean;
 }
 
 /** A push as its author sent it (Item.pushed): what a re-run starts from. */
@@ -348,6 +351,11 @@ export class Api {
   agents = (entity: string) =>
     this.request<{ agents: Agent[] }>('GET', `/api/entities/${enc(entity)}/agents`).then((r) => r.agents);
 
+  listJobs = (entity: string) =>
+    this.request<{ jobs: JobSummary[] }>('GET', `/api/entities/${enc(entity)}/jobs`).then((r) => r.jobs);
+  /** A version of a job by name (`v2`) or alias (`latest`). */
+  jobVersion = (entity: string, name: string, ref: string) =>
+    this.request<JobVersionInfo>('GET', `/api/entities/${enc(entity)}/jobs/${enc(name)}/versions/${enc(ref)}`);
   async uploadArchive(body: Blob): Promise<{ id: string; sha256: string; size: number }> {
     let res: Response;
     try {
@@ -386,4 +394,27 @@ export function fieldErrors(message: string): Map<string, string> {
     out.set(field, out.has(field) ? `${out.get(field)}; ${text}` : text);
   }
   return out;
+}
+
+/** A job of an entity (docs/jobs.md). */
+export interface JobSummary {
+  name: string;
+  entity: string;
+  created_at: number;
+  versions: number;
+  latest: string;
+  /** alias → version name, `latest` included. */
+  aliases: Record<string, string>;
+}
+export interface JobVersionInfo {
+  job: string;
+  entity: string;
+  version: string;
+  source: JobSource;
+  entry_point: string[];
+  dockerfile: string | null;
+  base_image: string | null;
+  schema: Record<string, unknown> | null;
+  description: string | null;
+  aliases: string[];
 }

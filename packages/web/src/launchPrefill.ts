@@ -35,6 +35,9 @@ export function prefillFrom(pushed: PushedBody): Prefill {
   if (spec.resource_args && Object.keys(spec.resource_args).length) carried.resource_args = spec.resource_args;
   if (spec.dockerfile) carried.dockerfile = spec.dockerfile;
   if (spec.project) carried.project = spec.project;
+  // A run of a job version is re-run as one: the server takes the version's source and checks its schema again.
+  if (spec.job) carried.job = spec.job;
+  if (spec.wandb_env) carried.wandb_env = spec.wandb_env;
   const runConfig = spec.run_config ?? {};
   const env = spec.env ?? {};
   return {

@@ -7,9 +7,15 @@ export function launchCommand(program: Command, env: Env): void {
   program
     .command('launch')
     .description('push a job onto a queue')
-    .usage('-q QUEUE (--code DIR | --git URL [--ref REF] | --image IMAGE) -E "PROGRAM ARGS" [options] [-- job args]')
+    .usage(
+      '-q QUEUE (--code DIR | --git URL [--ref REF] | --image IMAGE | -j JOB[:VERSION] | --spec FILE) -E "PROGRAM ARGS" [options] [-- job args]',
+    )
     .option('-q, --queue <name>', 'queue to push to', 'default')
-    .option('-e, --entity <name>', 'entity owning the queue', 'default')
+    .option('-e, --entity <name>', "entity owning the queue (default: the --spec's entity, else default)")
+    .option(
+      '-j, --job <name[:version]>',
+      'launch a version of a job of the entity (NAME, NAME:v2, NAME:alias; default latest)',
+    )
     .option('--code <dir>', "upload this directory as the job's code")
     .option('--git <url>', 'clone this repository (https://, ssh://, file:// or user@host:path)')
     .option('--ref <ref>', "git branch, tag or commit (default: the remote's HEAD)")
@@ -49,14 +55,20 @@ export function launchCommand(program: Command, env: Env): void {
     .option('--resource-args <json>', 'resource args as JSON, {"<resource>": {...}} or the resource\'s own object')
     .option('-n, --name <name>', 'run name')
     .option('-p, --project <name>', 'project the run belongs to')
+    .option('--spec <file>', 'a W&B launch spec (JSON or YAML) to push as it is (docs/jobs.md); -c is the run config')
+    .option('--wandb-env', "also set the variables W&B's agent sets (WANDB_CONFIG, WANDB_RUN_ID, ...) in the job")
     .option('--wait', "follow the job's logs and exit with its exit status")
     .option('--json', 'print the pushed item as JSON')
     .option('-u, --url <url>', 'server URL')
     .option('--ca-file <file>', 'PEM file of a CA to trust for an https server (env LIFTOFF_CA_FILE)')
     .argument('[args...]', 'arguments appended to the entry point (after --)')
-    .action(async (args: string[], flags: LaunchFlags) => {
+    .action(async (args: string[], flags: Omit<LaunchFlags, 'entity'> & { entity?: string }) => {
       // The work (YAML, tar, shell splitting, the client) loads only when a launch runs, not for every command.
       const { runLaunch } = await import('./launchRun.js');
-      await runLaunch(args, flags, env);
+      await runLaunch(
+        args,
+        { ...flags, entity: flags.entity ?? 'default', entityGiven: flags.entity !== undefined },
+        env,
+      );
     });
 }

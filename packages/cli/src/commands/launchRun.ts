@@ -15,12 +15,17 @@ import {
   type LaunchSpecInput,
   type LiftoffClient,
   type PriorityName,
+  type PushBody,
   type ResourceType,
+  RunConfigLooksLikeSpecError,
 } from '@liftoff/core';
 import { codeFilter } from '../codeIgnore.js';
 import { connect } from '../connection.js';
 import { applySets, parsePairs } from '../runConfigFlags.js';
 import { uploadProgress } from '../uploadProgress.js';
+import { specLookalikeKey } from '../wandbSpec.js';
+import { readWandbSpec, specEntity, specFromMapped } from './launchSpecFile.js';
+import { assertNoSourceFlags, jobLaunchSpec } from './jobLaunch.js';
 import { printJson, writeLog } from '../output.js';
 
 /** `liftoff launch`'s work, loaded by its action (commands/launch.ts holds the flags and help). */
@@ -47,18 +52,33 @@ export interface LaunchFlags {
   wait?: boolean;
   json?: boolean;
   url?: string;
+  /** A W&B launch spec file (launchSpecFile.ts). */
+  spec?: string;
+  /** Whether -e was given (else the spec's entity, or `default`). */
+  entityGiven?: boolean;
+  /** Opt in to the environment W&B's agent sets (WANDB_CONFIG, ...). */
+  wandbEnv?: boolean;
+  /** `NAME[:vN|:alias]` of a job of the entity (jobLaunch.ts). */
+  job?: string;
 }
 
 export async function runLaunch(args: string[], flags: LaunchFlags, env: Env): Promise<void> {
   const client = await connect({ url: flags.url, caFile: flags.caFile }, env);
-  const spec = await buildSpec(client, args, flags, env);
-  if (flags.sweep.length) return pushSweep(client, spec, flags);
-  const item = await client.push(flags.entity, flags.queue, {
-    spec,
-    ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
-    // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
-    template_variables: parsePairs(flags.setVar, '--set-var'),
-  });
+  let body: PushBody;
+  if (flags.spec) {
+    body = await pushFromWandbSpec(client, args, flags);
+  } else {
+    if (flags.config) refuseSpecLookalike(flags.config, readConfigFile(flags.config));
+    const spec = await buildSpec(client, args, flags, env);
+    if (flags.sweep.length) return pushSweep(client, spec, flags);
+    body = {
+      spec,
+      ...(flags.priority ? { priority: flags.priority as PriorityName } : {}),
+      // The server checks each value against the queue's schema (and casts numbers); nothing is substituted here.
+      template_variables: parsePairs(flags.setVar, '--set-var'),
+    };
+  }
+  const item = await client.push(flags.entity, flags.queue, body);
   if (flags.json && !flags.wait) return printJson(item);
   process.stderr.write(
     `queued item ${item.id} on ${item.entity}/${item.queue}${item.position ? ` (position ${item.position})` : ''}\n`,
@@ -107,7 +127,7 @@ async function buildSpec(
   env: Env,
 ): Promise<LaunchSpecInput> {
   const image = flags.image ?? (!flags.code && !flags.git ? env.LIFTOFF_DOCKER || undefined : undefined);
-  if ([flags.code, flags.git, image].filter(Boolean).length !== 1) {
+  if (!flags.job && [flags.code, flags.git, image].filter(Boolean).length !== 1) {
     throw new BadRequestError(
       'Give exactly one source: --code DIR, --git URL or --image IMAGE (or set LIFTOFF_DOCKER).',
     );
@@ -115,7 +135,7 @@ async function buildSpec(
   if (flags.ref && !flags.git) throw new BadRequestError('--ref only applies to --git.');
   if (flags.dockerfile && image)
     throw new BadRequestError('--dockerfile needs code to build (--code or --git), not an image.');
-  if (!flags.entryPoint && !image)
+  if (!flags.entryPoint && !image && !flags.job)
     throw new BadRequestError('--entry-point (-E) is required for --code and --git jobs.');
   if (flags.priority && !(flags.priority in PRIORITIES)) {
     throw new BadRequestError(
@@ -124,6 +144,11 @@ async function buildSpec(
   }
   if (flags.resource && !(RESOURCE_TYPES as readonly string[]).includes(flags.resource)) {
     throw new BadRequestError(`--resource must be one of ${RESOURCE_TYPES.join(', ')}, got "${flags.resource}".`);
+  }
+  if (flags.job) {
+    assertNoSourceFlags(flags as unknown as Record<string, unknown>);
+    const sweeping = flags.sweep.length > 0;
+    return (await jobLaunchSpec(client, flags.entity, flags.job, await specRest(client, args, flags), !sweeping)).spec;
   }
   const source = image
     ? { type: 'image' as const, image }
@@ -135,8 +160,15 @@ async function buildSpec(
         };
   return {
     source,
-    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
     ...(flags.dockerfile ? { dockerfile: flags.dockerfile } : {}),
+    ...(await specRest(client, args, flags)),
+  };
+}
+
+/** Everything of the spec but its source: the same for a one-off push and a launch of a job. */
+async function specRest(client: LiftoffClient, args: string[], flags: LaunchFlags) {
+  return {
+    entry_point: flags.entryPoint ? splitCommand(flags.entryPoint) : [],
     args,
     run_config: runConfig(flags),
     ...splitSecretEnv(parsePairs(flags.env, '--env')),
@@ -146,6 +178,7 @@ async function buildSpec(
       : {},
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.project ? { project: flags.project } : {}),
+    ...(flags.wandbEnv ? { wandb_env: true } : {}),
   };
 }
 
@@ -207,21 +240,49 @@ export async function packDirectory(dir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function runConfig(flags: LaunchFlags): Record<string, unknown> {
-  let config: Record<string, unknown> = {};
-  if (flags.config) {
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(readFileSync(flags.config, 'utf8'));
-    } catch (e) {
-      throw new BadRequestError(`--config ${flags.config}: ${(e as Error).message.split('\n')[0]}`);
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new BadRequestError(`--config ${flags.config}: the top level must be a mapping of config keys.`);
-    }
-    config = parsed as Record<string, unknown>;
+function readConfigFile(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new BadRequestError(`--config ${file}: ${(e as Error).message.split('\n')[0]}`);
   }
-  return applySets(config, flags.set);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequestError(`--config ${file}: the top level must be a mapping of config keys.`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** `-c` is the run config in Liftoff but the launch spec in W&B: a file that looks like a spec is refused. */
+function refuseSpecLookalike(file: string, config: Record<string, unknown>): void {
+  const key = specLookalikeKey(config);
+  if (key) throw new RunConfigLooksLikeSpecError(file, key);
+}
+
+function runConfig(flags: LaunchFlags): Record<string, unknown> {
+  return applySets(flags.config ? readConfigFile(flags.config) : {}, flags.set);
+}
+
+/** `--spec FILE`: a W&B launch spec mapped to a push (wandbSpec.ts); --set, --set-var and --env still apply. */
+async function pushFromWandbSpec(client: LiftoffClient, args: string[], flags: LaunchFlags): Promise<PushBody> {
+  const mapped = readWandbSpec(flags.spec as string, flags as unknown as Record<string, unknown>, args);
+  flags.entity = specEntity(mapped, flags.entity, flags.entityGiven ?? true);
+  const mappedSpec = await specFromMapped(client, mapped, flags.entity, uploadCode);
+  const rest = {
+    ...mappedSpec,
+    run_config: applySets(mappedSpec.run_config ?? {}, flags.set),
+    ...splitSecretEnv(parsePairs(flags.env, '--env')),
+  };
+  const src = mapped.source;
+  const spec =
+    src.type === 'job'
+      ? (await jobLaunchSpec(client, flags.entity, `${src.name}${src.version ? `:${src.version}` : ''}`, rest)).spec
+      : (rest as LaunchSpecInput);
+  return {
+    spec,
+    ...(mapped.priority ? { priority: mapped.priority } : {}),
+    template_variables: { ...mapped.template_variables, ...parsePairs(flags.setVar, '--set-var') },
+  };
 }
 
 /**

@@ -98,6 +98,7 @@ function printRun(r: RunDetail): void {
         ? `image ${s.image}`
         : `code archive ${s.archive_id}`;
   console.log(`  source: ${src}`);
+  if (r.spec.job) console.log(`  job: ${r.spec.job.name}:${r.spec.job.version}`);
   console.log(`  command: ${[...r.spec.entry_point, ...r.spec.args].join(' ')}`);
 }
 

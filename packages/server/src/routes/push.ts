@@ -20,6 +20,7 @@ import type { EntityRef } from '../store/store.js';
 import type { QueueRow } from '../store/queues.js';
 import { fillTemplate } from '../templates.js';
 import { assertSecretsExist } from './secrets.js';
+import { applyJobVersion } from './jobLaunch.js';
 
 /** Archive ids a request has already looked up, and whether each is the entity's: a batch naming one reads it once. */
 export type ArchiveChecks = Map<string, Promise<boolean>>;
@@ -37,7 +38,7 @@ export async function prepareItem(
   body: z.output<typeof PushBatchBody>['items'][number],
   archiveChecks: ArchiveChecks = new Map(),
 ): Promise<{ spec: LaunchSpec; priority: number }> {
-  const { spec } = body;
+  const spec = await applyJobVersion(ctx, entity, queue.resource, body.spec);
   assertRunConfigSize(spec, ctx.settings);
   if (spec.resource && spec.resource !== queue.resource) {
     throw new BadRequestError(

@@ -1,6 +1,7 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { LiftoffError, redactConfig } from '@liftoff/core';
 import { createBacklogCounters } from './backlogSchema.js';
+import { createJobTables } from './jobsSchema.js';
 
 /**
  * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
@@ -396,6 +397,10 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('runs').addColumn('outputs_link', 'text').execute();
     },
+  },
+  '0016_jobs': {
+    // Jobs: named, versioned launch definitions with their aliases (jobsSchema.ts).
+    up: createJobTables,
   },
 };
 

@@ -33,6 +33,16 @@ export function SpecView({ spec }: { spec: LaunchSpec }) {
           JSON.stringify(spec.source)
         )}
       </dd>
+      {spec.job && (
+        <>
+          <dt>Job</dt>
+          <dd className="mono" data-field="job">
+            <Link href={`/jobs/${encodeURIComponent(spec.job.name)}/${spec.job.version}`}>
+              {spec.job.name}:{spec.job.version}
+            </Link>
+          </dd>
+        </>
+      )}
       <dt>Entry point</dt>
       <dd className="mono" data-field="entry-point">
         {joinArgv(spec.entry_point)}
