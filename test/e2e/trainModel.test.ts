@@ -126,23 +126,14 @@ describe.skipIf(!dockerAvailable() || skipUi !== undefined)('training a model fr
   it('as a local process with the host’s Debian numpy', async () => {
     const { runId } = await train('train-proc', ['-E', `${HOST_PYTHON} train.py`]);
     await check(runId);
-    // The README's next steps: a re-run with another learning rate, then both runs side by side, best first.
+    // The README's next steps: a re-run with another learning rate, then both runs side by side, lowest final loss
+    // first (their final accuracies tie, so the loss orders them).
     const again = await cli(['runs', 'rerun', runId, '--set', 'lr=0.05', '--json'], server.env);
     expect(again.code, again.output).toBe(0);
     const itemId = (JSON.parse(again.output) as { id: string }).id;
     await until(async () => ((await server.client.getItem(itemId)).state === 'finished' ? true : undefined), 60_000);
     const list = await cli(
-      [
-        'runs',
-        'list',
-        '-q',
-        'train-proc',
-        '--columns',
-        'config.lr,metric.accuracy',
-        '--sort',
-        '-metric.accuracy',
-        '--json',
-      ],
+      ['runs', 'list', '-q', 'train-proc', '--columns', 'config.lr,metric.loss', '--sort', 'metric.loss', '--json'],
       server.env,
     );
     const rows = JSON.parse(list.output) as Array<{ id: string; columns: Record<string, unknown> }>;
