@@ -127,6 +127,15 @@ export function registerProtocolAgent(client, id) {
   });
 }
 
+/** Pushes an item on queue "default" and has protocol agent `agentId` claim and ack it: the run id it now holds. */
+export async function heldRun(client, agentId) {
+  const item = await client.push('default', 'default', {
+    spec: { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'] },
+  });
+  await client.poll(agentId, { queues: ['default'], max_items: 1, wait_ms: 0 });
+  return (await client.ackItem(item.id, agentId)).id;
+}
+
 let agentCount = 0;
 export async function startAgent(server, { queues = ['default'], maxJobs = 1, pollInterval, name } = {}) {
   const id = name ?? `bench-${++agentCount}-${Math.random().toString(36).slice(2, 6)}`;

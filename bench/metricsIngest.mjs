@@ -2,7 +2,7 @@
 // accepts a log append. This measures what that costs: log lines per second through the agent's append call with no
 // metric lines, with one in ten, and with every line one, side by side in one run, on SQLite and PostgreSQL.
 import { cpus, loadavg } from 'node:os';
-import { median, registerProtocolAgent, startServer } from './lib.mjs';
+import { heldRun, median, registerProtocolAgent, startServer } from './lib.mjs';
 
 const CHUNK_BYTES = 256 * 1024;
 const ROUNDS = 3;
@@ -25,14 +25,6 @@ function chunks(text) {
   const out = [];
   for (let i = 0; i < text.length; i += CHUNK_BYTES) out.push(text.slice(i, i + CHUNK_BYTES));
   return out;
-}
-
-async function heldRun(client, agentId) {
-  const item = await client.push('default', 'default', {
-    spec: { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'] },
-  });
-  await client.poll(agentId, { queues: ['default'], max_items: 1, wait_ms: 0 });
-  return (await client.ackItem(item.id, agentId)).id;
 }
 
 /** Lines per second of appending `text` to a fresh run, median of ROUNDS after one warm-up. */

@@ -6,19 +6,10 @@ import { copyFileSync, createReadStream, createWriteStream, mkdirSync, rmSync, w
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fmtMs, median, registerProtocolAgent, startServer, tempDir, ROOT } from './lib.mjs';
+import { fmtMs, heldRun, median, registerProtocolAgent, startServer, tempDir, ROOT } from './lib.mjs';
 
 const MIB = 1024 * 1024;
 const ROUNDS = 3;
-
-/** A run held by `agentId` on the server's default queue, through the agent protocol. */
-async function heldRun(client, agentId) {
-  const item = await client.push('default', 'default', {
-    spec: { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'] },
-  });
-  await client.poll(agentId, { queues: ['default'], max_items: 1, wait_ms: 0 });
-  return (await client.ackItem(item.id, agentId)).id;
-}
 
 async function timeUploads(server, dir, bytes) {
   const { uploadOutputs } = await import(join(ROOT, 'packages/agent/dist/outputs/upload.js'));
