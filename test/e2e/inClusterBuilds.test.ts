@@ -1,6 +1,5 @@
 import { BUILDAH, buildahImageAvailable } from '../helpers/buildah.js';
 import { generateKeyPairSync } from 'node:crypto';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateRepositoryCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushToRegistry, startRegistry, type TestRegistry } from '../helpers/docker.js';
@@ -10,7 +9,15 @@ import { startFakeMetadata } from '../helpers/gcpFake/metadata.js';
 import { codeDir } from '../helpers/jobs.js';
 import { KANIKO_STANDIN, buildKanikoStandin, untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
-import { ecrFront, MOTO_ACCOUNT, motoAvailable, motoEnv, startMoto, type Moto } from '../helpers/moto.js';
+import {
+  ecrFront,
+  MOTO_ACCOUNT,
+  createMotoBucket,
+  motoAvailable,
+  motoEnv,
+  startMoto,
+  type Moto,
+} from '../helpers/moto.js';
 import {
   agentConfig,
   cleanupAll,
@@ -69,14 +76,7 @@ describe.skipIf(!buildahImageAvailable('the in-cluster build end-to-end suite') 
       kube = await startFakeKube({ namespaces: ['default'] });
       kubeconfig = await kube.writeKubeconfig(tempDir('liftoff-icb-kube-'));
       moto = await startMoto();
-      const s3 = new S3Client({
-        region: 'us-east-1',
-        endpoint: moto.url,
-        forcePathStyle: true,
-        credentials: { accessKeyId: 'AKIDLIFTOFFTEST', secretAccessKey: 'x' },
-      });
-      await s3.send(new CreateBucketCommand({ Bucket: 'liftoff-ctx' }));
-      s3.destroy();
+      await createMotoBucket(moto, 'liftoff-ctx');
       server = await startServer();
       for (const name of ['oci-k8s', 'ecr-k8s', 'gar-k8s', 'kaniko-k8s', 'kaniko-crash']) {
         await server.client.createQueue('default', { name, resource: 'kubernetes' });

@@ -1,7 +1,6 @@
 import { BUILDAH, buildahImageAvailable } from '../helpers/buildah.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsModelsDir, startFakeAws, type FakeAws } from '../helpers/awsFake/index.js';
 import { BUSYBOX, startRegistry } from '../helpers/docker.js';
@@ -13,7 +12,7 @@ import { startFakeVertex } from '../helpers/vertexFake/server.js';
 import { codeDir } from '../helpers/jobs.js';
 import { untagImagesOf } from '../helpers/kanikoStandin.js';
 import { startFakeKube, type FakeKube } from '../helpers/kube/index.js';
-import { motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
+import { createMotoBucket, motoAvailable, startMoto, type Moto } from '../helpers/moto.js';
 import { agentConfig, cleanupAll, cli, startAgent, startServer, tempDir, type TestServer } from '../helpers/procs.js';
 
 const modelsDir =
@@ -37,14 +36,7 @@ describe.skipIf(!modelsDir)('an in-cluster build for a sagemaker queue', () => {
     fake.ecr.repositories.add('my-ecr-repo');
     await fake.ecr.push(fake.docker, BUSYBOX, 'base', '1');
     moto = await startMoto();
-    const s3 = new S3Client({
-      region: 'us-east-1',
-      endpoint: moto.url,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'AKIDLIFTOFFTEST', secretAccessKey: 'x' },
-    });
-    await s3.send(new CreateBucketCommand({ Bucket: 'liftoff-ctx' }));
-    s3.destroy();
+    await createMotoBucket(moto, 'liftoff-ctx');
     kube = await startFakeKube({ namespaces: ['default'] });
     const home = tempDir('liftoff-aws-home-');
     agentEnv = {

@@ -138,3 +138,19 @@ export async function ecrFront(moto: Moto, registryHost: string): Promise<{ url:
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, tokenCalls: () => tokenCalls };
 }
+
+/** Creates `bucket` in moto's S3 as a test's setup (path-style, moto's test credentials). */
+export async function createMotoBucket(moto: Moto, bucket: string): Promise<void> {
+  const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
+  const s3 = new S3Client({
+    region: 'us-east-1',
+    endpoint: moto.url,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'AKIDLIFTOFFTEST', secretAccessKey: 'x' },
+  });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    s3.destroy();
+  }
+}
