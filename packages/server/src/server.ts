@@ -13,7 +13,7 @@ import { PgBus } from './pgBus.js';
 import { openSecretsKey } from './secretsKey.js';
 import { openPostgres, openSqlite, redactUrl } from './store/database.js';
 import { removeStaleUploads } from './routes/archives.js';
-import { pruneEnded } from './store/retention.js';
+import { pruneEnded, sweepArtifactGarbage } from './store/retention.js';
 import { foldBacklogDeltas } from './store/backlog.js';
 import { Store } from './store/store.js';
 
@@ -177,7 +177,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const pruner = setInterval(() => {
     pruneEnded(store.db, store.dialect, now(), settings.retention)
       .then((n) => n && logger.info({ items: n }, 'pruned ended items past retention'))
-      .catch((err: unknown) => logger.error({ err }, 'pruning failed'));
+      .catch((err: unknown) => logger.error({ err }, 'pruning failed'))
+      // The outputs of pruned runs: their bytes, after the rows are gone (retention.ts).
+      .then(() => sweepArtifactGarbage(store.db, artifacts))
+      .then((n) => n && logger.info({ keys: n }, 'deleted the stored outputs of pruned runs'))
+      .catch((err: unknown) => logger.error({ err }, 'deleting the stored outputs of pruned runs failed'));
   }, settings.pruneIntervalMs);
   pruner.unref();
   // PostgreSQL: backlog counter deltas are folded into the counters every second (store/backlog.ts).

@@ -33,9 +33,13 @@ export async function prepareOutputDir(
   opts: { rootAgent?: boolean; container?: boolean } = {},
 ): Promise<boolean> {
   const root = opts.rootAgent ?? process.getuid?.() === 0;
-  // Job users pass through the parent to their own dir but cannot list the others' (as with work dirs).
-  await mkdir(dirname(dir.path), { recursive: true, mode: 0o711 });
-  await chmod(dirname(dir.path), 0o711);
+  // A root agent's job users pass through the parent to their own dir but cannot list the others' (as with work
+  // dirs). A non-root agent has no job users of its own (its jobs run as itself, or in containers that get the dir
+  // bind-mounted by the Docker daemon, which needs no path through the parent): the parent is then closed to
+  // everyone else, so the 0777 a container's dir may need below is never reachable by other users of the host.
+  const parentMode = root ? 0o711 : 0o700;
+  await mkdir(dirname(dir.path), { recursive: true, mode: parentMode });
+  await chmod(dirname(dir.path), parentMode);
   await mkdir(dir.path, { recursive: true, mode: 0o700 });
   const mib = Math.max(1, Math.ceil(dir.capBytes / 1024 / 1024));
   if (root) {
@@ -51,7 +55,7 @@ export async function prepareOutputDir(
     return false;
   }
   // Not root: the job runs as the agent's user (run-as: agent), or, in a container, as some uid the agent cannot
-  // chown to; the dir is then open to that uid inside the agent's private (0700) data dir.
+  // chown to; the dir is then open to that uid, behind the 0700 parent.
   if (opts.container) await chmod(dir.path, 0o777);
   note(
     `LIFTOFF_OUTPUT_DIR is not size-capped while the job runs (the agent is not root); its cap of ${mib} MiB applies at upload`,

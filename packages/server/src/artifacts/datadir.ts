@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ArtifactStore } from './types.js';
@@ -45,6 +45,11 @@ export class DataDirArtifactStore implements ArtifactStore {
 
   async delete(keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((k) => rm(this.file(k), { force: true })));
+    // Then the folders the keys emptied (`<run>/<upload>`, `<run>`), deepest first; one another key still holds is
+    // left (rmdir refuses a folder that is not empty, so no listing is needed and a concurrent put is never undone).
+    const dirs = new Set<string>();
+    for (const k of keys) for (let d = dirname(this.file(k)); d !== this.root; d = dirname(d)) dirs.add(d);
+    for (const d of [...dirs].sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => undefined);
   }
 
   async close(): Promise<void> {}

@@ -402,6 +402,18 @@ const migrations: Record<string, Migration> = {
     // Jobs: named, versioned launch definitions with their aliases (jobsSchema.ts).
     up: createJobTables,
   },
+  '0021_artifact_garbage': {
+    // Artifact-store keys whose rows are gone (outputs of pruned runs), deleted from the store after the database's
+    // transaction commits (retention.ts): queued in that transaction, so a crash or a store outage in between leaves
+    // the keys to a later sweep instead of leaking their bytes.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('artifact_garbage')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('queued_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

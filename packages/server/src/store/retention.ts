@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import type { ArtifactStore } from '../artifacts/types.js';
 import type { DialectName } from './database.js';
 import { deleteRunMetrics } from './metrics.js';
 import type { Database } from './schema.js';
@@ -17,8 +18,11 @@ const BATCH = 500;
 /** Advisory lock key of the pruner, so replicas do not prune the same rows at once. */
 const PRUNE_LOCK = 0x4c494655;
 
+/** Artifact-store keys deleted per sweep: one store call (S3 DeleteObjects takes up to 1,000) and one statement. */
+const GARBAGE_BATCH = 1000;
+
 /**
- * Deletes ended items beyond the policy together with their runs and logs, at most one batch per call so a large
+ * Deletes ended items beyond the policy together with their runs, logs, metrics and outputs, at most one batch per call so a large
  * backlog is worked off over several ticks without long transactions. Returns how many items went.
  */
 export async function pruneEnded(
@@ -65,6 +69,7 @@ export async function pruneEnded(
     const ids = [...victims];
     const runIds = (await trx.selectFrom('runs').select('id').where('item_id', 'in', ids).execute()).map((r) => r.id);
     if (runIds.length) {
+      await dropRunOutputs(trx, runIds, now);
       await trx.deleteFrom('log_chunks').where('run_id', 'in', runIds).execute();
       await deleteRunMetrics(trx, runIds);
       await trx.deleteFrom('runs').where('id', 'in', runIds).execute();
@@ -73,4 +78,41 @@ export async function pruneEnded(
     const r = await trx.deleteFrom('items').where('id', 'in', ids).where('state', 'in', PRUNABLE_STATES).execute();
     return r.reduce((n, x) => n + Number(x.numDeletedRows), 0);
   });
+}
+
+/**
+ * Drops the output records of `runIds` and queues their chunks' artifact-store keys for sweepArtifactGarbage. The
+ * bytes cannot go in this transaction (the store is not the database), and deleting them first would leave listed
+ * outputs without bytes if the transaction then failed; queued here, they are deleted only once it has committed.
+ */
+async function dropRunOutputs(trx: Kysely<Database>, runIds: string[], now: number): Promise<void> {
+  const outputIds = trx.selectFrom('run_outputs').select('id').where('run_id', 'in', runIds);
+  await trx
+    .insertInto('artifact_garbage')
+    .columns(['key', 'queued_at'])
+    .expression(
+      trx
+        .selectFrom('run_output_chunks')
+        .select(['key', sql<number>`${now}`.as('queued_at')])
+        .where('output_id', 'in', outputIds),
+    )
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+  await trx.deleteFrom('run_output_chunks').where('output_id', 'in', outputIds).execute();
+  await trx.deleteFrom('run_outputs').where('run_id', 'in', runIds).execute();
+  await trx.deleteFrom('run_output_commits').where('run_id', 'in', runIds).execute();
+}
+
+/**
+ * Deletes queued artifact-store keys from the store, then their queue rows: at most one batch per call, like the
+ * pruner. A store that fails keeps the rows, so the next sweep tries again. Returns how many keys went.
+ */
+export async function sweepArtifactGarbage(db: Kysely<Database>, artifacts: ArtifactStore): Promise<number> {
+  const keys = (
+    await db.selectFrom('artifact_garbage').select('key').orderBy('key').limit(GARBAGE_BATCH).execute()
+  ).map((r) => r.key);
+  if (!keys.length) return 0;
+  await artifacts.delete(keys);
+  await db.deleteFrom('artifact_garbage').where('key', 'in', keys).execute();
+  return keys.length;
 }

@@ -201,6 +201,7 @@ export interface Database {
   run_output_chunks: RunOutputChunksTable;
   run_output_commits: RunOutputCommitsTable;
   artifact_chunks: ArtifactChunksTable;
+  artifact_garbage: ArtifactGarbageTable;
 }
 
 /** Pending and active (claimed … cancelling) items per queue and priority, kept by triggers (backlogSchema.ts). */
@@ -246,4 +247,9 @@ export interface RunOutputCommitsTable {
 export interface ArtifactChunksTable {
   key: string;
   data: Buffer;
+}
+/** Artifact-store keys to delete once the transaction that dropped their rows has committed (migration 0021). */
+export interface ArtifactGarbageTable {
+  key: string;
+  queued_at: number;
 }
