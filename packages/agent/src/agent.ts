@@ -29,13 +29,8 @@ import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
-import {
-  collectRunOutputs,
-  collectSlurmOutputs,
-  outputCapBytes,
-  outputDirOf,
-  removeOutputDir,
-} from './outputs/index.js';
+import { OutputDirs } from './outputs/outputDirs.js';
+import { collectRunOutputs, collectSlurmOutputs, outputCapBytes } from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -109,9 +104,12 @@ export class LaunchAgent {
   private readonly sync: SyncChannel;
   /** Code archives this agent extracted, by id (archiveCache.ts). */
   private readonly archives: ArchiveCache;
+  /** Root agents reuse the capped tmpfs of ended runs (outputs/outputDirs.ts). */
+  private readonly outputDirs: OutputDirs;
 
   constructor(private readonly opts: AgentOptions) {
     this.archives = new ArchiveCache(join(opts.dataDir, 'archive-cache'));
+    this.outputDirs = new OutputDirs(opts.dataDir);
     this.queueOrder = [...opts.config.queues];
     this.sync = new SyncChannel(opts.client, opts.identity.id, {
       onContact: () => {
@@ -173,6 +171,9 @@ export class LaunchAgent {
     await sweepRunStates(this.opts.dataDir, held, (id) =>
       this.say(`stopped the leftover process of run ${id}, which is no longer active on the server`),
     ).catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftover run records failed'));
+    await this.outputDirs
+      .sweep(new Map([...held].map((id) => [id, runStateDir(this.opts.dataDir, id)])))
+      .catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftover output dirs failed'));
     this.heartbeatInterval = reg.heartbeat_interval_ms;
     this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
@@ -199,6 +200,7 @@ export class LaunchAgent {
     }
     await Promise.all([...this.jobs.values()].map((j) => j.done ?? Promise.resolve()));
     await this.loop;
+    await this.outputDirs.close();
     clearInterval(this.heartbeatTimer);
     // Queued heartbeats and reports go first: arriving after `stopped`, they would describe an agent still there.
     await this.sync.idle();
@@ -218,6 +220,7 @@ export class LaunchAgent {
       builder: this.builder,
       jobUsers: this.jobUsers,
       archives: this.archives,
+      outputDirs: this.outputDirs,
     };
   }
 
@@ -363,11 +366,11 @@ export class LaunchAgent {
       ?.release(run.id)
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
     // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
-    if (!job.lost) await this.collectOutputs(run.id, note, item.spec.resource);
+    if (!job.lost) await this.collectOutputs(run.id, stateDir, note, item.spec.resource);
     note(finalLine(final));
     await shipper.flush();
     await reporter.flush();
-    await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
+    await this.outputDirs.release(run.id, stateDir);
     if (job.lost) {
       this.say(`run ${run.id} stopped after it was declared lost; not reported`);
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
@@ -383,7 +386,12 @@ export class LaunchAgent {
   }
 
   /** Uploads a run's output dir after it ended (outputs/index.ts); never throws. */
-  private async collectOutputs(runId: string, note: (line: string) => void, resource?: string): Promise<void> {
+  private async collectOutputs(
+    runId: string,
+    stateDir: string,
+    note: (line: string) => void,
+    resource?: string,
+  ): Promise<void> {
     const cap = outputCapBytes(this.opts.config.file['outputs-max-mib']);
     const slurm = this.opts.config.file.slurm;
     const collect =
@@ -391,7 +399,9 @@ export class LaunchAgent {
         ? slurm && slurm.transport !== 'ssh'
           ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
           : Promise.resolve()
-        : collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note);
+        : this.outputDirs
+            .pathOf(runId, stateDir)
+            .then((dir) => collectRunOutputs(this.opts.client, dir, runId, this.id, cap, note));
     await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );
@@ -446,6 +456,8 @@ export class LaunchAgent {
         continue;
       }
       if (user?.dynamic) await killUserProcesses(user.uid);
+      // Its output dir is read from the state dir before that goes (released below, after the report).
+      await this.outputDirs.pathOf(run.id, stateDir);
       await removeRunState(stateDir);
       const final: Final = { ...result, ...(result.state === 'failed' ? { stage: 'agent' as const } : {}) };
       // The output the runner could still recover, and why the run ends, reach the log before the report.
@@ -455,7 +467,7 @@ export class LaunchAgent {
       await this.sync
         .reportRun(run.id, finalReport(this.id, final))
         .catch((err: unknown) => this.opts.logger.warn({ err, run: run.id }, 'could not reconcile run'));
-      await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
+      await this.outputDirs.release(run.id);
       await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
       this.say(`run ${run.id} from before the restart reported ${final.state}`);
     }
@@ -485,7 +497,8 @@ export class LaunchAgent {
         (l) => shipper.note(l),
         startTimeoutSeconds,
       );
-      if (!job.lost) await this.collectOutputs(run.id, (l) => shipper.note(l), resource);
+      if (!job.lost)
+        await this.collectOutputs(run.id, runStateDir(this.opts.dataDir, run.id), (l) => shipper.note(l), resource);
       shipper.note(finalLine(final));
       await shipper.flush();
       await reporter.flush();
@@ -499,8 +512,8 @@ export class LaunchAgent {
         // As at the end of any run: the run's uid is emptied before it can be handed out again, and its dirs go.
         if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
         else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
+        await this.outputDirs.release(run.id, runStateDir(this.opts.dataDir, run.id));
         await removeRunState(runStateDir(this.opts.dataDir, run.id));
-        await removeOutputDir(outputDirOf(this.opts.dataDir, run.id));
         await rm(join(this.opts.dataDir, 'work', run.id), { recursive: true, force: true }).catch(() => undefined);
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);

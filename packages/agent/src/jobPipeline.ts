@@ -3,7 +3,8 @@ import { assertBaseImage, type ClaimedItem, type ResourceType, type Run } from '
 import type { AgentOptions } from './agent.js';
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import { jobEnvironment, wandbEnvironment } from './jobEnv.js';
-import { CONTAINER_OUTPUT_DIR, outputCapBytes, outputDirOf } from './outputs/index.js';
+import { CONTAINER_OUTPUT_DIR, outputCapBytes } from './outputs/index.js';
+import type { OutputDirs } from './outputs/outputDirs.js';
 import { handOver, type JobUsers } from './jobUsers.js';
 import type { LogShipper } from './logShipper.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
@@ -29,6 +30,8 @@ export interface PipelineContext {
   jobUsers: JobUsers | undefined;
   /** Code archives extracted once and copied into each run's work dir. */
   archives: ArchiveCache;
+  /** Which output dir each run's job writes to (outputs/outputDirs.ts). */
+  outputDirs: OutputDirs;
 }
 
 /** The agent's record of a job, as far as the pipeline reads and writes it. */
@@ -136,7 +139,10 @@ export async function executeJob(
   const secretEnv = await runSecrets(ctx, spec, run.id, shipper);
   // Runners that give jobs an output dir (docs/outputs.md); the agent collects it after the run (agent.ts).
   const outputDir = OUTPUT_RUNNERS.has(resource)
-    ? { path: outputDirOf(ctx.opts.dataDir, run.id), capBytes: outputCapBytes(ctx.opts.config.file['outputs-max-mib']) }
+    ? {
+        path: await ctx.outputDirs.assign(run.id, stateDir),
+        capBytes: outputCapBytes(ctx.opts.config.file['outputs-max-mib']),
+      }
     : undefined;
   const env = jobEnvironment({
     agentEnv: ctx.opts.agentEnv,

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { outputDirOf, prepareOutputDir, removeOutputDir } from '../src/outputs/outputDir.js';
 import { BUSYBOX, docker, dockerAvailable } from '../../../test/helpers/docker.js';
-import { tempDir } from '../../../test/helpers/procs.js';
+import { cleanupAll, tempDir } from '../../../test/helpers/procs.js';
 
 const isRoot = process.getuid?.() === 0;
 /** The uid the simulated non-root agent runs as, and one more user of the same host. */
@@ -20,6 +20,7 @@ describe.skipIf(!isRoot || !dockerAvailable())('a non-root agent’s output dir'
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await removeOutputDir(d);
+    await cleanupAll();
   });
 
   it('is closed to other host users behind a 0700 parent, and writable by the container', async () => {

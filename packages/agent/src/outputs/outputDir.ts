@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** Where a container job sees its output dir (beside HOME, containerLayout.ts). */
@@ -45,6 +45,13 @@ export async function prepareOutputDir(
   if (root) {
     const uid = owner?.uid ?? 0;
     const gid = owner?.gid ?? 0;
+    // A slot an earlier run used and OutputDirs emptied (outputDirs.ts): still mounted, with the same cap.
+    const [own, parent] = await Promise.all([stat(dir.path), stat(dirname(dir.path))]);
+    if (own.dev !== parent.dev) {
+      await chown(dir.path, uid, gid);
+      await chmod(dir.path, 0o700);
+      return true;
+    }
     const options = `size=${mib}m,uid=${uid},gid=${gid},mode=0700,nosuid,nodev,noexec`;
     const failed = await run('mount', ['-t', 'tmpfs', '-o', options, 'liftoff-outputs', dir.path]);
     if (!failed) return true;
@@ -65,7 +72,13 @@ export async function prepareOutputDir(
 
 /** Unmounts (when mounted) and removes a run's output dir. Safe to call for a dir that never existed. */
 export async function removeOutputDir(path: string): Promise<void> {
-  if (process.getuid?.() === 0) await run('umount', [path]);
+  const [own, parent] = await Promise.all([
+    lstat(path).catch(() => undefined),
+    stat(dirname(path)).catch(() => undefined),
+  ]);
+  if (!own) return;
+  // Only a mount point is unmounted: a spawned umount per run whose dir was never mounted cost as much as the rest.
+  if (process.getuid?.() === 0 && own.isDirectory() && own.dev !== parent?.dev) await run('umount', [path]);
   // rm never follows the symlinks a job may have left there.
   await rm(path, { recursive: true, force: true }).catch(() => undefined);
 }
