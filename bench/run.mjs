@@ -15,8 +15,9 @@ import runs from './runs.mjs';
 import slurm from './slurm.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
+import websize from './webSize.mjs';
 
-const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs, runs, metrics];
+const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs, runs, metrics, websize];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));

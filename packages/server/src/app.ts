@@ -11,6 +11,7 @@ import {
 import { z } from 'zod';
 import { AuthRateLimitedError, ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
 import { authenticateLimited } from './authRateLimit.js';
+import { compressAnswers } from './compression.js';
 import {
   clientErrorHandler,
   dropRestOfBody,
@@ -95,6 +96,9 @@ export async function buildApp(
     },
     transform: jsonSchemaTransform,
   });
+
+  // Before any route: it decides per route, as routes are added, whether answers are compressed.
+  await compressAnswers(app);
 
   app.decorateRequest('principal');
   app.addHook('onRequest', async (req) => {

@@ -10,13 +10,16 @@ const isFile = (path: string) =>
   );
 
 /**
- * Serves the web UI's build (`packages/web/dist`) at `/`: files as they are (hashed assets cached for a year), any
+ * Serves the web UI's build (`packages/web/dist`) at `/`: files as they are (hashed assets cached for a year; brotli or
+ * gzip made at build time when the client accepts it), any
  * other non-API GET answers index.html so client-side routes survive a reload. `/api/...` is never touched. When the
  * directory has not been built, `/` says so and the API keeps working.
  */
 export async function staticRoutes(app: App, webDir: string): Promise<void> {
   const root = resolve(webDir);
-  await app.register(fastifyStatic, { root, serve: false, suppressWarning: true });
+  // The build writes .br and .gz beside each file (packages/web/vite.config.js): sent as they are when the client
+  // accepts them, with Vary: Accept-Encoding, so no request compresses the UI's files again.
+  await app.register(fastifyStatic, { root, serve: false, suppressWarning: true, preCompressed: true });
 
   app.get('/*', { schema: { hide: true } }, async (req, reply) => {
     let path: string;
