@@ -55,16 +55,17 @@ export function syncRoute(app: App, ctx: AppContext): void {
       const reportSeen = reports.map((r) => seen(runEntity, r.run_id));
       const ackIds = acks.filter((_, i) => ackSeen[i]).map((a) => a.item_id);
       const reportsSeen = reports.filter((_, i) => reportSeen[i]);
+      const now = ctx.now();
       const outcome = await applySync(
         db,
         dialect,
         agent.id,
         {
-          ...(heartbeat ? { heartbeat } : {}),
+          ...(heartbeat ? { heartbeat } : { touch: ctx.store.agents.touchDue(agent.id, now) }),
           acks: ackIds,
           reports: reportsSeen.map(({ run_id, ...body }) => ({ runId: run_id, body: { ...body, agent_id: agent.id } })),
         },
-        ctx.now(),
+        now,
       );
       // The outcomes come in the order of the entries that reached the store; refused ones are skipped there.
       const ackOutcomes = inOrder(ackSeen, outcome.acks);

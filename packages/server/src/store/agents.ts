@@ -158,14 +158,22 @@ export class Agents {
    * agent that stopped (KILLED with another reason) stays KILLED: a poll still in flight as it shut down says nothing.
    */
   async touch(agentId: string, now: number): Promise<void> {
+    if (this.touchDue(agentId, now)) await touchIn(this.db, agentId, now);
+  }
+
+  /**
+   * Whether a touch of `agentId` at `now` says anything new (none was written for it within `touchSkipMs`), noting
+   * it as written when so: for callers that write the touch inside a transaction of their own (store/sync.ts).
+   */
+  touchDue(agentId: string, now: number): boolean {
     const last = this.touchedAt.get(agentId);
-    if (last !== undefined && now >= last && now - last < this.touchSkipMs) return;
-    await touchIn(this.db, agentId, now);
+    if (last !== undefined && now >= last && now - last < this.touchSkipMs) return false;
     if (this.touchSkipMs > 0) {
       // Bounded: a server that saw many agents come and go forgets the oldest first.
       if (this.touchedAt.size >= 10_000) this.touchedAt.delete(this.touchedAt.keys().next().value as string);
       this.touchedAt.set(agentId, now);
     }
+    return true;
   }
 
   async heartbeat(
