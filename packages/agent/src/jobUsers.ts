@@ -217,11 +217,45 @@ async function assertRangeFree(range: { first: number; count: number }, agentUid
   }
 }
 
-/** uids (real, effective or saved) of every process on the host. */
-async function uidsWithProcesses(): Promise<Set<number>> {
-  const uids = new Set<number>();
-  for (const p of await processUids()) for (const u of p.uids) uids.add(u);
-  return uids;
+/** How long a pass's uids stand for the host's when picking a uid (acquire). */
+const BUSY_UIDS_TTL_MS = 1_000;
+let busyUids: { at: number; uids: Promise<Set<number>> } | undefined;
+
+/**
+ * uids (real, effective or saved) of every process on the host, from a pass at most a second old. This agent's own
+ * runs' uids are never picked anyway (JobUsers.inUse), and a released one has no process left (release kills until
+ * none is); the pass only guards against processes this agent does not know of (another agent misconfigured with an
+ * overlapping range, leftovers of an earlier one), for which a second-old view serves as well. At many jobs a
+ * second, one pass per acquisition was the larger half of the agent's remaining work on trivial jobs.
+ */
+function uidsWithProcesses(): Promise<Set<number>> {
+  const now = Date.now();
+  if (!busyUids || now - busyUids.at >= BUSY_UIDS_TTL_MS || now < busyUids.at) {
+    const uids = nextPass().then((ps) => new Set(ps.flatMap((p) => p.uids)));
+    busyUids = { at: now, uids };
+    uids.catch(() => (busyUids = undefined));
+  }
+  return busyUids.uids;
+}
+
+/**
+ * A pass over /proc that starts after this call: the one starting now if none runs, else the one after the pass in
+ * flight, shared by every caller that asked meanwhile (jobs ending together share it). Every caller sees processes
+ * as they were after it asked, which is what killing a run's leftovers needs.
+ */
+let passInFlight: Promise<unknown> | undefined;
+let nextQueued: Promise<Array<{ pid: number; uids: number[] }>> | undefined;
+function nextPass(): Promise<Array<{ pid: number; uids: number[] }>> {
+  if (!passInFlight) {
+    const pass = processUids();
+    passInFlight = pass.finally(() => (passInFlight = undefined));
+    return pass;
+  }
+  nextQueued ??= passInFlight.then(() => {
+    nextQueued = undefined;
+    return nextPass();
+  });
+  return nextQueued;
 }
 
 /**
@@ -267,7 +301,7 @@ async function processUids(): Promise<Array<{ pid: number; uids: number[] }>> {
  */
 export async function killUserProcesses(uid: number): Promise<void> {
   for (let pass = 0; pass < 50; pass++) {
-    const left = (await processUids()).filter((p) => p.uids.includes(uid));
+    const left = (await nextPass()).filter((p) => p.uids.includes(uid));
     if (!left.length) return;
     for (const p of left) {
       try {
