@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '@liftoff/cli';
@@ -7,6 +7,7 @@ import { codeDir } from '../helpers/jobs.js';
 import {
   agentConfig,
   cleanupAll,
+  cli,
   liftoff,
   outputOf,
   startAgent,
@@ -106,6 +107,60 @@ describe.skipIf(!available)('the Slurm runner over ssh to a login node', () => {
     expect(stopped.status).toBe('stopped');
     expect(await outputOf(server.client, r2)).toContain('got TERM');
   });
+
+  it('fetches what the job wrote to $LIFTOFF_OUTPUT_DIR over ssh: regular files only, links named; past the cap nothing', async () => {
+    // The agent of the case above still serves queue "ssh"; one with a 1 MiB cap serves "ssh-cap".
+    await server.client.createQueue('default', { name: 'ssh-cap', resource: 'slurm' });
+    await startAgent(server, {
+      queues: ['ssh-cap'],
+      name: 'ssh-cap-agent',
+      config: agentConfig(keys, `outputs-max-mib: 1\n${yaml('')}`),
+    });
+    const job = [
+      'case "$LIFTOFF_OUTPUT_DIR" in */outputs) ;; *) exit 9;; esac',
+      'mkdir "$LIFTOFF_OUTPUT_DIR/ckpt"',
+      'seq 1 3000 > "$LIFTOFF_OUTPUT_DIR/ckpt/seq.txt"',
+      'ln -s /etc/shadow "$LIFTOFF_OUTPUT_DIR/shadow"',
+      'ln "$LIFTOFF_OUTPUT_DIR/ckpt/seq.txt" "$LIFTOFF_OUTPUT_DIR/hard.txt"',
+      'mkfifo "$LIFTOFF_OUTPUT_DIR/fifo"',
+      '[ -z "$BIG" ] || head -c 3145728 /dev/zero > "$LIFTOFF_OUTPUT_DIR/big.bin"',
+      '',
+    ].join('\n');
+    const archive = await server.client.uploadArchive(await packDirectory(codeDir({ 'job.sh': job })));
+    const launch = async (queue: string, env: Record<string, string>) => {
+      const item = await server.client.push('default', queue, {
+        spec: { source: { type: 'code', archive_id: archive.id }, entry_point: ['bash', 'job.sh'], env },
+      });
+      const runId = await until(async () => (await server.client.getItem(item.id)).run_id ?? undefined);
+      // Ended with its outputs settled: the agent collects them before its final report.
+      const run = await until(async () => {
+        const cur = await server.client.getRun(runId);
+        return ['finished', 'failed', 'stopped'].includes(cur.status) ? cur : undefined;
+      }, 60_000);
+      return { run, log: (await server.client.readLogs(runId)).data };
+    };
+
+    const { run, log } = await launch('ssh', {});
+    expect(run).toMatchObject({ status: 'finished', exit_code: 0 });
+    expect(log).toContain('outputs: skipped "shadow": a symlink');
+    expect(log).toContain('outputs: skipped "fifo": not a regular file');
+    // tar stores the second name of a hard-linked file as a link to the first.
+    expect(log).toMatch(/outputs: skipped "(hard\.txt|ckpt\/seq\.txt)": a hard link/);
+    const listed = (await server.client.listOutputs(run.id)).outputs.map((o) => o.path);
+    expect(listed).toHaveLength(1);
+    const dir = tempDir('liftoff-ssh-download-');
+    expect((await cli(['runs', 'outputs', run.id, '--download', dir], server.env)).code).toBe(0);
+    expect(readFileSync(join(dir, listed[0] as string), 'utf8')).toBe(
+      Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join(''),
+    );
+    // The staging dir on the agent's host is gone once uploaded.
+    expect(readdirSync(join(server.home, 'agents', 'ssh-agent', 'outputs-staging'))).toEqual([]);
+
+    const over = await launch('ssh-cap', { BIG: '1' });
+    expect(over.run).toMatchObject({ status: 'finished', exit_code: 0 });
+    expect(over.log).toContain('outputs not uploaded: LIFTOFF_OUTPUT_DIR holds more than its cap of 1.0 MiB');
+    expect((await server.client.listOutputs(over.run.id)).outputs).toEqual([]);
+  }, 180_000);
 
   it('refuses to start when ssh cannot log in, naming the cause', async () => {
     const p = liftoff(

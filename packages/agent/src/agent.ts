@@ -30,7 +30,7 @@ import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } fro
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
 import { OutputDirs } from './outputs/outputDirs.js';
-import { collectRunOutputs, collectSlurmOutputs, outputCapBytes } from './outputs/index.js';
+import { collectFetchedOutputs, collectRunOutputs, collectSlurmOutputs, outputCapBytes } from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -398,13 +398,22 @@ export class LaunchAgent {
       resource === 'slurm'
         ? slurm && slurm.transport !== 'ssh'
           ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
-          : Promise.resolve()
+          : this.fetchedOutputs(runId, cap, note)
         : this.outputDirs
             .pathOf(runId, stateDir)
             .then((dir) => collectRunOutputs(this.opts.client, dir, runId, this.id, cap, note));
     await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );
+  }
+
+  /** Outputs the runner fetches from where its job wrote them (Slurm over ssh: runners/types.ts fetchOutputs). */
+  private async fetchedOutputs(runId: string, cap: number, note: (line: string) => void): Promise<void> {
+    const runner = this.runners.get('slurm');
+    if (!runner?.fetchOutputs) return;
+    const fetch = runner.fetchOutputs.bind(runner, runId);
+    const staging = join(this.opts.dataDir, 'outputs-staging');
+    await collectFetchedOutputs(this.opts.client, fetch, staging, runId, this.id, cap, note);
   }
 
   /** Runs this identity held before a restart: re-adopt them where the runner can, otherwise end them honestly. */

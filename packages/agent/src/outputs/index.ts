@@ -1,7 +1,8 @@
-import { lstat, stat } from 'node:fs/promises';
+import { lstat, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LiftoffClient } from '@liftoff/core';
 import { DEFAULT_OUTPUT_CAP_BYTES } from './outputDir.js';
+import type { FetchedOutputs } from '../runners/slurm/remoteOutputs.js';
 import { uploadOutputs } from './upload.js';
 
 export { CONTAINER_OUTPUT_DIR, DEFAULT_OUTPUT_CAP_BYTES, outputDirOf, removeOutputDir } from './outputDir.js';
@@ -59,4 +60,37 @@ export async function collectSlurmOutputs(
     { bytes: capBytes, capped: false, ownerUid: own.uid },
     note,
   );
+}
+
+/**
+ * A run whose output dir only its runner can reach (Slurm over ssh: runners/types.ts fetchOutputs): fetched into a
+ * private staging dir `<staging root>/<run id>` (0700, the agent's), uploaded from there like any run's, then
+ * removed. Past the cap the transfer is cut and nothing is uploaded; entries that are not regular files are named.
+ */
+export async function collectFetchedOutputs(
+  client: LiftoffClient,
+  fetch: (into: string, capBytes: number) => Promise<FetchedOutputs | undefined>,
+  stagingRoot: string,
+  runId: string,
+  agentId: string,
+  capBytes: number,
+  note: (line: string) => void,
+): Promise<void> {
+  const staging = join(stagingRoot, runId);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  try {
+    const got = await fetch(staging, capBytes);
+    if (!got) return;
+    for (const s of got.skipped) note(`outputs: skipped ${JSON.stringify(s.path)}: ${s.why}`);
+    if (got.over) {
+      note(
+        `outputs not uploaded: LIFTOFF_OUTPUT_DIR holds more than its cap of ${(capBytes / 1024 / 1024).toFixed(1)} MiB (the transfer was stopped there); nothing is listed. Write less there, or raise the agent's outputs-max-mib.`,
+      );
+      return;
+    }
+    await uploadOutputs(client, runId, agentId, staging, { bytes: capBytes, capped: false }, note);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
 }

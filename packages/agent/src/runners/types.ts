@@ -1,3 +1,4 @@
+import type { FetchedOutputs } from './slurm/remoteOutputs.js';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import type {
@@ -122,6 +123,12 @@ export interface Runner {
   sweep?(activeRunIds: ReadonlySet<string>): Promise<void>;
   /** Releases watches and connections when the agent stops. */
   close?(): Promise<void>;
+  /**
+   * For runners whose jobs write LIFTOFF_OUTPUT_DIR where the agent cannot read it (Slurm over ssh): the ended run's
+   * output files fetched into `into`, a private staging dir, at most `capBytes` (slurm/remoteOutputs.ts); undefined
+   * when the run has none there. The agent then uploads them like any run's (outputs/index.ts).
+   */
+  fetchOutputs?(runId: string, into: string, capBytes: number): Promise<FetchedOutputs | undefined>;
 }
 
 /** Services injected into runners; runners read nothing from the process themselves. */

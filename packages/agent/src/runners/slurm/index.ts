@@ -10,6 +10,7 @@ import { SlurmJob, type JobRecord } from './job.js';
 import { SlurmPoller } from './poller.js';
 import { envFile } from './quoting.js';
 import { sbatchOptions } from './sbatchArgs.js';
+import type { FetchedOutputs } from './remoteOutputs.js';
 import { LocalTransport, SshTransport, type Owner, type Transport } from './transport.js';
 
 const NO_CONFIG =
@@ -125,14 +126,12 @@ export class SlurmRunner implements Runner {
     const argv = [...job.spec.entry_point, ...job.spec.args];
     if (!argv.length) throw new RunnerError('The job has no entry point.');
     const owner = await this.jobOwner();
-    const runDir = `${cfg['workdir-root'].replace(/\/+$/, '')}/${job.runId}`;
+    const runDir = runDirOf(cfg, job.runId);
     const srcDir = `${runDir}/src`;
     // The run's environment as jobEnv.ts computed it; HOME is its code dir on the cluster, not the agent's.
-    // LIFTOFF_OUTPUT_DIR (docs/outputs.md): on the shared filesystem, collected by the agent after the run, which can
-    // read it there with the local transport only (over ssh it is not built: no output dir).
-    const outputs: Record<string, string> =
-      cfg.transport === 'local' ? { LIFTOFF_OUTPUT_DIR: `${runDir}/outputs` } : {};
-    const env = envFile({ ...job.env, HOME: srcDir, ...outputs });
+    // LIFTOFF_OUTPUT_DIR (docs/outputs.md): on the shared filesystem, collected by the agent after the run (read in
+    // place with the local transport, fetched as a tar stream over ssh: fetchOutputs).
+    const env = envFile({ ...job.env, HOME: srcDir, LIFTOFF_OUTPUT_DIR: `${runDir}/outputs` });
     const script = batchScript({ runId: job.runId, runDir, srcDir, argv, srun: opts.srun });
     await transport.prepareRunDir(runDir, job.workDir, env, owner);
     const pending = { runDir, ...(opts.array ? { array: opts.array } : {}), ...(owner ? { owner } : {}) };
@@ -219,6 +218,12 @@ export class SlurmRunner implements Runner {
     }
   }
 
+  /** Over ssh: the run's output dir fetched as a tar stream; with the local transport the agent reads it in place. */
+  async fetchOutputs(runId: string, into: string, capBytes: number): Promise<FetchedOutputs | undefined> {
+    const { cfg, transport } = this.cfg();
+    return transport.fetchOutputs?.(`${runDirOf(cfg, runId)}/outputs`, into, capBytes);
+  }
+
   async close(): Promise<void> {
     for (const j of this.jobs) j.detach();
     this.jobs.clear();
@@ -256,3 +261,7 @@ export class SlurmRunner implements Runner {
     return this.killWaitText;
   }
 }
+
+/** `<workdir-root>/<run id>`: a run's dir on the cluster's shared filesystem. */
+const runDirOf = (cfg: SlurmAgentConfig, runId: string): string =>
+  `${cfg['workdir-root'].replace(/\/+$/, '')}/${runId}`;

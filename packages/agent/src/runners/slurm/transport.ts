@@ -4,6 +4,7 @@ import { chmod, cp, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { SlurmError, type Env, type SlurmAgentConfig } from '@liftoff/core';
 import { handOver } from '../../jobUsers.js';
 import { shCommand } from './quoting.js';
+import { remoteTarCommand, unpackRemoteOutputs, type FetchedOutputs } from './remoteOutputs.js';
 
 export interface CommandResult {
   code: number | null;
@@ -32,6 +33,11 @@ export interface Transport {
   removeRunDir(dir: string): Promise<void>;
   /** Removes one file of a run dir (the env file once the job ended: it holds the run's secrets). */
   removeFile(path: string): Promise<void>;
+  /**
+   * Over ssh, where the agent cannot read the run dir itself: the regular files of `dir` (a run's output dir)
+   * unpacked into `into`, at most `capBytes` (remoteOutputs.ts); undefined when there is no such dir.
+   */
+  fetchOutputs?(dir: string, into: string, capBytes: number): Promise<FetchedOutputs | undefined>;
 }
 
 const TIMEOUT_MS = 60_000;
@@ -181,7 +187,14 @@ export class SshTransport implements Transport {
   }
 
   async prepareRunDir(dir: string, code: string | undefined, envText: string) {
-    const mk = await this.ssh(['sh', '-c', 'umask 077 && rm -rf -- "$1" && mkdir -p -- "$1/src"', 'sh', dir]);
+    // With the job's LIFTOFF_OUTPUT_DIR, fetched back after the run (docs/outputs.md).
+    const mk = await this.ssh([
+      'sh',
+      '-c',
+      'umask 077 && rm -rf -- "$1" && mkdir -p -- "$1/src" "$1/outputs"',
+      'sh',
+      dir,
+    ]);
     if (mk.code !== 0) throw new SlurmError(`Could not create ${dir} on ${this.describe}: ${mk.stderr.trim()}`);
     const env = await this.ssh(['sh', '-c', 'umask 077 && cat > "$1/env"', 'sh', dir], envText);
     if (env.code !== 0) throw new SlurmError(`Could not write ${dir}/env on ${this.describe}: ${env.stderr.trim()}`);
@@ -222,6 +235,13 @@ export class SshTransport implements Transport {
 
   async removeRunDir(dir: string) {
     await this.ssh(['rm', '-rf', '--', dir]);
+  }
+
+  fetchOutputs(dir: string, into: string, capBytes: number): Promise<FetchedOutputs | undefined> {
+    // Streamed into the unpacker, never held whole (execArgv collects output): the cap is what bounds it.
+    const [cmd, ...args] = [...this.base, shCommand(remoteTarCommand(dir))];
+    const child = spawn(cmd as string, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    return unpackRemoteOutputs(child, into, capBytes);
   }
 
   async removeFile(path: string) {
