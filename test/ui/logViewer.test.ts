@@ -220,6 +220,53 @@ describe.skipIf(skipReason !== undefined)('log viewer in the web UI', () => {
     expect(await page.locator('.log-row[data-line="500000"]').getAttribute('class')).not.toContain('log-selected');
     await page.screenshot({ path: join(shots, 'log-line-link.png') });
     expect(ui?.errors).toEqual([]);
+  });
+
+  it('follows a live log, stops following when scrolled up, and resumes with the button', async () => {
+    const c = server.client;
+    await c.registerAgent({
+      id: 'ui-live',
+      name: 'ui-live',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['default'],
+      version: 't',
+      max_jobs: 1,
+    });
+    const item = await c.push('default', 'default', {
+      spec: { source: { type: 'git', url: 'https://example.com/r.git' }, entry_point: ['true'], name: 'live-log' },
+    });
+    await c.poll('ui-live', { queues: ['default'], max_items: 1, wait_ms: 0 });
+    const run = (await c.ackItem(item.id, 'ui-live')).id;
+    let offset = 0;
+    let written = 0;
+    const write = async (n: number) => {
+      const text = Array.from({ length: n }, (_, k) => `live ${written + k + 1}\n`).join('');
+      offset = (await c.appendLogs(run, 'ui-live', offset, text)).size;
+      written += n;
+    };
+    await write(500);
+    const { page } = ui as UiPage;
+    await ui?.goto(`/runs/${run}`);
+    await page.locator('.log-row[data-line="500"]').waitFor();
+    await write(500);
+    // Following: the new last line comes into view by itself.
+    await page.locator('.log-row[data-line="1000"]').waitFor();
+    expect(await page.getByTestId('log-follow').count()).toBe(0);
+    await page.getByTestId('logs').evaluate((el) => (el.scrollTop = 0));
+    await page.getByTestId('log-follow').waitFor();
+    await write(500);
+    await page.getByTestId('log-lines').filter({ hasText: '1,500 lines' }).waitFor();
+    // Not following: the view stays at the top while lines arrive.
+    expect(await page.locator('.log-row[data-line="1"]').count()).toBe(1);
+    expect(await page.locator('.log-row[data-line="1500"]').count()).toBe(0);
+    await page.getByTestId('log-follow').click();
+    await page.locator('.log-row[data-line="1500"]').waitFor();
+    expect(await page.locator('.log-row[data-line="1500"] .log-text').textContent()).toBe('live 1500');
+    await c.reportRun(run, { agent_id: 'ui-live', state: 'finished', exit_code: 0 });
+    await page.locator('[data-phase="ended"]').waitFor();
+    await page.screenshot({ path: join(shots, 'log-live.png') });
+    expect(ui?.errors).toEqual([]);
     console.log(`log viewer screenshots: ${shots}`);
   });
 });

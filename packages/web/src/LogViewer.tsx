@@ -277,6 +277,7 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
       <div
         ref={scrollRef}
         className="log-scroll"
+        style={{ height: `min(70vh, ${Math.max(total, 6) * ROW_PX + 12}px)` }}
         data-testid="logs"
         tabIndex={0}
         aria-label="Run output"
