@@ -36,6 +36,8 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const blocks = useRef<Block[]>([]);
   const loading = useRef<number | null>(null);
+  const retryAt = useRef(0);
+  const lastScrollTop = useRef(0);
   const [, setTick] = useState(0);
   const rerender = useCallback(() => setTick((t) => t + 1), []);
   const [selected, setSelected] = useState<number | null>(lineFromHash);
@@ -80,7 +82,7 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
 
   // Pages in the first line in view (with overscan) that is not in memory; one request at a time, then again.
   useEffect(() => {
-    if (loading.current !== null || !tail.ready) return;
+    if (loading.current !== null || !tail.ready || Date.now() < retryAt.current) return;
     let missing: number | null = null;
     for (let n = firstShown; n <= lastShown; n++)
       if (!lineAt(n)) {
@@ -96,7 +98,12 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
         if (lines.length) insertBlock(blocks.current, { start: page.line, lines }, (firstShown + lastShown) / 2);
         setPageError(null);
       })
-      .catch((e: Error) => setPageError(e.message))
+      .catch((e: Error) => {
+        // Not again at once: a server that is down would otherwise be asked on every render.
+        retryAt.current = Date.now() + 2000;
+        setTimeout(rerender, 2000);
+        setPageError(e.message);
+      })
       .finally(() => {
         if (loading.current === want) loading.current = null;
         rerender();
@@ -283,8 +290,12 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
         aria-label="Run output"
         onScroll={(e) => {
           const el = e.currentTarget;
+          // Following only ever scrolls down; a scroll up away from the end is the user's, and stops it. (A growing
+          // log can leave the view short of the end for a frame without anyone scrolling: that must not.)
+          const up = el.scrollTop < lastScrollTop.current - 1;
+          lastScrollTop.current = el.scrollTop;
           const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_PX * 2;
-          if (follow && !atBottom) setFollow(false);
+          if (follow && up && !atBottom) setFollow(false);
         }}
       >
         {total === 0 ? (
