@@ -197,6 +197,8 @@ describe.skipIf(skipReason !== undefined)('log viewer in the web UI', () => {
       NEEDLE_LINE,
     );
     expect(await hit.locator('.log-text').textContent()).toBe(lineText(NEEDLE_LINE));
+    // The occurrence itself is marked, found case-insensitively as the server did.
+    expect(await hit.locator('mark.log-mark').allTextContents()).toEqual(['NEEDLE-NEAR-END']);
     await page.getByRole('button', { name: 'Next match' }).click();
     await page.getByLabel('Search the log').fill('no such text anywhere');
     await page.getByRole('button', { name: 'Find' }).click();

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEve
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useSession } from './hooks.js';
 import { downloadRawLog, readLogPage, searchLogPage } from './logApi.js';
-import { splitPage, styleLine, type LogLine } from './logLines.js';
+import { markMatches, splitPage, styleLine, type LogLine } from './logLines.js';
 import type { LogState } from './logs.js';
 
 /** Every row is one line, one height: no measuring, so a million lines cost what a hundred do. */
@@ -326,15 +326,22 @@ export function LogViewer({ runId, logs }: { runId: string; logs: LogState }) {
                   </a>
                   {line ? (
                     <span className="log-text" title={line.note ? 'from the Liftoff agent, not the job' : undefined}>
-                      {styleLine(line.text).map((s, i) => (
-                        <span
-                          key={i}
-                          className={s.className || undefined}
-                          style={s.color || s.background ? { color: s.color, background: s.background } : undefined}
-                        >
-                          {s.text}
-                        </span>
-                      ))}
+                      {(search.highlight && search.lines.has(n)
+                        ? markMatches(styleLine(line.text), search.highlight.query, search.highlight.caseSensitive)
+                        : styleLine(line.text)
+                      ).map((s, i) => {
+                        const style =
+                          s.color || s.background ? { color: s.color, background: s.background } : undefined;
+                        return 'mark' in s && s.mark ? (
+                          <mark key={i} className="log-mark">
+                            {s.text}
+                          </mark>
+                        ) : (
+                          <span key={i} className={s.className || undefined} style={style}>
+                            {s.text}
+                          </span>
+                        );
+                      })}
                     </span>
                   ) : (
                     <span className="log-text muted">…</span>
@@ -435,5 +442,9 @@ function useLogSearch(runId: string, jumpTo: (line: number) => void) {
           ? 'searching…'
           : 'no matches'
         : `${current + 1} of ${count}${state.searching ? ' (searching…)' : ''}`;
-  return { query, setQuery, caseSensitive, setCaseSensitive, matches, step, submit, status, lines };
+  // What the rows mark: the query as it was searched (not as it is being edited).
+  const highlight = state.asked
+    ? { query: state.asked.slice(state.asked.indexOf(':') + 1), caseSensitive: state.asked.startsWith('true') }
+    : null;
+  return { query, setQuery, caseSensitive, setCaseSensitive, matches, step, submit, status, lines, highlight };
 }

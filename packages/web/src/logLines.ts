@@ -165,3 +165,42 @@ export class LogTail {
     this.frame = typeof requestAnimationFrame === 'function' ? requestAnimationFrame(flush) : Number(setTimeout(flush));
   }
 }
+
+/**
+ * The spans with the occurrences of `query` in their shown text set apart (`mark`), an occurrence across two
+ * spans included. Case folding as the server's search does it: ASCII letters only.
+ */
+export function markMatches(
+  spans: StyledSpan[],
+  query: string,
+  caseSensitive: boolean,
+): Array<StyledSpan & { mark: boolean }> {
+  const fold = (s: string) => (caseSensitive ? s : s.replace(/[A-Z]/g, (c) => c.toLowerCase()));
+  const text = fold(spans.map((s) => s.text).join(''));
+  const needle = fold(query);
+  const ranges: Array<[number, number]> = [];
+  if (needle)
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length))
+      ranges.push([at, at + needle.length]);
+  if (!ranges.length) return spans.map((s) => ({ ...s, mark: false }));
+  const out: Array<StyledSpan & { mark: boolean }> = [];
+  let pos = 0;
+  for (const s of spans) {
+    const end = pos + s.text.length;
+    // Cut points of this span: its ends and every range boundary inside it.
+    const cuts = new Set([pos, end]);
+    for (const [a, b] of ranges) {
+      if (a > pos && a < end) cuts.add(a);
+      if (b > pos && b < end) cuts.add(b);
+    }
+    const points = [...cuts].sort((x, y) => x - y);
+    for (let i = 0; i + 1 < points.length; i++) {
+      const a = points[i] as number;
+      const b = points[i + 1] as number;
+      const mark = ranges.some(([ra, rb]) => a >= ra && b <= rb);
+      out.push({ ...s, text: s.text.slice(a - pos, b - pos), mark });
+    }
+    pos = end;
+  }
+  return out;
+}
