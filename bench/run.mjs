@@ -9,6 +9,7 @@ import depth from './depth.mjs';
 import dispatch from './dispatch.mjs';
 import footprint from './footprint.mjs';
 import idle from './idle.mjs';
+import logViewer from './logViewer.mjs';
 import metrics from './metricsIngest.mjs';
 import outputs from './outputs.mjs';
 import runs from './runs.mjs';
@@ -17,7 +18,21 @@ import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
 import websize from './webSize.mjs';
 
-const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs, runs, metrics, websize];
+const ALL = [
+  dispatch,
+  throughput,
+  depth,
+  idle,
+  footprint,
+  container,
+  archive,
+  slurm,
+  outputs,
+  runs,
+  metrics,
+  logViewer,
+  websize,
+];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));

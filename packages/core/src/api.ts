@@ -457,8 +457,53 @@ export const LogReadResponse = z.object({
   notes: z.array(z.object({ offset: z.number().int(), size: z.number().int() })),
   /** True once the run has ended and every byte has been returned. */
   complete: z.boolean(),
+  /** Bytes stored so far (the log's end): a reader knows what exists beyond this page. */
+  size: z.number().int(),
+  /** 1-based number of the line the page's first byte is on. */
+  line: z.number().int(),
+  /** Lines stored so far (the last one counts even without a line break). */
+  lines: z.number().int(),
 });
 export type LogReadResponse = z.infer<typeof LogReadResponse>;
+
+/** Most bytes one page of `GET /api/runs/{id}/logs?limit=` returns. */
+export const LOG_PAGE_MAX_BYTES = 4 << 20;
+/**
+ * `GET /api/runs/{id}/logs`. Without `limit`: whole stored chunks from `offset` (about 1 MiB), as the CLI pages.
+ * With `limit`: a byte window of at most that many bytes, on whole characters, ending after its last line break
+ * when it has one. `line` (1-based) starts the window at that line instead of at `offset`.
+ */
+export const LogReadQuery = z.object({
+  offset: ByteOffset.default(0),
+  limit: z.coerce.number().int().min(1).max(LOG_PAGE_MAX_BYTES).optional(),
+  line: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+export type LogReadQuery = z.input<typeof LogReadQuery>;
+
+/** `GET /api/runs/{id}/logs/search`: a literal (never a pattern) search of the stored log, a bounded stretch a page. */
+export const LogSearchQuery = z.object({
+  q: z.string().min(1).max(1024),
+  /** `true` compares bytes as they are; the default folds ASCII letters (A = a). */
+  case_sensitive: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  /** The byte offset to search from: 0, or a page's `next_cursor`. */
+  cursor: ByteOffset.default(0),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+});
+export type LogSearchQuery = z.input<typeof LogSearchQuery>;
+export const LogSearchResponse = z.object({
+  /** In log order: each match's first byte and the 1-based line it is on. */
+  matches: z.array(z.object({ offset: z.number().int(), line: z.number().int() })),
+  /** Pass as `cursor` for the next page; null once the stored log has been searched to its end. */
+  next_cursor: z.number().int().nullable(),
+  /** The byte range this page searched, and the log's stored size. */
+  searched_from: z.number().int(),
+  searched_to: z.number().int(),
+  size: z.number().int(),
+});
+export type LogSearchResponse = z.infer<typeof LogSearchResponse>;
 
 /** A run's metrics (parsed from `LIFTOFF_METRICS {...}` lines of its output): a summary per key and stored points. */
 export const MetricKeySummary = z.object({

@@ -12,6 +12,7 @@ import {
   LogAppendResponse,
   Members,
   LogReadResponse,
+  LogSearchResponse,
   RunMetricsResponse,
   PollResponse,
   Queue,
@@ -296,6 +297,23 @@ export class LiftoffClient {
   }
   readLogs(id: string, offset = 0) {
     return this.json(LogReadResponse, 'GET', `/api/runs/${enc(id)}/logs`, { query: { offset } });
+  }
+  /** A byte window of a run's log: at most `limit` bytes from `offset`, or from the start of line `line`. */
+  readLogWindow(id: string, opts: { offset?: number; limit: number; line?: number }) {
+    return this.json(LogReadResponse, 'GET', `/api/runs/${enc(id)}/logs`, {
+      query: { offset: opts.offset, limit: opts.limit, line: opts.line },
+    });
+  }
+  /** One page of a literal search of a run's stored log (pass `next_cursor` back as `cursor` for the next). */
+  searchLogs(id: string, opts: { q: string; caseSensitive?: boolean; cursor?: number; limit?: number }) {
+    return this.json(LogSearchResponse, 'GET', `/api/runs/${enc(id)}/logs/search`, {
+      query: {
+        q: opts.q,
+        case_sensitive: opts.caseSensitive === undefined ? undefined : String(opts.caseSensitive),
+        cursor: opts.cursor,
+        limit: opts.limit,
+      },
+    });
   }
 
   /**

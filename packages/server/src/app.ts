@@ -30,6 +30,7 @@ import { bodyTooLarge, limitJsonDepth } from './bodyLimits.js';
 import { itemRoutes } from './routes/items.js';
 import { queueRoutes } from './routes/queues.js';
 import { runRoutes } from './routes/runs.js';
+import { logViewRoutes } from './routes/logViews.js';
 import { outputRoutes } from './routes/outputs.js';
 import { secretRoutes } from './routes/secrets.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -165,6 +166,7 @@ export async function buildApp(
   queueRoutes(app, ctx);
   itemRoutes(app, ctx);
   runRoutes(app, ctx);
+  logViewRoutes(app, ctx);
   agentRoutes(app, ctx);
   archiveRoutes(app, ctx);
   secretRoutes(app, ctx);

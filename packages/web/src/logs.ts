@@ -1,19 +1,13 @@
 import { useEffect, useRef, useState } from 'react';
 import { createParser } from 'eventsource-parser';
-import { ApiError, enc, type MetricPoint, type Run } from './api.js';
+import { ApiError, enc, type Api, type MetricPoint, type Run } from './api.js';
 import { useSession } from './hooks.js';
-
-/** A stretch of the log: the job's output, or the agent's `[liftoff]` notes (shown apart, so they cannot be forged). */
-export interface LogPiece {
-  note: boolean;
-  text: string;
-}
+import { readLogPage } from './logApi.js';
+import { LogTail } from './logLines.js';
 
 export interface LogState {
-  text: string;
-  pieces: LogPiece[];
-  /** Byte offset the next chunk starts at (the `id:` of the last `log` event). */
-  offset: number;
+  /** The live end of the log: lines from its last line at open on, as the stream delivers them (logLines.ts). */
+  tail: LogTail;
   /** connecting → live → ended; `retrying` after a dropped connection. */
   phase: 'connecting' | 'live' | 'retrying' | 'ended';
   error?: string;
@@ -26,46 +20,46 @@ export interface LogState {
 /** Most metric points kept in the page (200 keys × 2,000 stored points, the server's own bounds). */
 const MAX_METRIC_POINTS = 400_000;
 
-const MAX_CHARS = 2_000_000;
-
-/** Appends to the pieces (joining one kind), keeping the last MAX_CHARS characters. */
-function appendPiece(pieces: LogPiece[], piece: LogPiece): LogPiece[] {
-  const out = [...pieces];
-  const last = out.at(-1);
-  if (last?.note === piece.note) out[out.length - 1] = { ...last, text: last.text + piece.text };
-  else out.push(piece);
-  let total = out.reduce((n, p) => n + p.text.length, 0);
-  while (total > MAX_CHARS && out[0]) {
-    const drop = Math.min(out[0].text.length, total - MAX_CHARS);
-    total -= drop;
-    if (drop === out[0].text.length) out.shift();
-    else out[0] = { ...out[0], text: out[0].text.slice(drop) };
+/**
+ * Where the stream starts: at the log's last line (read as a page), so opening a long log never streams it whole;
+ * what comes before is paged by the viewer (LogViewer.tsx) as it is scrolled to.
+ */
+async function attachTail(api: Api, runId: string, tail: LogTail, signal: AbortSignal): Promise<number> {
+  const head = await readLogPage(api, runId, { offset: 0 }, 1, signal);
+  if (head.lines === 0) {
+    tail.reset(1, '', false);
+    return 0;
   }
-  return out;
+  const last = await readLogPage(api, runId, { line: head.lines }, 1 << 20, signal);
+  tail.reset(last.line, '', false);
+  tail.append(last.data, last.notes.length > 0);
+  return last.next_offset;
 }
 
 /**
  * Follows `GET /api/runs/{id}/logs/stream` with fetch (EventSource cannot send the bearer header) and an SSE parser.
- * A dropped connection is resumed from the last offset (and metric seq); a reload starts from 0 and so shows the whole
- * log again. The same stream carries the run's metric points (`metrics_after`).
+ * It starts at the log's last line (attachTail) and feeds the tail; a dropped connection is resumed from the last
+ * offset (and metric seq). The same stream carries the run's metric points (`metrics_after`).
  */
 export function useLogStream(runId: string): LogState {
   const { api, signOut } = useSession();
-  const [state, setState] = useState<LogState>({ text: '', pieces: [], offset: 0, phase: 'connecting', metrics: [] });
-  const offsetRef = useRef(0);
+  const [state, setState] = useState<LogState>(() => ({ tail: new LogTail(), phase: 'connecting', metrics: [] }));
+  const offsetRef = useRef<number | null>(null);
   const metricSeqRef = useRef(-1);
 
   useEffect(() => {
     const abort = new AbortController();
-    offsetRef.current = 0;
+    offsetRef.current = null;
     metricSeqRef.current = -1;
-    setState({ text: '', pieces: [], offset: 0, phase: 'connecting', metrics: [] });
+    const tail = new LogTail();
+    setState({ tail, phase: 'connecting', metrics: [] });
     let ended = false;
 
     const follow = async () => {
       let delay = 500;
       while (!abort.signal.aborted && !ended) {
         try {
+          if (offsetRef.current === null) offsetRef.current = await attachTail(api, runId, tail, abort.signal);
           const query = `offset=${offsetRef.current}&metrics_after=${metricSeqRef.current}`;
           const res = await fetch(`/api/runs/${enc(runId)}/logs/stream?${query}`, {
             headers: api.headers({ accept: 'text/event-stream' }),
@@ -89,10 +83,7 @@ export function useLogStream(runId: string): LogState {
                 const chunk = JSON.parse(ev.data) as string;
                 const next = Number(ev.id);
                 if (Number.isFinite(next)) offsetRef.current = next;
-                setState((s) => {
-                  const pieces = appendPiece(s.pieces, { note: ev.event === 'note', text: chunk });
-                  return { ...s, pieces, text: pieces.map((p) => p.text).join(''), offset: offsetRef.current };
-                });
+                tail.append(chunk, ev.event === 'note');
               } else if (ev.event === 'metrics') {
                 const points = JSON.parse(ev.data) as MetricPoint[];
                 const last = points.at(-1);
@@ -114,6 +105,11 @@ export function useLogStream(runId: string): LogState {
           }
         } catch (e) {
           if (abort.signal.aborted) return;
+          if (e instanceof ApiError && [401, 403, 404].includes(e.status)) {
+            if (e.status === 401) signOut(e.message);
+            setState((s) => ({ ...s, phase: 'ended', error: e.message }));
+            return;
+          }
           setState((s) => ({ ...s, phase: 'retrying', error: (e as Error).message }));
         }
         if (!ended && !abort.signal.aborted) {

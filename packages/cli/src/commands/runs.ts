@@ -4,6 +4,7 @@ import { priorityName, splitLogPage, type Env } from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import { duration, printJson, when, writeLog } from '../output.js';
 import { common, type Common } from './common.js';
+import { runGrepCommand } from './runGrep.js';
 import { runListCommand } from './runList.js';
 import { runMetricsCommand } from './runMetrics.js';
 import { runOutputsCommand } from './runOutputs.js';
@@ -47,6 +48,7 @@ export function runsCommands(program: Command, env: Env): void {
       }
     });
 
+  runGrepCommand(runs, env);
   runMetricsCommand(runs, env);
   runOutputsCommand(runs, env);
   runRerunCommand(runs, env);

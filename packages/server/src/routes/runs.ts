@@ -6,7 +6,6 @@ import {
   ByteOffset,
   LOG_KINDS,
   LogAppendResponse,
-  LogReadResponse,
   ReportRunBody,
   Run,
   RunDetail,
@@ -128,31 +127,6 @@ export function runRoutes(app: App, ctx: AppContext): void {
     async (req) => {
       await boundAgent(ctx, req, req.query.agent_id);
       return appendRunLog(ctx, req, req.params.id, req.query.agent_id, req.query.offset, req.body, req.query.kind);
-    },
-  );
-
-  app.get(
-    '/api/runs/:id/logs',
-    {
-      schema: {
-        tags: ['runs'],
-        params: IdParams,
-        querystring: z.object({ offset: ByteOffset.default(0) }),
-        response: { 200: LogReadResponse },
-      },
-    },
-    async (req) => {
-      const run = await runFor(req, req.params.id);
-      const { data, next, segments } = await ctx.store.logs.read(run.id, req.query.offset);
-      return {
-        offset: req.query.offset,
-        next_offset: next,
-        data,
-        notes: segments
-          .filter((seg) => seg.kind === 'note')
-          .map((seg) => ({ offset: seg.offset, size: Buffer.byteLength(seg.text) })),
-        complete: isTerminal(run.status) && next >= run.log_size,
-      };
     },
   );
 

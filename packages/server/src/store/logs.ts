@@ -103,7 +103,10 @@ export class Logs {
       }
       const cap = Math.min(serverCap, run.max_log_bytes === null ? Infinity : Number(run.max_log_bytes));
       if (stored + size <= cap) {
-        await trx.insertInto('log_chunks').values({ run_id: runId, offset: stored, size, data: bytes, kind }).execute();
+        await trx
+          .insertInto('log_chunks')
+          .values({ run_id: runId, offset: stored, size, data: bytes, kind, newlines: countNewlines(bytes) })
+          .execute();
         await trx
           .updateTable('runs')
           .set({ log_size: stored + size, log_received: end })
@@ -115,13 +118,27 @@ export class Logs {
       if (keep > 0)
         await trx
           .insertInto('log_chunks')
-          .values({ run_id: runId, offset: stored, size: keep, data: bytes.subarray(0, keep), kind })
+          .values({
+            run_id: runId,
+            offset: stored,
+            size: keep,
+            data: bytes.subarray(0, keep),
+            kind,
+            newlines: countNewlines(bytes.subarray(0, keep)),
+          })
           .execute();
       const noteAt = stored + keep;
       const note = capNote(cap, size - keep);
       await trx
         .insertInto('log_chunks')
-        .values({ run_id: runId, offset: noteAt, size: note.length, data: note, kind: 'note' })
+        .values({
+          run_id: runId,
+          offset: noteAt,
+          size: note.length,
+          data: note,
+          kind: 'note',
+          newlines: countNewlines(note),
+        })
         .execute();
       await trx
         .updateTable('runs')
@@ -207,6 +224,14 @@ export async function lockRun(db: Db, runId: string): Promise<void> {
     .set((eb) => ({ log_size: eb.ref('log_size') }))
     .where('id', '=', runId)
     .execute();
+}
+
+/** The line breaks (0x0A bytes) in `bytes`. */
+export function countNewlines(bytes: Uint8Array): number {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let n = 0;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 /** The longest prefix of `bytes` of at most `max` bytes that does not cut a UTF-8 character in two. */

@@ -402,6 +402,19 @@ const migrations: Record<string, Migration> = {
     // Jobs: named, versioned launch definitions with their aliases (jobsSchema.ts).
     up: createJobTables,
   },
+  '0020_log_lines': {
+    // Each chunk's count of line breaks, so the log viewer's line numbers and "go to line N" come from a sum over an
+    // index instead of a read of the whole log (logWindows.ts). Null for chunks written before 0020: the first read
+    // that needs a count fills it in.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('log_chunks').addColumn('newlines', 'integer').execute();
+      await db.schema
+        .createIndex('log_chunks_lines')
+        .on('log_chunks')
+        .columns(['run_id', 'offset', 'newlines'])
+        .execute();
+    },
+  },
   '0021_artifact_garbage': {
     // Artifact-store keys whose rows are gone (outputs of pruned runs), deleted from the store after the database's
     // transaction commits (retention.ts): queued in that transaction, so a crash or a store outage in between leaves

@@ -137,6 +137,8 @@ export interface LogChunksTable {
   data: Buffer | string;
   /** `output` (the job's) or `note` (the agent's `[liftoff]` lines). */
   kind: Generated<string>;
+  /** Line breaks (0x0A bytes) in `data`; null for chunks written before migration 0020 until a read counts them. */
+  newlines: number | null;
 }
 export interface CodeArchivesTable {
   id: string;

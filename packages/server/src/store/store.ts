@@ -9,6 +9,7 @@ import { Entities } from './entities.js';
 import { Items } from './items.js';
 import { ApiKeys } from './keys.js';
 import { Logs } from './logs.js';
+import { LogWindows } from './logWindows.js';
 import { Metrics } from './metrics.js';
 import { Outputs } from './outputs.js';
 import { Queues } from './queues.js';
@@ -36,6 +37,8 @@ export class Store {
   readonly dispatch: Dispatch;
   readonly runs: Runs;
   readonly logs: Logs;
+  /** Random access into stored logs: windows, line numbers, search (the log viewer's). */
+  readonly logWindows: LogWindows;
   readonly metrics: Metrics;
   readonly agents: Agents;
   readonly archives: Archives;
@@ -59,6 +62,7 @@ export class Store {
     this.runs = new Runs(db, dialect);
     this.metrics = new Metrics(db);
     this.logs = new Logs(db, this.metrics);
+    this.logWindows = new LogWindows(db);
     this.agents = new Agents(db, dialect, opts.touchSkipMs);
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);

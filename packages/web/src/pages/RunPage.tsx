@@ -1,8 +1,9 @@
-import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
 import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
-import { useLogStream, type LogState } from '../logs.js';
+import { useLogStream } from '../logs.js';
+import { LogViewer } from '../LogViewer.js';
 import { MetricCharts } from '../MetricCharts.js';
 import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
@@ -112,68 +113,6 @@ function Timeline({ run, item }: { run: RunDetail; item: Item | undefined }) {
         </li>
       ))}
     </ol>
-  );
-}
-
-function LogView({ logs }: { logs: LogState }) {
-  const pre = useRef<HTMLPreElement>(null);
-  const [follow, setFollow] = useState(true);
-
-  useLayoutEffect(() => {
-    const el = pre.current;
-    if (el && follow) el.scrollTop = el.scrollHeight;
-  }, [logs.text, follow]);
-
-  const label = {
-    connecting: 'connecting…',
-    live: 'live',
-    retrying: 'reconnecting…',
-    ended: 'complete',
-  }[logs.phase];
-  return (
-    <section className="card" aria-labelledby="logs-title">
-      <div className="card-head">
-        <h2 id="logs-title">Logs</h2>
-        <span className={`live live-${logs.phase}`} data-phase={logs.phase} role="status">
-          <span className="dot" aria-hidden="true" />
-          {label}
-        </span>
-        <span className="muted small">{logs.offset.toLocaleString()} bytes</span>
-        <label className="check">
-          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} />
-          Follow
-        </label>
-      </div>
-      {logs.error && logs.phase !== 'live' && <p className="field-error pad-x">{logs.error}</p>}
-      <pre
-        ref={pre}
-        className="logs"
-        data-testid="logs"
-        tabIndex={0}
-        aria-label="Run output"
-        onScroll={(e) => {
-          const el = e.currentTarget;
-          const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
-          if (atBottom !== follow) setFollow(atBottom);
-        }}
-      >
-        {logs.text ? (
-          logs.pieces.map((p, i) =>
-            p.note ? (
-              <span key={i} className="log-note" title="from the Liftoff agent, not the job">
-                {p.text}
-              </span>
-            ) : (
-              <span key={i}>{p.text}</span>
-            ),
-          )
-        ) : logs.phase === 'ended' ? (
-          <span className="muted">(no output)</span>
-        ) : (
-          <span className="muted">Waiting for output…</span>
-        )}
-      </pre>
-    </section>
   );
 }
 
@@ -360,7 +299,7 @@ export function RunPage({ id }: { id: string }) {
       <div className="run-grid">
         <div className="run-main">
           <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
-          <LogView logs={logs} />
+          <LogViewer runId={r.id} logs={logs} />
         </div>
         <aside className="run-side">
           <RunOutputs runId={r.id} ended={terminal} link={r.outputs_link} />
