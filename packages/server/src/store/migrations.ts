@@ -402,6 +402,21 @@ const migrations: Record<string, Migration> = {
     // Jobs: named, versioned launch definitions with their aliases (jobsSchema.ts).
     up: createJobTables,
   },
+  '0018_run_upload_tokens': {
+    // Per-run upload tokens (docs/outputs.md, Kubernetes): a pod uploads its run's outputs with one instead of the
+    // agent's key. Only the token's sha256 is kept; rows go when the run ends (uploadTokens.ts).
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('run_upload_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('run_upload_tokens_run').on('run_upload_tokens').columns(['run_id']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
