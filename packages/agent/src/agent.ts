@@ -32,6 +32,7 @@ import { ArchiveCache } from './archiveCache.js';
 import {
   collectRunOutputs,
   collectSlurmOutputs,
+  settleJobUploadedOutputs,
   outputCapBytes,
   outputDirOf,
   removeOutputDir,
@@ -391,7 +392,9 @@ export class LaunchAgent {
         ? slurm && slurm.transport !== 'ssh'
           ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
           : Promise.resolve()
-        : collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note);
+        : resource === 'kubernetes'
+          ? settleJobUploadedOutputs(this.opts.client, runId, this.id, note)
+          : collectRunOutputs(this.opts.client, this.opts.dataDir, runId, this.id, cap, note);
     await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );
