@@ -129,7 +129,7 @@ for (const backend of BACKENDS) {
         t.client.reportRun(r.id, { agent_id: r.agent, state: 'finished', exit_code: 0 }),
         t.client.appendLogs(r.id, r.agent, 0, 'hi'),
         t.client.runSecrets(r.id, r.agent),
-        t.client.heartbeat(r.agent, { status: 'RUNNING', current_jobs: 1 }),
+        t.client.heartbeat(r.agent, 'RUNNING', 1),
         t.client.listQueues('default'),
         t.client.cancelRun(r.id),
       ];
