@@ -24,7 +24,7 @@ function job(kubernetes: Obj, env: Record<string, string> = {}): Obj {
     env: { LIFTOFF_RUN_ID: '0193aaaa-bbbb-7ccc-8ddd-eeeeffff0000', ...env },
     namespace: 'ml',
   });
-  wireOutputs((m.body as Obj).spec.template.spec, {
+  wireOutputs(m.body, {
     secret: 'liftoff-upload-0193aaaa-bbbb-7ccc-8ddd-eeeeffff0000',
     configMap: outputsHelper().configMap,
     serverUrl: 'http://liftoff.ml.svc:8080',

@@ -228,7 +228,9 @@ function envSourceErrors(e: V1EnvVar, field: string): FieldError[] {
 /** Volume sources the runner uses, as ValidateVolumes checks them: exactly one source, names and quantities. */
 function volumeErrors(v: V1Volume, field: string): FieldError[] {
   const errs: FieldError[] = [];
-  const sources = Object.keys(v).filter((k) => k !== 'name' && (v as unknown as Record<string, unknown>)[k] !== undefined);
+  const sources = Object.keys(v).filter(
+    (k) => k !== 'name' && (v as unknown as Record<string, unknown>)[k] !== undefined,
+  );
   if (sources.length === 0) errs.push({ field, type: 'Required', detail: 'must specify a volume type' });
   else if (sources.length > 1)
     errs.push({

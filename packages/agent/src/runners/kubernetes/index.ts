@@ -92,8 +92,7 @@ export class KubernetesRunner implements Runner {
       if (manifest.kind === 'job') outputs = await this.prepareOutputs(cluster, namespace, job);
       if (outputs) {
         secrets.push(outputs.secret);
-        const spec = (manifest.body.spec as Record<string, any>).template.spec as Record<string, unknown>;
-        wireOutputs(spec, outputs);
+        wireOutputs(manifest.body, outputs);
       }
       await cluster.api.createOwner(manifest, job.runId);
     } catch (e) {

@@ -128,7 +128,9 @@ export interface OutputsWiring {
  * anything that would shadow these (guardrails.ts findFragmentViolations), so only Liftoff's entries carry these
  * names. Other containers get none of it: the token goes where the job runs, no further.
  */
-export function wireOutputs(podSpec: Obj, w: OutputsWiring): void {
+export function wireOutputs(jobBody: Obj, w: OutputsWiring): void {
+  // buildManifest made spec.template.spec with a first container for a batch/v1 Job.
+  const podSpec = ((jobBody.spec as Obj).template as Obj).spec as Obj;
   const volumes: unknown[] = Array.isArray(podSpec.volumes) ? podSpec.volumes : [];
   const mib = Math.max(1, Math.ceil(w.capBytes / 1024 / 1024));
   podSpec.volumes = [
@@ -143,7 +145,7 @@ export function wireOutputs(podSpec: Obj, w: OutputsWiring): void {
     { name: OUTPUTS_VOLUME, mountPath: POD_OUTPUT_DIR },
     { name: HELPER_VOLUME, mountPath: POD_HELPER_DIR, readOnly: true },
   ];
-  const env = (Array.isArray(main.env) ? main.env : []).filter(
+  const env = (Array.isArray(main.env) ? (main.env as unknown[]) : []).filter(
     (e) => !isObj(e) || typeof e.name !== 'string' || !OUTPUT_ENV.includes(e.name),
   );
   main.env = [
