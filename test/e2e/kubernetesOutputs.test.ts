@@ -199,13 +199,25 @@ describe.skipIf(!dockerAvailable())('kubernetes run outputs through the upload t
     );
   }, 180_000);
 
+  it('a job writing past the cap is evicted by the kubelet: the run fails saying why, and is not retried', async () => {
+    const fill =
+      'import os, time\nopen(os.path.join(os.environ["LIFTOFF_OUTPUT_DIR"], "big"), "wb").write(b"x" * (70 << 20))\nprint("filled", flush=True)\ntime.sleep(120)';
+    const item = await push(job(['python3', '-c', fill]));
+    const runId = await runOf(item.id);
+    const run = await endOf(runId);
+    expect(run.status, await logsOf(runId)).toBe('failed');
+    expect(run.error_message).toContain("LIFTOFF_OUTPUT_DIR went past its cap (the agent's outputs-max-mib)");
+    expect((await server.client.getItem(item.id)).state).toBe('failed');
+    expect((await server.client.listOutputs(runId)).outputs).toEqual([]);
+  }, 180_000);
+
   it('what the runner created validates against the official schemas', () => {
     const ours = kube.created.filter(
       (c) => (c.body as any)?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'liftoff',
     );
     const byKind = (k: string) => ours.filter((c) => c.kind === k).map((c) => c.body as never);
-    expect(byKind('Job').length).toBe(3);
-    expect(byKind('Secret').length).toBe(3);
+    expect(byKind('Job').length).toBe(4);
+    expect(byKind('Secret').length).toBe(4);
     expect(byKind('ConfigMap').length).toBeGreaterThan(0);
     for (const b of byKind('Job')) expect(() => new JobModel(b).validate()).not.toThrow();
     for (const b of byKind('Secret')) expect(() => new SecretModel(b).validate()).not.toThrow();
