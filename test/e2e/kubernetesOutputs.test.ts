@@ -46,6 +46,8 @@ open(os.path.join(out, "model.bin"), "wb").write(b"weights " * 50000)
 print("trained", flush=True)
 `;
 
+/** Where the agent mounts the helper in the job's container (LIFTOFF_OUTPUTS_HELPER). */
+const HELPER_PATH = '/mnt/liftoff/bin/liftoff_outputs.py';
 const MODEL = Buffer.from('weights '.repeat(50000));
 const EPOCH = Buffer.from(Array.from({ length: 400 }, () => [...Array(256).keys()]).flat());
 
@@ -123,8 +125,24 @@ describe.skipIf(!dockerAvailable())('kubernetes run outputs through the upload t
   let firstRun: Run;
 
   it('a job run through the helper: its model and checkpoint are listed and downloaded byte for byte', async () => {
-    const item = await push(job(helperRun));
-    const runId = await runOf(item.id);
+    // Launched as docs/outputs.md shows it: the helper's path as the entry point, the command after `run --`.
+    const launched = await cli(
+      [
+        'launch',
+        '-q',
+        'k8s-out',
+        '--image',
+        PYTHON,
+        '-E',
+        `python3 ${HELPER_PATH} run -- python3 -c`,
+        '--json',
+        '--',
+        TRAIN,
+      ],
+      server.env,
+    );
+    expect(launched.code, launched.output).toBe(0);
+    const runId = await runOf((JSON.parse(launched.output) as { id: string }).id);
     firstRun = await endOf(runId);
     const logs = await logsOf(runId);
     expect(firstRun.status, logs).toBe('finished');
