@@ -127,12 +127,21 @@ export class KubernetesRunner implements Runner {
       job.onNote(`outputs: no upload token for the job (${describeCause(e)}); LIFTOFF_OUTPUT_DIR is not set`);
       return undefined;
     }
-    // Shared by every run in the namespace (named by content): no run's label, so no run's sweep deletes it.
-    const configMap = await ensureHelperConfigMap(cluster.api, namespace, {
-      'app.kubernetes.io/managed-by': 'liftoff',
-    });
-    const secret = await createUploadSecret(cluster.api, namespace, job.runId, token, labels);
-    return { secret, configMap, serverUrl: outputs.podServerUrl, capBytes: outputs.capBytes };
+    try {
+      // Shared by every run in the namespace (named by content): no run's label, so no run's sweep deletes it.
+      const configMap = await ensureHelperConfigMap(cluster.api, namespace, {
+        'app.kubernetes.io/managed-by': 'liftoff',
+      });
+      const secret = await createUploadSecret(cluster.api, namespace, job.runId, token, labels);
+      return { secret, configMap, serverUrl: outputs.podServerUrl, capBytes: outputs.capBytes };
+    } catch (e) {
+      // An agent whose RBAC predates outputs (no configmaps) still runs its jobs, without an output dir.
+      job.onNote(
+        `outputs: could not set up the upload for the job (${describeCause(e)}); LIFTOFF_OUTPUT_DIR is not set. The agent needs create on configmaps and secrets in namespace ${namespace} (docs/security/kubernetes.md)`,
+      );
+      await cluster.api.deleteSecret(namespace, uploadSecretName(job.runId));
+      return undefined;
+    }
   }
 
   async reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome> {
