@@ -183,7 +183,13 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     expect(created?.namespace).toBe('ml');
     const pod = (created?.body as { spec: { template: { spec: Record<string, any> } } }).spec.template.spec;
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
-    expect(pod.volumes).toEqual([{ name: 'cfg', configMap: { name: 'train-config' } }]);
+    // The job's volume first, then the run's outputs dir and helper (docs/outputs.md).
+    expect(pod.volumes.map((v: { name: string }) => v.name)).toEqual([
+      'cfg',
+      'liftoff-outputs',
+      'liftoff-outputs-helper',
+    ]);
+    expect(pod.volumes[0]).toEqual({ name: 'cfg', configMap: { name: 'train-config' } });
     expect(pod.containers[0].resources.limits).toEqual({ cpu: '500m', memory: '256Mi' });
     expect(pod.containers[0].env).toContainEqual({ name: 'FROM_ARGS', value: 'yes' });
   });

@@ -492,6 +492,44 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     expect((unauth as ApiException<unknown>).code).toBe(401);
     expect((await fetch(`${kube.url}/api/v1/namespaces/default/pods`)).status).toBe(401);
 
+    // Env and volume sources are checked as the apiserver checks them (the outputs wiring relies on these).
+    const main = (c: Record<string, unknown>) => [{ name: 'main', image: BUSYBOX, command: ['true'], ...c }];
+    const invalid = async (name: string, pod: Record<string, unknown>) =>
+      statusOf(await rejection(batch.createNamespacedJob({ namespace: ns, body: jobBody(name, ['true'], {}, pod) })));
+    const both = { name: 'T', value: 'x', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } };
+    expect(await invalid('env-both', { containers: main({ env: [both] }) })).toMatchObject({
+      code: 422,
+      message: containing('env[0].valueFrom: Invalid value: "": may not be specified when `value` is not empty'),
+    });
+    const noKey = { name: 'T', valueFrom: { secretKeyRef: { name: 's' } } };
+    expect((await invalid('env-nokey', { containers: main({ env: [noKey] }) })).message).toContain(
+      'env[0].valueFrom.secretKeyRef.key: Required value',
+    );
+    const twoSources = {
+      name: 'T',
+      valueFrom: { secretKeyRef: { name: 's', key: 'k' }, fieldRef: { fieldPath: 'x' } },
+    };
+    expect((await invalid('env-two', { containers: main({ env: [twoSources] }) })).message).toContain(
+      'may not have more than one field specified at a time',
+    );
+    const badLimit = { volumes: [{ name: 'o', emptyDir: { sizeLimit: 'lots' } }] };
+    expect((await invalid('size-limit', badLimit)).message).toContain('volumes[0].emptyDir.sizeLimit: Invalid value');
+    const twoTypes = { volumes: [{ name: 'o', emptyDir: {}, configMap: { name: 'c' } }] };
+    expect((await invalid('two-types', twoTypes)).message).toContain('may not specify more than 1 volume type');
+    const sameMount = {
+      volumes: [
+        { name: 'a', emptyDir: {} },
+        { name: 'b', emptyDir: {} },
+      ],
+      containers: main({
+        volumeMounts: [
+          { name: 'a', mountPath: '/mnt/x' },
+          { name: 'b', mountPath: '/mnt/x' },
+        ],
+      }),
+    };
+    expect((await invalid('same-mount', sameMount)).message).toContain('volumeMounts[1].mountPath: Invalid value');
+
     // generateName, and the namespace object.
     const gen = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { generateName: 'gen-' } } });
     expect(gen.metadata?.name).toMatch(/^gen-[a-z0-9]{5}$/);

@@ -78,6 +78,9 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
     secrets: labelled(kube.list('Secret'), runId),
   });
   const nothingLeft = { jobs: [], pods: [], secrets: [] };
+  /** What the runner created for a run, as kind/name: its upload-token Secret comes before its Job (outputs.md). */
+  const madeFor = (runId: string) =>
+    createdFor(runId).map((c) => `${c.kind}/${(c.body as any).metadata.name.replace(runId, 'RUN')}`);
 
   beforeAll(async () => {
     kube = await startFakeKube({ namespaces: ['default', 'ml', 'team-b', 'kube-system'] });
@@ -219,7 +222,19 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
       // The run's own pull secret, named through the run_id macro, refused even though it exists.
       [
         pod({ volumes: [{ name: 'creds', secret: { secretName: 'liftoff-regcred-${run_id}' } }] }),
-        /secretName names one of the agent's image pull secrets/,
+        /secretName names one of the agent's own objects/,
+      ],
+      // Its own upload-token Secret by the same macro: refused too (the token is Liftoff's to place).
+      [
+        pod(
+          {},
+          { env: [{ name: 'T', valueFrom: { secretKeyRef: { name: 'liftoff-upload-${run_id}', key: 'token' } } }] },
+        ),
+        /secretKeyRef.name names one of the agent's own objects/,
+      ],
+      [
+        pod({}, { volumeMounts: [{ name: 'x', mountPath: '/mnt/liftoff/outputs' }] }),
+        /\/mnt\/liftoff is where Liftoff mounts/,
       ],
       [pod({}, { envFrom: [{ secretRef: { name: 'db' } }] }), /secrets \(.*envFrom\[0\].secretRef\)/],
     ];
@@ -272,7 +287,7 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
       expect(run.status).toBe('failed');
       expect(cutNextJobCreate).toBe(false);
       // The API did create it; the agent, not knowing, looked for it by the run label and deleted it.
-      expect(createdFor(run.id).map((c) => c.kind)).toEqual(['Job']);
+      expect(madeFor(run.id)).toEqual(['Secret/liftoff-upload-RUN', 'Job/liftoff-RUN']);
       // Deleted in the foreground: gone once its pod is (the pod's grace period is the default 30 s at most).
       const left = leftFor(run.id).jobs[0];
       if (left) expect(left.metadata.deletionTimestamp).toBeTruthy();
@@ -304,7 +319,7 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
     const run = await finalOf(item);
     expect(run.status).toBe('failed');
     expect(run.error_message).toMatch(/Kubernetes refused the Job: .*HTTP 422/);
-    expect(createdFor(run.id).map((c) => c.kind)).toEqual(['Secret']);
+    expect(madeFor(run.id)).toEqual(['Secret/liftoff-regcred-RUN', 'Secret/liftoff-upload-RUN']);
     expect(leftFor(run.id)).toEqual(nothingLeft);
   });
 
@@ -326,7 +341,7 @@ describe.skipIf(!dockerAvailable())('security: kubernetes jobs cannot touch the 
     });
     const run = await finalOf(item);
     expect(run.status).toBe('failed');
-    expect(createdFor(run.id).map((c) => c.kind)).toEqual(['Job']);
+    expect(madeFor(run.id)).toEqual(['Secret/liftoff-upload-RUN', 'Job/liftoff-RUN']);
     await until(async () => JSON.stringify(leftFor(run.id)) === JSON.stringify(nothingLeft), 'the Job to go', 20_000);
   });
 

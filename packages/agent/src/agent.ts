@@ -30,7 +30,13 @@ import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } fro
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
 import { ArchiveCache } from './archiveCache.js';
 import { OutputDirs } from './outputs/outputDirs.js';
-import { collectFetchedOutputs, collectRunOutputs, collectSlurmOutputs, outputCapBytes } from './outputs/index.js';
+import {
+  collectFetchedOutputs,
+  collectRunOutputs,
+  collectSlurmOutputs,
+  outputCapBytes,
+  settleJobUploadedOutputs,
+} from './outputs/index.js';
 
 export interface AgentOptions {
   client: LiftoffClient;
@@ -399,9 +405,11 @@ export class LaunchAgent {
         ? slurm && slurm.transport !== 'ssh'
           ? collectSlurmOutputs(this.opts.client, slurm['workdir-root'], runId, this.id, cap, note)
           : this.fetchedOutputs(runId, cap, note)
-        : this.outputDirs
-            .pathOf(runId, stateDir)
-            .then((dir) => collectRunOutputs(this.opts.client, dir, runId, this.id, cap, note));
+        : resource === 'kubernetes'
+          ? settleJobUploadedOutputs(this.opts.client, runId, this.id, note)
+          : this.outputDirs
+              .pathOf(runId, stateDir)
+              .then((dir) => collectRunOutputs(this.opts.client, dir, runId, this.id, cap, note));
     await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );

@@ -5,6 +5,7 @@ import { LiftoffError, NotSupportedError, type ResourceType } from '@liftoff/cor
 import type { AgentOptions } from './agent.js';
 import { BUILDERS, type Builder } from './builders/index.js';
 import { JobUsers, assertWorkRootReachable, detectUserSwitching } from './jobUsers.js';
+import { outputCapBytes } from './outputs/index.js';
 import { registryFor } from './registries/index.js';
 import { RUNNERS, type Runner, type RunnerDeps } from './runners/index.js';
 import { describe } from './runOutcome.js';
@@ -115,6 +116,11 @@ export function runnerDeps(opts: AgentOptions): RunnerDeps {
     ...(opts.config.file.vertex ? { vertex: vertexTimes(opts.config.file.vertex) } : {}),
     ...(opts.config.file.slurm ? { slurm: opts.config.file.slurm } : {}),
     ...(opts.config.file['run-as'] !== undefined ? { runAs: opts.config.file['run-as'] } : {}),
+    outputs: {
+      uploadToken: async (runId) => (await opts.client.createUploadToken(runId, { agent_id: opts.identity.id })).token,
+      podServerUrl: opts.config.file.kubernetes?.['pod-server-url'] ?? opts.client.baseUrl,
+      capBytes: outputCapBytes(opts.config.file['outputs-max-mib']),
+    },
   };
 }
 

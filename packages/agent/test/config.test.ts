@@ -171,6 +171,11 @@ describe('launch-config.yaml: texts that parse', () => {
       { kubernetes: { namespace: 'ml', namespaces: ['ml-a', 'ml-b'], 'service-accounts': ['trainer'] } },
     ],
     [
+      'the server URL pods of kubernetes queues use for their outputs',
+      'kubernetes:\n  pod-server-url: http://liftoff.ml.svc.cluster.local:8080\n',
+      { kubernetes: { 'pod-server-url': 'http://liftoff.ml.svc.cluster.local:8080' } },
+    ],
+    [
       'a builder destination without a tag, on a linux/arm64 platform',
       'builder:\n  type: docker\n  platform: linux/arm64\n  destination: 123.dkr.ecr.us-east-1.amazonaws.com/repo\n',
       {
@@ -192,6 +197,11 @@ describe('launch-config.yaml: texts that are refused, with the lines users see',
     ],
     ['max_jobs of the wrong type', 'max_jobs: "three"\n', ['field "max_jobs" (value: "three"): must be a number']],
     ['max_jobs: -2', 'max_jobs: -2\n', ['field "max_jobs" (value: -2): must be -1 (unlimited) or a positive integer']],
+    [
+      'a pod-server-url that is not http(s)',
+      'kubernetes:\n  pod-server-url: ftp://liftoff.example\n',
+      ['field "kubernetes.pod-server-url" (value: "ftp://liftoff.example"): must be an http:// or https:// URL'],
+    ],
     ['max_jobs: 0', 'max_jobs: 0\n', ['field "max_jobs" (value: 0): must be -1 (unlimited) or a positive integer']],
     ['max_jobs: 1.5', 'max_jobs: 1.5\n', ['field "max_jobs" (value: 1.5): must be an integer']],
     [

@@ -251,11 +251,65 @@ describe('kubernetes guardrails: what is refused', () => {
 
   it("the agent's pull secrets are refused whatever the queue allows, the run's own included", () => {
     const own = pod({ volumes: [{ name: 's', secret: { secretName: 'liftoff-regcred-abcd1234' } }] });
-    expect(() => check(own, { allow: ['secrets'] })).toThrow(/secretName names one of the agent's image pull secrets/);
+    expect(() => check(own, { allow: ['secrets'] })).toThrow(/secretName names one of the agent's own objects/);
     const other = pod({ imagePullSecrets: [{ name: 'LIFTOFF-REGCRED-other' }] });
     expect(() => check(other, { allow: allAllowances })).toThrow(/imagePullSecrets\[0\].name names one of the agent's/);
     // The one Liftoff adds itself is fine.
     expect((check({}) as any).spec.template.spec.imagePullSecrets).toEqual([{ name: 'liftoff-regcred-abcd1234' }]);
+  });
+});
+
+describe("kubernetes guardrails: the run outputs wiring is Liftoff's alone", () => {
+  const main = (c: Obj) => pod({}, { name: 'main', ...c });
+  const allAllowances: SecurityAllowance[] = ['hostPath', 'secrets', 'serviceAccountToken', 'unconfined'];
+  it("another run's upload Secret is refused whatever the queue allows, by volume, env or projection", () => {
+    const byEnv = main({
+      env: [{ name: 'T', valueFrom: { secretKeyRef: { name: 'liftoff-upload-0193-other-run', key: 'token' } } }],
+    });
+    expect(() => check(byEnv, { allow: allAllowances })).toThrow(
+      /env\[0\]\.valueFrom\.secretKeyRef\.name names one of the agent's own objects/,
+    );
+    const byVolume = pod({ volumes: [{ name: 'x', secret: { secretName: 'Liftoff-Upload-abcd1234' } }] });
+    expect(() => check(byVolume, { allow: allAllowances })).toThrow(/secretName names one of the agent's own objects/);
+    const projected = pod({
+      volumes: [{ name: 'x', projected: { sources: [{ secret: { name: 'liftoff-upload-x' } }] } }],
+    });
+    expect(() => check(projected, { allow: allAllowances })).toThrow(/sources\[0\]\.secret\.name names one/);
+    const helperMap = pod({ volumes: [{ name: 'x', configMap: { name: 'liftoff-outputs-helper-0123456789ab' } }] });
+    expect(() => check(helperMap, { allow: allAllowances })).toThrow(/configMap\.name names one of the agent's own/);
+  });
+
+  it('a fragment cannot shadow the outputs volumes, mounts or variables', () => {
+    const cases: Array<[Obj, RegExp]> = [
+      [
+        pod({ volumes: [{ name: 'liftoff-outputs', hostPath: { path: '/' } }] }),
+        /volumes\[0\]\.name is the name of Liftoff's own outputs volume/,
+      ],
+      [pod({ volumes: [{ name: 'liftoff-outputs-helper', emptyDir: {} }] }), /outputs volume "liftoff-outputs-helper"/],
+      [
+        main({ volumeMounts: [{ name: 'd', mountPath: '/mnt/liftoff/outputs' }] }),
+        /mountPath \/mnt\/liftoff is where Liftoff mounts/,
+      ],
+      [main({ volumeMounts: [{ name: 'd', mountPath: '/mnt/liftoff/' }] }), /mountPath \/mnt\/liftoff is where/],
+      [main({ env: [{ name: 'LIFTOFF_UPLOAD_TOKEN', value: 'lu_mine' }] }), /LIFTOFF_UPLOAD_TOKEN is set by Liftoff/],
+      [main({ env: [{ name: 'LIFTOFF_UPLOAD_URL', value: 'http://evil' }] }), /LIFTOFF_UPLOAD_URL is set by Liftoff/],
+      [main({ env: [{ name: 'LIFTOFF_OUTPUT_DIR', value: '/tmp' }] }), /LIFTOFF_OUTPUT_DIR is set by Liftoff/],
+      [
+        main({ VolumeMounts: [{ name: 'd', mountPath: '/x' }] }),
+        /VolumeMounts is not how Kubernetes spells "volumeMounts"/,
+      ],
+      [
+        main({ volumeMounts: [{ name: 'd', MountPath: '/mnt/liftoff/outputs' }] }),
+        /MountPath is not how Kubernetes spells/,
+      ],
+    ];
+    for (const [fragment, message] of cases) expect(() => check(fragment, { allow: allAllowances })).toThrow(message);
+    // Other mounts and variables are the job's own.
+    const own = pod(
+      { volumes: [{ name: 'd', emptyDir: {} }] },
+      { volumeMounts: [{ name: 'd', mountPath: '/mnt/data' }], env: [{ name: 'LIFTOFF_X', value: '1' }] },
+    );
+    expect(() => check(own)).not.toThrow();
   });
 });
 

@@ -252,6 +252,45 @@ describe('status mapping', () => {
     ).toBe(true);
   });
 
+  it('a pod evicted for its outputs emptyDir past the cap is a failure of the job, not a disruption', () => {
+    const evicted = readPod(
+      pod({
+        phase: 'Failed',
+        reason: 'Evicted',
+        message: 'Usage of EmptyDir volume "liftoff-outputs" exceeds the limit "64Mi". ',
+        conditions: [{ type: 'DisruptionTarget', status: 'True', reason: 'TerminationByKubelet' }],
+        containerStatuses: [{ name: 'main', state: { terminated: { exitCode: 137, reason: 'Error' } } }],
+      }),
+    );
+    expect(evicted.disruption).toBeUndefined();
+    expect(evicted.failure).toMatchObject({ container: 'main', exitCode: 137, reason: 'Evicted' });
+    expect(evicted.failure?.message).toContain("LIFTOFF_OUTPUT_DIR went past its cap (the agent's outputs-max-mib)");
+    // Seen first with only the condition (the kubelet sets it before the phase): no disruption either.
+    const marked = readPod(
+      pod({
+        phase: 'Running',
+        conditions: [
+          {
+            type: 'DisruptionTarget',
+            status: 'True',
+            reason: 'TerminationByKubelet',
+            message: 'Usage of EmptyDir volume "liftoff-outputs" exceeds the limit "64Mi". ',
+          },
+        ],
+      }),
+    );
+    expect(marked.disruption).toBeUndefined();
+    // Another emptyDir of the job's own past its limit stays an eviction like any other.
+    const other = readPod(
+      pod({
+        phase: 'Failed',
+        reason: 'Evicted',
+        message: 'Usage of EmptyDir volume "scratch" exceeds the limit "1Gi". ',
+      }),
+    );
+    expect(other.disruption).toContain('Evicted');
+  });
+
   it('disruption conditions and evicted pods are disruptions; failures carry exit code and reason', () => {
     for (const reason of ['EvictionByEvictionAPI', 'PreemptionByScheduler', 'TerminationByKubelet']) {
       expect(

@@ -125,6 +125,15 @@ export const KubernetesAgentConfig = z
     namespaces: z.array(KubeName.max(63)).optional(),
     /** Service accounts a job may name (a queue adds more with `allow: serviceAccount:<name>`). */
     'service-accounts': z.array(KubeName).optional(),
+    /**
+     * The Liftoff server's URL as pods reach it, for the outputs helper (docs/outputs.md); default: the agent's own
+     * server URL. Pods often see the server under another address than the agent (a cluster Service, an ingress).
+     */
+    'pod-server-url': z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), 'must be an http:// or https:// URL')
+      .optional(),
   })
   .strict();
 export type KubernetesAgentConfig = z.infer<typeof KubernetesAgentConfig>;

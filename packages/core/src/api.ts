@@ -660,7 +660,8 @@ const OutputSize = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Agent protocol: start (or find again, to resume) the upload of one output file. */
 export const StartOutputUploadBody = z.object({
-  agent_id: z.string(),
+  /** The agent holding the run; absent when a run's upload token is presented instead of the agent's key. */
+  agent_id: z.string().optional(),
   path: z.string().max(4096),
   size: OutputSize,
   sha256: Sha256Hex,
@@ -672,10 +673,21 @@ export type OutputUpload = z.infer<typeof OutputUpload>;
 
 /** Agent protocol: lists the run's outputs, all at once; every file named must be fully uploaded. */
 export const CommitOutputsBody = z.object({
-  agent_id: z.string(),
+  /** As in StartOutputUploadBody: absent with a run's upload token. */
+  agent_id: z.string().optional(),
   files: z.array(z.object({ path: z.string().max(4096), size: OutputSize, sha256: Sha256Hex })).max(100_000),
 });
 export type CommitOutputsBody = z.infer<typeof CommitOutputsBody>;
+
+/**
+ * Agent protocol: a run's upload token (docs/outputs.md, Kubernetes), for a job that uploads its own outputs from
+ * where the agent's key must not be (a pod). Shown once; the server keeps only its sha256. The same body (the agent
+ * holding the run) revokes every token of the run (DELETE).
+ */
+export const UploadTokenBody = z.object({ agent_id: z.string() }).strict();
+export type UploadTokenBody = z.infer<typeof UploadTokenBody>;
+export const UploadToken = z.object({ token: z.string(), run_id: z.string(), expires_at: Timestamp });
+export type UploadToken = z.infer<typeof UploadToken>;
 
 export const RunOutput = z.object({ path: z.string(), size: z.number(), sha256: z.string(), created_at: Timestamp });
 export type RunOutput = z.infer<typeof RunOutput>;

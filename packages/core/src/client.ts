@@ -43,6 +43,8 @@ import {
   type PushBatchBody,
   type SyncBody,
   CommitOutputsBody,
+  UploadTokenBody,
+  UploadToken,
   OutputUpload,
   RunOutputList,
   StartOutputUploadBody,
@@ -461,11 +463,14 @@ export class LiftoffClient {
   startOutputUpload(runId: string, body: StartOutputUploadBody) {
     return this.json(OutputUpload, 'POST', `/api/runs/${enc(runId)}/outputs/uploads`, { body });
   }
-  /** Agent protocol: sends `length` bytes of the file from `offset` (the server's, from startOutputUpload). */
+  /**
+   * Agent protocol: sends `length` bytes of the file from `offset` (the server's, from startOutputUpload).
+   * `agentId` is undefined when the client presents a run's upload token instead of the agent's key.
+   */
   putOutputBytes(
     runId: string,
     uploadId: string,
-    agentId: string,
+    agentId: string | undefined,
     offset: number,
     source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     length: number,
@@ -479,6 +484,15 @@ export class LiftoffClient {
   /** Agent protocol: lists the run's outputs, all at once. */
   commitOutputs(runId: string, body: CommitOutputsBody) {
     return this.json(RunOutputList, 'POST', `/api/runs/${enc(runId)}/outputs/commit`, { body });
+  }
+
+  /** Agent protocol: a fresh upload token of the run, for its job to upload its own outputs (shown once). */
+  createUploadToken(runId: string, body: UploadTokenBody) {
+    return this.json(UploadToken, 'POST', `/api/runs/${enc(runId)}/outputs/upload-token`, { body });
+  }
+  /** Agent protocol: revokes every upload token of the run. */
+  async revokeUploadTokens(runId: string, body: UploadTokenBody): Promise<void> {
+    await this.request('DELETE', `/api/runs/${enc(runId)}/outputs/upload-token`, { body });
   }
 
   // jobs (docs/jobs.md)

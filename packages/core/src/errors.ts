@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'PROTOCOL_MISMATCH',
   'OUTPUT_PATH_REFUSED',
   'OUTPUTS_TOO_LARGE',
+  'UPLOAD_TOKEN_REFUSED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -61,6 +62,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   PROTOCOL_MISMATCH: 400,
   OUTPUT_PATH_REFUSED: 400,
   OUTPUTS_TOO_LARGE: 413,
+  UPLOAD_TOKEN_REFUSED: 401,
 };
 
 export class LiftoffError extends Error {
@@ -458,6 +460,19 @@ export class OutputsTooLargeError extends LiftoffError {
 export class OutputUploadConflictError extends LiftoffError {
   constructor(message: string) {
     super('CONFLICT', message);
+  }
+}
+
+/**
+ * A run's upload token (docs/outputs.md, Kubernetes) presented where it does not count: unknown, expired, revoked
+ * (the run ended), or sent to anything but its run's three upload calls. 401, like an unknown key.
+ */
+export class UploadTokenRefusedError extends LiftoffError {
+  constructor(why: string) {
+    super(
+      'UPLOAD_TOKEN_REFUSED',
+      `The upload token is refused: ${why}. An upload token only uploads its own run's outputs while the run is live (the liftoff_outputs.py helper); use an API key for anything else.`,
+    );
   }
 }
 

@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import { AuthRateLimitedError, UnauthenticatedError } from '@liftoff/core';
+import { AuthRateLimitedError, UnauthenticatedError, UploadTokenRefusedError } from '@liftoff/core';
 import { authenticate, presentedKey } from './auth.js';
 import type { AppContext, Principal } from './context.js';
+import { UPLOAD_TOKEN_PREFIX, authenticateUploadToken } from './uploadTokenAuth.js';
 
 /**
  * Failed-authentication limiter: per client address and per presented key prefix, at most `limit` failures in a
@@ -65,14 +66,18 @@ export const failureBuckets = (ip: string, presented: string | null): string[] =
 const limiters = new WeakMap<AppContext, AuthFailureLimiter>();
 
 /**
- * Authenticates a request, counting a failure against its address and key prefix; past the limit the failure is
- * AUTH_RATE_LIMITED (429, Retry-After) instead of UNAUTHENTICATED.
+ * Authenticates a request (an API key, or a run's upload token), counting a failure against its address and key
+ * prefix; past the limit the failure is AUTH_RATE_LIMITED (429, Retry-After) instead of UNAUTHENTICATED (or
+ * UPLOAD_TOKEN_REFUSED).
  */
 export async function authenticateLimited(ctx: AppContext, req: FastifyRequest): Promise<Principal> {
   try {
-    return await authenticate(ctx.store, req, ctx.now());
+    const presented = presentedKey(req);
+    return presented?.startsWith(UPLOAD_TOKEN_PREFIX)
+      ? await authenticateUploadToken(ctx.store, req, presented, ctx.now())
+      : await authenticate(ctx.store, req, ctx.now());
   } catch (e) {
-    if (!(e instanceof UnauthenticatedError)) throw e;
+    if (!(e instanceof UnauthenticatedError) && !(e instanceof UploadTokenRefusedError)) throw e;
     let limiter = limiters.get(ctx);
     if (!limiter) {
       limiter = new AuthFailureLimiter(ctx.settings.authFailureLimit, ctx.settings.authFailureWindowMs);

@@ -56,6 +56,8 @@ export interface ServerSettings {
   jsonDepth: number;
   /** Caps on stored run outputs: bytes and files per run, bytes per entity over all its runs (docs/outputs.md). */
   outputLimits: OutputLimits;
+  /** How long a run's upload token counts at most (it goes earlier, when the run ends); docs/outputs.md. */
+  uploadTokenTtlMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -76,6 +78,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   runConfigBytes: 256 * 1024,
   jsonDepth: 64,
   outputLimits: { runBytes: 10 * 1024 ** 3, runFiles: 10_000, entityBytes: 100 * 1024 ** 3 },
+  uploadTokenTtlMs: 30 * 24 * 3600_000,
 };
 
 /**
@@ -119,6 +122,8 @@ export interface Principal {
   keyId: string;
   /** A user key's membership role per entity id; null for agent keys and server-wide keys. */
   memberRoles: Record<string, 'admin' | 'member'> | null;
+  /** Set when the request presents a run's upload token (uploadTokenAuth.ts) instead of a key: its run and agent. */
+  uploadToken?: { runId: string; agentId: string };
 }
 
 declare module 'fastify' {

@@ -15,6 +15,8 @@ export interface BackendServer {
   databaseUrl: string | undefined;
   /** Runs one SQL statement directly on the backing database (for tests that tamper with it). */
   exec(sql: string): Promise<void>;
+  /** Reads rows with one SQL statement directly from the backing database. */
+  query(sql: string): Promise<Array<Record<string, unknown>>>;
   /** Starts another server on the same database (a restart, or a second replica). */
   restart(settings?: Partial<ServerSettings>): Promise<RunningServer>;
   close(): Promise<void>;
@@ -57,6 +59,19 @@ export async function startBackendServer(
         } finally {
           db.close();
         }
+      }
+    },
+    async query(statement: string) {
+      if (pgDb) {
+        const c = new pg.Client({ connectionString: pgDb.url });
+        await c.connect();
+        return (await c.query(statement).finally(() => c.end())).rows as Array<Record<string, unknown>>;
+      }
+      const db = new BetterSqlite3(join(dataDir, 'liftoff.db'), { readonly: true });
+      try {
+        return db.prepare(statement).all() as Array<Record<string, unknown>>;
+      } finally {
+        db.close();
       }
     },
     async restart(s = settings) {

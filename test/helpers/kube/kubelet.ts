@@ -1,4 +1,13 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ServerResponse } from 'node:http';
@@ -252,6 +261,7 @@ class PodWorker {
   private evicted: { reason: string; message: string } | undefined;
   private startTime = rfc3339();
   private deadlineTimer: NodeJS.Timeout | undefined;
+  private usageTimer: NodeJS.Timeout | undefined;
   private done: Promise<void> = Promise.resolve();
   cleaned: Promise<void> = Promise.resolve();
 
@@ -312,6 +322,57 @@ class PodWorker {
       );
       this.deadlineTimer.unref();
     }
+    this.watchEmptyDirUsage();
+  }
+
+  /**
+   * The eviction manager's local-storage check for emptyDirs with a sizeLimit: the bytes under the volume (files not
+   * followed through links) past the limit evict the pod, with the kubelet's message and DisruptionTarget condition
+   * (reason TerminationByKubelet). The kubelet checks on its housekeeping interval (10 s); this every 500 ms.
+   */
+  private watchEmptyDirUsage(): void {
+    const limited = (this.pod()?.spec.volumes ?? []).flatMap((v) =>
+      v.emptyDir?.sizeLimit !== undefined ? [{ name: v.name, limit: String(v.emptyDir.sizeLimit) }] : [],
+    );
+    if (!limited.length) return;
+    const usage = (dir: string): number => {
+      let total = 0;
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return 0;
+      }
+      for (const n of names) {
+        try {
+          const st = lstatSync(join(dir, n));
+          total += st.isDirectory() ? usage(join(dir, n)) : st.size;
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      return total;
+    };
+    this.usageTimer = setInterval(() => {
+      if (this.finished || this.gone || this.evicted) return void clearInterval(this.usageTimer);
+      for (const v of limited) {
+        if (usage(this.volumeDir(v.name)) <= parseQuantity(v.limit)) continue;
+        const message = `Usage of EmptyDir volume "${v.name}" exceeds the limit "${v.limit}". `;
+        this.cluster.store.update(POD, this.ns, this.name, (o) => {
+          setCondition((((o as Pod).status ??= {}).conditions ??= []), {
+            type: 'DisruptionTarget',
+            status: 'True',
+            lastProbeTime: null,
+            reason: 'TerminationByKubelet',
+            message,
+          });
+        });
+        this.event('Warning', 'Evicted', message);
+        this.evict('Evicted', message);
+        return;
+      }
+    }, 500);
+    this.usageTimer.unref();
   }
 
   private event(type: 'Normal' | 'Warning', reason: string, message: string, c?: CState): void {
@@ -377,6 +438,7 @@ class PodWorker {
   /** The pod left the API: kill at once, then drop its containers and files. */
   removed(): void {
     this.gone = true;
+    if (this.usageTimer) clearInterval(this.usageTimer);
     this.stopping = true;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.wakeAll();

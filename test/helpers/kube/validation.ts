@@ -1,4 +1,4 @@
-import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import { matchesLabelSelectorObject, parseQuantity } from './selectors.js';
 import { invalid, isRecord, type FieldError, type Job, type KObject, type Pod } from './types.js';
 
@@ -157,12 +157,22 @@ function containerErrors(list: V1Container[] | undefined, field: string, names: 
     }
     (c.env ?? []).forEach((e, j) => {
       if (!e.name) errs.push({ field: `${f}.env[${j}].name`, type: 'Required' });
+      errs.push(...envSourceErrors(e, `${f}.env[${j}]`));
     });
+    const mountPaths = new Set<string>();
     (c.volumeMounts ?? []).forEach((m, j) => {
       if (!m.name) errs.push({ field: `${f}.volumeMounts[${j}].name`, type: 'Required' });
       else if (!volumes.has(m.name))
         errs.push({ field: `${f}.volumeMounts[${j}].name`, type: 'NotFound', value: m.name });
       if (!m.mountPath) errs.push({ field: `${f}.volumeMounts[${j}].mountPath`, type: 'Required' });
+      else if (mountPaths.has(m.mountPath))
+        errs.push({
+          field: `${f}.volumeMounts[${j}].mountPath`,
+          type: 'Invalid',
+          value: m.mountPath,
+          detail: 'must be unique',
+        });
+      else mountPaths.add(m.mountPath);
     });
     for (const kind of ['limits', 'requests'] as const) {
       for (const [k, v] of Object.entries(c.resources?.[kind] ?? {})) {
@@ -180,6 +190,88 @@ function containerErrors(list: V1Container[] | undefined, field: string, names: 
   return errs;
 }
 
+/**
+ * An env var's source, as ValidateEnv checks it: `value` and `valueFrom` exclusive, exactly one source under
+ * `valueFrom`, and a key reference naming both its object and its key.
+ */
+function envSourceErrors(e: V1EnvVar, field: string): FieldError[] {
+  const from = e.valueFrom;
+  if (!from) return [];
+  const errs: FieldError[] = [];
+  if (e.value)
+    errs.push({
+      field: `${field}.valueFrom`,
+      type: 'Invalid',
+      value: '',
+      detail: 'may not be specified when `value` is not empty',
+    });
+  const sources = (['fieldRef', 'resourceFieldRef', 'configMapKeyRef', 'secretKeyRef'] as const).filter((k) => from[k]);
+  if (sources.length !== 1)
+    errs.push({
+      field: `${field}.valueFrom`,
+      type: 'Invalid',
+      value: '',
+      detail: sources.length
+        ? 'may not have more than one field specified at a time'
+        : 'must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`',
+    });
+  for (const k of ['configMapKeyRef', 'secretKeyRef'] as const) {
+    const ref = from[k];
+    if (!ref) continue;
+    if (!ref.key) errs.push({ field: `${field}.valueFrom.${k}.key`, type: 'Required' });
+    if (!ref.name) errs.push({ field: `${field}.valueFrom.${k}.name`, type: 'Required' });
+    else errs.push(...subdomainErrors(`${field}.valueFrom.${k}.name`, ref.name));
+  }
+  return errs;
+}
+
+/** Volume sources the runner uses, as ValidateVolumes checks them: exactly one source, names and quantities. */
+function volumeErrors(v: V1Volume, field: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const sources = Object.keys(v).filter(
+    (k) => k !== 'name' && (v as unknown as Record<string, unknown>)[k] !== undefined,
+  );
+  if (sources.length === 0) errs.push({ field, type: 'Required', detail: 'must specify a volume type' });
+  else if (sources.length > 1)
+    errs.push({
+      field: `${field}.${sources[1]}`,
+      type: 'Forbidden',
+      detail: 'may not specify more than 1 volume type',
+    });
+  const limit = v.emptyDir?.sizeLimit as unknown;
+  if (limit !== undefined) {
+    const n = typeof limit === 'string' || typeof limit === 'number' ? parseQuantity(String(limit)) : Number.NaN;
+    if (Number.isNaN(n))
+      errs.push({
+        field: `${field}.emptyDir.sizeLimit`,
+        type: 'Invalid',
+        value: limit,
+        detail: "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+      });
+    else if (n < 0)
+      errs.push({
+        field: `${field}.emptyDir.sizeLimit`,
+        type: 'Invalid',
+        value: limit,
+        detail: 'must be greater than or equal to 0',
+      });
+  }
+  if (v.configMap && !v.configMap.name) errs.push({ field: `${field}.configMap.name`, type: 'Required' });
+  if (v.secret && !v.secret.secretName) errs.push({ field: `${field}.secret.secretName`, type: 'Required' });
+  for (const [k, mode] of [
+    ['configMap', v.configMap?.defaultMode],
+    ['secret', v.secret?.defaultMode],
+  ] as const)
+    if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777))
+      errs.push({
+        field: `${field}.${k}.defaultMode`,
+        type: 'Invalid',
+        value: mode,
+        detail: 'must be a number between 0 and 0777 (octal), both inclusive',
+      });
+  return errs;
+}
+
 export function podSpecErrors(spec: unknown, field: string, restartPolicies: string[]): FieldError[] {
   if (!isRecord(spec)) return [{ field, type: 'Required' }];
   const s = spec as unknown as V1PodSpec;
@@ -189,6 +281,7 @@ export function podSpecErrors(spec: unknown, field: string, restartPolicies: str
     if (!v.name) errs.push({ field: `${field}.volumes[${i}].name`, type: 'Required' });
     else if (volumes.has(v.name)) errs.push({ field: `${field}.volumes[${i}].name`, type: 'Duplicate', value: v.name });
     else volumes.add(v.name);
+    errs.push(...volumeErrors(v, `${field}.volumes[${i}]`));
   });
   if (!Array.isArray(s.containers) || s.containers.length === 0) {
     errs.push({ field: `${field}.containers`, type: 'Required' });

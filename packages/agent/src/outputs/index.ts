@@ -1,6 +1,6 @@
 import { lstat, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { LiftoffClient } from '@liftoff/core';
+import { LiftoffError, describeCause, type LiftoffClient } from '@liftoff/core';
 import { DEFAULT_OUTPUT_CAP_BYTES } from './outputDir.js';
 import type { FetchedOutputs } from '../runners/slurm/remoteOutputs.js';
 import { uploadOutputs } from './upload.js';
@@ -92,5 +92,36 @@ export async function collectFetchedOutputs(
     await uploadOutputs(client, runId, agentId, staging, { bytes: capBytes, capped: false }, note);
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** The `[liftoff]` note of a run whose job was to upload its own outputs (kubernetes) and committed none. */
+export const NO_JOB_OUTPUTS_NOTE =
+  'outputs: the job uploaded none. To keep files, write them to $LIFTOFF_OUTPUT_DIR and start the job through the helper: python3 $LIFTOFF_OUTPUTS_HELPER run -- <command> (or run python3 $LIFTOFF_OUTPUTS_HELPER upload at its end); see docs/outputs.md';
+
+/**
+ * A run whose job uploaded its own outputs (kubernetes, with the run's upload token): nothing to upload here. A job
+ * that committed has them listed; one that did not gets a note on how to, and an empty commit drops whatever it
+ * sent without committing (nothing partial is ever listed, and nothing is left taking space).
+ */
+export async function settleJobUploadedOutputs(
+  client: LiftoffClient,
+  runId: string,
+  agentId: string,
+  note: (line: string) => void,
+): Promise<void> {
+  try {
+    await client.commitOutputs(runId, { agent_id: agentId, files: [] });
+    note(NO_JOB_OUTPUTS_NOTE);
+  } catch (e) {
+    if (!(e instanceof LiftoffError && e.code === 'CONFLICT')) {
+      note(`outputs: could not check what the job uploaded: ${describeCause(e)}`);
+      return;
+    }
+    // Committed already: by the job.
+    const { outputs, total_bytes } = await client.listOutputs(runId);
+    note(
+      `outputs uploaded by the job: ${outputs.length} file(s), ${total_bytes} bytes (liftoff runs outputs ${runId})`,
+    );
   }
 }

@@ -160,4 +160,9 @@ export interface RunnerDeps {
   slurm?: SlurmAgentConfig;
   /** The agent config's `run-as`: slurm jobs of a root agent are submitted as its fixed user. */
   runAs?: RunAsConfig;
+  /**
+   * Jobs that upload their own outputs (kubernetes; docs/outputs.md): a fresh upload token of a run held by this
+   * agent, the server URL its pods use, and the cap of the output dir (`outputs-max-mib`).
+   */
+  outputs?: { uploadToken(runId: string): Promise<string>; podServerUrl: string; capBytes: number };
 }

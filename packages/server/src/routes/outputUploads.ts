@@ -12,12 +12,15 @@ import {
   RunLostError,
   RunOutputList,
   StartOutputUploadBody,
+  UploadTokenRefusedError,
   checkOutputPath,
+  isTerminal,
 } from '@liftoff/core';
 import { canAccess, type App, type AppContext } from '../context.js';
 import { chunkKey, type OutputRow } from '../store/outputs.js';
 import { runNotFound } from '../store/runs.js';
 import { boundAgent } from './agentAuth.js';
+import { uploadTokenRoutes } from './uploadTokens.js';
 
 /** Uploads whose digest so far this process keeps, so a file sent in several requests is not read back each time. */
 const HASHES_KEPT = 256;
@@ -26,14 +29,28 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
 /**
  * The agent side of run outputs (docs/outputs.md): start an upload (or find it again: the answer's offset is where
  * to resume), send bytes from that offset, then one commit that lists the run's files at once. Only the agent that
- * holds the run may do any of it, and never for a lost run.
+ * holds the run may do any of it, and never for a lost run; or, with the run's upload token instead of the agent's
+ * key (a pod uploading its own outputs: uploadTokens.ts), the job of that run while it is live.
  */
 export function outputUploadRoutes(app: App, ctx: AppContext): void {
   // A digest over the chunks recorded so far, per upload: continued by the next request when it starts where this
   // one stopped. Per process (another replica, or a restart, reads the stored chunks back instead).
   const hashes = new Map<string, { hash: Hash; at: number }>();
 
-  const heldRun = async (req: FastifyRequest, runId: string, agentId: string) => {
+  const heldRun = async (req: FastifyRequest, runId: string, agentId: string | undefined) => {
+    const token = req.principal.uploadToken;
+    if (token) {
+      // Another run's uploads are outside the token's scope: answered as an unknown run, as elsewhere.
+      if (runId !== token.runId) throw runNotFound(runId);
+      const run = await ctx.store.runs.get(runId);
+      if (run.agent_id !== token.agentId) throw runNotFound(runId);
+      if (run.status === 'lost') throw new RunLostError(runId);
+      // Its tokens were dropped when the run ended; a stale read (a token found just before) is refused here.
+      if (isTerminal(run.status)) throw new UploadTokenRefusedError(`run ${runId} has ended`);
+      return run;
+    }
+    if (agentId === undefined)
+      throw new BadRequestError("Name the agent holding the run (agent_id), or present the run's upload token.");
     await boundAgent(ctx, req, agentId);
     const run = await ctx.store.runs.get(runId);
     if (!canAccess(req, run.entity_id) || run.agent_id !== agentId) throw runNotFound(runId);
@@ -41,9 +58,12 @@ export function outputUploadRoutes(app: App, ctx: AppContext): void {
     return run;
   };
 
+  uploadTokenRoutes(app, ctx, heldRun);
+
   app.post(
     '/api/runs/:id/outputs/uploads',
     {
+      config: { uploadToken: true },
       schema: {
         tags: ['agent protocol'],
         params: z.object({ id: z.string() }),
@@ -71,6 +91,7 @@ export function outputUploadRoutes(app: App, ctx: AppContext): void {
   app.post(
     '/api/runs/:id/outputs/commit',
     {
+      config: { uploadToken: true },
       schema: {
         tags: ['agent protocol'],
         params: z.object({ id: z.string() }),
@@ -96,10 +117,11 @@ export function outputUploadRoutes(app: App, ctx: AppContext): void {
     scope.withTypeProvider<ZodTypeProvider>().put(
       '/api/runs/:id/outputs/uploads/:upload',
       {
+        config: { uploadToken: true },
         schema: {
           tags: ['agent protocol'],
           params: z.object({ id: z.string(), upload: z.string() }),
-          querystring: z.object({ agent_id: z.string(), offset: ByteOffset }),
+          querystring: z.object({ agent_id: z.string().optional(), offset: ByteOffset }),
           response: { 200: OutputUpload },
         },
       },

@@ -1,4 +1,5 @@
 import type { Db } from './db.js';
+import { dropUploadTokensIn } from './uploadTokens.js';
 
 /** Run states an agent holds: a run in one of these whose agent went silent is what the lease takes away. */
 const LIVE_RUN_STATES = ['starting', 'running', 'cancelling'];
@@ -64,6 +65,7 @@ export async function loseSilentRuns(trx: Db, now: number, silentSince: number):
       .where('status', 'in', LIVE_RUN_STATES)
       .executeTakeFirst();
     if (!Number(updated.numUpdatedRows)) continue;
+    await dropUploadTokensIn(trx, [c.id]);
     await trx
       .updateTable('items')
       .set(

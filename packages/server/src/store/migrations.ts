@@ -402,6 +402,21 @@ const migrations: Record<string, Migration> = {
     // Jobs: named, versioned launch definitions with their aliases (jobsSchema.ts).
     up: createJobTables,
   },
+  '0018_run_upload_tokens': {
+    // Per-run upload tokens (docs/outputs.md, Kubernetes): a pod uploads its run's outputs with one instead of the
+    // agent's key. Only the token's sha256 is kept; rows go when the run ends (uploadTokens.ts).
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('run_upload_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('run_upload_tokens_run').on('run_upload_tokens').columns(['run_id']).execute();
+    },
+  },
   '0020_log_lines': {
     // Each chunk's count of line breaks, so the log viewer's line numbers and "go to line N" come from a sum over an
     // index instead of a read of the whole log (logWindows.ts). Null for chunks written before 0020: the first read

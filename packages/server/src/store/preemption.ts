@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import type { ReportRunBody } from '@liftoff/core';
 import type { Db } from './db.js';
 import type { RunsTable } from './schema.js';
+import { dropUploadTokensIn } from './uploadTokens.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -58,6 +59,8 @@ export async function preemptRun(
     })
     .where('id', '=', run.id)
     .execute();
+  // The preempted run has ended, requeued or not (a retry is a new run with tokens of its own).
+  await dropUploadTokensIn(trx, [run.id]);
   if (!requeued) {
     await trx
       .updateTable('items')

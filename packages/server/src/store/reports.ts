@@ -15,6 +15,7 @@ import type { Db } from './db.js';
 import { preemptRun, type PreemptionOutcome } from './preemption.js';
 import { getRunIn, toRun } from './runs.js';
 import type { RunsTable } from './schema.js';
+import { dropUploadTokensIn } from './uploadTokens.js';
 
 type RunRow = Selectable<RunsTable> & { queue_name: string; entity_name: string; entity_id: string };
 export type ReportOutcome = {
@@ -124,6 +125,11 @@ async function writeRuns(trx: Db, writes: readonly RunWrite[]): Promise<void> {
       runs.map((w) => w.itemId),
     )
     .execute();
+  // A run that ended takes its upload tokens with it (uploadTokens.ts).
+  await dropUploadTokensIn(
+    trx,
+    runs.filter((w) => isTerminal(w.changes.status as ItemState)).map((w) => w.runId),
+  );
 }
 
 /**

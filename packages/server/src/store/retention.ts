@@ -3,6 +3,7 @@ import type { ArtifactStore } from '../artifacts/types.js';
 import type { DialectName } from './database.js';
 import { deleteRunMetrics } from './metrics.js';
 import type { Database } from './schema.js';
+import { dropUploadTokensIn } from './uploadTokens.js';
 
 /** Only ended items are ever pruned; pending, claimed, starting, running and cancelling ones never are. */
 export const PRUNABLE_STATES = ['finished', 'failed', 'stopped', 'lost'] as const;
@@ -72,6 +73,8 @@ export async function pruneEnded(
       await dropRunOutputs(trx, runIds, now);
       await trx.deleteFrom('log_chunks').where('run_id', 'in', runIds).execute();
       await deleteRunMetrics(trx, runIds);
+      // Ended runs hold none (their end dropped them); deleted here all the same, so no row outlives its run.
+      await dropUploadTokensIn(trx, runIds);
       await trx.deleteFrom('runs').where('id', 'in', runIds).execute();
     }
     // The state condition again: an item can only be here if it had ended, but never trust a stale read.

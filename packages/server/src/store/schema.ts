@@ -204,6 +204,7 @@ export interface Database {
   run_output_commits: RunOutputCommitsTable;
   artifact_chunks: ArtifactChunksTable;
   artifact_garbage: ArtifactGarbageTable;
+  run_upload_tokens: RunUploadTokensTable;
 }
 
 /** Pending and active (claimed … cancelling) items per queue and priority, kept by triggers (backlogSchema.ts). */
@@ -244,6 +245,14 @@ export interface RunOutputChunksTable {
 export interface RunOutputCommitsTable {
   run_id: string;
   committed_at: number;
+}
+/** A run's upload tokens (migration 0018): the sha256 of each, never the token. */
+export interface RunUploadTokensTable {
+  token_hash: string;
+  run_id: string;
+  agent_id: string;
+  created_at: number;
+  expires_at: number;
 }
 /** The database artifact store's chunks. */
 export interface ArtifactChunksTable {

@@ -17,6 +17,7 @@ import { reap, type ReapResult } from './reaper.js';
 import { Runs } from './runs.js';
 import { Secrets } from './secrets.js';
 import type { Database } from './schema.js';
+import { UploadTokens } from './uploadTokens.js';
 
 export type { EntityRef } from './entities.js';
 export type { ApiKeyRow } from './keys.js';
@@ -44,6 +45,7 @@ export class Store {
   readonly archives: Archives;
   readonly secrets: Secrets;
   readonly outputs: Outputs;
+  readonly uploadTokens: UploadTokens;
   /** Read caches of keys, entities, queues and agent bindings (caches.ts); server.ts attaches them to the bus. */
   readonly caches: ReadCaches;
 
@@ -67,6 +69,7 @@ export class Store {
     this.archives = new Archives(db);
     this.secrets = new Secrets(db);
     this.outputs = new Outputs(db);
+    this.uploadTokens = new UploadTokens(db);
   }
 
   /** See reaper.ts. */

@@ -242,7 +242,7 @@ export abstract class InClusterBuilder implements Builder {
       },
       logger,
       { pods: pods as unknown as SharedWatch<V1Pod>, owner: jobs },
-      undefined,
+      [],
     );
     let cancelled = false;
     const timer = setInterval(() => {

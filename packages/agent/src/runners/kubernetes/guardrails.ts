@@ -1,4 +1,5 @@
 import { ManifestRefusedError, type SecurityAllowance } from '@liftoff/core';
+import { HELPER_VOLUME, OUTPUTS_VOLUME, OUTPUT_ENV } from './outputs.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -176,11 +177,22 @@ const OWNED_FIELDS = new Map(
     'imagePullSecrets',
     'automountServiceAccountToken',
     'name',
+    // The outputs wiring's (outputs.ts): shadowing it is checked under these spellings only.
+    'volumes',
+    'volumeMounts',
+    'mountPath',
+    'valueFrom',
   ].map((k) => [normKey(k), k]),
 );
 
-/** The agent's own pull secrets are never a job's to mount or pull with, whatever the queue allows. */
-const AGENT_SECRET = /^liftoff-regcred-/i;
+/**
+ * The agent's own objects are never a job's to mount, pull with or read, whatever the queue allows: its image pull
+ * secrets, the runs' upload-token Secrets (another run's would upload there) and the outputs helper's ConfigMaps.
+ */
+const AGENT_SECRET = /^liftoff-(regcred-|upload-|outputs-helper)/i;
+/** Volume names, mount paths and variables of the run's outputs (outputs.ts): Liftoff's alone. */
+const OUTPUT_VOLUMES = new Set([OUTPUTS_VOLUME, HELPER_VOLUME]);
+const LIFTOFF_MOUNTS = '/mnt/liftoff';
 
 /**
  * What only the job's own fragment can say (Liftoff itself adds the image pull secret and the command): references
@@ -190,10 +202,11 @@ export function findFragmentViolations(fragment: unknown, secureMode: boolean): 
   const out: Finding[] = [];
   const walk = (v: unknown, path: string): void => {
     if (typeof v === 'string' && AGENT_SECRET.test(v)) {
-      out.push({ path, why: "names one of the agent's image pull secrets, which jobs may not use" });
+      out.push({ path, why: "names one of the agent's own objects (pull or upload secrets), which jobs may not use" });
     }
     if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${path}[${i}]`));
     if (!isObj(v)) return;
+    out.push(...outputsShadowing(v, path));
     for (const [k, val] of Object.entries(v)) {
       const p = path ? `${path}.${k}` : k;
       const key = normKey(k);
@@ -208,6 +221,27 @@ export function findFragmentViolations(fragment: unknown, secureMode: boolean): 
     }
   };
   walk(fragment, '');
+  return out;
+}
+
+/**
+ * Entries of the fragment that would stand in for the run's outputs wiring (outputs.ts): a volume named as Liftoff's,
+ * a mount at or under /mnt/liftoff, a variable Liftoff sets for the helper. Refused rather than overridden, so a
+ * job never runs with something else than it was told it has.
+ */
+function outputsShadowing(v: Obj, path: string): Finding[] {
+  const out: Finding[] = [];
+  const named = typeof v.name === 'string' ? v.name : undefined;
+  if (named !== undefined && /\.volumes\[\d+\]$/.test(path) && OUTPUT_VOLUMES.has(named))
+    out.push({ path: `${path}.name`, why: `is the name of Liftoff's own outputs volume "${named}"` });
+  if (named !== undefined && /\.env\[\d+\]$/.test(path) && OUTPUT_ENV.includes(named))
+    out.push({ path: `${path}.name`, why: `${named} is set by Liftoff for the run's outputs` });
+  const mount = typeof v.mountPath === 'string' ? v.mountPath.replace(/\/+$/, '') : undefined;
+  if (mount !== undefined && (mount === LIFTOFF_MOUNTS || mount.startsWith(`${LIFTOFF_MOUNTS}/`)))
+    out.push({
+      path: `${path}.mountPath`,
+      why: `${LIFTOFF_MOUNTS} is where Liftoff mounts the run's outputs and helper`,
+    });
   return out;
 }
 

@@ -16,6 +16,14 @@ import {
   splitResourceArgs,
   type KubeSettings,
 } from './manifest.js';
+import {
+  createUploadSecret,
+  ensureHelperConfigMap,
+  ownSecretByJob,
+  uploadSecretName,
+  wireOutputs,
+  type OutputsWiring,
+} from './outputs.js';
 import { SharedWatch } from './watchHub.js';
 
 interface Cluster {
@@ -77,14 +85,63 @@ export class KubernetesRunner implements Runner {
     if (creds && pullSecret) {
       await this.createPullSecret(cluster, namespace, pullSecret, job, { host: host ?? '', ...creds });
     }
+    const secrets = pullSecret ? [pullSecret] : [];
+    let outputs: OutputsWiring | undefined;
     try {
+      // After the guardrails: the token's secretKeyRef is Liftoff's own, not one the queue has to allow.
+      if (manifest.kind === 'job') outputs = await this.prepareOutputs(cluster, namespace, job);
+      if (outputs) {
+        secrets.push(outputs.secret);
+        wireOutputs(manifest.body, outputs);
+      }
       await cluster.api.createOwner(manifest, job.runId);
     } catch (e) {
-      await this.removeFailedStart(cluster, refOf(manifest, job.runId), pullSecret);
+      await this.removeFailedStart(cluster, refOf(manifest, job.runId), secrets);
       throw e;
     }
+    if (outputs)
+      await ownSecretByJob(cluster.api, namespace, outputs.secret, manifest.name).catch((err: unknown) =>
+        // The agent still deletes it when the run ends; only an agent gone for good would leave it behind.
+        this.deps.logger.warn({ err, run: job.runId }, 'could not make the Job own its upload secret'),
+      );
     job.onNote(`kubernetes job ${namespace}/${manifest.name} created (${cluster.target.source})`);
-    return this.track(cluster, refOf(manifest, job.runId), job, pullSecret);
+    return this.track(cluster, refOf(manifest, job.runId), job, secrets);
+  }
+
+  /**
+   * The run's outputs wiring (outputs.ts): an upload token from the server in a Secret of the run, and the helper's
+   * ConfigMap. A server or cluster that cannot provide them costs the run its outputs, not its start: the log says so.
+   */
+  private async prepareOutputs(
+    cluster: Cluster,
+    namespace: string,
+    job: JobContext,
+  ): Promise<OutputsWiring | undefined> {
+    const outputs = this.deps.outputs;
+    if (!outputs) return undefined;
+    const labels = runLabels({ ...job, agentId: this.deps.agentId });
+    let token: string;
+    try {
+      token = await outputs.uploadToken(job.runId);
+    } catch (e) {
+      job.onNote(`outputs: no upload token for the job (${describeCause(e)}); LIFTOFF_OUTPUT_DIR is not set`);
+      return undefined;
+    }
+    try {
+      // Shared by every run in the namespace (named by content): no run's label, so no run's sweep deletes it.
+      const configMap = await ensureHelperConfigMap(cluster.api, namespace, {
+        'app.kubernetes.io/managed-by': 'liftoff',
+      });
+      const secret = await createUploadSecret(cluster.api, namespace, job.runId, token, labels);
+      return { secret, configMap, serverUrl: outputs.podServerUrl, capBytes: outputs.capBytes };
+    } catch (e) {
+      // An agent whose RBAC predates outputs (no configmaps) still runs its jobs, without an output dir.
+      job.onNote(
+        `outputs: could not set up the upload for the job (${describeCause(e)}); LIFTOFF_OUTPUT_DIR is not set. The agent needs create on configmaps and secrets in namespace ${namespace} (docs/security/kubernetes.md)`,
+      );
+      await cluster.api.deleteSecret(namespace, uploadSecretName(job.runId));
+      return undefined;
+    }
   }
 
   async reconcile(run: AdoptContext): Promise<RunHandle | RunOutcome> {
@@ -120,8 +177,7 @@ export class KubernetesRunner implements Runner {
       return { state: 'failed', exitCode: null, message: `Could not re-adopt the run: ${describeKube(e)}` };
     }
     run.onNote(`re-adopted kubernetes job ${ref.namespace}/${ref.name}`);
-    const pullSecret = `liftoff-regcred-${run.runId}`;
-    return this.track(cluster, ref, run, pullSecret);
+    return this.track(cluster, ref, run, [`liftoff-regcred-${run.runId}`, uploadSecretName(run.runId)]);
   }
 
   /** Fails the agent's start when its own cluster config is broken, before it takes an item it could only fail. */
@@ -185,10 +241,11 @@ export class KubernetesRunner implements Runner {
     return out;
   }
 
-  private track(cluster: Cluster, ref: OwnerRef, cb: AdoptContext, pullSecret: string | undefined): KubeRun {
+  /** `secrets`: the run's own Secrets (image pull, upload token), deleted when it ends. */
+  private track(cluster: Cluster, ref: OwnerRef, cb: AdoptContext, secrets: string[]): KubeRun {
     const pods = this.watchOf(cluster, ref.namespace, 'pods') as unknown as SharedWatch<V1Pod>;
     const owner = this.watchOf(cluster, ref.namespace, ref.kind === 'job' ? 'jobs' : ref);
-    return new KubeRun(ref, cluster.api, cluster.target.kc, cb, this.deps.logger, { pods, owner }, pullSecret);
+    return new KubeRun(ref, cluster.api, cluster.target.kc, cb, this.deps.logger, { pods, owner }, secrets);
   }
 
   /** One shared watch per cluster, namespace and resource, narrowed to this agent's objects. */
@@ -273,9 +330,9 @@ export class KubernetesRunner implements Runner {
     );
   }
 
-  /** A start that failed after something was created: the pull secret, and the owner if the API did create it. */
-  private async removeFailedStart(cluster: Cluster, ref: OwnerRef, pullSecret: string | undefined): Promise<void> {
-    if (pullSecret) await cluster.api.deleteSecret(ref.namespace, pullSecret);
+  /** A start that failed after something was created: the run's Secrets, and the owner if the API did create it. */
+  private async removeFailedStart(cluster: Cluster, ref: OwnerRef, secrets: string[]): Promise<void> {
+    for (const s of secrets) await cluster.api.deleteSecret(ref.namespace, s);
     // A create whose answer was lost may still have happened; only an object carrying this run's label is ours.
     const owners = await cluster.api.findOwners(ref).catch(() => []);
     for (const o of owners) {

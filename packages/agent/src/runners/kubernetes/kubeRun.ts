@@ -47,7 +47,8 @@ export class KubeRun implements RunHandle {
     private readonly cb: RunCallbacks,
     private readonly logger: Logger,
     watches: { pods: SharedWatch<V1Pod>; owner: SharedWatch<KubernetesObject> },
-    private readonly pullSecret: string | undefined,
+    /** The run's own Secrets (image pull, upload token): deleted when it ends. */
+    private readonly secrets: readonly string[],
   ) {
     this.logs = new PodLogs(kc, ref.namespace, cb.onOutput, logger);
     this.unsubscribe.push(watches.pods.subscribe(ref.runId, (p, deleted) => this.onPod(p, deleted)));
@@ -192,7 +193,7 @@ export class KubeRun implements RunHandle {
         .deleteOwner(this.ref, 'Background')
         .catch((err: unknown) => this.logger.warn({ err, run: this.ref.runId }, 'could not delete a failed start'));
     }
-    if (this.pullSecret) await this.api.deleteSecret(this.ref.namespace, this.pullSecret);
+    for (const s of this.secrets) await this.api.deleteSecret(this.ref.namespace, s);
     this.resolve(outcome);
   }
 

@@ -31,6 +31,9 @@ const DISRUPTIONS = new Set([
   'DeletionByPodGC',
 ]);
 
+/** The kubelet's eviction message for the run's outputs emptyDir (outputs.ts OUTPUTS_VOLUME) past its sizeLimit. */
+const OUTPUTS_OVER_CAP = /Usage of EmptyDir volume "liftoff-outputs" exceeds the limit/;
+
 export function readPod(pod: V1Pod, deleted = false): PodSignal {
   const name = pod.metadata?.name ?? '?';
   const statuses: V1ContainerStatus[] = [
@@ -59,6 +62,23 @@ export function readPod(pod: V1Pod, deleted = false): PodSignal {
         ...(ended.message ? { message: ended.message } : {}),
       };
     }
+  }
+  // Past its sizeLimit the kubelet evicts the pod (kubelet eviction manager: "Usage of EmptyDir volume %q exceeds
+  // the limit %q."). That is the job's doing, not a disruption: retrying would only fill it again.
+  // The kubelet sets the DisruptionTarget condition with the same message before the pod's phase turns Failed.
+  const overCap =
+    OUTPUTS_OVER_CAP.test(pod.status?.message ?? '') ||
+    conditions.some((c) => c.type === 'DisruptionTarget' && OUTPUTS_OVER_CAP.test(c.message ?? ''));
+  if (overCap) {
+    const last = signal.failure;
+    signal.failure = {
+      container: last?.container ?? statuses.at(-1)?.name ?? 'main',
+      exitCode: last?.exitCode ?? 137,
+      reason: 'Evicted',
+      message:
+        "LIFTOFF_OUTPUT_DIR went past its cap (the agent's outputs-max-mib) and the kubelet evicted the pod; write less there, or raise outputs-max-mib",
+    };
+    return signal;
   }
   const disrupted = conditions.find(
     (c) => c.type === 'DisruptionTarget' && c.status === 'True' && DISRUPTIONS.has(c.reason ?? ''),
