@@ -271,8 +271,10 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0017 (outputs links), 0015 (the runs list's indexes) and 0014 (run outputs). */
-const UNDO_0017 = `ALTER TABLE runs DROP COLUMN outputs_link; DELETE FROM kysely_migration WHERE name = '0017_run_outputs_link'`;
+/** And 0019 (list cursors' indexes), 0017 (outputs links), 0015 (the runs list's indexes) and 0014 (run outputs). */
+const UNDO_0019 = `DROP INDEX runs_agent_created; DROP INDEX agents_entity_id;
+    DELETE FROM kysely_migration WHERE name = '0019_list_cursors'`;
+const UNDO_0017 = `ALTER TABLE runs DROP COLUMN outputs_link; DELETE FROM kysely_migration WHERE name = '0017_run_outputs_link'; ${UNDO_0019}`;
 const UNDO_0015 = `DROP INDEX runs_queue_created; DROP INDEX runs_created; DROP INDEX runs_queue_status_created;
     DROP INDEX runs_status_created; CREATE INDEX runs_queue ON runs (queue_id, created_at);
     DELETE FROM kysely_migration WHERE name = '0015_runs_list'; ${UNDO_0017}`;
