@@ -10,7 +10,6 @@ import {
   CreatedKey,
   Entity,
   Item,
-  ItemSummary,
   LogAppendResponse,
   Members,
   LogReadResponse,

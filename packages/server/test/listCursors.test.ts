@@ -194,7 +194,13 @@ for (const backend of BACKENDS) {
         () => c.listItems('default', 'deep', { cursor: forged(['items:newest', 'after', 42]) }),
         () => c.listItems('default', 'deep', { cursor: forged(['items:newest', 'after', 'x'.repeat(300)]) }),
         () =>
-          c.listItems('default', 'deep', { ...itemsQueue, cursor: forged(['items:queue', 'after', 1e400, 0, 'x']) }),
+          c.listItems('default', 'deep', {
+            ...itemsQueue,
+            // A number past float range (JSON.parse makes it Infinity), and one past the integers that are exact.
+            cursor: Buffer.from('["items:queue", "after", 1e400, 0, "x"]').toString('base64url'),
+          }),
+        () =>
+          c.listItems('default', 'deep', { ...itemsQueue, cursor: forged(['items:queue', 'after', 2 ** 60, 0, 'x']) }),
         () => c.listItems('default', 'deep', { ...itemsQueue, cursor: forged(['items:queue', 'after', 1, 0.5, 'x']) }),
         () =>
           c.listItems('default', 'deep', { ...itemsQueue, cursor: forged(['items:queue', 'after', 1, "0'; --", 'x']) }),
