@@ -477,6 +477,7 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
     // Cancel from the Items tab: the item ends stopped and leaves the queue.
     await ui.goto('/queues/ui-idle/items');
     await page.getByRole('button', { name: `Cancel item ${older.id}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel item' }).click();
     await page.locator(`tr[data-item="${older.id}"] [data-state="stopped"]`).waitFor();
     await page.locator(`tr[data-item="${newer.id}"] [data-col="position"]`).filter({ hasText: '1' }).waitFor();
     expect((await server.client.getItem(older.id)).state).toBe('stopped');

@@ -129,12 +129,21 @@ export function insertPendingItemsSql(
   return out.join('\n');
 }
 
-/** INSERT statements for agents of `entity` (ids as given), serving `queues`. */
-export function insertAgentsSql(entity: string, ids: string[], queues: string[] = ['default']): string {
+/**
+ * INSERT statements for agents of `entity` (ids as given), serving `queues`. KILLED by default (the reaper leaves
+ * them alone); `aliveUntil` makes them POLLING with a heartbeat at that time, so their runs are not declared lost.
+ */
+export function insertAgentsSql(
+  entity: string,
+  ids: string[],
+  queues: string[] = ['default'],
+  aliveUntil?: number,
+): string {
   const entityId = `(SELECT id FROM entities WHERE name = ${q(entity)})`;
+  const status = aliveUntil === undefined ? 'KILLED' : 'POLLING';
   const rows = ids.map(
     (id, i) =>
-      `(${q(id)}, ${q(id)}, ${entityId}, 'h', ${q(JSON.stringify(queues))}, 't', '{}', 1, 'KILLED', ${1_000 + i}, ${1_000 + i}, 0)`,
+      `(${q(id)}, ${q(id)}, ${entityId}, 'h', ${q(JSON.stringify(queues))}, 't', '{}', 1, '${status}', ${1_000 + i}, ${aliveUntil ?? 1_000 + i}, 0)`,
   );
   return `INSERT INTO agents (id, name, entity_id, hostname, queues, version, config, max_jobs, status, started_at, last_heartbeat_at, current_jobs) VALUES ${rows.join(', ')};`;
 }

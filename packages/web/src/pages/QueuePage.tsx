@@ -11,7 +11,9 @@ import {
   type Run,
 } from '../api.js';
 import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { CancelButton } from '../CancelRuns.js';
 import { LaunchDialog } from '../LaunchDialog.js';
+import { DataTable, Pager, type TableColumn } from '../table.js';
 import { AgentBadge, Chart, Command, Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatAgo, shortId } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
@@ -84,28 +86,117 @@ export function durationSeries(runs: readonly Run[], now: number): uPlot.Aligned
   ];
 }
 
-function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
-  const { entity, api } = useSession();
-  const [filter, setFilter] = useState<ItemState | ''>('');
-  const items = usePoll((a) => a.items(entity, queue.name, filter || undefined, 200), [entity, queue.name, filter]);
-  const [cancelError, setCancelError] = useState<string | undefined>(undefined);
-  const now = useNow(5000);
+const ITEMS_PAGE = 100;
 
-  const cancel = async (it: ItemSummary) => {
-    setCancelError(undefined);
-    try {
-      await api.cancelItem(it.id);
-      items.reload();
-    } catch (e) {
-      setCancelError((e as Error).message);
-    }
-  };
+function itemColumns(now: number, reload: () => void): TableColumn<ItemSummary>[] {
+  return [
+    {
+      id: 'item',
+      header: 'Item',
+      cell: (it) => (
+        <>
+          <Link href={`/items/${it.id}`} className="mono" title={it.id}>
+            {shortId(it.id)}
+          </Link>
+          {it.name && <div className="sub">{it.name}</div>}
+        </>
+      ),
+    },
+    { id: 'state', header: 'State', cell: (it) => <StateBadge state={it.state} /> },
+    {
+      id: 'priority',
+      header: 'Priority',
+      cell: (it) => <span className={`prio prio-${priorityName(it.priority)}`}>{priorityName(it.priority)}</span>,
+    },
+    {
+      id: 'position',
+      header: 'Position',
+      numeric: true,
+      cell: (it) => <span data-col="position">{it.position ?? <span className="muted">—</span>}</span>,
+    },
+    {
+      id: 'reason',
+      header: 'Why pending',
+      className: 'reason',
+      cell: (it) =>
+        it.pending_reason ? (
+          <span className={`reason-${it.pending_reason.code}`} data-col="reason" data-reason={it.pending_reason.code}>
+            {it.pending_reason.message}
+          </span>
+        ) : (
+          <span className="muted" data-col="reason">
+            —
+          </span>
+        ),
+    },
+    { id: 'author', header: 'Submitted by', cell: (it) => it.author ?? <span className="muted">—</span> },
+    {
+      id: 'created',
+      header: 'Created',
+      cell: (it) => <span title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</span>,
+    },
+    {
+      id: 'run',
+      header: 'Run',
+      cell: (it) =>
+        it.run_id ? (
+          <Link href={`/runs/${it.run_id}`} className="mono" title={it.run_id}>
+            {shortId(it.run_id)}
+          </Link>
+        ) : (
+          <span className="muted">—</span>
+        ),
+    },
+    {
+      id: 'actions',
+      header: <span className="sr-only">Actions</span>,
+      className: 'actions',
+      cell: (it) =>
+        !isTerminal(it.state) && it.state !== 'cancelling' ? (
+          <CancelButton kind="item" id={it.id} name={it.name} onDone={reload} />
+        ) : null,
+    },
+  ];
+}
+
+/**
+ * A queue's items, a page at a time: newest first, or with the Pending filter the queue's order (what runs next
+ * first), from either end, so the head and the tail of a deep queue are each one click away.
+ */
+function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
+  const { entity } = useSession();
+  const [filter, setFilter] = useState<ItemState | ''>('');
+  const [at, setAt] = useState<{ cursor?: string; from: 'start' | 'end' }>({ from: 'start' });
+  const order = filter === 'pending' ? 'queue' : 'newest';
+  const items = usePoll(
+    (a) =>
+      a.itemPage(entity, queue.name, {
+        state: filter || undefined,
+        order,
+        from: at.from,
+        cursor: at.cursor,
+        limit: ITEMS_PAGE,
+      }),
+    [entity, queue.name, filter, at.cursor, at.from],
+  );
+  const now = useNow(5000);
+  const rows = items.data?.items;
+  const next = items.data?.next_cursor;
+  const prev = items.data?.prev_cursor;
+  const moved = at.cursor !== undefined || at.from === 'end';
 
   return (
     <section aria-label="Items">
       <div className="toolbar">
         <label htmlFor="state-filter">State</label>
-        <select id="state-filter" value={filter} onChange={(e) => setFilter(e.target.value as ItemState | '')}>
+        <select
+          id="state-filter"
+          value={filter}
+          onChange={(e) => {
+            setFilter(e.target.value as ItemState | '');
+            setAt({ from: 'start' });
+          }}
+        >
           <option value="">All states</option>
           {ITEM_STATES.filter((s) => s !== 'preempted').map((s) => (
             <option key={s} value={s}>
@@ -114,9 +205,8 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
           ))}
         </select>
       </div>
-      {cancelError && <ErrorBanner>{cancelError}</ErrorBanner>}
       {items.error && <ErrorBanner>{items.error.message}</ErrorBanner>}
-      {items.data && items.data.length === 0 && (
+      {rows && rows.length === 0 && !moved && (
         <Empty title={filter ? `No ${filter} items` : 'No items on this queue yet'}>
           {!filter && (
             <>
@@ -126,86 +216,29 @@ function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
           )}
         </Empty>
       )}
-      {items.data && items.data.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Items">
-            <thead>
-              <tr>
-                <th scope="col">Item</th>
-                <th scope="col">State</th>
-                <th scope="col">Priority</th>
-                <th scope="col" className="num">
-                  Position
-                </th>
-                <th scope="col">Why pending</th>
-                <th scope="col">Submitted by</th>
-                <th scope="col">Created</th>
-                <th scope="col">Run</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.data.map((it) => (
-                <tr key={it.id} data-item={it.id}>
-                  <td>
-                    <Link href={`/items/${it.id}`} className="mono" title={it.id}>
-                      {shortId(it.id)}
-                    </Link>
-                    {it.name && <div className="sub">{it.name}</div>}
-                  </td>
-                  <td>
-                    <StateBadge state={it.state} />
-                  </td>
-                  <td>
-                    <span className={`prio prio-${priorityName(it.priority)}`}>{priorityName(it.priority)}</span>
-                  </td>
-                  <td className="num" data-col="position">
-                    {it.position ?? <span className="muted">—</span>}
-                  </td>
-                  <td data-col="reason" className="reason">
-                    {it.pending_reason ? (
-                      <span className={`reason-${it.pending_reason.code}`} data-reason={it.pending_reason.code}>
-                        {it.pending_reason.message}
-                      </span>
-                    ) : (
-                      <span className="muted">—</span>
-                    )}
-                  </td>
-                  <td>{it.author ?? <span className="muted">—</span>}</td>
-                  <td title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</td>
-                  <td>
-                    {it.run_id ? (
-                      <Link href={`/runs/${it.run_id}`} className="mono" title={it.run_id}>
-                        {shortId(it.run_id)}
-                      </Link>
-                    ) : (
-                      <span className="muted">—</span>
-                    )}
-                  </td>
-                  <td className="actions">
-                    {!isTerminal(it.state) && it.state !== 'cancelling' && (
-                      <button
-                        type="button"
-                        className="btn btn-small btn-danger-ghost"
-                        onClick={() => void cancel(it)}
-                        aria-label={`Cancel item ${it.id}`}
-                      >
-                        Cancel
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+      {rows && rows.length > 0 && (
+        <DataTable
+          label="Items"
+          columns={itemColumns(now, items.reload)}
+          rows={rows}
+          rowKey={(it) => it.id}
+          rowAttrs={(it) => ({ 'data-item': it.id })}
+        />
       )}
       {!items.data && !items.error && <p className="muted">Loading…</p>}
-      {filter === '' && items.data && items.data.length > 0 && (
+      {rows && (rows.length > 0 || moved) && (
+        <Pager
+          label="Items pages"
+          ends="both"
+          note={order === 'queue' ? 'In queue order: what runs next first.' : 'Newest first.'}
+          onFirst={prev ? () => setAt({ from: 'start' }) : undefined}
+          onPrev={prev ? () => setAt({ from: 'start', cursor: prev }) : undefined}
+          onNext={next ? () => setAt({ from: 'start', cursor: next }) : undefined}
+          onLast={next ? () => setAt({ from: 'end' }) : undefined}
+        />
+      )}
+      {filter === '' && rows && rows.length > 0 && (
         <p className="hint table-foot">
-          Newest first, up to 200.{' '}
           <button type="button" className="linklike" onClick={onLaunch}>
             Launch another job
           </button>
