@@ -8,6 +8,7 @@ import container from './container.mjs';
 import depth from './depth.mjs';
 import dispatch from './dispatch.mjs';
 import footprint from './footprint.mjs';
+import globalRuns from './globalRuns.mjs';
 import idle from './idle.mjs';
 import metrics from './metricsIngest.mjs';
 import outputs from './outputs.mjs';
@@ -16,7 +17,20 @@ import slurm from './slurm.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
 
-const ALL = [dispatch, throughput, depth, idle, footprint, container, archive, slurm, outputs, runs, metrics];
+const ALL = [
+  dispatch,
+  throughput,
+  depth,
+  idle,
+  footprint,
+  container,
+  archive,
+  slurm,
+  outputs,
+  runs,
+  globalRuns,
+  metrics,
+];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));

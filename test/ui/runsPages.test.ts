@@ -40,7 +40,7 @@ describe.skipIf(skipReason !== undefined)('web UI global runs, agents and deep q
     await page.waitForFunction(
       (want) =>
         JSON.stringify(
-          [...document.querySelectorAll('table[aria-label="Runs"] tbody tr')].map((t) => t.getAttribute('data-run')),
+          Array.from(document.querySelectorAll('table[aria-label="Runs"] tbody tr'), (t) => t.getAttribute('data-run')),
         ) === want,
       JSON.stringify(ids),
     );

@@ -1,5 +1,11 @@
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiftoffClient, type ItemSummary } from '@liftoff/core';
+import { parseSort } from '../src/store/runColumns.js';
+import { runsQuery, type RunListFilter } from '../src/store/runQuery.js';
+import type { Database } from '../src/store/schema.js';
 import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
 import { refusal, startBackendServer, type BackendServer } from './factory.js';
 import { fixtureRun, insertAgentsSql, insertPendingItemsSql, insertRunsSql, type FixtureRun } from './runFixtures.js';
@@ -217,6 +223,50 @@ for (const backend of BACKENDS) {
       expect([e.code, e.message]).toEqual(['BAD_REQUEST', expect.stringContaining('state=pending')]);
       expect((await c.listItems('default', 'deep', { limit: 5 })).items).toHaveLength(5);
     });
+
+    it.runIf(backend === 'sqlite')(
+      'reads a filtered page of the global runs off an index, newest first without sorting',
+      async () => {
+        const sqlite = new BetterSqlite3(join(b.dataDir, 'liftoff.db'), { readonly: true });
+        const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+        try {
+          const { id: entityId } = await db
+            .selectFrom('entities')
+            .select('id')
+            .where('name', '=', 'default')
+            .executeTakeFirstOrThrow();
+          const plan = (filter: Partial<RunListFilter>) => {
+            const { query } = runsQuery(
+              db,
+              'sqlite',
+              { entityId, ...filter },
+              { columns: [], sort: parseSort(undefined), limit: 50 },
+            );
+            const compiled = query.compile();
+            return (
+              sqlite.prepare(`EXPLAIN QUERY PLAN ${compiled.sql}`).all(...compiled.parameters) as Array<{
+                detail: string;
+              }>
+            )
+              .map((r) => r.detail)
+              .join(' | ');
+          };
+          const cases: Array<[Partial<RunListFilter>, RegExp]> = [
+            [{}, /SCAN runs USING INDEX runs_created/],
+            [{ states: ['failed'] }, /USING INDEX runs_status_created/],
+            [{ agent: 'agent-b' }, /USING INDEX runs_agent_created/],
+            [{ since: 5_010_000, until: 5_020_000 }, /USING INDEX runs_created \(created_at>\? AND created_at<\?\)/],
+          ];
+          for (const [filter, index] of cases) {
+            const p = plan(filter);
+            expect([filter, p]).toEqual([filter, expect.stringMatching(index)]);
+            expect([filter, p]).not.toEqual([filter, expect.stringContaining('TEMP B-TREE')]);
+          }
+        } finally {
+          await db.destroy();
+        }
+      },
+    );
 
     it("answers another entity's lists with 404, as unknown ones", async () => {
       await c.createUser('carol');

@@ -211,8 +211,17 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
     .select(name.as('run_name'))
     // As a subquery rather than a filter on the joined queues: so SQLite's planner starts from runs and reads the
     // page off the (queue_id, created_at, id) index instead of sorting every run of the queue (bench/runs.mjs plans).
-    .where('runs.queue_id', 'in', (eb) =>
-      eb.selectFrom('queues as eq').select('eq.id').where('eq.entity_id', '=', filter.entityId),
+    .where(
+      // On SQLite, across queues, the unary + keeps this term off the runs_queue_* indexes: without table statistics
+      // (the server never runs ANALYZE) the planner otherwise read every run of each of the entity's queues and
+      // sorted them all, where the global page wants the newest-first index read for a page and stopped. The cost
+      // is an entity with few of the server's runs: the walk passes over the other entities' runs.
+      (eb) =>
+        eb(
+          dialect === 'sqlite' && !filter.queueId ? sql<string>`+runs.queue_id` : sql<string>`runs.queue_id`,
+          'in',
+          eb.selectFrom('queues as eq').select('eq.id').where('eq.entity_id', '=', filter.entityId),
+        ),
     );
   if (dialect === 'postgres')
     // OFFSET 0 keeps PostgreSQL from inlining the subquery, which would parse the spec again at every use of sj.doc.
