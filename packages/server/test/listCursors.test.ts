@@ -183,6 +183,15 @@ for (const backend of BACKENDS) {
       expect(one).toMatchObject({ id: 'run-007', queue: 'deep', agent_id: 'bulk-agent', exit_code: null });
       // Bulk items are pushed at the run's created_at (runFixtures): the wait is the 250 ms to its start.
       expect([one?.queued_at, one?.queue_wait_ms]).toEqual([5_007_000, 250]);
+      // Names JSON stores escaped (a quote) or as they are (an accent) are found all the same.
+      const odd = [
+        { ...fixtureRun(0, 'other'), id: 'odd-1', name: 'say "hi" now', created_at: 6_000_000 },
+        { ...fixtureRun(1, 'other'), id: 'odd-2', name: 'Café au lait', created_at: 6_000_001 },
+      ];
+      await b.exec(insertRunsSql('default', odd));
+      expect(await ids({ q: 'y "hi" n' })).toEqual(['odd-1']);
+      expect(await ids({ q: 'fé au' })).toEqual(['odd-2']);
+      expect(await ids({ q: 'CAFé' })).toEqual(['odd-2']);
       for (const bad of [{ since: 'yesterday' }, { until: '12:00' }])
         expect((await refusal(c.listRuns('default', bad))).code).toBe('BAD_REQUEST');
     });

@@ -11,7 +11,9 @@ export interface TableColumn<T> {
   cell: (row: T) => ReactNode;
   numeric?: boolean;
   /** Extra attributes of the header cell (e.g. aria-sort). */
-  th?: ThHTMLAttributes<HTMLTableCellElement>;
+  th?: ThHTMLAttributes<HTMLTableCellElement> & Record<`data-${string}`, string>;
+  /** Extra attributes of each body cell (data-* hooks for tests and styles). */
+  td?: Record<`data-${string}`, string>;
   className?: string;
 }
 
@@ -83,7 +85,11 @@ export function DataTable<T>({
                   </td>
                 )}
                 {columns.map((c) => (
-                  <td key={c.id} className={[c.numeric ? 'num' : '', c.className ?? ''].join(' ').trim() || undefined}>
+                  <td
+                    key={c.id}
+                    className={[c.numeric ? 'num' : '', c.className ?? ''].join(' ').trim() || undefined}
+                    {...c.td}
+                  >
                     {c.cell(r)}
                   </td>
                 ))}
