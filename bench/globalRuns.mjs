@@ -30,7 +30,7 @@ function pages(now, n) {
     { label: 'agent=agent-07', query: { agent: 'agent-07' } },
     { label: 'created in a 1-hour window (since/until)', query: { since: w.since, until: w.until } },
     { label: 'agent=agent-07, state=failed', query: { agent: 'agent-07', state: 'failed' } },
-    { label: 'queue=q3, state=running, 1-hour window', query: { queue: 'q3', state: 'running', ...w } },
+    { label: 'queue=q3, state=stopped, 1-hour window', query: { queue: 'q3', state: 'stopped', ...w } },
     {
       label: 'search by id prefix (the newest 100 runs share it)',
       query: {
