@@ -13,6 +13,7 @@ import {
 import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { CancelButton } from '../CancelRuns.js';
 import { LaunchDialog } from '../LaunchDialog.js';
+import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { AgentBadge, Chart, Command, Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatAgo, shortId } from '../util.js';
@@ -319,60 +320,77 @@ function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | 
         </Empty>
       )}
       {list.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Agents">
-            <thead>
-              <tr>
-                <th scope="col">Agent ID</th>
-                <th scope="col">Status</th>
-                <th scope="col">Start date</th>
-                <th scope="col">Host</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">Version</th>
-                <th scope="col" className="num">
-                  Max jobs
-                </th>
-                <th scope="col" className="num">
-                  Current jobs
-                </th>
-                {canStop && (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((a) => (
-                <tr key={a.id} data-agent={a.id}>
-                  <td>
-                    <span className="mono" data-col="id">
-                      {a.id}
-                    </span>
-                    {a.name !== a.id && <div className="sub">{a.name}</div>}
-                  </td>
-                  <td data-col="status">
-                    <AgentBadge agent={a} />
-                    {a.status === 'KILLED' && a.status_reason && <div className="sub">{a.status_reason}</div>}
-                  </td>
-                  <td data-col="started">
-                    <Time ms={a.started_at} />
-                  </td>
-                  <td data-col="host">{a.hostname}</td>
-                  <td title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</td>
-                  <td>{a.version}</td>
-                  <td className="num">{a.max_jobs === -1 ? 'unlimited' : a.max_jobs}</td>
-                  <td className="num">{a.status === 'KILLED' ? 0 : a.current_jobs}</td>
-                  {canStop && (
-                    <td className="actions">
-                      <StopAgent agent={a} onDone={reload} />
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Agents"
+          rows={list}
+          rowKey={(a) => a.id}
+          rowAttrs={(a) => ({ 'data-agent': a.id })}
+          columns={[
+            {
+              id: 'id',
+              header: 'Agent ID',
+              cell: (a) => (
+                <>
+                  <span className="mono" data-col="id">
+                    {a.id}
+                  </span>
+                  {a.name !== a.id && <div className="sub">{a.name}</div>}
+                  <div className="sub">
+                    <Link href={runsFiltersHref({ agent: a.id, queue: queue.name })}>Runs on this queue</Link>
+                  </div>
+                </>
+              ),
+            },
+            {
+              id: 'status',
+              header: 'Status',
+              td: { 'data-col': 'status' },
+              cell: (a) => (
+                <>
+                  <AgentBadge agent={a} />
+                  {a.status === 'KILLED' && a.status_reason && <div className="sub">{a.status_reason}</div>}
+                </>
+              ),
+            },
+            {
+              id: 'started',
+              header: 'Start date',
+              td: { 'data-col': 'started' },
+              cell: (a) => <Time ms={a.started_at} />,
+            },
+            { id: 'host', header: 'Host', td: { 'data-col': 'host' }, cell: (a) => a.hostname },
+            {
+              id: 'heartbeat',
+              header: 'Last heartbeat',
+              cell: (a) => (
+                <span title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</span>
+              ),
+            },
+            { id: 'version', header: 'Version', cell: (a) => a.version },
+            {
+              id: 'max',
+              header: 'Max jobs',
+              numeric: true,
+              cell: (a) => (a.max_jobs === -1 ? 'unlimited' : a.max_jobs),
+            },
+            {
+              id: 'current',
+              header: 'Current jobs',
+              numeric: true,
+              cell: (a) => (a.status === 'KILLED' ? 0 : a.current_jobs),
+            },
+            ...(canStop
+              ? [
+                  {
+                    id: 'actions',
+                    header: <span className="sr-only">Actions</span>,
+                    className: 'actions',
+                    cell: (a: Agent) => <StopAgent agent={a} onDone={reload} />,
+                  },
+                ]
+              : []),
+          ]}
+        />
       )}
     </section>
   );
