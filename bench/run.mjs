@@ -8,6 +8,7 @@ import container from './container.mjs';
 import depth from './depth.mjs';
 import dispatch from './dispatch.mjs';
 import footprint from './footprint.mjs';
+import globalRuns from './globalRuns.mjs';
 import idle from './idle.mjs';
 import logViewer from './logViewer.mjs';
 import metrics from './metricsIngest.mjs';
@@ -29,6 +30,7 @@ const ALL = [
   slurm,
   outputs,
   runs,
+  globalRuns,
   metrics,
   logViewer,
   websize,

@@ -477,6 +477,7 @@ console.log('second line, config', process.env.LIFTOFF_RUN_CONFIG);
     // Cancel from the Items tab: the item ends stopped and leaves the queue.
     await ui.goto('/queues/ui-idle/items');
     await page.getByRole('button', { name: `Cancel item ${older.id}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel item' }).click();
     await page.locator(`tr[data-item="${older.id}"] [data-state="stopped"]`).waitFor();
     await page.locator(`tr[data-item="${newer.id}"] [data-col="position"]`).filter({ hasText: '1' }).waitFor();
     expect((await server.client.getItem(older.id)).state).toBe('stopped');
@@ -521,6 +522,13 @@ setInterval(() => console.log('still working'), 500);
     expect(alive(pid)).toBe(true);
 
     await page.getByRole('button', { name: 'Cancel run' }).click();
+    // It asks first: Keep leaves the run alone, the dialog's own Cancel run stops it.
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Keep running' }).click();
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    expect(alive(pid)).toBe(true);
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel run' }).click();
     await page.locator('[data-testid="run-status"] [data-state="stopped"]').waitFor({ timeout: 15_000 });
     expect(alive(pid)).toBe(false);
     expect(await page.getByRole('button', { name: 'Cancel run' }).count()).toBe(0);

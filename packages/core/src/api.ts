@@ -695,6 +695,54 @@ export const RunOutputList = z.object({ outputs: z.array(RunOutput), total_bytes
 export type RunOutputList = z.infer<typeof RunOutputList>;
 
 /**
+ * A time in a query string: milliseconds since the Unix epoch, or an ISO 8601 date or date-time (`2026-12-01`,
+ * `2026-12-01T10:00:00Z`; without a zone it is UTC for a date and the server's zone for a date-time, as Date.parse reads it).
+ */
+export const TimeParam = z
+  .string()
+  .max(64)
+  .transform((v, ctx) => {
+    const ms = /^\d{1,15}$/.test(v) ? Number(v) : /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
+    if (!Number.isFinite(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'must be milliseconds since the epoch or an ISO 8601 date/time' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A list's paging: `cursor` is the `next_cursor` or `prev_cursor` of the page before (opaque; refused when forged). */
+const Cursor = z.string().max(4_000);
+
+/**
+ * `GET /api/entities/{entity}/queues/{queue}/items`: newest first (`order=newest`, the default), or for pending items
+ * the queue's order (`order=queue`: what runs next first). `from=end` starts at the last page of the order.
+ */
+export const ITEM_ORDERS = ['newest', 'queue'] as const;
+export const ItemListQuery = ListQuery.extend({
+  state: z.enum(ITEM_STATES).optional(),
+  order: z.enum(ITEM_ORDERS).default('newest'),
+  from: z.enum(['start', 'end']).default('start'),
+  cursor: Cursor.optional(),
+});
+export type ItemListQuery = z.input<typeof ItemListQuery>;
+/** `next_cursor`: the page after (null: this is the last); `prev_cursor`: the page before (null: this is the first). */
+export const ItemListResponse = z.object({
+  items: z.array(ItemSummary),
+  next_cursor: z.string().nullable().default(null),
+  prev_cursor: z.string().nullable().default(null),
+});
+export type ItemListResponse = z.infer<typeof ItemListResponse>;
+
+/** `GET /api/entities/{entity}/agents`: the entity's agents by id, a page at a time. */
+export const AgentListQuery = ListQuery.extend({ cursor: Cursor.optional() });
+export type AgentListQuery = z.input<typeof AgentListQuery>;
+export const AgentListResponse = z.object({
+  agents: z.array(Agent),
+  next_cursor: z.string().nullable().default(null),
+});
+export type AgentListResponse = z.infer<typeof AgentListResponse>;
+
+/**
  * `GET /api/entities/{entity}/runs` (docs/api.md "Runs list"): filters, chosen config and metric columns, a sort and a
  * cursor. Column and sort syntax is checked by the server (runQuery.ts); here they are bounded strings. `state` takes a
  * comma-separated list or the parameter repeated.
@@ -710,6 +758,9 @@ export const RunListQuery = ListQuery.extend({
   /** A run id prefix or a substring of the run's name (ASCII letters matched case-insensitively). */
   q: z.string().min(1).max(128).optional(),
   agent: z.string().max(256).optional(),
+  /** Runs created at or after this time (inclusive), and before `until` (exclusive): ms since the epoch or ISO 8601. */
+  since: TimeParam.optional(),
+  until: TimeParam.optional(),
   columns: z.string().max(4_500).optional(),
   sort: z.string().max(256).optional(),
   cursor: z.string().max(4_000).optional(),
@@ -718,6 +769,9 @@ export type RunListQuery = z.input<typeof RunListQuery>;
 /** A run as the list gives it: with its spec's name and the chosen columns (`null`: the run has no such value). */
 export const RunListRow = Run.extend({
   name: z.string().nullable(),
+  /** When its item was pushed; `queue_wait_ms` is started_at − queued_at (null until the run started). */
+  queued_at: Timestamp.nullable().default(null),
+  queue_wait_ms: z.number().int().nullable().default(null),
   columns: z.record(z.string(), z.unknown()),
 });
 export type RunListRow = z.infer<typeof RunListRow>;

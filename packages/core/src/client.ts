@@ -2,13 +2,14 @@ import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import {
   Agent,
+  AgentListResponse,
+  ItemListResponse,
   HeartbeatResponse,
   ApiKeyInfo,
   CodeArchive,
   CreatedKey,
   Entity,
   Item,
-  ItemSummary,
   LogAppendResponse,
   Members,
   LogReadResponse,
@@ -242,15 +243,21 @@ export class LiftoffClient {
     return this.json(Item, 'POST', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, { body });
   }
   /** Summaries, without specs; getItem has the whole spec. */
-  listItems(entity: string, queue: string, opts: { state?: ItemState; limit?: number } = {}) {
-    return this.json(
-      z.object({ items: z.array(ItemSummary) }),
-      'GET',
-      `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`,
-      {
-        query: opts,
-      },
-    );
+  /** One page of a queue's items (docs/api.md "Items"): newest first, or `order: 'queue'` for pending items. */
+  listItems(
+    entity: string,
+    queue: string,
+    opts: {
+      state?: ItemState;
+      limit?: number;
+      order?: 'newest' | 'queue';
+      from?: 'start' | 'end';
+      cursor?: string;
+    } = {},
+  ) {
+    return this.json(ItemListResponse, 'GET', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items`, {
+      query: opts,
+    });
   }
   getItem(id: string) {
     return this.json(Item, 'GET', `/api/items/${enc(id)}`);
@@ -269,6 +276,9 @@ export class LiftoffClient {
       state?: string | string[];
       q?: string;
       agent?: string;
+      /** Created at or after / before: ms since the epoch or an ISO 8601 date/time. */
+      since?: number | string;
+      until?: number | string;
       columns?: string | string[];
       sort?: string;
       cursor?: string;
@@ -357,8 +367,20 @@ export class LiftoffClient {
   }
 
   // agents
-  listAgents(entity: string) {
-    return this.json(z.object({ agents: z.array(Agent) }), 'GET', `/api/entities/${enc(entity)}/agents`);
+  /** One page of the entity's agents, by id; `next_cursor` null on the last. */
+  listAgents(entity: string, opts: { limit?: number; cursor?: string } = {}) {
+    return this.json(AgentListResponse, 'GET', `/api/entities/${enc(entity)}/agents`, { query: opts });
+  }
+  /** Every agent of the entity, following the cursor page by page. */
+  async listAllAgents(entity: string): Promise<Agent[]> {
+    const out: Agent[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listAgents(entity, { limit: 1000, cursor });
+      out.push(...page.agents);
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    return out;
   }
   registerAgent(body: RegisterAgentBody) {
     return this.json(RegisterAgentResponse, 'POST', '/api/agents', { body });

@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'OUTPUT_PATH_REFUSED',
   'OUTPUTS_TOO_LARGE',
   'UPLOAD_TOKEN_REFUSED',
+  'INVALID_CURSOR',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -63,6 +64,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   OUTPUT_PATH_REFUSED: 400,
   OUTPUTS_TOO_LARGE: 413,
   UPLOAD_TOKEN_REFUSED: 401,
+  INVALID_CURSOR: 400,
 };
 
 export class LiftoffError extends Error {
@@ -497,6 +499,19 @@ export class OutputDownloadError extends LiftoffError {
 export class RunQueryError extends LiftoffError {
   constructor(message: string) {
     super('BAD_REQUEST', message);
+  }
+}
+
+/**
+ * A list's `cursor` this server did not give, or gave for another list, order or sort (a hand-made or stale one):
+ * refused rather than resuming at a wrong place. Clients start again from the first page (no cursor).
+ */
+export class InvalidCursorError extends LiftoffError {
+  constructor(why: string) {
+    super(
+      'INVALID_CURSOR',
+      `The cursor ${why}. Pass the next_cursor (or prev_cursor) of the previous page of the same list and order, or leave cursor out to start from the first page.`,
+    );
   }
 }
 

@@ -271,12 +271,14 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0021 (artifact garbage), 0020 (log line counts), 0018 (upload tokens), 0017 (outputs links), 0015, 0014. */
+/** And 0021 (artifact garbage), 0020 (log lines), 0019 (cursor indexes), 0018 (upload tokens), 0017, 0015, 0014. */
 const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage'`;
 const UNDO_0020 = `DROP INDEX log_chunks_lines; ALTER TABLE log_chunks DROP COLUMN newlines;
     DELETE FROM kysely_migration WHERE name = '0020_log_lines'; ${UNDO_0021}`;
+const UNDO_0019 = `DROP INDEX runs_agent_created; DROP INDEX agents_entity_id;
+    DELETE FROM kysely_migration WHERE name = '0019_list_cursors'; ${UNDO_0020}`;
 const UNDO_0018 = `DROP TABLE run_upload_tokens; DELETE FROM kysely_migration WHERE name = '0018_run_upload_tokens';
-    ${UNDO_0020}`;
+    ${UNDO_0019}`;
 const UNDO_0017 = `ALTER TABLE runs DROP COLUMN outputs_link; DELETE FROM kysely_migration WHERE name = '0017_run_outputs_link';
     ${UNDO_0018}`;
 const UNDO_0015 = `DROP INDEX runs_queue_created; DROP INDEX runs_created; DROP INDEX runs_queue_status_created;

@@ -104,3 +104,46 @@ export function expectedOrder(runs: FixtureRun[], value: (r: FixtureRun) => unkn
     })
     .map((r) => r.id);
 }
+
+/**
+ * INSERT statements for `n` pending items of `queue` (ids `${prefix}NNNNNN`, in push order), priorities from
+ * `priority(i)`: a deep queue in one statement per 2,000 rows. The backlog counters follow by their triggers.
+ */
+export function insertPendingItemsSql(
+  entity: string,
+  queue: string,
+  n: number,
+  opts: { prefix?: string; priority?: (i: number) => number; createdAt?: (i: number) => number } = {},
+): string {
+  const { prefix = 'p-', priority = () => 2, createdAt = (i: number) => 1_000_000 + i } = opts;
+  const spec = q(JSON.stringify({ source: { type: 'image', image: 'busybox' }, entry_point: ['true'] }));
+  const out: string[] = [];
+  for (let start = 0; start < n; start += 2000) {
+    const rows: string[] = [];
+    for (let i = start; i < Math.min(n, start + 2000); i++)
+      rows.push(
+        `(${q(`${prefix}${String(i).padStart(6, '0')}`)}, ${queueId(entity, queue)}, ${priority(i)}, 'pending', ${spec}, ${createdAt(i)})`,
+      );
+    out.push(`INSERT INTO items (id, queue_id, priority, state, spec, created_at) VALUES ${rows.join(', ')};`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * INSERT statements for agents of `entity` (ids as given), serving `queues`. KILLED by default (the reaper leaves
+ * them alone); `aliveUntil` makes them POLLING with a heartbeat at that time, so their runs are not declared lost.
+ */
+export function insertAgentsSql(
+  entity: string,
+  ids: string[],
+  queues: string[] = ['default'],
+  aliveUntil?: number,
+): string {
+  const entityId = `(SELECT id FROM entities WHERE name = ${q(entity)})`;
+  const status = aliveUntil === undefined ? 'KILLED' : 'POLLING';
+  const rows = ids.map(
+    (id, i) =>
+      `(${q(id)}, ${q(id)}, ${entityId}, 'h', ${q(JSON.stringify(queues))}, 't', '{}', 1, '${status}', ${1_000 + i}, ${aliveUntil ?? 1_000 + i}, 0)`,
+  );
+  return `INSERT INTO agents (id, name, entity_id, hostname, queues, version, config, max_jobs, status, started_at, last_heartbeat_at, current_jobs) VALUES ${rows.join(', ')};`;
+}

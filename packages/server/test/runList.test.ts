@@ -160,7 +160,7 @@ for (const backend of BACKENDS) {
       );
     });
 
-    it('refuses hostile or malformed columns, sorts and cursors with 400, and binds odd metric keys', async () => {
+    it('refuses hostile or malformed columns, sorts and cursors with 400 (cursors: INVALID_CURSOR), and binds odd metric keys', async () => {
       const bad: Query[] = [
         { columns: "config.a'b" },
         { columns: 'config.a"); DROP TABLE runs; --' },
@@ -189,7 +189,8 @@ for (const backend of BACKENDS) {
         const e = await refusal(c.listRuns('default', query)).catch(
           (x: Error) => new Error(`${x.message}: ${JSON.stringify(query)}`),
         );
-        expect([(e as { code?: string }).code, e.message, query]).toEqual(['BAD_REQUEST', expect.any(String), query]);
+        const code = query.cursor === undefined ? 'BAD_REQUEST' : 'INVALID_CURSOR';
+        expect([(e as { code?: string }).code, e.message, query]).toEqual([code, expect.any(String), query]);
       }
       // A cursor of one sort is refused under another rather than resuming at a wrong place.
       const first = await c.listRuns('default', { sort: 'config.lr', limit: 5 });

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { Api, ApiError, type Whoami } from './api.js';
 import { Link, SessionContext, navigate, useLocation, type Session } from './hooks.js';
+import { AgentsPage } from './pages/AgentsPage.js';
+import { GlobalRunsPage } from './pages/GlobalRunsPage.js';
 import { ItemPage } from './pages/ItemPage.js';
 import { JobPage } from './pages/JobPage.js';
 import { QueuePage } from './pages/QueuePage.js';
@@ -114,6 +116,8 @@ function Routes() {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts[0] === 'queues' && parts.length === 1)) return <QueuesPage />;
   if (parts[0] === 'queues' && parts[1]) return <QueuePage name={parts[1]} tab={parts[2] ?? 'items'} />;
+  if (parts[0] === 'runs' && parts.length === 1) return <GlobalRunsPage />;
+  if (parts[0] === 'agents' && parts.length === 1) return <AgentsPage />;
   if (parts[0] === 'runs' && parts[1]) return <RunPage id={parts[1]} />;
   if (parts[0] === 'items' && parts[1]) return <ItemPage id={parts[1]} />;
   if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
@@ -196,6 +200,8 @@ export function App() {
           </Link>
           <nav aria-label="Main">
             <Link href="/">Queues</Link>
+            <Link href="/runs">Runs</Link>
+            <Link href="/agents">Agents</Link>
           </nav>
           <div className="topbar-right">
             <EntityPicker entity={session.entity} onChange={setEntity} />

@@ -164,6 +164,25 @@ export interface Run {
 export interface RunListRow extends Run {
   name: string | null;
   columns: Record<string, unknown>;
+  /** When its item was pushed, and started_at minus that (null until started); absent on older servers. */
+  queued_at?: number | null;
+  queue_wait_ms?: number | null;
+}
+/** The global runs page's filters, as the runs list API takes them (docs/runs.md). */
+export interface RunFilters {
+  queue?: string;
+  state?: string;
+  agent?: string;
+  q?: string;
+  /** ms since the epoch. */
+  since?: number;
+  until?: number;
+}
+/** A page of a queue's items; the cursors are null at either end (and absent on servers without paging). */
+export interface ItemPage {
+  items: ItemSummary[];
+  next_cursor?: string | null;
+  prev_cursor?: string | null;
 }
 export interface RunListPage {
   runs: RunListRow[];
@@ -312,7 +331,7 @@ export class Api {
   /** One page of the runs list: filters, columns and sort as the API takes them (docs/runs.md). */
   runList = (
     entity: string,
-    query: { queue?: string; columns?: string; sort?: string; cursor?: string; limit?: number },
+    query: RunFilters & { columns?: string; sort?: string; cursor?: string; limit?: number },
   ) => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') q.set(k, String(v));
@@ -348,8 +367,19 @@ export class Api {
   }
   stopAgent = (id: string, mode: 'finish' | 'stop-runs') =>
     this.request<Agent>('POST', `/api/agents/${enc(id)}/stop`, { mode });
+  /** The entity's agents: the first 1,000 by id (servers before paging answer all of them). */
   agents = (entity: string) =>
-    this.request<{ agents: Agent[] }>('GET', `/api/entities/${enc(entity)}/agents`).then((r) => r.agents);
+    this.request<{ agents: Agent[] }>('GET', `/api/entities/${enc(entity)}/agents?limit=1000`).then((r) => r.agents);
+  /** One page of a queue's items: newest first, or pending ones in queue order (`order: 'queue'`), by cursor. */
+  itemPage = (
+    entity: string,
+    queue: string,
+    query: { state?: ItemState; order?: 'newest' | 'queue'; from?: 'start' | 'end'; cursor?: string; limit?: number },
+  ) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') q.set(k, String(v));
+    return this.request<ItemPage>('GET', `/api/entities/${enc(entity)}/queues/${enc(queue)}/items?${q.toString()}`);
+  };
 
   listJobs = (entity: string) =>
     this.request<{ jobs: JobSummary[] }>('GET', `/api/entities/${enc(entity)}/jobs`).then((r) => r.jobs);

@@ -60,7 +60,8 @@ export function queueCommands(program: Command, env: Env): void {
   ).action(async (name: string, flags: Common) => {
     const client = await connect(flags, env);
     const q = await client.getQueue(flags.entity, name);
-    const { items } = await client.listItems(flags.entity, name, { state: 'pending', limit: 1000 });
+    // The head of the line: the 1,000 pending items that run next, in queue order.
+    const { items } = await client.listItems(flags.entity, name, { state: 'pending', order: 'queue', limit: 1000 });
     if (flags.json) return printJson({ ...q, pending_items: items });
     console.log(
       `queue ${q.entity}/${q.name}\n  resource: ${q.resource}\n  pending: ${q.pending}  active: ${q.running}`,
@@ -102,7 +103,7 @@ export function queueCommands(program: Command, env: Env): void {
 export function agentsCommands(program: Command, env: Env): void {
   const agents = program.command('agents').description('launch agents');
   common(agents.command('list').description('list agents with their status')).action(async (flags: Common) => {
-    const { agents: list } = await (await connect(flags, env)).listAgents(flags.entity);
+    const list = await (await connect(flags, env)).listAllAgents(flags.entity);
     if (flags.json) return printJson(list);
     console.log(
       table(

@@ -24,6 +24,9 @@ interface ListFlags extends Common {
   sort?: string;
   state?: string;
   search?: string;
+  agent?: string;
+  since?: string;
+  until?: string;
   cursor?: string;
   all?: boolean;
 }
@@ -37,6 +40,9 @@ export function runListCommand(runs: Command, env: Env): void {
     .option('--sort <column>', 'a column, created_at, ended_at, duration or name; "-" in front: descending')
     .option('--state <states>', 'only runs in these states (comma-separated)')
     .option('--search <text>', 'a run id prefix or part of the run name')
+    .option('--agent <id>', 'only the runs of this agent')
+    .option('--since <time>', 'only runs created at or after this time (ISO 8601, or ms since the epoch)')
+    .option('--until <time>', 'only runs created before this time (ISO 8601, or ms since the epoch)')
     .option('--cursor <cursor>', 'the page after this cursor (printed after a page that has more)')
     .option('--all', 'every page, not only the first')
     .action(async (flags: ListFlags) => {
@@ -52,6 +58,9 @@ export function runListCommand(runs: Command, env: Env): void {
           sort: flags.sort,
           state: flags.state,
           q: flags.search,
+          agent: flags.agent,
+          since: flags.since,
+          until: flags.until,
           cursor,
         });
         list.push(...page.runs);

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import {
+  AgentListQuery,
+  AgentListResponse,
   Agent,
   BadRequestError,
   ForbiddenError,
@@ -30,10 +32,11 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['agents'],
         params: z.object({ entity: z.string() }),
-        response: { 200: z.object({ agents: z.array(Agent) }) },
+        querystring: AgentListQuery,
+        response: { 200: AgentListResponse },
       },
     },
-    async (req) => ({ agents: await ctx.store.agents.list((await entityFor(ctx, req, req.params.entity)).id) }),
+    async (req) => ctx.store.agents.list((await entityFor(ctx, req, req.params.entity)).id, req.query),
   );
 
   app.post(

@@ -2,10 +2,9 @@ import { z } from 'zod';
 import {
   BadRequestError,
   CreateQueueBody,
-  ITEM_STATES,
   Item,
-  ItemSummary,
-  ListQuery,
+  ItemListQuery,
+  ItemListResponse,
   PushBody,
   Queue,
   UpdateQueueBody,
@@ -80,13 +79,13 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       schema: {
         tags: ['items'],
         params: QueueParams,
-        querystring: ListQuery.extend({ state: z.enum(ITEM_STATES).optional() }),
-        response: { 200: z.object({ items: z.array(ItemSummary) }) },
+        querystring: ItemListQuery,
+        response: { 200: ItemListResponse },
       },
     },
     async (req) => {
       const q = await ctx.store.queues.require(await entityFor(ctx, req, req.params.entity), req.params.queue);
-      return { items: await ctx.store.items.list(q.id, { state: req.query.state, limit: req.query.limit }) };
+      return ctx.store.items.list(q.id, req.query, ctx.now());
     },
   );
 

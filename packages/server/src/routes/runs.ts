@@ -46,10 +46,10 @@ export function runRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const entity = await entityFor(ctx, req, req.params.entity);
-      const { queue, state, agent, q, columns, sort, cursor, limit } = req.query;
+      const { queue, state, agent, q, since, until, columns, sort, cursor, limit } = req.query;
       const queueId = queue ? (await ctx.store.queues.require(entity, queue)).id : undefined;
       return ctx.store.runs.list(
-        { entityId: entity.id, queueId, states: state, agent, q },
+        { entityId: entity.id, queueId, states: state, agent, q, since, until },
         { columns, sort, cursor, limit },
       );
     },

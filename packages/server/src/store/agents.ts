@@ -11,6 +11,7 @@ import { json, type Db } from './db.js';
 import type { AgentsTable, Database } from './schema.js';
 import type { DialectName } from './database.js';
 import { retryDeadlocks } from './deadlocks.js';
+import { beyond, decodeKeyCursor, pageOf, type KeyPart } from './cursor.js';
 
 export interface RegisterAgentInput {
   id: string;
@@ -232,14 +233,34 @@ export class Agents {
     return Number(r.numUpdatedRows) > 0;
   }
 
-  async list(entityId: string): Promise<Agent[]> {
-    const rows = await agentQuery(this.db)
-      .where('agents.entity_id', '=', entityId)
-      .orderBy('agents.started_at', 'desc')
+  /** A page of the entity's agents by id: an agent's id is its stable identity (a restart keeps it), so is its place. */
+  async list(
+    entityId: string,
+    opts: { limit: number; cursor?: string },
+  ): Promise<{ agents: Agent[]; next_cursor: string | null }> {
+    const parts: KeyPart[] = [{ expr: sql`agents.id`, desc: false, type: 'str' }];
+    let q = agentQuery(this.db).where('agents.entity_id', '=', entityId);
+    if (opts.cursor !== undefined) {
+      const { key } = decodeKeyCursor(opts.cursor, AGENT_LIST, ['str']);
+      // Forward only: the agents list has no way back but from the first page.
+      q = q.where(beyond(this.dialect, parts, key, 'after'));
+    }
+    const rows = await q
+      .orderBy('agents.id', 'asc')
+      .limit(opts.limit + 1)
       .execute();
-    return rows.map(toAgent);
+    const { page, next_cursor } = pageOf(rows, {
+      limit: opts.limit,
+      direction: 'after',
+      started: false,
+      list: AGENT_LIST,
+      keyOf: (r) => [r.id],
+    });
+    return { agents: page.map(toAgent), next_cursor };
   }
 }
+
+const AGENT_LIST = 'agents:id';
 
 /**
  * Agents.touch through `db` (inside the caller's transaction when it passes one), in one statement: a live agent's

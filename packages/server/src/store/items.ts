@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import {
+  BadRequestError,
   ConflictError,
   NotFoundError,
   type Item,
@@ -15,7 +16,9 @@ import { json, numOrNull, type Db } from './db.js';
 import { cancelItem } from './cancel.js';
 import { backoffReason, explainPending } from './pending.js';
 import { PendingInfo, backoffOf } from './pendingInfo.js';
-import type { Queues } from './queues.js';
+import type { QueueRow, Queues } from './queues.js';
+import { pageOf } from './cursor.js';
+import { itemPageRead, type ItemOrder } from './itemPages.js';
 import type { Database, ItemsTable } from './schema.js';
 import type { DialectName } from './database.js';
 
@@ -182,21 +185,43 @@ export class Items {
   }
 
   /**
-   * Items of a queue, newest first, as summaries: the spec column is never read into this process (the few fields
-   * lists show are picked out of it by the database), so a list of items with large specs stays small.
+   * A page of a queue's items as summaries: the spec column is never read into this process (the few fields lists
+   * show are picked out of it by the database), so a list of items with large specs stays small. Newest first
+   * (`newest`, by id: UUIDv7, so time-ordered), or the queue's order for pending items (`queue`: what runs next
+   * first, itemPages.ts), paged by keyset cursor in either direction.
    */
-  async list(queueId: string, opts: { state?: ItemState; limit: number }, now = Date.now()): Promise<ItemSummary[]> {
+  async list(
+    queueId: string,
+    opts: { state?: ItemState; order?: ItemOrder; from?: 'start' | 'end'; cursor?: string; limit: number },
+    now = Date.now(),
+  ): Promise<{ items: ItemSummary[]; next_cursor: string | null; prev_cursor: string | null }> {
+    const queue = await this.queues.row(queueId);
+    const order = opts.order ?? 'newest';
+    if (order === 'queue' && opts.state !== 'pending')
+      throw new BadRequestError('order=queue lists pending items only: add state=pending, or use order=newest.');
+    const read = itemPageRead(this.dialect, order, queue, opts, now);
     let q = summaryQuery(this.db, this.dialect).where('items.queue_id', '=', queueId);
     if (opts.state) q = q.where('items.state', '=', opts.state);
-    const rows = await q.orderBy('items.id', 'desc').limit(opts.limit).execute();
-    const pending = rows.filter((r) => r.state === 'pending');
-    const queue = await this.queues.row(queueId);
-    const positions = pending.length
-      ? await this.pending.ranks(queueId, queue, now, pending)
-      : new Map<string, number>();
+    if (read.where) q = q.where(read.where);
+    for (const p of read.parts) q = q.orderBy(p.expr, p.desc === (read.direction === 'before') ? 'asc' : 'desc');
+    const rows = await q.limit(opts.limit + 1).execute();
+    const { page, next_cursor, prev_cursor } = pageOf(rows, {
+      limit: opts.limit,
+      direction: read.direction,
+      started: read.started,
+      list: read.list,
+      keyOf: read.keyOf,
+    });
+    const pending = page.filter((r) => r.state === 'pending');
+    const positions =
+      order === 'queue'
+        ? await this.queuePositions(page, queue, read.asOf)
+        : pending.length
+          ? await this.pending.ranks(queueId, queue, now, pending)
+          : new Map<string, number>();
     const situation = pending[0] ? await this.pending.situation(pending[0].entity_id, queue) : undefined;
     const requeuedAt = await this.pending.requeueTimes(pending.filter((r) => r.not_before !== null));
-    return rows.map((r) => {
+    const items = page.map((r) => {
       const position = positions.get(r.id) ?? null;
       const reason =
         position === null || !situation
@@ -213,6 +238,26 @@ export class Items {
         source_type: r.spec_source_type as ItemSummary['source_type'],
       };
     });
+    return { items, next_cursor, prev_cursor };
+  }
+
+  /**
+   * Positions of a page in queue order: the first row's place in line (PendingInfo.position, from the counters),
+   * then one more per row, which is what the order is. `asOf`: the clock the order was taken at (aging queues).
+   */
+  private async queuePositions(
+    page: Array<{ id: string; queue_id: string; priority: number; created_at: number }>,
+    queue: QueueRow,
+    asOf: number,
+  ): Promise<Map<string, number>> {
+    const first = page[0];
+    if (!first) return new Map();
+    const at = await this.pending.position(
+      { ...first, priority: Number(first.priority), created_at: Number(first.created_at) },
+      queue,
+      asOf,
+    );
+    return new Map(page.map((r, i) => [r.id, at + i]));
   }
 
   /** An agent hands back an item it claimed but never started (e.g. it is shutting down). */

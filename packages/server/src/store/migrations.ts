@@ -442,6 +442,14 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0019_list_cursors': {
+    // The global runs page filtered by agent, newest first (runQuery.ts), and the agents list paged by id
+    // (agents.ts): each page an index range, where runs_agent (agent_id, status) left the agent's runs to be sorted.
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex('runs_agent_created').on('runs').columns(['agent_id', 'created_at', 'id']).execute();
+      await db.schema.createIndex('agents_entity_id').on('agents').columns(['entity_id', 'id']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { ITEM_STATES, RunQueryError, type RunListRow } from '@liftoff/core';
+import { ITEM_STATES, InvalidCursorError, RunQueryError, type RunListRow } from '@liftoff/core';
 import type { DialectName } from './database.js';
 import { toRun } from './runs.js';
 import type { Column, Sort } from './runColumns.js';
@@ -34,6 +34,9 @@ export interface RunListFilter {
   states?: string[];
   agent?: string;
   q?: string;
+  /** created_at ≥ since and < until (ms). */
+  since?: number;
+  until?: number;
 }
 
 const MISSING_RANK = 2;
@@ -133,10 +136,7 @@ function encodeCursor(sort: Sort, values: unknown[]): string {
 }
 
 function decodeCursor(raw: string, sort: Sort, parts: Part[]): unknown[] {
-  const refuse = (why: string) =>
-    new RunQueryError(
-      `The cursor ${why}. Pass the next_cursor of the previous page with the same sort, or leave cursor out to start from the first page.`,
-    );
+  const refuse = (why: string) => new InvalidCursorError(why);
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
@@ -207,12 +207,21 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
     .leftJoin('queues', 'queues.id', 'runs.queue_id')
     .leftJoin('entities', 'entities.id', 'queues.entity_id')
     .selectAll('runs')
-    .select(['queues.name as queue_name', 'entities.name as entity_name'])
+    .select(['queues.name as queue_name', 'entities.name as entity_name', 'items.created_at as queued_at'])
     .select(name.as('run_name'))
     // As a subquery rather than a filter on the joined queues: so SQLite's planner starts from runs and reads the
     // page off the (queue_id, created_at, id) index instead of sorting every run of the queue (bench/runs.mjs plans).
-    .where('runs.queue_id', 'in', (eb) =>
-      eb.selectFrom('queues as eq').select('eq.id').where('eq.entity_id', '=', filter.entityId),
+    .where(
+      // On SQLite, across queues, the unary + keeps this term off the runs_queue_* indexes: without table statistics
+      // (the server never runs ANALYZE) the planner otherwise read every run of each of the entity's queues and
+      // sorted them all, where the global page wants the newest-first index read for a page and stopped. The cost
+      // is an entity with few of the server's runs: the walk passes over the other entities' runs.
+      (eb) =>
+        eb(
+          dialect === 'sqlite' && !filter.queueId ? sql<string>`+runs.queue_id` : sql<string>`runs.queue_id`,
+          'in',
+          eb.selectFrom('queues as eq').select('eq.id').where('eq.entity_id', '=', filter.entityId),
+        ),
     );
   if (dialect === 'postgres')
     // OFFSET 0 keeps PostgreSQL from inlining the subquery, which would parse the spec again at every use of sj.doc.
@@ -232,11 +241,19 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
     q = q.where('runs.status', 'in', filter.states);
   }
   if (filter.agent) q = q.where('runs.agent_id', '=', filter.agent);
+  if (filter.since !== undefined) q = q.where('runs.created_at', '>=', filter.since);
+  if (filter.until !== undefined) q = q.where('runs.created_at', '<', filter.until);
   if (filter.q) {
     const e = likeEscape(filter.q);
     // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same (and more): names match case-insensitively.
     const like = dialect === 'sqlite' ? sql`LIKE` : sql`ILIKE`;
-    q = q.where(sql<boolean>`(runs.id LIKE ${`${e}%`} ESCAPE '\\' OR ${name} ${like} ${`%${e}%`} ESCAPE '\\')`);
+    const idPrefix = sql`runs.id LIKE ${`${e}%`} ESCAPE '\\'`;
+    // First the spec's stored text (JSON.stringify's: a name's characters appear in it as they are, unless they are
+    // quotes, backslashes or control characters, which JSON escapes): a cheap test that spares the JSON parse of
+    // every run that cannot match, which was most of a search's cost. Then the name itself.
+    if (![...filter.q].some((ch) => ch === '"' || ch === '\\' || ch < ' '))
+      q = q.where(sql<boolean>`(${idPrefix} OR items.spec ${like} ${`%${e}%`} ESCAPE '\\')`);
+    q = q.where(sql<boolean>`(${idPrefix} OR ${name} ${like} ${`%${e}%`} ESCAPE '\\')`);
   }
   if (opts.cursor !== undefined)
     q = q.where(after(dialect, parts, decodeCursor(opts.cursor, opts.sort, parts)) as RawBuilder<boolean>);
@@ -260,7 +277,7 @@ export async function listRuns(
 ): Promise<{ runs: RunListRow[]; next_cursor: string | null }> {
   const { query, parts } = runsQuery(db, dialect, filter, opts);
   const rows = (await query.execute()) as unknown as Array<
-    Parameters<typeof toRun>[0] & { run_name: string | null } & Record<string, unknown>
+    Parameters<typeof toRun>[0] & { run_name: string | null; queued_at: number | null } & Record<string, unknown>
   >;
   const page = rows.slice(0, opts.limit);
   const last = page.at(-1);
@@ -268,6 +285,9 @@ export async function listRuns(
     runs: page.map((r) => ({
       ...toRun(r),
       name: r.run_name,
+      queued_at: r.queued_at === null ? null : Number(r.queued_at),
+      // From the push to the start: waiting in line, then the agent's build and setup (docs/runs.md).
+      queue_wait_ms: r.queued_at === null || r.started_at === null ? null : Number(r.started_at) - Number(r.queued_at),
       columns: Object.fromEntries(opts.columns.map((c, i) => [c.name, decodeValue(dialect, r, i)])),
     })),
     next_cursor:

@@ -1,19 +1,13 @@
 import { useMemo, useState, type KeyboardEvent } from 'react';
 import type uPlot from 'uplot';
-import {
-  ITEM_STATES,
-  isTerminal,
-  priorityName,
-  type Agent,
-  type ItemSummary,
-  type ItemState,
-  type Queue,
-  type Run,
-} from '../api.js';
+import type { Agent, ItemSummary, Queue, Run } from '../api.js';
 import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
-import { AgentBadge, Chart, Command, Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
-import { formatAgo, shortId } from '../util.js';
+import { runsFiltersHref } from '../runsFilters.js';
+import { DataTable } from '../table.js';
+import { ItemsTab } from './QueueItems.js';
+import { AgentBadge, Chart, Command, Empty, ErrorBanner, Time } from '../ui.js';
+import { formatAgo } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
 import { RunsTable } from './RunsTable.js';
 
@@ -82,137 +76,6 @@ export function durationSeries(runs: readonly Run[], now: number): uPlot.Aligned
     [start, ...rows.map((r) => r[0]), now / 1000 + 30],
     [null, ...rows.map((r) => r[1]), null],
   ];
-}
-
-function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => void }) {
-  const { entity, api } = useSession();
-  const [filter, setFilter] = useState<ItemState | ''>('');
-  const items = usePoll((a) => a.items(entity, queue.name, filter || undefined, 200), [entity, queue.name, filter]);
-  const [cancelError, setCancelError] = useState<string | undefined>(undefined);
-  const now = useNow(5000);
-
-  const cancel = async (it: ItemSummary) => {
-    setCancelError(undefined);
-    try {
-      await api.cancelItem(it.id);
-      items.reload();
-    } catch (e) {
-      setCancelError((e as Error).message);
-    }
-  };
-
-  return (
-    <section aria-label="Items">
-      <div className="toolbar">
-        <label htmlFor="state-filter">State</label>
-        <select id="state-filter" value={filter} onChange={(e) => setFilter(e.target.value as ItemState | '')}>
-          <option value="">All states</option>
-          {ITEM_STATES.filter((s) => s !== 'preempted').map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
-      </div>
-      {cancelError && <ErrorBanner>{cancelError}</ErrorBanner>}
-      {items.error && <ErrorBanner>{items.error.message}</ErrorBanner>}
-      {items.data && items.data.length === 0 && (
-        <Empty title={filter ? `No ${filter} items` : 'No items on this queue yet'}>
-          {!filter && (
-            <>
-              <p>Launch a job with the button above, or from a terminal:</p>
-              <Command text={`liftoff launch -q ${queue.name} --code DIR -E "python3 train.py"`} />
-            </>
-          )}
-        </Empty>
-      )}
-      {items.data && items.data.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Items">
-            <thead>
-              <tr>
-                <th scope="col">Item</th>
-                <th scope="col">State</th>
-                <th scope="col">Priority</th>
-                <th scope="col" className="num">
-                  Position
-                </th>
-                <th scope="col">Why pending</th>
-                <th scope="col">Submitted by</th>
-                <th scope="col">Created</th>
-                <th scope="col">Run</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.data.map((it) => (
-                <tr key={it.id} data-item={it.id}>
-                  <td>
-                    <Link href={`/items/${it.id}`} className="mono" title={it.id}>
-                      {shortId(it.id)}
-                    </Link>
-                    {it.name && <div className="sub">{it.name}</div>}
-                  </td>
-                  <td>
-                    <StateBadge state={it.state} />
-                  </td>
-                  <td>
-                    <span className={`prio prio-${priorityName(it.priority)}`}>{priorityName(it.priority)}</span>
-                  </td>
-                  <td className="num" data-col="position">
-                    {it.position ?? <span className="muted">—</span>}
-                  </td>
-                  <td data-col="reason" className="reason">
-                    {it.pending_reason ? (
-                      <span className={`reason-${it.pending_reason.code}`} data-reason={it.pending_reason.code}>
-                        {it.pending_reason.message}
-                      </span>
-                    ) : (
-                      <span className="muted">—</span>
-                    )}
-                  </td>
-                  <td>{it.author ?? <span className="muted">—</span>}</td>
-                  <td title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</td>
-                  <td>
-                    {it.run_id ? (
-                      <Link href={`/runs/${it.run_id}`} className="mono" title={it.run_id}>
-                        {shortId(it.run_id)}
-                      </Link>
-                    ) : (
-                      <span className="muted">—</span>
-                    )}
-                  </td>
-                  <td className="actions">
-                    {!isTerminal(it.state) && it.state !== 'cancelling' && (
-                      <button
-                        type="button"
-                        className="btn btn-small btn-danger-ghost"
-                        onClick={() => void cancel(it)}
-                        aria-label={`Cancel item ${it.id}`}
-                      >
-                        Cancel
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      {!items.data && !items.error && <p className="muted">Loading…</p>}
-      {filter === '' && items.data && items.data.length > 0 && (
-        <p className="hint table-foot">
-          Newest first, up to 200.{' '}
-          <button type="button" className="linklike" onClick={onLaunch}>
-            Launch another job
-          </button>
-        </p>
-      )}
-    </section>
-  );
 }
 
 /** Stop an agent remotely (only offered when the server reports `stop_requested`, i.e. supports it). */
@@ -286,60 +149,77 @@ function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | 
         </Empty>
       )}
       {list.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Agents">
-            <thead>
-              <tr>
-                <th scope="col">Agent ID</th>
-                <th scope="col">Status</th>
-                <th scope="col">Start date</th>
-                <th scope="col">Host</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">Version</th>
-                <th scope="col" className="num">
-                  Max jobs
-                </th>
-                <th scope="col" className="num">
-                  Current jobs
-                </th>
-                {canStop && (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((a) => (
-                <tr key={a.id} data-agent={a.id}>
-                  <td>
-                    <span className="mono" data-col="id">
-                      {a.id}
-                    </span>
-                    {a.name !== a.id && <div className="sub">{a.name}</div>}
-                  </td>
-                  <td data-col="status">
-                    <AgentBadge agent={a} />
-                    {a.status === 'KILLED' && a.status_reason && <div className="sub">{a.status_reason}</div>}
-                  </td>
-                  <td data-col="started">
-                    <Time ms={a.started_at} />
-                  </td>
-                  <td data-col="host">{a.hostname}</td>
-                  <td title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</td>
-                  <td>{a.version}</td>
-                  <td className="num">{a.max_jobs === -1 ? 'unlimited' : a.max_jobs}</td>
-                  <td className="num">{a.status === 'KILLED' ? 0 : a.current_jobs}</td>
-                  {canStop && (
-                    <td className="actions">
-                      <StopAgent agent={a} onDone={reload} />
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Agents"
+          rows={list}
+          rowKey={(a) => a.id}
+          rowAttrs={(a) => ({ 'data-agent': a.id })}
+          columns={[
+            {
+              id: 'id',
+              header: 'Agent ID',
+              cell: (a) => (
+                <>
+                  <span className="mono" data-col="id">
+                    {a.id}
+                  </span>
+                  {a.name !== a.id && <div className="sub">{a.name}</div>}
+                  <div className="sub">
+                    <Link href={runsFiltersHref({ agent: a.id, queue: queue.name })}>Runs on this queue</Link>
+                  </div>
+                </>
+              ),
+            },
+            {
+              id: 'status',
+              header: 'Status',
+              td: { 'data-col': 'status' },
+              cell: (a) => (
+                <>
+                  <AgentBadge agent={a} />
+                  {a.status === 'KILLED' && a.status_reason && <div className="sub">{a.status_reason}</div>}
+                </>
+              ),
+            },
+            {
+              id: 'started',
+              header: 'Start date',
+              td: { 'data-col': 'started' },
+              cell: (a) => <Time ms={a.started_at} />,
+            },
+            { id: 'host', header: 'Host', td: { 'data-col': 'host' }, cell: (a) => a.hostname },
+            {
+              id: 'heartbeat',
+              header: 'Last heartbeat',
+              cell: (a) => (
+                <span title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</span>
+              ),
+            },
+            { id: 'version', header: 'Version', cell: (a) => a.version },
+            {
+              id: 'max',
+              header: 'Max jobs',
+              numeric: true,
+              cell: (a) => (a.max_jobs === -1 ? 'unlimited' : a.max_jobs),
+            },
+            {
+              id: 'current',
+              header: 'Current jobs',
+              numeric: true,
+              cell: (a) => (a.status === 'KILLED' ? 0 : a.current_jobs),
+            },
+            ...(canStop
+              ? [
+                  {
+                    id: 'actions',
+                    header: <span className="sr-only">Actions</span>,
+                    className: 'actions',
+                    cell: (a: Agent) => <StopAgent agent={a} onDone={reload} />,
+                  },
+                ]
+              : []),
+          ]}
+        />
       )}
     </section>
   );

@@ -4,10 +4,11 @@ import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream } from '../logs.js';
 import { LogViewer } from '../LogViewer.js';
+import { ConfirmDialog } from '../ConfirmDialog.js';
 import { MetricCharts } from '../MetricCharts.js';
 import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
-import { formatDuration, joinArgv, redactDeep, redactEnv } from '../util.js';
+import { formatDuration, joinArgv, redactDeep, redactEnv, shortId } from '../util.js';
 
 function Json({ value }: { value: unknown }) {
   const empty = value && typeof value === 'object' && Object.keys(value).length === 0;
@@ -160,6 +161,7 @@ export function RunPage({ id }: { id: string }) {
     run.data?.status === 'preempted' ? 2000 : 0,
   );
   const [cancelState, setCancelState] = useState<{ busy: boolean; error?: string }>({ busy: false });
+  const [confirmingCancel, setConfirmingCancel] = useState(false);
   const [rerunning, setRerunning] = useState(false);
   // The queue, for the re-run dialog (its template variables and what it may run); read when the dialog opens.
   const queue = usePoll(
@@ -250,11 +252,25 @@ export function RunPage({ id }: { id: string }) {
             <button
               type="button"
               className="btn btn-danger"
-              onClick={() => void cancel()}
+              onClick={() => setConfirmingCancel(true)}
               disabled={cancelState.busy || r.status === 'cancelling'}
             >
               {r.status === 'cancelling' ? 'Stopping…' : 'Cancel run'}
             </button>
+          )}
+          {confirmingCancel && (
+            <ConfirmDialog
+              title={`Cancel run ${r.spec.name ? `“${r.spec.name}” (${shortId(r.id)})` : shortId(r.id)}?`}
+              confirmLabel="Cancel run"
+              keepLabel="Keep running"
+              busy={cancelState.busy}
+              onConfirm={() => void cancel().then(() => setConfirmingCancel(false))}
+              onClose={() => setConfirmingCancel(false)}
+            >
+              <p>
+                Its agent stops the job and the run ends as stopped. This cannot be undone (Re-run… launches it again).
+              </p>
+            </ConfirmDialog>
           )}
         </div>
       </div>

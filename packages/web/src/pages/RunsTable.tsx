@@ -1,8 +1,9 @@
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
 import type { RunListRow } from '../api.js';
 import { MAX_TABLE_COLUMNS, readRunsView, runsViewHref, type RunsView } from '../runsView.js';
 import { Link, navigate, useLocation, useNow, usePoll } from '../hooks.js';
 import { formatValue } from '../MetricCharts.js';
+import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, shortId } from '../util.js';
 import { RunCompare } from './RunCompare.js';
@@ -16,28 +17,95 @@ function cell(v: unknown) {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** A header that sorts the table on the server by `column` (ascending first, then descending). */
-function SortHeader({
-  column,
-  label,
-  view,
-  numeric,
-}: {
-  column: string;
-  label: string;
-  view: RunsView;
-  numeric?: boolean;
-}) {
+/** A column whose header sorts the table on the server by `column` (ascending first, then descending). */
+function sortColumn(
+  view: RunsView,
+  column: string,
+  label: string,
+  cell: (r: RunListRow) => ReactNode,
+  extra: Partial<TableColumn<RunListRow>> = {},
+): TableColumn<RunListRow> {
   const dir = view.sort === column ? 'ascending' : view.sort === `-${column}` ? 'descending' : 'none';
   const next = dir === 'ascending' ? `-${column}` : column;
-  return (
-    <th scope="col" aria-sort={dir} className={numeric ? 'num' : undefined} data-sort-column={column}>
+  return {
+    id: column,
+    cell,
+    ...extra,
+    th: { 'aria-sort': dir, 'data-sort-column': column },
+    header: (
       <button type="button" className="linklike" onClick={() => navigate(runsViewHref({ ...view, sort: next }))}>
         {label}
         <span aria-hidden="true">{dir === 'ascending' ? ' ▲' : dir === 'descending' ? ' ▼' : ''}</span>
       </button>
-    </th>
-  );
+    ),
+  };
+}
+
+const dash = <span className="muted">—</span>;
+
+/** The queue page's runs columns: the fixed ones, then the chosen config and metric columns. */
+function queueRunColumns(view: RunsView, now: number): TableColumn<RunListRow>[] {
+  return [
+    {
+      id: 'run',
+      header: 'Run',
+      cell: (r) => (
+        <Link href={`/runs/${r.id}`} className="mono" title={r.id}>
+          {shortId(r.id)}
+        </Link>
+      ),
+    },
+    sortColumn(view, 'name', 'Name', (r) => r.name ?? dash),
+    {
+      id: 'status',
+      header: 'Status',
+      cell: (r) => (
+        <>
+          <StateBadge state={r.status} />
+          {r.warning && (
+            <span className="run-warning-mark" title={r.warning} data-warning>
+              <span aria-hidden="true"> ⚠</span>
+              <span className="sr-only">warning: {r.warning}</span>
+            </span>
+          )}
+        </>
+      ),
+    },
+    sortColumn(view, 'created_at', 'Created', (r) => <Time ms={r.created_at} />),
+    {
+      id: 'wait',
+      header: <abbr title="From the push to the start">Queue wait</abbr>,
+      numeric: true,
+      cell: (r) => (r.queue_wait_ms === null || r.queue_wait_ms === undefined ? dash : formatDuration(r.queue_wait_ms)),
+    },
+    sortColumn(
+      view,
+      'duration',
+      'Duration',
+      (r) => (r.started_at === null ? '—' : formatDuration((r.ended_at ?? now) - r.started_at)),
+      { numeric: true },
+    ),
+    { id: 'exit', header: 'Exit code', numeric: true, cell: (r) => r.exit_code ?? dash },
+    {
+      id: 'stage',
+      header: 'Error stage',
+      cell: (r) =>
+        r.error_stage ? (
+          <span className="error-stage" title={r.error_message ?? undefined}>
+            {r.error_stage}
+          </span>
+        ) : (
+          dash
+        ),
+    },
+    ...view.columns.map((c) =>
+      sortColumn(view, c, c, (r) => cell(r.columns[c]), {
+        numeric: c.startsWith('metric.'),
+        className: 'mono',
+        td: { 'data-column': c },
+      }),
+    ),
+  ];
 }
 
 /** Checkboxes of the config and metric keys the queue's newest runs have, and of the columns already chosen. */
@@ -121,101 +189,27 @@ export function RunsTable({ entity, queue }: { entity: string; queue: string }) 
         </Empty>
       )}
       {rows.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Runs">
-            <thead>
-              <tr>
-                <th scope="col">
-                  <span className="sr-only">Select</span>
-                </th>
-                <th scope="col">Run</th>
-                <SortHeader column="name" label="Name" view={view} />
-                <th scope="col">Status</th>
-                <SortHeader column="created_at" label="Created" view={view} />
-                <SortHeader column="duration" label="Duration" view={view} numeric />
-                <th scope="col" className="num">
-                  Exit code
-                </th>
-                <th scope="col">Error stage</th>
-                {view.columns.map((c) => (
-                  <SortHeader key={c} column={c} label={c} view={view} numeric={c.startsWith('metric.')} />
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.id} data-run={r.id}>
-                  <td>
-                    <input
-                      type="checkbox"
-                      aria-label={`Select run ${r.id}`}
-                      checked={selected.includes(r.id)}
-                      onChange={() => toggle(r.id)}
-                    />
-                  </td>
-                  <td>
-                    <Link href={`/runs/${r.id}`} className="mono" title={r.id}>
-                      {shortId(r.id)}
-                    </Link>
-                  </td>
-                  <td>{r.name ?? <span className="muted">—</span>}</td>
-                  <td>
-                    <StateBadge state={r.status} />
-                    {r.warning && (
-                      <span className="run-warning-mark" title={r.warning} data-warning>
-                        <span aria-hidden="true"> ⚠</span>
-                        <span className="sr-only">warning: {r.warning}</span>
-                      </span>
-                    )}
-                  </td>
-                  <td>
-                    <Time ms={r.created_at} />
-                  </td>
-                  <td className="num">
-                    {r.started_at === null ? '—' : formatDuration((r.ended_at ?? now) - r.started_at)}
-                  </td>
-                  <td className="num">{r.exit_code ?? <span className="muted">—</span>}</td>
-                  <td>
-                    {r.error_stage ? (
-                      <span className="error-stage" title={r.error_message ?? undefined}>
-                        {r.error_stage}
-                      </span>
-                    ) : (
-                      <span className="muted">—</span>
-                    )}
-                  </td>
-                  {view.columns.map((c) => (
-                    <td key={c} className={c.startsWith('metric.') ? 'num mono' : 'mono'} data-column={c}>
-                      {cell(r.columns[c])}
-                    </td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <nav className="pager" aria-label="Runs pages">
-        <button
-          type="button"
-          className="btn btn-small"
-          disabled={cursors.length === 0}
-          onClick={() => setCursors((c) => c.slice(0, -1))}
-        >
-          Previous
-        </button>
-        <button
-          type="button"
-          className="btn btn-small"
-          disabled={!page.data?.next_cursor}
-          onClick={() => {
-            const next = page.data?.next_cursor;
-            if (next) setCursors((c) => [...c, next]);
+        <DataTable
+          label="Runs"
+          columns={queueRunColumns(view, now)}
+          rows={rows}
+          rowKey={(r) => r.id}
+          rowAttrs={(r) => ({ 'data-run': r.id })}
+          selection={{
+            selected: new Set(selected),
+            selectable: () => true,
+            label: (id) => `Select run ${id}`,
+            toggle,
+            toggleAll: (ids) =>
+              setSelected((s) => (ids.every((id) => s.includes(id)) ? [] : [...new Set([...s, ...ids])])),
           }}
-        >
-          Next
-        </button>
-      </nav>
+        />
+      )}
+      <Pager
+        label="Runs pages"
+        onPrev={cursors.length ? () => setCursors((c) => c.slice(0, -1)) : undefined}
+        onNext={page.data?.next_cursor ? () => setCursors((c) => [...c, page.data?.next_cursor ?? '']) : undefined}
+      />
     </section>
   );
 }
