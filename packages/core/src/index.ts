@@ -14,3 +14,5 @@ export * from './redact.js';
 export * from './agentProtocol.js';
 export * from './outputPaths.js';
 export * from './jobs.js';
+export * from './sweepConfig.js';
+export * from './sweepCommand.js';
