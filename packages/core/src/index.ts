@@ -16,3 +16,4 @@ export * from './outputPaths.js';
 export * from './jobs.js';
 export * from './sweepConfig.js';
 export * from './sweepCommand.js';
+export * from './sweepApi.js';

@@ -32,6 +32,7 @@ import { runRoutes } from './routes/runs.js';
 import { outputRoutes } from './routes/outputs.js';
 import { secretRoutes } from './routes/secrets.js';
 import { jobRoutes } from './routes/jobs.js';
+import { sweepRoutes } from './routes/sweeps.js';
 import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
@@ -166,6 +167,7 @@ export async function buildApp(
   secretRoutes(app, ctx);
   outputRoutes(app, ctx);
   jobRoutes(app, ctx);
+  sweepRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

@@ -56,6 +56,9 @@ export interface ServerSettings {
   jsonDepth: number;
   /** Caps on stored run outputs: bytes and files per run, bytes per entity over all its runs (docs/outputs.md). */
   outputLimits: OutputLimits;
+  /** How often the sweep controller looks at its sweeps, and how long its lease lasts unrenewed (a dead leader's wait). */
+  sweepTickMs: number;
+  sweepLeaseMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -76,6 +79,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   runConfigBytes: 256 * 1024,
   jsonDepth: 64,
   outputLimits: { runBytes: 10 * 1024 ** 3, runFiles: 10_000, entityBytes: 100 * 1024 ** 3 },
+  sweepTickMs: 250,
+  sweepLeaseMs: 10_000,
 };
 
 /**
@@ -95,6 +100,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Where run outputs' bytes live (artifacts/). */
   artifacts: ArtifactStore;
+  /** Asks the sweep controller to look at its sweeps now (a sweep was created or resumed); unset: it looks by itself. */
+  kickSweeps?: () => void;
 }
 
 export type App = FastifyInstance<

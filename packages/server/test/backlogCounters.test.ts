@@ -271,8 +271,13 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0021 (artifact garbage), 0017 (outputs links), 0015 (the runs list's indexes) and 0014 (run outputs). */
-const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage'`;
+/**
+ * And 0022 (sweeps), 0021 (artifact garbage), 0017 (outputs links), 0015 (the runs list's indexes) and 0014 (run
+ * outputs).
+ */
+const UNDO_0022 = `DROP TABLE sweep_trials; DROP TABLE sweeps; DROP TABLE controller_leases;
+    DELETE FROM kysely_migration WHERE name = '0022_sweeps'`;
+const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage'; ${UNDO_0022}`;
 const UNDO_0017 = `ALTER TABLE runs DROP COLUMN outputs_link; DELETE FROM kysely_migration WHERE name = '0017_run_outputs_link'; ${UNDO_0021}`;
 const UNDO_0015 = `DROP INDEX runs_queue_created; DROP INDEX runs_created; DROP INDEX runs_queue_status_created;
     DROP INDEX runs_status_created; CREATE INDEX runs_queue ON runs (queue_id, created_at);
