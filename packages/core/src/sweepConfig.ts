@@ -224,11 +224,11 @@ export const SweepConfig = z
     name: z.string().min(1).max(200).optional(),
     description: z.string().max(10_000).optional(),
     /** Kept for the trials' runs as their project (W&B's `project`). */
-    project: z.string().min(1).max(200).optional(),
+    project: z.string().min(1).max(128).optional(),
     /** Must be the sweep's entity when given (the entity comes from the request, `-e`). */
     entity: z.string().min(1).max(200).optional(),
     program: z.string().min(1).max(4096).optional(),
-    command: z.array(z.string().max(4096)).min(1).max(1000).optional(),
+    command: z.array(z.string().min(1).max(4096)).min(1).max(1000).optional(),
     method: SweepMethod,
     metric: SweepMetric.optional(),
     parameters: z.record(ParameterName, SweepParameter),

@@ -6,12 +6,10 @@ import {
   ConflictError,
   CreateSweepBody,
   ForbiddenError,
-  PushBody,
   Sweep,
   SweepList,
   isTerminal,
   parseSweepConfig,
-  sweepTrialCommand,
   type SweepConfig,
   type SweepState,
   type SweepTrial,
@@ -21,6 +19,7 @@ import { Sweeps, type SweepRow, type TrialRow } from '../store/sweeps.js';
 import { proposeRandom } from '../sweeps/distributions.js';
 import { proposeGrid } from '../sweeps/grid.js';
 import { seededRandom } from '../sweeps/random.js';
+import { trialPush } from '../sweeps/trialPush.js';
 import { prepareItemAs } from './push.js';
 
 const EntityParams = z.object({ entity: z.string() });
@@ -87,30 +86,19 @@ export function sweepRoutes(app: App, ctx: AppContext): void {
       // sweep that cannot push its trials is refused here instead of failing later.
       const sample = config.method === 'grid' ? proposeGrid(config, 0) : proposeRandom(config, seededRandom(0));
       const trial = req.body.trial;
-      const command = sample ? sweepTrialCommand(config, sample) : undefined;
-      if (!command && trial.spec.source.type !== 'image' && trial.spec.entry_point.length === 0)
+      const name = req.body.name ?? config.name ?? `sweep-${new Date(ctx.now()).toISOString().slice(0, 19)}`;
+      if (!sample) throw new BadRequestError('The sweep has no trial to run (an empty grid).');
+      const first = trialPush(trial, config, { id: 'new', name }, 0, sample);
+      if (first.spec.source.type !== 'image' && first.spec.entry_point.length === 0)
         throw new BadRequestError(
           'The trials have no program: give the sweep config a "program" (or "command"), or the trials an entry point (-E).',
         );
-      await prepareItemAs(
-        ctx,
-        req.principal.keyName,
-        entity,
-        queue,
-        PushBody.parse({
-          ...trial,
-          spec: {
-            ...trial.spec,
-            ...(command ? { entry_point: command, args: [] } : {}),
-            run_config: { ...trial.spec.run_config, ...sample },
-          },
-        }),
-      );
+      await prepareItemAs(ctx, req.principal.keyName, entity, queue, first);
       const row = await sweeps.create(
         {
           entity,
           queueId: queue.id,
-          name: req.body.name ?? config.name ?? `sweep-${new Date(ctx.now()).toISOString().slice(0, 19)}`,
+          name,
           config,
           trial,
           notes,

@@ -1,13 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  LiftoffError,
-  PushBody,
-  isTerminal,
-  sweepTrialCommand,
-  type SweepConfig,
-  type PushBody as PushBodyInput,
-} from '@liftoff/core';
+import { LiftoffError, isTerminal, type PushBody, type SweepConfig } from '@liftoff/core';
 import type { AppContext } from '../context.js';
 import { prepareItemAs } from '../routes/push.js';
 import { Sweeps, type SweepRow, type TrialRow } from '../store/sweeps.js';
@@ -16,6 +9,7 @@ import { proposeRandom } from './distributions.js';
 import { gridSize, proposeGrid } from './grid.js';
 import { hyperbandStops } from './hyperband.js';
 import { seededRandom, trialSeed } from './random.js';
+import { trialPush } from './trialPush.js';
 
 /** The lease's name in controller_leases. */
 const LEASE = 'sweeps';
@@ -190,19 +184,7 @@ export class SweepController {
 
   /** Pushes trial `number` as an item of the sweep's queue, on behalf of the sweep's author. */
   private async push(sweep: SweepRow, config: SweepConfig, number: number, params: Record<string, unknown>) {
-    const template = PushBody.parse(JSON.parse(sweep.trial) as PushBodyInput);
-    const command = sweepTrialCommand(config, params);
-    const body = PushBody.parse({
-      ...template,
-      spec: {
-        ...template.spec,
-        ...(command ? { entry_point: command, args: [] } : {}),
-        run_config: { ...template.spec.run_config, ...params },
-        env: { ...template.spec.env, LIFTOFF_SWEEP_ID: sweep.id },
-        name: `${sweep.name}-${number}`,
-        ...(config.project && !template.spec.project ? { project: config.project } : {}),
-      },
-    });
+    const body = trialPush(JSON.parse(sweep.trial) as PushBody, config, sweep, number, params);
     const entity = { id: sweep.entity_id, name: sweep.entity_name };
     const queue = await this.ctx.store.queues.require(entity, sweep.queue_name);
     const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body);
