@@ -10,6 +10,16 @@ export type SweepState = (typeof SWEEP_STATES)[number];
 /** Most trials a sweep keeps in flight at once. */
 export const SWEEP_PARALLEL_MAX = 100;
 
+/** The push every trial of a sweep starts from: a PushBody whose spec is checked once a trial completes it. */
+export const SweepTrialTemplate = z
+  .object({
+    spec: z.record(z.string(), z.unknown()),
+    priority: PushBody.shape.priority,
+    template_variables: PushBody.shape.template_variables,
+  })
+  .strict();
+export type SweepTrialTemplate = z.input<typeof SweepTrialTemplate>;
+
 /**
  * `POST /api/entities/{entity}/sweeps`. `config` is the sweep config (W&B's format; the CLI sends the file parsed by
  * parseSweepConfigYaml, distributions filled in). `trial` is the push every trial starts from, as `liftoff launch`
@@ -20,7 +30,11 @@ export const CreateSweepBody = z
   .object({
     queue: z.string().min(1).max(64),
     config: z.record(z.string(), z.unknown()),
-    trial: PushBody,
+    /**
+     * A push whose spec may leave out the entry point when the config has a `program` or `command` (the server
+     * fills it in per trial and checks the whole push then).
+     */
+    trial: SweepTrialTemplate,
     parallel: z.number().int().min(1).max(SWEEP_PARALLEL_MAX).default(1),
     name: z.string().min(1).max(128).optional(),
   })

@@ -10,6 +10,7 @@ import {
   SweepList,
   isTerminal,
   parseSweepConfig,
+  sweepTrialCommand,
   type SweepConfig,
   type SweepState,
   type SweepTrial,
@@ -88,11 +89,17 @@ export function sweepRoutes(app: App, ctx: AppContext): void {
       const trial = req.body.trial;
       const name = req.body.name ?? config.name ?? `sweep-${new Date(ctx.now()).toISOString().slice(0, 19)}`;
       if (!sample) throw new BadRequestError('The sweep has no trial to run (an empty grid).');
-      const first = trialPush(trial, config, { id: 'new', name }, 0, sample);
-      if (first.spec.source.type !== 'image' && first.spec.entry_point.length === 0)
+      const source = trial.spec.source as { type?: unknown } | undefined;
+      const entryPoint = trial.spec.entry_point;
+      if (
+        !sweepTrialCommand(config, sample) &&
+        source?.type !== 'image' &&
+        !(Array.isArray(entryPoint) && entryPoint.length)
+      )
         throw new BadRequestError(
           'The trials have no program: give the sweep config a "program" (or "command"), or the trials an entry point (-E).',
         );
+      const first = trialPush(trial, config, { id: 'new', name }, 0, sample);
       await prepareItemAs(ctx, req.principal.keyName, entity, queue, first);
       const row = await sweeps.create(
         {

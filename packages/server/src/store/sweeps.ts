@@ -8,6 +8,7 @@ import {
   type PushBody,
   type SweepConfig,
   type SweepState,
+  type SweepTrialTemplate,
 } from '@liftoff/core';
 import { json } from './db.js';
 import type { EntityRef } from './entities.js';
@@ -32,7 +33,7 @@ export interface NewSweep {
   queueId: string;
   name: string;
   config: SweepConfig;
-  trial: PushBody;
+  trial: SweepTrialTemplate;
   notes: string[];
   parallel: number;
   seed: number;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { LiftoffError, isTerminal, type PushBody, type SweepConfig } from '@liftoff/core';
+import { LiftoffError, isTerminal, type SweepConfig, type SweepTrialTemplate } from '@liftoff/core';
 import type { AppContext } from '../context.js';
 import { prepareItemAs } from '../routes/push.js';
 import { Sweeps, type SweepRow, type TrialRow } from '../store/sweeps.js';
@@ -184,7 +184,7 @@ export class SweepController {
 
   /** Pushes trial `number` as an item of the sweep's queue, on behalf of the sweep's author. */
   private async push(sweep: SweepRow, config: SweepConfig, number: number, params: Record<string, unknown>) {
-    const body = trialPush(JSON.parse(sweep.trial) as PushBody, config, sweep, number, params);
+    const body = trialPush(JSON.parse(sweep.trial) as SweepTrialTemplate, config, sweep, number, params);
     const entity = { id: sweep.entity_id, name: sweep.entity_name };
     const queue = await this.ctx.store.queues.require(entity, sweep.queue_name);
     const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body);

@@ -1,5 +1,12 @@
 import type { z } from 'zod';
-import { BadRequestError, PushBody, describeIssues, sweepTrialCommand, type SweepConfig } from '@liftoff/core';
+import {
+  BadRequestError,
+  PushBody,
+  describeIssues,
+  sweepTrialCommand,
+  type SweepConfig,
+  type SweepTrialTemplate,
+} from '@liftoff/core';
 
 /** Longest sweep name kept in a trial's run name (`<sweep>-<number>`, within a spec name's 128 characters). */
 const NAME_PREFIX_MAX = 100;
@@ -11,23 +18,25 @@ const NAME_PREFIX_MAX = 100;
  * argument, a run config of the wrong shape), so neither the create route nor the controller meets a bare zod error.
  */
 export function trialPush(
-  template: PushBody,
+  template: SweepTrialTemplate,
   config: SweepConfig,
   sweep: { id: string; name: string },
   number: number,
   params: Record<string, unknown>,
 ): z.output<typeof PushBody> {
-  const base = PushBody.parse(template);
+  const spec = template.spec;
+  const record = (v: unknown): Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   const command = sweepTrialCommand(config, params);
   const candidate = {
-    ...base,
+    ...template,
     spec: {
-      ...base.spec,
+      ...spec,
       ...(command ? { entry_point: command, args: [] } : {}),
-      run_config: { ...base.spec.run_config, ...params },
-      env: { ...base.spec.env, LIFTOFF_SWEEP_ID: sweep.id },
+      run_config: { ...record(spec.run_config), ...params },
+      env: { ...record(spec.env), LIFTOFF_SWEEP_ID: sweep.id },
       name: `${sweep.name.slice(0, NAME_PREFIX_MAX)}-${number}`,
-      ...(config.project && !base.spec.project ? { project: config.project } : {}),
+      ...(config.project && spec.project === undefined ? { project: config.project } : {}),
     },
   };
   const parsed = PushBody.safeParse(candidate);
