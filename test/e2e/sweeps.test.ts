@@ -117,6 +117,51 @@ describe('sweeps end to end', () => {
     expect(resume.output).toContain(`liftoff: error: Sweep "${id}" is finished; resume applies to a paused sweep.`);
   }, 240_000);
 
+  /** Creates a sweep from `yaml` with the CLI and waits for it to end. */
+  const sweepOf = async (file: string, yaml: string, extra: string[] = []) => {
+    writeFileSync(join(dir, file), yaml);
+    const r = await cli(
+      ['sweep', 'create', '-q', 'sweep-proc', join(dir, file), '--code', dir, '--parallel', '2', ...extra],
+      server.env,
+    );
+    expect(r.code, r.output).toBe(0);
+    const id = r.output.trim().split('\n').at(-1) ?? '';
+    return until(async () => {
+      const s = await server.client.getSweep('default', id);
+      return s.state === 'running' ? undefined : s;
+    }, 180_000);
+  };
+
+  it('a random sweep with run_cap: 10 runs 10 trials, each drawn from its distributions', async () => {
+    const done = await sweepOf(
+      'random.yaml',
+      'program: train.py\nmethod: random\nmetric: {name: loss}\nrun_cap: 10\nparameters:\n' +
+        '  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}\n  opt: {values: [adam, sgd, rmsprop]}\n',
+    );
+    expect(done).toMatchObject({ state: 'finished', reason: 'run_cap 10 reached', trial_count: 10 });
+    expect(done.trials?.map((t) => t.state)).toEqual(Array(10).fill('finished'));
+    const lrs = (done.trials ?? []).map((t) => (t.params as { lr: number }).lr);
+    expect(lrs.every((lr) => lr >= 0.001 && lr <= 0.1)).toBe(true);
+    expect(new Set(lrs).size).toBe(10);
+  }, 240_000);
+
+  it('a small bayes sweep runs to its run_cap, its best trial the lowest loss', async () => {
+    const done = await sweepOf(
+      'bayes.yaml',
+      'program: train.py\nmethod: bayes\nmetric: {name: loss, goal: minimize}\nrun_cap: 8\nparameters:\n' +
+        '  lr: {distribution: uniform, min: 0.0, max: 0.1}\n  opt: {value: adam}\n',
+    );
+    expect(done).toMatchObject({ state: 'finished', reason: 'run_cap 8 reached', trial_count: 8 });
+    const metrics = (done.trials ?? []).map((t) => t.metric as number);
+    // Its proposals stay in the support (uniform [0, 0.1]); how well it searches is the in-process test's job
+    // (packages/server/test/sweepProposers.test.ts, fixed seeds), as this sweep's seed is its own.
+    expect(
+      (done.trials ?? []).every((t) => (t.params as { lr: number }).lr >= 0 && (t.params as { lr: number }).lr < 0.1),
+    ).toBe(true);
+    expect(metrics.every((m) => Number.isFinite(m))).toBe(true);
+    expect(done.best?.metric).toBe(Math.min(...metrics));
+  }, 240_000);
+
   it('a bad sweep file is refused before anything is uploaded, every problem on its own line', async () => {
     writeFileSync(
       join(dir, 'bad.yaml'),
@@ -128,6 +173,6 @@ describe('sweeps end to end', () => {
     expect(r.output).toContain('  - unknown field "max_schedulers": remove it or check its spelling\n');
     expect(r.output).toContain('method grid needs "values" or "value", not distribution uniform');
     expect(r.output).toContain('field "parameters.opt.values" (value: []): must have at least 1 entries');
-    expect((await server.client.listSweeps('default')).sweeps.length).toBe(1);
+    expect((await server.client.listSweeps('default')).sweeps.length).toBe(3);
   });
 });

@@ -212,7 +212,7 @@ export const SWEEP_LAUNCH_KEY_NOTES = {
   scheduler:
     '"scheduler" is ignored: the Liftoff server proposes trials itself, so no scheduler job runs or takes an agent slot (parallelism is --parallel)',
   launch:
-    '"launch" is ignored: the queue comes from -q, the trials\' priority is the queue\'s default and their source from --code, --git or --image',
+    '"launch" is ignored: the queue comes from -q, the trials\' priority from -P and their source from --code, --git or --image',
   job: '"job" is ignored: the trials\' source comes from --code, --git or --image (sweeps over a Liftoff job are not built yet)',
   image_uri: '"image_uri" is ignored: pass the image as --image IMAGE',
 } as const;
