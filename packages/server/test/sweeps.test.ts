@@ -315,6 +315,28 @@ for (const backend of BACKENDS) {
       expect((await show(sweep.id)).trial_count).toBe(4);
     });
 
+    it("a sweep whose creator's key is revoked pushes no more trials: it ends failed", async () => {
+      const { queue, agent } = await fresh();
+      await c.createUser(`sweeper${n}`);
+      await c.addMember('default', `sweeper${n}`, 'member');
+      const created = await c.createKey({ name: `sweeper${n}`, role: 'member', user: `sweeper${n}` });
+      const asSweeper = new LiftoffClient({ baseUrl: b.server.url, apiKey: created.key });
+      const sweep = await asSweeper.createSweep('default', {
+        queue,
+        config: { method: 'random', parameters: { x: { values: [1, 2] } } },
+        trial: GIT_TRIAL,
+      });
+      const [first] = await takeAll(agent, 1);
+      await c.revokeKey(created.name);
+      await agent.end(first?.item_id ?? '', 'finished');
+      const done = await until('the sweep to fail', async () => {
+        const s = await show(sweep.id);
+        return s.state === 'failed' && s;
+      });
+      expect(done.reason).toBe(`the key that created it (${created.name}) was revoked`);
+      expect(done.trial_count).toBe(1);
+    });
+
     it(`a restart mid-sweep goes on without duplicate trials${backend === 'postgres' ? '; two replicas never both drive it' : ''}`, async () => {
       const own = await startBackendServer(backend, SETTINGS);
       try {

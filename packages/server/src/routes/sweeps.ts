@@ -112,6 +112,7 @@ export function sweepRoutes(app: App, ctx: AppContext): void {
           parallel: req.body.parallel,
           seed: randomInt(0, 2 ** 31 - 1),
           author: req.principal.keyName,
+          authorKeyId: req.principal.keyId,
         },
         ctx.now(),
       );

@@ -26,6 +26,8 @@ export interface TrialRow {
   params: Record<string, unknown>;
   early_terminated: boolean;
   created_at: number;
+  /** Its item is gone (pruned by retention): shown as lost, but not counted as a failure. */
+  pruned: boolean;
 }
 
 export interface NewSweep {
@@ -38,6 +40,7 @@ export interface NewSweep {
   parallel: number;
   seed: number;
   author: string;
+  authorKeyId: string;
 }
 
 /** What a new trial pushes: its item (spec and priority as prepareItem made them) and its parameters. */
@@ -88,6 +91,7 @@ export class Sweeps {
         parallel: s.parallel,
         seed: s.seed,
         author: s.author,
+        author_key_id: s.authorKeyId,
         created_at: now,
         ended_at: null,
         reason: null,
@@ -170,6 +174,7 @@ export class Sweeps {
       params: JSON.parse(r.params) as Record<string, unknown>,
       early_terminated: Number(r.early_terminated) === 1,
       created_at: Number(r.created_at),
+      pruned: r.state === null || r.state === undefined,
     }));
   }
 

@@ -21,6 +21,8 @@ export interface SweepsTable {
   /** Seeds every trial's own random generator (random and bayes). */
   seed: number;
   author: string;
+  /** The key that created it: trials are pushed only while it exists (a revoked key's sweep ends failed). */
+  author_key_id: string;
   created_at: number;
   ended_at: number | null;
   reason: string | null;
@@ -61,6 +63,7 @@ export async function createSweepTables(db: Kysely<unknown>): Promise<void> {
     .addColumn('parallel', 'integer', (c) => c.notNull())
     .addColumn('seed', 'integer', (c) => c.notNull())
     .addColumn('author', 'text', (c) => c.notNull())
+    .addColumn('author_key_id', 'text', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('ended_at', 'bigint')
     .addColumn('reason', 'text')

@@ -27,7 +27,7 @@ export interface SweepControllerOptions {
 const inFlight = (t: TrialRow): boolean => !isTerminal(t.state);
 /** Ended without a result that counts (W&B: lost or failed runs do not count toward run_cap). */
 const wasted = (t: TrialRow): boolean =>
-  !t.early_terminated && (t.state === 'failed' || t.state === 'lost' || t.state === 'preempted');
+  !t.early_terminated && !t.pruned && (t.state === 'failed' || t.state === 'lost' || t.state === 'preempted');
 
 /**
  * The sweep controller: one per server process, acting only while its process holds the database lease, so among
@@ -89,11 +89,12 @@ export class SweepController {
         await this.drive(sweep);
       } catch (err) {
         // A sweep whose trials cannot be pushed any more (its archive or queue is gone, a secret was deleted) ends
-        // failed with the reason; other errors (the database) are retried at the next tick.
+        // failed with the reason; other errors (the database) are logged and retried at the next tick, and never
+        // hold up the other sweeps.
         if (err instanceof LiftoffError && err.code !== 'INTERNAL') {
           await this.sweeps.end(sweep.id, 'failed', `a trial could not be pushed: ${err.message}`, this.ctx.now());
           this.logger.warn({ sweep: sweep.id, err }, 'sweep failed');
-        } else throw err;
+        } else this.logger.error({ sweep: sweep.id, err }, 'driving a sweep failed; retrying at the next tick');
       }
     }
   }
@@ -152,6 +153,9 @@ export class SweepController {
       return;
     }
     if (sweep.state !== 'running') return;
+    // Trials are pushed on the creator's behalf: not once its key is revoked.
+    if (!(await this.ctx.store.keys.exists(sweep.author_key_id)))
+      return this.sweeps.end(sweep.id, 'failed', `the key that created it (${sweep.author}) was revoked`, now);
 
     const free = Math.min(
       sweep.parallel - flying,
