@@ -280,18 +280,26 @@ export class Sweeps {
    * conditional UPDATE, so two replicas never both hold it (both databases serialise writes to one row).
    */
   async acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
-    await this.db
-      .insertInto('controller_leases')
-      .values({ name, holder, expires_at: 0 })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
     const res = await this.db
       .updateTable('controller_leases')
       .set({ holder, expires_at: now + ttlMs })
       .where('name', '=', name)
       .where((eb) => eb.or([eb('holder', '=', holder), eb('expires_at', '<', now)]))
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    if (Number(res.numUpdatedRows) === 1) return true;
+    // No row yet (the first controller ever): create it free, then take it as above; a racing creator is harmless.
+    const row = await this.db
+      .selectFrom('controller_leases')
+      .select('name')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (row) return false;
+    await this.db
+      .insertInto('controller_leases')
+      .values({ name, holder: '', expires_at: 0 })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    return this.acquireLease(name, holder, now, ttlMs);
   }
 
   /** Gives the lease up (a clean shutdown), so another replica takes over at once instead of after its expiry. */
