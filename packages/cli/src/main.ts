@@ -9,6 +9,7 @@ import { queueAdminCommands } from './commands/queueOptions.js';
 import { runsCommands } from './commands/runs.js';
 import { secretCommands } from './commands/secrets.js';
 import { jobCommands } from './commands/jobs.js';
+import { sweepCommands } from './commands/sweeps.js';
 import { serverCommands } from './commands/server.js';
 
 export function buildProgram(env: Env): Command {
@@ -28,6 +29,7 @@ export function buildProgram(env: Env): Command {
   runsCommands(program, env);
   secretCommands(program, env);
   jobCommands(program, env);
+  sweepCommands(program, env);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -54,6 +54,7 @@ import { errorFromBody, LiftoffError, ServerUnreachableError, TlsUntrustedError 
 import { HttpTransport, type HttpAnswer } from './httpTransport.js';
 import type { AgentStatus, ItemState } from './states.js';
 import { CreatedJobVersion, Job, JobList, JobVersion, JobVersionList, type CreateJobVersionBody } from './jobs.js';
+import { Sweep, SweepList, type CreateSweepBody } from './sweepApi.js';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -542,5 +543,20 @@ export class LiftoffClient {
   }
   async deleteJob(entity: string, name: string): Promise<void> {
     await this.call('DELETE', `/api/entities/${enc(entity)}/jobs/${enc(name)}`);
+  }
+
+  // sweeps (docs/sweeps.md)
+  createSweep(entity: string, body: CreateSweepBody) {
+    return this.json(Sweep, 'POST', `/api/entities/${enc(entity)}/sweeps`, { body });
+  }
+  listSweeps(entity: string) {
+    return this.json(SweepList, 'GET', `/api/entities/${enc(entity)}/sweeps`);
+  }
+  getSweep(entity: string, id: string) {
+    return this.json(Sweep, 'GET', `/api/entities/${enc(entity)}/sweeps/${enc(id)}`);
+  }
+  /** pause: no new trials (those in flight go on); resume: trials again; stop: ends it and cancels those in flight. */
+  sweepAction(entity: string, id: string, action: 'pause' | 'resume' | 'stop') {
+    return this.json(Sweep, 'POST', `/api/entities/${enc(entity)}/sweeps/${enc(id)}/${action}`);
   }
 }

@@ -14,3 +14,6 @@ export * from './redact.js';
 export * from './agentProtocol.js';
 export * from './outputPaths.js';
 export * from './jobs.js';
+export * from './sweepConfig.js';
+export * from './sweepCommand.js';
+export * from './sweepApi.js';

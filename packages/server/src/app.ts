@@ -34,6 +34,7 @@ import { logViewRoutes } from './routes/logViews.js';
 import { outputRoutes } from './routes/outputs.js';
 import { secretRoutes } from './routes/secrets.js';
 import { jobRoutes } from './routes/jobs.js';
+import { sweepRoutes } from './routes/sweeps.js';
 import { staticRoutes } from './routes/static.js';
 
 const MAX_ISSUES = 10;
@@ -172,6 +173,7 @@ export async function buildApp(
   secretRoutes(app, ctx);
   outputRoutes(app, ctx);
   jobRoutes(app, ctx);
+  sweepRoutes(app, ctx);
   if (opts.webDir) await staticRoutes(app, opts.webDir);
   return app;
 }

@@ -58,6 +58,9 @@ export interface ServerSettings {
   outputLimits: OutputLimits;
   /** How long a run's upload token counts at most (it goes earlier, when the run ends); docs/outputs.md. */
   uploadTokenTtlMs: number;
+  /** How often the sweep controller looks at its sweeps, and how long its lease lasts unrenewed (a dead leader's wait). */
+  sweepTickMs: number;
+  sweepLeaseMs: number;
 }
 
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -79,6 +82,8 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   jsonDepth: 64,
   outputLimits: { runBytes: 10 * 1024 ** 3, runFiles: 10_000, entityBytes: 100 * 1024 ** 3 },
   uploadTokenTtlMs: 30 * 24 * 3600_000,
+  sweepTickMs: 250,
+  sweepLeaseMs: 10_000,
 };
 
 /**
@@ -98,6 +103,8 @@ export interface AppContext {
   metrics: Metrics;
   /** Where run outputs' bytes live (artifacts/). */
   artifacts: ArtifactStore;
+  /** Asks the sweep controller to look at its sweeps now (a sweep was created or resumed); unset: it looks by itself. */
+  kickSweeps?: () => void;
 }
 
 export type App = FastifyInstance<

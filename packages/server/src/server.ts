@@ -16,6 +16,7 @@ import { removeStaleUploads } from './routes/archives.js';
 import { pruneEnded, sweepArtifactGarbage } from './store/retention.js';
 import { foldBacklogDeltas } from './store/backlog.js';
 import { Store } from './store/store.js';
+import { SweepController } from './sweeps/controller.js';
 
 export interface ServerOptions {
   host: string;
@@ -124,6 +125,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
   }
 
+  // Sweeps: every replica runs a controller; the one holding the database lease drives them (sweeps/controller.ts).
+  const sweepController = new SweepController(ctx, logger, {
+    tickMs: settings.sweepTickMs,
+    leaseMs: settings.sweepLeaseMs,
+  });
+  ctx.kickSweeps = () => void sweepController.tick();
   const app = await buildApp(ctx, logger, { webDir: opts.webDir, tls: opts.tls });
   const address = await app.listen({ host: opts.host, port: opts.port });
   if (!opts.tls && !isLoopback(opts.host))
@@ -194,6 +201,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         }, 1_000)
       : undefined;
   folder?.unref();
+  sweepController.start();
 
   return {
     url,
@@ -210,6 +218,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       clearInterval(reaper);
       clearInterval(pruner);
       clearInterval(folder);
+      await sweepController.close();
       await app.close();
       await artifacts.close();
       await bus.close?.();

@@ -271,8 +271,11 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0021 (artifact garbage), 0020 (log lines), 0019 (cursor indexes), 0018 (upload tokens), 0017, 0015, 0014. */
-const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage'`;
+/** And 0022 (sweeps), 0021 (artifact garbage), 0020 (log lines), 0019 (cursor indexes), 0018 (upload tokens), 0017, 0015, 0014. */
+const UNDO_0022 = `DROP TABLE sweep_trials; DROP TABLE sweeps; DROP TABLE controller_leases;
+    DELETE FROM kysely_migration WHERE name = '0022_sweeps'`;
+const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage';
+    ${UNDO_0022}`;
 const UNDO_0020 = `DROP INDEX log_chunks_lines; ALTER TABLE log_chunks DROP COLUMN newlines;
     DELETE FROM kysely_migration WHERE name = '0020_log_lines'; ${UNDO_0021}`;
 const UNDO_0019 = `DROP INDEX runs_agent_created; DROP INDEX agents_entity_id;

@@ -289,7 +289,7 @@ async function pushFromWandbSpec(client: LiftoffClient, args: string[], flags: L
  * `--env NAME=secret:SECRET` refers to a secret of the entity instead of giving a value: it goes to the spec's
  * `secret_env`, which holds names only. Any other value is the variable's literal value.
  */
-function splitSecretEnv(pairs: Record<string, string>): {
+export function splitSecretEnv(pairs: Record<string, string>): {
   env: Record<string, string>;
   secret_env: Record<string, string>;
 } {

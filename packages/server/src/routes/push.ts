@@ -38,6 +38,18 @@ export async function prepareItem(
   body: z.output<typeof PushBatchBody>['items'][number],
   archiveChecks: ArchiveChecks = new Map(),
 ): Promise<{ spec: LaunchSpec; priority: number }> {
+  return prepareItemAs(ctx, req.principal.keyName, entity, queue, body, archiveChecks);
+}
+
+/** prepareItem for a push made on a key's behalf outside its request (a sweep's trials, pushed by the server). */
+export async function prepareItemAs(
+  ctx: AppContext,
+  author: string,
+  entity: EntityRef,
+  queue: QueueRow,
+  body: z.output<typeof PushBatchBody>['items'][number],
+  archiveChecks: ArchiveChecks = new Map(),
+): Promise<{ spec: LaunchSpec; priority: number }> {
   const spec = await applyJobVersion(ctx, entity, queue.resource, body.spec);
   assertRunConfigSize(spec, ctx.settings);
   if (spec.resource && spec.resource !== queue.resource) {
@@ -89,7 +101,7 @@ export async function prepareItem(
       ),
       spec.resource_args,
     ),
-    author: req.principal.keyName,
+    author,
   };
   checkResourceArgs(queue.resource, merged.resource_args);
   const priority = body.priority ? PRIORITIES[body.priority] : DEFAULT_PRIORITY;

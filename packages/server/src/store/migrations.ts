@@ -2,6 +2,7 @@ import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type Migra
 import { LiftoffError, redactConfig } from '@liftoff/core';
 import { createBacklogCounters } from './backlogSchema.js';
 import { createJobTables } from './jobsSchema.js';
+import { createSweepTables } from './sweepsSchema.js';
 
 /**
  * Numbered migrations, written with kysely's schema builder so one definition serves SQLite and PostgreSQL.
@@ -449,6 +450,11 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('runs_agent_created').on('runs').columns(['agent_id', 'created_at', 'id']).execute();
       await db.schema.createIndex('agents_entity_id').on('agents').columns(['entity_id', 'id']).execute();
     },
+  },
+  '0022_sweeps': {
+    // Sweeps, their trials (one row per trial number, so a restart or a second replica never pushes one twice) and
+    // the lease that makes one replica the sweep controller (sweepsSchema.ts).
+    up: createSweepTables,
   },
 };
 
