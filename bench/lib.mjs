@@ -1,7 +1,7 @@
 // Shared harness of the benchmarks: real `liftoff` server and agent processes, process statistics, percentiles,
 // and the results files. Benchmarks measure and report; they assert nothing about timing.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,16 @@ export async function cleanup() {
 }
 export function tempDir(prefix = 'liftoff-bench-') {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => {
+    // An agent killed after its grace leaves its output tmpfs mounted (outputs/outputDirs.ts); rm cannot remove them.
+    const mounts = existsSync('/proc/self/mounts') ? readFileSync('/proc/self/mounts', 'utf8') : '';
+    const under = mounts
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((p) => p.startsWith(`${dir}/`));
+    for (const p of under.sort((a, b) => b.length - a.length)) spawnSync('umount', [p], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 

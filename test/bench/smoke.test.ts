@@ -16,7 +16,7 @@ describe('benchmarks (quick mode)', () => {
     await run(process.execPath, [join(ROOT, 'bench', 'run.mjs'), '--quick'], {
       cwd: ROOT,
       env: { ...process.env, LIFTOFF_BENCH_OUT: out },
-      timeout: 280_000,
+      timeout: 420_000,
     });
     const md = readFileSync(join(out, 'RESULTS.md'), 'utf8');
     for (const section of [
@@ -31,6 +31,9 @@ describe('benchmarks (quick mode)', () => {
       'Outputs upload',
       'Runs list: pages of 100k runs',
       'Metric parsing on log ingestion',
+      'Web UI transfer sizes',
+      'Log viewer: click response under a 5,000 lines/s live log',
+      'Global runs page: filtered pages of 100k runs across queues',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
@@ -41,14 +44,17 @@ describe('benchmarks (quick mode)', () => {
       'depth',
       'dispatch',
       'footprint',
+      'globalRuns',
       'idle',
+      'logviewer',
       'metrics',
       'outputs',
       'runs',
       'slurm',
       'throughput',
+      'websize',
     ]);
     expect(existsSync(join(out, 'dispatch-latency.svg'))).toBe(true);
     expect(readFileSync(join(out, 'dispatch-latency.svg'), 'utf8')).toMatch(/^<svg /);
-  }, 300_000);
+  }, 450_000);
 });

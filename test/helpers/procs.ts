@@ -20,8 +20,32 @@ export async function cleanupAll(): Promise<void> {
 
 export function tempDir(prefix = 'liftoff-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(() => {
+    unmountUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
+}
+
+/**
+ * Unmounts what is mounted under `dir`, deepest first: an agent a test killed (SIGKILL) leaves its runs' output
+ * tmpfs mounted, and its idle ones (outputs/outputDirs.ts), as a crashed agent would until it starts again on
+ * the same data dir; rm cannot remove a mount point (EBUSY).
+ */
+export function unmountUnder(dir: string): void {
+  let mounts: string;
+  try {
+    mounts = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  const points = mounts
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .map((p) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) spawnSync('umount', [p], { stdio: 'ignore' });
 }
 
 /**

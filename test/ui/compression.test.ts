@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -118,6 +119,41 @@ describe('compression', () => {
     expect(poll.body.length).toBeGreaterThan(4096);
     expect(poll.headers['content-encoding']).toBeUndefined();
     expect((JSON.parse(poll.body.toString()) as { items: unknown[] }).items).toHaveLength(4);
+  });
+
+  it('sends run outputs as they are stored, with their length', async () => {
+    const client = new LiftoffClient({ baseUrl: server.url, apiKey: key });
+    await client.registerAgent({
+      id: 'co',
+      name: 'co',
+      entity: 'default',
+      hostname: 'h',
+      queues: ['default'],
+      version: 't',
+      max_jobs: 1,
+    });
+    const item = await client.push('default', 'default', {
+      spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
+    });
+    await client.poll('co', { queues: ['default'], max_items: 1, wait_ms: 0 });
+    const run = (await client.ackItem(item.id, 'co')).id;
+    const text = Buffer.from('loss 0.1\n'.repeat(1000));
+    const sha = createHash('sha256').update(text).digest('hex');
+    const u = await client.startOutputUpload(run, {
+      agent_id: 'co',
+      path: 'train.log',
+      size: text.length,
+      sha256: sha,
+    });
+    await client.putOutputBytes(run, u.upload_id, 'co', 0, [text], text.length);
+    await client.commitOutputs(run, { agent_id: 'co', files: [{ path: 'train.log', size: text.length, sha256: sha }] });
+    const got = await raw(`${server.url}/api/runs/${run}/outputs/file?path=train.log`, {
+      authorization: `Bearer ${key}`,
+      'accept-encoding': 'br, gzip',
+    });
+    expect(got.headers['content-encoding']).toBeUndefined();
+    expect(got.headers['content-length']).toBe(String(text.length));
+    expect(got.body).toEqual(text);
   });
 
   // The real build (npm run build, before the tests) writes the compressed copies the server sends.

@@ -6,6 +6,8 @@ import { outputDirOf, removeOutputDir } from './outputDir.js';
 /** The record, in a run's agent-owned state dir, of which output dir its job writes to. */
 const RECORD = 'output-dir';
 const SLOT_NAME = /^slot-[0-9a-f]{16}$/;
+/** How long an emptied slot waits for the next run before it is unmounted. */
+const IDLE_MS = 60_000;
 /** A slot holding more entries than this after a run is unmounted rather than emptied entry by entry. */
 const EMPTY_BUDGET = 2_000;
 
@@ -66,6 +68,14 @@ export class OutputDirs {
     this.byRun.delete(runId);
     if (this.pooled && SLOT_NAME.test(dir.slice(this.root.length + 1)) && (await emptied(dir))) {
       this.idle.push(dir);
+      // A slot idle this long is unmounted: an agent between bursts keeps none, and one killed outright (SIGKILL,
+      // no close) leaves at most the slots of the last minute's runs for its next start to sweep.
+      setTimeout(() => {
+        const at = this.idle.indexOf(dir);
+        if (at < 0) return;
+        this.idle.splice(at, 1);
+        void removeOutputDir(dir);
+      }, IDLE_MS).unref();
       return;
     }
     await removeOutputDir(dir);
