@@ -94,6 +94,32 @@ export function toItem(r: ItemView, position: number | null, pendingReason: Pend
   };
 }
 
+/**
+ * The row of a newly pushed item: pending, unclaimed, with its push as sent (`pushed`, kept for re-runs). The one
+ * place a new item's columns are spelled out (a push, a batched push, a sweep's trial: sweeps.ts).
+ */
+export function pendingItemRow(
+  id: string,
+  queueId: string,
+  e: { spec: LaunchSpec; priority: number; pushed?: PushedBody | z.input<typeof PushBody> | undefined },
+  now: number,
+) {
+  return {
+    id,
+    queue_id: queueId,
+    priority: e.priority,
+    state: 'pending',
+    spec: json(e.spec),
+    created_at: now,
+    claimed_by: null,
+    claimed_at: null,
+    lease_expires_at: null,
+    ended_at: null,
+    run_id: null,
+    pushed: e.pushed ? json(e.pushed) : null,
+  };
+}
+
 /** Items users push, look at and cancel. Claiming and starting them is dispatch.ts. */
 export class Items {
   private readonly pending: PendingInfo;
@@ -110,20 +136,7 @@ export class Items {
     const id = uuidv7();
     await this.db
       .insertInto('items')
-      .values({
-        id,
-        queue_id: queueId,
-        priority,
-        state: 'pending',
-        spec: json(spec),
-        created_at: now,
-        claimed_by: null,
-        claimed_at: null,
-        lease_expires_at: null,
-        ended_at: null,
-        run_id: null,
-        pushed: pushed ? json(pushed) : null,
-      })
+      .values(pendingItemRow(id, queueId, { spec, priority, pushed }, now))
       .execute();
     return id;
   }
@@ -137,20 +150,7 @@ export class Items {
     entries: Array<{ spec: LaunchSpec; priority: number; pushed?: PushedBody }>,
     now: number,
   ): Promise<string[]> {
-    const rows = entries.map((e) => ({
-      id: uuidv7(),
-      queue_id: queueId,
-      priority: e.priority,
-      state: 'pending',
-      spec: json(e.spec),
-      created_at: now,
-      claimed_by: null,
-      claimed_at: null,
-      lease_expires_at: null,
-      ended_at: null,
-      run_id: null,
-      pushed: e.pushed ? json(e.pushed) : null,
-    }));
+    const rows = entries.map((e) => pendingItemRow(uuidv7(), queueId, e, now));
     await this.db.transaction().execute(async (trx) => {
       // In slices: 12 columns a row, and SQLite binds at most 32,766 parameters per statement.
       for (let i = 0; i < rows.length; i += 500)

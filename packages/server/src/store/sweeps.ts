@@ -12,6 +12,7 @@ import {
 } from '@liftoff/core';
 import { json } from './db.js';
 import type { EntityRef } from './entities.js';
+import { pendingItemRow } from './items.js';
 import type { Database } from './schema.js';
 import type { SweepsDatabase, SweepsTable } from './sweepsSchema.js';
 
@@ -210,20 +211,7 @@ export class Sweeps {
       if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) return null;
       await trx
         .insertInto('items')
-        .values({
-          id: itemId,
-          queue_id: sweep.queue_id,
-          priority: t.priority,
-          state: 'pending',
-          spec: json(t.spec),
-          created_at: now,
-          claimed_by: null,
-          claimed_at: null,
-          lease_expires_at: null,
-          ended_at: null,
-          run_id: null,
-          pushed: json(t.pushed),
-        })
+        .values(pendingItemRow(itemId, sweep.queue_id, t, now))
         .execute();
       return itemId;
     });
