@@ -3,9 +3,9 @@
 // SQLite and PostgreSQL. Runs are written straight into the database; each page's query plan is recorded, and
 // whether it is read off an index (the issue's bar: a filtered page at p50 <= 20 ms with an index in the plan).
 import { createRequire } from 'node:module';
+import { pgPlans, sqlitePlans } from './plans.mjs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import { parseColumns, parseSort } from '../packages/server/dist/store/runColumns.js';
 import { runsQuery } from '../packages/server/dist/store/runQuery.js';
 import { fmtMs, percentiles, startServer } from './lib.mjs';
@@ -167,31 +167,15 @@ async function measure(n, samples, pgUrl) {
   let db;
   let explain;
   if (pgUrl) {
-    const { default: pg } = await import('pg');
     await seedPg(server.databaseUrl, n, now);
-    const pool = new pg.Pool({ connectionString: server.databaseUrl, max: 1 });
-    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
-    explain = async ({ sql, parameters }) =>
-      (await pool.query(`EXPLAIN ${sql}`, parameters)).rows
-        .map((r) => r['QUERY PLAN'].trim())
-        .filter((l) => !/^(Filter|Sort Key|Index Cond|Hash Cond|Join Filter|Recheck Cond|Output):/.test(l))
-        .map((l) => l.replace(/^->\s*/, '').replace(/\s*\(cost=.*\)$/, ''))
-        .join(' | ');
+    ({ db, explain } = await pgPlans(server.databaseUrl));
   } else {
     const dbFile = join(server.home, 'data', 'liftoff.db');
     server.proc.child.kill('SIGTERM');
     await server.proc.exited;
     seedSqlite(dbFile, n, now);
     server = await startServer({ home: server.home });
-    const Database = require('better-sqlite3');
-    const sqlite = new Database(dbFile, { readonly: true });
-    db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) });
-    explain = async ({ sql, parameters }) =>
-      sqlite
-        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-        .all(...parameters)
-        .map((r) => r.detail)
-        .join(' | ');
+    ({ db, explain } = sqlitePlans(dbFile));
   }
   const timed = await timePages(server.client, list, samples);
   const plan = await plans(db, pgUrl ? 'postgres' : 'sqlite', explain, list);

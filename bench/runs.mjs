@@ -3,9 +3,9 @@
 // PostgreSQL. The runs are written straight into the database (100k runs through the agent protocol would be the
 // whole benchmark); the query plans of the pages are printed with the figures.
 import { createRequire } from 'node:module';
+import { pgPlans, sqlitePlans } from './plans.mjs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import { parseColumns, parseSort } from '../packages/server/dist/store/runColumns.js';
 import { runsQuery } from '../packages/server/dist/store/runQuery.js';
 import { fmtMs, percentiles, startServer } from './lib.mjs';
@@ -150,32 +150,15 @@ async function measure(n, samples, pgUrl) {
   let db;
   let explain;
   if (pgUrl) {
-    const { default: pg } = await import('pg');
     const url = server.databaseUrl;
     await seedPg(url, n);
-    const pool = new pg.Pool({ connectionString: url, max: 1 });
-    db = new Kysely({ dialect: new PostgresDialect({ pool }) });
-    // The plan's nodes without costs, filters and sort keys: enough to see which index serves the page.
-    explain = async ({ sql, parameters }) =>
-      (await pool.query(`EXPLAIN ${sql}`, parameters)).rows
-        .map((r) => r['QUERY PLAN'].trim())
-        .filter((l) => !/^(Filter|Sort Key|Index Cond|Hash Cond|Join Filter|Recheck Cond|Output):/.test(l))
-        .map((l) => l.replace(/^->\s*/, '').replace(/\s*\(cost=.*\)$/, ''))
-        .join(' | ');
+    ({ db, explain } = await pgPlans(url));
   } else {
     server.proc.child.kill('SIGTERM');
     await server.proc.exited;
     seedSqlite(dbFile, n);
     server = await startServer({ home: server.home });
-    const Database = require('better-sqlite3');
-    const sqlite = new Database(dbFile, { readonly: true });
-    db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) });
-    explain = async ({ sql, parameters }) =>
-      sqlite
-        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-        .all(...parameters)
-        .map((r) => r.detail)
-        .join(' | ');
+    ({ db, explain } = sqlitePlans(dbFile));
   }
   const pages = await timePages(server.client, samples);
   const plan = await plans(db, pgUrl ? 'postgres' : 'sqlite', explain);
