@@ -6,6 +6,7 @@ import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from '
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiftoffClient, readCredentials } from '@liftoff/core';
 import { startServer, type RunningServer } from '@liftoff/server';
+import { startedRun } from '../../packages/server/test/factory.js';
 import { cleanupAll, tempDir } from '../helpers/procs.js';
 
 const WEB_DIST = join(import.meta.dirname, '..', '..', 'packages', 'web', 'dist');
@@ -123,20 +124,7 @@ describe('compression', () => {
 
   it('sends run outputs as they are stored, with their length', async () => {
     const client = new LiftoffClient({ baseUrl: server.url, apiKey: key });
-    await client.registerAgent({
-      id: 'co',
-      name: 'co',
-      entity: 'default',
-      hostname: 'h',
-      queues: ['default'],
-      version: 't',
-      max_jobs: 1,
-    });
-    const item = await client.push('default', 'default', {
-      spec: { source: { type: 'git', url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
-    });
-    await client.poll('co', { queues: ['default'], max_items: 1, wait_ms: 0 });
-    const run = (await client.ackItem(item.id, 'co')).id;
+    const run = await startedRun(client, 'co');
     const text = Buffer.from('loss 0.1\n'.repeat(1000));
     const sha = createHash('sha256').update(text).digest('hex');
     const u = await client.startOutputUpload(run, {
