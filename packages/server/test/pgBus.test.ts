@@ -1,8 +1,10 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import pg from 'pg';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PgBus } from '../src/pgBus.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Topic } from '../src/bus.js';
+import { PgBus, packTopics, unpackTopics } from '../src/pgBus.js';
 import { freshPgDatabase, pgAvailable } from '../../../test/helpers/postgres.js';
 
 /**
@@ -90,5 +92,85 @@ describe.skipIf(!pgAvailable)('the PostgreSQL bus across an outage', () => {
     expect(relay.refused).toBeGreaterThanOrEqual(2);
     relay.down = false;
     expect(await heard(30_000)).toBe(true);
+  });
+});
+
+describe('packed NOTIFY payloads', () => {
+  const odd: Topic[] = ['run:1', 'agent:a b "c" [x]', 'agent:\n\u00e9\u{1f680}', 'queue:q', 'cache:keys'];
+
+  it('round-trip any topic, agent ids with spaces, quotes and brackets included, each payload under 8000 bytes', () => {
+    const many = Array.from({ length: 2000 }, (_, i) => `agent:${'x'.repeat(i % 90)}-${i}` as Topic);
+    const payloads = packTopics('r1', [...odd, ...many]);
+    expect(payloads.length).toBeGreaterThan(1);
+    const back = payloads.flatMap((p) => {
+      expect(Buffer.byteLength(p)).toBeLessThan(8000);
+      expect(p.startsWith('r1 ')).toBe(true);
+      return unpackTopics(p.slice(3));
+    });
+    expect(back).toEqual([...odd, ...many]);
+  });
+
+  it('send a topic too long for any payload alone, and read a bare topic (a cache announcement) as one', () => {
+    const long = `agent:${'y'.repeat(7500)}` as Topic;
+    expect(packTopics('r1', ['run:1', long])).toEqual([`r1 ${long}`, 'r1 ["run:1"]']);
+    expect(unpackTopics('cache:keys')).toEqual(['cache:keys']);
+    expect(unpackTopics('[not json')).toEqual([]);
+  });
+});
+
+/** Issue 20: topics published together reach the other replicas in one statement, not one NOTIFY each. */
+describe.skipIf(!pgAvailable)('the PostgreSQL bus under many publishes', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let a: PgBus;
+  let b: PgBus;
+  beforeAll(async () => {
+    db = await freshPgDatabase();
+    const log = pino({ level: 'silent' });
+    a = await PgBus.start(db.url, log);
+    b = await PgBus.start(db.url, log);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+  });
+
+  it('300 topics published in one turn go out as one statement, and every one is heard by the other replica', async () => {
+    const topics = Array.from({ length: 300 }, (_, i) => (i % 2 ? `run:r${i}` : `agent:a ${i} "x"`) as Topic);
+    const subs = topics.map((t) => b.subscribe([t]));
+    const queries = vi.spyOn(pg.Pool.prototype, 'query');
+    try {
+      for (const t of topics) a.publish(t);
+      const heard = await Promise.all(subs.map((s) => s.wait(10_000)));
+      expect(heard.every(Boolean)).toBe(true);
+      expect(queries.mock.calls.length).toBe(1);
+    } finally {
+      queries.mockRestore();
+      subs.forEach((s) => s.close());
+    }
+  });
+
+  it('what is published while a NOTIFY is in flight goes in the next one; a close sends what is still pending', async () => {
+    const first = b.subscribe(['run:first']);
+    const later = Array.from({ length: 50 }, (_, i) => `run:later${i}` as Topic);
+    const subs = later.map((t) => b.subscribe([t]));
+    const queries = vi.spyOn(pg.Pool.prototype, 'query');
+    try {
+      a.publish('run:first');
+      await new Promise((r) => setImmediate(r)); // the first statement is now in flight
+      for (const t of later) a.publish(t);
+      expect(await first.wait(10_000)).toBe(true);
+      expect((await Promise.all(subs.map((s) => s.wait(10_000)))).every(Boolean)).toBe(true);
+      expect(queries.mock.calls.length).toBe(2);
+      const last = b.subscribe(['run:at-close']);
+      a.publish('run:at-close');
+      await a.close();
+      expect(await last.wait(10_000)).toBe(true);
+      last.close();
+    } finally {
+      queries.mockRestore();
+      first.close();
+      subs.forEach((s) => s.close());
+    }
   });
 });
