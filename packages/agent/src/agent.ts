@@ -19,7 +19,7 @@ import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
 import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from './environments/types.js';
 import { LogShipper } from './logShipper.js';
-import { REPORT_DEADLINE_MS, withRetry } from './retry.js';
+import { REPORT_DEADLINE_MS, isRunLost, withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
 import { prepareRunners, runnerDeps } from './agentSetup.js';
 import { executeJob, superviseStart, type PipelineContext } from './jobPipeline.js';
@@ -373,19 +373,27 @@ export class LaunchAgent {
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
     // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
     if (!job.lost) await this.collectOutputs(run.id, stateDir, note, item.spec.resource);
-    note(finalLine(final));
-    await shipper.flush();
-    await reporter.flush();
     await this.outputDirs.release(run.id, stateDir);
-    if (job.lost) {
+    // A terminal state must be the last word: progress reports, the job's output and uploads on their way land
+    // first (prepareEnd). Then the last notes and the final report leave in the same turn, so in one sync (whose
+    // log lines the server stores before its reports): one request at a run's end instead of two.
+    await reporter.flush();
+    await shipper.prepareEnd();
+    note(finalLine(final));
+    const shipped = shipper.flush();
+    let refusedAsLost = false;
+    if (!job.lost)
+      await retry(() => this.sync.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) => {
+        if (isRunLost(err)) refusedAsLost = true;
+        else logger.error({ err, run: run.id }, 'could not report the final status');
+      });
+    await shipped;
+    if (job.lost || refusedAsLost) {
       this.say(`run ${run.id} stopped after it was declared lost; not reported`);
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       await removeRunState(stateDir);
       return;
     }
-    await retry(() => this.sync.reportRun(run.id, finalReport(this.id, final))).catch((err: unknown) =>
-      logger.error({ err, run: run.id }, 'could not report the final status'),
-    );
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     await removeRunState(stateDir);

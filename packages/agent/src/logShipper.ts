@@ -3,7 +3,14 @@ import { LiftoffError, type LiftoffClient, type LogKind } from '@liftoff/core';
 import { REPORT_DEADLINE_MS, isRunLost, isTransient } from './retry.js';
 import { SecretMasker } from './secretMask.js';
 
+/** Output waits at most this long before it is sent (a live log stays live). */
 const FLUSH_MS = 200;
+/**
+ * The agent's own notes wait longer, unless output or the run's end sends them sooner: a short job's notes then go
+ * in one upload with its end instead of one at its start and one at its end (half of a trivial job's log requests
+ * and database transactions).
+ */
+const NOTE_FLUSH_MS = 1_000;
 const MAX_CHUNK = 256 * 1024;
 
 /**
@@ -19,6 +26,7 @@ export class LogShipper {
   private pending: Array<{ kind: LogKind; text: string }> = [];
   private pendingChars = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
   private sending: Promise<void> = Promise.resolve();
 
   constructor(
@@ -75,8 +83,34 @@ export class LogShipper {
     if (last?.kind === kind) last.text += text;
     else this.pending.push({ kind, text });
     this.pendingChars += text.length;
-    if (this.pendingChars >= MAX_CHUNK) this.kick();
-    else this.timer ??= setTimeout(() => this.kick(), FLUSH_MS);
+    if (this.pendingChars >= MAX_CHUNK) return this.kick();
+    const due = Date.now() + (kind === 'output' ? FLUSH_MS : NOTE_FLUSH_MS);
+    if (this.timer && this.timerDue <= due) return;
+    clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => this.kick(), due - Date.now());
+  }
+
+  /**
+   * Before a run's last note: afterwards nothing is on its way and at most one small piece of notes is pending, so
+   * the last note joins it and `flush()` sends them as one upload at once, in the same turn as the run's final
+   * report (the agent sends both in one sync, whose log lines the server stores first). Output still pending, or
+   * anything on its way, is sent and answered first: the final report must stay the last word.
+   */
+  async prepareEnd(): Promise<void> {
+    this.add('output', this.masker.end());
+    await this.settled();
+    const head = this.pending[0];
+    const onlyNotes = !head || (this.pending.length === 1 && head.kind === 'note' && this.pendingChars < MAX_CHUNK / 2);
+    if (!onlyNotes) await this.flush();
+  }
+
+  /** Resolves when nothing is on its way to the server (what is pending stays pending). */
+  private async settled(): Promise<void> {
+    for (let s = this.sending; ; s = this.sending) {
+      await s;
+      if (s === this.sending) return;
+    }
   }
 
   private kick(): void {

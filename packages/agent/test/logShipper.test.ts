@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { join } from 'node:path';
 import {
@@ -214,5 +214,80 @@ describe('log shipping through the batched sync (issue 20)', () => {
     expect(a.resyncs).toBe(1);
     expect((await s.client.readLogs(first)).data).toBe('a 1\na 2\na 3 — ünïcode\n');
     expect((await s.client.readLogs(second)).data).toBe('b 1\n');
+  });
+});
+
+describe('when the shipper sends (issue 20: fewer uploads per short run)', () => {
+  /** Records each upload; answers as a server holding everything sent would. */
+  const recorder = () => {
+    const sent: Array<{ kind: LogKind | undefined; data: string }> = [];
+    const transport = {
+      appendLogs: async (_run: string, _agent: string, offset: number, data: string, kind?: LogKind) => {
+        sent.push({ kind, data });
+        return { size: offset + Buffer.byteLength(data) };
+      },
+      getRun: async () => {
+        throw new Error('not used');
+      },
+    } as unknown as Pick<LiftoffClient, 'appendLogs' | 'getRun'>;
+    return { sent, transport };
+  };
+
+  it('holds notes alone up to a second, sends output within 200 ms, and the notes before it with it', async () => {
+    vi.useFakeTimers();
+    try {
+      const { sent, transport } = recorder();
+      const shipper = new LogShipper(transport, 'a', 'r', logger);
+      shipper.note('starting');
+      await vi.advanceTimersByTimeAsync(900);
+      expect(sent).toEqual([]);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(sent).toEqual([{ kind: 'note', data: '[liftoff] starting\n' }]);
+
+      shipper.note('again');
+      await vi.advanceTimersByTimeAsync(100);
+      shipper.write('out\n');
+      await vi.advanceTimersByTimeAsync(150);
+      expect(sent).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(sent.slice(1)).toEqual([
+        { kind: 'note', data: '[liftoff] again\n' },
+        { kind: 'output', data: 'out\n' },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a short run's notes and its end go in one upload; output pending at its end is sent before", async () => {
+    const { sent, transport } = recorder();
+    const shipper = new LogShipper(transport, 'a', 'r', logger);
+    shipper.note('run r of item i');
+    shipper.note('starting: "true"');
+    await shipper.prepareEnd();
+    expect(sent).toEqual([]);
+    shipper.note('run finished (exit code 0)');
+    await shipper.flush();
+    expect(sent).toEqual([
+      {
+        kind: 'note',
+        data: '[liftoff] run r of item i\n[liftoff] starting: "true"\n[liftoff] run finished (exit code 0)\n',
+      },
+    ]);
+  });
+
+  it('prepareEnd sends output (and the notes before it) first, then leaves nothing pending', async () => {
+    const { sent, transport } = recorder();
+    const shipper = new LogShipper(transport, 'a', 'r', logger);
+    shipper.note('starting');
+    shipper.write('hello\n');
+    await shipper.prepareEnd();
+    expect(sent).toEqual([
+      { kind: 'note', data: '[liftoff] starting\n' },
+      { kind: 'output', data: 'hello\n' },
+    ]);
+    shipper.note('run finished');
+    await shipper.flush();
+    expect(sent.slice(2)).toEqual([{ kind: 'note', data: '[liftoff] run finished\n' }]);
   });
 });

@@ -86,6 +86,36 @@ for (const backend of BACKENDS) {
       expect((await admin.readLogs(run.id)).data).toBe('hello\n');
     });
 
+    it.skipIf(backend !== 'postgres')(
+      "stores a sync's log lines before its reports: while the lines wait, the run is not yet ended",
+      async () => {
+        await agentKey.registerAgent(reg('ordered'));
+        const [item] = await claimed(agentKey, 'ordered', 1);
+        const run = (await agentKey.ackItem(item as string, 'ordered')).id;
+        // Another session holds log_chunks: the sync's log append waits on it, and so must its report.
+        const pg = (await import('pg')).default;
+        const holder = new pg.Client({ connectionString: b.databaseUrl });
+        await holder.connect();
+        try {
+          await holder.query('BEGIN');
+          await holder.query('LOCK TABLE log_chunks IN EXCLUSIVE MODE');
+          const sync = agentKey.sync('ordered', {
+            logs: [{ run_id: run, offset: 0, kind: 'note', data_base64: b64('[liftoff] run finished\n') }],
+            reports: [{ run_id: run, state: 'finished', exit_code: 0 }],
+          });
+          await new Promise((r) => setTimeout(r, 500));
+          expect((await admin.getRun(run)).status).toBe('starting');
+          await holder.query('COMMIT');
+          const res = await sync;
+          expect(res.logs[0]).toMatchObject({ size: 23 });
+          expect(res.reports[0]).toMatchObject({ run: { status: 'finished' } });
+        } finally {
+          await holder.end();
+        }
+        expect((await admin.readLogs(run)).data).toBe('[liftoff] run finished\n');
+      },
+    );
+
     it('applies a batch of acks, reports, logs and a heartbeat in one request', async () => {
       await agentKey.registerAgent(reg('batch'));
       const items = await claimed(agentKey, 'batch', 3);

@@ -158,8 +158,7 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       let woken = false;
       try {
         for (;;) {
-          const cancel = await ctx.store.runs.cancelsFor(agent.id);
-          const { stop_requested: stop } = await ctx.store.agents.get(agent.id);
+          const { stop, cancel } = await ctx.store.agents.pollState(agent.id);
           // An agent asked to stop is told at once if it can take work (it must not), or when the request wakes
           // this poll; a draining agent (max_items 0) re-polling is then held as usual instead of spinning.
           const stopNow = stop !== null && (req.body.max_items > 0 || woken);

@@ -13,6 +13,7 @@ import { checkQueueDefaults } from '../resourceArgs.js';
 import { assertValidTemplate } from '../templates.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 import { prepareItem, pushBatchRoute } from './push.js';
+import { toItem } from '../store/items.js';
 
 const EntityParams = z.object({ entity: z.string() });
 const QueueParams = EntityParams.extend({ queue: z.string() });
@@ -99,9 +100,12 @@ export function queueRoutes(app: App, ctx: AppContext): void {
       const entity = await entityFor(ctx, req, req.params.entity);
       const queue = await ctx.store.queues.require(entity, req.params.queue);
       const { spec: merged, priority } = await prepareItem(ctx, req, entity, queue, req.body);
-      const id = await ctx.store.items.push(queue.id, merged, priority, ctx.now(), req.body);
+      const row = await ctx.store.items.push(queue.id, merged, priority, ctx.now(), req.body);
       ctx.bus.publish(`queue:${queue.id}`);
-      return reply.code(201).send(await ctx.store.items.get(id, ctx.now(), { explain: false }));
+      // Built from the stored row: a new item has no position to explain yet (as `items.get` with explain off).
+      return reply
+        .code(201)
+        .send(toItem({ ...row, queue_name: queue.name, entity_name: entity.name, entity_id: entity.id }, null));
     },
   );
 

@@ -241,8 +241,6 @@ export async function appendRunLog(
   data: string,
   kind: LogKind,
 ): Promise<{ size: number }> {
-  const run = await ctx.store.runs.get(runId);
-  if (!canAccess(req, run.entity_id)) throw runNotFound(runId);
   // Every uploaded byte passes here (the single route and every entry of a sync), stored or dropped past the run's
   // log cap; the append also parses metric lines (metricLines.ts) before the cap decides what is kept, so metrics
   // printed past the cap still count.
@@ -254,6 +252,8 @@ export async function appendRunLog(
     kind,
     ctx.settings.maxRunLogBytes,
     ctx.now(),
+    // A run outside the caller's entities is "not found", checked on the store's own read of the run.
+    (entity) => canAccess(req, entity),
   );
   ctx.bus.publish(`run:${runId}`);
   return { size };
@@ -270,18 +270,24 @@ export async function afterReport(ctx: AppContext, run: Run, preemption: Preempt
  */
 export async function afterReports(
   ctx: AppContext,
-  reports: ReadonlyArray<{ run: Run & { queue_id?: string }; preemption: PreemptionOutcome | null }>,
+  reports: ReadonlyArray<{
+    run: Run & { queue_id?: string; entity_limited?: boolean };
+    preemption: PreemptionOutcome | null;
+  }>,
 ): Promise<void> {
   const freed = new Set<string>();
+  const woken = new Set<string>();
   for (const { run, preemption } of reports) {
     // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
     ctx.bus.publish(`run:${run.id}`);
     if (preemption) ctx.metrics.countPreemption(preemption.requeued);
     // An ended run frees a concurrency slot: pollers waiting on a limit re-check. That includes the run's own
-    // queue, so an item requeued without backoff is picked up at once.
-    if (isTerminal(run.status)) freed.add(run.queue_id ?? (await ctx.store.runs.queueIdOf(run.id)));
+    // queue, so an item requeued without backoff is picked up at once. Without an entity limit (known from the
+    // report's own read) that is the only queue to wake; else every queue sharing the entity's limit.
+    if (!isTerminal(run.status)) continue;
+    if (run.queue_id && run.entity_limited === false) woken.add(run.queue_id);
+    else freed.add(run.queue_id ?? (await ctx.store.runs.queueIdOf(run.id)));
   }
-  const woken = new Set<string>();
   for (const queueId of freed) for (const q of await ctx.store.queues.sharingLimits(queueId)) woken.add(q);
   for (const q of woken) ctx.bus.publish(`queue:${q}`);
 }

@@ -10,7 +10,7 @@ import {
 } from '@liftoff/core';
 import { canAccess, type App, type AppContext } from '../context.js';
 import { runNotFound } from '../store/runs.js';
-import { applySync, entitiesOfItems, entitiesOfRuns, type EntryOutcome } from '../store/sync.js';
+import { applySync, type EntryOutcome } from '../store/sync.js';
 import { boundAgent } from './agentAuth.js';
 import { afterReports, appendRunLog } from './runs.js';
 
@@ -18,7 +18,12 @@ const IdParams = z.object({ id: z.string() });
 const refusal = (e: LiftoffError): EntryError => ({ code: e.code, message: e.message });
 /** The store's run rows carry their entity id, which the API does not show. */
 const publicRun = (run: Run): Run => {
-  const { entity_id: _e, queue_id: _q, ...rest } = run as Run & { entity_id?: string; queue_id?: string };
+  const {
+    entity_id: _e,
+    queue_id: _q,
+    entity_limited: _l,
+    ...rest
+  } = run as Run & { entity_id?: string; queue_id?: string; entity_limited?: boolean };
   return rest;
 };
 
@@ -27,8 +32,8 @@ const publicRun = (run: Run): Run => {
  * runs in one request. The key must be the agent's (boundAgent), and every entry is checked as its single-item call
  * checks it: a run or item outside the caller's entities is "not found", another agent's run is refused, a lost one is
  * RUN_LOST, a log at the wrong offset is CONFLICT. Each refusal is that entry's answer alone; the rest is applied.
- * Acks, reports and the heartbeat commit in one transaction (store/sync.ts); then each log append in its own, in
- * order, through the single upload's code (appendRunLog).
+ * Log appends go first, each in its own transaction, in order, through the single upload's code (appendRunLog);
+ * then acks, reports and the heartbeat commit in one transaction (store/sync.ts).
  */
 export function syncRoute(app: App, ctx: AppContext): void {
   app.post(
@@ -41,46 +46,10 @@ export function syncRoute(app: App, ctx: AppContext): void {
       const agent = await boundAgent(ctx, req, req.params.id);
       const { acks, reports, logs, heartbeat } = req.body;
       const { db, dialect } = ctx.store;
-      const itemEntity = await entitiesOfItems(
-        db,
-        acks.map((a) => a.item_id),
-      );
-      const runEntity = await entitiesOfRuns(db, [...reports.map((r) => r.run_id), ...logs.map((l) => l.run_id)]);
-      const seen = (map: Map<string, string>, id: string) => {
-        const entity = map.get(id);
-        return entity !== undefined && canAccess(req, entity);
-      };
-      // Entries the caller may not even see are answered "not found" here, exactly as the single calls answer.
-      const ackSeen = acks.map((a) => seen(itemEntity, a.item_id));
-      const reportSeen = reports.map((r) => seen(runEntity, r.run_id));
-      const ackIds = acks.filter((_, i) => ackSeen[i]).map((a) => a.item_id);
-      const reportsSeen = reports.filter((_, i) => reportSeen[i]);
-      const now = ctx.now();
-      const outcome = await applySync(
-        db,
-        dialect,
-        agent.id,
-        {
-          ...(heartbeat ? { heartbeat } : { touch: ctx.store.agents.touchDue(agent.id, now) }),
-          acks: ackIds,
-          reports: reportsSeen.map(({ run_id, ...body }) => ({ runId: run_id, body: { ...body, agent_id: agent.id } })),
-        },
-        now,
-      );
-      // The outcomes come in the order of the entries that reached the store; refused ones are skipped there.
-      const ackOutcomes = inOrder(ackSeen, outcome.acks);
-      const reportOutcomes = inOrder(reportSeen, outcome.reports);
-      await afterReports(
-        ctx,
-        outcome.reports.flatMap((o) => (o.ok ? [o.value] : [])),
-      );
-
+      // Log appends first: a run's last lines and the report that ends it may come in one sync, and the lines must be
+      // in the log when the run is seen ended (the agent sends its final note with its final report).
       const logResults: SyncResponse['logs'] = [];
       for (const l of logs) {
-        if (!seen(runEntity, l.run_id)) {
-          logResults.push({ run_id: l.run_id, error: refusal(runNotFound(l.run_id)) });
-          continue;
-        }
         try {
           const data = Buffer.from(l.data_base64, 'base64').toString('utf8');
           const { size } = await appendRunLog(ctx, req, l.run_id, agent.id, l.offset, data, l.kind);
@@ -90,6 +59,29 @@ export function syncRoute(app: App, ctx: AppContext): void {
           logResults.push({ run_id: l.run_id, error: refusal(e) });
         }
       }
+      // Entries for items and runs the caller may not see are answered "not found" by the store, checked on the rows
+      // it reads anyway (no read of their entities of its own).
+      const now = ctx.now();
+      const outcome = await applySync(
+        db,
+        dialect,
+        agent.id,
+        {
+          ...(heartbeat ? { heartbeat } : { touch: ctx.store.agents.touchDue(agent.id, now) }),
+          acks: acks.map((a) => a.item_id),
+          reports: reports.map(({ run_id, ...body }) => ({ runId: run_id, body: { ...body, agent_id: agent.id } })),
+          visible: (entity) => canAccess(req, entity),
+        },
+        now,
+      );
+      // One outcome per entry, in order.
+      const ackOutcomes = outcome.acks;
+      const reportOutcomes = outcome.reports;
+      await afterReports(
+        ctx,
+        outcome.reports.flatMap((o) => (o.ok ? [o.value] : [])),
+      );
+
       return {
         stop_runs: outcome.stopRuns,
         acks: acks.map((a, i) => {
@@ -126,10 +118,4 @@ function answer<T, K extends object, V extends object>(
 ): K & (V | { error: EntryError }) {
   if (!o) return { ...key, error: refusal(unseen()) };
   return o.ok ? { ...key, ...value(o.value) } : { ...key, error: refusal(o.error) };
-}
-
-/** `outcomes` (one per entry marked true in `passed`, in order) spread back over all entries; undefined for the rest. */
-function inOrder<T>(passed: boolean[], outcomes: T[]): Array<T | undefined> {
-  let next = 0;
-  return passed.map((p) => (p ? outcomes[next++] : undefined));
 }

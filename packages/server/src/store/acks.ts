@@ -18,7 +18,9 @@ export type AckedRun = Run & { entity_id: string };
  * The agent confirms it is starting claimed items: each gets its run, and its lease ends. One read of the items,
  * one INSERT of all new runs and one UPDATE of all their items, whatever the batch size (a sync acks a poll's
  * worth at once). Each item's answer is its run or the refusal its single ack would get; refusals are decided
- * before anything is written, so the caller's transaction goes on with the others. Inside the caller's transaction.
+ * before anything is written, so the caller's transaction goes on with the others. An item of an entity the caller
+ * may not see (`visible`) is "not found", as an unknown id: checked on the rows read here, with no read of its own.
+ * Inside the caller's transaction.
  */
 export async function acksIn(
   trx: Db,
@@ -26,6 +28,7 @@ export async function acksIn(
   itemIds: readonly string[],
   agentId: string,
   now: number,
+  visible: (entityId: string) => boolean = () => true,
 ): Promise<Map<string, AckedRun | LiftoffError>> {
   const out = new Map<string, AckedRun | LiftoffError>();
   const ids = [...new Set(itemIds)];
@@ -53,7 +56,7 @@ export async function acksIn(
   const starting: Array<{ itemId: string; runId: string }> = [];
   for (const id of ids) {
     const item = byId.get(id);
-    if (!item) out.set(id, new NotFoundError(`Item "${id}" not found.`));
+    if (!item || !visible(item.entity_id)) out.set(id, new NotFoundError(`Item "${id}" not found.`));
     // A retried ack (the first answer was lost) gets the same run back instead of an error.
     else if (item.claimed_by === agentId && item.run_id && item.state === 'starting')
       out.set(id, await getRunIn(trx, item.run_id));
@@ -67,37 +70,37 @@ export async function acksIn(
     else starting.push({ itemId: id, runId: newRunId() });
   }
   if (!starting.length) return out;
-  await trx
-    .insertInto('runs')
-    .values(
-      starting.map(({ itemId, runId }) => ({
-        id: runId,
-        item_id: itemId,
-        queue_id: (byId.get(itemId) as (typeof items)[number]).queue_id,
-        agent_id: agentId,
-        status: 'starting',
-        exit_code: null,
-        error_stage: null,
-        error_message: null,
-        created_at: now,
-        started_at: null,
-        ended_at: null,
-      })),
-    )
-    .execute();
+  const newRuns = starting.map(({ itemId, runId }) => ({
+    id: runId,
+    item_id: itemId,
+    queue_id: (byId.get(itemId) as (typeof items)[number]).queue_id,
+    agent_id: agentId,
+    status: 'starting',
+    exit_code: null,
+    error_stage: null,
+    error_message: null,
+    created_at: now,
+    started_at: null,
+    ended_at: null,
+  }));
   const runIdOf = sql<string>`CASE ${sql.ref('id')} ${sql.join(
     starting.map((s) => sql`WHEN ${s.itemId} THEN ${s.runId}`),
     sql` `,
   )} END`;
-  await trx
-    .updateTable('items')
-    .set({ state: 'starting', run_id: runIdOf, lease_expires_at: null })
-    .where(
-      'id',
-      'in',
-      starting.map((s) => s.itemId),
-    )
-    .execute();
+  const startingIds = starting.map((s) => s.itemId);
+  const itemsSet = { state: 'starting', run_id: runIdOf, lease_expires_at: null };
+  if (dialect === 'postgres') {
+    // One statement (data-modifying WITH): each is a round trip on PostgreSQL (see reports.ts writeRuns).
+    await trx
+      .with('new_runs', (db) => db.insertInto('runs').values(newRuns).returning('id'))
+      .updateTable('items')
+      .set(itemsSet)
+      .where('id', 'in', startingIds)
+      .execute();
+  } else {
+    await trx.insertInto('runs').values(newRuns).execute();
+    await trx.updateTable('items').set(itemsSet).where('id', 'in', startingIds).execute();
+  }
   // The new runs are exactly what was inserted: built here rather than read back.
   for (const { itemId, runId } of starting) {
     const item = byId.get(itemId) as (typeof items)[number];

@@ -220,6 +220,25 @@ export class Agents {
   }
 
   /**
+   * What a poll tells the agent besides items: a stop it was asked for, and its runs users asked to cancel. One
+   * read for both (a poll made two before; the batched API loop polls about once per 30 items).
+   */
+  async pollState(agentId: string): Promise<{ stop: Agent['stop_requested']; cancel: string[] }> {
+    const rows = await this.db
+      .selectFrom('agents')
+      .leftJoin('runs', (join) => join.onRef('runs.agent_id', '=', 'agents.id').on('runs.status', '=', 'cancelling'))
+      .select(['agents.stop_mode', 'runs.id as run_id'])
+      .where('agents.id', '=', agentId)
+      .execute();
+    const first = rows[0];
+    if (!first) throw agentNotFound(agentId);
+    return {
+      stop: first.stop_mode as Agent['stop_requested'],
+      cancel: rows.flatMap((r) => (r.run_id === null ? [] : [r.run_id])),
+    };
+  }
+
+  /**
    * Binds an agent registered before key binding (key_id null) to the first key that speaks for it; false when it
    * was bound meanwhile (another request won).
    */

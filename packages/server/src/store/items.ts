@@ -132,13 +132,19 @@ export class Items {
   }
 
   /** `pushed`: the push body as sent (Item.pushed), kept for re-runs. */
-  async push(queueId: string, spec: LaunchSpec, priority: number, now: number, pushed?: PushedBody): Promise<string> {
-    const id = uuidv7();
-    await this.db
+  /** A new pending item; its row as stored (RETURNING: the push answers with it, no read back). */
+  async push(
+    queueId: string,
+    spec: LaunchSpec,
+    priority: number,
+    now: number,
+    pushed?: PushedBody,
+  ): Promise<Selectable<ItemsTable>> {
+    return this.db
       .insertInto('items')
-      .values(pendingItemRow(id, queueId, { spec, priority, pushed }, now))
-      .execute();
-    return id;
+      .values(pendingItemRow(uuidv7(), queueId, { spec, priority, pushed }, now))
+      .returningAll()
+      .executeTakeFirstOrThrow();
   }
 
   /**
@@ -151,6 +157,11 @@ export class Items {
     now: number,
   ): Promise<string[]> {
     const rows = entries.map((e) => pendingItemRow(uuidv7(), queueId, e, now));
+    // One statement is atomic by itself: no BEGIN and COMMIT (two more round trips on PostgreSQL) around it.
+    if (rows.length <= 500) {
+      await this.db.insertInto('items').values(rows).execute();
+      return rows.map((r) => r.id);
+    }
     await this.db.transaction().execute(async (trx) => {
       // In slices: 12 columns a row, and SQLite binds at most 32,766 parameters per statement.
       for (let i = 0; i < rows.length; i += 500)

@@ -1,6 +1,8 @@
 import { sql, type Kysely } from 'kysely';
-import { ConflictError, ForbiddenError, NotFoundError, RunLostError, type LogKind } from '@liftoff/core';
+import { ConflictError, ForbiddenError, RunLostError, type LogKind } from '@liftoff/core';
+import type { DialectName } from './database.js';
 import type { Db } from './db.js';
+import { runNotFound } from './runs.js';
 import type { Database } from './schema.js';
 import type { Metrics } from './metrics.js';
 import { scanMetricLines } from '../metricLines.js';
@@ -20,6 +22,7 @@ export class Logs {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly metrics: Metrics,
+    private readonly dialect: DialectName,
   ) {}
 
   /**
@@ -32,6 +35,11 @@ export class Logs {
    *
    * The new bytes of the job's output (never notes, never a retried chunk's bytes again) are scanned for metric
    * lines in the same transaction, before the cap decides what is kept: metrics printed past the cap still count.
+   *
+   * A run of an entity the caller may not see (`visible`) is "not found", as an unknown one, checked on the row read
+   * here. On PostgreSQL the common append is three statements between BEGIN and COMMIT (the run read and locked, the
+   * chunk and the run's sizes written together): each is a round trip, and appends are most of what the server does
+   * for a job that prints little.
    */
   async append(
     runId: string,
@@ -41,15 +49,20 @@ export class Logs {
     kind: LogKind,
     serverCap: number,
     now: number,
+    visible: (entityId: string) => boolean = () => true,
   ): Promise<{ size: number }> {
     const bytes = Buffer.from(data, 'utf8');
     const size = bytes.length;
+    const postgres = this.dialect === 'postgres';
     return this.db.transaction().execute(async (trx) => {
-      await lockRun(trx, runId);
-      const run = await trx
+      // SQLite: the write makes this transaction the writer before it reads (one writer at a time). PostgreSQL: the
+      // read below locks the row itself; NO KEY, so the chunk's foreign key to the run does not wait on it.
+      if (!postgres) await lockRun(trx, runId);
+      const read = trx
         .selectFrom('runs')
         .innerJoin('queues', 'queues.id', 'runs.queue_id')
         .select([
+          'queues.entity_id',
           'runs.log_size',
           'runs.log_received',
           'runs.log_dropped',
@@ -62,9 +75,9 @@ export class Logs {
           'runs.metric_refused',
           'queues.max_log_bytes',
         ])
-        .where('runs.id', '=', runId)
-        .executeTakeFirst();
-      if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+        .where('runs.id', '=', runId);
+      const run = await (postgres ? read.modifyEnd(sql`FOR NO KEY UPDATE OF runs`) : read).executeTakeFirst();
+      if (!run || !visible(run.entity_id)) throw runNotFound(runId);
       if (run.agent_id !== agentId) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
       if (run.status === 'lost') throw new RunLostError(runId);
       const stored = Number(run.log_size);
@@ -103,15 +116,19 @@ export class Logs {
       }
       const cap = Math.min(serverCap, run.max_log_bytes === null ? Infinity : Number(run.max_log_bytes));
       if (stored + size <= cap) {
-        await trx
-          .insertInto('log_chunks')
-          .values({ run_id: runId, offset: stored, size, data: bytes, kind, newlines: countNewlines(bytes) })
-          .execute();
-        await trx
-          .updateTable('runs')
-          .set({ log_size: stored + size, log_received: end })
-          .where('id', '=', runId)
-          .execute();
+        const chunk = { run_id: runId, offset: stored, size, data: bytes, kind, newlines: countNewlines(bytes) };
+        const sizes = { log_size: stored + size, log_received: end };
+        if (postgres)
+          await trx
+            .with('chunk', (db) => db.insertInto('log_chunks').values(chunk).returning('offset'))
+            .updateTable('runs')
+            .set(sizes)
+            .where('id', '=', runId)
+            .execute();
+        else {
+          await trx.insertInto('log_chunks').values(chunk).execute();
+          await trx.updateTable('runs').set(sizes).where('id', '=', runId).execute();
+        }
         return { size: end };
       }
       const keep = utf8Prefix(bytes, Math.max(0, cap - stored));

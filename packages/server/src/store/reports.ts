@@ -2,7 +2,6 @@ import { sql, type Selectable } from 'kysely';
 import {
   ConflictError,
   ForbiddenError,
-  NotFoundError,
   RunLostError,
   LiftoffError,
   isTerminal,
@@ -13,13 +12,22 @@ import {
 import type { DialectName } from './database.js';
 import type { Db } from './db.js';
 import { preemptRun, type PreemptionOutcome } from './preemption.js';
-import { getRunIn, toRun } from './runs.js';
+import { getRunIn, runNotFound, toRun } from './runs.js';
 import type { RunsTable } from './schema.js';
 import { dropUploadTokensIn } from './uploadTokens.js';
 
-type RunRow = Selectable<RunsTable> & { queue_name: string; entity_name: string; entity_id: string };
+type RunRow = Selectable<RunsTable> & {
+  queue_name: string;
+  entity_name: string;
+  entity_id: string;
+  entity_limit: number | null;
+};
 export type ReportOutcome = {
-  run: Run & { entity_id: string; queue_id?: string };
+  /**
+   * `entity_limited`, when known: whether the run's entity has a concurrency limit (read with the run), so a run's
+   * end wakes just its queue, or every queue of the entity, without another read (routes/runs.ts afterReports).
+   */
+  run: Run & { entity_id: string; queue_id?: string; entity_limited?: boolean };
   preemption: PreemptionOutcome | null;
 };
 
@@ -35,13 +43,16 @@ export async function reportsIn(
   dialect: DialectName,
   reports: ReadonlyArray<{ runId: string; body: ReportRunBody }>,
   now: number,
+  visible: (entityId: string) => boolean = () => true,
 ): Promise<Array<ReportOutcome | LiftoffError>> {
   const rows = await lockedRuns(trx, dialect, [...new Set(reports.map((r) => r.runId))]);
+  // A run of an entity the caller may not see is "not found", as an unknown id (checked on the rows just read).
+  for (const [id, row] of rows) if (!visible(row.entity_id)) rows.delete(id);
   const pending: RunWrite[] = [];
   const out: Array<ReportOutcome | LiftoffError> = [];
   for (const { runId, body } of reports) {
     try {
-      out.push(await applyReport(trx, rows.get(runId), runId, body, now, pending));
+      out.push(await applyReport(trx, dialect, rows.get(runId), runId, body, now, pending));
     } catch (e) {
       if (!(e instanceof LiftoffError)) throw e;
       out.push(e);
@@ -51,7 +62,7 @@ export async function reportsIn(
     const before = rows.get(runId);
     if (before && after && !(after instanceof LiftoffError)) rows.set(runId, rowAfter(before, after.run));
   }
-  await writeRuns(trx, pending);
+  await writeRuns(trx, dialect, pending);
   return out;
 }
 
@@ -80,56 +91,67 @@ function rowAfter(row: RunRow, run: Run): RunRow {
 }
 
 /**
- * The held writes as two statements, whatever their number: a run reported twice in the batch is written once, with
- * its last state. Each column is a CASE over the run ids, cast to the column's type (PostgreSQL types parameters by
- * their use, and a bare parameter in a CASE arm would be text).
+ * The held writes, whatever their number: a run reported twice in the batch is written once, with its last state.
+ * Each column is a CASE over the run ids, cast to the column's type (PostgreSQL types parameters by their use, and
+ * a bare parameter in a CASE arm would be text). On PostgreSQL the runs' UPDATE, the items' UPDATE and the drop of
+ * ended runs' upload tokens are one statement (data-modifying WITH): each statement is a round trip and a socket
+ * write, the largest part of the server's CPU in the batched API loop. SQLite has no data-modifying WITH, and its
+ * statements cost no round trip, so there they stay three.
  */
-async function writeRuns(trx: Db, writes: readonly RunWrite[]): Promise<void> {
+async function writeRuns(trx: Db, dialect: DialectName, writes: readonly RunWrite[]): Promise<void> {
   const last = new Map(writes.map((w) => [w.runId, w]));
   if (!last.size) return;
   const runs = [...last.values()];
+  const runIds = runs.map((w) => w.runId);
   const byRun = <K extends keyof RunWrite['changes']>(column: K, type: 'text' | 'bigint' | 'integer') =>
     sql<RunWrite['changes'][K]>`CASE ${sql.ref('id')} ${sql.join(
       runs.map((w) => sql`WHEN ${w.runId} THEN CAST(${w.changes[column]} AS ${sql.raw(type)})`),
       sql` `,
     )} END`;
-  await trx
-    .updateTable('runs')
-    .set({
-      status: byRun('status', 'text'),
-      started_at: byRun('started_at', 'bigint'),
-      ended_at: byRun('ended_at', 'bigint'),
-      exit_code: byRun('exit_code', 'integer'),
-      error_stage: byRun('error_stage', 'text'),
-      error_message: byRun('error_message', 'text'),
-      warning: byRun('warning', 'text'),
-      outputs_link: byRun('outputs_link', 'text'),
-    })
-    .where(
-      'id',
-      'in',
-      runs.map((w) => w.runId),
-    )
-    .execute();
   const byItem = (value: (w: RunWrite) => string | number | null, type: 'text' | 'bigint') =>
     sql<never>`CASE ${sql.ref('id')} ${sql.join(
       runs.map((w) => sql`WHEN ${w.itemId} THEN CAST(${value(w)} AS ${sql.raw(type)})`),
       sql` `,
     )} END`;
-  await trx
-    .updateTable('items')
-    .set({ state: byItem((w) => w.changes.status, 'text'), ended_at: byItem((w) => w.changes.ended_at, 'bigint') })
-    .where(
-      'id',
-      'in',
-      runs.map((w) => w.itemId),
-    )
-    .execute();
+  const updateRuns = (db: Db) =>
+    db
+      .updateTable('runs')
+      .set({
+        status: byRun('status', 'text'),
+        started_at: byRun('started_at', 'bigint'),
+        ended_at: byRun('ended_at', 'bigint'),
+        exit_code: byRun('exit_code', 'integer'),
+        error_stage: byRun('error_stage', 'text'),
+        error_message: byRun('error_message', 'text'),
+        warning: byRun('warning', 'text'),
+        outputs_link: byRun('outputs_link', 'text'),
+      })
+      .where('id', 'in', runIds);
   // A run that ended takes its upload tokens with it (uploadTokens.ts).
-  await dropUploadTokensIn(
-    trx,
-    runs.filter((w) => isTerminal(w.changes.status as ItemState)).map((w) => w.runId),
-  );
+  const ended = runs.filter((w) => isTerminal(w.changes.status as ItemState)).map((w) => w.runId);
+  const itemsSet = {
+    state: byItem((w) => w.changes.status, 'text'),
+    ended_at: byItem((w) => w.changes.ended_at, 'bigint'),
+  };
+  const itemIds = runs.map((w) => w.itemId);
+  if (dialect === 'postgres') {
+    await trx
+      .with('updated_runs', (db) => updateRuns(db as unknown as Db).returning('runs.id'))
+      .with('dropped_tokens', (db) =>
+        db
+          .deleteFrom('run_upload_tokens')
+          .where(ended.length ? sql<boolean>`run_id IN (${sql.join(ended)})` : sql<boolean>`false`)
+          .returning('run_id'),
+      )
+      .updateTable('items')
+      .set(itemsSet)
+      .where('id', 'in', itemIds)
+      .execute();
+    return;
+  }
+  await updateRuns(trx).execute();
+  await trx.updateTable('items').set(itemsSet).where('id', 'in', itemIds).execute();
+  await dropUploadTokensIn(trx, ended);
 }
 
 /**
@@ -147,13 +169,14 @@ export async function reportIn(
   const pending: RunWrite[] = [];
   const outcome = await applyReport(
     trx,
+    dialect,
     (await lockedRuns(trx, dialect, [runId])).get(runId),
     runId,
     body,
     now,
     pending,
   );
-  await writeRuns(trx, pending);
+  await writeRuns(trx, dialect, pending);
   return outcome;
 }
 
@@ -169,7 +192,12 @@ async function lockedRuns(trx: Db, dialect: DialectName, ids: string[]): Promise
     .innerJoin('queues', 'queues.id', 'runs.queue_id')
     .innerJoin('entities', 'entities.id', 'queues.entity_id')
     .selectAll('runs')
-    .select(['queues.name as queue_name', 'entities.name as entity_name', 'entities.id as entity_id'])
+    .select([
+      'queues.name as queue_name',
+      'entities.name as entity_name',
+      'entities.id as entity_id',
+      'entities.max_concurrency as entity_limit',
+    ])
     .where('runs.id', 'in', ids)
     .orderBy('runs.id');
   // NO KEY UPDATE: the lock an UPDATE of the row takes, so inserts referencing the run (log chunks) are not blocked.
@@ -179,18 +207,24 @@ async function lockedRuns(trx: Db, dialect: DialectName, ids: string[]): Promise
 
 async function applyReport(
   trx: Db,
+  dialect: DialectName,
   run: RunRow | undefined,
   runId: string,
   body: ReportRunBody,
   now: number,
   pending: RunWrite[],
 ): Promise<ReportOutcome> {
-  if (!run) throw new NotFoundError(`Run "${runId}" not found.`);
+  if (!run) throw runNotFound(runId);
   if (run.agent_id !== body.agent_id) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
   const current = run.status as ItemState;
   // Fencing: the lease was taken away, and the item may be running elsewhere; this agent must not write to it.
   if (current === 'lost') throw new RunLostError(runId);
-  const asRun = (r: RunRow) => ({ ...toRun(r), entity_id: r.entity_id, queue_id: r.queue_id });
+  const asRun = (r: RunRow) => ({
+    ...toRun(r),
+    entity_id: r.entity_id,
+    queue_id: r.queue_id,
+    entity_limited: r.entity_limit !== null,
+  });
   if (isTerminal(current)) {
     if (current === body.state) return { run: asRun(run), preemption: null };
     throw new ConflictError(`Run "${runId}" has already ended (${current}).`);
@@ -198,7 +232,7 @@ async function applyReport(
   const warning = body.warning === undefined ? run.warning : body.warning;
   if (body.state === 'preempted' && current !== 'cancelling') {
     // The preemption path reads and writes the run and item itself: what is held for them is written first.
-    await writeRuns(trx, pending.splice(0));
+    await writeRuns(trx, dialect, pending.splice(0));
     const preemption = await preemptRun(trx, run, body, warning, now);
     return { run: await getRunIn(trx, runId), preemption };
   }

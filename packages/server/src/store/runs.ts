@@ -84,17 +84,6 @@ export class Runs {
     return lostAmongIn(this.db, agentId, runIds);
   }
 
-  /** Runs held by the agent that users asked to cancel. */
-  async cancelsFor(agentId: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('runs')
-      .select('id')
-      .where('agent_id', '=', agentId)
-      .where('status', '=', 'cancelling')
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
   async activeOf(agentId: string): Promise<Run[]> {
     const rows = await runQuery(this.db)
       .where('runs.agent_id', '=', agentId)

@@ -63,7 +63,7 @@ export class Store {
     this.dispatch = new Dispatch(db, dialect);
     this.runs = new Runs(db, dialect);
     this.metrics = new Metrics(db);
-    this.logs = new Logs(db, this.metrics);
+    this.logs = new Logs(db, this.metrics, dialect);
     this.logWindows = new LogWindows(db);
     this.agents = new Agents(db, dialect, opts.touchSkipMs);
     this.archives = new Archives(db);

@@ -21,6 +21,8 @@ export interface SyncInput {
    */
   touch?: boolean;
   reports: Array<{ runId: string; body: ReportRunBody }>;
+  /** Whether the caller may see an entity's items and runs; the others' are answered "not found". */
+  visible?: (entityId: string) => boolean;
 }
 
 export interface SyncOutcome {
@@ -47,9 +49,9 @@ export async function applySync(
   // A deadlock rolls the whole batch back; running it again is safe (nothing of it was kept).
   return retryDeadlocks(dialect, () =>
     db.transaction().execute(async (trx) => {
-      const acked = await acksIn(trx, dialect, input.acks, agentId, now);
+      const acked = await acksIn(trx, dialect, input.acks, agentId, now, input.visible);
       const acks = input.acks.map((id) => outcomeOf(acked.get(id) ?? new NotFoundError(`Item "${id}" not found.`)));
-      const reports = (await reportsIn(trx, dialect, input.reports, now)).map(outcomeOf);
+      const reports = (await reportsIn(trx, dialect, input.reports, now, input.visible)).map(outcomeOf);
       let stopRuns: string[] = [];
       if (input.heartbeat) {
         const hb = input.heartbeat;
@@ -63,33 +65,3 @@ export async function applySync(
 
 const outcomeOf = <T>(v: T | LiftoffError): EntryOutcome<T> =>
   v instanceof LiftoffError ? { ok: false, error: v } : { ok: true, value: v };
-
-/** The entity of each of these runs (absent: no such run), for the route's per-entry access check. */
-export async function entitiesOfRuns(db: Kysely<Database>, runIds: string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const ids = [...new Set(runIds)];
-  if (!ids.length) return out;
-  const rows = await db
-    .selectFrom('runs')
-    .innerJoin('queues', 'queues.id', 'runs.queue_id')
-    .select(['runs.id', 'queues.entity_id'])
-    .where('runs.id', 'in', ids)
-    .execute();
-  for (const r of rows) out.set(r.id, r.entity_id);
-  return out;
-}
-
-/** The entity of each of these items (absent: no such item). */
-export async function entitiesOfItems(db: Kysely<Database>, itemIds: string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const ids = [...new Set(itemIds)];
-  if (!ids.length) return out;
-  const rows = await db
-    .selectFrom('items')
-    .innerJoin('queues', 'queues.id', 'items.queue_id')
-    .select(['items.id', 'queues.entity_id'])
-    .where('items.id', 'in', ids)
-    .execute();
-  for (const r of rows) out.set(r.id, r.entity_id);
-  return out;
-}
