@@ -31,7 +31,10 @@ export function tempDir(prefix = 'liftoff-bench-') {
 }
 
 export function spawnLiftoff(args, env) {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // LIFTOFF_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, space-separated) go to every liftoff
+  // process a benchmark starts: how the profiles behind the notes in RESULTS.md are taken.
+  const nodeArgs = (process.env.LIFTOFF_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -80,7 +80,7 @@ async function waitDrained(client, total) {
  * 4 pushers push `pushBatch` items per request: 1 as a user pushing one at a time, more through the batched push
  * (`liftoff launch --sweep`, the items/batch API).
  */
-async function claimsPerSecond({ database, items, workers, batched = false, claim = 8, pushBatch = 1 }) {
+export async function claimsPerSecond({ database, items, workers, batched = false, claim = 8, pushBatch = 1 }) {
   const server = await startServer({ database });
   const { client } = server;
   const spec = { source: { type: 'code', archive_id: await archiveOf(client) }, entry_point: ['true'] };
