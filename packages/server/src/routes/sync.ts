@@ -1,15 +1,6 @@
 import { z } from 'zod';
-import {
-  LiftoffError,
-  SYNC_BODY_BYTES,
-  SyncBody,
-  SyncResponse,
-  NotFoundError,
-  type EntryError,
-  type Run,
-} from '@liftoff/core';
+import { LiftoffError, SYNC_BODY_BYTES, SyncBody, SyncResponse, type EntryError, type Run } from '@liftoff/core';
 import { canAccess, type App, type AppContext } from '../context.js';
-import { runNotFound } from '../store/runs.js';
 import { applySync, type EntryOutcome } from '../store/sync.js';
 import { boundAgent } from './agentAuth.js';
 import { afterReports, appendRunLog } from './runs.js';
@@ -74,48 +65,29 @@ export function syncRoute(app: App, ctx: AppContext): void {
         },
         now,
       );
-      // One outcome per entry, in order.
-      const ackOutcomes = outcome.acks;
-      const reportOutcomes = outcome.reports;
       await afterReports(
         ctx,
         outcome.reports.flatMap((o) => (o.ok ? [o.value] : [])),
       );
 
+      // The store answers every entry, in order.
       return {
         stop_runs: outcome.stopRuns,
-        acks: acks.map((a, i) => {
-          const o = ackOutcomes[i];
-          return answer(
-            o,
-            { item_id: a.item_id },
-            (run) => ({ run: publicRun(run) }),
-            () => itemNotFound(a.item_id),
-          );
-        }),
-        reports: reports.map((r, i) => {
-          const o = reportOutcomes[i];
-          return answer(
-            o,
-            { run_id: r.run_id },
-            (v) => ({ run: publicRun(v.run) }),
-            () => runNotFound(r.run_id),
-          );
-        }),
+        acks: acks.map((a, i) => answer(outcome.acks[i], { item_id: a.item_id }, (run) => ({ run: publicRun(run) }))),
+        reports: reports.map((r, i) =>
+          answer(outcome.reports[i], { run_id: r.run_id }, (v) => ({ run: publicRun(v.run) })),
+        ),
         logs: logResults,
       };
     },
   );
 }
 
-const itemNotFound = (id: string) => new NotFoundError(`Item "${id}" not found.`);
-
 function answer<T, K extends object, V extends object>(
   o: EntryOutcome<T> | undefined,
   key: K,
   value: (v: T) => V,
-  unseen: () => LiftoffError,
 ): K & (V | { error: EntryError }) {
-  if (!o) return { ...key, error: refusal(unseen()) };
+  if (!o) throw new LiftoffError('INTERNAL', 'The store answered a sync without an outcome for an entry.');
   return o.ok ? { ...key, ...value(o.value) } : { ...key, error: refusal(o.error) };
 }

@@ -75,7 +75,7 @@ export async function acksIn(
     item_id: itemId,
     queue_id: (byId.get(itemId) as (typeof items)[number]).queue_id,
     agent_id: agentId,
-    status: 'starting',
+    status: 'starting' as const,
     exit_code: null,
     error_stage: null,
     error_message: null,
@@ -102,22 +102,13 @@ export async function acksIn(
     await trx.updateTable('items').set(itemsSet).where('id', 'in', startingIds).execute();
   }
   // The new runs are exactly what was inserted: built here rather than read back.
-  for (const { itemId, runId } of starting) {
-    const item = byId.get(itemId) as (typeof items)[number];
-    out.set(itemId, {
-      id: runId,
-      item_id: itemId,
+  for (const { queue_id: _q, ...row } of newRuns) {
+    const item = byId.get(row.item_id) as (typeof items)[number];
+    out.set(row.item_id, {
+      ...row,
       queue: item.queue_name,
       entity: item.entity_name,
       entity_id: item.entity_id,
-      agent_id: agentId,
-      status: 'starting',
-      exit_code: null,
-      error_stage: null,
-      error_message: null,
-      created_at: now,
-      started_at: null,
-      ended_at: null,
       log_size: 0,
       warning: null,
       outputs_link: null,
