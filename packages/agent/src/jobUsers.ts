@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { chmod, lchown, lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -58,6 +58,8 @@ export function detectUserSwitching(): UserSwitching {
 export class JobUsers {
   private readonly inUse = new Set<number>();
   private readonly byRun = new Map<string, JobIdentity>();
+  /** Dynamic uids released since the /proc pass the last pick used began, with when (release, acquire). */
+  private readonly releasedAt = new Map<number, number>();
 
   private constructor(
     readonly mode: 'agent' | 'fixed' | 'dynamic',
@@ -115,8 +117,15 @@ export class JobUsers {
   async acquire(runId: string): Promise<JobIdentity | undefined> {
     if (this.mode === 'agent') return undefined;
     if (this.fixed) return this.fixed;
-    const busy = await uidsWithProcesses();
-    const free = (uid: number) => !this.inUse.has(uid) && !busy.has(uid);
+    const pass = await uidsWithProcesses();
+    const busy = pass.uids;
+    for (const [uid, at] of this.releasedAt) {
+      if (at >= pass.at) continue;
+      this.releasedAt.delete(uid);
+      // Alive after its run's kill(-1): only a process holding the uid through a setuid file gets here.
+      if (busy.has(uid) && !this.inUse.has(uid)) void killUserProcesses(uid).catch(() => undefined);
+    }
+    const free = (uid: number) => !this.inUse.has(uid) && !busy.has(uid) && !this.releasedAt.has(uid);
     // Random picks first: two agents misconfigured with the same range then rarely pick the same uid at once.
     let uid: number | undefined;
     for (let i = 0; i < 64 && uid === undefined; i++) {
@@ -146,12 +155,19 @@ export class JobUsers {
     this.byRun.set(runId, identity);
   }
 
-  /** Gives the run's uid back, once every process of it is gone. */
+  /**
+   * Ends every process of the run's uid and gives the uid back. The kill is one kill(-1) made as the uid itself
+   * (killAllAs), not a /proc pass per run: those passes were the agent's largest cost on trivial jobs. What kill(-1)
+   * cannot reach (a process holding the uid only as its effective one, through a setuid file of the job's) is
+   * guarded at the next pick: a released uid is picked again only once a /proc pass that began after its release
+   * shows it free (acquire), and such a pass kills what it finds of it.
+   */
   async release(runId: string): Promise<void> {
     const identity = this.byRun.get(runId);
     if (!identity) return;
     this.byRun.delete(runId);
-    await killUserProcesses(identity.uid);
+    if (!(await killAllAs(identity))) await killUserProcesses(identity.uid);
+    this.releasedAt.set(identity.uid, Date.now());
     this.inUse.delete(identity.uid);
   }
 }
@@ -222,20 +238,22 @@ const BUSY_UIDS_TTL_MS = 1_000;
 let busyUids: { at: number; uids: Promise<Set<number>> } | undefined;
 
 /**
- * uids (real, effective or saved) of every process on the host, from a pass at most a second old. This agent's own
+ * uids (real, effective or saved) of every process on the host, from a pass at most a second old, and when that pass
+ * began. This agent's own
  * runs' uids are never picked anyway (JobUsers.inUse), and a released one has no process left (release kills until
  * none is); the pass only guards against processes this agent does not know of (another agent misconfigured with an
  * overlapping range, leftovers of an earlier one), for which a second-old view serves as well. At many jobs a
  * second, one pass per acquisition was the larger half of the agent's remaining work on trivial jobs.
  */
-function uidsWithProcesses(): Promise<Set<number>> {
+async function uidsWithProcesses(): Promise<{ at: number; uids: Set<number> }> {
   const now = Date.now();
   if (!busyUids || now - busyUids.at >= BUSY_UIDS_TTL_MS || now < busyUids.at) {
     const uids = nextPass().then((ps) => new Set(ps.flatMap((p) => p.uids)));
     busyUids = { at: now, uids };
     uids.catch(() => (busyUids = undefined));
   }
-  return busyUids.uids;
+  const { at, uids } = busyUids;
+  return { at, uids: await uids };
 }
 
 /**
@@ -293,6 +311,23 @@ async function processUids(): Promise<Array<{ pid: number; uids: number[] }>> {
     if (m) out.push({ pid: Number(e), uids: [Number(m[1]), Number(m[2]), Number(m[3])] });
   }
   return out;
+}
+
+/**
+ * SIGKILLs, in one kill(-1) made as `identity` itself, every process with its uid as the real or saved one: a
+ * process may signal exactly those, and kill(-1) signals all it may but itself. The kernel walks the process list
+ * under the lock that fork takes to add a child, so no child appears behind the walk, and a process with SIGKILL
+ * pending forks no more: one call reaches them all. procps' kill makes the call (node cannot switch users for one
+ * call); it is spawned with an argv, never a shell, with the uid and gid and no supplementary groups (libuv drops
+ * them). Its exit status does not say whether anything was found, so none is read. Resolves false when the program
+ * could not run (no procps): the caller then falls back to /proc passes.
+ */
+function killAllAs(identity: JobIdentity): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('kill', ['-9', '--', '-1'], { uid: identity.uid, gid: identity.gid, stdio: 'ignore' });
+    child.once('error', () => resolve(false));
+    child.once('exit', () => resolve(true));
+  });
 }
 
 /**
