@@ -21,6 +21,7 @@ import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from '
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, isRunLost, withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
+import { LocalProcessRunner } from './runners/localProcess.js';
 import { prepareRunners, runnerDeps } from './agentSetup.js';
 import { executeJob, superviseStart, type PipelineContext } from './jobPipeline.js';
 import { RunReporter } from './runReporter.js';
@@ -369,7 +370,7 @@ export class LaunchAgent {
     if ('message' in final) final = { ...final, message: shipper.mask(final.message) };
     // Every process left with the run's own uid goes before the uid can be handed out again.
     await this.jobUsers
-      ?.release(run.id)
+      ?.release(run.id, this.uidKiller(stateDir))
       .catch((err: unknown) => logger.warn({ err, run: run.id }, 'could not end the run user'));
     // Before the final report, so a run reported ended has its outputs listed (or a note saying why not).
     if (!job.lost) await this.collectOutputs(run.id, stateDir, note, item.spec.resource);
@@ -421,6 +422,12 @@ export class LaunchAgent {
     await collect.catch((err: unknown) =>
       this.opts.logger.warn({ err, run: runId }, 'could not collect the run outputs'),
     );
+  }
+
+  /** Ends a run uid's processes through the local-process runner's supervisor (a smaller process to fork from). */
+  private uidKiller(stateDir: string): ((identity: JobIdentity) => Promise<boolean>) | undefined {
+    const local = this.runners.get('local-process');
+    return local instanceof LocalProcessRunner ? (identity) => local.killAllAs(stateDir, identity) : undefined;
   }
 
   /** Outputs the runner fetches from where its job wrote them (Slurm over ssh: runners/types.ts fetchOutputs). */
@@ -535,7 +542,10 @@ export class LaunchAgent {
       .catch((err: unknown) => this.opts.logger.error({ err, run: run.id }, 'adopted run failed to report'))
       .finally(async () => {
         // As at the end of any run: the run's uid is emptied before it can be handed out again, and its dirs go.
-        if (this.jobUsers) await this.jobUsers.release(run.id).catch(() => undefined);
+        if (this.jobUsers)
+          await this.jobUsers
+            .release(run.id, this.uidKiller(runStateDir(this.opts.dataDir, run.id)))
+            .catch(() => undefined);
         else if (user?.dynamic) await killUserProcesses(user.uid).catch(() => undefined);
         await this.outputDirs.release(run.id, runStateDir(this.opts.dataDir, run.id));
         await removeRunState(runStateDir(this.opts.dataDir, run.id));

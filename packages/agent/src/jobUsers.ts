@@ -4,6 +4,7 @@ import { chmod, lchown, lstat, readdir, readFile, realpath, stat } from 'node:fs
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigInvalidError, type RunAsConfig } from '@liftoff/core';
+import { killAllCommand } from './runners/supervisorFiles.js';
 
 const run = promisify(execFile);
 
@@ -157,16 +158,18 @@ export class JobUsers {
 
   /**
    * Ends every process of the run's uid and gives the uid back. The kill is one kill(-1) made as the uid itself
-   * (killAllAs), not a /proc pass per run: those passes were the agent's largest cost on trivial jobs. What kill(-1)
+   * (killAllAs; by `killer`, the job supervisor, when given), not a /proc pass per run: those passes were the
+   * agent's largest cost on trivial jobs. What kill(-1)
    * cannot reach (a process holding the uid only as its effective one, through a setuid file of the job's) is
    * guarded at the next pick: a released uid is picked again only once a /proc pass that began after its release
    * shows it free (acquire), and such a pass kills what it finds of it.
    */
-  async release(runId: string): Promise<void> {
+  async release(runId: string, killer?: (identity: JobIdentity) => Promise<boolean>): Promise<void> {
     const identity = this.byRun.get(runId);
     if (!identity) return;
     this.byRun.delete(runId);
-    if (!(await killAllAs(identity))) await killUserProcesses(identity.uid);
+    const killed = (await killer?.(identity).catch(() => false)) || (await killAllAs(identity));
+    if (!killed) await killUserProcesses(identity.uid);
     this.releasedAt.set(identity.uid, Date.now());
     this.inUse.delete(identity.uid);
   }
@@ -324,7 +327,8 @@ async function processUids(): Promise<Array<{ pid: number; uids: number[] }>> {
  */
 function killAllAs(identity: JobIdentity): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn('kill', ['-9', '--', '-1'], { uid: identity.uid, gid: identity.gid, stdio: 'ignore' });
+    const [program, ...args] = killAllCommand;
+    const child = spawn(program as string, args, { uid: identity.uid, gid: identity.gid, stdio: 'ignore' });
     child.once('error', () => resolve(false));
     child.once('exit', () => resolve(true));
   });

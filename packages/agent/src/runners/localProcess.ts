@@ -35,6 +35,11 @@ export class LocalProcessRunner implements Runner {
     this.supervisor.close();
   }
 
+  /** Ends every process of a run's own uid through the supervisor (jobUsers.ts release); false when it cannot. */
+  killAllAs(stateDir: string, identity: { uid: number; gid: number }): Promise<boolean> {
+    return this.supervisor.killAllAs(stateDir, identity);
+  }
+
   async start(job: JobContext): Promise<RunHandle> {
     const [program, ...rest] = job.spec.entry_point;
     if (!program) throw new RunnerError('The job has no entry point.');

@@ -28,7 +28,7 @@ export interface StartedJob {
 
 interface Connection {
   socket: Socket;
-  pending: Map<number, (m: { pid?: unknown; error?: unknown } | undefined) => void>;
+  pending: Map<number, (m: { pid?: unknown; done?: unknown; error?: unknown } | undefined) => void>;
   closed: boolean;
 }
 
@@ -69,6 +69,22 @@ export class SupervisorClient {
       throw new RunnerError(`The job supervisor answered without recording the job; its errors are in ${logPath}.`);
     }
     return { record, ended };
+  }
+
+  /**
+   * Asks the supervisor of the data dir `stateDir` belongs to, when one runs, to make kill(-1) as `identity`
+   * (supervisor.ts killAllAs). Resolves true once that ran, false when no supervisor could do it (the caller then
+   * does it itself). Never starts a supervisor for this.
+   */
+  async killAllAs(stateDir: string, identity: { uid: number; gid: number }): Promise<boolean> {
+    const conn = await this.connection(supervisorHome(stateDir), false).catch(() => undefined);
+    if (!conn || conn.closed) return false;
+    const id = this.nextId++;
+    const answer = await new Promise<{ done?: unknown; error?: unknown } | undefined>((resolve) => {
+      conn.pending.set(id, resolve);
+      conn.socket.write(`${JSON.stringify({ id, killAll: { uid: identity.uid, gid: identity.gid } })}\n`);
+    });
+    return answer?.done === true;
   }
 
   /**
@@ -137,7 +153,7 @@ export class SupervisorClient {
     socket.unref();
     socket.on('error', () => undefined);
     createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => {
-      let msg: { id?: unknown; ended?: unknown; pid?: unknown; error?: unknown };
+      let msg: { id?: unknown; ended?: unknown; pid?: unknown; done?: unknown; error?: unknown };
       try {
         msg = JSON.parse(line) as typeof msg;
       } catch {

@@ -125,6 +125,22 @@ export const SUPERVISOR_SOCKET = 'v1.sock';
 export const SUPERVISOR_LOG = 'supervisor.log';
 
 /** Checks a start request field by field: the supervisor serves many jobs, and one malformed request must not end it. */
+/**
+ * What the supervisor gets to end every process of a run's own uid (jobUsers.ts killAllAs): that uid and gid. Never
+ * 0 nor the supervisor's own uid (kill(-1) made as either would signal every process of the host, or the agent's).
+ */
+export interface KillAllRequest {
+  uid: number;
+  gid: number;
+}
+
+export function isKillAllRequest(v: unknown, ownUid: number): v is KillAllRequest {
+  if (typeof v !== 'object' || v === null) return false;
+  const { uid, gid } = v as Record<string, unknown>;
+  const id = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) > 0;
+  return id(uid) && id(gid) && uid !== ownUid;
+}
+
 export function isSupervisorRequest(v: unknown): v is SupervisorRequest {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as Record<string, unknown>;
@@ -184,6 +200,12 @@ export function readExitStatus(dir: string): ExitStatus | undefined {
     ...(typeof v.outputError === 'string' ? { outputError: v.outputError } : {}),
   };
 }
+
+/**
+ * The argv that makes kill(-1, SIGKILL) once started as a run's own uid (jobUsers.ts killAllAs): procps' kill, as
+ * node cannot switch users for one call. `--` keeps `-1` a pid rather than a signal.
+ */
+export const killAllCommand: readonly string[] = ['kill', '-9', '--', '-1'];
 
 /** Signals a whole process group; a group already gone is no error. */
 export function killGroup(pid: number, signal: NodeJS.Signals): void {
