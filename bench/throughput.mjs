@@ -2,7 +2,7 @@
 // API (push, pop, ack and report per item, no job run) next to graphile-worker's jobs per second.
 import { packDirectory } from '@liftoff/cli';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
 import { ROOT, median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
@@ -32,16 +32,45 @@ async function pushAll(client, queue, spec, count, parallel = 16) {
   );
 }
 
+/**
+ * CPU ticks (user + system, with the waited-for children's: a supervisor's jobs and kill calls) of the liftoff
+ * processes under `home`, by kind: the server, the agents, their job supervisors (whose argv names their data dir).
+ */
+function cpuTicksUnder(home) {
+  const ticks = { server: 0, agents: 0, supervisors: 0 };
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+      if (!argv.some((a) => a.startsWith(home))) continue;
+      const kind = argv.includes('server') ? 'server' : argv.includes('launch-agent') ? 'agents' : 'supervisors';
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks[kind] += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ticks;
+}
+
+/** Trivial jobs per second, and the CPU milliseconds each cost the server, the agents and the supervisors. */
 export async function jobsPerSecond({ database, agents, maxJobs, jobs }) {
   const server = await startServer({ database });
   const spec = { source: { type: 'code', archive_id: await archiveOf(server.client) }, entry_point: ['true'] };
   await Promise.all(Array.from({ length: agents }, () => startAgent(server, { maxJobs })));
   await pushAll(server.client, 'default', spec, 20); // warm-up
   await waitDrained(server.client, 20);
+  const before = cpuTicksUnder(server.home);
   const t0 = Date.now();
   await pushAll(server.client, 'default', spec, jobs);
   await waitDrained(server.client, jobs + 20);
-  return jobs / ((Date.now() - t0) / 1000);
+  const rate = jobs / ((Date.now() - t0) / 1000);
+  const after = cpuTicksUnder(server.home);
+  // Ticks are 10 ms (USER_HZ 100).
+  const cpuMsPerJob = Object.fromEntries(
+    Object.keys(after).map((k) => [k, Number((((after[k] - before[k]) * 10) / jobs).toFixed(2))]),
+  );
+  return { rate, cpuMsPerJob };
 }
 
 /** The ceiling for trivial jobs: node spawning `true` and waiting for it, `concurrency` at a time (issue 20's yardstick). */
@@ -157,8 +186,11 @@ export default {
     const spawnTrue = [];
     for (const [backend, database] of backends) {
       const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
+      const cpu = apiOnly ? (last?.json.find((j) => j.backend === backend)?.cpuMsPerJob ?? []) : [];
       for (let i = 0; i < reps && !apiOnly; i++) {
-        jps.push(await jobsPerSecond({ database, agents, maxJobs: 8, jobs }));
+        const measured = await jobsPerSecond({ database, agents, maxJobs: 8, jobs });
+        jps.push(measured.rate);
+        cpu.push(measured.cpuMsPerJob);
         // Right after each Liftoff run, so that both see the same load on the machine.
         spawnTrue.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs }));
       }
@@ -172,6 +204,7 @@ export default {
       json.push({
         backend,
         jobsPerSecond: jps,
+        cpuMsPerJob: cpu,
         claimsPerSecond: cps,
         singleCallClaimsPerSecond: single,
         batchedEndToEndClaimsPerSecond: wide,
@@ -181,6 +214,14 @@ export default {
         jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
         spawnTrue.length ? `${ratio(median(jps), median(spawnTrue))} of node spawning \`true\`` : '-',
       ]);
+      if (cpu.length) {
+        const per = (k) => median(cpu.map((c) => c[k])).toFixed(1);
+        rows.push([
+          `Liftoff, ${backend}: CPU per trivial job (median of the runs; a supervisor's includes the job's \`true\`)`,
+          `server ${per('server')} ms, agents ${per('agents')} ms, supervisors ${per('supervisors')} ms`,
+          '-',
+        ]);
+      }
       rows.push([
         `Liftoff, ${backend}: API push + pop + ack + report (8 clients, batched protocol: claim up to 8, one sync acks them, one reports them)`,
         `${median(cps).toFixed(0)} items/s`,
