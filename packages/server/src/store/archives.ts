@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '@liftoff/core';
 import type { Database } from './schema.js';
@@ -14,6 +15,14 @@ export interface ArchiveRef {
  * (routes/archives.ts); on PostgreSQL, where replicas share no disk, in `archive_blobs`, once per hash.
  */
 export class Archives {
+  /**
+   * Archive records by id. A record never changes and is never deleted (nothing prunes code archives; job versions
+   * reference them), so a found one is kept without invalidation, in a bounded LRU. Every push of a code job reads
+   * its archive's record (routes/push.ts): on PostgreSQL that was one statement of the nineteen a trivial job costs.
+   * Misses are not kept: an archive uploaded since, through another replica, is found at its first push.
+   */
+  private readonly byId = new LRUCache<string, Selectable<Database['code_archives']>>({ max: 10_000 });
+
   constructor(private readonly db: Kysely<Database>) {}
 
   /** The entity's record of this content, created on first upload (uploads are content-addressed). */
@@ -33,9 +42,12 @@ export class Archives {
     return this.upsert(entityId, sha256, size, now);
   }
 
-  async get(id: string) {
+  async get(id: string): Promise<Selectable<Database['code_archives']>> {
+    const cached = this.byId.get(id);
+    if (cached) return cached;
     const r = await this.db.selectFrom('code_archives').selectAll().where('id', '=', id).executeTakeFirst();
     if (!r) throw new NotFoundError(`Code archive "${id}" not found.`);
+    this.byId.set(id, r);
     return r;
   }
 
