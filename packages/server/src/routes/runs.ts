@@ -241,9 +241,9 @@ export async function appendRunLog(
   data: string,
   kind: LogKind,
 ): Promise<{ size: number }> {
-  // Every uploaded byte passes here (the single route and every entry of a sync), stored or dropped past the run's
-  // log cap; the append also parses metric lines (metricLines.ts) before the cap decides what is kept, so metrics
-  // printed past the cap still count.
+  // The single route's bytes (a sync's go through Logs.appendIn in its transaction, store/sync.ts), stored or
+  // dropped past the run's log cap; the append also parses metric lines (metricLines.ts) before the cap decides
+  // what is kept, so metrics printed past the cap still count.
   const { size } = await ctx.store.logs.append(
     runId,
     agentId,

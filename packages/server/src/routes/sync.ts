@@ -3,7 +3,7 @@ import { LiftoffError, SYNC_BODY_BYTES, SyncBody, SyncResponse, type EntryError,
 import { canAccess, type App, type AppContext } from '../context.js';
 import { applySync, type EntryOutcome } from '../store/sync.js';
 import { boundAgent } from './agentAuth.js';
-import { afterReports, appendRunLog } from './runs.js';
+import { afterReports } from './runs.js';
 
 const IdParams = z.object({ id: z.string() });
 const refusal = (e: LiftoffError): EntryError => ({ code: e.code, message: e.message });
@@ -23,8 +23,8 @@ const publicRun = (run: Run): Run => {
  * runs in one request. The key must be the agent's (boundAgent), and every entry is checked as its single-item call
  * checks it: a run or item outside the caller's entities is "not found", another agent's run is refused, a lost one is
  * RUN_LOST, a log at the wrong offset is CONFLICT. Each refusal is that entry's answer alone; the rest is applied.
- * Log appends go first, each in its own transaction, in order, through the single upload's code (appendRunLog);
- * then acks, reports and the heartbeat commit in one transaction (store/sync.ts).
+ * Everything commits in one transaction (store/sync.ts): log appends first, in order, through the single upload's
+ * code (Logs.appendIn), then acks, reports and the heartbeat.
  */
 export function syncRoute(app: App, ctx: AppContext): void {
   app.post(
@@ -37,19 +37,6 @@ export function syncRoute(app: App, ctx: AppContext): void {
       const agent = await boundAgent(ctx, req, req.params.id);
       const { acks, reports, logs, heartbeat } = req.body;
       const { db, dialect } = ctx.store;
-      // Log appends first: a run's last lines and the report that ends it may come in one sync, and the lines must be
-      // in the log when the run is seen ended (the agent sends its final note with its final report).
-      const logResults: SyncResponse['logs'] = [];
-      for (const l of logs) {
-        try {
-          const data = Buffer.from(l.data_base64, 'base64').toString('utf8');
-          const { size } = await appendRunLog(ctx, req, l.run_id, agent.id, l.offset, data, l.kind);
-          logResults.push({ run_id: l.run_id, size });
-        } catch (e) {
-          if (!(e instanceof LiftoffError)) throw e;
-          logResults.push({ run_id: l.run_id, error: refusal(e) });
-        }
-      }
       // Entries for items and runs the caller may not see are answered "not found" by the store, checked on the rows
       // it reads anyway (no read of their entities of its own).
       const now = ctx.now();
@@ -59,12 +46,24 @@ export function syncRoute(app: App, ctx: AppContext): void {
         agent.id,
         {
           ...(heartbeat ? { heartbeat } : { touch: ctx.store.agents.touchDue(agent.id, now) }),
+          logs: {
+            appends: logs.map((l) => ({
+              runId: l.run_id,
+              offset: l.offset,
+              data: Buffer.from(l.data_base64, 'base64').toString('utf8'),
+              kind: l.kind,
+            })),
+            store: ctx.store.logs,
+            cap: ctx.settings.maxRunLogBytes,
+          },
           acks: acks.map((a) => a.item_id),
           reports: reports.map(({ run_id, ...body }) => ({ runId: run_id, body: { ...body, agent_id: agent.id } })),
           visible: (entity) => canAccess(req, entity),
         },
         now,
       );
+      // After the commit: followers of a run's log read what was just appended.
+      for (const [i, l] of logs.entries()) if (outcome.logs[i]?.ok) ctx.bus.publish(`run:${l.run_id}`);
       await afterReports(
         ctx,
         outcome.reports.flatMap((o) => (o.ok ? [o.value] : [])),
@@ -77,7 +76,7 @@ export function syncRoute(app: App, ctx: AppContext): void {
         reports: reports.map((r, i) =>
           answer(outcome.reports[i], { run_id: r.run_id }, (v) => ({ run: publicRun(v.run) })),
         ),
-        logs: logResults,
+        logs: logs.map((l, i) => answer(outcome.logs[i], { run_id: l.run_id }, (v) => v)),
       };
     },
   );

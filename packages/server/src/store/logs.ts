@@ -51,119 +51,134 @@ export class Logs {
     now: number,
     visible: (entityId: string) => boolean = () => true,
   ): Promise<{ size: number }> {
+    return this.db
+      .transaction()
+      .execute((trx) => this.appendIn(trx, runId, agentId, offset, data, kind, serverCap, now, visible));
+  }
+
+  /**
+   * `append` inside the caller's transaction (a sync's, store/sync.ts). Every refusal (not found, another agent's,
+   * lost, a wrong offset) is thrown before this append writes anything, so a caller may answer it as this entry's
+   * alone and still commit the rest of its transaction.
+   */
+  async appendIn(
+    trx: Db,
+    runId: string,
+    agentId: string,
+    offset: number,
+    data: string,
+    kind: LogKind,
+    serverCap: number,
+    now: number,
+    visible: (entityId: string) => boolean = () => true,
+  ): Promise<{ size: number }> {
     const bytes = Buffer.from(data, 'utf8');
     const size = bytes.length;
     const postgres = this.dialect === 'postgres';
-    return this.db.transaction().execute(async (trx) => {
-      // SQLite: the write makes this transaction the writer before it reads (one writer at a time). PostgreSQL: the
-      // read below locks the row itself; NO KEY, so the chunk's foreign key to the run does not wait on it.
-      if (!postgres) await lockRun(trx, runId);
-      const read = trx
-        .selectFrom('runs')
-        .innerJoin('queues', 'queues.id', 'runs.queue_id')
-        .select([
-          'queues.entity_id',
-          'runs.log_size',
-          'runs.log_received',
-          'runs.log_dropped',
-          'runs.log_cap_note_at',
-          'runs.agent_id',
-          'runs.status',
-          'runs.metric_carry',
-          'runs.metric_lines',
-          'runs.metric_seq',
-          'runs.metric_refused',
-          'queues.max_log_bytes',
-        ])
-        .where('runs.id', '=', runId);
-      const run = await (postgres ? read.modifyEnd(sql`FOR NO KEY UPDATE OF runs`) : read).executeTakeFirst();
-      if (!run || !visible(run.entity_id)) throw runNotFound(runId);
-      if (run.agent_id !== agentId) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
-      if (run.status === 'lost') throw new RunLostError(runId);
-      const stored = Number(run.log_size);
-      const received = Number(run.log_received);
-      const end = offset + size;
-      if (end <= received) return { size: received };
-      if (kind === 'output' && (offset === received || run.log_cap_note_at !== null))
-        await this.scanMetrics(trx, runId, run, offset < received ? bytes.subarray(received - offset) : bytes, now);
-      if (run.log_cap_note_at !== null) {
-        const dropped = Number(run.log_dropped) + end - Math.max(offset, received);
+    // SQLite: the write makes this transaction the writer before it reads (one writer at a time). PostgreSQL: the
+    // read below locks the row itself; NO KEY, so the chunk's foreign key to the run does not wait on it.
+    if (!postgres) await lockRun(trx, runId);
+    const read = trx
+      .selectFrom('runs')
+      .innerJoin('queues', 'queues.id', 'runs.queue_id')
+      .select([
+        'queues.entity_id',
+        'runs.log_size',
+        'runs.log_received',
+        'runs.log_dropped',
+        'runs.log_cap_note_at',
+        'runs.agent_id',
+        'runs.status',
+        'runs.metric_carry',
+        'runs.metric_lines',
+        'runs.metric_seq',
+        'runs.metric_refused',
+        'queues.max_log_bytes',
+      ])
+      .where('runs.id', '=', runId);
+    const run = await (postgres ? read.modifyEnd(sql`FOR NO KEY UPDATE OF runs`) : read).executeTakeFirst();
+    if (!run || !visible(run.entity_id)) throw runNotFound(runId);
+    if (run.agent_id !== agentId) throw new ForbiddenError(`Run "${runId}" is held by another agent.`);
+    if (run.status === 'lost') throw new RunLostError(runId);
+    const stored = Number(run.log_size);
+    const received = Number(run.log_received);
+    const end = offset + size;
+    if (end <= received) return { size: received };
+    if (kind === 'output' && (offset === received || run.log_cap_note_at !== null))
+      await this.scanMetrics(trx, runId, run, offset < received ? bytes.subarray(received - offset) : bytes, now);
+    if (run.log_cap_note_at !== null) {
+      const dropped = Number(run.log_dropped) + end - Math.max(offset, received);
+      await trx.updateTable('runs').set({ log_received: end, log_dropped: dropped }).where('id', '=', runId).execute();
+      const noteAt = Number(run.log_cap_note_at);
+      const note = await trx
+        .selectFrom('log_chunks')
+        .select('data')
+        .where('run_id', '=', runId)
+        .where('offset', '=', noteAt)
+        .executeTakeFirst();
+      if (note)
         await trx
-          .updateTable('runs')
-          .set({ log_received: end, log_dropped: dropped })
-          .where('id', '=', runId)
-          .execute();
-        const noteAt = Number(run.log_cap_note_at);
-        const note = await trx
-          .selectFrom('log_chunks')
-          .select('data')
+          .updateTable('log_chunks')
+          .set({ data: withDropped(Buffer.from(note.data), dropped) })
           .where('run_id', '=', runId)
           .where('offset', '=', noteAt)
-          .executeTakeFirst();
-        if (note)
-          await trx
-            .updateTable('log_chunks')
-            .set({ data: withDropped(Buffer.from(note.data), dropped) })
-            .where('run_id', '=', runId)
-            .where('offset', '=', noteAt)
-            .execute();
-        return { size: end };
-      }
-      if (offset !== received) {
-        throw new ConflictError(
-          `Log offset ${offset} does not match the stored size ${received}; resend from ${received}.`,
-        );
-      }
-      const cap = Math.min(serverCap, run.max_log_bytes === null ? Infinity : Number(run.max_log_bytes));
-      if (stored + size <= cap) {
-        const chunk = { run_id: runId, offset: stored, size, data: bytes, kind, newlines: countNewlines(bytes) };
-        const sizes = { log_size: stored + size, log_received: end };
-        if (postgres)
-          await trx
-            .with('chunk', (db) => db.insertInto('log_chunks').values(chunk).returning('offset'))
-            .updateTable('runs')
-            .set(sizes)
-            .where('id', '=', runId)
-            .execute();
-        else {
-          await trx.insertInto('log_chunks').values(chunk).execute();
-          await trx.updateTable('runs').set(sizes).where('id', '=', runId).execute();
-        }
-        return { size: end };
-      }
-      const keep = utf8Prefix(bytes, Math.max(0, cap - stored));
-      if (keep > 0)
-        await trx
-          .insertInto('log_chunks')
-          .values({
-            run_id: runId,
-            offset: stored,
-            size: keep,
-            data: bytes.subarray(0, keep),
-            kind,
-            newlines: countNewlines(bytes.subarray(0, keep)),
-          })
           .execute();
-      const noteAt = stored + keep;
-      const note = capNote(cap, size - keep);
+      return { size: end };
+    }
+    if (offset !== received) {
+      throw new ConflictError(
+        `Log offset ${offset} does not match the stored size ${received}; resend from ${received}.`,
+      );
+    }
+    const cap = Math.min(serverCap, run.max_log_bytes === null ? Infinity : Number(run.max_log_bytes));
+    if (stored + size <= cap) {
+      const chunk = { run_id: runId, offset: stored, size, data: bytes, kind, newlines: countNewlines(bytes) };
+      const sizes = { log_size: stored + size, log_received: end };
+      if (postgres)
+        await trx
+          .with('chunk', (db) => db.insertInto('log_chunks').values(chunk).returning('offset'))
+          .updateTable('runs')
+          .set(sizes)
+          .where('id', '=', runId)
+          .execute();
+      else {
+        await trx.insertInto('log_chunks').values(chunk).execute();
+        await trx.updateTable('runs').set(sizes).where('id', '=', runId).execute();
+      }
+      return { size: end };
+    }
+    const keep = utf8Prefix(bytes, Math.max(0, cap - stored));
+    if (keep > 0)
       await trx
         .insertInto('log_chunks')
         .values({
           run_id: runId,
-          offset: noteAt,
-          size: note.length,
-          data: note,
-          kind: 'note',
-          newlines: countNewlines(note),
+          offset: stored,
+          size: keep,
+          data: bytes.subarray(0, keep),
+          kind,
+          newlines: countNewlines(bytes.subarray(0, keep)),
         })
         .execute();
-      await trx
-        .updateTable('runs')
-        .set({ log_size: noteAt + note.length, log_received: end, log_dropped: size - keep, log_cap_note_at: noteAt })
-        .where('id', '=', runId)
-        .execute();
-      return { size: end };
-    });
+    const noteAt = stored + keep;
+    const note = capNote(cap, size - keep);
+    await trx
+      .insertInto('log_chunks')
+      .values({
+        run_id: runId,
+        offset: noteAt,
+        size: note.length,
+        data: note,
+        kind: 'note',
+        newlines: countNewlines(note),
+      })
+      .execute();
+    await trx
+      .updateTable('runs')
+      .set({ log_size: noteAt + note.length, log_received: end, log_dropped: size - keep, log_cap_note_at: noteAt })
+      .where('id', '=', runId)
+      .execute();
+    return { size: end };
   }
 
   /** Parses the metric lines of a run's new output (metricLines.ts) and stores them with the run's scan state. */
