@@ -141,8 +141,11 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       const wait = Math.min(req.body.wait_ms ?? hold, hold);
       const deadline = ctx.now() + wait;
       await ctx.store.agents.touch(agent.id, ctx.now());
-      // An agent polling after a silence long enough to lose runs is told at once which of its runs to stop.
-      const stopRuns = await ctx.store.runs.lostAmong(agent.id, req.body.run_ids);
+      // An agent polling after a silence long enough to lose runs is told at once which of its runs to stop: read
+      // with the first poll state below (one statement), or here when it names more runs than that statement takes.
+      const runIds = req.body.run_ids ?? [];
+      let stopRuns = runIds.length > 1000 ? await ctx.store.runs.lostAmong(agent.id, runIds) : [];
+      let first = runIds.length > 0 && runIds.length <= 1000;
       const abort = new AbortController();
       // The response closing before we answered means the agent hung up; the listener goes with this request
       // (a keep-alive socket serves many polls, so listening on the socket would leak a listener per poll).
@@ -158,7 +161,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
       let woken = false;
       try {
         for (;;) {
-          const { stop, cancel } = await ctx.store.agents.pollState(agent.id);
+          const { stop, cancel, lost } = await ctx.store.agents.pollState(agent.id, first ? runIds : []);
+          if (first) stopRuns = lost;
+          first = false;
           // An agent asked to stop is told at once if it can take work (it must not), or when the request wakes
           // this poll; a draining agent (max_items 0) re-polling is then held as usual instead of spinning.
           const stopNow = stop !== null && (req.body.max_items > 0 || woken);

@@ -223,19 +223,35 @@ export class Agents {
    * What a poll tells the agent besides items: a stop it was asked for, and its runs users asked to cancel. One
    * read for both (a poll made two before; the batched API loop polls about once per 30 items).
    */
-  async pollState(agentId: string): Promise<{ stop: Agent['stop_requested']; cancel: string[] }> {
+  async pollState(
+    agentId: string,
+    heldRunIds: readonly string[] = [],
+  ): Promise<{ stop: Agent['stop_requested']; cancel: string[]; lost: string[] }> {
+    // Runs.lostAmong's answer in the same statement, for the poll's first look (a poll's run ids are few; past
+    // SQLite's parameter bound they are left to lostAmong's slices).
+    const held = heldRunIds.length <= 1000 ? heldRunIds : [];
     const rows = await this.db
       .selectFrom('agents')
-      .leftJoin('runs', (join) => join.onRef('runs.agent_id', '=', 'agents.id').on('runs.status', '=', 'cancelling'))
-      .select(['agents.stop_mode', 'runs.id as run_id'])
+      .leftJoin('runs', (join) =>
+        join
+          .onRef('runs.agent_id', '=', 'agents.id')
+          .on((eb) =>
+            held.length
+              ? eb.or([
+                  eb('runs.status', '=', 'cancelling'),
+                  eb.and([eb('runs.status', '=', 'lost'), eb('runs.id', 'in', held)]),
+                ])
+              : eb('runs.status', '=', 'cancelling'),
+          ),
+      )
+      .select(['agents.stop_mode', 'runs.id as run_id', 'runs.status as run_status'])
       .where('agents.id', '=', agentId)
       .execute();
     const first = rows[0];
     if (!first) throw agentNotFound(agentId);
-    return {
-      stop: first.stop_mode as Agent['stop_requested'],
-      cancel: rows.flatMap((r) => (r.run_id === null ? [] : [r.run_id])),
-    };
+    const of = (status: string) =>
+      rows.flatMap((r) => (r.run_id !== null && r.run_status === status ? [r.run_id] : []));
+    return { stop: first.stop_mode as Agent['stop_requested'], cancel: of('cancelling'), lost: of('lost') };
   }
 
   /**
