@@ -221,8 +221,9 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
             const extra = document.documentElement.scrollWidth - window.innerWidth;
             if (extra <= 0) return '';
             // Name the outermost elements that stick out, to say what to fix.
-            const out = [...document.querySelectorAll<HTMLElement>('body *')].filter(
-              (e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement?.closest('[data-wide]'),
+            const out = Array.from(document.querySelectorAll<HTMLElement>('body *')).filter(
+              (e) =>
+                e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement?.closest('[data-wide]'),
             );
             const top = out.filter((e) => !out.includes(e.parentElement as HTMLElement)).slice(0, 5);
             return `${extra} px wider than the window: ${top.map((e) => `${e.tagName.toLowerCase()}.${e.className}`).join(', ')}`;
@@ -237,4 +238,148 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
       }, 120_000);
     }
   }
+
+  it('follows prefers-color-scheme until the toggle picks a theme, which is remembered across reloads and tabs', async () => {
+    const ui = await open({ width: 1440, height: 900 }, 'dark');
+    const { page } = ui;
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+    await ui.signIn();
+    expect(await theme()).toBe('dark');
+    const picker = page.getByRole('banner').getByLabel('Theme');
+    expect(await picker.inputValue()).toBe('auto');
+    await picker.selectOption('light');
+    expect(await theme()).toBe('light');
+    expect(await page.evaluate(() => localStorage.getItem('liftoff.theme'))).toBe('light');
+    expect(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor)).toBe(
+      'rgb(246, 247, 251)',
+    );
+    await page.reload();
+    await page.getByRole('heading', { name: 'Queues', level: 1 }).waitFor();
+    expect(await theme()).toBe('light');
+    // Another tab of the same browser profile starts with the choice.
+    const other = await page.context().newPage();
+    await other.goto(server.url + '/');
+    await other.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+    await other.close();
+    // Back to System: the stored choice is dropped and the system's dark applies again.
+    await page.getByRole('banner').getByLabel('Theme').selectOption('auto');
+    expect(await theme()).toBe('dark');
+    expect(await page.evaluate(() => localStorage.getItem('liftoff.theme'))).toBeNull();
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+    expect(ui.errors).toEqual([]);
+  });
+
+  it('moves focus to the heading on navigation and back to the trigger after dialogs, titles each page', async () => {
+    const ui = await open({ width: 1440, height: 900 });
+    const { page } = ui;
+    const focused = () =>
+      page.evaluate(() => {
+        const e = document.activeElement as HTMLElement | null;
+        return `${e?.tagName.toLowerCase()}:${e?.textContent?.trim().slice(0, 40)}`;
+      });
+    await ui.signIn();
+    expect(await page.title()).toBe('Queues · Liftoff');
+    await page.locator('tr[data-queue="train"]').getByRole('link', { name: 'train' }).click();
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    expect(await focused()).toBe('h1:train');
+    expect(await page.title()).toBe('Items · train · Liftoff');
+    // A tab of the same queue is the same page: focus stays on the tab the arrow key moved to.
+    await page.getByRole('tab', { name: 'Items' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.waitForURL(/\/queues\/train\/runs$/);
+    await page.waitForTimeout(100);
+    expect(await focused()).toBe('a:Runs');
+    expect(await page.title()).toBe('Runs · train · Liftoff');
+
+    // The launch dialog gives focus back to its button, by Escape and by its close button.
+    const launch = page.getByRole('button', { name: 'Launch job' });
+    await launch.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    expect(await focused()).toBe('button:Launch job');
+    await launch.click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    expect(await focused()).toBe('button:Launch job');
+
+    // The cancel confirmation too.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
+    await page.waitForFunction(
+      () => document.activeElement?.textContent === 'Runs' && document.activeElement.tagName === 'H1',
+    );
+    expect(await page.title()).toBe('Runs · Liftoff');
+    const cancel = page.locator('tr[data-run="s2"]').getByRole('button', { name: /Cancel/ });
+    await cancel.click();
+    await page.getByRole('dialog').getByRole('button', { name: /Keep/ }).click();
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe(
+      await cancel.getAttribute('aria-label'),
+    );
+
+    await ui.goto(`/runs/${runId}`);
+    // The run page names its state too, once loaded.
+    await page.waitForFunction((t) => document.title === t, `Run ${runId.slice(0, 8)} · finished · Liftoff`);
+    await ui.goto('/nowhere');
+    await page.getByRole('heading', { name: 'Page not found', level: 1 }).waitFor();
+    expect(await page.title()).toBe('Page not found · Liftoff');
+    expect(ui.errors).toEqual([]);
+  });
+
+  it('focuses the first invalid field when a submit fails', async () => {
+    const ui = await open({ width: 1440, height: 900 });
+    const { page } = ui;
+    await ui.signIn();
+    await page.getByRole('button', { name: 'New queue' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('fine-name');
+    await page.getByLabel('Default resource config (YAML or JSON)').fill('{"local-process": {');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    await page.waitForFunction(() => document.activeElement?.getAttribute('name') === 'resource_args');
+    // Both wrong: the first one in the form gets focus.
+    await page.getByLabel('Name', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    await page.waitForFunction(() => document.activeElement?.getAttribute('name') === 'name');
+    expect(await page.getByLabel('Name', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+
+    // Sign-in: an empty key.
+    const fresh = await open({ width: 1440, height: 900 });
+    await fresh.goto('/');
+    await fresh.page.getByRole('button', { name: 'Sign in' }).click();
+    await fresh.page.waitForFunction(() => document.activeElement?.id === 'api-key');
+    expect(await fresh.page.title()).toBe('Sign in · Liftoff');
+    expect(ui.errors).toEqual([]);
+  });
+
+  it('shows tables as labelled cards and folds the charts on a phone, and not on a wide screen', async () => {
+    const phone = await open({ width: 390, height: 844 });
+    await phone.signIn();
+    const cell = phone.page.locator('tr[data-queue="train"] td[data-col="pending"]');
+    expect(await cell.getAttribute('data-label')).toBe('Pending');
+    expect(await cell.evaluate((td) => getComputedStyle(td, '::before').content)).toBe('"Pending"');
+    expect(await cell.evaluate((td) => getComputedStyle(td).display)).toBe('grid');
+    await phone.goto('/queues/train');
+    const toggle = phone.page.getByRole('button', { name: 'Show charts' });
+    expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+    expect(await phone.page.locator('figure.chart').first().isVisible()).toBe(false);
+    await toggle.click();
+    expect(await phone.page.getByRole('button', { name: 'Hide charts' }).getAttribute('aria-expanded')).toBe('true');
+    await phone.page.locator('figure.chart canvas').first().waitFor();
+    expect(
+      await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+    ).toBeLessThanOrEqual(0);
+
+    const wide = await open({ width: 1440, height: 900 });
+    await wide.signIn();
+    expect(
+      await wide.page
+        .locator('tr[data-queue="train"] td[data-col="pending"]')
+        .evaluate((td) => getComputedStyle(td, '::before').content),
+    ).toBe('none');
+    await wide.goto('/queues/train');
+    await wide.page.locator('figure.chart canvas').first().waitFor();
+    expect(await wide.page.locator('.charts-toggle').isVisible()).toBe(false);
+    expect(phone.errors.concat(wide.errors)).toEqual([]);
+  });
 });
