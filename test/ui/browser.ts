@@ -1,10 +1,29 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { ROOT, type TestServer } from '../helpers/procs.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
+
+/**
+ * Where a suite's screenshots go: LIFTOFF_SCREENSHOTS (scripts/refresh-screenshots.mjs sets it, then copies the
+ * ones the docs show into docs/screenshots), else a fresh temp dir, so a test run never rewrites committed images.
+ */
+export function screenshotDir(prefix: string): string {
+  const dir = process.env.LIFTOFF_SCREENSHOTS;
+  if (dir) {
+    mkdirSync(resolve(dir), { recursive: true });
+    return resolve(dir);
+  }
+  return mkdtempSync(join(tmpdir(), `liftoff-${prefix}-shots-`));
+}
+let shared: string | undefined;
+/** The dir of UiPage.screenshot, made on first use (one per test file). */
+export function sharedScreenshotDir(): string {
+  shared ??= screenshotDir('ui');
+  return shared;
+}
 export const WEB_INDEX = join(ROOT, 'packages', 'web', 'dist', 'index.html');
 
 /** Why the browser suites cannot run here, or undefined when they can. Fails instead under LIFTOFF_REQUIRE_SERVICES=1. */
@@ -55,8 +74,18 @@ export class UiPage {
     page.on('pageerror', (e) => this.errors.push(`uncaught: ${e.message}`));
   }
 
-  static async open(browser: Browser, server: TestServer, viewport = { width: 1360, height: 860 }): Promise<UiPage> {
-    const context = await browser.newContext({ viewport, deviceScaleFactor: 1, reducedMotion: 'reduce' });
+  static async open(
+    browser: Browser,
+    server: TestServer,
+    viewport = { width: 1360, height: 860 },
+    opts: { colorScheme?: 'light' | 'dark' } = {},
+  ): Promise<UiPage> {
+    const context = await browser.newContext({
+      viewport,
+      deviceScaleFactor: 1,
+      reducedMotion: 'reduce',
+      colorScheme: opts.colorScheme ?? 'light',
+    });
     const page = await context.newPage();
     page.setDefaultTimeout(15_000);
     return new UiPage(page, server);
@@ -79,11 +108,10 @@ export class UiPage {
   }
 
   async screenshot(name: string): Promise<void> {
-    mkdirSync(SCREENSHOTS, { recursive: true });
     // Let charts and relative times settle, and keep the caret out of the picture.
     await this.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
     await this.page.waitForTimeout(300);
-    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+    await this.page.screenshot({ path: join(sharedScreenshotDir(), `${name}.png`), fullPage: true });
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LiftoffClient } from '@liftoff/core';
 import { cleanupAll, startServer, type TestServer } from '../helpers/procs.js';
-import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
+import { UiPage, browserUnavailable, launchBrowser, screenshotDir } from './browser.js';
 
 const skipReason = browserUnavailable();
 const LINES = 1_000_000;
@@ -110,7 +108,7 @@ describe.skipIf(skipReason !== undefined)('log viewer in the web UI', () => {
   let browser: Browser;
   let ui: UiPage | undefined;
   let runId: string;
-  const shots = mkdtempSync(join(tmpdir(), 'liftoff-logviewer-shots-'));
+  const shots = screenshotDir('logviewer');
 
   beforeAll(async () => {
     server = await startServer();

@@ -1,6 +1,4 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +10,7 @@ import {
   type FixtureRun,
 } from '../../packages/server/test/runFixtures.js';
 import { cleanupAll, startServer, type TestServer } from '../helpers/procs.js';
-import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
+import { UiPage, browserUnavailable, launchBrowser, screenshotDir } from './browser.js';
 
 /**
  * Issue 18's "runs everywhere" in Debian's Chromium against a real server: the global Runs page (filters in the
@@ -24,7 +22,7 @@ import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
 const skipReason = browserUnavailable();
 const RUNS = 130;
 const DEEP = 10_000;
-const SHOTS = mkdtempSync(join(tmpdir(), 'liftoff-runs-ui-'));
+const SHOTS = screenshotDir('runs-ui');
 const agentOf = (i: number) => (i % 3 === 0 ? 'agent-a' : 'agent-b');
 
 describe.skipIf(skipReason !== undefined)('web UI global runs, agents and deep queues', () => {

@@ -660,7 +660,7 @@ const timer = setInterval(() => {
     const ui = await open({ width: 390, height: 844 });
     const { page } = ui;
     await ui.signIn();
-    // Nothing wider than the window: wide tables scroll inside their card.
+    // Nothing wider than the window: tables are cards there (accessibility.test.ts checks every page).
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await ui.screenshot('queues-narrow');

@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { ThemePicker, useDocumentTitle, useFocusFirstInvalid, useFocusHeadingOnNavigation } from './a11y.js';
 import { Api, ApiError, type Whoami } from './api.js';
 import { Link, SessionContext, navigate, useLocation, type Session } from './hooks.js';
 import { AgentsPage } from './pages/AgentsPage.js';
@@ -28,12 +29,16 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string, who: Whoami)
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  const focusInvalid = useFocusFirstInvalid(form);
+  useDocumentTitle('Sign in');
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const trimmed = key.trim();
     if (!trimmed) {
       setError('Enter an API key.');
+      focusInvalid();
       return;
     }
     setBusy(true);
@@ -47,6 +52,7 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string, who: Whoami)
       } else {
         setError((err as Error).message);
       }
+      focusInvalid();
     } finally {
       setBusy(false);
     }
@@ -54,7 +60,14 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string, who: Whoami)
 
   return (
     <main className="signin">
-      <form className="card signin-card" onSubmit={(e) => void submit(e)} aria-labelledby="signin-title" noValidate>
+      <ThemePicker />
+      <form
+        ref={form}
+        className="card signin-card"
+        onSubmit={(e) => void submit(e)}
+        aria-labelledby="signin-title"
+        noValidate
+      >
         <div className="signin-brand">
           <Logo />
           <span>Liftoff</span>
@@ -110,10 +123,26 @@ function EntityPicker({ entity, onChange }: { entity: string; onChange: (e: stri
   );
 }
 
+const TAB_TITLE: Record<string, string> = { items: 'Items', runs: 'Runs', agents: 'Agents', config: 'Config' };
+
+/** The document title of a route (the page's own name where the path has it). */
+export function routeTitle(parts: string[]): string {
+  const [a, b, c] = parts;
+  if (!a || (a === 'queues' && !b)) return 'Queues';
+  if (a === 'queues' && b) return `${TAB_TITLE[c ?? 'items'] ?? 'Items'} · ${b}`;
+  if (a === 'runs') return b ? `Run ${b}` : 'Runs';
+  if (a === 'agents' && !b) return 'Agents';
+  if (a === 'items' && b) return `Item ${b}`;
+  if (a === 'jobs' && b && c) return `Job ${b} v${c}`;
+  return 'Page not found';
+}
+
 function Routes() {
   const location = useLocation();
   const path = location.split('?')[0] ?? '/';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  useDocumentTitle(routeTitle(parts));
+  useFocusHeadingOnNavigation(path);
   if (parts.length === 0 || (parts[0] === 'queues' && parts.length === 1)) return <QueuesPage />;
   if (parts[0] === 'queues' && parts[1]) return <QueuePage name={parts[1]} tab={parts[2] ?? 'items'} />;
   if (parts[0] === 'runs' && parts.length === 1) return <GlobalRunsPage />;
@@ -123,6 +152,7 @@ function Routes() {
   if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
   return (
     <div className="page">
+      <h1 className="page-title-notfound">Page not found</h1>
       <ErrorBanner>
         No page at <code>{path}</code>. <Link href="/">Go to the queues</Link>.
       </ErrorBanner>
@@ -204,6 +234,7 @@ export function App() {
             <Link href="/agents">Agents</Link>
           </nav>
           <div className="topbar-right">
+            <ThemePicker />
             <EntityPicker entity={session.entity} onChange={setEntity} />
             <span className="whoami" title={`role ${session.whoami.role}`}>
               {session.whoami.key_name}

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useFocusFirstInvalid, useReturnFocus } from './a11y.js';
 import {
   ApiError,
   PRIORITIES,
@@ -52,8 +53,11 @@ export function LaunchDialog({
   onLaunched: (item: Item) => void;
   from?: { pushed: PushedBody; label: string };
 }) {
+  // First: at this render the button that opened the dialog still has focus; it gets it back on close.
+  useReturnFocus();
   const { api, entity } = useSession();
   const dialog = useRef<HTMLDialogElement>(null);
+  const focusInvalid = useFocusFirstInvalid(dialog);
   const [pre] = useState(() => (from ? prefillFrom(from.pushed) : undefined));
   // Image jobs need a container queue; a local-process queue is offered git and upload only.
   const imagesOk = queue.resource !== 'local-process';
@@ -148,7 +152,10 @@ export function LaunchDialog({
       else errs[`var:${k}`] = `Must be ${v.schema.type === 'integer' ? 'an integer' : 'a number'}.`;
     }
     setErrors(errs);
-    if (Object.keys(errs).length) return;
+    if (Object.keys(errs).length) {
+      focusInvalid();
+      return;
+    }
 
     try {
       let source: JobSource;
@@ -185,6 +192,7 @@ export function LaunchDialog({
       const m = (err as Error).message;
       if ((err as { field?: string }).field === 'files') {
         setErrors({ files: m });
+        focusInvalid();
       } else if (err instanceof ApiError) {
         const out: Errors = {};
         for (const [path, msg] of fieldErrors(m)) {
@@ -192,6 +200,7 @@ export function LaunchDialog({
           out[f] = out[f] ? `${out[f]}; ${msg}` : msg;
         }
         setErrors(out);
+        focusInvalid();
       } else {
         setErrors({ '': m });
       }

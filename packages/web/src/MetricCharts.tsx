@@ -2,6 +2,8 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import type { Api, MetricKeySummary, MetricPoint, RunMetrics } from './api.js';
 import { useSession } from './hooks.js';
+import { axisColors, useTheme } from './theme.js';
+import { ChartsFold } from './ui.js';
 
 export const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 /** Charts drawn at most; the summary table lists every key. */
@@ -43,6 +45,7 @@ function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: 
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data = useMemo<uPlot.AlignedData>(() => [xs, ys], [xs, ys]);
+  const theme = useTheme();
 
   useEffect(() => {
     const el = box.current;
@@ -56,13 +59,11 @@ function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: 
         scales: { x: { time: false } },
         axes: [
           {
-            stroke: '#64748b',
-            grid: { stroke: '#eef2f7' },
-            ticks: { stroke: '#e2e8f0' },
+            ...axisColors(),
             label: 'step',
             labelSize: 16,
           },
-          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, size: 56 },
+          { ...axisColors(), size: 56 },
         ],
         series: [{}, { label: name, stroke: color, width: 2, points: { show: xs.length < 60 } }],
       },
@@ -78,7 +79,7 @@ function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: 
       plot.current = null;
     };
     // Rebuilt when the key changes; new points go through setData below.
-  }, [name, color]);
+  }, [name, color, theme]);
 
   useEffect(() => {
     plot.current?.setData(data);
@@ -142,16 +143,17 @@ export function MetricCharts({
     <section className="card pad" aria-labelledby="metrics-title" data-testid="metrics">
       <h2 id="metrics-title">Metrics</h2>
       {error && <p className="field-error">{error}</p>}
-      <div className="charts">
+      <ChartsFold label={`${charts.length === 1 ? 'chart' : `${charts.length} charts`}`}>
         {charts.map(([key, s], i) => (
           <MetricChart key={key} name={key} xs={s.xs} ys={s.ys} color={COLORS[i % COLORS.length] ?? '#2563eb'} />
         ))}
-      </div>
+      </ChartsFold>
       {series.size > MAX_CHARTS && (
         <p className="muted small">{series.size - MAX_CHARTS} more keys are not charted; the table lists them all.</p>
       )}
       {stored && stored.keys.length > 0 && (
-        <table className="table mini" aria-label="Final metrics">
+        // Focusable: on a phone it scrolls sideways inside itself, and the keyboard must reach that.
+        <table className="table mini" aria-label="Final metrics" tabIndex={0}>
           <thead>
             <tr>
               <th>Key</th>
@@ -193,6 +195,7 @@ export function OverlayChart({
 }) {
   const box = useRef<HTMLDivElement>(null);
   const data = useMemo(() => uPlot.join(series.map((s) => [s.xs, s.ys] as uPlot.AlignedData)), [series]);
+  const theme = useTheme();
 
   useEffect(() => {
     const el = box.current;
@@ -204,8 +207,8 @@ export function OverlayChart({
         legend: { show: true },
         scales: { x: { time: false } },
         axes: [
-          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, label: 'step', labelSize: 16 },
-          { stroke: '#64748b', grid: { stroke: '#eef2f7' }, size: 56 },
+          { ...axisColors(), label: 'step', labelSize: 16 },
+          { ...axisColors(), size: 56 },
         ],
         series: [
           {},
@@ -226,7 +229,7 @@ export function OverlayChart({
       ro.disconnect();
       u.destroy();
     };
-  }, [data, series]);
+  }, [data, series, theme]);
 
   return (
     <figure className="chart" data-metric={name}>

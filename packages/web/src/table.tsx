@@ -3,11 +3,14 @@ import type { ReactNode, ThHTMLAttributes } from 'react';
 /**
  * The one table of the list pages (the global runs, the agents, a queue's items): columns declared once with a
  * header and a cell, optional row selection by checkbox, and a pager. Pages keep their own data and paging state;
- * this only renders it, so every list looks and reads the same to a screen reader.
+ * this only renders it, so every list looks and reads the same to a screen reader. Below 640 px wide the rows
+ * become cards (styles.css "tables as cards"): each cell shows its column's label (data-label) before its value.
  */
 export interface TableColumn<T> {
   id: string;
   header: ReactNode;
+  /** The column's name on a phone, where each row is a card; defaults to the header when that is text. */
+  label?: string;
   cell: (row: T) => ReactNode;
   numeric?: boolean;
   /** Extra attributes of the header cell (e.g. aria-sort). */
@@ -46,7 +49,7 @@ export function DataTable<T>({
   const allOn = selectable.length > 0 && selectable.every((id) => selection?.selected.has(id));
   return (
     <div className="card table-card">
-      <table className="table" aria-label={label}>
+      <table className="table table-cards" aria-label={label}>
         <thead>
           <tr>
             {selection && (
@@ -88,6 +91,7 @@ export function DataTable<T>({
                   <td
                     key={c.id}
                     className={[c.numeric ? 'num' : '', c.className ?? ''].join(' ').trim() || undefined}
+                    data-label={c.label ?? (typeof c.header === 'string' ? c.header : undefined)}
                     {...c.td}
                   >
                     {c.cell(r)}

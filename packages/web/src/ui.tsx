@@ -2,6 +2,7 @@ import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { Agent, ItemState } from './api.js';
+import { axisColors, useTheme } from './theme.js';
 import { formatTime } from './util.js';
 
 const STATE_LABEL: Record<ItemState, string> = {
@@ -146,6 +147,8 @@ export function Chart({
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const key = series.map((s) => s.label + s.kind).join('|');
+  // Rebuilt with the theme's axis colours when the theme changes.
+  const theme = useTheme();
 
   useEffect(() => {
     const el = box.current;
@@ -172,11 +175,9 @@ export function Chart({
         y: { range: (_u, _min, max) => [0, Math.max(1, (max ?? 0) * 1.15)] },
       },
       axes: [
-        { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' } },
+        { ...axisColors() },
         {
-          stroke: '#64748b',
-          grid: { stroke: '#eef2f7' },
-          ticks: { stroke: '#e2e8f0' },
+          ...axisColors(),
           label: yLabel,
           labelSize: 18,
           size: 48,
@@ -205,7 +206,7 @@ export function Chart({
       plot.current = null;
     };
     // Rebuilt only when the series change; data updates go through setData below.
-  }, [key, height, yLabel]);
+  }, [key, height, yLabel, theme]);
 
   useEffect(() => {
     plot.current?.setData(data);
@@ -223,5 +224,30 @@ export function Chart({
         )}
       </div>
     </figure>
+  );
+}
+
+/**
+ * A grid of charts that folds away on a phone (below 640 px, styles.css), behind a Show/Hide toggle, so the charts
+ * do not fill the first screen there; wider windows always show them and never see the toggle.
+ */
+export function ChartsFold({ label, children }: { label: string; children: ReactNode }) {
+  const [open, setOpen] = useState(false);
+  const id = useId();
+  return (
+    <div className="charts-fold">
+      <button
+        type="button"
+        className="btn btn-small charts-toggle"
+        aria-expanded={open}
+        aria-controls={id}
+        onClick={() => setOpen((o) => !o)}
+      >
+        {open ? `Hide ${label}` : `Show ${label}`}
+      </button>
+      <div id={id} className={`charts${open ? '' : ' charts-folded'}`}>
+        {children}
+      </div>
+    </div>
   );
 }

@@ -33,6 +33,7 @@ function runColumns(now: number, reload: () => void): TableColumn<RunListRow>[] 
     {
       id: 'wait',
       header: <abbr title="From the push to the start">Queue wait</abbr>,
+      label: 'Queue wait',
       numeric: true,
       cell: (r) => (r.queue_wait_ms === null || r.queue_wait_ms === undefined ? dash : formatDuration(r.queue_wait_ms)),
     },

@@ -6,7 +6,7 @@ import { LaunchDialog } from '../LaunchDialog.js';
 import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable } from '../table.js';
 import { ItemsTab } from './QueueItems.js';
-import { AgentBadge, Chart, Command, Empty, ErrorBanner, Time } from '../ui.js';
+import { AgentBadge, Chart, ChartsFold, Command, Empty, ErrorBanner, Time } from '../ui.js';
 import { formatAgo } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
 import { RunsTable } from './RunsTable.js';
@@ -312,7 +312,7 @@ function ConfigTab({ queue }: { queue: Queue }) {
           <>
             <dt>Template variables</dt>
             <dd>
-              <table className="table mini" aria-label="Template variables">
+              <table className="table mini" aria-label="Template variables" tabIndex={0}>
                 <thead>
                   <tr>
                     <th scope="col">Variable</th>
@@ -429,7 +429,7 @@ export function QueuePage({ name, tab }: { name: string; tab: string }) {
           <Command text={`liftoff launch-agent -q ${name}`} />
         </div>
       )}
-      <div className="charts">
+      <ChartsFold label="charts">
         <Chart
           title="Queue depth"
           yLabel="items"
@@ -447,7 +447,7 @@ export function QueuePage({ name, tab }: { name: string; tab: string }) {
           empty={runs.data && durations[0].length <= 2 ? 'No runs yet' : undefined}
           series={[{ label: 'Duration (s)', color: '#0ea5e9', kind: 'bars' }]}
         />
-      </div>
+      </ChartsFold>
 
       <div className="tabs" role="tablist" aria-label="Queue sections">
         {TABS.map((t, i) => (

@@ -1,6 +1,8 @@
-import { useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
+import { useFocusFirstInvalid } from '../a11y.js';
 import { ApiError, RESOURCE_TYPES, fieldErrors, type Agent, type Queue, type ResourceType } from '../api.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { DataTable } from '../table.js';
 import { Command, Empty, ErrorBanner, Field } from '../ui.js';
 import { formatAgo, parseMapping } from '../util.js';
 
@@ -15,6 +17,8 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
   const [config, setConfig] = useState('');
   const [errors, setErrors] = useState<Map<string, string>>(new Map());
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  const focusInvalid = useFocusFirstInvalid(form);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -27,7 +31,10 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
     }
     if (!name.trim()) errs.set('name', 'Give the queue a name.');
     setErrors(errs);
-    if (errs.size) return;
+    if (errs.size) {
+      focusInvalid();
+      return;
+    }
     setBusy(true);
     try {
       const q = await api.createQueue(entity, { name: name.trim(), resource, resource_args: resourceArgs });
@@ -44,6 +51,7 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
         else out.set('', msg);
       }
       setErrors(out);
+      focusInvalid();
     } finally {
       setBusy(false);
     }
@@ -52,7 +60,13 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
   const example =
     resource === 'local-process' ? 'local-process: {}' : `${resource}:\n  # default resource args of every job`;
   return (
-    <form className="card form-card" onSubmit={(e) => void submit(e)} aria-labelledby="create-queue-title" noValidate>
+    <form
+      ref={form}
+      className="card form-card"
+      onSubmit={(e) => void submit(e)}
+      aria-labelledby="create-queue-title"
+      noValidate
+    >
       <h2 id="create-queue-title">New queue</h2>
       {errors.get('') && <ErrorBanner>{errors.get('')}</ErrorBanner>}
       <div className="form-row">
@@ -168,6 +182,7 @@ export function QueuesPage() {
   const [creating, setCreating] = useState(false);
   const [notice, setNotice] = useState<string | undefined>(undefined);
   const now = useNow(5000);
+  const liveAgents = (q: Queue) => agentsOf(agents.data, q.name).filter((a) => a.status !== 'KILLED');
 
   return (
     <div className="page">
@@ -207,79 +222,69 @@ export function QueuesPage() {
         </Empty>
       )}
       {queues.data && queues.data.length > 0 && (
-        <div className="card table-card">
-          <table className="table" aria-label="Queues">
-            <thead>
-              <tr>
-                <th scope="col">Queue</th>
-                <th scope="col">Resource</th>
-                <th scope="col" className="num">
-                  Pending
-                </th>
-                <th scope="col" className="num">
-                  Running
-                </th>
-                <th scope="col">Agents polling</th>
-                <th scope="col">Last agent seen</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {queues.data.map((q) => {
-                const all = agentsOf(agents.data, q.name);
-                const live = all.filter((a) => a.status !== 'KILLED');
-                const last = all.reduce<number | null>((m, a) => Math.max(m ?? 0, a.last_heartbeat_at), null);
+        <DataTable
+          label="Queues"
+          rows={queues.data}
+          rowKey={(q) => q.id}
+          rowAttrs={(q) => ({ 'data-queue': q.name })}
+          columns={[
+            {
+              id: 'name',
+              header: 'Queue',
+              cell: (q) => (
+                <Link href={`/queues/${encodeURIComponent(q.name)}`} className="strong-link">
+                  {q.name}
+                </Link>
+              ),
+            },
+            { id: 'resource', header: 'Resource', cell: (q) => <span className="chip">{q.resource}</span> },
+            { id: 'pending', header: 'Pending', numeric: true, td: { 'data-col': 'pending' }, cell: (q) => q.pending },
+            { id: 'running', header: 'Running', numeric: true, td: { 'data-col': 'running' }, cell: (q) => q.running },
+            {
+              id: 'agents',
+              header: 'Agents polling',
+              td: { 'data-col': 'agents' },
+              cell: (q) => {
+                const live = liveAgents(q);
+                if (agents.data === undefined) return '…';
+                if (live.length === 0) return <span className="warn-text">none</span>;
                 return (
-                  <tr key={q.id} data-queue={q.name}>
-                    <td>
-                      <Link href={`/queues/${encodeURIComponent(q.name)}`} className="strong-link">
-                        {q.name}
-                      </Link>
-                    </td>
-                    <td>
-                      <span className="chip">{q.resource}</span>
-                    </td>
-                    <td className="num" data-col="pending">
-                      {q.pending}
-                    </td>
-                    <td className="num" data-col="running">
-                      {q.running}
-                    </td>
-                    <td data-col="agents">
-                      {agents.data === undefined ? (
-                        '…'
-                      ) : live.length === 0 ? (
-                        <span className="warn-text">none</span>
-                      ) : (
-                        <span title={live.map((a) => a.name).join(', ')}>
-                          {live.length} {live.length === 1 ? 'agent' : 'agents'}
-                        </span>
-                      )}
-                    </td>
-                    <td data-col="last-agent">
-                      {live.length > 0 ? (
-                        <span className="ok-text">now</span>
-                      ) : (
-                        <span className="muted">{formatAgo(last, now)}</span>
-                      )}
-                    </td>
-                    <td className="actions">
-                      <DeleteQueueButton
-                        queue={q}
-                        onDeleted={() => {
-                          setNotice(`Queue “${q.name}” deleted.`);
-                          queues.reload();
-                        }}
-                      />
-                    </td>
-                  </tr>
+                  <span title={live.map((a) => a.name).join(', ')}>
+                    {live.length} {live.length === 1 ? 'agent' : 'agents'}
+                  </span>
                 );
-              })}
-            </tbody>
-          </table>
-        </div>
+              },
+            },
+            {
+              id: 'last-agent',
+              header: 'Last agent seen',
+              td: { 'data-col': 'last-agent' },
+              cell: (q) => {
+                const all = agentsOf(agents.data, q.name);
+                const last = all.reduce<number | null>((m, a) => Math.max(m ?? 0, a.last_heartbeat_at), null);
+                return liveAgents(q).length > 0 ? (
+                  <span className="ok-text">now</span>
+                ) : (
+                  <span className="muted">{formatAgo(last, now)}</span>
+                );
+              },
+            },
+            {
+              id: 'actions',
+              header: <span className="sr-only">Actions</span>,
+              className: 'actions',
+              cell: (q) => (
+                <DeleteQueueButton
+                  queue={q}
+                  onDeleted={() => {
+                    setNotice(`Queue “${q.name}” deleted.`);
+                    queues.reload();
+                  }}
+                />
+              ),
+            },
+          ]}
+        />
       )}
       {!queues.data && !queues.error && <p className="muted">Loading…</p>}
     </div>

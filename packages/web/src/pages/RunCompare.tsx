@@ -79,7 +79,7 @@ export function RunCompare({ ids, onClose }: { ids: string[]; onClose: () => voi
               <OverlayChart key={c.key} name={c.key} series={c.series} />
             ))}
           </div>
-          <table className="table mini compare-config" aria-label="Run configs">
+          <table className="table mini compare-config" aria-label="Run configs" tabIndex={0}>
             <thead>
               <tr>
                 <th scope="col">Config key</th>

@@ -31,6 +31,7 @@ function sortColumn(
     id: column,
     cell,
     ...extra,
+    label,
     th: { 'aria-sort': dir, 'data-sort-column': column },
     header: (
       <button type="button" className="linklike" onClick={() => navigate(runsViewHref({ ...view, sort: next }))}>
@@ -75,6 +76,7 @@ function queueRunColumns(view: RunsView, now: number): TableColumn<RunListRow>[]
     {
       id: 'wait',
       header: <abbr title="From the push to the start">Queue wait</abbr>,
+      label: 'Queue wait',
       numeric: true,
       cell: (r) => (r.queue_wait_ms === null || r.queue_wait_ms === undefined ? dash : formatDuration(r.queue_wait_ms)),
     },
