@@ -475,3 +475,60 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+/** The controller's fallback tick far beyond the test: trials that come at all came through the bus's wakes. */
+const WAKE_ONLY = { sweepTickMs: 600_000, sweepLeaseMs: 600_000 };
+
+for (const backend of BACKENDS) {
+  const across = backend === 'postgres' ? ' on another replica' : '';
+  describe.skipIf(backend === 'postgres' && !pgAvailable)(`the sweep controller's wakes on ${backend}`, () => {
+    it(`a sweep's creation and a trial's end${across} push the next trial without waiting for the tick`, async () => {
+      const b = await startBackendServer(backend, WAKE_ONLY);
+      try {
+        // PostgreSQL: the first server holds the lease before a second replica, which serves every request, joins.
+        await until(
+          'the first server to lead',
+          async () => (await b.query('SELECT holder FROM controller_leases')).length,
+        );
+        const replica = backend === 'postgres' ? await b.restart(WAKE_ONLY) : undefined;
+        const apiKey = readCredentials(join(b.home, '.config', 'liftoff', 'credentials'))?.api_key ?? '';
+        const client = replica ? new LiftoffClient({ baseUrl: replica.url, apiKey }) : b.client;
+        await client.createQueue('default', { name: 'wakes', resource: 'local-process', resource_args: {} });
+        const agent = new FakeAgent(client, 'wake-agent', 'wakes');
+        await agent.register(4);
+        const sweep = await client.createSweep('default', {
+          queue: 'wakes',
+          parallel: 1,
+          config: { method: 'grid', parameters: { a: { values: [1, 2, 3] } } },
+          trial: GIT_TRIAL,
+        });
+        const claimed: ClaimedItem[] = [];
+        for (let i = 0; i < 3; i++) {
+          // Trial 0 comes from the creation's wake, 1 and 2 each from the previous trial's end.
+          const [item] = await until(
+            `trial ${i}`,
+            async () => {
+              const got = await agent.take(1, 500);
+              return got.length > 0 && got;
+            },
+            15_000,
+          );
+          claimed.push(item as ClaimedItem);
+          await agent.end(item?.item_id ?? '', i === 1 ? 'failed' : 'finished');
+        }
+        expect(claimed.map((i) => i.spec.run_config)).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }]);
+        const done = await until(
+          'the grid to finish',
+          async () => {
+            const s = await client.getSweep('default', sweep.id);
+            return s.state === 'finished' && s;
+          },
+          15_000,
+        );
+        expect(done.trials?.map((t) => t.state)).toEqual(['finished', 'failed', 'finished']);
+      } finally {
+        await b.close();
+      }
+    });
+  });
+}
