@@ -315,6 +315,59 @@ for (const backend of BACKENDS) {
       expect((await show(sweep.id)).trial_count).toBe(4);
     });
 
+    it("a job's sweep: every trial runs the job version, its run config checked against the job's schema", async () => {
+      const { queue, agent } = await fresh();
+      const ref = 'a'.repeat(40);
+      await c.createJobVersion('default', 'sweepjob', {
+        source: { type: 'git', url: 'https://git.example.com/job.git', ref },
+        entry_point: ['python3', 'train.py'],
+        schema: {
+          type: 'object',
+          properties: { lr: { type: 'number', maximum: 1 }, epochs: { type: 'integer' } },
+          required: ['lr'],
+        },
+      });
+      // What `sweep create -j sweepjob` sends: the version's source and entry point, `job` pinned.
+      const trial = {
+        spec: {
+          ...GIT_TRIAL.spec,
+          entry_point: ['python3', 'train.py'],
+          job: { name: 'sweepjob', version: 'v0' },
+          run_config: { epochs: 2 },
+        },
+      };
+      // Trial 0 outside the schema: the sweep is refused before any trial is pushed.
+      const refused = await refusal(
+        create({ queue, parallel: 1, config: { method: 'grid', parameters: { lr: { values: [5, 0.1] } } }, trial }),
+      );
+      expect(refused.message).toContain('does not match the schema of job sweepjob:v0');
+      expect(refused.message).toContain('lr: must be <= 1');
+      const sweep = await create({
+        queue,
+        parallel: 1,
+        config: { method: 'grid', parameters: { lr: { values: [0.1, 0.5, 3] } } },
+        trial,
+      });
+      for (const lr of [0.1, 0.5]) {
+        const [item] = await takeAll(agent, 1);
+        expect(item?.spec.job).toEqual({ name: 'sweepjob', version: 'v0' });
+        expect(item?.spec.source).toEqual({ type: 'git', url: 'https://git.example.com/job.git', ref });
+        expect(item?.spec.entry_point).toEqual(['python3', 'train.py']);
+        expect(item?.spec.run_config).toEqual({ epochs: 2, lr });
+        await agent.end(item?.item_id ?? '', 'finished');
+      }
+      // Trial 2 (lr 3) breaks the schema when it is pushed: the sweep ends failed, saying why; nothing was queued.
+      const done = await until('the sweep to fail', async () => {
+        const s = await show(sweep.id);
+        return s.state === 'failed' && s;
+      });
+      expect(done.reason).toBe(
+        "a trial could not be pushed: trial 2's run config does not match the schema of job sweepjob:v0: lr: must be <= 1",
+      );
+      expect(done.trial_count).toBe(2);
+      expect((await agent.take(1, 100)).length).toBe(0);
+    });
+
     it("a sweep whose creator's key is revoked pushes no more trials: it ends failed", async () => {
       const { queue, agent } = await fresh();
       await c.createUser(`sweeper${n}`);

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { LiftoffError, isTerminal, type SweepConfig, type SweepTrialTemplate } from '@liftoff/core';
+import {
+  BadRequestError,
+  LiftoffError,
+  RunConfigSchemaError,
+  isTerminal,
+  type SweepConfig,
+  type SweepTrialTemplate,
+} from '@liftoff/core';
 import type { SweepsTopic } from '../bus.js';
 import type { AppContext } from '../context.js';
 import { prepareItemAs } from '../routes/push.js';
@@ -242,7 +249,14 @@ export class SweepController {
     const body = trialPush(JSON.parse(sweep.trial) as SweepTrialTemplate, config, sweep, number, params);
     const entity = { id: sweep.entity_id, name: sweep.entity_name };
     const queue = await this.ctx.store.queues.require(entity, sweep.queue_name);
-    const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body);
+    const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body).catch((e: unknown) => {
+      // A job's schema refusing this trial's parameters ends the sweep (tickOnce) with a reason on one line.
+      if (e instanceof RunConfigSchemaError && body.spec.job)
+        throw new BadRequestError(
+          `trial ${number}'s run config does not match the schema of job ${body.spec.job.name}:${body.spec.job.version}: ${e.problems.join('; ')}`,
+        );
+      throw e;
+    });
     const itemId = await this.sweeps.pushTrial(
       sweep,
       { number, params, spec: prepared.spec, priority: prepared.priority, pushed: body },
