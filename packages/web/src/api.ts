@@ -340,8 +340,12 @@ export class Api {
   runKeys = (entity: string, queue?: string) =>
     this.request<RunKeys>('GET', `/api/entities/${enc(entity)}/runs/keys${queue ? `?queue=${enc(queue)}` : ''}`);
   run = (id: string) => this.request<RunDetail>('GET', `/api/runs/${enc(id)}`);
-  runMetrics = (id: string, afterSeq = -1, limit = 10_000) =>
-    this.request<RunMetrics>('GET', `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}`);
+  /** A page of a run's metric points by seq; `key`: of that key only. */
+  runMetrics = (id: string, afterSeq = -1, limit = 10_000, key?: string) =>
+    this.request<RunMetrics>(
+      'GET',
+      `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}${key === undefined ? '' : `&key=${enc(key)}`}`,
+    );
   cancelRun = (id: string) => this.request<Run>('POST', `/api/runs/${enc(id)}/cancel`);
   runOutputs = (id: string) =>
     this.request<{ outputs: RunOutput[]; total_bytes: number }>('GET', `/api/runs/${enc(id)}/outputs`);

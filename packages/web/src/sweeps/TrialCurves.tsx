@@ -11,10 +11,7 @@ async function keyPoints(api: Api, runId: string, key: string): Promise<MetricPo
   const out: MetricPoint[] = [];
   let after = -1;
   for (;;) {
-    const page = await api.request<{ points: MetricPoint[]; next_seq: number }>(
-      'GET',
-      `/api/runs/${encodeURIComponent(runId)}/metrics?after_seq=${after}&limit=10000&key=${encodeURIComponent(key)}`,
-    );
+    const page = await api.runMetrics(runId, after, 10_000, key);
     out.push(...page.points);
     if (!page.points.length) return out;
     after = page.next_seq;
