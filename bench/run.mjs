@@ -15,6 +15,7 @@ import metrics from './metricsIngest.mjs';
 import outputs from './outputs.mjs';
 import runs from './runs.mjs';
 import slurm from './slurm.mjs';
+import sweepDispatch from './sweepDispatch.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
 import throughput from './throughput.mjs';
 import websize from './webSize.mjs';
@@ -34,6 +35,7 @@ const ALL = [
   metrics,
   logViewer,
   websize,
+  sweepDispatch,
 ];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

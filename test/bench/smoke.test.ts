@@ -34,6 +34,7 @@ describe('benchmarks (quick mode)', () => {
       'Web UI transfer sizes',
       'Log viewer: click response under a 5,000 lines/s live log',
       'Global runs page: filtered pages of 100k runs across queues',
+      'Sweep dispatch: trial end → next trial running',
     ]) {
       expect(md).toContain(`## ${section}`);
     }
@@ -51,6 +52,7 @@ describe('benchmarks (quick mode)', () => {
       'outputs',
       'runs',
       'slurm',
+      'sweepDispatch',
       'throughput',
       'websize',
     ]);

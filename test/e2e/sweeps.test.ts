@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SWEEP_LAUNCH_KEY_NOTES } from '@liftoff/core';
 import {
   agentConfig,
   cleanupAll,
@@ -175,4 +176,69 @@ describe('sweeps end to end', () => {
     expect(r.output).toContain('field "parameters.opt.values" (value: []): must have at least 1 entries');
     expect((await server.client.listSweeps('default')).sweeps.length).toBe(3);
   });
+
+  it("a W&B launch-sweep file's job runs every trial as that Liftoff job, each run config checked against its schema", async () => {
+    writeFileSync(
+      join(dir, 'schema.json'),
+      JSON.stringify({
+        type: 'object',
+        properties: { lr: { type: 'number', maximum: 0.5 }, opt: { enum: ['adam', 'sgd', 'rmsprop'] } },
+        required: ['lr', 'opt'],
+      }),
+    );
+    const made = await cli(
+      ['job', 'create', 'trainer', '--code', dir, '-E', 'python3 train.py', '--schema', join(dir, 'schema.json')],
+      server.env,
+    );
+    expect(made.code, made.output).toBe(0);
+    // W&B's launch-sweep shape: `job` (entity/project/name:alias) and a scheduler; no source flag given.
+    writeFileSync(
+      join(dir, 'job.yaml'),
+      'job: default/sweeps/trainer:latest\nscheduler: {num_workers: 1}\nprogram: train.py\nmethod: grid\n' +
+        'metric: {name: loss, goal: minimize}\nparameters:\n  lr: {values: [0.1, 0.2]}\n  opt: {value: sgd}\n',
+    );
+    const created = await cli(['sweep', 'create', '-q', 'sweep-proc', join(dir, 'job.yaml')], server.env);
+    expect(created.code, created.output).toBe(0);
+    expect(created.output).toContain('the trials run job trainer:v0');
+    const id = created.output.trim().split('\n').at(-1) ?? '';
+    const done = await until(async () => {
+      const s = await server.client.getSweep('default', id);
+      return s.state === 'running' ? undefined : s;
+    }, 120_000);
+    expect(done).toMatchObject({ state: 'finished', reason: 'grid exhausted', trial_count: 2 });
+    expect(done.notes).toContain(SWEEP_LAUNCH_KEY_NOTES.job);
+    for (const t of done.trials ?? []) {
+      expect(t.state).toBe('finished');
+      const item = await server.client.getItem(t.item_id);
+      expect(item.spec.job).toEqual({ name: 'trainer', version: 'v0' });
+      expect(item.spec.source.type).toBe('code');
+      const line = (await outputOf(server.client, t.run_id ?? '')).split('\n').find((l) => l.startsWith('CONFIG '));
+      expect(JSON.parse(line?.slice('CONFIG '.length) ?? 'null')).toEqual({
+        lr: (t.params as { lr: number }).lr,
+        opt: 'sgd',
+      });
+    }
+
+    // -j with a grid whose first trial breaks the schema: refused, one line per problem, and no sweep is made.
+    const before = (await server.client.listSweeps('default')).sweeps.length;
+    writeFileSync(
+      join(dir, 'badjob.yaml'),
+      'program: train.py\nmethod: grid\nparameters:\n  lr: {values: [0.9]}\n  opt: {value: adam}\n',
+    );
+    const refused = await cli(
+      ['sweep', 'create', '-q', 'sweep-proc', join(dir, 'badjob.yaml'), '-j', 'trainer:v0'],
+      server.env,
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain('The run config does not match the schema of job trainer:v0');
+    expect(refused.output).toContain('  lr: must be <= 0.5');
+    expect((await server.client.listSweeps('default')).sweeps.length).toBe(before);
+    // A source flag and -j at once is refused too.
+    const both = await cli(
+      ['sweep', 'create', '-q', 'sweep-proc', join(dir, 'badjob.yaml'), '-j', 'trainer', '--code', dir],
+      server.env,
+    );
+    expect(both.code).toBe(2);
+    expect(both.output).toContain('Give exactly one source for the trials');
+  }, 240_000);
 });

@@ -12,7 +12,7 @@ import { ConfigInvalidError } from './errors.js';
  * - bracket (band): a hyperband checkpoint, counted in reported values of the metric.
  */
 
-/** Every distribution of W&B's format that Liftoff samples (W&B's `beta` and `q_beta` are not built). */
+/** Every distribution of W&B's format, each sampled as W&B's sweep engine defines it. */
 export const SWEEP_DISTRIBUTIONS = [
   'constant',
   'categorical',
@@ -29,6 +29,8 @@ export const SWEEP_DISTRIBUTIONS = [
   'q_normal',
   'log_normal',
   'q_log_normal',
+  'beta',
+  'q_beta',
 ] as const;
 export type SweepDistribution = (typeof SWEEP_DISTRIBUTIONS)[number];
 
@@ -49,6 +51,8 @@ const DISTRIBUTION_KEYS: Record<SweepDistribution, readonly string[]> = {
   q_normal: ['mu', 'sigma', 'q'],
   log_normal: ['mu', 'sigma'],
   q_log_normal: ['mu', 'sigma', 'q'],
+  beta: ['a', 'b'],
+  q_beta: ['a', 'b', 'q'],
 };
 /** Distributions whose min and max are values that must be positive (the others' are exponents or plain bounds). */
 const POSITIVE_BOUNDS = new Set<SweepDistribution>([
@@ -69,6 +73,9 @@ export interface SweepParameter {
   mu?: number;
   sigma?: number;
   q?: number;
+  /** The shape parameters of `beta` and `q_beta` (W&B's names). */
+  a?: number;
+  b?: number;
   parameters?: Record<string, SweepParameter>;
 }
 
@@ -90,6 +97,8 @@ export const SweepParameter: z.ZodType<SweepParameter> = z.lazy(() =>
       mu: Finite.optional(),
       sigma: Finite.refine((s) => s > 0, { message: 'must be greater than 0' }).optional(),
       q: Finite.refine((q) => q > 0, { message: 'must be greater than 0' }).optional(),
+      a: Finite.refine((a) => a > 0, { message: 'must be greater than 0' }).optional(),
+      b: Finite.refine((b) => b > 0, { message: 'must be greater than 0' }).optional(),
       parameters: z.record(ParameterName, SweepParameter).optional(),
     })
     .strict()
@@ -124,12 +133,17 @@ function checkParameter(p: SweepParameter, ctx: z.RefinementCtx): void {
       ctx.addIssue({ code: 'custom', path: [k], message: `is not used by distribution ${distribution}: remove it` });
     }
   }
-  const need = (key: 'value' | 'values' | 'min' | 'max'): void => {
+  const need = (key: 'value' | 'values' | 'min' | 'max' | 'a' | 'b'): void => {
     if (p[key] === undefined) {
       ctx.addIssue({ code: 'custom', path: [key], message: `is required for distribution ${distribution}` });
     }
   };
   if (distribution === 'constant') need('value');
+  // Liftoff takes no default for the shape: a beta without both is most likely a typo, and W&B's are not documented.
+  if (allowed.includes('a')) {
+    need('a');
+    need('b');
+  }
   if (distribution === 'categorical') {
     need('values');
     if (p.probabilities && p.values && p.probabilities.length !== p.values.length) {
@@ -213,11 +227,22 @@ export const SWEEP_LAUNCH_KEY_NOTES = {
     '"scheduler" is ignored: the Liftoff server proposes trials itself, so no scheduler job runs or takes an agent slot (parallelism is --parallel)',
   launch:
     '"launch" is ignored: the queue comes from -q, the trials\' priority from -P and their source from --code, --git or --image',
-  job: '"job" is ignored: the trials\' source comes from --code, --git or --image (sweeps over a Liftoff job are not built yet)',
+  job: "\"job\" names the trials' Liftoff job (docs/jobs.md), of the sweep's entity (W&B's project part is dropped), unless sweep create is given --job, --code, --git or --image",
   image_uri: '"image_uri" is ignored: pass the image as --image IMAGE',
 } as const;
 
 const Passthrough = z.unknown().optional();
+
+/** W&B's job reference as a launch-sweep file's `job` holds it: `[entity/[project/]]name[:alias]`. */
+export const SWEEP_JOB_REF = /^(?:(?:([^/:\s]+)\/)?([^/:\s]+)\/)?([^/:\s]+)(?::([^/:\s]+))?$/;
+
+/** The parts of a sweep config's `job` (SWEEP_JOB_REF). */
+export function parseSweepJobRef(ref: string): { entity?: string; name: string; version?: string } | undefined {
+  const m = SWEEP_JOB_REF.exec(ref);
+  if (!m) return undefined;
+  const [, entity, , name, version] = m;
+  return { name: name as string, ...(entity ? { entity } : {}), ...(version ? { version } : {}) };
+}
 
 export const SweepConfig = z
   .object({
@@ -236,7 +261,8 @@ export const SweepConfig = z
     run_cap: z.number().int().min(1).max(1_000_000).optional(),
     scheduler: Passthrough,
     launch: Passthrough,
-    job: Passthrough,
+    /** W&B's job reference `[entity/[project/]]name[:alias]`: the trials run that Liftoff job (sweepJob). */
+    job: z.string().regex(SWEEP_JOB_REF, 'must be [entity/[project/]]name[:alias]').optional(),
     image_uri: Passthrough,
   })
   .strict()

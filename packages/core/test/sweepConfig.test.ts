@@ -174,6 +174,9 @@ describe('bad sweep files are refused with one line per problem, all at once', (
         '  g: {distribution: normal, sigma: 0}',
         '  h: {mu: 1}',
         '  i: {distribution: beta}',
+        '  j: {distribution: beta, a: 0, b: 2}',
+        '  k: {distribution: q_beta, a: 2, b: 2, mu: 1}',
+        '  l: {distribution: gamma}',
         '',
       ].join('\n'),
       problems: [
@@ -184,8 +187,12 @@ describe('bad sweep files are refused with one line per problem, all at once', (
         'field "parameters.e.probabilities" (value: [0.5]): must have one entry per value (2)',
         'field "parameters.f.probabilities" (value: [0.5,0.6]): must sum to 1',
         'field "parameters.g.sigma" (value: 0): must be greater than 0',
-        'field "parameters.h" (value: {"mu":1}): needs "value", "values", "min" and "max", "parameters" or a "distribution" (one of constant, categorical, int_uniform, uniform, q_uniform, log_uniform, log_uniform_values, q_log_uniform, q_log_uniform_values, inv_log_uniform, inv_log_uniform_values, normal, q_normal, log_normal, q_log_normal)',
-        'field "parameters.i.distribution" (value: "beta"): must be one of constant, categorical, int_uniform, uniform, q_uniform, log_uniform, log_uniform_values, q_log_uniform, q_log_uniform_values, inv_log_uniform, inv_log_uniform_values, normal, q_normal, log_normal, q_log_normal',
+        'field "parameters.h" (value: {"mu":1}): needs "value", "values", "min" and "max", "parameters" or a "distribution" (one of constant, categorical, int_uniform, uniform, q_uniform, log_uniform, log_uniform_values, q_log_uniform, q_log_uniform_values, inv_log_uniform, inv_log_uniform_values, normal, q_normal, log_normal, q_log_normal, beta, q_beta)',
+        'field "parameters.i.a" (value: missing): is required for distribution beta',
+        'field "parameters.i.b" (value: missing): is required for distribution beta',
+        'field "parameters.j.a" (value: 0): must be greater than 0',
+        'field "parameters.k.mu" (value: 1): is not used by distribution q_beta: remove it',
+        'field "parameters.l.distribution" (value: "gamma"): must be one of constant, categorical, int_uniform, uniform, q_uniform, log_uniform, log_uniform_values, q_log_uniform, q_log_uniform_values, inv_log_uniform, inv_log_uniform_values, normal, q_normal, log_normal, q_log_normal, beta, q_beta',
       ],
     },
     {
@@ -209,6 +216,11 @@ describe('bad sweep files are refused with one line per problem, all at once', (
         'field "command[2]" (value: "${args_json_file}"): unknown macro ${args_json_file}: the macros are ${env}, ${interpreter}, ${program}, ${args}, ${args_no_hyphens}, ${args_json}',
         'field "program" (value: missing): is required: the command uses ${program}',
       ],
+    },
+    {
+      name: 'a launch-sweep job reference that is not [entity/[project/]]name[:alias]',
+      yaml: 'method: random\njob: a/b/c/d\nparameters: {x: {values: [1]}}\n',
+      problems: ['field "job" (value: "a/b/c/d"): must be [entity/[project/]]name[:alias]'],
     },
     {
       name: 'missing method and parameters',

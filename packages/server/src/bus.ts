@@ -30,7 +30,12 @@ export interface Subscription {
   close(): void;
 }
 
-export type Topic = `queue:${string}` | `agent:${string}` | `run:${string}` | CacheTopic;
+/**
+ * The sweep controller's wakes (sweeps/controller.ts): `sweeps:ended` when any run ends (a trial's end frees a slot
+ * for the next trial), `sweeps:changed` when a sweep is created, paused, resumed or stopped.
+ */
+export type SweepsTopic = 'sweeps:ended' | 'sweeps:changed';
+export type Topic = `queue:${string}` | `agent:${string}` | `run:${string}` | SweepsTopic | CacheTopic;
 
 interface Subscriber {
   /** Published since its last wait began; the next wait returns at once. */

@@ -130,7 +130,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     tickMs: settings.sweepTickMs,
     leaseMs: settings.sweepLeaseMs,
   });
-  ctx.kickSweeps = () => void sweepController.tick();
+  // A sweep's change wakes the controller of whichever replica leads (over PgBus), this one included.
+  ctx.kickSweeps = () => ctx.bus.publish('sweeps:changed');
   const app = await buildApp(ctx, logger, { webDir: opts.webDir, tls: opts.tls });
   const address = await app.listen({ host: opts.host, port: opts.port });
   if (!opts.tls && !isLoopback(opts.host))
@@ -167,6 +168,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       .reap(t, t - 3 * settings.heartbeatIntervalMs, t - settings.runLostAfterMs)
       .then((r) => {
         for (const q of r.queueIds) ctx.bus.publish(`queue:${q}`);
+        // A lost trial frees its sweep's slot: the controller looks at once (routes/runs.ts afterReports).
+        if (r.lostRuns.length) ctx.bus.publish('sweeps:ended');
         for (const l of r.lostRuns) {
           ctx.metrics.runLost();
           ctx.bus.publish(`run:${l.runId}`);

@@ -113,6 +113,25 @@ describe('random: every distribution samples its law (4000 draws, fixed seed, bo
     const qln = draws({ distribution: 'q_log_normal', q: 1 });
     expect(qln.every((x) => Number.isInteger(x) && x >= 0)).toBe(true);
   });
+  it('beta (a, b; the a < 1 path too) and q_beta, on [0, 1]', () => {
+    const b = draws({ distribution: 'beta', a: 2, b: 5 });
+    expect(b.every((x) => x >= 0 && x <= 1)).toBe(true);
+    // Beta(2, 5): mean 2/7, sd sqrt(10 / (49 · 8)) ≈ 0.1597.
+    expect(Math.abs(mean(b) - 2 / 7)).toBeLessThan(0.015);
+    expect(Math.abs(sd(b) - 0.1597)).toBeLessThan(0.012);
+    // Beta(1/2, 1/2), the arcsine law: mean 1/2, sd sqrt(1/8), P(x < 0.1) = (2/π) asin(√0.1) ≈ 0.2048.
+    const arcsine = draws({ distribution: 'beta', a: 0.5, b: 0.5 });
+    expect(Math.abs(mean(arcsine) - 0.5)).toBeLessThan(0.03);
+    expect(Math.abs(sd(arcsine) - Math.sqrt(1 / 8))).toBeLessThan(0.015);
+    expect(Math.abs(share(arcsine, (x) => x < 0.1) - 0.2048)).toBeLessThan(0.035);
+    const qb = draws({ distribution: 'q_beta', a: 5, b: 5, q: 0.1 });
+    expect(qb.every((x) => isMultiple(x, 0.1) && x >= 0 && x <= 1)).toBe(true);
+    expect(Math.abs(mean(qb) - 0.5)).toBeLessThan(0.02);
+    // q defaults to 1, as for W&B's other quantized distributions: 0 or 1, about half each for a = b.
+    const q1 = draws({ distribution: 'q_beta', a: 3, b: 3 });
+    expect(new Set(q1)).toEqual(new Set([0, 1]));
+    expect(Math.abs(share(q1, (x) => x === 1) - 0.5)).toBeLessThan(0.04);
+  });
   it('a trial draws from a generator of its own: same seed, same trial; neighbouring trials differ', () => {
     const config = configOf({
       method: 'random',

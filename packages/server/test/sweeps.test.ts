@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -10,82 +8,9 @@ import {
   type Sweep,
   type SweepTrial,
 } from '@liftoff/core';
-import { BACKENDS, freshPgDatabase, pgAvailable } from '../../../test/helpers/postgres.js';
-import { openPostgres, openSqlite } from '../src/store/database.js';
-import { Sweeps } from '../src/store/sweeps.js';
+import { BACKENDS, pgAvailable } from '../../../test/helpers/postgres.js';
 import { refusal, startBackendServer, type BackendServer } from './factory.js';
-
-/** Waits for `check` to hold (a deadline to fail by, never a timing assertion). */
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** An agent speaking the protocol by hand: claims trials, starts their runs, prints metric lines, ends them. */
-class FakeAgent {
-  private readonly offsets = new Map<string, number>();
-  readonly runOf = new Map<string, string>();
-  constructor(
-    private readonly c: LiftoffClient,
-    readonly id: string,
-    private readonly queue: string,
-  ) {}
-
-  async register(maxJobs: number): Promise<void> {
-    await this.c.registerAgent({
-      id: this.id,
-      name: this.id,
-      entity: 'default',
-      hostname: 'h',
-      queues: [this.queue],
-      version: 't',
-      max_jobs: maxJobs,
-    });
-  }
-
-  /** Claims up to `n` items (waiting for the first) and starts each one's run. */
-  async take(n: number, waitMs = 3_000): Promise<ClaimedItem[]> {
-    const { items } = await this.c.poll(this.id, { queues: [this.queue], max_items: n, wait_ms: waitMs });
-    for (const item of items) {
-      const run = await this.c.ackItem(item.item_id, this.id);
-      await this.c.reportRun(run.id, { agent_id: this.id, state: 'running' });
-      this.runOf.set(item.item_id, run.id);
-    }
-    return items;
-  }
-
-  async report(itemId: string, values: readonly number[], key = 'loss'): Promise<void> {
-    const runId = this.runOf.get(itemId) ?? '';
-    const at = this.offsets.get(runId) ?? 0;
-    const text = values.map((v) => `LIFTOFF_METRICS ${JSON.stringify({ [key]: v })}\n`).join('');
-    await this.c.appendLogs(runId, this.id, at, text);
-    this.offsets.set(runId, at + Buffer.byteLength(text));
-  }
-
-  async end(itemId: string, state: 'finished' | 'failed' | 'stopped'): Promise<void> {
-    const runId = this.runOf.get(itemId) ?? '';
-    await this.c.reportRun(runId, { agent_id: this.id, state, exit_code: state === 'finished' ? 0 : 1 });
-  }
-}
-
-/** Claims items until `n` have come (each poll takes what is pending then). */
-async function takeAll(agent: FakeAgent, n: number): Promise<ClaimedItem[]> {
-  const got: ClaimedItem[] = [];
-  await until(`${n} trials`, async () => {
-    got.push(...(await agent.take(n - got.length, 200)));
-    return got.length >= n;
-  });
-  return got;
-}
-
-const GIT_TRIAL = {
-  spec: { source: { type: 'git' as const, url: 'https://git.example.com/x.git' }, entry_point: ['true'] },
-};
+import { FakeAgent, GIT_TRIAL, takeAll, until } from './sweepAgent.js';
 
 const SETTINGS = { sweepTickMs: 25, sweepLeaseMs: 3_000 };
 
@@ -315,6 +240,59 @@ for (const backend of BACKENDS) {
       expect((await show(sweep.id)).trial_count).toBe(4);
     });
 
+    it("a job's sweep: every trial runs the job version, its run config checked against the job's schema", async () => {
+      const { queue, agent } = await fresh();
+      const ref = 'a'.repeat(40);
+      await c.createJobVersion('default', 'sweepjob', {
+        source: { type: 'git', url: 'https://git.example.com/job.git', ref },
+        entry_point: ['python3', 'train.py'],
+        schema: {
+          type: 'object',
+          properties: { lr: { type: 'number', maximum: 1 }, epochs: { type: 'integer' } },
+          required: ['lr'],
+        },
+      });
+      // What `sweep create -j sweepjob` sends: the version's source and entry point, `job` pinned.
+      const trial = {
+        spec: {
+          ...GIT_TRIAL.spec,
+          entry_point: ['python3', 'train.py'],
+          job: { name: 'sweepjob', version: 'v0' },
+          run_config: { epochs: 2 },
+        },
+      };
+      // Trial 0 outside the schema: the sweep is refused before any trial is pushed.
+      const refused = await refusal(
+        create({ queue, parallel: 1, config: { method: 'grid', parameters: { lr: { values: [5, 0.1] } } }, trial }),
+      );
+      expect(refused.message).toContain('does not match the schema of job sweepjob:v0');
+      expect(refused.message).toContain('lr: must be <= 1');
+      const sweep = await create({
+        queue,
+        parallel: 1,
+        config: { method: 'grid', parameters: { lr: { values: [0.1, 0.5, 3] } } },
+        trial,
+      });
+      for (const lr of [0.1, 0.5]) {
+        const [item] = await takeAll(agent, 1);
+        expect(item?.spec.job).toEqual({ name: 'sweepjob', version: 'v0' });
+        expect(item?.spec.source).toEqual({ type: 'git', url: 'https://git.example.com/job.git', ref });
+        expect(item?.spec.entry_point).toEqual(['python3', 'train.py']);
+        expect(item?.spec.run_config).toEqual({ epochs: 2, lr });
+        await agent.end(item?.item_id ?? '', 'finished');
+      }
+      // Trial 2 (lr 3) breaks the schema when it is pushed: the sweep ends failed, saying why; nothing was queued.
+      const done = await until('the sweep to fail', async () => {
+        const s = await show(sweep.id);
+        return s.state === 'failed' && s;
+      });
+      expect(done.reason).toBe(
+        "a trial could not be pushed: trial 2's run config does not match the schema of job sweepjob:v0: lr: must be <= 1",
+      );
+      expect(done.trial_count).toBe(2);
+      expect((await agent.take(1, 100)).length).toBe(0);
+    });
+
     it("a sweep whose creator's key is revoked pushes no more trials: it ends failed", async () => {
       const { queue, agent } = await fresh();
       await c.createUser(`sweeper${n}`);
@@ -436,42 +414,6 @@ for (const backend of BACKENDS) {
       });
       expect(launch.notes).toEqual([expect.stringMatching(/^"scheduler" is ignored/)]);
       await c.sweepAction('default', launch.id, 'stop');
-    });
-  });
-}
-
-for (const backend of BACKENDS) {
-  describe.skipIf(backend === 'postgres' && !pgAvailable)(`the sweep controller lease on ${backend}`, () => {
-    it('one holder at a time: renewed by its holder, taken by another only once expired or released', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'liftoff-lease-'));
-      const pgDb = backend === 'postgres' ? await freshPgDatabase() : undefined;
-      const { db } = pgDb ? await openPostgres(pgDb.url) : await openSqlite(join(dir, 'liftoff.db'));
-      try {
-        const sweeps = new Sweeps(db);
-        expect(await sweeps.acquireLease('sweeps', 'a', 1_000, 100)).toBe(true);
-        // Two replicas asking at once: exactly one wins (the other sees the row held).
-        const [b, c] = await Promise.all([
-          sweeps.acquireLease('sweeps', 'b', 1_050, 100),
-          sweeps.acquireLease('sweeps', 'c', 1_050, 100),
-        ]);
-        expect([b, c]).toEqual([false, false]);
-        expect(await sweeps.acquireLease('sweeps', 'a', 1_090, 100)).toBe(true);
-        expect(await sweeps.acquireLease('sweeps', 'b', 1_150, 100)).toBe(false);
-        const after = await Promise.all([
-          sweeps.acquireLease('sweeps', 'b', 1_200, 100),
-          sweeps.acquireLease('sweeps', 'c', 1_200, 100),
-        ]);
-        expect(after.filter(Boolean).length).toBe(1);
-        const winner = after[0] ? 'b' : 'c';
-        await sweeps.releaseLease('sweeps', winner === 'b' ? 'c' : 'b');
-        expect(await sweeps.acquireLease('sweeps', 'a', 1_210, 100)).toBe(false);
-        await sweeps.releaseLease('sweeps', winner);
-        expect(await sweeps.acquireLease('sweeps', 'a', 1_220, 100)).toBe(true);
-      } finally {
-        await db.destroy();
-        await pgDb?.drop();
-        rmSync(dir, { recursive: true, force: true });
-      }
     });
   });
 }

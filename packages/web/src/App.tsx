@@ -9,6 +9,8 @@ import { JobPage } from './pages/JobPage.js';
 import { QueuePage } from './pages/QueuePage.js';
 import { QueuesPage } from './pages/QueuesPage.js';
 import { RunPage } from './pages/RunPage.js';
+import { SweepPage } from './pages/SweepPage.js';
+import { SweepsPage } from './pages/SweepsPage.js';
 import { ErrorBanner } from './ui.js';
 
 const KEY_STORAGE = 'liftoff.apiKey';
@@ -149,6 +151,8 @@ function Routes() {
   if (parts[0] === 'agents' && parts.length === 1) return <AgentsPage />;
   if (parts[0] === 'runs' && parts[1]) return <RunPage id={parts[1]} />;
   if (parts[0] === 'items' && parts[1]) return <ItemPage id={parts[1]} />;
+  if (parts[0] === 'sweeps' && parts.length === 1) return <SweepsPage />;
+  if (parts[0] === 'sweeps' && parts[1]) return <SweepPage id={parts[1]} />;
   if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
   return (
     <div className="page">
@@ -232,6 +236,7 @@ export function App() {
             <Link href="/">Queues</Link>
             <Link href="/runs">Runs</Link>
             <Link href="/agents">Agents</Link>
+            <Link href="/sweeps">Sweeps</Link>
           </nav>
           <div className="topbar-right">
             <ThemePicker />

@@ -340,8 +340,12 @@ export class Api {
   runKeys = (entity: string, queue?: string) =>
     this.request<RunKeys>('GET', `/api/entities/${enc(entity)}/runs/keys${queue ? `?queue=${enc(queue)}` : ''}`);
   run = (id: string) => this.request<RunDetail>('GET', `/api/runs/${enc(id)}`);
-  runMetrics = (id: string, afterSeq = -1, limit = 10_000) =>
-    this.request<RunMetrics>('GET', `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}`);
+  /** A page of a run's metric points by seq; `key`: of that key only. */
+  runMetrics = (id: string, afterSeq = -1, limit = 10_000, key?: string) =>
+    this.request<RunMetrics>(
+      'GET',
+      `/api/runs/${enc(id)}/metrics?after_seq=${afterSeq}&limit=${limit}${key === undefined ? '' : `&key=${enc(key)}`}`,
+    );
   cancelRun = (id: string) => this.request<Run>('POST', `/api/runs/${enc(id)}/cancel`);
   runOutputs = (id: string) =>
     this.request<{ outputs: RunOutput[]; total_bytes: number }>('GET', `/api/runs/${enc(id)}/outputs`);
@@ -386,6 +390,12 @@ export class Api {
   /** A version of a job by name (`v2`) or alias (`latest`). */
   jobVersion = (entity: string, name: string, ref: string) =>
     this.request<JobVersionInfo>('GET', `/api/entities/${enc(entity)}/jobs/${enc(name)}/versions/${enc(ref)}`);
+  sweeps = (entity: string) =>
+    this.request<{ sweeps: Sweep[] }>('GET', `/api/entities/${enc(entity)}/sweeps`).then((r) => r.sweeps);
+  /** A sweep with its trials. */
+  sweep = (entity: string, id: string) => this.request<Sweep>('GET', `/api/entities/${enc(entity)}/sweeps/${enc(id)}`);
+  sweepAction = (entity: string, id: string, action: 'pause' | 'resume' | 'stop') =>
+    this.request<Sweep>('POST', `/api/entities/${enc(entity)}/sweeps/${enc(id)}/${action}`);
   async uploadArchive(body: Blob): Promise<{ id: string; sha256: string; size: number }> {
     let res: Response;
     try {
@@ -447,4 +457,36 @@ export interface JobVersionInfo {
   schema: Record<string, unknown> | null;
   description: string | null;
   aliases: string[];
+}
+
+/** A sweep (docs/sweeps.md): its trials only in `sweep()`. */
+export type SweepState = 'running' | 'paused' | 'finished' | 'stopped' | 'failed';
+export interface SweepTrial {
+  number: number;
+  item_id: string;
+  run_id: string | null;
+  state: ItemState;
+  params: Record<string, unknown>;
+  /** The metric's last reported value, null before the first. */
+  metric: number | null;
+  early_terminated: boolean;
+  created_at: number;
+}
+export interface Sweep {
+  id: string;
+  entity: string;
+  queue: string;
+  name: string;
+  state: SweepState;
+  method: string;
+  config: Record<string, unknown> & { metric?: { name: string; goal?: 'minimize' | 'maximize'; target?: number } };
+  notes: string[];
+  parallel: number;
+  author: string;
+  created_at: number;
+  ended_at: number | null;
+  reason: string | null;
+  trial_count: number;
+  best: SweepTrial | null;
+  trials?: SweepTrial[];
 }

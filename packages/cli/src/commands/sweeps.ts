@@ -11,6 +11,7 @@ export interface SweepCreateFlags extends Common {
   git?: string;
   ref?: string;
   image?: string;
+  job?: string;
   dockerfile?: string;
   entryPoint?: string;
   config?: string;
@@ -36,7 +37,7 @@ export function sweepCommands(program: Command, env: Env): void {
       .command('create <config>')
       .description('start a sweep from a W&B sweep config file (YAML or JSON) on a queue')
       .usage(
-        '-q QUEUE CONFIG.yaml (--code DIR | --git URL [--ref REF] | --image IMAGE) [-E CMD] [--parallel N] [options]',
+        '-q QUEUE CONFIG.yaml (--code DIR | --git URL [--ref REF] | --image IMAGE | -j JOB[:VERSION]) [-E CMD] [--parallel N] [options]',
       ),
   )
     .requiredOption('-q, --queue <name>', 'queue the trials are pushed to')
@@ -44,6 +45,10 @@ export function sweepCommands(program: Command, env: Env): void {
     .option('--git <url>', 'clone this repository for every trial')
     .option('--ref <ref>', "git branch, tag or commit (default: the remote's HEAD)")
     .option('--image <image>', 'run this container image as is (container queues)')
+    .option(
+      '-j, --job <name[:version]>',
+      'run every trial as this Liftoff job (a version vN or alias; default latest), its run config checked against the job\'s schema; default: the config\'s "job"',
+    )
     .option('--dockerfile <path>', "the trials' Dockerfile, relative to their code (container queues)")
     .option('-E, --entry-point <command>', 'program and arguments when the config has no "program" or "command"')
     .option('-c, --config <file>', 'base run config (YAML or JSON) the parameters are set over')

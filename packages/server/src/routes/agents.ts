@@ -70,6 +70,8 @@ export function agentRoutes(app: App, ctx: AppContext): void {
         ctx.now(),
       );
       for (const q of requeued) ctx.bus.publish(`queue:${q}`);
+      // The agent's old runs ended lost (it came back without them): their sweeps' trials may be replaced.
+      if (requeued.length) ctx.bus.publish('sweeps:ended');
       return {
         agent: publicView(agent),
         heartbeat_interval_ms: ctx.settings.heartbeatIntervalMs,
@@ -119,7 +121,9 @@ export function agentRoutes(app: App, ctx: AppContext): void {
     { schema: { tags: ['agent protocol'], params: IdParams, response: { 200: Agent } } },
     async (req) => {
       await boundAgent(ctx, req, req.params.id);
-      for (const q of await ctx.store.agents.stopped(req.params.id, ctx.now())) ctx.bus.publish(`queue:${q}`);
+      const requeued = await ctx.store.agents.stopped(req.params.id, ctx.now());
+      for (const q of requeued) ctx.bus.publish(`queue:${q}`);
+      if (requeued.length) ctx.bus.publish('sweeps:ended');
       return publicView(await ctx.store.agents.get(req.params.id));
     },
   );

@@ -22,6 +22,7 @@ export function itemRoutes(app: App, ctx: AppContext): void {
       const { notifyAgent } = await ctx.store.items.cancel(item.id, ctx.now());
       if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
       if (item.run_id) ctx.bus.publish(`run:${item.run_id}`);
+      ctx.bus.publish('sweeps:ended');
       // A cancelled claim frees its concurrency slot at once.
       if (item.state === 'claimed')
         for (const q of await ctx.store.queues.sharingLimits(item.queue_id)) ctx.bus.publish(`queue:${q}`);

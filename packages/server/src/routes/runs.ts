@@ -91,6 +91,8 @@ export function runRoutes(app: App, ctx: AppContext): void {
       const { notifyAgent } = await ctx.store.items.cancel(run.item_id, ctx.now());
       if (notifyAgent) ctx.bus.publish(`agent:${notifyAgent}`);
       ctx.bus.publish(`run:${run.id}`);
+      // A cancel may end the run at once (no agent to wait for): a sweep's next trial may go.
+      ctx.bus.publish('sweeps:ended');
       const { entity_id: _e, ...rest } = await ctx.store.runs.get(run.id);
       return rest;
     },
@@ -277,6 +279,7 @@ export async function afterReports(
 ): Promise<void> {
   const freed = new Set<string>();
   const woken = new Set<string>();
+  let ended = false;
   for (const { run, preemption } of reports) {
     // Every report, a warning alone included, wakes the run's followers (log streams, the UI).
     ctx.bus.publish(`run:${run.id}`);
@@ -285,9 +288,14 @@ export async function afterReports(
     // queue, so an item requeued without backoff is picked up at once. Without an entity limit (known from the
     // report's own read) that is the only queue to wake; else every queue sharing the entity's limit.
     if (!isTerminal(run.status)) continue;
+    ended = true;
     if (run.queue_id && run.entity_limited === false) woken.add(run.queue_id);
     else freed.add(run.queue_id ?? (await ctx.store.runs.queueIdOf(run.id)));
   }
   for (const queueId of freed) for (const q of await ctx.store.queues.sharingLimits(queueId)) woken.add(q);
   for (const q of woken) ctx.bus.publish(`queue:${q}`);
+  // The sweep controller, on whichever replica leads, pushes the next trial at once instead of at its next tick.
+  // One topic for every run (not only trials): no read to tell them apart, and PgBus sends it in the NOTIFY
+  // statement the run topics already take.
+  if (ended) ctx.bus.publish('sweeps:ended');
 }

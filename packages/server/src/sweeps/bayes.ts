@@ -105,6 +105,10 @@ function scale(p: SweepParameter): [number, number, (x: number) => number] {
     case 'log_normal':
     case 'q_log_normal':
       return [mu - 3 * sigma, mu + 3 * sigma, Math.log];
+    case 'beta':
+    case 'q_beta':
+      // The support itself: [0, 1].
+      return [0, 1, id];
     default:
       return [min, max, id];
   }

@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { LiftoffError, isTerminal, type SweepConfig, type SweepTrialTemplate } from '@liftoff/core';
+import {
+  BadRequestError,
+  LiftoffError,
+  RunConfigSchemaError,
+  isTerminal,
+  type SweepConfig,
+  type SweepTrialTemplate,
+} from '@liftoff/core';
+import type { SweepsTopic } from '../bus.js';
 import type { AppContext } from '../context.js';
 import { prepareItemAs } from '../routes/push.js';
 import { Sweeps, type SweepRow, type TrialRow } from '../store/sweeps.js';
@@ -17,7 +25,10 @@ const LEASE = 'sweeps';
 export const MAX_FAILURES_IN_A_ROW = 5;
 
 export interface SweepControllerOptions {
-  /** How often the leader looks at its sweeps. @default 250 */
+  /**
+   * How often the leader looks at its sweeps unasked: the fallback, as a trial's end and a sweep's change wake it
+   * at once through the bus (`sweeps:ended`, `sweeps:changed`), from any replica. @default 250
+   */
   tickMs?: number;
   /** How long the lease lasts unrenewed: a replica that dies is replaced after at most this. @default 10_000 */
   leaseMs?: number;
@@ -44,6 +55,12 @@ export class SweepController {
   private readonly leaseMs: number;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** The tick queued behind the one in progress (a wake that came while it ran), shared by every later ask. */
+  private queued: Promise<void> | undefined;
+  /** Sweeps the last tick drove: a run's end matters only while some sweep runs. */
+  private activeCount = 0;
+  private readonly stopListening = new AbortController();
+  private listening: Promise<unknown> | undefined;
   private leader = false;
   private leaseCheckedAt = -Infinity;
 
@@ -60,6 +77,24 @@ export class SweepController {
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.tickMs);
     this.timer.unref();
+    const signal = this.stopListening.signal;
+    this.listening = Promise.all([
+      // Any run's end (the bus cannot say which are trials without a read): only worth a look while sweeps run.
+      this.listen('sweeps:ended', signal, () => this.leader && this.activeCount > 0),
+      // A sweep created, paused, resumed or stopped, on this replica or another: always a look.
+      this.listen('sweeps:changed', signal, () => true),
+    ]);
+    void this.tick();
+  }
+
+  /** Ticks each time `topic` is published (on any replica) and `worth()` says so, until `signal` aborts. */
+  private async listen(topic: SweepsTopic, signal: AbortSignal, worth: () => boolean): Promise<void> {
+    const sub = this.ctx.bus.subscribe([topic], signal);
+    try {
+      while (!signal.aborted) if ((await sub.wait(60_000)) && worth()) void this.tick();
+    } finally {
+      sub.close();
+    }
   }
 
   /** Whether this process held the lease at its last tick. */
@@ -67,9 +102,19 @@ export class SweepController {
     return this.leader;
   }
 
-  /** One look at every sweep (also what the timer runs); overlapping calls share the tick in progress. */
+  /**
+   * One look at every sweep (what the timer and the wakes run). A call while a tick is in progress gets one more
+   * tick after it, shared by every call meanwhile: the tick in progress may have read a trial before it ended.
+   */
   tick(): Promise<void> {
-    this.ticking ??= this.tickOnce()
+    if (this.ticking) {
+      this.queued ??= this.ticking.then(() => {
+        this.queued = undefined;
+        return this.tick();
+      });
+      return this.queued;
+    }
+    this.ticking = this.tickOnce()
       .catch((err: unknown) => this.logger.error({ err }, 'sweep controller tick failed'))
       .finally(() => (this.ticking = undefined));
     return this.ticking;
@@ -77,6 +122,9 @@ export class SweepController {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.stopListening.abort();
+    await this.listening;
+    await this.queued;
     await this.ticking;
     if (this.leader) await this.sweeps.releaseLease(LEASE, this.holder).catch(() => undefined);
     this.leader = false;
@@ -92,7 +140,9 @@ export class SweepController {
       this.leaseCheckedAt = now;
     }
     if (!this.leader) return;
-    for (const sweep of await this.sweeps.active()) {
+    const active = await this.sweeps.active();
+    this.activeCount = active.length;
+    for (const sweep of active) {
       try {
         await this.drive(sweep);
       } catch (err) {
@@ -199,7 +249,14 @@ export class SweepController {
     const body = trialPush(JSON.parse(sweep.trial) as SweepTrialTemplate, config, sweep, number, params);
     const entity = { id: sweep.entity_id, name: sweep.entity_name };
     const queue = await this.ctx.store.queues.require(entity, sweep.queue_name);
-    const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body);
+    const prepared = await prepareItemAs(this.ctx, sweep.author, entity, queue, body).catch((e: unknown) => {
+      // A job's schema refusing this trial's parameters ends the sweep (tickOnce) with a reason on one line.
+      if (e instanceof RunConfigSchemaError && body.spec.job)
+        throw new BadRequestError(
+          `trial ${number}'s run config does not match the schema of job ${body.spec.job.name}:${body.spec.job.version}: ${e.problems.join('; ')}`,
+        );
+      throw e;
+    });
     const itemId = await this.sweeps.pushTrial(
       sweep,
       { number, params, spec: prepared.spec, priority: prepared.priority, pushed: body },

@@ -14,6 +14,30 @@ export const quantize = (x: number, q: number): number => {
   return Number.isInteger(q) ? r : Number(r.toPrecision(12));
 };
 
+/**
+ * A Gamma(shape, 1) draw: Marsaglia and Tsang's method (2000) for shape >= 1; below 1, Gamma(shape + 1)·U^(1/shape),
+ * their boost for small shapes.
+ */
+export function gammaDraw(shape: number, random: Random): number {
+  if (shape < 1) return gammaDraw(shape + 1, random) * (1 - random()) ** (1 / shape);
+  const d = shape - 1 / 3;
+  const c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    const x = standardNormal(random);
+    const v = (1 + c * x) ** 3;
+    if (v <= 0) continue;
+    const u = 1 - random();
+    if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v;
+  }
+}
+
+/** A Beta(a, b) draw in [0, 1], as X / (X + Y) for X ~ Gamma(a), Y ~ Gamma(b). */
+export function betaDraw(a: number, b: number, random: Random): number {
+  const x = gammaDraw(a, random);
+  const y = gammaDraw(b, random);
+  return x + y > 0 ? x / (x + y) : a / (a + b);
+}
+
 /** A categorical draw: by `probabilities` when given, else uniform over `values`. */
 function categorical(
   values: readonly unknown[],
@@ -33,7 +57,8 @@ function categorical(
 /**
  * One draw of a leaf parameter, as W&B's sweep engine defines each distribution: `log_uniform` and `q_log_uniform`
  * take exponents as min/max, the `_values` forms take the values; `inv_log_uniform` is exp(-U) for U uniform over
- * [min, max], `inv_log_uniform_values` is 1/X for X log-uniform over [min, max].
+ * [min, max], `inv_log_uniform_values` is 1/X for X log-uniform over [min, max]; `beta` is Beta(a, b) on [0, 1]
+ * and `q_beta` that rounded to a multiple of q.
  */
 export function sampleLeaf(p: SweepParameter, random: Random): unknown {
   const min = p.min ?? 0;
@@ -74,6 +99,10 @@ export function sampleLeaf(p: SweepParameter, random: Random): unknown {
       return Math.exp(normal());
     case 'q_log_normal':
       return quantize(Math.exp(normal()), q);
+    case 'beta':
+      return betaDraw(p.a ?? 1, p.b ?? 1, random);
+    case 'q_beta':
+      return quantize(betaDraw(p.a ?? 1, p.b ?? 1, random), q);
     case undefined:
       throw new Error('a parameter reached the sampler without a distribution (parseSweepConfig fills it in)');
   }
