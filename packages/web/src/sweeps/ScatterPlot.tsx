@@ -89,7 +89,9 @@ export function ScatterPlot({
               r={p.trial === best ? 7 : 5}
               fill={COLORS[0]}
               fillOpacity={0.75}
-              stroke={p.trial === best ? '#111827' : 'none'}
+              // The ring takes the theme's text colour (styles.css), so it shows on the dark theme too.
+              className={p.trial === best ? 'scatter-best' : undefined}
+              stroke={p.trial === best ? undefined : 'none'}
               strokeWidth={2}
               data-trial={p.trial}
               data-x={paramText(p.x)}
