@@ -80,7 +80,11 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
   const jobsOf = (runId: string) => labelled(kube.list('Job'), runId);
 
   beforeAll(async () => {
-    kube = await startFakeKube({ namespaces: ['default', 'ml'] });
+    kube = await startFakeKube({
+      namespaces: ['default', 'ml'],
+      // The operator's CRD, installed as a cluster admin would before any run of it.
+      customResources: [{ group: 'training.example.com', version: 'v1', plural: 'trainjobs', kind: 'TrainJob' }],
+    });
     kubeconfig = await kube.writeKubeconfig(dir);
     server = await startServer();
     await server.client.createQueue('default', { name: 'k8s', resource: 'kubernetes' });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ApiextensionsV1Api,
   ApiException,
   BatchV1Api,
   CoreV1Api,
@@ -512,8 +513,14 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     expect((await invalid('env-two', { containers: main({ env: [twoSources] }) })).message).toContain(
       'may not have more than one field specified at a time',
     );
+    // A quantity that does not parse fails decoding (resource.Quantity's UnmarshalJSON): 400, not 422.
     const badLimit = { volumes: [{ name: 'o', emptyDir: { sizeLimit: 'lots' } }] };
-    expect((await invalid('size-limit', badLimit)).message).toContain('volumes[0].emptyDir.sizeLimit: Invalid value');
+    expect(await invalid('size-limit', badLimit)).toMatchObject({
+      code: 400,
+      reason: 'BadRequest',
+      message:
+        'Job in version "v1" cannot be handled as a Job: quantities must match the regular expression \'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$\'',
+    });
     const twoTypes = { volumes: [{ name: 'o', emptyDir: {}, configMap: { name: 'c' } }] };
     expect((await invalid('two-types', twoTypes)).message).toContain('may not specify more than 1 volume type');
     const sameMount = {
@@ -724,13 +731,40 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     const group = 'training.example.com';
     const version = 'v1';
     const plural = 'trainjobs';
-    const w = await watchOf(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`);
     const body = {
       apiVersion: `${group}/${version}`,
       kind: 'TrainJob',
       metadata: { name: 'tj' },
       spec: { replicas: 1 },
     };
+    // No CRD declares the group yet: the mux's plain 404, as on a real cluster.
+    const undeclared = await rejection(
+      custom.createNamespacedCustomObject({ group, version, namespace: ns, plural, body }),
+    );
+    expect(undeclared).toMatchObject({ code: 404, body: '404 page not found\n' });
+    await kc.makeApiClient(ApiextensionsV1Api).createCustomResourceDefinition({
+      body: {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: `${plural}.${group}` },
+        spec: {
+          group,
+          names: { plural, kind: 'TrainJob' },
+          scope: 'Namespaced',
+          versions: [
+            {
+              name: version,
+              served: true,
+              storage: true,
+              subresources: { status: {} },
+              // client-node serializes its models by property name: the wire's x-kubernetes-... keys are spelled so.
+              schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+            },
+          ],
+        },
+      },
+    });
+    const w = await watchOf(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`);
     const created = (await custom.createNamespacedCustomObject({ group, version, namespace: ns, plural, body })) as {
       metadata: { uid: string; generation: number };
     };

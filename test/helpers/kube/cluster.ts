@@ -1,3 +1,4 @@
+import { watchCrds } from './crd.js';
 import { Store, type ResourceInfo } from './store.js';
 import { clone, newUid, randomSuffix, rfc3339, type KObject, type Pod } from './types.js';
 import { preparePod, subdomainErrors } from './validation.js';
@@ -30,7 +31,17 @@ export const JOB: ResourceInfo = {
   statusSubresource: true,
   hasGeneration: true,
 };
-export const BUILTINS = [POD, SECRET, CONFIGMAP, EVENT, NAMESPACE, NODE, JOB];
+export const CRD: ResourceInfo = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+  builtin: true,
+  statusSubresource: true,
+  hasGeneration: true,
+};
+export const BUILTINS = [POD, SECRET, CONFIGMAP, EVENT, NAMESPACE, NODE, JOB, CRD];
 
 /** API groups served by a real apiserver: requests for resources in them that this fake lacks are 404s. */
 export const BUILTIN_GROUPS = new Set([
@@ -79,6 +90,7 @@ export class Cluster {
   constructor(readonly opts: ClusterOptions) {
     this.nodeName = opts.nodeName;
     for (const info of BUILTINS) this.store.register(info);
+    watchCrds(this);
     for (const ns of opts.namespaces) {
       this.store.create(NAMESPACE, {
         apiVersion: 'v1',

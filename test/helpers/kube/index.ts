@@ -133,7 +133,10 @@ export interface FakeKubeOptions {
   docker?: Dockerode;
   /** Serve HTTPS with this key/cert (PEM) instead of HTTP — for in-cluster config tests. */
   tls?: { key: string; cert: string };
-  /** Custom resources to list in discovery before any object of them exists (any non-built-in group works anyway). */
+  /**
+   * CRDs to install (any spec and status preserved, status subresource on). A custom resource no CRD declares is a
+   * 404 (`404 page not found`), as on a real cluster; a test may also create CustomResourceDefinitions through the API.
+   */
   customResources?: Array<{ group: string; version: string; plural: string; kind: string }>;
 }
 
