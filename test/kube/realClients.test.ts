@@ -103,17 +103,34 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
       expect(ns).toMatchObject({ code: 0, stdout: 'namespace/default\n' });
       expect(kube.requests.some((r) => r.path === '/api/v1/namespaces')).toBe(true);
 
+      // --validate=false is fieldValidation=Ignore: the field is dropped without a word.
+      const quiet = jobManifest('quiet', 'true', { bogusField: 'x' });
+      const ignored = await kubectl('create', '--validate=false', '-f', file(quiet));
+      expect(ignored).toMatchObject({ code: 0, stdout: 'job.batch/quiet created\n', stderr: '' });
+      expect(kube.requests.find((r) => r.method === 'POST')?.query.fieldValidation).toBe('Ignore');
+      expect(kube.get('Job', 'default', 'quiet').spec.template.spec.containers[0]).not.toHaveProperty('bogusField');
+
+      // The default (what a client that does not ask gets) is Warn: dropped, with a Warning kubectl prints.
       const typo = jobManifest('typo', 'echo one; sleep 1; echo two', { bogusField: 'x' });
-      const created = await kubectl('create', '--validate=false', '-f', file(typo));
+      const created = await kubectl('create', '--raw', '/apis/batch/v1/namespaces/default/jobs', '-f', file(typo));
       expect(created.code).toBe(0);
-      expect(created.stdout).toBe('job.batch/typo created\n');
+      expect(JSON.parse(created.stdout).metadata.name).toBe('typo');
       expect(created.stderr).toContain('Warning: unknown field "spec.template.spec.containers[0].bogusField"');
       const got = await kubectl('get', 'job', 'typo', '-o', 'json');
       expect(JSON.parse(got.stdout).spec.template.spec.containers[0]).not.toHaveProperty('bogusField');
 
+      // As on a real cluster, a container still being created has no log yet ("is waiting to start"): wait for it.
+      await kube.waitFor(
+        () =>
+          kube
+            .list('Pod', 'default')
+            .some((p) => p.metadata.labels?.['job-name'] === 'typo' && p.status?.phase !== 'Pending'),
+        30_000,
+        'the typo pod started',
+      );
       // logs -f (follow=true) on the Job: kubectl finds its pod by the Job's selector and streams to the end.
       const logs = await kubectl('logs', '-f', 'job/typo', '--pod-running-timeout=30s');
-      expect(logs).toMatchObject({ code: 0, stdout: 'one\ntwo\n' });
+      expect(logs).toEqual({ code: 0, stdout: 'one\ntwo\n', stderr: '' });
       await kube.waitFor(() => kube.get('Job', 'default', 'typo')?.status?.succeeded === 1, 20_000, 'typo done');
     });
 

@@ -183,7 +183,10 @@ export function decodeBuiltin(apiVersion: string, kind: string, obj: KObject, fv
   // does not parse (resource.Quantity's UnmarshalJSON).
   const quantity = errs.find((e) => e.params?.format === 'quantity');
   if (quantity) throw cannot(QUANTITY_ERROR);
-  const typeErr = errs.find(isTypeError);
+  // []byte fields (Secret data) are base64 strings: a string that does not decode is the base64 error below.
+  const typeErr = errs.find(
+    (e) => isTypeError(e) && !(e.params?.format === 'byte' && typeof valueAt(obj, e.instancePath) === 'string'),
+  );
   if (typeErr) throw cannot(unmarshalError(entry.type, obj, typeErr.instancePath));
   if (kind === 'Secret' && isRecord(obj.data)) {
     for (const v of Object.values(obj.data)) {
