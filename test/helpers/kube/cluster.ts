@@ -73,11 +73,46 @@ export interface EventSource {
   host?: string;
 }
 
+/** Delays the controllers and the kubelet wait, as a back-off doubling from base to max (ms). */
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+}
+
+/**
+ * How long things take. The defaults keep tests fast; CLUSTER_TIMING is what a real cluster does (Job controller
+ * back-off 10 s doubling to 6 min, kubelet crash-loop back-off 10 s to 5 min), with a pod start (image pull and
+ * sandbox) of a few seconds.
+ */
+export interface Timing {
+  /** Before a failed Job pod is replaced. Default 0.5 s to 5 s. */
+  jobBackoff: Backoff;
+  /** Before a crashed container of a restarting pod is started again (CrashLoopBackOff). Default 1 s to 5 s. */
+  restartBackoff: Backoff;
+  /** How long a scheduled pod stays ContainerCreating before its image is there (a pull, even of a present image). */
+  podStartMs: number;
+}
+
+export const FAST_TIMING: Timing = {
+  jobBackoff: { baseMs: 500, maxMs: 5_000 },
+  restartBackoff: { baseMs: 1_000, maxMs: 5_000 },
+  podStartMs: 0,
+};
+export const CLUSTER_TIMING: Timing = {
+  jobBackoff: { baseMs: 10_000, maxMs: 360_000 },
+  restartBackoff: { baseMs: 10_000, maxMs: 300_000 },
+  podStartMs: 4_000,
+};
+
+/** The n-th delay (n from 0) of a back-off. */
+export const backoffDelay = (b: Backoff, n: number): number => Math.min(b.baseMs * 2 ** n, b.maxMs);
+
 export interface ClusterOptions {
   namespaces: string[];
   nodeName: string;
   nodeLabels: Record<string, string>;
   allocatable: Record<string, string>;
+  timing: Timing;
 }
 
 /** Shared state of the fake control plane: the store plus what every controller needs (events, pod creation). */

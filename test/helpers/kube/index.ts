@@ -34,9 +34,11 @@
  *
  * Deliberate simplifications: one node, no taints, no PodDisruptionBudgets (evictions always succeed), NonIndexed
  * Jobs only (completions/parallelism > 1 work; Indexed mode, successPolicy, backoffLimitPerIndex do not), strategic
- * merge patch is applied as a JSON merge patch, no server-side apply, no limit/continue paging, the containers of a
- * pod do not share a network namespace, probes and sidecar (restartable init) containers are not modelled, and the
- * Job controller's replacement-pod back-off is 0.5 s doubling to 5 s (real: 10 s to 6 min). Lists and watches in a
+ * merge patch knows the merge keys of the common core/batch lists only, no server-side apply, continue pages read the
+ * current state rather than a snapshot, the containers of a
+ * pod do not share a network namespace, probes and sidecar (restartable init) containers are not modelled. Back-offs
+ * and pod starts are fast by default (`timing`: FAST_TIMING, Job back-off 0.5 s doubling to 5 s); CLUSTER_TIMING has
+ * a real cluster's (10 s to 6 min, a pod start of seconds). Lists and watches in a
  * namespace that does not exist are empty (as on a real cluster); creating there is a 404 `namespaces "x" not found`.
  */
 import { execFile } from 'node:child_process';
@@ -48,7 +50,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
-import { Cluster, POD } from './cluster.js';
+import { Cluster, FAST_TIMING, POD, type Timing } from './cluster.js';
+
+export { CLUSTER_TIMING, FAST_TIMING, type Timing } from './cluster.js';
 import { GarbageCollector, JobController, Scheduler, setCondition } from './controllers.js';
 import { Kubelet } from './kubelet.js';
 import { ApiServer, evict, type CreatedRecord, type RequestRecord } from './server.js';
@@ -131,6 +135,8 @@ export interface FakeKubeOptions {
   /** cpu/memory, plus any extended resource the node should offer (e.g. 'nvidia.com/gpu': '2'). */
   allocatable?: { cpu?: string; memory?: string; [resource: string]: string | undefined };
   docker?: Dockerode;
+  /** How long back-offs and pod starts take: FAST_TIMING by default; CLUSTER_TIMING for real-cluster delays. */
+  timing?: Partial<Timing>;
   /** Serve HTTPS with this key/cert (PEM) instead of HTTP — for in-cluster config tests. */
   tls?: { key: string; cert: string };
   /**
@@ -156,6 +162,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       'kubernetes.io/arch': 'amd64',
     },
     allocatable,
+    timing: { ...FAST_TIMING, ...opts.timing },
   });
   const docker = opts.docker ?? new Dockerode();
   const kubelet = new Kubelet(cluster, docker, instanceId);
