@@ -76,7 +76,9 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
     const dir = tempDir('liftoff-realclients-');
     let files = 0;
 
-    const kubectl = (...args: string[]) => run('kubectl', ['--kubeconfig', kubeconfig, ...args]);
+    // Its own discovery cache: kubectl would otherwise write under ~/.kube/cache.
+    const kubectl = (...args: string[]) =>
+      run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kubectl-cache'), ...args]);
     const py = async (op: string, args: Record<string, unknown> = {}): Promise<any> => {
       const r = await run(PYTHON, [PYCLIENT, kubeconfig, op, JSON.stringify(args)]);
       if (r.code !== 0) throw new Error(`pyclient ${op} exited ${r.code}: ${r.stderr}`);
@@ -242,6 +244,70 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
       const bg = await kubectl('delete', 'job', 'bg', '--cascade=background', '--wait=false');
       expect(bg).toMatchObject({ code: 0, stdout: 'job.batch "bg" deleted\n' });
       await kube.waitFor(() => podsOf('bg').length === 0, 30_000, 'bg pods collected');
+    });
+
+    it('kubectl patch: strategic merge merges containers by name; a custom resource refuses it with 415', async () => {
+      const command = ['sh', '-c', 'sleep 300'];
+      await kube.createPod('default', {
+        metadata: { name: 'patched' },
+        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: BUSYBOX, command }] },
+      });
+      // A JSON merge patch would replace the list (dropping command: a forbidden pod update); strategic merge does not.
+      const patch = JSON.stringify({
+        metadata: { labels: { patched: 'yes' } },
+        spec: { containers: [{ name: 'main', image: BUSYBOX }] },
+      });
+      const patched = await kubectl('patch', 'pod', 'patched', '-p', patch);
+      expect(patched).toMatchObject({ code: 0, stdout: 'pod/patched patched\n' });
+      expect(kube.requests.some((r) => r.method === 'PATCH' && r.path.endsWith('/pods/patched'))).toBe(true);
+      const pod = kube.get('Pod', 'default', 'patched');
+      expect(pod.metadata.labels).toEqual({ patched: 'yes' });
+      expect(pod.spec.containers[0].command).toEqual(command);
+      const merge = await kubectl('patch', 'pod', 'patched', '--type=merge', '-p', patch);
+      expect(merge.stderr).toContain(
+        'The Pod "patched" is invalid: spec: Forbidden: pod updates may not change fields',
+      );
+
+      const crd = {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: 'widgets.example.com' },
+        spec: {
+          group: 'example.com',
+          names: { plural: 'widgets', kind: 'Widget' },
+          scope: 'Namespaced',
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            },
+          ],
+        },
+      };
+      const widget = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: { size: 1 } };
+      const before = await kubectl('create', '--validate=false', '-f', file(widget));
+      expect(before.stderr).toContain('no matches for kind "Widget" in version "example.com/v1"');
+      expect(await kubectl('create', '--validate=false', '-f', file(crd))).toMatchObject({
+        code: 0,
+        stdout: 'customresourcedefinition.apiextensions.k8s.io/widgets.example.com created\n',
+      });
+      expect(await kubectl('create', '--validate=false', '-f', file(widget))).toMatchObject({
+        code: 0,
+        stdout: 'widget.example.com/w created\n',
+      });
+      const smp = await kubectl('patch', 'widget', 'w', '-p', '{"spec":{"size":2}}');
+      expect(smp.code).not.toBe(0);
+      expect(smp.stderr).toContain(
+        'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml',
+      );
+      expect(await kubectl('patch', 'widget', 'w', '--type=merge', '-p', '{"spec":{"size":2}}')).toMatchObject({
+        code: 0,
+        stdout: 'widget.example.com/w patched\n',
+      });
+      expect(kube.get('Widget', 'default', 'w').spec).toEqual({ size: 2 });
+      await kubectl('delete', 'pod', 'patched', '--grace-period=0', '--force');
     });
 
     it('Python client: paged lists, secrets, the refusals with status and Status body, follow=True logs', async () => {

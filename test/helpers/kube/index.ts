@@ -32,6 +32,13 @@
  * - Items of built-in lists carry no kind/apiVersion (neither on the wire nor after deserialization); custom
  *   object lists keep them.
  *
+ * - Decoding is kube-apiserver's (decode.ts): unknown fields are dropped with a `Warning` header (400 under
+ *   fieldValidation=Strict), a wrong JSON type is a 400 decode error, and client-node's typed create* methods never
+ *   send unknown fields at all (their model serializer drops them): send raw JSON through the custom-objects API to
+ *   see what a user's manifest does. A custom resource needs a CRD (`customResources`, or create one through the
+ *   API); without one its URLs are the plain-text `404 page not found`. Checked against kubectl and the Python
+ *   client in test/kube/realClients.test.ts.
+ *
  * Deliberate simplifications: one node, no taints, no PodDisruptionBudgets (evictions always succeed), NonIndexed
  * Jobs only (completions/parallelism > 1 work; Indexed mode, successPolicy, backoffLimitPerIndex do not), strategic
  * merge patch knows the merge keys of the common core/batch lists only, no server-side apply, continue pages read the

@@ -250,6 +250,7 @@ export class ApiServer {
     const groups = new Map<string, Set<string>>([
       ['batch', new Set(['v1'])],
       ['policy', new Set(['v1'])],
+      ['apiextensions.k8s.io', new Set(['v1'])],
     ]);
     for (const i of this.store.infos.values()) {
       if (i.builtin) continue;
