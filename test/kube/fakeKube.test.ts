@@ -1064,6 +1064,69 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     await kube.waitFor(() => !getJob('ttl') && podsOfJob('ttl').length === 0, 10_000, 'ttl cleanup');
   });
 
+  it('decodes as kube-apiserver: Warn/Ignore/Strict, Go booleans, limit/continue with its 410, served CRD versions only', async () => {
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`${kube.url}${path}`, {
+        ...init,
+        headers: { Authorization: `Bearer ${kube.token}`, 'Content-Type': 'application/json', ...init.headers },
+      });
+    const cm = (name: string) =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { k: 'v' }, bogus: 1, Data: 2 });
+    const base = `/api/v1/namespaces/${ns}/configmaps`;
+    const warned = await api(base, { method: 'POST', body: cm('dec-a') });
+    expect(warned.status).toBe(201);
+    // Field names are case-sensitive (Go's decoder in apimachinery is): `Data` is as unknown as `bogus`.
+    expect(warned.headers.get('warning')).toBe('299 - "unknown field \\"bogus\\"", 299 - "unknown field \\"Data\\""');
+    expect(await warned.json()).not.toHaveProperty('bogus');
+    const ignored = await api(`${base}?fieldValidation=Ignore`, { method: 'POST', body: cm('dec-b') });
+    expect([ignored.status, ignored.headers.get('warning')]).toEqual([201, null]);
+    const strict = await api(`${base}?fieldValidation=Strict`, { method: 'POST', body: cm('dec-c') });
+    expect(strict.status).toBe(400);
+    expect(await strict.json()).toMatchObject({
+      reason: 'BadRequest',
+      message:
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus", unknown field "Data"',
+    });
+
+    // strconv.ParseBool: watch=T is a watch; watch=yes is a 400.
+    const ctl = new AbortController();
+    const watching = await api(`${base}?watch=T&labelSelector=none%3Dnone`, { signal: ctl.signal });
+    expect(watching.headers.get('transfer-encoding')).toBe('chunked');
+    ctl.abort();
+    expect((await api(`${base}?watch=yes`)).status).toBe(400);
+
+    // limit/continue, and a token whose revision was compacted away.
+    const page1 = (await (await api(`${base}?limit=1`)).json()) as {
+      items: unknown[];
+      metadata: { continue: string; remainingItemCount: number };
+    };
+    expect(page1.items).toHaveLength(1);
+    expect(page1.metadata.remainingItemCount).toBeGreaterThan(0);
+    const page2 = (await (
+      await api(`${base}?limit=1&continue=${encodeURIComponent(page1.metadata.continue)}`)
+    ).json()) as { items: Array<{ metadata: { name: string } }> };
+    expect(page2.items.map((i) => i.metadata.name)).not.toContain(
+      (page1.items[0] as { metadata: { name: string } }).metadata.name,
+    );
+    // A write after the token's revision, then compaction up to it: the token's revision is gone.
+    expect((await api(base, { method: 'POST', body: cm('dec-d') })).status).toBe(201);
+    kube.compactHistory();
+    const stale = await api(`${base}?limit=1&continue=${encodeURIComponent(page1.metadata.continue)}`);
+    expect(stale.status).toBe(410);
+    expect(await stale.json()).toMatchObject({ reason: 'Expired', code: 410 });
+
+    // Only a CRD's served versions exist; a wrong type in a built-in is the decoder's 400.
+    expect((await api(`/apis/training.example.com/v2/namespaces/${ns}/trainjobs`)).status).toBe(404);
+    const six = await api(`/apis/batch/v1/namespaces/${ns}/jobs`, {
+      method: 'POST',
+      body: JSON.stringify(jobBody('six', ['true'], { backoffLimit: 'six' })),
+    });
+    expect(six.status).toBe(400);
+    expect((await six.json()).message).toBe(
+      'Job in version "v1" cannot be handled as a Job: json: cannot unmarshal string into Go struct field JobSpec.spec.backoffLimit of type int32',
+    );
+  });
+
   it('serves HTTPS for a kubeconfig with certificate-authority, and in-cluster config', async () => {
     const tlsDir = tempDir('liftoff-fakekube-tls-');
     const cert = await selfSignedCert(tlsDir);

@@ -9,7 +9,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX, dockerAvailable } from '../helpers/docker.js';
 import { selfSignedCert, startFakeKube, type FakeKube } from '../helpers/kube/index.js';
