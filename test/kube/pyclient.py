@@ -64,15 +64,6 @@ def op_logs(core, _batch, a):
     return {"text": text}
 
 
-def op_get_pod(core, _batch, a):
-    p = core.read_namespaced_pod(a["name"], a["ns"])
-    return {"phase": p.status.phase, "labels": p.metadata.labels}
-
-
-def op_list_pods(core, _batch, a):
-    return {"names": names(core.list_namespaced_pod(a["ns"], label_selector=a.get("selector", "")).items)}
-
-
 def op_delete_job(_core, batch, a):
     r = batch.delete_namespaced_job(a["name"], a["ns"], propagation_policy=a["policy"])
     return {"kind": r.kind if hasattr(r, "kind") else None}

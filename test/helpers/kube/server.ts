@@ -16,7 +16,6 @@ import {
   failure,
   invalid,
   isRecord,
-  jsonEqual,
   KubeError,
   newUid,
   notFound,
@@ -35,6 +34,7 @@ import {
   prepareSecret,
   subdomainErrors,
 } from './validation.js';
+import { applyUpdateRules, deleteOptions } from './updateRules.js';
 import { WatchConn } from './watch.js';
 
 export interface RequestRecord {
@@ -488,110 +488,12 @@ export class ApiServer {
         'the object has been modified; please apply your changes to the latest version and try again',
       );
     }
-    const next = this.applyUpdateRules(info, cur, proposed as KObject, target);
+    const next = applyUpdateRules(info, cur, proposed as KObject, target);
     const stored = this.store.update(info, ns, name, (o) => {
       for (const k of Object.keys(o)) delete o[k];
       Object.assign(o, next);
     });
     sendJson(res, 200, stored ?? next, warnings.length ? { Warning: warnings } : {});
-  }
-
-  private applyUpdateRules(info: ResourceInfo, cur: KObject, proposed: KObject, target: 'main' | 'status'): KObject {
-    if (target === 'status') {
-      // ResetObjectMetaForStatus: a status write changes nothing but status.
-      const next = clone(cur);
-      next.status = clone(proposed.status);
-      return next;
-    }
-    const next = clone(proposed);
-    next.apiVersion = cur.apiVersion;
-    next.kind = cur.kind;
-    const m = (next.metadata = isRecord(next.metadata) ? next.metadata : {});
-    for (const k of [
-      'name',
-      'namespace',
-      'uid',
-      'creationTimestamp',
-      'generation',
-      'deletionTimestamp',
-      'deletionGracePeriodSeconds',
-    ] as const) {
-      if (cur.metadata[k] === undefined) delete m[k];
-      else (m as Record<string, unknown>)[k] = cur.metadata[k];
-    }
-    const name = cur.metadata.name ?? '';
-    const metaErrs = metadataErrors(next);
-    if (metaErrs.length) throw invalid(info.kind, info.group, name, metaErrs);
-    if (info.statusSubresource) next.status = clone(cur.status);
-    if (info === POD) {
-      const neutral = (o: KObject) => {
-        const s = clone((o as Pod).spec);
-        for (const c of [...(s.containers ?? []), ...(s.initContainers ?? [])]) delete c.image;
-        delete s.activeDeadlineSeconds;
-        delete s.tolerations;
-        return s;
-      };
-      if (!jsonEqual(neutral(next), neutral(cur))) {
-        throw invalid('Pod', '', name, [
-          {
-            field: 'spec',
-            type: 'Forbidden',
-            detail:
-              'pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
-          },
-        ]);
-      }
-    }
-    if (info === JOB) {
-      const a = (cur as Job).spec;
-      const b = (next as Job).spec;
-      const errs: FieldError[] = [];
-      const neverStarted = a.suspend === true && !(cur as Job).status?.startTime;
-      if (!jsonEqual(a.template, b?.template) && !neverStarted) {
-        errs.push({ field: 'spec.template', type: 'Invalid', value: b?.template, detail: 'field is immutable' });
-      }
-      if (!jsonEqual(a.selector, b?.selector)) {
-        errs.push({ field: 'spec.selector', type: 'Invalid', value: b?.selector, detail: 'field is immutable' });
-      }
-      if (a.completions !== b?.completions) {
-        errs.push({ field: 'spec.completions', type: 'Invalid', value: b?.completions, detail: 'field is immutable' });
-      }
-      if (errs.length) throw invalid('Job', 'batch', name, errs);
-    }
-    if (info === SECRET && isRecord(next.stringData)) prepareSecret(next);
-    return next;
-  }
-
-  private deleteOptions(q: Record<string, string>, body: unknown): DeleteOptions & { dryRun?: boolean } {
-    const src: Record<string, unknown> = { ...q };
-    if (isRecord(body)) Object.assign(src, body);
-    const opts: DeleteOptions & { dryRun?: boolean } = {};
-    const policy =
-      src.propagationPolicy ??
-      (src.orphanDependents === true || src.orphanDependents === 'true'
-        ? 'Orphan'
-        : src.orphanDependents === false || src.orphanDependents === 'false'
-          ? 'Background'
-          : undefined);
-    if (policy !== undefined) {
-      if (!['Foreground', 'Background', 'Orphan'].includes(text(policy))) {
-        throw invalid('DeleteOptions', '', '', [
-          {
-            field: 'propagationPolicy',
-            type: 'NotSupported',
-            value: policy,
-            detail: 'supported values: "Foreground", "Background", "Orphan"',
-          },
-        ]);
-      }
-      opts.propagationPolicy = policy as Propagation;
-    }
-    if (src.gracePeriodSeconds !== undefined && src.gracePeriodSeconds !== '') {
-      opts.gracePeriodSeconds = Number(src.gracePeriodSeconds);
-    }
-    if (isRecord(src.preconditions)) opts.preconditions = src.preconditions as DeleteOptions['preconditions'];
-    if (src.dryRun === 'All' || (Array.isArray(src.dryRun) && src.dryRun.includes('All'))) opts.dryRun = true;
-    return opts;
   }
 
   private delete(
@@ -602,7 +504,7 @@ export class ApiServer {
     body: unknown,
     res: ServerResponse,
   ) {
-    const opts = this.deleteOptions(q, body);
+    const opts = deleteOptions(q, body);
     const headers: Headers = {};
     // batch/v1 keeps the pre-GC default: a Job deleted without a policy orphans its pods.
     const defaultPolicy: Propagation = info === JOB ? 'Orphan' : 'Background';
@@ -631,7 +533,7 @@ export class ApiServer {
     body: unknown,
     res: ServerResponse,
   ) {
-    const opts = this.deleteOptions(q, body);
+    const opts = deleteOptions(q, body);
     const labelSel = parseLabelSelector(q.labelSelector);
     const fieldSel = parseFieldSelector(q.fieldSelector, info.kind, info.builtin);
     const items: KObject[] = [];
@@ -703,7 +605,7 @@ export class ApiServer {
       throw badRequest('name in URL does not match name in Eviction object');
     this.mustGet(POD, ns, name);
     const del = isRecord(body.deleteOptions) ? body.deleteOptions : {};
-    evict(this.cluster, ns, name, this.deleteOptions({}, del));
+    evict(this.cluster, ns, name, deleteOptions({}, del));
     this.created.push({
       apiVersion: text(body.apiVersion ?? 'policy/v1'),
       kind: 'Eviction',
