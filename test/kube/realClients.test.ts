@@ -218,6 +218,20 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
           code: 410,
         },
       });
+
+      // What a client does after a 410: list again, and watch from the list's revision.
+      // (--raw: `get -o json` prints a List of its own making, without the server's resourceVersion.)
+      const relisted = JSON.parse((await kubectl('get', '--raw', '/api/v1/namespaces/default/configmaps')).stdout);
+      const fresh = relisted.metadata.resourceVersion as string;
+      expect(Number(fresh)).toBeGreaterThan(Number(rv));
+      expect((await kubectl('create', 'configmap', 'cm-d', '--from-literal=k=v')).code).toBe(0);
+      const again = await kubectl('get', '--raw', watchPath(fresh));
+      expect(
+        again.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).object.metadata.name),
+      ).toEqual(['cm-d']);
     });
 
     it('kubectl: delete --cascade=foreground waits for the pods; --cascade=background leaves them to the collector', async () => {
@@ -311,7 +325,7 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
 
     it('Python client: paged lists, secrets, the refusals with status and Status body, follow=True logs', async () => {
       const listed = await py('list_configmaps', { ns: 'default', limit: 2 });
-      expect(listed).toMatchObject({ names: ['cm-a', 'cm-b', 'cm-c'], pages: 2 });
+      expect(listed).toMatchObject({ names: ['cm-a', 'cm-b', 'cm-c', 'cm-d'], pages: 2 });
 
       expect(await py('create_secret', { ns: 'default', name: 'py-secret', stringData: { k: 'v' } })).toEqual({
         data: { k: Buffer.from('v').toString('base64') },
@@ -403,6 +417,19 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
       const expired = await py('watch_configmaps', { ns: 'default', rv: from, count: 1 });
       expect(expired.error).toMatchObject({ status: 410 });
       expect(expired.error.reason).toMatch(new RegExp(`^Expired: too old resource version: ${from} \\(\\d+\\)$`));
+      // Then, as an informer does: re-list and watch from the fresh revision.
+      const relisted = await py('list_configmaps', { ns: 'default', limit: 100 });
+      const resumed = py('watch_configmaps', { ns: 'default', rv: relisted.resourceVersion, count: 1 });
+      await kube.waitFor(
+        () =>
+          kube.requests.some((r) => r.query.watch === 'True' && r.query.resourceVersion === relisted.resourceVersion),
+        20_000,
+        'the re-established python watch',
+      );
+      expect((await kubectl('create', 'configmap', 'py-w2', '--from-literal=k=v')).code).toBe(0);
+      expect((await resumed).events.map((e: { type: string; name: string }) => `${e.type} ${e.name}`)).toEqual([
+        'ADDED py-w2',
+      ]);
 
       for (const n of ['py-fg', 'py-bg']) await py('create_job', { ns: 'default', body: jobManifest(n, 'sleep 300') });
       const podsOf = (job: string) =>
