@@ -23,7 +23,7 @@ function clientsAvailable(): boolean {
   try {
     execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' });
   } catch {
-    missing.push('kubectl');
+    missing.push('kubectl (scripts/services/kubectl.sh)');
   }
   try {
     execFileSync(PYTHON, ['-c', 'import kubernetes'], { stdio: 'ignore' });
