@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # git (git jobs), python3 (the quickstart example) with Debian's numpy (the train-a-model example), openssl (TLS certificates of the test Kubernetes API server),
-# Debian's python3-kubernetes (the official Python client drives the test Kubernetes API server in test/kube/realClients.test.ts) and
+# Debian's python3-kubernetes (the official Python client drives the test Kubernetes API server in test/kube/pythonClient.test.ts) and
 # sqlite3 (the backup and restore test follows docs/operations.md with it).
 set -euo pipefail
 need=()

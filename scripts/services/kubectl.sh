@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kubectl, one of the clients Liftoff did not write that drive the test Kubernetes API server
-# (test/kube/realClients.test.ts; the other, Debian's python3-kubernetes, is installed by base.sh). It comes
+# (test/kube/kubectl.test.ts; the other, Debian's python3-kubernetes, is installed by base.sh). It comes
 # preinstalled on this machine kind (the kubectl package beside google-cloud-cli, 1.32); Debian's own kubectl (1.20)
 # conflicts with it, so nothing is installed here: this only checks. Missing: a loud warning (the suite then skips),
 # or, under LIFTOFF_REQUIRE_SERVICES=1, a failure.

@@ -1,7 +1,7 @@
 """Drives the test Kubernetes API server with the official Python client (Debian's python3-kubernetes).
 
 Usage: python3 pyclient.py KUBECONFIG OP 'JSON ARGS'. Prints one JSON document: the result, or
-{"error": {"status": ..., "reason": ..., "body": ...}} for an ApiException. Run by test/kube/realClients.test.ts.
+{"error": {"status": ..., "reason": ..., "body": ...}} for an ApiException. Run by test/kube/pythonClient.test.ts.
 """
 import json
 import sys
@@ -27,6 +27,16 @@ def op_list_configmaps(core, _batch, a):
         token = page.metadata._continue
         if not token:
             return {"names": seen, "pages": pages, "resourceVersion": page.metadata.resource_version}
+
+
+def op_create_configmap(core, _batch, a):
+    c = core.create_namespaced_config_map(a["ns"], client.V1ConfigMap(metadata=client.V1ObjectMeta(name=a["name"]), data={"k": "v"}))
+    return {"name": c.metadata.name, "resourceVersion": c.metadata.resource_version}
+
+
+def op_delete_configmap(core, _batch, a):
+    core.delete_namespaced_config_map(a["name"], a["ns"])
+    return {}
 
 
 def op_create_secret(core, _batch, a):

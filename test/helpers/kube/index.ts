@@ -37,7 +37,7 @@
  *   send unknown fields at all (their model serializer drops them): send raw JSON through the custom-objects API to
  *   see what a user's manifest does. A custom resource needs a CRD (`customResources`, or create one through the
  *   API); without one its URLs are the plain-text `404 page not found`. Checked against kubectl and the Python
- *   client in test/kube/realClients.test.ts.
+ *   client in test/kube/kubectl.test.ts and test/kube/pythonClient.test.ts.
  *
  * Deliberate simplifications: one node, no taints, no PodDisruptionBudgets (evictions always succeed), NonIndexed
  * Jobs only (completions/parallelism > 1 work; Indexed mode, successPolicy, backoffLimitPerIndex do not), strategic

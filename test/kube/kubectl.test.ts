@@ -1,102 +1,32 @@
 /**
- * The test Kubernetes API server (test/helpers/kube) driven by clients Liftoff did not write, over TLS with a bearer
- * token: the machine's `kubectl` (1.32) and the official Python client (Debian's python3-kubernetes, installed by
- * scripts/services/base.sh). Where they agree with the server, the server speaks the wire API as they expect it
- * from kube-apiserver: discovery, get/list (paged)/watch (resumed from a resourceVersion, and after a 410), logs -f,
- * deletes with both propagation policies, Secrets, unknown-field warnings and refusals with their Status bodies.
- * kubectl runs with --validate=false: the server does not serve the OpenAPI documents client-side validation reads.
+ * The test Kubernetes API server (test/helpers/kube) driven over TLS with a bearer token by the machine's `kubectl`
+ * (1.32), a client Liftoff did not write: where it agrees with the server, the server speaks the wire API as kubectl
+ * expects it from kube-apiserver (discovery, Warn/Ignore/Strict field validation, 400 decode errors and 422s as
+ * kubectl prints them, Secrets, paged lists, watches resumed and after a 410, logs -f, both cascades, strategic merge
+ * patch and its 415 for custom resources). kubectl runs with --validate=false where it would read OpenAPI documents
+ * the server does not serve.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX, dockerAvailable } from '../helpers/docker.js';
-import { selfSignedCert, startFakeKube, type FakeKube } from '../helpers/kube/index.js';
+import type { FakeKube } from '../helpers/kube/index.js';
+import { clientAvailable, jobManifest, startForRealClients, type RealClients } from '../helpers/kube/realClients.js';
 import { tempDir } from '../helpers/procs.js';
 
-const PYTHON = '/usr/bin/python3';
-const PYCLIENT = join(import.meta.dirname, 'pyclient.py');
-
-/** kubectl and Debian's Python client: missing, the suite skips loudly unless LIFTOFF_REQUIRE_SERVICES=1. */
-function clientsAvailable(): boolean {
-  const missing: string[] = [];
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' });
-  } catch {
-    missing.push('kubectl (scripts/services/kubectl.sh)');
-  }
-  try {
-    execFileSync(PYTHON, ['-c', 'import kubernetes'], { stdio: 'ignore' });
-  } catch {
-    missing.push('python3-kubernetes (scripts/services/base.sh)');
-  }
-  if (!missing.length) return true;
-  const reason = `${missing.join(' and ')} missing`;
-  if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${reason} (LIFTOFF_REQUIRE_SERVICES=1)`);
-  console.warn(`\n*** SKIPPING real-client suite: ${reason} ***\n`);
-  return false;
-}
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const run = (file: string, args: string[], timeout = 60_000): Promise<Ran> =>
-  new Promise((resolve) => {
-    execFile(file, args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-
-const jobManifest = (name: string, script: string, extra: Record<string, unknown> = {}) => ({
-  apiVersion: 'batch/v1',
-  kind: 'Job',
-  metadata: { name },
-  spec: {
-    backoffLimit: 0,
-    template: {
-      spec: {
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'main', image: BUSYBOX, command: ['sh', '-c', script], ...extra }],
-      },
-    },
-  },
-});
-
-describe.skipIf(!dockerAvailable() || !clientsAvailable())(
-  'the test API server, driven by kubectl and the Python client over TLS',
+describe.skipIf(!dockerAvailable() || !clientAvailable('kubectl'))(
+  'the test API server, driven by kubectl over TLS',
   () => {
     let kube: FakeKube;
-    let kubeconfig: string;
-    const dir = tempDir('liftoff-realclients-');
-    let files = 0;
-
-    // Its own discovery cache: kubectl would otherwise write under ~/.kube/cache.
-    const kubectl = (...args: string[]) =>
-      run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kubectl-cache'), ...args]);
-    const py = async (op: string, args: Record<string, unknown> = {}): Promise<any> => {
-      const r = await run(PYTHON, [PYCLIENT, kubeconfig, op, JSON.stringify(args)]);
-      if (r.code !== 0) throw new Error(`pyclient ${op} exited ${r.code}: ${r.stderr}`);
-      return JSON.parse(r.stdout);
-    };
-    const file = (obj: unknown): string => {
-      const path = join(dir, `manifest-${++files}.json`);
-      writeFileSync(path, JSON.stringify(obj));
-      return path;
-    };
+    let c: RealClients;
+    const kubectl = (...args: string[]) => c.kubectl(...args);
+    const file = (obj: unknown) => c.file(obj);
 
     beforeAll(async () => {
-      const cert = await selfSignedCert(join(dir, 'tls'));
-      kube = await startFakeKube({ tls: { key: cert.key, cert: cert.cert } });
-      kubeconfig = await kube.writeKubeconfig(dir, { namespace: 'default' });
+      c = await startForRealClients(tempDir('liftoff-kubectl-'));
+      kube = c.kube;
     });
 
     afterAll(async () => {
-      await kube?.close();
+      await c?.kube.close();
     });
 
     it('kubectl: discovery and a bearer token over TLS; an unknown field is dropped with the Warning kubectl prints', async () => {
@@ -321,138 +251,6 @@ describe.skipIf(!dockerAvailable() || !clientsAvailable())(
       });
       expect(kube.get('Widget', 'default', 'w').spec).toEqual({ size: 2 });
       await kubectl('delete', 'pod', 'patched', '--grace-period=0', '--force');
-    });
-
-    it('Python client: paged lists, secrets, the refusals with status and Status body, follow=True logs', async () => {
-      const listed = await py('list_configmaps', { ns: 'default', limit: 2 });
-      expect(listed).toMatchObject({ names: ['cm-a', 'cm-b', 'cm-c', 'cm-d'], pages: 2 });
-
-      expect(await py('create_secret', { ns: 'default', name: 'py-secret', stringData: { k: 'v' } })).toEqual({
-        data: { k: Buffer.from('v').toString('base64') },
-        type: 'Opaque',
-      });
-      expect(await py('read_secret', { ns: 'default', name: 'py-secret' })).toEqual({ data: { k: 'dg==' } });
-      const bad64 = await py('create_secret', { ns: 'default', name: 'py-bad', data: { k: 'not base64!' } });
-      expect(bad64.error).toEqual({
-        status: 400,
-        reason: 'Bad Request',
-        body: {
-          kind: 'Status',
-          apiVersion: 'v1',
-          metadata: {},
-          status: 'Failure',
-          message: 'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3',
-          reason: 'BadRequest',
-          code: 400,
-        },
-      });
-
-      const six = jobManifest('py-six', 'true');
-      (six.spec as Record<string, unknown>).backoffLimit = 'six';
-      const wrongType = await py('create_job', { ns: 'default', body: six });
-      expect(wrongType.error).toMatchObject({
-        status: 400,
-        body: {
-          kind: 'Status',
-          status: 'Failure',
-          reason: 'BadRequest',
-          code: 400,
-          message:
-            'Job in version "v1" cannot be handled as a Job: json: cannot unmarshal string into Go struct field JobSpec.spec.backoffLimit of type int32',
-        },
-      });
-      const noImage = await py('create_job', { ns: 'default', body: jobManifest('py-noimage', 'true', { image: '' }) });
-      expect(noImage.error).toMatchObject({
-        status: 422,
-        body: {
-          reason: 'Invalid',
-          code: 422,
-          details: {
-            name: 'py-noimage',
-            group: 'batch',
-            kind: 'Job',
-            causes: [{ reason: 'FieldValueRequired', field: 'spec.template.spec.containers[0].image' }],
-          },
-        },
-      });
-
-      // follow=True (Python's spelling of a boolean) streams the log to its end.
-      const ok = await py('create_job', {
-        ns: 'default',
-        body: jobManifest('py-logs', 'echo py-one; sleep 1; echo py-two'),
-      });
-      expect(ok).toEqual({ name: 'py-logs', backoffLimit: 0 });
-      await kube.waitFor(
-        () =>
-          kube
-            .list('Pod', 'default')
-            .some((p) => p.metadata.labels?.['job-name'] === 'py-logs' && p.status?.phase !== 'Pending'),
-        30_000,
-        'py-logs pod started',
-      );
-      const pod = kube.list('Pod', 'default').find((p) => p.metadata.labels?.['job-name'] === 'py-logs');
-      expect(await py('logs', { ns: 'default', name: pod.metadata.name })).toEqual({ text: 'py-one\npy-two\n' });
-      expect(kube.requests.some((r) => r.path.endsWith('/log') && r.query.follow === 'True')).toBe(true);
-    });
-
-    it('Python client: watch=True resumed from a resourceVersion, a 410 raised as ApiException, deletes with both policies', async () => {
-      const listed = await py('list_configmaps', { ns: 'default', limit: 10 });
-      const from = listed.resourceVersion as string;
-      const watching = py('watch_configmaps', { ns: 'default', rv: from, count: 2 });
-      await kube.waitFor(
-        () => kube.requests.some((r) => r.query.watch === 'True' && r.query.resourceVersion === from),
-        20_000,
-        'python watch',
-      );
-      expect((await kubectl('create', 'configmap', 'py-w1', '--from-literal=k=v')).code).toBe(0);
-      expect((await kubectl('delete', 'configmap', 'py-w1')).code).toBe(0);
-      const got = await watching;
-      expect(got.events.map((e: { type: string; name: string }) => `${e.type} ${e.name}`)).toEqual([
-        'ADDED py-w1',
-        'DELETED py-w1',
-      ]);
-
-      kube.compactHistory();
-      // The client retries a 410 once by itself, from the same revision; the second one it raises.
-      const expired = await py('watch_configmaps', { ns: 'default', rv: from, count: 1 });
-      expect(expired.error).toMatchObject({ status: 410 });
-      expect(expired.error.reason).toMatch(new RegExp(`^Expired: too old resource version: ${from} \\(\\d+\\)$`));
-      // Then, as an informer does: re-list and watch from the fresh revision.
-      const relisted = await py('list_configmaps', { ns: 'default', limit: 100 });
-      const resumed = py('watch_configmaps', { ns: 'default', rv: relisted.resourceVersion, count: 1 });
-      await kube.waitFor(
-        () =>
-          kube.requests.some((r) => r.query.watch === 'True' && r.query.resourceVersion === relisted.resourceVersion),
-        20_000,
-        'the re-established python watch',
-      );
-      expect((await kubectl('create', 'configmap', 'py-w2', '--from-literal=k=v')).code).toBe(0);
-      expect((await resumed).events.map((e: { type: string; name: string }) => `${e.type} ${e.name}`)).toEqual([
-        'ADDED py-w2',
-      ]);
-
-      for (const n of ['py-fg', 'py-bg']) await py('create_job', { ns: 'default', body: jobManifest(n, 'sleep 300') });
-      const podsOf = (job: string) =>
-        kube.list('Pod', 'default').filter((p) => p.metadata.labels?.['job-name'] === job);
-      await kube.waitFor(
-        () => ['py-fg', 'py-bg'].every((j) => podsOf(j)[0]?.status?.phase === 'Running'),
-        30_000,
-        'running',
-      );
-      // Foreground: the answer is the Job itself, held by the foregroundDeletion finalizer until its pods are gone.
-      expect(await py('delete_job', { ns: 'default', name: 'py-fg', policy: 'Foreground' })).toEqual({ kind: 'Job' });
-      expect(kube.get('Job', 'default', 'py-fg')?.metadata.finalizers).toEqual(['foregroundDeletion']);
-      await kube.waitFor(
-        () => !kube.get('Job', 'default', 'py-fg') && podsOf('py-fg').length === 0,
-        30_000,
-        'py-fg gone',
-      );
-      // Background: the Job goes at once (a Status answer), its pods after it.
-      expect(await py('delete_job', { ns: 'default', name: 'py-bg', policy: 'Background' })).toEqual({
-        kind: 'Status',
-      });
-      expect(kube.get('Job', 'default', 'py-bg')).toBeUndefined();
-      await kube.waitFor(() => podsOf('py-bg').length === 0, 30_000, 'py-bg pods gone');
     });
   },
 );
