@@ -80,7 +80,11 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
   const jobsOf = (runId: string) => labelled(kube.list('Job'), runId);
 
   beforeAll(async () => {
-    kube = await startFakeKube({ namespaces: ['default', 'ml'] });
+    kube = await startFakeKube({
+      namespaces: ['default', 'ml'],
+      // The operator's CRD, installed as a cluster admin would before any run of it.
+      customResources: [{ group: 'training.example.com', version: 'v1', plural: 'trainjobs', kind: 'TrainJob' }],
+    });
     kubeconfig = await kube.writeKubeconfig(dir);
     server = await startServer();
     await server.client.createQueue('default', { name: 'k8s', resource: 'kubernetes' });
@@ -95,13 +99,19 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
       resource: 'kubernetes',
       start_timeout_seconds: 3,
     });
+    // A queue whose default manifest has a typo: a real cluster drops the field and says so in a Warning header.
+    await server.client.createQueue('default', {
+      name: 'k8s-typo',
+      resource: 'kubernetes',
+      resource_args: { kubernetes: { spec: { template: { spec: { containers: [{ imagePullPolicyy: 'Never' }] } } } } },
+    });
     configPath = agentConfig(
       dir,
       [`stopped_run_timeout: 2`, `kubernetes:`, `  config-file: ${kubeconfig}`, `  namespaces: [ml]`, ''].join('\n'),
     );
     agent = await startAgent(server, {
       name: agentName,
-      queues: ['k8s', 'k8s-preempt', 'k8s-timeout'],
+      queues: ['k8s', 'k8s-preempt', 'k8s-timeout', 'k8s-typo'],
       maxJobs: 6,
       config: configPath,
     });
@@ -360,6 +370,37 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     expect(run.status).toBe('finished');
   });
 
+  it("a typo'd field in the queue's manifest is dropped by the API server, and its warning is in the run's log", async () => {
+    const item = await push('k8s-typo', busybox('echo typo-run'));
+    const run = await endOf(await runOf(item.id));
+    expect(run.status).toBe('finished');
+    const logs = await logsOf(run.id);
+    expect(logs).toContain(
+      'warning from the Kubernetes API server: unknown field "spec.template.spec.containers[0].imagePullPolicyy"',
+    );
+    const [job] = jobsOf(run.id);
+    expect(job.spec.template.spec.containers[0]).not.toHaveProperty('imagePullPolicyy');
+  });
+
+  it('a custom resource no CRD declares fails at start with the 404, leaving nothing behind', async () => {
+    const item = await push(
+      'k8s',
+      busybox('echo never', {
+        apiVersion: 'kubeflow.org/v1',
+        kind: 'PyTorchJob',
+        spec: {
+          pytorchReplicaSpecs: { Master: { replicas: 1, template: { spec: { containers: [{ name: 'pytorch' }] } } } },
+        },
+      }),
+    );
+    const run = await endOf(await runOf(item.id));
+    expect(run.status).toBe('failed');
+    expect(run.error_message).toMatch(
+      /Kubernetes does not serve pytorchjobs\.kubeflow\.org\/v1 \(HTTP 404: no CustomResourceDefinition declares it in this cluster\)/,
+    );
+    expect(labelled(kube.list('Secret'), run.id)).toEqual([]);
+  });
+
   it('pulls through a registry with an image pull secret it creates and removes', async () => {
     const registry = await startRegistry();
     const image = `${registry.host}/team/busybox:1`;
@@ -437,7 +478,7 @@ describe.skipIf(!dockerAvailable())('kubernetes runner against the test API serv
     await agent.proc.exited;
     agent = await startAgent(server, {
       name: agentName,
-      queues: ['k8s', 'k8s-preempt', 'k8s-timeout'],
+      queues: ['k8s', 'k8s-preempt', 'k8s-timeout', 'k8s-typo'],
       maxJobs: 6,
       config: configPath,
     });

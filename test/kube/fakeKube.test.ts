@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ApiextensionsV1Api,
   ApiException,
   BatchV1Api,
   CoreV1Api,
@@ -512,8 +513,14 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     expect((await invalid('env-two', { containers: main({ env: [twoSources] }) })).message).toContain(
       'may not have more than one field specified at a time',
     );
+    // A quantity that does not parse fails decoding (resource.Quantity's UnmarshalJSON): 400, not 422.
     const badLimit = { volumes: [{ name: 'o', emptyDir: { sizeLimit: 'lots' } }] };
-    expect((await invalid('size-limit', badLimit)).message).toContain('volumes[0].emptyDir.sizeLimit: Invalid value');
+    expect(await invalid('size-limit', badLimit)).toMatchObject({
+      code: 400,
+      reason: 'BadRequest',
+      message:
+        'Job in version "v1" cannot be handled as a Job: quantities must match the regular expression \'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$\'',
+    });
     const twoTypes = { volumes: [{ name: 'o', emptyDir: {}, configMap: { name: 'c' } }] };
     expect((await invalid('two-types', twoTypes)).message).toContain('may not specify more than 1 volume type');
     const sameMount = {
@@ -724,13 +731,40 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     const group = 'training.example.com';
     const version = 'v1';
     const plural = 'trainjobs';
-    const w = await watchOf(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`);
     const body = {
       apiVersion: `${group}/${version}`,
       kind: 'TrainJob',
       metadata: { name: 'tj' },
       spec: { replicas: 1 },
     };
+    // No CRD declares the group yet: the mux's plain 404, as on a real cluster.
+    const undeclared = await rejection(
+      custom.createNamespacedCustomObject({ group, version, namespace: ns, plural, body }),
+    );
+    expect(undeclared).toMatchObject({ code: 404, body: '404 page not found\n' });
+    await kc.makeApiClient(ApiextensionsV1Api).createCustomResourceDefinition({
+      body: {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: `${plural}.${group}` },
+        spec: {
+          group,
+          names: { plural, kind: 'TrainJob' },
+          scope: 'Namespaced',
+          versions: [
+            {
+              name: version,
+              served: true,
+              storage: true,
+              subresources: { status: {} },
+              // client-node serializes its models by property name: the wire's x-kubernetes-... keys are spelled so.
+              schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+            },
+          ],
+        },
+      },
+    });
+    const w = await watchOf(kc, `/apis/${group}/${version}/namespaces/${ns}/${plural}`);
     const created = (await custom.createNamespacedCustomObject({ group, version, namespace: ns, plural, body })) as {
       metadata: { uid: string; generation: number };
     };
@@ -1028,6 +1062,69 @@ describe.skipIf(!HAVE_DOCKER)('fake Kubernetes API server, driven through @kuber
     await batch.createNamespacedJob({ namespace: ns, body: jobBody('ttl', ['true'], { ttlSecondsAfterFinished: 1 }) });
     await kube.waitFor(() => !!getJob('ttl')?.status?.completionTime, 20_000, 'ttl to complete');
     await kube.waitFor(() => !getJob('ttl') && podsOfJob('ttl').length === 0, 10_000, 'ttl cleanup');
+  });
+
+  it('decodes as kube-apiserver: Warn/Ignore/Strict, Go booleans, limit/continue with its 410, served CRD versions only', async () => {
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`${kube.url}${path}`, {
+        ...init,
+        headers: { Authorization: `Bearer ${kube.token}`, 'Content-Type': 'application/json', ...init.headers },
+      });
+    const cm = (name: string) =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { k: 'v' }, bogus: 1, Data: 2 });
+    const base = `/api/v1/namespaces/${ns}/configmaps`;
+    const warned = await api(base, { method: 'POST', body: cm('dec-a') });
+    expect(warned.status).toBe(201);
+    // Field names are case-sensitive (Go's decoder in apimachinery is): `Data` is as unknown as `bogus`.
+    expect(warned.headers.get('warning')).toBe('299 - "unknown field \\"bogus\\"", 299 - "unknown field \\"Data\\""');
+    expect(await warned.json()).not.toHaveProperty('bogus');
+    const ignored = await api(`${base}?fieldValidation=Ignore`, { method: 'POST', body: cm('dec-b') });
+    expect([ignored.status, ignored.headers.get('warning')]).toEqual([201, null]);
+    const strict = await api(`${base}?fieldValidation=Strict`, { method: 'POST', body: cm('dec-c') });
+    expect(strict.status).toBe(400);
+    expect(await strict.json()).toMatchObject({
+      reason: 'BadRequest',
+      message:
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus", unknown field "Data"',
+    });
+
+    // strconv.ParseBool: watch=T is a watch; watch=yes is a 400.
+    const ctl = new AbortController();
+    const watching = await api(`${base}?watch=T&labelSelector=none%3Dnone`, { signal: ctl.signal });
+    expect(watching.headers.get('transfer-encoding')).toBe('chunked');
+    ctl.abort();
+    expect((await api(`${base}?watch=yes`)).status).toBe(400);
+
+    // limit/continue, and a token whose revision was compacted away.
+    const page1 = (await (await api(`${base}?limit=1`)).json()) as {
+      items: unknown[];
+      metadata: { continue: string; remainingItemCount: number };
+    };
+    expect(page1.items).toHaveLength(1);
+    expect(page1.metadata.remainingItemCount).toBeGreaterThan(0);
+    const page2 = (await (
+      await api(`${base}?limit=1&continue=${encodeURIComponent(page1.metadata.continue)}`)
+    ).json()) as { items: Array<{ metadata: { name: string } }> };
+    expect(page2.items.map((i) => i.metadata.name)).not.toContain(
+      (page1.items[0] as { metadata: { name: string } }).metadata.name,
+    );
+    // A write after the token's revision, then compaction up to it: the token's revision is gone.
+    expect((await api(base, { method: 'POST', body: cm('dec-d') })).status).toBe(201);
+    kube.compactHistory();
+    const stale = await api(`${base}?limit=1&continue=${encodeURIComponent(page1.metadata.continue)}`);
+    expect(stale.status).toBe(410);
+    expect(await stale.json()).toMatchObject({ reason: 'Expired', code: 410 });
+
+    // Only a CRD's served versions exist; a wrong type in a built-in is the decoder's 400.
+    expect((await api(`/apis/training.example.com/v2/namespaces/${ns}/trainjobs`)).status).toBe(404);
+    const six = await api(`/apis/batch/v1/namespaces/${ns}/jobs`, {
+      method: 'POST',
+      body: JSON.stringify(jobBody('six', ['true'], { backoffLimit: 'six' })),
+    });
+    expect(six.status).toBe(400);
+    expect((await six.json()).message).toBe(
+      'Job in version "v1" cannot be handled as a Job: json: cannot unmarshal string into Go struct field JobSpec.spec.backoffLimit of type int32',
+    );
   });
 
   it('serves HTTPS for a kubeconfig with certificate-authority, and in-cluster config', async () => {

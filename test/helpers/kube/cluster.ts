@@ -1,3 +1,4 @@
+import { watchCrds } from './crd.js';
 import { Store, type ResourceInfo } from './store.js';
 import { clone, newUid, randomSuffix, rfc3339, type KObject, type Pod } from './types.js';
 import { preparePod, subdomainErrors } from './validation.js';
@@ -30,7 +31,17 @@ export const JOB: ResourceInfo = {
   statusSubresource: true,
   hasGeneration: true,
 };
-export const BUILTINS = [POD, SECRET, CONFIGMAP, EVENT, NAMESPACE, NODE, JOB];
+export const CRD: ResourceInfo = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+  builtin: true,
+  statusSubresource: true,
+  hasGeneration: true,
+};
+export const BUILTINS = [POD, SECRET, CONFIGMAP, EVENT, NAMESPACE, NODE, JOB, CRD];
 
 /** API groups served by a real apiserver: requests for resources in them that this fake lacks are 404s. */
 export const BUILTIN_GROUPS = new Set([
@@ -62,11 +73,46 @@ export interface EventSource {
   host?: string;
 }
 
+/** Delays the controllers and the kubelet wait, as a back-off doubling from base to max (ms). */
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+}
+
+/**
+ * How long things take. The defaults keep tests fast; CLUSTER_TIMING is what a real cluster does (Job controller
+ * back-off 10 s doubling to 6 min, kubelet crash-loop back-off 10 s to 5 min), with a pod start (image pull and
+ * sandbox) of a few seconds.
+ */
+export interface Timing {
+  /** Before a failed Job pod is replaced. Default 0.5 s to 5 s. */
+  jobBackoff: Backoff;
+  /** Before a crashed container of a restarting pod is started again (CrashLoopBackOff). Default 1 s to 5 s. */
+  restartBackoff: Backoff;
+  /** How long a scheduled pod stays ContainerCreating before its image is there (a pull, even of a present image). */
+  podStartMs: number;
+}
+
+export const FAST_TIMING: Timing = {
+  jobBackoff: { baseMs: 500, maxMs: 5_000 },
+  restartBackoff: { baseMs: 1_000, maxMs: 5_000 },
+  podStartMs: 0,
+};
+export const CLUSTER_TIMING: Timing = {
+  jobBackoff: { baseMs: 10_000, maxMs: 360_000 },
+  restartBackoff: { baseMs: 10_000, maxMs: 300_000 },
+  podStartMs: 4_000,
+};
+
+/** The n-th delay (n from 0) of a back-off. */
+export const backoffDelay = (b: Backoff, n: number): number => Math.min(b.baseMs * 2 ** n, b.maxMs);
+
 export interface ClusterOptions {
   namespaces: string[];
   nodeName: string;
   nodeLabels: Record<string, string>;
   allocatable: Record<string, string>;
+  timing: Timing;
 }
 
 /** Shared state of the fake control plane: the store plus what every controller needs (events, pod creation). */
@@ -79,6 +125,7 @@ export class Cluster {
   constructor(readonly opts: ClusterOptions) {
     this.nodeName = opts.nodeName;
     for (const info of BUILTINS) this.store.register(info);
+    watchCrds(this);
     for (const ns of opts.namespaces) {
       this.store.create(NAMESPACE, {
         apiVersion: 'v1',

@@ -1,5 +1,5 @@
 import type { V1NodeSelectorRequirement, V1PodFailurePolicyRule } from '@kubernetes/client-node';
-import { JOB, NODE, POD, type Cluster, type EventSource } from './cluster.js';
+import { JOB, NODE, POD, backoffDelay, type Cluster, type EventSource } from './cluster.js';
 import { parseQuantity } from './selectors.js';
 import type { ResourceInfo } from './store.js';
 import {
@@ -60,7 +60,8 @@ const JOB_SOURCE: EventSource = { component: 'job-controller' };
 /**
  * The Job controller, for NonIndexed jobs (Indexed completion mode, backoffLimitPerIndex, successPolicy and
  * managedBy are not modelled). Pods carry the `batch.kubernetes.io/job-tracking` finalizer until counted, as since 1.26.
- * Replacement pods after failures are delayed by 0.5 s doubling up to 5 s (the real controller: 10 s up to 6 min).
+ * Replacement pods after failures are delayed by the Timing's jobBackoff (by default 0.5 s doubling up to 5 s; the
+ * real controller, CLUSTER_TIMING: 10 s up to 6 min).
  */
 export class JobController {
   private readonly kicker = new Kicker(() => this.pass());
@@ -298,7 +299,8 @@ export class JobController {
     if (want > counted) {
       const failed = st.failed ?? 0;
       const last = this.lastFailure.get(uid);
-      const delay = failed > 0 && last !== undefined ? Math.min(500 * 2 ** (failed - 1), 5000) : 0;
+      const delay =
+        failed > 0 && last !== undefined ? backoffDelay(this.cluster.opts.timing.jobBackoff, failed - 1) : 0;
       if (last !== undefined && Date.now() < last + delay) {
         this.wakeAt(`backoff/${uid}`, last + delay);
       } else {

@@ -32,11 +32,20 @@
  * - Items of built-in lists carry no kind/apiVersion (neither on the wire nor after deserialization); custom
  *   object lists keep them.
  *
+ * - Decoding is kube-apiserver's (decode.ts): unknown fields are dropped with a `Warning` header (400 under
+ *   fieldValidation=Strict), a wrong JSON type is a 400 decode error, and client-node's typed create* methods never
+ *   send unknown fields at all (their model serializer drops them): send raw JSON through the custom-objects API to
+ *   see what a user's manifest does. A custom resource needs a CRD (`customResources`, or create one through the
+ *   API); without one its URLs are the plain-text `404 page not found`. Checked against kubectl and the Python
+ *   client in test/kube/kubectl.test.ts and test/kube/pythonClient.test.ts.
+ *
  * Deliberate simplifications: one node, no taints, no PodDisruptionBudgets (evictions always succeed), NonIndexed
  * Jobs only (completions/parallelism > 1 work; Indexed mode, successPolicy, backoffLimitPerIndex do not), strategic
- * merge patch is applied as a JSON merge patch, no server-side apply, no limit/continue paging, the containers of a
- * pod do not share a network namespace, probes and sidecar (restartable init) containers are not modelled, and the
- * Job controller's replacement-pod back-off is 0.5 s doubling to 5 s (real: 10 s to 6 min). Lists and watches in a
+ * merge patch knows the merge keys of the common core/batch lists only, no server-side apply, continue pages read the
+ * current state rather than a snapshot, the containers of a
+ * pod do not share a network namespace, probes and sidecar (restartable init) containers are not modelled. Back-offs
+ * and pod starts are fast by default (`timing`: FAST_TIMING, Job back-off 0.5 s doubling to 5 s); CLUSTER_TIMING has
+ * a real cluster's (10 s to 6 min, a pod start of seconds). Lists and watches in a
  * namespace that does not exist are empty (as on a real cluster); creating there is a 404 `namespaces "x" not found`.
  */
 import { execFile } from 'node:child_process';
@@ -48,7 +57,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
-import { Cluster, POD } from './cluster.js';
+import { Cluster, FAST_TIMING, POD, type Timing } from './cluster.js';
+
+export { CLUSTER_TIMING, FAST_TIMING, type Timing } from './cluster.js';
 import { GarbageCollector, JobController, Scheduler, setCondition } from './controllers.js';
 import { Kubelet } from './kubelet.js';
 import { ApiServer, evict, type CreatedRecord, type RequestRecord } from './server.js';
@@ -131,9 +142,14 @@ export interface FakeKubeOptions {
   /** cpu/memory, plus any extended resource the node should offer (e.g. 'nvidia.com/gpu': '2'). */
   allocatable?: { cpu?: string; memory?: string; [resource: string]: string | undefined };
   docker?: Dockerode;
+  /** How long back-offs and pod starts take: FAST_TIMING by default; CLUSTER_TIMING for real-cluster delays. */
+  timing?: Partial<Timing>;
   /** Serve HTTPS with this key/cert (PEM) instead of HTTP — for in-cluster config tests. */
   tls?: { key: string; cert: string };
-  /** Custom resources to list in discovery before any object of them exists (any non-built-in group works anyway). */
+  /**
+   * CRDs to install (any spec and status preserved, status subresource on). A custom resource no CRD declares is a
+   * 404 (`404 page not found`), as on a real cluster; a test may also create CustomResourceDefinitions through the API.
+   */
   customResources?: Array<{ group: string; version: string; plural: string; kind: string }>;
 }
 
@@ -153,6 +169,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
       'kubernetes.io/arch': 'amd64',
     },
     allocatable,
+    timing: { ...FAST_TIMING, ...opts.timing },
   });
   const docker = opts.docker ?? new Dockerode();
   const kubelet = new Kubelet(cluster, docker, instanceId);

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type Dockerode from 'dockerode';
 import type { V1Container, V1EnvVar, V1KeyToPath } from '@kubernetes/client-node';
-import { CONFIGMAP, HOST_IP, POD, SECRET, type Cluster, type EventSource } from './cluster.js';
+import { CONFIGMAP, HOST_IP, POD, SECRET, backoffDelay, type Cluster, type EventSource } from './cluster.js';
 import { setCondition } from './controllers.js';
 import { parseQuantity } from './selectors.js';
 import type { StoreEvent } from './store.js';
@@ -741,6 +741,13 @@ class PodWorker {
       if (this.stopping) return undefined;
       const present = await this.imageInfo(image);
       if (policy === 'Never' || (policy === 'IfNotPresent' && present)) {
+        const startMs = this.cluster.opts.timing.podStartMs;
+        if (present && startMs > 0 && attempt === 0) {
+          // A node that must pull (or unpack, or set up a sandbox) first: the pod sits in ContainerCreating.
+          this.event('Normal', 'Pulling', `Pulling image "${image}"`, c);
+          await this.sleep(startMs);
+          if (this.stopping) return undefined;
+        }
         if (present) {
           this.event('Normal', 'Pulled', `Container image "${image}" already present on machine`, c);
           return idOf(present);
@@ -961,7 +968,7 @@ class PodWorker {
       crashes++;
       c.status.lastState = { terminated: term };
       if (crashes > 1) {
-        const delay = Math.min(1000 * 2 ** (crashes - 2), 5000);
+        const delay = backoffDelay(this.cluster.opts.timing.restartBackoff, crashes - 2);
         const who = `${this.name}_${this.ns}(${this.uid})`;
         this.event('Warning', 'BackOff', `Back-off restarting failed container ${c.spec.name} in pod ${who}`, c);
         this.setState(c, {

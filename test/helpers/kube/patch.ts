@@ -1,6 +1,6 @@
 import { badRequest, clone, failure, isRecord, jsonEqual, type KubeError } from './types.js';
 
-/** RFC 7386. Strategic merge patch is treated the same: lists are replaced, not merged by key. */
+/** RFC 7386. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isRecord(patch)) return clone(patch);
   const out: Record<string, unknown> = isRecord(target) ? { ...target } : {};
@@ -137,17 +137,104 @@ export const PATCH_TYPES = [
   'application/strategic-merge-patch+json',
 ] as const;
 
-export function applyPatch(contentType: string, target: unknown, patch: unknown): unknown {
+/**
+ * The patchMergeKey of the built-in lists a client patches (core/v1, batch/v1, meta/v1 struct tags). Keyed by field
+ * name: in the kinds this server serves, each of these names means the same list everywhere.
+ */
+const MERGE_KEYS: Record<string, string> = {
+  containers: 'name',
+  initContainers: 'name',
+  ephemeralContainers: 'name',
+  env: 'name',
+  volumes: 'name',
+  volumeMounts: 'mountPath',
+  imagePullSecrets: 'name',
+  ports: 'containerPort',
+  ownerReferences: 'uid',
+  conditions: 'type',
+  hostAliases: 'ip',
+  topologySpreadConstraints: 'topologyKey',
+};
+/** Lists of scalars with patchStrategy merge: merged as sets. */
+const SET_LISTS = new Set(['finalizers']);
+
+/**
+ * Strategic merge patch for built-in kinds: maps merge as in RFC 7386, lists with a merge key merge item by item
+ * (`$patch: delete` removes one, `$patch: replace` replaces the list), `finalizers` merge as a set, `$retainKeys`
+ * and `$setElementOrder` directives are accepted and ignored, every other list is replaced.
+ */
+export function strategicMergePatch(target: unknown, patch: unknown): unknown {
+  if (!isRecord(patch)) return clone(patch);
+  if (patch.$patch === 'replace') {
+    const { $patch: _p, ...rest } = patch;
+    return clone(rest);
+  }
+  if (patch.$patch === 'delete') return undefined;
+  const out: Record<string, unknown> = isRecord(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (
+      k === '$patch' ||
+      k === '$retainKeys' ||
+      k.startsWith('$setElementOrder/') ||
+      k.startsWith('$deleteFromPrimitiveList/')
+    ) {
+      if (k.startsWith('$deleteFromPrimitiveList/') && Array.isArray(v)) {
+        const f = k.slice('$deleteFromPrimitiveList/'.length);
+        if (Array.isArray(out[f])) out[f] = (out[f] as unknown[]).filter((x) => !v.some((d) => jsonEqual(d, x)));
+      }
+      continue;
+    }
+    if (v === null) {
+      delete out[k];
+      continue;
+    }
+    const key = MERGE_KEYS[k];
+    if (Array.isArray(v) && key && Array.isArray(out[k])) out[k] = mergeList(out[k] as unknown[], v, key);
+    else if (Array.isArray(v) && SET_LISTS.has(k) && Array.isArray(out[k])) {
+      const cur = out[k] as unknown[];
+      out[k] = [...cur, ...v.filter((x) => !cur.some((c) => jsonEqual(c, x)))];
+    } else if (Array.isArray(v)) out[k] = clone(v.filter((x) => !(isRecord(x) && x.$patch === 'delete')));
+    else {
+      const merged = strategicMergePatch(out[k], v);
+      if (merged === undefined) delete out[k];
+      else out[k] = merged;
+    }
+  }
+  return out;
+}
+
+function mergeList(cur: unknown[], patch: unknown[], key: string): unknown[] {
+  if (patch.some((p) => isRecord(p) && p.$patch === 'replace' && Object.keys(p).length === 1)) {
+    return clone(patch.filter((p) => !(isRecord(p) && p.$patch === 'replace')));
+  }
+  const out = [...cur];
+  for (const p of patch) {
+    if (!isRecord(p) || p[key] === undefined) {
+      throw badRequest(`map: ${JSON.stringify(p)} does not contain declared merge key: ${key}`);
+    }
+    const i = out.findIndex((c) => isRecord(c) && jsonEqual(c[key], p[key]));
+    if (p.$patch === 'delete') {
+      if (i >= 0) out.splice(i, 1);
+    } else if (i >= 0) out[i] = strategicMergePatch(out[i], p);
+    else out.push(strategicMergePatch(undefined, p));
+  }
+  return out;
+}
+
+/** `strategic`: whether the kind has Go structs to merge by (built-in kinds); custom resources refuse it with 415. */
+export function applyPatch(contentType: string, target: unknown, patch: unknown, strategic = true): unknown {
   const ct = contentType.split(';')[0]?.trim() ?? '';
   if (ct === 'application/json-patch+json') return jsonPatch(target, patch);
-  if (ct === 'application/merge-patch+json' || ct === 'application/strategic-merge-patch+json') {
+  const isStrategic = ct === 'application/strategic-merge-patch+json';
+  if (ct === 'application/merge-patch+json' || (isStrategic && strategic)) {
     if (!isRecord(patch))
       throw badRequest('json: cannot unmarshal array into Go value of type map[string]interface {}');
-    return mergePatch(target, patch);
+    return isStrategic ? strategicMergePatch(target, patch) : mergePatch(target, patch);
   }
+  const accepted = strategic ? PATCH_TYPES : PATCH_TYPES.filter((t) => t !== 'application/strategic-merge-patch+json');
   throw failure(
     415,
     'UnsupportedMediaType',
-    `the body of the request was in an unknown format - accepted media types include: ${PATCH_TYPES.join(', ')}, application/apply-patch+yaml`,
+    `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}, application/apply-patch+yaml`,
   );
 }

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BUILTINS, BUILTIN_GROUPS, CONFIGMAP, JOB, POD, SECRET, type Cluster } from './cluster.js';
+import { BUILTINS, BUILTIN_GROUPS, CONFIGMAP, CRD, JOB, POD, SECRET, type Cluster } from './cluster.js';
+import { minimalCrd, prepareCrd, pruneCustom } from './crd.js';
+import { decodeBuiltin, fieldValidationOf, goBool, schemaInvalid, type FieldValidation } from './decode.js';
+import { pageOf } from './paging.js';
 import { setCondition } from './controllers.js';
 import { logContainerId, type Kubelet, type LogQuery } from './kubelet.js';
 import { applyPatch } from './patch.js';
@@ -13,7 +16,6 @@ import {
   failure,
   invalid,
   isRecord,
-  jsonEqual,
   KubeError,
   newUid,
   notFound,
@@ -24,7 +26,15 @@ import {
   type Pod,
 } from './types.js';
 import { generateName } from './cluster.js';
-import { metadataErrors, prepareConfigMap, prepareJob, prepareSecret, subdomainErrors } from './validation.js';
+import {
+  metadataErrors,
+  prepareConfigMap,
+  prepareJob,
+  preparePod,
+  prepareSecret,
+  subdomainErrors,
+} from './validation.js';
+import { applyUpdateRules, deleteOptions } from './updateRules.js';
 import { WatchConn } from './watch.js';
 
 export interface RequestRecord {
@@ -42,7 +52,9 @@ export interface CreatedRecord {
 const JOB_DELETE_WARNING =
   '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"';
 
-function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+type Headers = Record<string, string | string[]>;
+
+function sendJson(res: ServerResponse, code: number, body: unknown, headers: Headers = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(code, {
     'Content-Type': 'application/json',
@@ -65,14 +77,12 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** The mux's answer for a path nothing serves (an API group no CRD declares): plain text, no Status. */
+class PageNotFound extends Error {}
+
 const serverNotFound = () => failure(404, 'NotFound', 'the server could not find the requested resource', {});
 const methodNotAllowed = () =>
   failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {});
-
-function singularKind(plural: string): string {
-  const s = plural.endsWith('ies') ? `${plural.slice(0, -3)}y` : plural.endsWith('s') ? plural.slice(0, -1) : plural;
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
 
 /** Built-in list items carry no kind/apiVersion on the wire (typed lists omit them); custom ones do. */
 function listItem(info: ResourceInfo, o: KObject): KObject {
@@ -88,7 +98,6 @@ export class ApiServer {
   refuseWatches = false;
   /** Watches answered with the 410 Expired ERROR event. */
   expiredWatches = 0;
-  private readonly guessedKinds = new Set<string>();
 
   constructor(
     private readonly cluster: Cluster,
@@ -112,7 +121,10 @@ export class ApiServer {
         res.destroy();
         return;
       }
-      if (e instanceof KubeError) sendJson(res, e.code, e.body);
+      if (e instanceof PageNotFound) {
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+        res.end('404 page not found\n');
+      } else if (e instanceof KubeError) sendJson(res, e.code, e.body);
       else sendJson(res, 500, failure(500, 'InternalError', `Internal error occurred: ${String(e)}`).body);
     });
   };
@@ -181,7 +193,7 @@ export class ApiServer {
 
     if (name === undefined) {
       if (method === 'GET') {
-        if (forceWatch || q.watch === 'true' || q.watch === '1') return this.watch(info, ns, q, res);
+        if (forceWatch || goBool('watch', q.watch)) return this.watch(info, ns, q, res);
         return sendJson(res, 200, this.list(info, ns, q));
       }
       if (method === 'POST') return this.create(info, nsKey, await readBody(req), q, res);
@@ -192,17 +204,18 @@ export class ApiServer {
     if (sub === undefined) {
       if (method === 'GET') return sendJson(res, 200, this.mustGet(info, nsKey, name));
       if (method === 'DELETE') return this.delete(info, nsKey, name, q, await readBody(req), res);
-      if (method === 'PUT') return this.write(info, nsKey, name, 'main', await readBody(req), undefined, res);
+      if (method === 'PUT') return this.write(info, nsKey, name, 'main', await readBody(req), undefined, q, res);
       if (method === 'PATCH') {
-        return this.write(info, nsKey, name, 'main', await readBody(req), req.headers['content-type'] ?? '', res);
+        return this.write(info, nsKey, name, 'main', await readBody(req), req.headers['content-type'] ?? '', q, res);
       }
       throw methodNotAllowed();
     }
     if (sub === 'status' && info.statusSubresource) {
       if (method === 'GET') return sendJson(res, 200, this.mustGet(info, nsKey, name));
-      if (method === 'PUT') return this.write(info, nsKey, name, 'status', await readBody(req), undefined, res);
+      if (method === 'PUT') return this.write(info, nsKey, name, 'status', await readBody(req), undefined, q, res);
       if (method === 'PATCH') {
-        return this.write(info, nsKey, name, 'status', await readBody(req), req.headers['content-type'] ?? '', res);
+        const ct = req.headers['content-type'] ?? '';
+        return this.write(info, nsKey, name, 'status', await readBody(req), ct, q, res);
       }
       throw methodNotAllowed();
     }
@@ -219,36 +232,30 @@ export class ApiServer {
       if (!info) throw serverNotFound();
       return info;
     }
-    const key = `${plural}.${group}`;
-    const known = this.store.infos.get(key);
-    if (known) return known.version === version ? known : { ...known, version };
-    this.guessedKinds.add(key);
-    return this.store.register({
-      group,
-      version,
-      plural,
-      kind: singularKind(plural),
-      namespaced: true,
-      builtin: false,
-      statusSubresource: true,
-      hasGeneration: true,
-    });
+    const known = this.store.infos.get(`${plural}.${group}`);
+    // Only a CRD makes a custom resource exist; its served versions are the only ones.
+    if (!known || !(known.versions ?? [known.version]).includes(version)) throw new PageNotFound();
+    return known.version === version ? known : { ...known, version };
   }
 
-  /** Pre-declares a custom resource (so discovery lists it before anything is created). */
+  /** Installs a CRD, as a test would with kubectl apply (here: any spec and status preserved). */
   declare(info: { group: string; version: string; plural: string; kind: string }): void {
-    this.store.register({ ...info, namespaced: true, builtin: false, statusSubresource: true, hasGeneration: true });
+    const crd = minimalCrd(info);
+    crd.metadata.uid = newUid();
+    prepareCrd(crd);
+    this.store.create(CRD, crd);
   }
 
   private groupList() {
     const groups = new Map<string, Set<string>>([
       ['batch', new Set(['v1'])],
       ['policy', new Set(['v1'])],
+      ['apiextensions.k8s.io', new Set(['v1'])],
     ]);
     for (const i of this.store.infos.values()) {
       if (i.builtin) continue;
       if (!groups.has(i.group)) groups.set(i.group, new Set());
-      groups.get(i.group)?.add(i.version);
+      for (const v of i.versions ?? [i.version]) groups.get(i.group)?.add(v);
     }
     return {
       kind: 'APIGroupList',
@@ -262,7 +269,9 @@ export class ApiServer {
 
   private resourceList(group: string, version: string) {
     const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
-    const infos = [...this.store.infos.values()].filter((i) => i.group === group && i.version === version);
+    const infos = [...this.store.infos.values()].filter(
+      (i) => i.group === group && (i.versions ?? [i.version]).includes(version),
+    );
     if (group === 'policy' && version === 'v1')
       return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'policy/v1', resources: [] };
     if (!infos.length) throw serverNotFound();
@@ -317,15 +326,13 @@ export class ApiServer {
   private list(info: ResourceInfo, ns: string | undefined, q: Record<string, string>) {
     const labelSel = parseLabelSelector(q.labelSelector);
     const fieldSel = parseFieldSelector(q.fieldSelector, info.kind, info.builtin);
-    const items = this.store
-      .list(info, ns)
-      .filter((o) => labelSel(o.metadata.labels) && fieldSel(o))
-      .map((o) => listItem(info, o));
+    const matching = this.store.list(info, ns).filter((o) => labelSel(o.metadata.labels) && fieldSel(o));
+    const page = pageOf(this.store, matching, q, !q.labelSelector && !q.fieldSelector);
     return {
       kind: `${info.kind}List`,
       apiVersion: apiVersionOf(info),
-      metadata: { resourceVersion: String(this.store.currentRV()) },
-      items,
+      metadata: page.metadata,
+      items: page.items.map((o) => listItem(info, o)),
     };
   }
 
@@ -362,15 +369,14 @@ export class ApiServer {
           `the API version in the data (${text(body.apiVersion)}) does not match the expected API version (${expected})`,
         );
       }
-      kind = body.kind;
-      const key = resourceName(info);
-      if (this.guessedKinds.has(key)) {
-        this.guessedKinds.delete(key);
-        const stored = this.store.infos.get(key);
-        if (stored) stored.kind = kind;
+      if (body.kind !== info.kind) {
+        throw badRequest(`${text(body.kind)} in version "${info.version}" cannot be handled as a ${info.kind}`);
       }
+      kind = body.kind;
     }
     const obj = clone(body) as KObject;
+    const warnings = this.decode(info, obj, fieldValidationOf(q));
+    const headers: Headers = warnings.length ? { Warning: warnings } : {};
     obj.apiVersion = expected;
     obj.kind = kind;
     obj.metadata = isRecord(obj.metadata) ? obj.metadata : {};
@@ -400,6 +406,16 @@ export class ApiServer {
     let stored: KObject;
     if (info === POD) {
       if (dryRun) throw badRequest('dryRun is not supported for pods by this fake');
+      // The schemas check the pod as defaulted; the hand-written rules (in createPod) speak first.
+      const probe = clone(obj) as Pod;
+      let prepared = true;
+      try {
+        preparePod(probe);
+      } catch {
+        prepared = false;
+      }
+      const errs = prepared ? schemaInvalid('v1', 'Pod', probe) : [];
+      if (errs.length) throw invalid(kind, info.group, m.name ?? m.generateName ?? '', errs);
       stored = this.cluster.createPod(ns, obj as Pod);
     } else {
       if (!m.name && m.generateName) m.name = generateName(m.generateName);
@@ -414,19 +430,28 @@ export class ApiServer {
       if (info === JOB) prepareJob(obj as Job);
       else if (info === SECRET) prepareSecret(obj);
       else if (info === CONFIGMAP) prepareConfigMap(obj);
+      else if (info === CRD) prepareCrd(obj);
       else {
         const metaErrs = metadataErrors(obj);
         if (metaErrs.length) throw invalid(kind, info.group, m.name, metaErrs);
         if (!info.builtin && info.statusSubresource) delete obj.status;
       }
+      const errs2 = info.builtin ? schemaInvalid(apiVersionOf(info), kind, obj) : [];
+      if (errs2.length) throw invalid(kind, info.group, m.name, errs2);
       if (dryRun) {
         if (this.store.get(info, ns, m.name)) throw alreadyExists(resourceName(info), m.name);
-        return sendJson(res, 201, obj);
+        return sendJson(res, 201, obj, headers);
       }
       stored = this.store.create(info, obj);
     }
     record();
-    sendJson(res, 201, stored);
+    sendJson(res, 201, stored, headers);
+  }
+
+  /** Decoding at the API boundary (decode.ts, crd.ts): Warning header values, or a thrown 400. */
+  private decode(info: ResourceInfo, obj: KObject, fv: FieldValidation) {
+    if (!info.builtin) return pruneCustom(info, info.version, obj, fv);
+    return decodeBuiltin(apiVersionOf(info), info.kind, obj, fv);
   }
 
   /** PUT and PATCH on the main resource or /status, with the registry's update rules. */
@@ -437,11 +462,14 @@ export class ApiServer {
     target: 'main' | 'status',
     body: unknown,
     patchType: string | undefined,
+    q: Record<string, string>,
     res: ServerResponse,
   ) {
+    const fv = fieldValidationOf(q);
     const cur = this.mustGet(info, ns, name);
-    const proposed = patchType !== undefined ? applyPatch(patchType, cur, body) : body;
+    const proposed = patchType !== undefined ? applyPatch(patchType, cur, body, info.builtin) : body;
     if (!isRecord(proposed)) throw badRequest('the body of the request was in an unknown format');
+    const warnings = this.decode(info, proposed as KObject, fv);
     const pm = isRecord(proposed.metadata) ? proposed.metadata : {};
     if (patchType === undefined) {
       if (pm.name !== undefined && pm.name !== name) {
@@ -460,110 +488,12 @@ export class ApiServer {
         'the object has been modified; please apply your changes to the latest version and try again',
       );
     }
-    const next = this.applyUpdateRules(info, cur, proposed as KObject, target);
+    const next = applyUpdateRules(info, cur, proposed as KObject, target);
     const stored = this.store.update(info, ns, name, (o) => {
       for (const k of Object.keys(o)) delete o[k];
       Object.assign(o, next);
     });
-    sendJson(res, 200, stored ?? next);
-  }
-
-  private applyUpdateRules(info: ResourceInfo, cur: KObject, proposed: KObject, target: 'main' | 'status'): KObject {
-    if (target === 'status') {
-      // ResetObjectMetaForStatus: a status write changes nothing but status.
-      const next = clone(cur);
-      next.status = clone(proposed.status);
-      return next;
-    }
-    const next = clone(proposed);
-    next.apiVersion = cur.apiVersion;
-    next.kind = cur.kind;
-    const m = (next.metadata = isRecord(next.metadata) ? next.metadata : {});
-    for (const k of [
-      'name',
-      'namespace',
-      'uid',
-      'creationTimestamp',
-      'generation',
-      'deletionTimestamp',
-      'deletionGracePeriodSeconds',
-    ] as const) {
-      if (cur.metadata[k] === undefined) delete m[k];
-      else (m as Record<string, unknown>)[k] = cur.metadata[k];
-    }
-    const name = cur.metadata.name ?? '';
-    const metaErrs = metadataErrors(next);
-    if (metaErrs.length) throw invalid(info.kind, info.group, name, metaErrs);
-    if (info.statusSubresource) next.status = clone(cur.status);
-    if (info === POD) {
-      const neutral = (o: KObject) => {
-        const s = clone((o as Pod).spec);
-        for (const c of [...(s.containers ?? []), ...(s.initContainers ?? [])]) delete c.image;
-        delete s.activeDeadlineSeconds;
-        delete s.tolerations;
-        return s;
-      };
-      if (!jsonEqual(neutral(next), neutral(cur))) {
-        throw invalid('Pod', '', name, [
-          {
-            field: 'spec',
-            type: 'Forbidden',
-            detail:
-              'pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
-          },
-        ]);
-      }
-    }
-    if (info === JOB) {
-      const a = (cur as Job).spec;
-      const b = (next as Job).spec;
-      const errs: FieldError[] = [];
-      const neverStarted = a.suspend === true && !(cur as Job).status?.startTime;
-      if (!jsonEqual(a.template, b?.template) && !neverStarted) {
-        errs.push({ field: 'spec.template', type: 'Invalid', value: b?.template, detail: 'field is immutable' });
-      }
-      if (!jsonEqual(a.selector, b?.selector)) {
-        errs.push({ field: 'spec.selector', type: 'Invalid', value: b?.selector, detail: 'field is immutable' });
-      }
-      if (a.completions !== b?.completions) {
-        errs.push({ field: 'spec.completions', type: 'Invalid', value: b?.completions, detail: 'field is immutable' });
-      }
-      if (errs.length) throw invalid('Job', 'batch', name, errs);
-    }
-    if (info === SECRET && isRecord(next.stringData)) prepareSecret(next);
-    return next;
-  }
-
-  private deleteOptions(q: Record<string, string>, body: unknown): DeleteOptions & { dryRun?: boolean } {
-    const src: Record<string, unknown> = { ...q };
-    if (isRecord(body)) Object.assign(src, body);
-    const opts: DeleteOptions & { dryRun?: boolean } = {};
-    const policy =
-      src.propagationPolicy ??
-      (src.orphanDependents === true || src.orphanDependents === 'true'
-        ? 'Orphan'
-        : src.orphanDependents === false || src.orphanDependents === 'false'
-          ? 'Background'
-          : undefined);
-    if (policy !== undefined) {
-      if (!['Foreground', 'Background', 'Orphan'].includes(text(policy))) {
-        throw invalid('DeleteOptions', '', '', [
-          {
-            field: 'propagationPolicy',
-            type: 'NotSupported',
-            value: policy,
-            detail: 'supported values: "Foreground", "Background", "Orphan"',
-          },
-        ]);
-      }
-      opts.propagationPolicy = policy as Propagation;
-    }
-    if (src.gracePeriodSeconds !== undefined && src.gracePeriodSeconds !== '') {
-      opts.gracePeriodSeconds = Number(src.gracePeriodSeconds);
-    }
-    if (isRecord(src.preconditions)) opts.preconditions = src.preconditions as DeleteOptions['preconditions'];
-    if (src.dryRun === 'All' || (Array.isArray(src.dryRun) && src.dryRun.includes('All'))) opts.dryRun = true;
-    return opts;
+    sendJson(res, 200, stored ?? next, warnings.length ? { Warning: warnings } : {});
   }
 
   private delete(
@@ -574,8 +504,8 @@ export class ApiServer {
     body: unknown,
     res: ServerResponse,
   ) {
-    const opts = this.deleteOptions(q, body);
-    const headers: Record<string, string> = {};
+    const opts = deleteOptions(q, body);
+    const headers: Headers = {};
     // batch/v1 keeps the pre-GC default: a Job deleted without a policy orphans its pods.
     const defaultPolicy: Propagation = info === JOB ? 'Orphan' : 'Background';
     if (info === JOB && !opts.propagationPolicy) headers.Warning = JOB_DELETE_WARNING;
@@ -603,7 +533,7 @@ export class ApiServer {
     body: unknown,
     res: ServerResponse,
   ) {
-    const opts = this.deleteOptions(q, body);
+    const opts = deleteOptions(q, body);
     const labelSel = parseLabelSelector(q.labelSelector);
     const fieldSel = parseFieldSelector(q.fieldSelector, info.kind, info.builtin);
     const items: KObject[] = [];
@@ -641,12 +571,11 @@ export class ApiServer {
     } else if (!names.includes(container) && !initNames.includes(container)) {
       throw badRequest(`container ${container} is not valid for pod ${name}`);
     }
-    const bool = (v: string | undefined) => v === 'true' || v === '1';
     const int = (v: string | undefined) => (v !== undefined && v !== '' ? Number(v) : undefined);
     const query: LogQuery = {
-      follow: bool(q.follow),
-      previous: bool(q.previous),
-      timestamps: bool(q.timestamps),
+      follow: goBool('follow', q.follow),
+      previous: goBool('previous', q.previous),
+      timestamps: goBool('timestamps', q.timestamps),
       tailLines: int(q.tailLines),
       sinceSeconds: int(q.sinceSeconds),
       sinceTime: q.sinceTime || undefined,
@@ -676,7 +605,7 @@ export class ApiServer {
       throw badRequest('name in URL does not match name in Eviction object');
     this.mustGet(POD, ns, name);
     const del = isRecord(body.deleteOptions) ? body.deleteOptions : {};
-    evict(this.cluster, ns, name, this.deleteOptions({}, del));
+    evict(this.cluster, ns, name, deleteOptions({}, del));
     this.created.push({
       apiVersion: text(body.apiVersion ?? 'policy/v1'),
       kind: 'Eviction',

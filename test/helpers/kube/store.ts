@@ -10,6 +10,9 @@ export interface ResourceInfo {
   /** Writes to the main resource keep status; writes to /status keep everything else. */
   statusSubresource: boolean;
   hasGeneration: boolean;
+  /** Custom resources: every served version (`version` is the storage one) and each version's schema. */
+  versions?: string[];
+  schemas?: Record<string, unknown>;
 }
 
 export const apiVersionOf = (info: ResourceInfo): string =>
@@ -61,6 +64,19 @@ export class Store {
     if (existing) return existing;
     this.infos.set(name, info);
     return info;
+  }
+
+  /** A CRD deleted: its objects go (DELETED to their watchers) and the resource is no longer served. */
+  unregister(info: ResourceInfo): void {
+    const name = resourceName(info);
+    for (const o of this.list(info)) this.removeStored(info, o.metadata.namespace ?? '', o.metadata.name ?? '', o);
+    this.infos.delete(name);
+    this.objects.delete(name);
+  }
+
+  /** Whether a list continued from revision `rv` can still be served (its revision not compacted away). */
+  canContinueFrom(rv: number): boolean {
+    return rv >= this.floor;
   }
 
   private bucket(info: ResourceInfo): Map<string, KObject> {

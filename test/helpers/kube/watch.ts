@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { apiVersionOf, resourceName, type ResourceInfo, type Store, type StoreEvent } from './store.js';
+import { goBool } from './decode.js';
 import { badRequest, failure, type KObject } from './types.js';
 
 export type WatchType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -37,6 +38,7 @@ export class WatchConn {
     const fieldSel = parseFieldSelector(query.fieldSelector, info.kind, info.builtin);
     const rvParam = query.resourceVersion ?? '';
     if (rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`invalid resource version: ${rvParam}`);
+    goBool('allowWatchBookmarks', query.allowWatchBookmarks);
     const conn: WatchConn = new WatchConn(
       store,
       info,
@@ -109,7 +111,7 @@ export class WatchConn {
       if (e.resource === key) this.deliver(e);
     });
 
-    if (query.allowWatchBookmarks === 'true') {
+    if (goBool('allowWatchBookmarks', query.allowWatchBookmarks)) {
       const t = setInterval(() => {
         if (Date.now() - this.lastSent < BOOKMARK_MS) return;
         this.write('BOOKMARK', {

@@ -30,24 +30,36 @@ export class KubeApi {
     this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
-  /** Creates the owner; a 409 for an object of the same run is a retried create and counts as success. */
-  async createOwner(m: BuiltManifest, runId: string): Promise<void> {
+  /**
+   * Creates the owner; a 409 for an object of the same run is a retried create and counts as success. Returns the
+   * API server's warnings (its `Warning` headers): a real server drops fields it does not know, e.g. a typo in the
+   * queue's manifest, and says so only there.
+   */
+  async createOwner(m: BuiltManifest, runId: string): Promise<string[]> {
     try {
-      if (m.kind === 'job') await this.batch.createNamespacedJob({ namespace: m.namespace, body: m.body });
-      else
-        await this.custom.createNamespacedCustomObject({
-          group: m.group,
-          version: m.version,
-          namespace: m.namespace,
-          plural: m.plural,
-          body: m.body,
-        });
+      // A Job goes through the generic objects endpoint too (same URL, /apis/batch/v1/.../jobs): BatchV1Api
+      // serializes its body through the V1Job model, which silently drops every field the model lacks, so a typo in
+      // the queue's manifest would vanish before the API server could warn about it. Sent as built, the server's own
+      // decoding (its Warning, or its 400 for a wrong type) reaches the run's log.
+      const info = await this.custom.createNamespacedCustomObjectWithHttpInfo(
+        m.kind === 'job'
+          ? { group: 'batch', version: 'v1', namespace: m.namespace, plural: 'jobs', body: m.body }
+          : { group: m.group, version: m.version, namespace: m.namespace, plural: m.plural, body: m.body },
+      );
+      return parseWarnings(info.headers.warning);
     } catch (e) {
       if (statusOf(e) === 409) {
         const existing = await this.findOwners(refOf(m, runId)).catch(() => []);
-        if (existing.some((o) => o.metadata?.name === m.name)) return;
+        if (existing.some((o) => o.metadata?.name === m.name)) return [];
         throw new RunnerError(
           `A ${m.kind === 'job' ? 'Job' : String(m.body.kind)} named ${m.name} already exists in namespace ${m.namespace} and is not this run's. Choose another metadata.name or leave it out.`,
+          e,
+        );
+      }
+      if (m.kind === 'custom' && statusOf(e) === 404 && !isStatusBody(e)) {
+        // The mux's plain 404: no CustomResourceDefinition serves this group, version and plural.
+        throw new RunnerError(
+          `Kubernetes does not serve ${m.plural}.${m.group}/${m.version} (HTTP 404: no CustomResourceDefinition declares it in this cluster): install the operator (its CRD) for ${String(m.body.kind)}, or fix the manifest's apiVersion and kind.`,
           e,
         );
       }
@@ -140,6 +152,25 @@ export function apiMessage(e: unknown): string {
     return `${typeof msg === 'string' ? msg : e.message} (HTTP ${e.code})`;
   }
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Whether a failed call's body is a Status object (an API answer) rather than the mux's plain text. */
+function isStatusBody(e: unknown): boolean {
+  if (!(e instanceof ApiException)) return false;
+  const body: unknown = typeof e.body === 'string' ? safeJson(e.body) : e.body;
+  return (body as { kind?: unknown } | undefined)?.kind === 'Status';
+}
+
+/**
+ * The texts of RFC 7234 `Warning` header values (`299 - "unknown field \"spec.x\""`). Several headers reach us
+ * joined by ", " (fetch's Headers), so values are found by their shape rather than split on commas.
+ */
+export function parseWarnings(header: string | undefined): string[] {
+  if (!header) return [];
+  const out: string[] = [];
+  const re = /(\d{3}) (\S+) "((?:[^"\\]|\\.)*)"(?: "[^"]*")?/g;
+  for (let m = re.exec(header); m; m = re.exec(header)) out.push((m[3] ?? '').replace(/\\(.)/g, '$1'));
+  return out;
 }
 
 function safeJson(s: string): unknown {

@@ -87,6 +87,7 @@ export class KubernetesRunner implements Runner {
     }
     const secrets = pullSecret ? [pullSecret] : [];
     let outputs: OutputsWiring | undefined;
+    let warnings: string[] = [];
     try {
       // After the guardrails: the token's secretKeyRef is Liftoff's own, not one the queue has to allow.
       if (manifest.kind === 'job') outputs = await this.prepareOutputs(cluster, namespace, job);
@@ -94,7 +95,7 @@ export class KubernetesRunner implements Runner {
         secrets.push(outputs.secret);
         wireOutputs(manifest.body, outputs);
       }
-      await cluster.api.createOwner(manifest, job.runId);
+      warnings = await cluster.api.createOwner(manifest, job.runId);
     } catch (e) {
       await this.removeFailedStart(cluster, refOf(manifest, job.runId), secrets);
       throw e;
@@ -105,6 +106,8 @@ export class KubernetesRunner implements Runner {
         this.deps.logger.warn({ err, run: job.runId }, 'could not make the Job own its upload secret'),
       );
     job.onNote(`kubernetes job ${namespace}/${manifest.name} created (${cluster.target.source})`);
+    // What a real API server dropped or deprecated (e.g. a typo'd field in the queue's manifest) is said only here.
+    for (const w of warnings) job.onNote(`warning from the Kubernetes API server: ${w}`);
     return this.track(cluster, refOf(manifest, job.runId), job, secrets);
   }
 
