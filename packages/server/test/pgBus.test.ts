@@ -157,7 +157,8 @@ describe.skipIf(!pgAvailable)('the PostgreSQL bus under many publishes', () => {
     const queries = vi.spyOn(pg.Pool.prototype, 'query');
     try {
       a.publish('run:first');
-      await new Promise((r) => setImmediate(r)); // the first statement is now in flight
+      // The first statement is sent (it may wait for a pooled connection, so not always within one turn).
+      await vi.waitFor(() => expect(queries.mock.calls.length).toBe(1), { timeout: 5_000, interval: 1 });
       for (const t of later) a.publish(t);
       expect(await first.wait(10_000)).toBe(true);
       expect((await Promise.all(subs.map((s) => s.wait(10_000)))).every(Boolean)).toBe(true);
