@@ -98,7 +98,9 @@ describe.skipIf(!dockerAvailable())('kubernetes runner at cluster-like delays, w
   });
 
   it('a PyTorchJob runs through its operator: Created, Running, Succeeded; the pruned typo is in the log', async () => {
-    const item = await push('k8s', 'echo from-the-master', pytorchJob({}));
+    // Running long enough for the operator's 100 ms reconcile to see the pod running on a loaded machine (a pod it
+    // only ever sees ended gets no Running condition, as with the real operator).
+    const item = await push('k8s', 'echo from-the-master; sleep 2', pytorchJob({}));
     const run = await endOf(await runOf(item.id));
     expect(run.status).toBe('finished');
     const logs = await logsOf(run.id);
