@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { ApiError, RESOURCE_TYPES, fieldErrors, type Agent, type Queue, type ResourceType } from '../api.js';
+import { ApiError, RESOURCE_TYPES, queueResourceArgs, type Agent, type Queue, type ResourceType } from '../api.js';
+import { formProblem, type FormProblem } from '../configProblems.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
 import { Command, Empty, ErrorBanner, Field } from '../ui.js';
 import { formatAgo, parseMapping } from '../util.js';
@@ -13,53 +14,67 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
   const [name, setName] = useState('');
   const [resource, setResource] = useState<ResourceType>('local-process');
   const [config, setConfig] = useState('');
-  const [errors, setErrors] = useState<Map<string, string>>(new Map());
+  /** Every problem of the last attempt, the form's own checks and the server's, in the order found. */
+  const [problems, setProblems] = useState<FormProblem[]>([]);
   const [busy, setBusy] = useState(false);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const errs = new Map<string, string>();
-    let resourceArgs: Record<string, unknown> = {};
+    const found: FormProblem[] = [];
+    let parsed: Record<string, unknown> = {};
+    if (!name.trim()) found.push({ field: 'name', text: 'Name: give the queue a name.' });
     try {
-      resourceArgs = parseMapping(config, 'The resource config');
+      parsed = parseMapping(config, 'The resource config');
     } catch (err) {
-      errs.set('resource_args', (err as Error).message);
+      found.push({ field: 'resource_args', text: (err as Error).message });
     }
-    if (!name.trim()) errs.set('name', 'Give the queue a name.');
-    setErrors(errs);
-    if (errs.size) return;
+    setProblems(found);
+    if (found.length) return;
     setBusy(true);
     try {
+      // The CLI's `queue create --config` stores the same text the same way (core queueConfigText.ts).
+      const resourceArgs = queueResourceArgs(resource, parsed);
       const q = await api.createQueue(entity, { name: name.trim(), resource, resource_args: resourceArgs });
       onCreated(q);
     } catch (err) {
-      const m = err instanceof ApiError ? err.message : (err as Error).message;
-      const byField = fieldErrors(m);
-      const out = new Map<string, string>();
-      for (const [field, msg] of byField) {
-        if (field.startsWith('resource_args') || (field === '' && /resource_args/.test(msg)))
-          out.set('resource_args', msg);
-        else if (field.startsWith('name') || (err instanceof ApiError && err.code === 'CONFLICT')) out.set('name', msg);
-        else if (field.startsWith('resource')) out.set('resource', msg);
-        else out.set('', msg);
+      if (err instanceof ApiError && err.problems.length) {
+        setProblems(err.problems.map((p) => formProblem(p, resource)));
+      } else if (err instanceof ApiError && err.code === 'CONFLICT') {
+        setProblems([{ field: 'name', text: `Name: ${err.message}` }]);
+      } else {
+        setProblems([{ field: '', text: (err as Error).message }]);
       }
-      setErrors(out);
     } finally {
       setBusy(false);
     }
   };
+  const fieldError = (field: FormProblem['field']) =>
+    problems
+      .filter((p) => p.field === field)
+      .map((p) => p.text)
+      .join(' ') || undefined;
 
-  const example =
-    resource === 'local-process' ? 'local-process: {}' : `${resource}:\n  # default resource args of every job`;
+  const example = resource === 'local-container' ? 'cpus: 2\nmemory: 4g' : '# default resource args of every job';
   return (
     <form className="card form-card" onSubmit={(e) => void submit(e)} aria-labelledby="create-queue-title" noValidate>
       <h2 id="create-queue-title">New queue</h2>
-      {errors.get('') && <ErrorBanner>{errors.get('')}</ErrorBanner>}
+      {problems.length > 0 && (
+        <div className="banner banner-error" role="alert" aria-labelledby="create-queue-problems">
+          <p id="create-queue-problems">
+            {problems.length === 1 ? 'The queue cannot be created:' : `${problems.length} problems to fix:`}
+          </p>
+          <ul className="problem-list">
+            {problems.map((p, i) => (
+              <li key={i}>{p.text}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       <div className="form-row">
-        <Field label="Name" error={errors.get('name')} hint="Letters, digits, “.”, “_” and “-”.">
+        <Field label="Name" error={fieldError('name')} hint="Letters, digits, “.”, “_” and “-”.">
           {(p) => <input {...p} name="name" value={name} onChange={(e) => setName(e.target.value)} autoFocus />}
         </Field>
-        <Field label="Resource type" error={errors.get('resource')}>
+        <Field label="Resource type" error={fieldError('resource')}>
           {(p) => (
             <select
               {...p}
@@ -78,11 +93,11 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
       </div>
       <Field
         label="Default resource config (YAML or JSON)"
-        error={errors.get('resource_args')}
+        error={fieldError('resource_args')}
         hint={
           <>
-            The queue’s <code>resource_args</code>, keyed by resource type, merged under every job’s own. Leave empty
-            for none.
+            Options of the chosen resource type for every job of this queue, merged under each job’s own (e.g.{' '}
+            <code>cpus: 2</code> for local-container). Leave empty for none.
           </>
         }
       >
