@@ -1,7 +1,7 @@
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { Agent, ItemState } from './api.js';
+import { hasBuiltRunner, type Agent, type ItemState } from './api.js';
 import { formatTime } from './util.js';
 
 const STATE_LABEL: Record<ItemState, string> = {
@@ -223,5 +223,22 @@ export function Chart({
         )}
       </div>
     </figure>
+  );
+}
+
+/**
+ * Marks a resource type this release's agent has no runner for (BUILT_RUNNERS in @liftoff/core): its queues take
+ * items that no agent of this release runs. Renders nothing for a type with a runner, which today is every type.
+ */
+export function RunnerMissing({ resource }: { resource: string }) {
+  if (hasBuiltRunner(resource)) return null;
+  return (
+    <span
+      className="badge runner-missing warn-text"
+      data-testid="runner-missing"
+      title="No agent of this release runs it"
+    >
+      no runner yet
+    </span>
   );
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import {
   BadRequestError,
   RESOURCE_TYPES,
+  hasBuiltRunner,
   priorityName,
   queueResourceArgs,
   type Env,
@@ -47,6 +48,10 @@ export function queueCommands(program: Command, env: Env): void {
           template_variables: await readTemplateVariables(flags.templateVariables),
           ...(await queueSwitches(flags)),
         });
+        if (!hasBuiltRunner(q.resource))
+          console.error(
+            `warning: no agent of this Liftoff release runs ${q.resource} jobs yet; items pushed to "${q.name}" stay pending until one does.`,
+          );
         if (flags.json) return printJson(q);
         console.log(`created queue ${q.entity}/${q.name} (${q.resource})`);
       },

@@ -1,9 +1,18 @@
 import { useState, type FormEvent } from 'react';
-import { ApiError, RESOURCE_TYPES, queueResourceArgs, type Agent, type Queue, type ResourceType } from '../api.js';
+import {
+  ApiError,
+  RESOURCE_TYPES,
+  hasBuiltRunner,
+  queueResourceArgs,
+  type Agent,
+  type Queue,
+  type ResourceType,
+} from '../api.js';
 import { formProblem, type FormProblem } from '../configProblems.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
-import { Command, Empty, ErrorBanner, Field } from '../ui.js';
+import { Command, Empty, ErrorBanner, Field, RunnerMissing } from '../ui.js';
 import { formatAgo, parseMapping } from '../util.js';
+import { actionError } from '../loadError.js';
 
 export function agentsOf(agents: readonly Agent[] | undefined, queue: string): Agent[] {
   return (agents ?? []).filter((a) => a.queues.includes(queue));
@@ -42,7 +51,7 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
       } else if (err instanceof ApiError && err.code === 'CONFLICT') {
         setProblems([{ field: 'name', text: `Name: ${err.message}` }]);
       } else {
-        setProblems([{ field: '', text: (err as Error).message }]);
+        setProblems([{ field: '', text: actionError(err) }]);
       }
     } finally {
       setBusy(false);
@@ -74,7 +83,15 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
         <Field label="Name" error={fieldError('name')} hint="Letters, digits, “.”, “_” and “-”.">
           {(p) => <input {...p} name="name" value={name} onChange={(e) => setName(e.target.value)} autoFocus />}
         </Field>
-        <Field label="Resource type" error={fieldError('resource')}>
+        <Field
+          label="Resource type"
+          error={fieldError('resource')}
+          hint={
+            hasBuiltRunner(resource)
+              ? undefined
+              : `No agent of this Liftoff release runs ${resource} jobs yet: the queue takes them, but they stay pending.`
+          }
+        >
           {(p) => (
             <select
               {...p}
@@ -84,7 +101,7 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
             >
               {RESOURCE_TYPES.map((r) => (
                 <option key={r} value={r}>
-                  {r}
+                  {hasBuiltRunner(r) ? r : `${r} (no runner yet)`}
                 </option>
               ))}
             </select>
@@ -147,7 +164,7 @@ function DeleteQueueButton({ queue, onDeleted }: { queue: Queue; onDeleted: () =
       await api.deleteQueue(entity, queue.name);
       onDeleted();
     } catch (e) {
-      setError((e as Error).message);
+      setError(actionError(e));
     }
   };
   return (
@@ -254,7 +271,7 @@ export function QueuesPage() {
                       </Link>
                     </td>
                     <td>
-                      <span className="chip">{q.resource}</span>
+                      <span className="chip">{q.resource}</span> <RunnerMissing resource={q.resource} />
                     </td>
                     <td className="num" data-col="pending">
                       {q.pending}

@@ -1,6 +1,6 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
-import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { Link, POLL_MS, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream } from '../logs.js';
 import { LogViewer } from '../LogViewer.js';
@@ -9,6 +9,7 @@ import { MetricCharts } from '../MetricCharts.js';
 import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, joinArgv, redactDeep, redactEnv, shortId } from '../util.js';
+import { LoadError, actionError } from '../loadError.js';
 
 function Json({ value }: { value: unknown }) {
   const empty = value && typeof value === 'object' && Object.keys(value).length === 0;
@@ -150,7 +151,8 @@ function Preempted({ run, item }: { run: RunDetail; item: Item | undefined }) {
 
 export function RunPage({ id }: { id: string }) {
   const { api } = useSession();
-  const run = usePoll((a) => a.run(id), [id]);
+  // A finished run changes no more: its page stops asking (the log stream's end reloads it once).
+  const run = usePoll((a) => a.run(id), [id], POLL_MS, { done: (d) => isTerminal(d.status) });
   // One stream for the page: the log view and the metric charts read it.
   const logs = useLogStream(id);
   const itemId = run.data?.item_id;
@@ -189,9 +191,7 @@ export function RunPage({ id }: { id: string }) {
 
   if (!r) {
     return (
-      <div className="page">
-        {run.error ? <ErrorBanner>{run.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
-      </div>
+      <div className="page">{run.error ? <LoadError error={run.error} /> : <p className="muted">Loading…</p>}</div>
     );
   }
 
@@ -202,7 +202,7 @@ export function RunPage({ id }: { id: string }) {
       setCancelState({ busy: false });
       run.reload();
     } catch (e) {
-      setCancelState({ busy: false, error: (e as Error).message });
+      setCancelState({ busy: false, error: actionError(e) });
     }
   };
 
