@@ -1,5 +1,3 @@
-import { parse as parseYaml } from 'yaml';
-
 /** "2026-11-29 07:31:05" in local time. */
 export function formatTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
@@ -37,11 +35,21 @@ export const shortId = (id: string): string => (id.length > 12 ? id.slice(-8) : 
  * Parses a YAML or JSON mapping typed by a user (JSON is YAML, so one parser does both). Empty text is `{}`.
  * Throws an Error with a readable message when the text is not a mapping.
  */
+/**
+ * The YAML reader (about a fifth of the UI's code) is a chunk loaded on demand (issue 18): forms that read YAML
+ * start loading it when they open and await it before they check their fields, so parseMapping can stay synchronous.
+ */
+let yaml: typeof import('yaml') | undefined;
+export async function loadYaml(): Promise<void> {
+  yaml ??= await import('yaml');
+}
+
 export function parseMapping(text: string, what: string): Record<string, unknown> {
   if (text.trim() === '') return {};
+  if (!yaml) throw new Error(`${what} cannot be read yet: the YAML reader is still loading. Try again.`);
   let value: unknown;
   try {
-    value = parseYaml(text, { prettyErrors: true });
+    value = yaml.parse(text, { prettyErrors: true });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? 'cannot be parsed';
     throw new Error(`${what} is not valid YAML or JSON: ${msg}`);
@@ -155,4 +163,9 @@ export function redactDeep(value: unknown): unknown {
     );
   }
   return value;
+}
+
+/** A metric value in at most 6 significant digits, or in exponent form when very large or small. */
+export function formatValue(v: number): string {
+  return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(4) : String(+v.toPrecision(6));
 }

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import {
   ApiError,
   RESOURCE_TYPES,
@@ -11,7 +11,7 @@ import {
 import { formProblem, type FormProblem } from '../configProblems.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
 import { Command, Empty, ErrorBanner, Field, RunnerMissing } from '../ui.js';
-import { formatAgo, parseMapping } from '../util.js';
+import { formatAgo, loadYaml, parseMapping } from '../util.js';
 import { actionError } from '../loadError.js';
 
 export function agentsOf(agents: readonly Agent[] | undefined, queue: string): Agent[] {
@@ -27,8 +27,12 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
   const [problems, setProblems] = useState<FormProblem[]>([]);
   const [busy, setBusy] = useState(false);
 
+  // The config is YAML: its reader is a chunk of its own, fetched while the user fills the form.
+  useEffect(() => void loadYaml().catch(() => undefined), []);
+
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    await loadYaml().catch(() => undefined);
     const found: FormProblem[] = [];
     let parsed: Record<string, unknown> = {};
     if (!name.trim()) found.push({ field: 'name', text: 'Name: give the queue a name.' });

@@ -1,15 +1,17 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { Suspense, lazy, useEffect, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
 import { Link, POLL_MS, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream } from '../logs.js';
 import { LogViewer } from '../LogViewer.js';
 import { ConfirmDialog } from '../ConfirmDialog.js';
-import { MetricCharts } from '../MetricCharts.js';
 import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, joinArgv, redactDeep, redactEnv, shortId } from '../util.js';
 import { LoadError, actionError } from '../loadError.js';
+
+/** The metric charts and uPlot: a chunk of their own, loaded when a run page opens rather than on every first visit. */
+const MetricCharts = lazy(() => import('../MetricCharts.js').then((m) => ({ default: m.MetricCharts })));
 
 function Json({ value }: { value: unknown }) {
   const empty = value && typeof value === 'object' && Object.keys(value).length === 0;
@@ -314,7 +316,9 @@ export function RunPage({ id }: { id: string }) {
       )}
       <div className="run-grid">
         <div className="run-main">
-          <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
+          <Suspense fallback={<p className="muted">Loading the charts…</p>}>
+            <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
+          </Suspense>
           <LogViewer runId={r.id} logs={logs} />
         </div>
         <aside className="run-side">
