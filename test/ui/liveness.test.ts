@@ -78,6 +78,25 @@ describe.skipIf(skipReason !== undefined)('web UI: access, not found, polling an
     expect(apiCalls(live, /^\/api\/runs\/r0002$/).length).toBeGreaterThanOrEqual(2);
   });
 
+  it("shows times in the browser's local time with its zone", async () => {
+    // India has no daylight-saving time: the fixture's 1970-01-01 00:16:40 UTC is 05:46:40 there, whatever the date.
+    const context = await browser.newContext({ timezoneId: 'Asia/Kolkata', locale: 'en-US' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/`);
+      await page.getByLabel('API key').fill(server.apiKey);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.goto(`${server.url}/runs/r0000`);
+      await page.locator('[data-state="finished"]').first().waitFor();
+      const times = await page.locator('time').allTextContents();
+      expect(times.length).toBeGreaterThan(0);
+      expect(times).toContain('1970-01-01 05:46:40 GMT+5:30');
+      for (const t of times) expect(t).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} GMT\+5:30$/);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('says "You do not have access" when a member key tries what needs an admin, in UI words', async () => {
     await server.client.createUser('ann');
     await server.client.addMember('default', 'ann', 'member');

@@ -1,9 +1,23 @@
-/** "2026-11-29 07:31:05" in local time. */
+/** The browser's short name of its time zone at a moment ("UTC", "CET", "GMT+2"); its formatter made once. */
+const zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' });
+function zoneAt(d: Date): string {
+  return zoneFormat.formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? '';
+}
+
+/** The browser's zone now, for inputs that take a local time. */
+export const localZone = (): string => zoneAt(new Date());
+
+/**
+ * "2026-11-29 07:31:05 CET": the one formatter of absolute times in the UI (issue 18), in the browser's local time
+ * with its zone, so a time read off the screen is never mistaken for UTC or the server's zone. The zone is taken at
+ * that moment, so times either side of a daylight-saving change name their own offsets.
+ */
 export function formatTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const zone = zoneAt(d);
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${zone ? ` ${zone}` : ''}`;
 }
 
 /** "4.2 s", "3 min 05 s", "2 h 04 min". */

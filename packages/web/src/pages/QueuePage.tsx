@@ -7,7 +7,7 @@ import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable } from '../table.js';
 import { ItemsTab } from './QueueItems.js';
 import { AgentBadge, Chart, Command, Empty, RunnerMissing, Time } from '../ui.js';
-import { formatAgo } from '../util.js';
+import { formatAgo, formatTime } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
 import { RunsTable } from './RunsTable.js';
 import { LoadError, actionError } from '../loadError.js';
@@ -192,9 +192,7 @@ function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | 
             {
               id: 'heartbeat',
               header: 'Last heartbeat',
-              cell: (a) => (
-                <span title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</span>
-              ),
+              cell: (a) => <span title={formatTime(a.last_heartbeat_at)}>{formatAgo(a.last_heartbeat_at, now)}</span>,
             },
             { id: 'version', header: 'Version', cell: (a) => a.version },
             {
