@@ -180,9 +180,10 @@ export function RunPage({ id }: { id: string }) {
   // The stream ends when the run does: show its final state now rather than at the next poll.
   const streamEnded = logs.phase === 'ended';
   const reloadRun = run.reload;
+  // (A run the page already shows as ended needs no new look: nothing of it changes any more.)
   useEffect(() => {
-    if (streamEnded) reloadRun();
-  }, [streamEnded, reloadRun]);
+    if (streamEnded && !terminal) reloadRun();
+  }, [streamEnded, terminal, reloadRun]);
 
   useEffect(() => {
     if (r) document.title = `Run ${r.id.slice(0, 8)} · ${r.status} · Liftoff`;
