@@ -23,11 +23,14 @@ import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
  */
 const skipReason = browserUnavailable();
 
-/** "2026-11-29 07:31:05" in local time, as the UI shows dates. */
+/** "2026-11-29 07:31:05 UTC" in local time with the zone, as the UI shows dates (Chromium runs in this process's zone). */
 function localTime(ms: number): string {
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' })
+    .formatToParts(d)
+    .find((x) => x.type === 'timeZoneName')?.value;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${zone}`;
 }
 
 describe.skipIf(skipReason !== undefined)('web UI', () => {
@@ -120,8 +123,9 @@ describe.skipIf(skipReason !== undefined)('web UI', () => {
     // Well-formed, but the server refuses a section for another resource: its message, next to the field.
     await config.fill('kubernetes:\n  namespace: ml\n');
     await create.click();
-    await configError.filter({ hasText: 'may only hold a "local-process" section' }).waitFor();
-    expect(await configError.innerText()).toContain('found "kubernetes"');
+    await configError.filter({ hasText: 'holds only its "local-process" section' }).waitFor();
+    expect(await configError.innerText()).toContain('Resource config, kubernetes:');
+    expect(await configError.innerText()).toContain('remove the "kubernetes" section');
     expect(await config.getAttribute('aria-invalid')).toBe('true');
     await ui.screenshot('create-queue-error');
 

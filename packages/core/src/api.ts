@@ -547,6 +547,7 @@ export const CodeArchive = z.object({ id: z.string(), sha256: z.string(), size: 
 export type CodeArchive = z.infer<typeof CodeArchive>;
 
 export const Whoami = z.object({ key_name: z.string(), role: z.string(), entity: z.string() });
+export type Whoami = z.infer<typeof Whoami>;
 
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),

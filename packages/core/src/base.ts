@@ -10,3 +10,4 @@ export * from './allowances.js';
 export { LIFTOFF_VERSION } from './version.js';
 export * from './logPages.js';
 export * from './outputPaths.js';
+export * from './queueConfigText.js';

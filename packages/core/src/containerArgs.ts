@@ -85,26 +85,47 @@ export const LocalContainerArgs = z
   .strict();
 export type LocalContainerArgs = z.infer<typeof LocalContainerArgs>;
 
-/** Validates local-container resource args, naming the first offending key. */
-export function parseLocalContainerArgs(raw: Record<string, unknown> | undefined): LocalContainerArgs {
+/** One problem of a config: the dotted field it is about and what is wrong there (worded for any client). */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/** Every problem of local-container resource args (refused keys, unknown keys, bad values), in key order. */
+export function localContainerArgsProblems(raw: Record<string, unknown> | undefined): ConfigProblem[] {
   const args = raw ?? {};
+  const at = (path: readonly PropertyKey[]) => ['resource_args', 'local-container', ...path.map(String)].join('.');
+  const problems: ConfigProblem[] = [];
   for (const key of Object.keys(args)) {
     const why = REFUSED[key];
-    if (why) throw new BadRequestError(`resource_args.local-container.${key} is refused: ${why}.`);
+    if (why) problems.push({ field: at([key]), message: `is refused: ${why}` });
   }
+  const refused = (key: PropertyKey) => typeof key === 'string' && key in REFUSED;
   const parsed = LocalContainerArgs.safeParse(args);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    if (issue?.code === 'unrecognized_keys') {
-      throw new BadRequestError(
-        `resource_args.local-container.${issue.keys[0] ?? '?'} is not an allowed option (allowed: ${Object.keys(LocalContainerArgs.shape).join(', ')}).`,
-      );
-    }
-    throw new BadRequestError(
-      `resource_args.local-container.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}.`,
-    );
+  for (const issue of parsed.success ? [] : parsed.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys.filter((k) => !(issue.path.length === 0 && refused(k)))) {
+        problems.push({
+          field: at([...issue.path, key]),
+          message:
+            issue.path.length === 0
+              ? `is not an allowed option (allowed: ${Object.keys(LocalContainerArgs.shape).join(', ')})`
+              : 'is not an allowed option',
+        });
+      }
+    } else problems.push({ field: at(issue.path), message: issue.message });
   }
-  return parsed.data;
+  return problems;
+}
+
+/** Validates local-container resource args, naming the first offending key. */
+export function parseLocalContainerArgs(raw: Record<string, unknown> | undefined): LocalContainerArgs {
+  const first = localContainerArgsProblems(raw)[0];
+  if (first) {
+    const sep = /^is (refused|not an allowed)/.test(first.message) ? ' ' : ': ';
+    throw new BadRequestError(`${first.field}${sep}${first.message}.`);
+  }
+  return LocalContainerArgs.parse(raw ?? {});
 }
 
 /** "512m" → bytes. */

@@ -127,6 +127,21 @@ export class ConfigInvalidError extends LiftoffError {
     this.problems = problems;
   }
 }
+/**
+ * A queue's config (create body, resource args, template) with problems: all of them, one line each, as
+ * `field: what is wrong`. BAD_REQUEST, the code queue creation always answered with; the answer lists them as
+ * `problems` too, for clients that show each beside its field (the UI's "New queue" form).
+ */
+export class QueueConfigInvalidError extends LiftoffError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(
+      'BAD_REQUEST',
+      `The queue config has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}; fix ${problems.length === 1 ? 'it' : 'them all'} and create it again:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+    this.problems = problems;
+  }
+}
 export class NotSupportedError extends LiftoffError {
   constructor(message: string) {
     super('NOT_SUPPORTED', message);

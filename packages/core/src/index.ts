@@ -17,3 +17,4 @@ export * from './jobs.js';
 export * from './sweepConfig.js';
 export * from './sweepCommand.js';
 export * from './sweepApi.js';
+export * from './queueConfigText.js';

@@ -50,6 +50,22 @@ export const RESOURCE_TYPES = [
 ] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
+/**
+ * The resource types this release's agent has a runner for (packages/agent/src/runners/index.ts; its test checks
+ * the two agree). A queue of another type can be created, to be served by a later agent, but no agent of this
+ * release takes its items: the server warns at creation and the UI marks such queues.
+ */
+export const BUILT_RUNNERS: readonly ResourceType[] = [
+  'local-process',
+  'local-container',
+  'kubernetes',
+  'sagemaker',
+  'vertex',
+  'gcp-vertex',
+  'slurm',
+];
+export const hasBuiltRunner = (resource: string): boolean => (BUILT_RUNNERS as readonly string[]).includes(resource);
+
 /** W&B's CLI names for priorities; 0 is the most urgent, as in W&B Launch. */
 export const PRIORITIES = { critical: 0, high: 1, medium: 2, low: 3 } as const;
 export type PriorityName = keyof typeof PRIORITIES;

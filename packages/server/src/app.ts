@@ -9,7 +9,16 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AuthRateLimitedError, ForbiddenError, LIFTOFF_VERSION, LiftoffError, Whoami, formatPath } from '@liftoff/core';
+import {
+  AuthRateLimitedError,
+  ConfigInvalidError,
+  ForbiddenError,
+  QueueConfigInvalidError,
+  LIFTOFF_VERSION,
+  LiftoffError,
+  Whoami,
+  formatPath,
+} from '@liftoff/core';
 import { authenticateLimited } from './authRateLimit.js';
 import { compressAnswers } from './compression.js';
 import {
@@ -132,7 +141,10 @@ export async function buildApp(
     if (tooLarge instanceof LiftoffError)
       return reply.code(tooLarge.httpStatus).send({ error: { code: tooLarge.code, message: tooLarge.message } });
     if (err instanceof LiftoffError) {
-      return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });
+      // A config with several problems lists them one per entry too, for clients that show each by its field.
+      const problems =
+        err instanceof ConfigInvalidError || err instanceof QueueConfigInvalidError ? { problems: err.problems } : {};
+      return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message, ...problems } });
     }
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status < 500) {

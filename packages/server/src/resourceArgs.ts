@@ -90,18 +90,3 @@ export function checkResourceArgs(resource: string, args: ResourceArgs): void {
   // base_image of any resource's builder section: an image reference, never Dockerfile text.
   assertBuilderArgs(args);
 }
-
-/**
- * At queue creation: the defaults are checked like an item's args, except values that hold a `{{variable}}`, which
- * only have a value at push (where the filled-in spec is checked again).
- */
-export function checkQueueDefaults(resource: string, args: ResourceArgs): void {
-  const section = structuredClone(args[resource] ?? {});
-  for (const { path } of placeholderPaths(section)) {
-    let parent: unknown = section;
-    for (const key of path.slice(0, -1)) parent = isPlainObject(parent) ? parent[key] : undefined;
-    const last = path.at(-1);
-    if (isPlainObject(parent) && last !== undefined) delete parent[last];
-  }
-  checkResourceArgs(resource, { [resource]: section });
-}

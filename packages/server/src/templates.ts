@@ -75,23 +75,6 @@ export function checkValue(name: string, schema: TemplateVariableSchema, raw: st
   return value;
 }
 
-/** At queue creation: every placeholder is declared, and every default satisfies its own schema. */
-export function assertValidTemplate(resourceArgs: unknown, variables: TemplateVariables): void {
-  const undeclared = placeholdersIn(resourceArgs).filter((p) => !(p in variables));
-  if (undeclared.length) {
-    throw new TemplateVariableError(
-      `The queue config uses ${undeclared.map((p) => `{{${p}}}`).join(', ')} without declaring ${undeclared.length > 1 ? 'them' : 'it'} in template_variables; add a schema for each, e.g. {"${undeclared[0]}": {"schema": {"type": "string"}}}.`,
-    );
-  }
-  for (const [name, { schema }] of Object.entries(variables)) {
-    if (schema.default !== undefined) checkValue(name, schema, schema.default);
-    if (schema.minimum !== undefined && schema.maximum !== undefined && schema.minimum > schema.maximum)
-      throw new TemplateVariableError(
-        `Template variable "${name}" has minimum ${schema.minimum} above maximum ${schema.maximum}.`,
-      );
-  }
-}
-
 /**
  * Validates the pushed values and fills the queue's resource_args. A string that is exactly `{{name}}` becomes the
  * typed value (so `"{{gpus}}"` becomes the number 2); a placeholder inside a longer string is replaced as text.

@@ -91,14 +91,16 @@ for (const backend of BACKENDS) {
 
     describe('queues and pushes', () => {
       it('validates queue creation with messages naming the field', async () => {
-        expect((await error(c.createQueue('default', { name: '-bad', resource: 'local-process' }))).message).toMatch(
-          /body\.name/,
-        );
+        const badName = await error(c.createQueue('default', { name: '-bad', resource: 'local-process' }));
+        expect(badName.code).toBe('BAD_REQUEST');
+        expect(badName.message).toMatch(/^ {2}- name: /m);
         expect((await error(c.createQueue('default', { name: 'default' }))).code).toBe('CONFLICT');
         const wrongArgs = await error(
           c.createQueue('default', { name: 'q1', resource: 'local-process', resource_args: { kubernetes: {} } }),
         );
-        expect(wrongArgs.message).toContain('may only hold a "local-process" section');
+        expect(wrongArgs.message).toContain(
+          'resource_args.kubernetes: a local-process queue\'s config holds only its "local-process" section',
+        );
         expect((await error(c.listQueues('nobody'))).code).toBe('NOT_FOUND');
       });
 
@@ -553,7 +555,7 @@ for (const backend of BACKENDS) {
             resource_args: { 'local-process': { x: '{{nope}}' } },
           }),
         );
-        expect(e.message).toContain('uses {{nope}} without declaring it in template_variables');
+        expect(e.message).toContain('template_variables.nope: {{nope}} is used in the config but not declared');
       });
     });
 

@@ -12,6 +12,8 @@ import { RunPage } from './pages/RunPage.js';
 import { SweepPage } from './pages/SweepPage.js';
 import { SweepsPage } from './pages/SweepsPage.js';
 import { ErrorBanner } from './ui.js';
+import { LoadError } from './loadError.js';
+import { StaleBanner } from './StaleBanner.js';
 
 const KEY_STORAGE = 'liftoff.apiKey';
 const ENTITY_STORAGE = 'liftoff.entity';
@@ -156,10 +158,7 @@ function Routes() {
   if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
   return (
     <div className="page">
-      <h1 className="page-title-notfound">Page not found</h1>
-      <ErrorBanner>
-        No page at <code>{path}</code>. <Link href="/">Go to the queues</Link>.
-      </ErrorBanner>
+      <LoadError error={new ApiError(404, 'NOT_FOUND', `There is no page at ${path}.`)} />
     </div>
   );
 }
@@ -251,6 +250,7 @@ export function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        <StaleBanner />
         <Routes />
       </main>
     </SessionContext.Provider>

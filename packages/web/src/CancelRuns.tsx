@@ -3,6 +3,7 @@ import { ConfirmDialog } from './ConfirmDialog.js';
 import { useSession } from './hooks.js';
 import { ErrorBanner } from './ui.js';
 import { shortId } from './util.js';
+import { actionError } from './loadError.js';
 
 /** What a cancel asked of the server ended in, per run. */
 interface Outcome {
@@ -36,7 +37,7 @@ export function CancelButton({
       setOpen(false);
       onDone();
     } catch (e) {
-      setError((e as Error).message);
+      setError(actionError(e));
     } finally {
       setBusy(false);
     }
@@ -95,7 +96,7 @@ export function BulkCancel({ ids, onDone }: { ids: string[]; onDone: () => void 
             text: r.status === 'stopped' ? 'stopped' : `${r.status} (its agent is told to stop it)`,
           });
         } catch (e) {
-          results.push({ id, ok: false, text: (e as Error).message });
+          results.push({ id, ok: false, text: actionError(e) });
         }
       }
     };

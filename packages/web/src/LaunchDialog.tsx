@@ -16,7 +16,7 @@ import { JobPicker, type PickedJob } from './JobPicker.js';
 import { useSession } from './hooks.js';
 import { packFiles } from './tar.js';
 import { ErrorBanner, Field } from './ui.js';
-import { parseEnv, parseMapping, splitArgv } from './util.js';
+import { loadYaml, parseEnv, parseMapping, splitArgv } from './util.js';
 
 /** Field → message; template variables are `var:NAME`, messages for no field are `''`. */
 type Errors = Record<string, string | undefined>;
@@ -91,8 +91,13 @@ export function LaunchDialog({
     d?.querySelector<HTMLElement>('[data-autofocus]')?.focus();
   }, []);
 
+  // The run config is YAML: its reader is a chunk of its own, fetched while the user fills the form.
+  useEffect(() => void loadYaml().catch(() => undefined), []);
+
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    // Normally loaded by now; if it cannot be fetched, parseMapping says so on the run config field.
+    await loadYaml().catch(() => undefined);
     const errs: Errors = {};
     const spec: Record<string, unknown> = {};
     const check = (field: string, fn: () => void) => {

@@ -1,11 +1,13 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
 import type { Api, MetricKeySummary, MetricPoint, RunMetrics } from './api.js';
 import { useSession } from './hooks.js';
 import { axisColors, useTheme } from './theme.js';
 import { ChartsFold } from './ui.js';
+import { COLORS, formatValue } from './util.js';
 
-export const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+export { COLORS } from './util.js';
 /** Charts drawn at most; the summary table lists every key. */
 const MAX_CHARTS = 24;
 
@@ -99,10 +101,6 @@ function MetricChart({ name, xs, ys, color }: { name: string; xs: number[]; ys: 
       <div ref={box} className="chart-box" role="img" aria-label={`${name} by step, ${xs.length} points`} />
     </figure>
   );
-}
-
-export function formatValue(v: number): string {
-  return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(4) : String(+v.toPrecision(6));
 }
 
 /**

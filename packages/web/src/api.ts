@@ -1,173 +1,81 @@
 /**
- * The few wire types the UI needs, declared here (the zod schemas in packages/core/src/api.ts are the contract; they
- * are not imported so no node-only code reaches the bundle), and a small fetch wrapper for the public HTTP API.
+ * The wire types and state enums of the HTTP API, from `@liftoff/core/web`: the same definitions the server
+ * validates with (zod schemas in packages/core/src/api.ts), imported as types only, so no schema code reaches the
+ * bundle. Plus a small fetch wrapper for the public HTTP API.
  */
+import type {
+  Agent,
+  Item,
+  ItemSummary,
+  Job,
+  JobVersion,
+  LaunchSpec,
+  PushBody,
+  Queue,
+  ResourceType,
+  RunDetail,
+  RunKeys,
+  RunListResponse,
+  RunMetricsResponse,
+  RunOutput,
+  Run,
+  PriorityName,
+  Whoami,
+  ItemState,
+} from '@liftoff/core/web';
+import { PRIORITIES } from '@liftoff/core/web';
 
-export const ITEM_STATES = [
-  'pending',
-  'claimed',
-  'starting',
-  'running',
-  'cancelling',
-  'finished',
-  'failed',
-  'stopped',
-  'preempted',
-  'lost',
-] as const;
-export type ItemState = (typeof ITEM_STATES)[number];
-/**
- * `preempted` ends runs only: their item goes back to its queue, or fails once its retries are used up. `lost`: the
- * server gave up on a run whose agent went silent; its item is requeued (queue lost_retries) or ends lost too.
- */
-export const TERMINAL_STATES: readonly ItemState[] = ['finished', 'failed', 'stopped', 'preempted', 'lost'];
-export const isTerminal = (s: ItemState): boolean => TERMINAL_STATES.includes(s);
+export {
+  BUILT_RUNNERS,
+  ITEM_STATES,
+  PRIORITIES,
+  RESOURCE_TYPES,
+  TERMINAL_STATES,
+  hasBuiltRunner,
+  isTerminal,
+  queueResourceArgs,
+} from '@liftoff/core/web';
+export type {
+  Agent,
+  Item,
+  ItemState,
+  ItemSummary,
+  JobSource,
+  LaunchSpec,
+  MetricKeySummary,
+  MetricPoint,
+  PendingReason,
+  PriorityName,
+  Queue,
+  ResourceType,
+  Run,
+  RunDetail,
+  RunKeys,
+  RunListRow,
+  RunOutput,
+  TemplateVariableSchema,
+  Whoami,
+} from '@liftoff/core/web';
 
-export const RESOURCE_TYPES = [
-  'local-process',
-  'local-container',
-  'kubernetes',
-  'sagemaker',
-  'vertex',
-  'gcp-vertex',
-] as const;
-export type ResourceType = (typeof RESOURCE_TYPES)[number];
-
-export const PRIORITIES = { critical: 0, high: 1, medium: 2, low: 3 } as const;
-export type PriorityName = keyof typeof PRIORITIES;
+/** A priority's name for display; a number the names do not cover is shown as it is. */
 export const priorityName = (p: number): string =>
   (Object.entries(PRIORITIES).find(([, v]) => v === p)?.[0] as PriorityName | undefined) ?? String(p);
 
-export type ResourceArgs = Record<string, Record<string, unknown>>;
-
-/** JSON schema of one `{{variable}}` of a queue's config template. */
-export interface TemplateVariableSchema {
-  type: 'string' | 'integer' | 'number';
-  enum?: Array<string | number>;
-  minimum?: number;
-  maximum?: number;
-  default?: string | number;
-  description?: string;
-}
-
-export interface Queue {
-  id: string;
-  entity: string;
-  name: string;
-  resource: ResourceType;
-  resource_args: ResourceArgs;
-  created_at: number;
-  pending: number;
-  running: number;
-  // Queue switches; optional so the UI also works against a server without them.
-  /** DISABLED: only the default priority is accepted; V0: higher priorities are served first. */
-  prioritization_mode?: 'DISABLED' | 'V0';
-  aging_seconds?: number | null;
-  max_concurrency?: number | null;
-  template_variables?: Record<string, { schema: TemplateVariableSchema }>;
-  /** A run still starting this long after its runner submitted it is failed (null: no limit). */
-  start_timeout_seconds?: number | null;
-  preemption_retries?: number;
-  /** On servers with the run lease: how often an item is requeued after its run was declared lost. */
-  lost_retries?: number;
-  preemption_backoff_seconds?: number;
-  /** Kubernetes guardrail exceptions this queue grants. */
-  allow?: string[];
-}
-
-export type JobSource =
-  { type: 'code'; archive_id: string } | { type: 'git'; url: string; ref?: string } | { type: 'image'; image: string };
-
-export interface LaunchSpec {
-  source: JobSource;
-  entry_point: string[];
-  args: string[];
-  run_config: Record<string, unknown>;
-  env: Record<string, string>;
-  resource?: ResourceType;
-  resource_args: ResourceArgs;
-  name?: string;
-  project?: string;
-  author?: string;
-  /** Fields the launch dialog has no input for; a re-run carries them over as they were. */
-  secret_env?: Record<string, string>;
-  dockerfile?: string;
-  /** The job version the launch came from (docs/jobs.md). */
-  job?: { name: string; version: string };
-  wandb_env?: boolean;
-}
-
+export type ResourceArgs = LaunchSpec['resource_args'];
 /** A push as its author sent it (Item.pushed): what a re-run starts from. */
-export interface PushedBody {
-  spec: LaunchSpec;
-  priority?: PriorityName;
-  template_variables?: Record<string, string | number>;
+export type PushedBody = PushBody;
+/** A page of a queue's items; the cursors are null at either end. */
+export interface ItemPage {
+  items: ItemSummary[];
+  next_cursor: string | null;
+  prev_cursor: string | null;
 }
+export type RunListPage = RunListResponse;
+export type RunMetrics = RunMetricsResponse;
+/** A job of an entity (docs/jobs.md), and one of its versions. */
+export type JobSummary = Job;
+export type JobVersionInfo = JobVersion;
 
-export interface PendingReason {
-  /** backoff, no_agent, agents_busy, queued, next (and limits, on servers that have them). */
-  code: string;
-  message: string;
-  since: number | null;
-}
-
-export interface Item {
-  id: string;
-  queue: string;
-  entity: string;
-  priority: number;
-  state: ItemState;
-  spec: LaunchSpec;
-  created_at: number;
-  claimed_by: string | null;
-  claimed_at: number | null;
-  ended_at: number | null;
-  run_id: string | null;
-  position: number | null;
-  pending_reason: PendingReason | null;
-  /** On servers that requeue preempted runs: how often this item's runs were preempted. */
-  preemptions?: number;
-  /** While a requeued item waits out its backoff: when it may start. */
-  not_before?: number | null;
-  /** The push as sent, before the queue's args and templates were merged in; null for older items. */
-  pushed?: PushedBody | null;
-}
-
-/** An item as lists return it: the spec left out (GET /api/items/{id} has it), the fields list views show kept. */
-export type ItemSummary = Omit<Item, 'spec' | 'pushed'> & {
-  name: string | null;
-  project: string | null;
-  author: string | null;
-  source_type: 'code' | 'git' | 'image' | null;
-};
-
-export interface Run {
-  id: string;
-  item_id: string;
-  queue: string;
-  entity: string;
-  agent_id: string;
-  status: ItemState;
-  exit_code: number | null;
-  error_stage: 'agent' | 'build' | 'run' | null;
-  error_message: string | null;
-  created_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  log_size: number;
-  /** The latest non-fatal problem the agent reported, e.g. a pod that cannot be scheduled. */
-  warning?: string | null;
-  /** Where a job that ran elsewhere (SageMaker, Vertex) wrote its outputs: an s3:// or gs:// URI. */
-  outputs_link?: string | null;
-}
-/** A row of the runs list (docs/runs.md): the run, its spec's name and the chosen columns' values. */
-export interface RunListRow extends Run {
-  name: string | null;
-  columns: Record<string, unknown>;
-  /** When its item was pushed, and started_at minus that (null until started); absent on older servers. */
-  queued_at?: number | null;
-  queue_wait_ms?: number | null;
-}
 /** The global runs page's filters, as the runs list API takes them (docs/runs.md). */
 export interface RunFilters {
   queue?: string;
@@ -178,81 +86,6 @@ export interface RunFilters {
   since?: number;
   until?: number;
 }
-/** A page of a queue's items; the cursors are null at either end (and absent on servers without paging). */
-export interface ItemPage {
-  items: ItemSummary[];
-  next_cursor?: string | null;
-  prev_cursor?: string | null;
-}
-export interface RunListPage {
-  runs: RunListRow[];
-  next_cursor: string | null;
-}
-export interface RunKeys {
-  config: string[];
-  metrics: string[];
-}
-
-export interface RunDetail extends Run {
-  spec: LaunchSpec;
-}
-
-export interface Agent {
-  id: string;
-  name: string;
-  entity: string;
-  hostname: string;
-  queues: string[];
-  version: string;
-  config: Record<string, unknown>;
-  max_jobs: number;
-  status: 'POLLING' | 'RUNNING' | 'KILLED';
-  status_reason: string | null;
-  started_at: number;
-  last_heartbeat_at: number;
-  current_jobs: number;
-  /** On servers that can stop agents remotely: a stop asked and not yet carried out. Absent: no remote stop. */
-  stop_requested?: 'finish' | 'stop-runs' | null;
-}
-
-/** A run's metrics (`GET /api/runs/{id}/metrics`): a summary per key and stored points in arrival order. */
-export interface MetricPoint {
-  key: string;
-  seq: number;
-  step: number;
-  value: number;
-  time: number;
-}
-export interface MetricKeySummary {
-  key: string;
-  seen: number;
-  stored: number;
-  stride: number;
-  last: { step: number; value: number; time: number };
-  min: number;
-  max: number;
-}
-export interface RunMetrics {
-  keys: MetricKeySummary[];
-  points: MetricPoint[];
-  next_seq: number;
-  lines: number;
-  refused: number;
-}
-
-/** A file a run left in $LIFTOFF_OUTPUT_DIR, listed once its agent committed them (docs/outputs.md). */
-export interface RunOutput {
-  path: string;
-  size: number;
-  sha256: string;
-  created_at: number;
-}
-
-export interface Whoami {
-  key_name: string;
-  role: string;
-  entity: string;
-}
 
 /** An error answer of the API: `{error: {code, message}}` plus the HTTP status. */
 export class ApiError extends Error {
@@ -260,6 +93,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Queue config refusals (BAD_REQUEST) list every problem, each as "field: what is wrong" (docs/queues.md). */
+    readonly problems: readonly string[] = [],
   ) {
     super(message);
   }
@@ -296,8 +131,9 @@ export class Api {
       parsed = undefined;
     }
     if (!res.ok) {
-      const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status}`);
+      const err = (parsed as { error?: { code?: string; message?: string; problems?: unknown } } | undefined)?.error;
+      const problems = Array.isArray(err?.problems) ? err.problems.filter((p) => typeof p === 'string') : [];
+      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status}`, problems);
     }
     return parsed as T;
   }
@@ -434,29 +270,6 @@ export function fieldErrors(message: string): Map<string, string> {
     out.set(field, out.has(field) ? `${out.get(field)}; ${text}` : text);
   }
   return out;
-}
-
-/** A job of an entity (docs/jobs.md). */
-export interface JobSummary {
-  name: string;
-  entity: string;
-  created_at: number;
-  versions: number;
-  latest: string;
-  /** alias → version name, `latest` included. */
-  aliases: Record<string, string>;
-}
-export interface JobVersionInfo {
-  job: string;
-  entity: string;
-  version: string;
-  source: JobSource;
-  entry_point: string[];
-  dockerfile: string | null;
-  base_image: string | null;
-  schema: Record<string, unknown> | null;
-  description: string | null;
-  aliases: string[];
 }
 
 /** A sweep (docs/sweeps.md): its trials only in `sweep()`. */

@@ -36,17 +36,60 @@ export interface Polled<T> {
   reload: () => void;
 }
 
+/** Longest wait between two tries while the server cannot be reached or fails. */
+export const MAX_BACKOFF_MS = 30_000;
+
+// ---- the connection: whether the last request of any poll reached the server, for the "stale data" banner ----
+
+export interface Connection {
+  /** Since when polls fail to reach the server (or get 5xx answers); null while they succeed. */
+  downSince: number | null;
+  /** When a poll last got an answer. */
+  lastOk: number | null;
+  /** When the next try is due while down. */
+  retryAt: number | null;
+}
+let connection: Connection = { downSince: null, lastOk: null, retryAt: null };
+const connectionListeners = new Set<() => void>();
+function setConnection(next: Connection): void {
+  connection = next;
+  for (const fn of connectionListeners) fn();
+}
+export function useConnection(): Connection {
+  return useSyncExternalStore(
+    (fn) => {
+      connectionListeners.add(fn);
+      return () => connectionListeners.delete(fn);
+    },
+    () => connection,
+  );
+}
+const isOutage = (e: ApiError) => e.status === 0 || e.status >= 500;
+/** Answers that will not change by asking again: the thing is not there, or not for this key. */
+export const isFinal = (e: ApiError) => e.status === 403 || e.status === 404;
+
 /**
- * Loads `fn` now and every POLL_MS (while the tab is visible), keeping the last good data on transient errors.
- * A 401 signs the user out.
+ * Loads `fn` now and every `interval` ms (while the tab is visible), keeping the last good data on transient errors.
+ * Polling stops where nothing can change any more (issue 18): on a 403 or 404 answer, and once `done(data)` says so
+ * (a finished run), and not at all while `enabled` is false (the page's subject is gone); `reload` starts it again. While the server is unreachable or failing, the tries back off
+ * (doubling up to MAX_BACKOFF_MS) and the connection store says since when, for the stale-data banner. A 401 signs
+ * the user out.
  */
-export function usePoll<T>(fn: (api: Api) => Promise<T>, deps: readonly unknown[], interval = POLL_MS): Polled<T> {
+export function usePoll<T>(
+  fn: (api: Api) => Promise<T>,
+  deps: readonly unknown[],
+  interval = POLL_MS,
+  opts: { done?: (data: T) => boolean; enabled?: boolean } = {},
+): Polled<T> {
+  const { done, enabled = true } = opts;
   const session = useSession();
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const [tick, setTick] = useState(0);
   const fnRef = useRef(fn);
   fnRef.current = fn;
+  const doneRef = useRef(done);
+  doneRef.current = done;
 
   useEffect(() => {
     setData(undefined);
@@ -54,33 +97,51 @@ export function usePoll<T>(fn: (api: Api) => Promise<T>, deps: readonly unknown[
   }, deps);
 
   useEffect(() => {
+    if (!enabled) return;
     let stopped = false;
+    let failures = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const again = (ms: number) => {
+      if (!stopped && interval > 0) timer = setTimeout(() => void load(), ms);
+    };
     const load = async () => {
       // A hidden tab skips its turns; it catches up on the first one after it is shown again.
-      if (document.hidden && interval > 0) {
-        timer = setTimeout(() => void load(), interval);
-        return;
-      }
+      if (document.hidden && interval > 0) return again(interval);
       try {
         const value = await fnRef.current(session.api);
         if (stopped) return;
+        failures = 0;
+        if (connection.downSince !== null || connection.lastOk === null || Date.now() - connection.lastOk > 1000)
+          setConnection({ downSince: null, lastOk: Date.now(), retryAt: null });
         setData(value);
         setError(undefined);
+        if (doneRef.current?.(value)) return;
+        again(interval);
       } catch (e) {
         if (stopped) return;
         const err = e instanceof ApiError ? e : new ApiError(0, 'CLIENT', (e as Error).message);
         if (err.status === 401) session.signOut(err.message);
         setError(err);
+        if (isFinal(err)) return;
+        if (isOutage(err)) {
+          failures += 1;
+          const wait = Math.min(interval * 2 ** failures, MAX_BACKOFF_MS);
+          setConnection({
+            downSince: connection.downSince ?? Date.now(),
+            lastOk: connection.lastOk,
+            retryAt: Date.now() + wait,
+          });
+          return again(wait);
+        }
+        again(interval);
       }
-      if (!stopped && interval > 0) timer = setTimeout(() => void load(), interval);
     };
     void load();
     return () => {
       stopped = true;
       if (timer) clearTimeout(timer);
     };
-  }, [...deps, tick, session.api, interval]);
+  }, [...deps, tick, session.api, interval, enabled]);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, reload };

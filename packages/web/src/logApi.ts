@@ -1,24 +1,9 @@
+import type { LogReadResponse, LogSearchResponse } from '@liftoff/core/web';
 import { ApiError, enc, type Api } from './api.js';
 
-/** A page of a run's log (`GET /api/runs/{id}/logs?limit=`), docs/api.md. */
-export interface LogPage {
-  offset: number;
-  next_offset: number;
-  data: string;
-  notes: Array<{ offset: number; size: number }>;
-  complete: boolean;
-  size: number;
-  line: number;
-  lines: number;
-}
-
-export interface LogSearchPage {
-  matches: Array<{ offset: number; line: number }>;
-  next_cursor: number | null;
-  searched_from: number;
-  searched_to: number;
-  size: number;
-}
+/** A page of a run's log (`GET /api/runs/{id}/logs?limit=`) and of its search, docs/api.md: core's wire types. */
+export type LogPage = LogReadResponse;
+export type LogSearchPage = LogSearchResponse;
 
 /** At most `limit` bytes of the log from the start of line `line` (1-based), or from byte `offset`. */
 export function readLogPage(

@@ -1,11 +1,23 @@
-import { parse as parseYaml } from 'yaml';
+/** The browser's short name of its time zone at a moment ("UTC", "CET", "GMT+2"); its formatter made once. */
+const zoneFormat = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' });
+function zoneAt(d: Date): string {
+  return zoneFormat.formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? '';
+}
 
-/** "2026-11-29 07:31:05" in local time. */
+/** The browser's zone now, for inputs that take a local time. */
+export const localZone = (): string => zoneAt(new Date());
+
+/**
+ * "2026-11-29 07:31:05 CET": the one formatter of absolute times in the UI (issue 18), in the browser's local time
+ * with its zone, so a time read off the screen is never mistaken for UTC or the server's zone. The zone is taken at
+ * that moment, so times either side of a daylight-saving change name their own offsets.
+ */
 export function formatTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const zone = zoneAt(d);
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${zone ? ` ${zone}` : ''}`;
 }
 
 /** "4.2 s", "3 min 05 s", "2 h 04 min". */
@@ -37,11 +49,21 @@ export const shortId = (id: string): string => (id.length > 12 ? id.slice(-8) : 
  * Parses a YAML or JSON mapping typed by a user (JSON is YAML, so one parser does both). Empty text is `{}`.
  * Throws an Error with a readable message when the text is not a mapping.
  */
+/**
+ * The YAML reader (about a fifth of the UI's code) is a chunk loaded on demand (issue 18): forms that read YAML
+ * start loading it when they open and await it before they check their fields, so parseMapping can stay synchronous.
+ */
+let yaml: typeof import('yaml') | undefined;
+export async function loadYaml(): Promise<void> {
+  yaml ??= await import('yaml');
+}
+
 export function parseMapping(text: string, what: string): Record<string, unknown> {
   if (text.trim() === '') return {};
+  if (!yaml) throw new Error(`${what} cannot be read yet: the YAML reader is still loading. Try again.`);
   let value: unknown;
   try {
-    value = parseYaml(text, { prettyErrors: true });
+    value = yaml.parse(text, { prettyErrors: true });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? 'cannot be parsed';
     throw new Error(`${what} is not valid YAML or JSON: ${msg}`);
@@ -155,4 +177,12 @@ export function redactDeep(value: unknown): unknown {
     );
   }
   return value;
+}
+
+/** A metric value in at most 6 significant digits, or in exponent form when very large or small. */
+/** Series colours of every chart (metric curves, sweep plots): outside the charts chunk, for the SVG scatter too. */
+export const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+
+export function formatValue(v: number): string {
+  return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(4) : String(+v.toPrecision(6));
 }

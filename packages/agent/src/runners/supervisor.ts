@@ -223,7 +223,13 @@ function killAllAs(req: KillAllRequest, answer: (m: { done: true } | { error: st
     answered = true;
   };
   try {
-    const child = spawn(program as string, args, { uid: req.uid, gid: req.gid, stdio: 'ignore', cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    const child = spawn(program as string, args, {
+      uid: req.uid,
+      gid: req.gid,
+      stdio: 'ignore',
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+    });
     child.once('error', (err) => once({ error: err.message }));
     child.once('exit', () => once({ done: true }));
   } catch (err) {
@@ -258,7 +264,8 @@ function serve(socket: Socket, me: ProcessId): void {
     const id = msg.id;
     if (!Number.isSafeInteger(id)) return;
     if (msg.killAll !== undefined) {
-      if (!isKillAllRequest(msg.killAll, process.getuid?.() ?? 0)) return reply({ id, error: 'malformed kill request' });
+      if (!isKillAllRequest(msg.killAll, process.getuid?.() ?? 0))
+        return reply({ id, error: 'malformed kill request' });
       return killAllAs(msg.killAll, (m) => reply({ id, ...m }));
     }
     if (!isSupervisorRequest(msg.start)) return reply({ id, error: 'malformed start request' });

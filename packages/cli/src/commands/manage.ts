@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { BadRequestError, RESOURCE_TYPES, priorityName, type Env, type ResourceType } from '@liftoff/core/base';
+import {
+  BadRequestError,
+  RESOURCE_TYPES,
+  hasBuiltRunner,
+  priorityName,
+  queueResourceArgs,
+  type Env,
+  type ResourceType,
+} from '@liftoff/core/base';
 import { connect } from '../connection.js';
 import {
   addQueueSwitches,
@@ -35,10 +43,15 @@ export function queueCommands(program: Command, env: Env): void {
         const q = await client.createQueue(flags.entity, {
           name,
           resource: flags.resource as ResourceType,
-          resource_args: args ? { [flags.resource]: args } : {},
+          // The same text the UI's form takes gives the same stored config (queueConfigText.ts).
+          resource_args: queueResourceArgs(flags.resource, args),
           template_variables: await readTemplateVariables(flags.templateVariables),
           ...(await queueSwitches(flags)),
         });
+        if (!hasBuiltRunner(q.resource))
+          console.error(
+            `warning: no agent of this Liftoff release runs ${q.resource} jobs yet; items pushed to "${q.name}" stay pending until one does.`,
+          );
         if (flags.json) return printJson(q);
         console.log(`created queue ${q.entity}/${q.name} (${q.resource})`);
       },

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import {
-  BadRequestError,
   CreateQueueBody,
   Item,
   ItemListQuery,
@@ -9,8 +8,7 @@ import {
   Queue,
   UpdateQueueBody,
 } from '@liftoff/core';
-import { checkQueueDefaults } from '../resourceArgs.js';
-import { assertValidTemplate } from '../templates.js';
+import { assertQueueConfig, queueConfigProblems, schemaProblems } from '../queueConfig.js';
 import { assertAdmin, entityFor, type App, type AppContext } from '../context.js';
 import { prepareItem, pushBatchRoute } from './push.js';
 import { toItem } from '../store/items.js';
@@ -27,18 +25,17 @@ export function queueRoutes(app: App, ctx: AppContext): void {
 
   app.post(
     '/api/entities/:entity/queues',
-    { schema: { tags: ['queues'], params: EntityParams, body: CreateQueueBody, response: { 201: Queue } } },
+    {
+      schema: { tags: ['queues'], params: EntityParams, body: CreateQueueBody, response: { 201: Queue } },
+      // The handler lists the body's schema issues with the config's own problems (assertQueueConfig).
+      attachValidation: true,
+    },
     async (req, reply) => {
       const entity = await entityFor(ctx, req, req.params.entity);
       assertAdmin(req, entity.id);
-      const unknown = Object.keys(req.body.resource_args).filter((k) => k !== req.body.resource);
-      if (unknown.length) {
-        throw new BadRequestError(
-          `resource_args may only hold a "${req.body.resource}" section for a ${req.body.resource} queue; found ${unknown.map((k) => `"${k}"`).join(', ')}.`,
-        );
-      }
-      assertValidTemplate(req.body.resource_args, req.body.template_variables);
-      checkQueueDefaults(req.body.resource, req.body.resource_args);
+      // Schema issues and config checks together: every problem in one answer (queueConfig.ts).
+      const schema = req.validationError ? schemaProblems(req.validationError) : [];
+      assertQueueConfig([...schema, ...queueConfigProblems(req.body)]);
       const q = await ctx.store.queues.create(entity, req.body, ctx.now());
       return reply.code(201).send(q);
     },

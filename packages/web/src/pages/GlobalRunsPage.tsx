@@ -5,7 +5,7 @@ import { Link, navigate, useLocation, useNow, usePoll, useSession } from '../hoo
 import { apiFilters, readRunsFilters, runsFiltersHref, type RunsFilterView } from '../runsFilters.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
-import { formatDuration, shortId } from '../util.js';
+import { formatDuration, localZone, shortId } from '../util.js';
 
 const PAGE = 50;
 const dash = <span className="muted">—</span>;
@@ -125,11 +125,21 @@ function Filters({ view, queues }: { view: RunsFilterView; queues: string[] }) {
       </label>
       <label>
         Created since
-        <input type="datetime-local" value={since} onChange={(e) => setSince(e.target.value)} />
+        <input
+          type="datetime-local"
+          title={`Local time, ${localZone()}`}
+          value={since}
+          onChange={(e) => setSince(e.target.value)}
+        />
       </label>
       <label>
         until
-        <input type="datetime-local" value={until} onChange={(e) => setUntil(e.target.value)} />
+        <input
+          type="datetime-local"
+          title={`Local time, ${localZone()}`}
+          value={until}
+          onChange={(e) => setUntil(e.target.value)}
+        />
       </label>
       <button type="submit" className="btn btn-small btn-primary">
         Apply

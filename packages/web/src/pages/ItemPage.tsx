@@ -3,6 +3,7 @@ import { isTerminal, priorityName } from '../api.js';
 import { Link, navigate, usePoll, useSession } from '../hooks.js';
 import { Command, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { SpecView } from './RunPage.js';
+import { LoadError, actionError } from '../loadError.js';
 
 /**
  * An item that has no run yet, or whose run was preempted and which waits for its next one: where it stands in its
@@ -10,7 +11,8 @@ import { SpecView } from './RunPage.js';
  */
 export function ItemPage({ id }: { id: string }) {
   const { api } = useSession();
-  const item = usePoll((a) => a.item(id), [id], 1000);
+  // An ended item changes no more (a preempted run's item is pending again, so it is not ended).
+  const item = usePoll((a) => a.item(id), [id], 1000, { done: (d) => isTerminal(d.state) });
   const [error, setError] = useState<string | undefined>(undefined);
   const it = item.data;
 
@@ -22,9 +24,7 @@ export function ItemPage({ id }: { id: string }) {
 
   if (!it) {
     return (
-      <div className="page">
-        {item.error ? <ErrorBanner>{item.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
-      </div>
+      <div className="page">{item.error ? <LoadError error={item.error} /> : <p className="muted">Loading…</p>}</div>
     );
   }
   const cancel = async () => {
@@ -32,7 +32,7 @@ export function ItemPage({ id }: { id: string }) {
       await api.cancelItem(it.id);
       item.reload();
     } catch (e) {
-      setError((e as Error).message);
+      setError(actionError(e));
     }
   };
   return (

@@ -1,6 +1,6 @@
 import { Link, usePoll, useSession } from '../hooks.js';
-import { ErrorBanner } from '../ui.js';
 import { joinArgv } from '../util.js';
+import { LoadError } from '../loadError.js';
 
 /** A version of a job (docs/jobs.md): what a run page's "Job" links to. */
 export function JobPage({ name, version }: { name: string; version: string }) {
@@ -8,11 +8,7 @@ export function JobPage({ name, version }: { name: string; version: string }) {
   const v = usePoll((a) => a.jobVersion(entity, name, version), [entity, name, version], 30_000);
   const d = v.data;
   if (!d)
-    return (
-      <div className="page">
-        {v.error ? <ErrorBanner>{v.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
-      </div>
-    );
+    return <div className="page">{v.error ? <LoadError error={v.error} /> : <p className="muted">Loading…</p>}</div>;
   const s = d.source;
   return (
     <div className="page">

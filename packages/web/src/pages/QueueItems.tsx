@@ -4,7 +4,7 @@ import { CancelButton } from '../CancelRuns.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Command, Empty, ErrorBanner, StateBadge } from '../ui.js';
-import { formatAgo, shortId } from '../util.js';
+import { formatAgo, formatTime, shortId } from '../util.js';
 
 const ITEMS_PAGE = 100;
 
@@ -53,7 +53,7 @@ function itemColumns(now: number, reload: () => void): TableColumn<ItemSummary>[
     {
       id: 'created',
       header: 'Created',
-      cell: (it) => <span title={new Date(it.created_at).toISOString()}>{formatAgo(it.created_at, now)}</span>,
+      cell: (it) => <span title={formatTime(it.created_at)}>{formatAgo(it.created_at, now)}</span>,
     },
     {
       id: 'run',

@@ -1,15 +1,16 @@
 import { useMemo, useState, type KeyboardEvent } from 'react';
 import type uPlot from 'uplot';
 import type { Agent, ItemSummary, Queue, Run } from '../api.js';
-import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { Link, POLL_MS, isFinal, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable } from '../table.js';
 import { ItemsTab } from './QueueItems.js';
-import { AgentBadge, Chart, ChartsFold, Command, Empty, ErrorBanner, Time } from '../ui.js';
-import { formatAgo } from '../util.js';
+import { AgentBadge, Chart, ChartsFold, Command, Empty, RunnerMissing, Time } from '../ui.js';
+import { formatAgo, formatTime } from '../util.js';
 import { agentsOf } from './QueuesPage.js';
 import { RunsTable } from './RunsTable.js';
+import { LoadError, actionError } from '../loadError.js';
 
 const TABS = [
   { id: 'items', label: 'Items' },
@@ -97,7 +98,7 @@ function StopAgent({ agent, onDone }: { agent: Agent; onDone: () => void }) {
       setConfirming(false);
       onDone();
     } catch (e) {
-      setError((e as Error).message);
+      setError(actionError(e));
     }
   };
   if (!confirming) {
@@ -191,9 +192,7 @@ function AgentsTab({ queue, agents, reload }: { queue: Queue; agents: Agent[] | 
             {
               id: 'heartbeat',
               header: 'Last heartbeat',
-              cell: (a) => (
-                <span title={new Date(a.last_heartbeat_at).toISOString()}>{formatAgo(a.last_heartbeat_at, now)}</span>
-              ),
+              cell: (a) => <span title={formatTime(a.last_heartbeat_at)}>{formatAgo(a.last_heartbeat_at, now)}</span>,
             },
             { id: 'version', header: 'Version', cell: (a) => a.version },
             {
@@ -277,7 +276,7 @@ function ConfigTab({ queue }: { queue: Queue }) {
       <dl className="kv">
         <dt>Resource type</dt>
         <dd>
-          <span className="chip">{queue.resource}</span>
+          <span className="chip">{queue.resource}</span> <RunnerMissing resource={queue.resource} />
         </dd>
         <dt>Created</dt>
         <dd>
@@ -358,9 +357,13 @@ function ConfigTab({ queue }: { queue: Queue }) {
 export function QueuePage({ name, tab }: { name: string; tab: string }) {
   const { entity } = useSession();
   const queue = usePoll((api) => api.queue(entity, name), [entity, name]);
-  const agents = usePoll((api) => api.agents(entity), [entity]);
-  const runs = usePoll((api) => api.runs(entity, name, 200), [entity, name]);
-  const chartItems = usePoll((api) => api.items(entity, name, undefined, 1000), [entity, name], 4000);
+  // A queue that is not there (or not for this key) stops the page's other polls too: nothing of it can change.
+  const queueThere = !(queue.error && isFinal(queue.error));
+  const agents = usePoll((api) => api.agents(entity), [entity], POLL_MS, { enabled: queueThere });
+  const runs = usePoll((api) => api.runs(entity, name, 200), [entity, name], POLL_MS, { enabled: queueThere });
+  const chartItems = usePoll((api) => api.items(entity, name, undefined, 1000), [entity, name], 4000, {
+    enabled: queueThere,
+  });
   const [launching, setLaunching] = useState(false);
   const now = useNow(4000);
   const active: TabId = (TABS.find((t) => t.id === tab)?.id ?? 'items') as TabId;
@@ -385,7 +388,7 @@ export function QueuePage({ name, tab }: { name: string; tab: string }) {
         <p className="crumbs">
           <Link href="/">Queues</Link> /
         </p>
-        <ErrorBanner>{queue.error.message}</ErrorBanner>
+        <LoadError error={queue.error} />
       </div>
     );
   }
@@ -402,7 +405,7 @@ export function QueuePage({ name, tab }: { name: string; tab: string }) {
           <h1>{name}</h1>
           {q && (
             <p className="stats">
-              <span className="chip">{q.resource}</span>
+              <span className="chip">{q.resource}</span> <RunnerMissing resource={q.resource} />
               <span>
                 <strong data-stat="pending">{q.pending}</strong> pending
               </span>

@@ -1,10 +1,20 @@
-import { useRef, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useFocusFirstInvalid } from '../a11y.js';
-import { ApiError, RESOURCE_TYPES, fieldErrors, type Agent, type Queue, type ResourceType } from '../api.js';
+import {
+  ApiError,
+  RESOURCE_TYPES,
+  hasBuiltRunner,
+  queueResourceArgs,
+  type Agent,
+  type Queue,
+  type ResourceType,
+} from '../api.js';
+import { formProblem, type FormProblem } from '../configProblems.js';
 import { Link, useNow, usePoll, useSession } from '../hooks.js';
 import { DataTable } from '../table.js';
-import { Command, Empty, ErrorBanner, Field } from '../ui.js';
-import { formatAgo, parseMapping } from '../util.js';
+import { Command, Empty, ErrorBanner, Field, RunnerMissing } from '../ui.js';
+import { formatAgo, loadYaml, parseMapping } from '../util.js';
+import { actionError } from '../loadError.js';
 
 export function agentsOf(agents: readonly Agent[] | undefined, queue: string): Agent[] {
   return (agents ?? []).filter((a) => a.queues.includes(queue));
@@ -15,50 +25,57 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
   const [name, setName] = useState('');
   const [resource, setResource] = useState<ResourceType>('local-process');
   const [config, setConfig] = useState('');
-  const [errors, setErrors] = useState<Map<string, string>>(new Map());
+  /** Every problem of the last attempt, the form's own checks and the server's, in the order found. */
+  const [problems, setProblems] = useState<FormProblem[]>([]);
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
   const focusInvalid = useFocusFirstInvalid(form);
 
+  // The config is YAML: its reader is a chunk of its own, fetched while the user fills the form.
+  useEffect(() => void loadYaml().catch(() => undefined), []);
+
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const errs = new Map<string, string>();
-    let resourceArgs: Record<string, unknown> = {};
+    await loadYaml().catch(() => undefined);
+    const found: FormProblem[] = [];
+    let parsed: Record<string, unknown> = {};
+    if (!name.trim()) found.push({ field: 'name', text: 'Name: give the queue a name.' });
     try {
-      resourceArgs = parseMapping(config, 'The resource config');
+      parsed = parseMapping(config, 'The resource config');
     } catch (err) {
-      errs.set('resource_args', (err as Error).message);
+      found.push({ field: 'resource_args', text: (err as Error).message });
     }
-    if (!name.trim()) errs.set('name', 'Give the queue a name.');
-    setErrors(errs);
-    if (errs.size) {
+    setProblems(found);
+    if (found.length) {
       focusInvalid();
       return;
     }
     setBusy(true);
     try {
+      // The CLI's `queue create --config` stores the same text the same way (core queueConfigText.ts).
+      const resourceArgs = queueResourceArgs(resource, parsed);
       const q = await api.createQueue(entity, { name: name.trim(), resource, resource_args: resourceArgs });
       onCreated(q);
     } catch (err) {
-      const m = err instanceof ApiError ? err.message : (err as Error).message;
-      const byField = fieldErrors(m);
-      const out = new Map<string, string>();
-      for (const [field, msg] of byField) {
-        if (field.startsWith('resource_args') || (field === '' && /resource_args/.test(msg)))
-          out.set('resource_args', msg);
-        else if (field.startsWith('name') || (err instanceof ApiError && err.code === 'CONFLICT')) out.set('name', msg);
-        else if (field.startsWith('resource')) out.set('resource', msg);
-        else out.set('', msg);
+      if (err instanceof ApiError && err.problems.length) {
+        setProblems(err.problems.map((p) => formProblem(p, resource)));
+      } else if (err instanceof ApiError && err.code === 'CONFLICT') {
+        setProblems([{ field: 'name', text: `Name: ${err.message}` }]);
+      } else {
+        setProblems([{ field: '', text: actionError(err) }]);
       }
-      setErrors(out);
       focusInvalid();
     } finally {
       setBusy(false);
     }
   };
+  const fieldError = (field: FormProblem['field']) =>
+    problems
+      .filter((p) => p.field === field)
+      .map((p) => p.text)
+      .join(' ') || undefined;
 
-  const example =
-    resource === 'local-process' ? 'local-process: {}' : `${resource}:\n  # default resource args of every job`;
+  const example = resource === 'local-container' ? 'cpus: 2\nmemory: 4g' : '# default resource args of every job';
   return (
     <form
       ref={form}
@@ -68,12 +85,31 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
       noValidate
     >
       <h2 id="create-queue-title">New queue</h2>
-      {errors.get('') && <ErrorBanner>{errors.get('')}</ErrorBanner>}
+      {problems.length > 0 && (
+        <div className="banner banner-error" role="alert" aria-labelledby="create-queue-problems">
+          <p id="create-queue-problems">
+            {problems.length === 1 ? 'The queue cannot be created:' : `${problems.length} problems to fix:`}
+          </p>
+          <ul className="problem-list">
+            {problems.map((p, i) => (
+              <li key={i}>{p.text}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       <div className="form-row">
-        <Field label="Name" error={errors.get('name')} hint="Letters, digits, “.”, “_” and “-”.">
+        <Field label="Name" error={fieldError('name')} hint="Letters, digits, “.”, “_” and “-”.">
           {(p) => <input {...p} name="name" value={name} onChange={(e) => setName(e.target.value)} autoFocus />}
         </Field>
-        <Field label="Resource type" error={errors.get('resource')}>
+        <Field
+          label="Resource type"
+          error={fieldError('resource')}
+          hint={
+            hasBuiltRunner(resource)
+              ? undefined
+              : `No agent of this Liftoff release runs ${resource} jobs yet: the queue takes them, but they stay pending.`
+          }
+        >
           {(p) => (
             <select
               {...p}
@@ -83,7 +119,7 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
             >
               {RESOURCE_TYPES.map((r) => (
                 <option key={r} value={r}>
-                  {r}
+                  {hasBuiltRunner(r) ? r : `${r} (no runner yet)`}
                 </option>
               ))}
             </select>
@@ -92,11 +128,11 @@ function CreateQueueForm({ onCreated, onCancel }: { onCreated: (q: Queue) => voi
       </div>
       <Field
         label="Default resource config (YAML or JSON)"
-        error={errors.get('resource_args')}
+        error={fieldError('resource_args')}
         hint={
           <>
-            The queue’s <code>resource_args</code>, keyed by resource type, merged under every job’s own. Leave empty
-            for none.
+            Options of the chosen resource type for every job of this queue, merged under each job’s own (e.g.{' '}
+            <code>cpus: 2</code> for local-container). Leave empty for none.
           </>
         }
       >
@@ -146,7 +182,7 @@ function DeleteQueueButton({ queue, onDeleted }: { queue: Queue; onDeleted: () =
       await api.deleteQueue(entity, queue.name);
       onDeleted();
     } catch (e) {
-      setError((e as Error).message);
+      setError(actionError(e));
     }
   };
   return (
@@ -237,7 +273,15 @@ export function QueuesPage() {
                 </Link>
               ),
             },
-            { id: 'resource', header: 'Resource', cell: (q) => <span className="chip">{q.resource}</span> },
+            {
+              id: 'resource',
+              header: 'Resource',
+              cell: (q) => (
+                <>
+                  <span className="chip">{q.resource}</span> <RunnerMissing resource={q.resource} />
+                </>
+              ),
+            },
             { id: 'pending', header: 'Pending', numeric: true, td: { 'data-col': 'pending' }, cell: (q) => q.pending },
             { id: 'running', header: 'Running', numeric: true, td: { 'data-col': 'running' }, cell: (q) => q.running },
             {

@@ -1,14 +1,17 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { Suspense, lazy, useEffect, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
-import { Link, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { Link, POLL_MS, navigate, useNow, usePoll, useSession } from '../hooks.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream } from '../logs.js';
 import { LogViewer } from '../LogViewer.js';
 import { ConfirmDialog } from '../ConfirmDialog.js';
-import { MetricCharts } from '../MetricCharts.js';
 import { RunOutputs } from '../RunOutputs.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, joinArgv, redactDeep, redactEnv, shortId } from '../util.js';
+import { LoadError, actionError } from '../loadError.js';
+
+/** The metric charts and uPlot: a chunk of their own, loaded when a run page opens rather than on every first visit. */
+const MetricCharts = lazy(() => import('../MetricCharts.js').then((m) => ({ default: m.MetricCharts })));
 
 function Json({ value }: { value: unknown }) {
   const empty = value && typeof value === 'object' && Object.keys(value).length === 0;
@@ -150,7 +153,8 @@ function Preempted({ run, item }: { run: RunDetail; item: Item | undefined }) {
 
 export function RunPage({ id }: { id: string }) {
   const { api } = useSession();
-  const run = usePoll((a) => a.run(id), [id]);
+  // A finished run changes no more: its page stops asking (the log stream's end reloads it once).
+  const run = usePoll((a) => a.run(id), [id], POLL_MS, { done: (d) => isTerminal(d.status) });
   // One stream for the page: the log view and the metric charts read it.
   const logs = useLogStream(id);
   const itemId = run.data?.item_id;
@@ -176,9 +180,10 @@ export function RunPage({ id }: { id: string }) {
   // The stream ends when the run does: show its final state now rather than at the next poll.
   const streamEnded = logs.phase === 'ended';
   const reloadRun = run.reload;
+  // (A run the page already shows as ended needs no new look: nothing of it changes any more.)
   useEffect(() => {
-    if (streamEnded) reloadRun();
-  }, [streamEnded, reloadRun]);
+    if (streamEnded && !terminal) reloadRun();
+  }, [streamEnded, terminal, reloadRun]);
 
   useEffect(() => {
     if (r) document.title = `Run ${r.id.slice(0, 8)} · ${r.status} · Liftoff`;
@@ -189,9 +194,7 @@ export function RunPage({ id }: { id: string }) {
 
   if (!r) {
     return (
-      <div className="page">
-        {run.error ? <ErrorBanner>{run.error.message}</ErrorBanner> : <p className="muted">Loading…</p>}
-      </div>
+      <div className="page">{run.error ? <LoadError error={run.error} /> : <p className="muted">Loading…</p>}</div>
     );
   }
 
@@ -202,7 +205,7 @@ export function RunPage({ id }: { id: string }) {
       setCancelState({ busy: false });
       run.reload();
     } catch (e) {
-      setCancelState({ busy: false, error: (e as Error).message });
+      setCancelState({ busy: false, error: actionError(e) });
     }
   };
 
@@ -314,7 +317,9 @@ export function RunPage({ id }: { id: string }) {
       )}
       <div className="run-grid">
         <div className="run-main">
-          <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
+          <Suspense fallback={<p className="muted">Loading the charts…</p>}>
+            <MetricCharts runId={r.id} streamed={logs.metrics} ended={logs.phase === 'ended'} />
+          </Suspense>
           <LogViewer runId={r.id} logs={logs} />
         </div>
         <aside className="run-side">

@@ -1,12 +1,13 @@
-import { useState, type ReactNode } from 'react';
+import { Suspense, lazy, useState, type ReactNode } from 'react';
 import type { RunListRow } from '../api.js';
 import { MAX_TABLE_COLUMNS, readRunsView, runsViewHref, type RunsView } from '../runsView.js';
 import { Link, navigate, useLocation, useNow, usePoll } from '../hooks.js';
-import { formatValue } from '../MetricCharts.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
-import { formatDuration, shortId } from '../util.js';
-import { RunCompare } from './RunCompare.js';
+import { formatDuration, formatValue, shortId } from '../util.js';
+
+/** The compare view draws charts: it and uPlot are a chunk loaded when a comparison is opened. */
+const RunCompare = lazy(() => import('./RunCompare.js').then((m) => ({ default: m.RunCompare })));
 
 const PAGE = 50;
 
@@ -170,7 +171,9 @@ export function RunsTable({ entity, queue }: { entity: string; queue: string }) 
   return (
     <section>
       {view.compare.length >= 2 && (
-        <RunCompare ids={view.compare} onClose={() => navigate(runsViewHref({ ...view, compare: [] }))} />
+        <Suspense fallback={<p className="muted">Loading the comparison…</p>}>
+          <RunCompare ids={view.compare} onClose={() => navigate(runsViewHref({ ...view, compare: [] }))} />
+        </Suspense>
       )}
       <div className="toolbar">
         <ColumnPicker entity={entity} queue={queue} view={view} />

@@ -1,13 +1,15 @@
-import { useEffect, useState } from 'react';
+import { Suspense, lazy, useEffect, useState } from 'react';
 import type { Sweep, SweepTrial } from '../api.js';
 import { Link, usePoll, useSession } from '../hooks.js';
-import { formatValue } from '../MetricCharts.js';
+import { formatValue } from '../util.js';
 import { ScatterPlot } from '../sweeps/ScatterPlot.js';
 import { SweepActions } from '../sweeps/SweepActions.js';
 import { SweepBadge, paramText } from '../sweeps/SweepBadge.js';
-import { TrialCurves } from '../sweeps/TrialCurves.js';
 import { DataTable, type TableColumn } from '../table.js';
 import { ErrorBanner, StateBadge, Time } from '../ui.js';
+
+/** The overlaid curves draw with uPlot, a chunk of its own (code splitting, ui.tsx): fetched with this page's charts. */
+const TrialCurves = lazy(() => import('../sweeps/TrialCurves.js').then((m) => ({ default: m.TrialCurves })));
 
 /** The parameters the trials were given, in first-seen order (a nested parameter is one column, shown as JSON). */
 function paramNames(trials: readonly SweepTrial[]): string[] {
@@ -206,7 +208,9 @@ export function SweepPage({ id }: { id: string }) {
           </section>
           <section className="card pad" aria-labelledby="curves-title" data-testid="trial-curves">
             <h2 id="curves-title">{metric.name} of every trial</h2>
-            <TrialCurves trials={trials} metric={metric.name} />
+            <Suspense fallback={<p className="muted">Loading the charts…</p>}>
+              <TrialCurves trials={trials} metric={metric.name} />
+            </Suspense>
           </section>
         </div>
       )}

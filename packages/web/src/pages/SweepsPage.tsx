@@ -1,7 +1,7 @@
 import { useEffect } from 'react';
 import type { Sweep } from '../api.js';
 import { Link, usePoll, useSession } from '../hooks.js';
-import { formatValue } from '../MetricCharts.js';
+import { formatValue } from '../util.js';
 import { SweepBadge } from '../sweeps/SweepBadge.js';
 import { DataTable, type TableColumn } from '../table.js';
 import { Command, Empty, ErrorBanner, Time } from '../ui.js';

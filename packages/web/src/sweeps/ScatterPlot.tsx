@@ -1,6 +1,6 @@
 import { useId, useMemo } from 'react';
 import type { SweepTrial } from '../api.js';
-import { COLORS, formatValue } from '../MetricCharts.js';
+import { COLORS, formatValue } from '../util.js';
 import { paramText } from './SweepBadge.js';
 
 const W = 560;
