@@ -65,6 +65,7 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
   let browser: Browser;
   let runId = '';
   let pendingItem = '';
+  let sweepId = '';
   const pages: UiPage[] = [];
   const open = async (viewport: { width: number; height: number }, colorScheme: 'light' | 'dark' = 'light') => {
     const p = await UiPage.open(browser, server, viewport, { colorScheme });
@@ -124,6 +125,15 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
     } finally {
       db.close();
     }
+    // A sweep whose trials wait on the idle queue: the Sweeps list and a sweep page with a trial.
+    sweepId = (
+      await c.createSweep('default', {
+        queue: 'idle',
+        config: { method: 'grid', metric: { name: 'loss' }, parameters: { lr: { values: [0.1, 0.01] } } },
+        trial: { spec: { source: { type: 'git', url: repo.url }, entry_point: ['true'] } },
+        name: 'lr-grid',
+      })
+    ).id;
     const made = await cli(
       ['job', 'create', 'trainer', '--code', codeDir({ 'main.mjs': 'console.log(1)\n' }), '-E', 'node main.mjs'],
       server.env,
@@ -163,6 +173,12 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
     },
     { name: 'item', path: `/items/${pendingItem}`, ready: (p) => p.getByRole('heading', { level: 1 }).waitFor() },
     { name: 'agents', path: '/agents', ready: (p) => p.locator('tr[data-agent="old-agent"]').waitFor() },
+    { name: 'sweeps', path: '/sweeps', ready: (p) => p.getByRole('link', { name: 'lr-grid' }).first().waitFor() },
+    {
+      name: 'sweep',
+      path: `/sweeps/${sweepId}`,
+      ready: (p) => p.getByRole('heading', { level: 1 }).waitFor(),
+    },
     { name: 'job', path: '/jobs/trainer/v0', ready: (p) => p.getByRole('heading', { name: 'trainer:v0' }).waitFor() },
     {
       name: 'launch-dialog',
@@ -188,7 +204,7 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
     {
       name: 'not-found',
       path: '/no/such/page',
-      ready: (p) => p.getByRole('heading', { name: 'Page not found' }).waitFor(),
+      ready: (p) => p.getByRole('heading', { name: 'Not found' }).waitFor(),
     },
   ];
 
@@ -323,7 +339,7 @@ describe.skipIf(skipReason !== undefined)('web UI accessibility and phones', () 
     // The run page names its state too, once loaded.
     await page.waitForFunction((t) => document.title === t, `Run ${runId.slice(0, 8)} · finished · Liftoff`);
     await ui.goto('/nowhere');
-    await page.getByRole('heading', { name: 'Page not found', level: 1 }).waitFor();
+    await page.getByRole('heading', { name: 'Not found', level: 1 }).waitFor();
     expect(await page.title()).toBe('Page not found · Liftoff');
     expect(ui.errors).toEqual([]);
   });

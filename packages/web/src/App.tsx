@@ -138,6 +138,7 @@ export function routeTitle(parts: string[]): string {
   if (a === 'agents' && !b) return 'Agents';
   if (a === 'items' && b) return `Item ${b}`;
   if (a === 'jobs' && b && c) return `Job ${b} v${c}`;
+  if (a === 'sweeps') return b ? `Sweep ${b}` : 'Sweeps';
   return 'Page not found';
 }
 
