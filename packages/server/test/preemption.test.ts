@@ -286,14 +286,15 @@ for (const backend of BACKENDS) {
     });
 
     it.each([
-      ['a repeated allowance', { allow: ['hostPID', 'hostPID'] }, 'body.allow: each allowance may be listed once'],
-      ['an unknown allowance', { allow: ['sudo'] }, 'body.allow.0'],
-      ['a namespace allowance that is not a name', { allow: ['namespace:Kube System'] }, 'body.allow.0'],
-      ['a namespace allowance without a name', { allow: ['namespace:'] }, 'body.allow.0'],
-      ['retries above 100', { preemption_retries: 101 }, 'body.preemption_retries'],
-      ['negative retries', { preemption_retries: -1 }, 'body.preemption_retries'],
-      ['a backoff above a day', { preemption_backoff_seconds: 86_401 }, 'body.preemption_backoff_seconds'],
-      ['a start timeout of 0', { start_timeout_seconds: 0 }, 'body.start_timeout_seconds'],
+      ['a repeated allowance', { allow: ['hostPID', 'hostPID'] }, 'allow: each allowance may be listed once'],
+      ['an unknown allowance', { allow: ['sudo'] }, 'allow.0'],
+      ['a namespace allowance that is not a name', { allow: ['namespace:Kube System'] }, 'allow.0'],
+      ['a namespace allowance without a name', { allow: ['namespace:'] }, 'allow.0'],
+      ['retries above 100', { preemption_retries: 101 }, 'preemption_retries'],
+      ['negative retries', { preemption_retries: -1 }, 'preemption_retries'],
+      ['a backoff above a day', { preemption_backoff_seconds: 86_401 }, 'preemption_backoff_seconds'],
+      ['a start timeout of 0', { start_timeout_seconds: 0 }, 'start_timeout_seconds'],
+      // The field as both answers name it: create's problem lines ("allow.0: …") and update's ("body.allow.0: …").
     ])('refuses %s on create and update, naming the field', async (_label, bad, message) => {
       const name = `bad-${Math.random().toString(36).slice(2, 8)}`;
       const created = await error(c.createQueue('default', { name, resource: 'kubernetes', ...(bad as object) }));
