@@ -17,6 +17,8 @@ import {
 
 /** supervisor.ts, compiled next to this file. */
 const SUPERVISOR_SCRIPT = fileURLToPath(new URL('./supervisor.js', import.meta.url));
+/** How long a kill request waits for the supervisor's answer before the agent kills by itself (jobUsers.ts). */
+const KILL_ANSWER_MS = 3_000;
 /** sun_path holds 108 bytes with its NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -77,8 +79,19 @@ export class SupervisorClient {
    * does it itself). Never starts a supervisor for this.
    */
   async killAllAs(stateDir: string, identity: { uid: number; gid: number }): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    // Bounded: a supervisor dying while it is asked must not hold the run's end; the caller then kills by itself.
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), KILL_ANSWER_MS)));
+    try {
+      return await Promise.race([this.askKillAll(stateDir, identity), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async askKillAll(stateDir: string, identity: { uid: number; gid: number }): Promise<boolean> {
     const conn = await this.connection(supervisorHome(stateDir), false).catch(() => undefined);
-    if (!conn || conn.closed) return false;
+    if (!conn || conn.closed || conn.socket.destroyed) return false;
     const id = this.nextId++;
     const answer = await new Promise<{ done?: unknown; error?: unknown } | undefined>((resolve) => {
       conn.pending.set(id, resolve);
