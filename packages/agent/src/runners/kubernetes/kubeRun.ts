@@ -17,6 +17,8 @@ export interface RunCallbacks {
 const CANCEL_SLACK_MS = 120_000;
 /** How long a finished run waits for its pods' last log lines. */
 const LOG_DRAIN_MS = 15_000;
+/** How long a failed Job's verdict waits for the pod event that carries its container's exit code (decideJobFailure). */
+const FAILURE_WAIT_MS = 2_000;
 
 /**
  * One run's Job (or custom resource) as its watches see it: phases and warnings from its pods, the outcome from
@@ -138,19 +140,7 @@ export class KubeRun implements RunHandle {
     if (this.ref.kind === 'job') {
       const end = readJob(obj as V1Job);
       if (end?.state === 'finished') void this.decide({ state: 'finished', exitCode: 0 });
-      else if (end) {
-        const f = this.failure;
-        const container = f
-          ? f.reason === 'OOMKilled'
-            ? `container ${f.container} was OOMKilled (exit code ${f.exitCode}); `
-            : `container ${f.container} exited with code ${f.exitCode} (${f.reason}${f.message ? `: ${f.message}` : ''}); `
-          : '';
-        void this.decide({
-          state: 'failed',
-          exitCode: f?.exitCode ?? null,
-          message: `${container}Job failed: ${end.reason}${end.message ? `: ${end.message}` : ''}`,
-        });
-      }
+      else if (end) void this.decideJobFailure(end);
       return;
     }
     const phase = readCustom(obj);
@@ -164,6 +154,27 @@ export class KubeRun implements RunHandle {
         exitCode: this.failure?.exitCode ?? null,
         message: `${this.describe()} failed: ${phase.detail}`,
       });
+  }
+
+  /**
+   * A failed Job's verdict, with its container's exit code. The Job and its pods come on separate watches, in no set
+   * order: the Job's Failed condition can arrive before the pod event that says how its container ended. Waited for
+   * a little (FAILURE_WAIT_MS), then decided with what is known.
+   */
+  private async decideJobFailure(end: { reason: string; message?: string | undefined }): Promise<void> {
+    for (let waited = 0; !this.failure && waited < FAILURE_WAIT_MS; waited += 50)
+      await new Promise((r) => setTimeout(r, 50));
+    const f = this.failure;
+    const container = f
+      ? f.reason === 'OOMKilled'
+        ? `container ${f.container} was OOMKilled (exit code ${f.exitCode}); `
+        : `container ${f.container} exited with code ${f.exitCode} (${f.reason}${f.message ? `: ${f.message}` : ''}); `
+      : '';
+    await this.decide({
+      state: 'failed',
+      exitCode: f?.exitCode ?? null,
+      message: `${container}Job failed: ${end.reason}${end.message ? `: ${end.message}` : ''}`,
+    });
   }
 
   /** The first terminal verdict wins; a failure after a disruption is the infrastructure's doing: preempted. */
