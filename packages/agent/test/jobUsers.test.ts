@@ -1,17 +1,10 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { alive } from '../../../test/helpers/procs.js';
 import { detectUserSwitching, JobUsers } from '../src/jobUsers.js';
 
 const root = process.getuid?.() === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 /** A process of `uid` that left its process group, as a job's daemon would. */
 function daemonOf(uid: number): number {
   const child = spawn('sleep', ['60'], { uid, gid: uid, detached: true, stdio: 'ignore' });

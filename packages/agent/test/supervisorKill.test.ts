@@ -6,19 +6,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive } from '../../../test/helpers/procs.js';
 
 /** The built supervisor (npm test builds first): it is a script of its own, started as the agent starts it. */
 const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
 const root = process.getuid?.() === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * The supervisor's kill request (jobUsers.ts release): kill(-1) made as a run's own uid ends every process of it,
