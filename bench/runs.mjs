@@ -40,7 +40,7 @@ function row(i, queueId, now) {
     name: `run-${i}`,
   });
   const loss = ((i * 104729) % 10_000) / 1000;
-  return { id: `run${String(i).padStart(8, '0')}`, queueId, status, created, spec, loss };
+  return { id: `run${String(i).padStart(8, '0')}`, queueId, status, created, spec, loss, name: `run-${i}` };
 }
 
 function seedSqlite(file, n) {
@@ -51,7 +51,7 @@ function seedSqlite(file, n) {
     'insert into items (id, queue_id, priority, state, spec, created_at) values (?, ?, 2, ?, ?, ?)',
   );
   const run = db.prepare(
-    "insert into runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at) values (?, ?, ?, 'bench', ?, ?, ?, ?)",
+    "insert into runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at, name) values (?, ?, ?, 'bench', ?, ?, ?, ?, ?)",
   );
   const key = db.prepare(
     "insert into run_metric_keys (run_id, key, seen, stored, stride, last_step, last_value, last_time, min_value, max_value) values (?, 'loss', 1, 1, 1, 0, ?, ?, ?, ?)",
@@ -61,7 +61,7 @@ function seedSqlite(file, n) {
     for (let i = 0; i < n; i++) {
       const r = row(i, queue.id, now);
       item.run(`i-${r.id}`, r.queueId, r.status, r.spec, r.created);
-      run.run(r.id, `i-${r.id}`, r.queueId, r.status, r.created, r.created + 5, r.created + 900);
+      run.run(r.id, `i-${r.id}`, r.queueId, r.status, r.created, r.created + 5, r.created + 900, r.name);
       key.run(r.id, r.loss, r.created, r.loss, r.loss);
     }
   })();
@@ -86,9 +86,9 @@ async function seedPg(url, n) {
         [rows[0].id, cols((r) => ({ id: r.id, st: r.status, spec: r.spec, cr: r.created }))],
       );
       await c.query(
-        `INSERT INTO runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at)
-         SELECT id, 'i-' || id, $1, 'bench', st, cr, cr + 5, cr + 900 FROM json_to_recordset($2::json) AS x(id text, st text, cr bigint)`,
-        [rows[0].id, cols((r) => ({ id: r.id, st: r.status, cr: r.created }))],
+        `INSERT INTO runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at, name)
+         SELECT id, 'i-' || id, $1, 'bench', st, cr, cr + 5, cr + 900, nm FROM json_to_recordset($2::json) AS x(id text, st text, cr bigint, nm text)`,
+        [rows[0].id, cols((r) => ({ id: r.id, st: r.status, cr: r.created, nm: r.name }))],
       );
       await c.query(
         `INSERT INTO run_metric_keys (run_id, key, seen, stored, stride, last_step, last_value, last_time, min_value, max_value)
@@ -187,7 +187,7 @@ export default {
           rows: sqlite.pages.map((p, i) => [p.label, cell(p), postgres ? cell(postgres.pages[i]) : '-']),
           notes: [
             'Target (issue 18): a filtered page of the global runs page over 100k runs at p50 <= 20 ms on both databases.',
-            'Every page is of queue "default" (the queue page). Newest first is served by the (queue_id, created_at, id) index and stops after the page; a sort on a config or metric value, and a name search, read every run the filter keeps, so their cost grows with them (see the plans).',
+            'Every page is of queue "default" (the queue page). Newest first is served by the (queue_id, created_at, id) index and stops after the page; a sort on a config or metric value reads every run the filter keeps, so its cost grows with them (see the plans); a name search looks its candidates up in the trigram index of migration 0023 first (docs/runs.md, "Search").',
             ...PAGES.map(
               (p, i) =>
                 `Plan of "${p.label}": SQLite: ${sqlite.plan[i]}${postgres ? `; PostgreSQL: ${postgres.plan[i]}` : ''}`,

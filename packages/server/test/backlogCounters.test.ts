@@ -271,7 +271,14 @@ for (const backend of BACKENDS) {
 }
 
 /** Undoes migration 0012, so the next start runs it over rows written without counters (as before the upgrade). */
-/** And 0022 (sweeps), 0021 (artifact garbage), 0020 (log lines), 0019 (cursor indexes), 0018 (upload tokens), 0017, 0015, 0014. */
+/** And 0023 (run search), 0022 (sweeps), 0021 (artifact garbage), 0020 (log lines), 0019 (cursor indexes), 0018 (upload tokens), 0017, 0015, 0014. */
+const UNDO_0023: Record<string, string> = {
+  sqlite: `DROP TRIGGER runs_search_insert; DROP TRIGGER runs_search_delete; DROP TRIGGER runs_search_update;
+    DROP TABLE run_search_text; DROP TABLE run_search_rows; ALTER TABLE runs DROP COLUMN name;
+    DELETE FROM kysely_migration WHERE name = '0023_run_search'`,
+  postgres: `DROP INDEX IF EXISTS runs_search_trgm; ALTER TABLE runs DROP COLUMN name;
+    DELETE FROM kysely_migration WHERE name = '0023_run_search'`,
+};
 const UNDO_0022 = `DROP TABLE sweep_trials; DROP TABLE sweeps; DROP TABLE controller_leases;
     DELETE FROM kysely_migration WHERE name = '0022_sweeps'`;
 const UNDO_0021 = `DROP TABLE artifact_garbage; DELETE FROM kysely_migration WHERE name = '0021_artifact_garbage';
@@ -296,13 +303,13 @@ const UNDO_0012: Record<string, string> = {
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
     ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
     DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs';
-    ${UNDO_0014}`,
+    ${UNDO_0014}; ${UNDO_0023.sqlite}`,
   postgres: `DROP TRIGGER items_backlog ON items; DROP FUNCTION liftoff_backlog_delta();
     DROP TABLE queue_backlog; DROP TABLE queue_backlog_deltas;
     DELETE FROM kysely_migration WHERE name = '0012_backlog_counters';
     ALTER TABLE items DROP COLUMN pushed; DELETE FROM kysely_migration WHERE name = '0013_item_pushed';
     DROP TABLE job_aliases; DROP TABLE job_versions; DROP TABLE jobs; DELETE FROM kysely_migration WHERE name = '0016_jobs';
-    ${UNDO_0014}`,
+    ${UNDO_0014}; ${UNDO_0023.postgres}`,
 };
 
 for (const backend of BACKENDS) {

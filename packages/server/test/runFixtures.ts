@@ -34,7 +34,7 @@ export function insertRunsSql(entity: string, runs: FixtureRun[]): string {
   });
   const rows = runs.map(
     (r) =>
-      `(${q(r.id)}, ${q(`i-${r.id}`)}, ${queueId(entity, r.queue)}, 'bulk-agent', ${q(r.status)}, ${r.created_at}, ${n(r.started_at)}, ${n(r.ended_at)})`,
+      `(${q(r.id)}, ${q(`i-${r.id}`)}, ${queueId(entity, r.queue)}, 'bulk-agent', ${q(r.status)}, ${r.created_at}, ${n(r.started_at)}, ${n(r.ended_at)}, ${r.name === undefined ? 'NULL' : q(r.name)})`,
   );
   const keys = runs.flatMap((r) =>
     Object.entries(r.metrics).map(
@@ -43,7 +43,7 @@ export function insertRunsSql(entity: string, runs: FixtureRun[]): string {
   );
   return [
     `INSERT INTO items (id, queue_id, priority, state, spec, created_at, run_id) VALUES ${items.join(', ')};`,
-    `INSERT INTO runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at) VALUES ${rows.join(', ')};`,
+    `INSERT INTO runs (id, item_id, queue_id, agent_id, status, created_at, started_at, ended_at, name) VALUES ${rows.join(', ')};`,
     keys.length
       ? `INSERT INTO run_metric_keys (run_id, key, seen, stored, stride, last_step, last_value, last_time, min_value, max_value) VALUES ${keys.join(', ')};`
       : '',

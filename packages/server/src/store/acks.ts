@@ -46,6 +46,11 @@ export async function acksIn(
       'queues.name as queue_name',
       'entities.name as entity_name',
       'entities.id as entity_id',
+      // The run's name, for its row (the search index, migration 0023); the spec is read as json, which is cheaper
+      // to parse than jsonb.
+      dialect === 'postgres'
+        ? sql<string | null>`items.spec::json ->> 'name'`.as('name')
+        : sql<string | null>`json_extract(items.spec, '$.name')`.as('name'),
     ])
     .where('items.id', 'in', ids)
     .orderBy('items.id');
@@ -82,6 +87,7 @@ export async function acksIn(
     created_at: now,
     started_at: null,
     ended_at: null,
+    name: (byId.get(itemId) as (typeof items)[number]).name,
   }));
   const runIdOf = sql<string>`CASE ${sql.ref('id')} ${sql.join(
     starting.map((s) => sql`WHEN ${s.itemId} THEN ${s.runId}`),
@@ -102,7 +108,7 @@ export async function acksIn(
     await trx.updateTable('items').set(itemsSet).where('id', 'in', startingIds).execute();
   }
   // The new runs are exactly what was inserted: built here rather than read back.
-  for (const { queue_id: _q, ...row } of newRuns) {
+  for (const { queue_id: _q, name: _n, ...row } of newRuns) {
     const item = byId.get(row.item_id) as (typeof items)[number];
     out.set(row.item_id, {
       ...row,

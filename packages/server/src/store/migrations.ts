@@ -2,6 +2,7 @@ import { Migrator, PostgresAdapter, sql, type Kysely, type Migration, type Migra
 import { LiftoffError, redactConfig } from '@liftoff/core';
 import { createBacklogCounters } from './backlogSchema.js';
 import { createJobTables } from './jobsSchema.js';
+import { createRunSearch } from './runSearchSchema.js';
 import { createSweepTables } from './sweepsSchema.js';
 
 /**
@@ -455,6 +456,10 @@ const migrations: Record<string, Migration> = {
     // Sweeps, their trials (one row per trial number, so a restart or a second replica never pushes one twice) and
     // the lease that makes one replica the sweep controller (sweepsSchema.ts).
     up: createSweepTables,
+  },
+  '0023_run_search': {
+    // A run's name on its row, and a trigram index of its id and name, for the runs list's search (runSearch.ts).
+    up: createRunSearch,
   },
 };
 

@@ -3,6 +3,7 @@ import { ITEM_STATES, InvalidCursorError, RunQueryError, type RunListRow } from 
 import type { DialectName } from './database.js';
 import { toRun } from './runs.js';
 import type { Column, Sort } from './runColumns.js';
+import { matchCondition, searchCandidates } from './runSearch.js';
 import type { Database } from './schema.js';
 
 /**
@@ -34,6 +35,8 @@ export interface RunListFilter {
   states?: string[];
   agent?: string;
   q?: string;
+  /** The runs that may match q, when the search index narrowed them (runSearch.ts); all runs otherwise. */
+  candidates?: readonly string[];
   /** created_at ≥ since and < until (ms). */
   since?: number;
   until?: number;
@@ -156,9 +159,6 @@ function decodeCursor(raw: string, sort: Sort, parts: Part[]): unknown[] {
   return values;
 }
 
-/** `%`, `_` and the escape itself match literally in a LIKE pattern. */
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
-
 function columnValue(dialect: DialectName, column: Column, mk: MetricAlias): RawBuilder<unknown>[] {
   if (column.kind === 'metric') return [numericOf(column, mk)];
   if (column.kind !== 'config') throw new Error('only config and metric columns are shown');
@@ -195,10 +195,6 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
     ...sortParts(dialect, opts.sort, mk),
     { expr: sql`runs.id`, desc: opts.sort.desc, type: 'str' as const },
   ];
-  const name =
-    dialect === 'sqlite'
-      ? sql<string | null>`json_extract(items.spec, '$.name')`
-      : sql<string | null>`(sj.doc ->> 'name')`;
   let q = db
     .selectFrom('runs')
     // LEFT joins though every run has its item, queue and entity: SQLite keeps runs the outer loop then, so the page
@@ -208,7 +204,7 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
     .leftJoin('entities', 'entities.id', 'queues.entity_id')
     .selectAll('runs')
     .select(['queues.name as queue_name', 'entities.name as entity_name', 'items.created_at as queued_at'])
-    .select(name.as('run_name'))
+    .select('runs.name as run_name')
     // As a subquery rather than a filter on the joined queues: so SQLite's planner starts from runs and reads the
     // page off the (queue_id, created_at, id) index instead of sorting every run of the queue (bench/runs.mjs plans).
     .where(
@@ -243,18 +239,8 @@ export function runsQuery(db: Kysely<Database>, dialect: DialectName, filter: Ru
   if (filter.agent) q = q.where('runs.agent_id', '=', filter.agent);
   if (filter.since !== undefined) q = q.where('runs.created_at', '>=', filter.since);
   if (filter.until !== undefined) q = q.where('runs.created_at', '<', filter.until);
-  if (filter.q) {
-    const e = likeEscape(filter.q);
-    // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same (and more): names match case-insensitively.
-    const like = dialect === 'sqlite' ? sql`LIKE` : sql`ILIKE`;
-    const idPrefix = sql`runs.id LIKE ${`${e}%`} ESCAPE '\\'`;
-    // First the spec's stored text (JSON.stringify's: a name's characters appear in it as they are, unless they are
-    // quotes, backslashes or control characters, which JSON escapes): a cheap test that spares the JSON parse of
-    // every run that cannot match, which was most of a search's cost. Then the name itself.
-    if (![...filter.q].some((ch) => ch === '"' || ch === '\\' || ch < ' '))
-      q = q.where(sql<boolean>`(${idPrefix} OR items.spec ${like} ${`%${e}%`} ESCAPE '\\')`);
-    q = q.where(sql<boolean>`(${idPrefix} OR ${name} ${like} ${`%${e}%`} ESCAPE '\\')`);
-  }
+  if (filter.candidates) q = q.where('runs.id', 'in', filter.candidates.length ? filter.candidates : ['']);
+  if (filter.q) q = q.where(matchCondition(dialect, filter.q));
   if (opts.cursor !== undefined)
     q = q.where(after(dialect, parts, decodeCursor(opts.cursor, opts.sort, parts)) as RawBuilder<boolean>);
   opts.columns.forEach((c, i) => {
@@ -275,7 +261,9 @@ export async function listRuns(
   filter: RunListFilter,
   opts: RunListOptions,
 ): Promise<{ runs: RunListRow[]; next_cursor: string | null }> {
-  const { query, parts } = runsQuery(db, dialect, filter, opts);
+  const candidates = filter.q ? await searchCandidates(db, dialect, filter, filter.q) : undefined;
+  if (candidates?.length === 0) return { runs: [], next_cursor: null };
+  const { query, parts } = runsQuery(db, dialect, { ...filter, candidates }, opts);
   const rows = (await query.execute()) as unknown as Array<
     Parameters<typeof toRun>[0] & { run_name: string | null; queued_at: number | null } & Record<string, unknown>
   >;

@@ -74,6 +74,8 @@ export interface RunsTable {
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
+  /** The item spec's name, copied at the ack for the search index (migration 0023, runSearchSchema.ts). */
+  name: string | null;
   log_size: Generated<number>;
   warning: Generated<string | null>;
   outputs_link: Generated<string | null>;
