@@ -198,3 +198,28 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe.skipIf(!pgAvailable)('migration 0023 on postgres without pg_trgm', () => {
+  let b: BackendServer;
+  afterAll(async () => b?.close());
+
+  it('goes on without the index where the extension cannot be created, and search still answers', async () => {
+    b = await startBackendServer('postgres');
+    const db = (await b.query('SELECT current_database() AS d'))[0]?.d as string;
+    await b.exec(`DROP INDEX runs_search_trgm; DROP EXTENSION pg_trgm; ALTER TABLE runs DROP COLUMN name;
+      DELETE FROM kysely_migration WHERE name = '0023_run_search';
+      REVOKE CREATE ON DATABASE "${db}" FROM PUBLIC; REVOKE CREATE ON DATABASE "${db}" FROM CURRENT_USER`);
+    const old = [0, 1].map((i) => ({ ...fixtureRun(i), id: `old${i}`, name: `legacy-${i}` }));
+    await b.exec(
+      insertRunsSql('default', old)
+        .replace(/, name\) VALUES/, ') VALUES')
+        .replace(/, '(legacy-\d)'\)/g, ')'),
+    );
+    const restarted = await b.restart();
+    expect(await b.query(`SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'`)).toEqual([]);
+    expect(await b.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'runs_search_trgm'`)).toEqual([]);
+    const key = readCredentials(join(b.home, '.config', 'liftoff', 'credentials'))?.api_key ?? '';
+    const client = new LiftoffClient({ baseUrl: restarted.url, apiKey: key });
+    expect((await client.listRuns('default', { q: 'Legacy-1' })).runs.map((r) => r.id)).toEqual(['old1']);
+  });
+});
