@@ -86,6 +86,8 @@ describe.skipIf(skipReason !== undefined)('web UI: access, not found, polling an
       await page.goto(`${server.url}/`);
       await page.getByLabel('API key').fill(server.apiKey);
       await page.getByRole('button', { name: 'Sign in' }).click();
+      // Signed in once the queues show: a navigation before that would find no key stored and show the sign-in form.
+      await page.getByRole('heading', { name: 'Queues', level: 1 }).waitFor();
       await page.goto(`${server.url}/runs/r0000`);
       await page.locator('[data-state="finished"]').first().waitFor();
       const times = await page.locator('time').allTextContents();
