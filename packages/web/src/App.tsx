@@ -1,7 +1,11 @@
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { QueryClientProvider } from '@tanstack/react-query';
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { Route, Switch } from 'wouter';
 import { ThemePicker, useDocumentTitle, useFocusFirstInvalid, useFocusHeadingOnNavigation } from './a11y.js';
 import { Api, ApiError, type Whoami } from './api.js';
-import { Link, SessionContext, navigate, useLocation, type Session } from './hooks.js';
+import { SessionContext, type Session } from './hooks.js';
+import { clearCache, queryClient } from './poll.js';
+import { AppRouter, Link, navigate, useUrl } from './router.js';
 import { AgentsPage } from './pages/AgentsPage.js';
 import { GlobalRunsPage } from './pages/GlobalRunsPage.js';
 import { ItemPage } from './pages/ItemPage.js';
@@ -129,42 +133,100 @@ function EntityPicker({ entity, onChange }: { entity: string; onChange: (e: stri
 
 const TAB_TITLE: Record<string, string> = { items: 'Items', runs: 'Runs', agents: 'Agents', config: 'Config' };
 
-/** The document title of a route (the page's own name where the path has it). */
-export function routeTitle(parts: string[]): string {
-  const [a, b, c] = parts;
-  if (!a || (a === 'queues' && !b)) return 'Queues';
-  if (a === 'queues' && b) return `${TAB_TITLE[c ?? 'items'] ?? 'Items'} · ${b}`;
-  if (a === 'runs') return b ? `Run ${b}` : 'Runs';
-  if (a === 'agents' && !b) return 'Agents';
-  if (a === 'items' && b) return `Item ${b}`;
-  if (a === 'jobs' && b && c) return `Job ${b} v${c}`;
-  if (a === 'sweeps') return b ? `Sweep ${b}` : 'Sweeps';
-  return 'Page not found';
+type Params = Record<string, string | undefined>;
+/** A path parameter as the page needs it: the router hands it over as the address bar has it (router.tsx). */
+const param = (p: Params, name: string): string => {
+  const raw = p[name] ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+};
+
+interface AppRoute {
+  path: string;
+  title: (p: Params) => string;
+  page: (p: Params) => ReactNode;
 }
 
-function Routes() {
-  const location = useLocation();
-  const path = location.split('?')[0] ?? '/';
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-  useDocumentTitle(routeTitle(parts));
-  useFocusHeadingOnNavigation(path);
-  if (parts.length === 0 || (parts[0] === 'queues' && parts.length === 1)) return <QueuesPage />;
-  if (parts[0] === 'queues' && parts[1]) return <QueuePage name={parts[1]} tab={parts[2] ?? 'items'} />;
-  if (parts[0] === 'runs' && parts.length === 1) return <GlobalRunsPage />;
-  if (parts[0] === 'agents' && parts.length === 1) return <AgentsPage />;
-  if (parts[0] === 'runs' && parts[1]) return <RunPage id={parts[1]} />;
-  if (parts[0] === 'items' && parts[1]) return <ItemPage id={parts[1]} />;
-  if (parts[0] === 'sweeps' && parts.length === 1) return <SweepsPage />;
-  if (parts[0] === 'sweeps' && parts[1]) return <SweepPage id={parts[1]} />;
-  if (parts[0] === 'jobs' && parts[1] && parts[2]) return <JobPage name={parts[1]} version={parts[2]} />;
+/** Every page of the UI: its path (wouter's syntax), its document title and what it renders. */
+const ROUTES: AppRoute[] = [
+  { path: '/', title: () => 'Queues', page: () => <QueuesPage /> },
+  { path: '/queues', title: () => 'Queues', page: () => <QueuesPage /> },
+  {
+    path: '/queues/:name/:tab?',
+    title: (p) => `${TAB_TITLE[param(p, 'tab') || 'items'] ?? 'Items'} · ${param(p, 'name')}`,
+    page: (p) => <QueuePage name={param(p, 'name')} tab={param(p, 'tab') || 'items'} />,
+  },
+  { path: '/runs', title: () => 'Runs', page: () => <GlobalRunsPage /> },
+  { path: '/runs/:id', title: (p) => `Run ${param(p, 'id')}`, page: (p) => <RunPage id={param(p, 'id')} /> },
+  { path: '/agents', title: () => 'Agents', page: () => <AgentsPage /> },
+  { path: '/items/:id', title: (p) => `Item ${param(p, 'id')}`, page: (p) => <ItemPage id={param(p, 'id')} /> },
+  { path: '/sweeps', title: () => 'Sweeps', page: () => <SweepsPage /> },
+  { path: '/sweeps/:id', title: (p) => `Sweep ${param(p, 'id')}`, page: (p) => <SweepPage id={param(p, 'id')} /> },
+  {
+    path: '/jobs/:name/:version',
+    title: (p) => `Job ${param(p, 'name')} v${param(p, 'version')}`,
+    page: (p) => <JobPage name={param(p, 'name')} version={param(p, 'version')} />,
+  },
+];
+
+/** A route's page with its document title. */
+function RoutePage({ route, params }: { route: AppRoute; params: Params }) {
+  useDocumentTitle(route.title(params));
+  return route.page(params);
+}
+
+function NotFound() {
+  const path = useUrl().split('?')[0] ?? '/';
+  useDocumentTitle('Page not found');
   return (
     <div className="page">
-      <LoadError error={new ApiError(404, 'NOT_FOUND', `There is no page at ${path}.`)} />
+      <LoadError error={new ApiError(404, 'NOT_FOUND', `There is no page at ${safeDecode(path)}.`)} />
     </div>
   );
 }
 
+const safeDecode = (s: string) => {
+  try {
+    return decodeURI(s);
+  } catch {
+    return s;
+  }
+};
+
+function Routes() {
+  const path = useUrl().split('?')[0] ?? '/';
+  useFocusHeadingOnNavigation(path);
+  return (
+    <Switch>
+      {ROUTES.map((r) => (
+        <Route key={r.path} path={r.path}>
+          {(params: Params) => <RoutePage route={r} params={params} />}
+        </Route>
+      ))}
+      <Route>
+        <NotFound />
+      </Route>
+    </Switch>
+  );
+}
+
 export function App() {
+  return (
+    <QueryClientProvider client={queryClient}>
+      <AppRouter>
+        <Shell />
+      </AppRouter>
+    </QueryClientProvider>
+  );
+}
+
+/** Sign-ins of this tab so far, for Session.keyId. */
+let signIns = 0;
+
+function Shell() {
   const [key, setKey] = useState<string | null>(() => sessionStorage.getItem(KEY_STORAGE));
   const [who, setWho] = useState<Whoami | null>(null);
   const [notice, setNotice] = useState<string | undefined>(undefined);
@@ -172,6 +234,8 @@ export function App() {
 
   const signOut = useCallback((reason?: string) => {
     sessionStorage.removeItem(KEY_STORAGE);
+    // Nothing the key read stays behind for whoever signs in next.
+    clearCache();
     setKey(null);
     setWho(null);
     setNotice(reason ? `Signed out: ${reason}` : undefined);
@@ -192,13 +256,15 @@ export function App() {
     navigate('/');
   }, []);
 
+  // A new id for each key taken (useMemo: the same one on every render with that key).
+  const keyId = useMemo(() => (key ? String(++signIns) : ''), [key]);
   const session = useMemo<Session | null>(() => {
     if (!key || !who) return null;
     // whoami names the key's entity ("*": all; a key of several entities lists them with commas).
     const own = who.entity.split(',')[0]?.trim();
     const effective = entity || (own && own !== '*' ? own : 'default');
-    return { api: new Api(key), whoami: who, entity: effective, setEntity, signOut };
-  }, [key, who, entity, setEntity, signOut]);
+    return { api: new Api(key), keyId, whoami: who, entity: effective, setEntity, signOut };
+  }, [key, keyId, who, entity, setEntity, signOut]);
 
   if (!key) {
     return (

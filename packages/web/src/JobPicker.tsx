@@ -1,6 +1,8 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import type { JobSummary, JobVersionInfo } from './api.js';
+import type { JobVersionInfo } from './api.js';
 import { useSession } from './hooks.js';
+import { usePoll } from './poll.js';
+import { res } from './resources.js';
 import { Field } from './ui.js';
 
 /** What the picker hands the launch dialog: the version, and the run-config values its schema form holds. */
@@ -54,16 +56,16 @@ function initial(prop: PropSchema): string {
  */
 export function JobPicker({ onChange }: { onChange: (picked: PickedJob | undefined) => void }): ReactNode {
   const { api, entity } = useSession();
-  const [jobs, setJobs] = useState<JobSummary[] | undefined>(undefined);
-  const [error, setError] = useState<string | undefined>(undefined);
+  // Read once per opening, from the shared cache: a dialog opened again shows the list at once.
+  const jobList = usePoll(res.jobs(entity), 0);
+  const jobs = jobList.data;
+  const [versionError, setError] = useState<string | undefined>(undefined);
+  const error = versionError ?? jobList.error?.message;
   const [name, setName] = useState('');
   const [ref, setRef] = useState('latest');
   const [version, setVersion] = useState<JobVersionInfo | undefined>(undefined);
   const [raw, setRaw] = useState<Record<string, string>>({});
 
-  useEffect(() => {
-    api.listJobs(entity).then(setJobs, (e: unknown) => setError((e as Error).message));
-  }, [api, entity]);
   useEffect(() => {
     setVersion(undefined);
     if (!name) return;

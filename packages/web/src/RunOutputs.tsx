@@ -1,6 +1,8 @@
 import { useState } from 'react';
 import type { RunOutput } from './api.js';
-import { useSession, usePoll } from './hooks.js';
+import { useSession } from './hooks.js';
+import { usePoll } from './poll.js';
+import { res } from './resources.js';
 
 const MiB = 1024 * 1024;
 export function formatSize(n: number): string {
@@ -26,7 +28,7 @@ export function RunOutputs({
 }) {
   const { api } = useSession();
   // Polled until the run ended, then read once more (the upload comes just before the final status).
-  const list = usePoll((a) => a.runOutputs(runId), [runId, ended], ended ? 0 : 5000);
+  const list = usePoll(res.runOutputs(runId, ended ? 'ended' : 'live'), ended ? 0 : 5000);
   const [busy, setBusy] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
 

@@ -1,4 +1,5 @@
-import { useConnection, useNow } from './hooks.js';
+import { useNow } from './hooks.js';
+import { useConnection } from './poll.js';
 import { formatTime } from './util.js';
 
 /**

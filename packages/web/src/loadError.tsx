@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
 import { ApiError } from './api.js';
-import { Link } from './hooks.js';
+import { Link } from './router.js';
 import { ErrorBanner } from './ui.js';
 
 /**

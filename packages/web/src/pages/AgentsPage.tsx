@@ -1,6 +1,9 @@
 import { useEffect } from 'react';
 import type { Agent } from '../api.js';
-import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { useNow, useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable, type TableColumn } from '../table.js';
 import { AgentBadge, Command, Empty, ErrorBanner, Time } from '../ui.js';
@@ -65,7 +68,7 @@ function agentColumns(now: number): TableColumn<Agent>[] {
 /** Every agent of the entity across its queues, live ones first, each linked to its runs (the global runs page). */
 export function AgentsPage() {
   const { entity } = useSession();
-  const agents = usePoll((api) => api.agents(entity), [entity], 5000);
+  const agents = usePoll(res.agents(entity), 5000);
   const now = useNow(1000);
   useEffect(() => {
     document.title = 'Agents · Liftoff';

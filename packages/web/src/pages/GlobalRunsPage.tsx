@@ -1,7 +1,10 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { ITEM_STATES, isTerminal, type ItemState, type RunListRow } from '../api.js';
 import { BulkCancel, CancelButton } from '../CancelRuns.js';
-import { Link, navigate, useLocation, useNow, usePoll, useSession } from '../hooks.js';
+import { useNow, useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link, navigate, useUrl } from '../router.js';
 import { apiFilters, readRunsFilters, runsFiltersHref, type RunsFilterView } from '../runsFilters.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
@@ -157,7 +160,7 @@ function Filters({ view, queues }: { view: RunsFilterView; queues: string[] }) {
  */
 export function GlobalRunsPage() {
   const { entity } = useSession();
-  const location = useLocation();
+  const location = useUrl();
   const view = readRunsFilters(location);
   const now = useNow(1000);
   const filters = apiFilters(view);
@@ -165,11 +168,8 @@ export function GlobalRunsPage() {
   // The cursors of the pages before this one, for the filters they were followed under.
   const [trail, setTrail] = useState<{ key: string; cursors: string[] }>({ key, cursors: [] });
   const cursors = trail.key === key ? trail.cursors : [];
-  const page = usePoll(
-    (api) => api.runList(entity, { ...filters, cursor: view.cursor || undefined, limit: PAGE }),
-    [entity, key, view.cursor],
-  );
-  const queues = usePoll((api) => api.queues(entity), [entity], 30_000);
+  const page = usePoll(res.runList(entity, { ...filters, cursor: view.cursor || undefined, limit: PAGE }));
+  const queues = usePoll(res.queues(entity), 30_000);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const rows = page.data?.runs ?? [];
   const cancellable = (id: string) => {

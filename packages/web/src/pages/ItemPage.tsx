@@ -1,6 +1,9 @@
 import { useEffect, useState } from 'react';
 import { isTerminal, priorityName } from '../api.js';
-import { Link, navigate, usePoll, useSession } from '../hooks.js';
+import { useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link, navigate } from '../router.js';
 import { Command, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { SpecView } from './RunPage.js';
 import { LoadError, actionError } from '../loadError.js';
@@ -12,7 +15,7 @@ import { LoadError, actionError } from '../loadError.js';
 export function ItemPage({ id }: { id: string }) {
   const { api } = useSession();
   // An ended item changes no more (a preempted run's item is pending again, so it is not ended).
-  const item = usePoll((a) => a.item(id), [id], 1000, { done: (d) => isTerminal(d.state) });
+  const item = usePoll(res.item(id), 1000, { done: (d) => isTerminal(d.state) });
   const [error, setError] = useState<string | undefined>(undefined);
   const it = item.data;
 

@@ -1,11 +1,14 @@
-import { Link, usePoll, useSession } from '../hooks.js';
+import { useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { joinArgv } from '../util.js';
 import { LoadError } from '../loadError.js';
 
 /** A version of a job (docs/jobs.md): what a run page's "Job" links to. */
 export function JobPage({ name, version }: { name: string; version: string }) {
   const { entity } = useSession();
-  const v = usePoll((a) => a.jobVersion(entity, name, version), [entity, name, version], 30_000);
+  const v = usePoll(res.jobVersion(entity, name, version), 30_000);
   const d = v.data;
   if (!d)
     return <div className="page">{v.error ? <LoadError error={v.error} /> : <p className="muted">Loading…</p>}</div>;

@@ -1,7 +1,10 @@
 import { useState } from 'react';
 import { ITEM_STATES, isTerminal, priorityName, type ItemState, type ItemSummary, type Queue } from '../api.js';
 import { CancelButton } from '../CancelRuns.js';
-import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { useNow, useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Command, Empty, ErrorBanner, StateBadge } from '../ui.js';
 import { formatAgo, formatTime, shortId } from '../util.js';
@@ -89,15 +92,13 @@ export function ItemsTab({ queue, onLaunch }: { queue: Queue; onLaunch: () => vo
   const [at, setAt] = useState<{ cursor?: string; from: 'start' | 'end' }>({ from: 'start' });
   const order = filter === 'pending' ? 'queue' : 'newest';
   const items = usePoll(
-    (a) =>
-      a.itemPage(entity, queue.name, {
-        state: filter || undefined,
-        order,
-        from: at.from,
-        cursor: at.cursor,
-        limit: ITEMS_PAGE,
-      }),
-    [entity, queue.name, filter, at.cursor, at.from],
+    res.itemPage(entity, queue.name, {
+      state: filter || undefined,
+      order,
+      from: at.from,
+      cursor: at.cursor,
+      limit: ITEMS_PAGE,
+    }),
   );
   const now = useNow(5000);
   const rows = items.data?.items;

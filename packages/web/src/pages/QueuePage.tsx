@@ -1,7 +1,10 @@
 import { useMemo, useState, type KeyboardEvent } from 'react';
 import type uPlot from 'uplot';
 import type { Agent, ItemSummary, Queue, Run } from '../api.js';
-import { Link, POLL_MS, isFinal, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { POLL_MS, useNow, useSession } from '../hooks.js';
+import { isFinal, usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link, navigate } from '../router.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { runsFiltersHref } from '../runsFilters.js';
 import { DataTable } from '../table.js';
@@ -356,12 +359,12 @@ function ConfigTab({ queue }: { queue: Queue }) {
 
 export function QueuePage({ name, tab }: { name: string; tab: string }) {
   const { entity } = useSession();
-  const queue = usePoll((api) => api.queue(entity, name), [entity, name]);
+  const queue = usePoll(res.queue(entity, name));
   // A queue that is not there (or not for this key) stops the page's other polls too: nothing of it can change.
   const queueThere = !(queue.error && isFinal(queue.error));
-  const agents = usePoll((api) => api.agents(entity), [entity], POLL_MS, { enabled: queueThere });
-  const runs = usePoll((api) => api.runs(entity, name, 200), [entity, name], POLL_MS, { enabled: queueThere });
-  const chartItems = usePoll((api) => api.items(entity, name, undefined, 1000), [entity, name], 4000, {
+  const agents = usePoll(res.agents(entity), POLL_MS, { enabled: queueThere });
+  const runs = usePoll(res.queueRuns(entity, name, 200), POLL_MS, { enabled: queueThere });
+  const chartItems = usePoll(res.items(entity, name, undefined, 1000), 4000, {
     enabled: queueThere,
   });
   const [launching, setLaunching] = useState(false);

@@ -10,7 +10,10 @@ import {
   type ResourceType,
 } from '../api.js';
 import { formProblem, type FormProblem } from '../configProblems.js';
-import { Link, useNow, usePoll, useSession } from '../hooks.js';
+import { useNow, useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { DataTable } from '../table.js';
 import { Command, Empty, ErrorBanner, Field, RunnerMissing } from '../ui.js';
 import { formatAgo, loadYaml, parseMapping } from '../util.js';
@@ -213,8 +216,8 @@ function DeleteQueueButton({ queue, onDeleted }: { queue: Queue; onDeleted: () =
 
 export function QueuesPage() {
   const { entity } = useSession();
-  const queues = usePoll((api) => api.queues(entity), [entity]);
-  const agents = usePoll((api) => api.agents(entity), [entity]);
+  const queues = usePoll(res.queues(entity));
+  const agents = usePoll(res.agents(entity));
   const [creating, setCreating] = useState(false);
   const [notice, setNotice] = useState<string | undefined>(undefined);
   const now = useNow(5000);

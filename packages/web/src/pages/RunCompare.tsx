@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { MetricPoint, RunDetail } from '../api.js';
 import { OverlayChart, seriesOf, storedMetrics } from '../MetricCharts.js';
-import { Link, useSession } from '../hooks.js';
+import { useSession } from '../hooks.js';
+import { Link } from '../router.js';
 import { ErrorBanner } from '../ui.js';
 import { shortId } from '../util.js';
 

@@ -1,6 +1,9 @@
 import { Suspense, lazy, useEffect, useState, type ReactNode } from 'react';
 import { isTerminal, priorityName, type Item, type LaunchSpec, type PriorityName, type RunDetail } from '../api.js';
-import { Link, POLL_MS, navigate, useNow, usePoll, useSession } from '../hooks.js';
+import { POLL_MS, useNow, useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link, navigate } from '../router.js';
 import { LaunchDialog } from '../LaunchDialog.js';
 import { useLogStream } from '../logs.js';
 import { LogViewer } from '../LogViewer.js';
@@ -154,25 +157,21 @@ function Preempted({ run, item }: { run: RunDetail; item: Item | undefined }) {
 export function RunPage({ id }: { id: string }) {
   const { api } = useSession();
   // A finished run changes no more: its page stops asking (the log stream's end reloads it once).
-  const run = usePoll((a) => a.run(id), [id], POLL_MS, { done: (d) => isTerminal(d.status) });
+  const run = usePoll(res.run(id), POLL_MS, { done: (d) => isTerminal(d.status) });
   // One stream for the page: the log view and the metric charts read it.
   const logs = useLogStream(id);
   const itemId = run.data?.item_id;
   // Read once, except after a preemption: the item then moves on (requeued, a new run) and the page says so.
-  const item = usePoll(
-    (a) => (itemId ? a.item(itemId) : Promise.resolve(undefined)),
-    [itemId],
-    run.data?.status === 'preempted' ? 2000 : 0,
-  );
+  const item = usePoll(res.item(itemId ?? ''), run.data?.status === 'preempted' ? 2000 : 0, {
+    enabled: Boolean(itemId),
+  });
   const [cancelState, setCancelState] = useState<{ busy: boolean; error?: string }>({ busy: false });
   const [confirmingCancel, setConfirmingCancel] = useState(false);
   const [rerunning, setRerunning] = useState(false);
   // The queue, for the re-run dialog (its template variables and what it may run); read when the dialog opens.
-  const queue = usePoll(
-    (a) => (rerunning && run.data ? a.queue(run.data.entity, run.data.queue) : Promise.resolve(undefined)),
-    [rerunning, run.data?.queue],
-    0,
-  );
+  const queue = usePoll(res.queue(run.data?.entity ?? '', run.data?.queue ?? ''), 0, {
+    enabled: rerunning && Boolean(run.data),
+  });
   const now = useNow(1000);
   const r = run.data;
   const terminal = r ? isTerminal(r.status) : false;

@@ -1,7 +1,10 @@
 import { Suspense, lazy, useState, type ReactNode } from 'react';
 import type { RunListRow } from '../api.js';
 import { MAX_TABLE_COLUMNS, readRunsView, runsViewHref, type RunsView } from '../runsView.js';
-import { Link, navigate, useLocation, useNow, usePoll } from '../hooks.js';
+import { useNow } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link, navigate, useUrl } from '../router.js';
 import { DataTable, Pager, type TableColumn } from '../table.js';
 import { Empty, ErrorBanner, StateBadge, Time } from '../ui.js';
 import { formatDuration, formatValue, shortId } from '../util.js';
@@ -113,7 +116,7 @@ function queueRunColumns(view: RunsView, now: number): TableColumn<RunListRow>[]
 
 /** Checkboxes of the config and metric keys the queue's newest runs have, and of the columns already chosen. */
 function ColumnPicker({ entity, queue, view }: { entity: string; queue: string; view: RunsView }) {
-  const keys = usePoll((api) => api.runKeys(entity, queue), [entity, queue], 30_000);
+  const keys = usePoll(res.runKeys(entity, queue), 30_000);
   const offered = [
     ...new Set([
       ...(keys.data?.config ?? []).map((k) => `config.${k}`),
@@ -148,7 +151,7 @@ function ColumnPicker({ entity, queue, view }: { entity: string; queue: string; 
  * on the server by the header clicked, paged by cursor; columns, sort and the runs compared live in the URL.
  */
 export function RunsTable({ entity, queue }: { entity: string; queue: string }) {
-  const location = useLocation();
+  const location = useUrl();
   const view = readRunsView(location);
   const now = useNow(1000);
   // Cursors of the pages before this one (the first page has none): "Previous" pops, "Next" pushes.
@@ -160,10 +163,7 @@ export function RunsTable({ entity, queue }: { entity: string; queue: string }) 
   }
   const cursor = cursors.at(-1);
   const columnsParam = view.columns.join(',');
-  const page = usePoll(
-    (api) => api.runList(entity, { queue, columns: columnsParam, sort: view.sort, cursor, limit: PAGE }),
-    [entity, queue, columnsParam, view.sort, cursor],
-  );
+  const page = usePoll(res.runList(entity, { queue, columns: columnsParam, sort: view.sort, cursor, limit: PAGE }));
   const [selected, setSelected] = useState<string[]>([]);
   const toggle = (id: string) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id]));
   const rows: RunListRow[] = page.data?.runs ?? [];

@@ -1,6 +1,9 @@
 import { Suspense, lazy, useEffect, useState } from 'react';
 import type { Sweep, SweepTrial } from '../api.js';
-import { Link, usePoll, useSession } from '../hooks.js';
+import { useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { formatValue } from '../util.js';
 import { ScatterPlot } from '../sweeps/ScatterPlot.js';
 import { SweepActions } from '../sweeps/SweepActions.js';
@@ -81,7 +84,7 @@ function trialColumns(
 /** One sweep: its state and controls, best trial, trials table, parameter-vs-metric scatter and overlaid curves. */
 export function SweepPage({ id }: { id: string }) {
   const { entity } = useSession();
-  const sweep = usePoll((api) => api.sweep(entity, id), [entity, id], 3000);
+  const sweep = usePoll(res.sweep(entity, id), 3000);
   const s: Sweep | undefined = sweep.data;
   const trials = s?.trials ?? [];
   const params = paramNames(trials);

@@ -1,6 +1,9 @@
 import { useEffect } from 'react';
 import type { Sweep } from '../api.js';
-import { Link, usePoll, useSession } from '../hooks.js';
+import { useSession } from '../hooks.js';
+import { usePoll } from '../poll.js';
+import { res } from '../resources.js';
+import { Link } from '../router.js';
 import { formatValue } from '../util.js';
 import { SweepBadge } from '../sweeps/SweepBadge.js';
 import { DataTable, type TableColumn } from '../table.js';
@@ -57,7 +60,7 @@ const COLUMNS: TableColumn<Sweep>[] = [
 /** The entity's sweeps, newest first (as the API lists them), each linked to its page. */
 export function SweepsPage() {
   const { entity } = useSession();
-  const sweeps = usePoll((api) => api.sweeps(entity), [entity], 5000);
+  const sweeps = usePoll(res.sweeps(entity), 5000);
   useEffect(() => {
     document.title = 'Sweeps · Liftoff';
   }, []);
