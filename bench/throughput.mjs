@@ -78,25 +78,37 @@ export async function jobsPerSecond({ database, agents, maxJobs, jobs }) {
  * the spawning process, whose cost grows with its resident size, and this process holds every earlier benchmark's
  * clients and results (measured here, the baseline halved after a few runs, which flattered Liftoff's ratio).
  */
-async function spawnTrueLoop({ concurrency, count }) {
+async function spawnTrueLoop({ concurrency, count, killAs }) {
   let next = 0;
+  const run = (cmd, args, opts) =>
+    new Promise((resolve, reject) =>
+      spawn(cmd, args, { stdio: 'ignore', ...opts })
+        .once('error', reject)
+        .once('exit', resolve),
+    );
   const t0 = Date.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < count) {
         next++;
-        await new Promise((resolve, reject) =>
-          spawn('true', [], { stdio: 'ignore' }).once('error', reject).once('exit', resolve),
-        );
+        await run('true', []);
+        // What uid isolation adds to any job at the least: one more spawn, kill(-1) made as the job's uid (here an
+        // unused one, so it signals nothing), as the supervisor ends each run's uid.
+        if (killAs !== undefined) await run('/usr/bin/kill', ['-9', '--', '-1'], { uid: killAs, gid: killAs });
       }
     }),
   );
   return count / ((Date.now() - t0) / 1000);
 }
 
-/** The ceiling for trivial jobs: a fresh node spawning `true` and waiting for it, `concurrency` at a time (issue 20's yardstick). */
-export async function spawnTruePerSecond({ concurrency, count }) {
-  const code = `const { spawn } = await import('node:child_process');\n${spawnTrueLoop.toString()}\nconsole.log(await spawnTrueLoop(${JSON.stringify({ concurrency, count })}));`;
+/**
+ * The ceiling for trivial jobs: a fresh node spawning `true` and waiting for it, `concurrency` at a time (issue 20's
+ * yardstick). With `killAs`, each `true` is followed by the kill(-1) spawn a uid-isolated job ends with: the floor of
+ * two spawns per job that a root agent's isolation costs before any bookkeeping.
+ */
+export async function spawnTruePerSecond({ concurrency, count, killAs }) {
+  const opts = JSON.stringify({ concurrency, count, ...(killAs !== undefined ? { killAs } : {}) });
+  const code = `const { spawn } = await import('node:child_process');\n${spawnTrueLoop.toString()}\nconsole.log(await spawnTrueLoop(${opts}));`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -106,6 +118,9 @@ export async function spawnTruePerSecond({ concurrency, count }) {
     throw new Error(`the spawn-true baseline failed (exit ${status}): ${out}`);
   return rate;
 }
+
+/** A uid no account or job has (jobUsers.ts hands out dynamic uids from 1,900,000,000 on, 65,536 of them), for the floor above. */
+const UNUSED_UID = 2_000_000_000;
 
 async function waitDrained(client, total) {
   for (;;) {
@@ -201,6 +216,7 @@ export default {
     const json = [];
     const agents = quick ? 2 : 10;
     const spawnTrue = [];
+    const spawnTrueKill = [];
     for (const [backend, database] of backends) {
       const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
       const cpu = apiOnly ? (last?.json.find((j) => j.backend === backend)?.cpuMsPerJob ?? []) : [];
@@ -210,6 +226,8 @@ export default {
         cpu.push(measured.cpuMsPerJob);
         // Right after each Liftoff run, so that both see the same load on the machine.
         spawnTrue.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs }));
+        if (process.getuid?.() === 0)
+          spawnTrueKill.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs, killAs: UNUSED_UID }));
       }
       const cps = [];
       for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
@@ -229,7 +247,9 @@ export default {
       rows.push([
         `Liftoff, ${backend}: jobs pushed → finished (${agents} agents × max_jobs 8, \`true\`)`,
         jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
-        spawnTrue.length ? `${ratio(median(jps), median(spawnTrue))} of node spawning \`true\`` : '-',
+        spawnTrue.length
+          ? `${ratio(median(jps), median(spawnTrue))} of node spawning \`true\`${spawnTrueKill.length ? `; ${ratio(median(jps), median(spawnTrueKill))} of the two-spawn floor` : ''}`
+          : '-',
       ]);
       if (cpu.length) {
         const per = (k) => median(cpu.map((c) => c[k])).toFixed(1);
@@ -253,6 +273,18 @@ export default {
         `Liftoff, ${backend}: API loop batched end to end (4 pushers × ${WIDE.pushBatch} items per request, 4 clients claiming up to ${WIDE.claim}, one sync acks them, one reports them)`,
         `${median(wide).toFixed(0)} items/s`,
         '-',
+      ]);
+    }
+    if (spawnTrueKill.length) {
+      json.push({
+        backend: 'node spawning true then kill as a uid',
+        concurrency: agents * 8,
+        jobsPerSecond: spawnTrueKill,
+      });
+      rows.push([
+        `a fresh node spawning \`true\` and then \`kill -9 -- -1\` as an unused uid, ${agents * 8} at a time (the floor of a uid-isolated job: two spawns)`,
+        `${median(spawnTrueKill).toFixed(0)} jobs/s`,
+        `${ratio(median(spawnTrueKill), median(spawnTrue))} of node spawning \`true\``,
       ]);
     }
     if (spawnTrue.length) {
@@ -306,6 +338,11 @@ export default {
               ? []
               : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),
             ...slowerThanGraphile(json),
+            ...(spawnTrueKill.length
+              ? [
+                  "The two-spawn floor: a root agent's job ends with a second spawn, the kill(-1) made as the job's uid that ends whatever the job left behind (issue 11's isolation). A fresh node doing only these two spawns per job reaches about half the rate of one spawn, so issue 20's target for trivial jobs (>= 0.5x of node spawning `true`) cannot be met by uid-isolated jobs even if the server, the agent and the supervisor's bookkeeping cost nothing; it would take a way of starting processes cheaper than a node spawn (a small native helper), or jobs without a uid of their own, which the isolation rules out. The CPU row shows what the rest costs per job.",
+                ]
+              : []),
             "Where a trivial job's time goes since issue 11: when the agent runs as root (as here) each local-process job gets a uid of its own, its fetched code is handed over entry by entry (lchown), its run record is written to the agent's state dir, and when it ends every process still holding its uid is swept (a pass over /proc); the agent's [liftoff] notes are now log chunks of their own, a few more log requests per run until the batched protocol of issue 20.",
             "Since issue 20, an agent's local-process jobs share one supervisor per data dir instead of a node process each (docs/agent-restarts.md), the /proc passes that find a run's uid processes read each status file synchronously into one buffer (fs/promises' readFile per file was a third of the agent's CPU), a uid pick reuses a pass at most a second old and jobs ending together share one, and a root agent reuses an emptied output tmpfs instead of spawning mount and umount per run (half of what was left). Then fewer statements per item and per job: PostgreSQL NOTIFYs published together go as one statement (they were more than half of all statements), access is checked on rows the store reads anyway, a report's or ack's writes and a log append are one statement each on PostgreSQL, and a short run's notes go with its final report in one sync. Counted in the batched loop on PostgreSQL, 7,233 → 2,221 statements for 4,000 items; measured, 916 → 1,575 items/s there and 2,004 → 2,719 on SQLite between the runs of 2026-12-02T07:57 and this one (both on an idle machine). Then a run's uid is ended by one kill(-1) made as the uid, spawned by the job supervisor (a spawn forks the spawning process, and the supervisor is a fraction of the agent's size), instead of a /proc pass per run end; a released uid is picked again only after a later pass shows it free. And fewer statements: a push's code archive comes from an LRU of the (immutable) archive records, a sync's log appends share its one transaction, the heartbeat and the lost-run check are one statement on PostgreSQL, and a poll reads lost runs with its state: 18.8 → 13 PostgreSQL statements per trivial job, counted. The CPU per job row above is measured in every run from /proc (a supervisor's includes the job's own `true` and the kill).",
           ],
