@@ -9,8 +9,7 @@ import { UiPage, browserUnavailable, launchBrowser } from './browser.js';
 /**
  * The UI's data cache (TanStack Query, packages/web/src/poll.ts and resources.ts) in Debian's Chromium against a
  * real server: views of one resource share its answer instead of asking again; the cache never shows one key's or
- * one entity's data to another; polling stops on a finished run and a 404; during an outage the stale banner shows
- * and the tries back off, and once the server is back the data refreshes and the banner goes.
+ * one entity's data to another. Where polling stops and how it backs off during an outage is liveness.test.ts's.
  */
 const skipReason = browserUnavailable();
 /** Two and a half of the UI's 2 s poll intervals: a page still polling asks at least twice in it. */
@@ -118,57 +117,4 @@ describe.skipIf(skipReason !== undefined)('web UI data cache', () => {
     await ui.page.getByRole('button', { name: 'Sign in' }).click();
     await ui.page.locator('tr[data-queue="default"]').waitFor();
   });
-
-  it('stops polling a finished run, keeps polling a running one', async () => {
-    await ui.goto('/runs/r0000');
-    await ui.page.locator('[data-state="finished"]').first().waitFor();
-    const shown = Date.now();
-    await ui.page.waitForTimeout(QUIET_MS);
-    expect(calls(shown, /^\/api\/runs\/r0000$/)).toEqual([]);
-    await ui.goto('/runs/r0002');
-    await ui.page.locator('[data-state="running"]').first().waitFor();
-    const live = Date.now();
-    await ui.page.waitForTimeout(QUIET_MS);
-    expect(calls(live, /^\/api\/runs\/r0002$/).length).toBeGreaterThanOrEqual(2);
-  });
-
-  it('stops polling a run that is not there (404)', async () => {
-    ui.expectStatus(404);
-    await ui.goto('/runs/gone');
-    await ui.page.getByRole('heading', { name: 'Not found', level: 1 }).waitFor();
-    const shown = Date.now();
-    await ui.page.waitForTimeout(QUIET_MS);
-    expect(calls(shown, /^\/api\/runs\/gone$/)).toEqual([]);
-  });
-
-  it('during an outage shows the stale banner and backs off; after it, refreshes the data and drops the banner', async () => {
-    await ui.goto('/');
-    await ui.page.locator('tr[data-queue="default"]').waitFor();
-    const port = new URL(server.url).port;
-    ui.expectStatus(502, 503, 504);
-    await server.stop();
-    const down = Date.now();
-    const banner = ui.page.getByTestId('stale-banner');
-    await banner.waitFor({ timeout: 15_000 });
-    expect(await banner.textContent()).toMatch(/Trying again (now|in \d+ s)\./);
-    // What was shown stays, flagged.
-    await ui.page.locator('tr[data-queue="default"]').waitFor();
-    await ui.page.waitForTimeout(12_000);
-    // 2 s polls would ask 6 times in 12 s; backing off (4, 8, 16 s) asks at most 3 times, with growing gaps.
-    const tries = calls(down, /^\/api\/entities\/default\/queues$/).map((r) => r.at);
-    expect(tries.length).toBeGreaterThanOrEqual(2);
-    expect(tries.length).toBeLessThanOrEqual(4);
-    const gaps = tries.slice(1).map((t, i) => t - (tries[i] as number));
-    for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThan(gaps[i - 1] as number);
-    server = await startServer({
-      home: server.home,
-      dataDir: server.dataDir,
-      apiKey: server.apiKey,
-      flags: ['--port', port],
-    });
-    // Something new on the server: the page shows it once its next try gets through.
-    await server.client.createQueue('default', { name: 'after-outage', resource: 'local-process', resource_args: {} });
-    await ui.page.locator('tr[data-queue="after-outage"]').waitFor({ timeout: 40_000 });
-    await banner.waitFor({ state: 'detached', timeout: 5_000 });
-  }, 90_000);
 });

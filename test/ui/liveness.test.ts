@@ -144,6 +144,7 @@ describe.skipIf(skipReason !== undefined)('web UI: access, not found, polling an
     expect(await banner.textContent()).toMatch(
       /Stale data: the server cannot be reached since .*; what you see is as of/,
     );
+    expect(await banner.textContent()).toMatch(/Trying again (now|in \d+ s)\./);
     // The data stays on screen, flagged, rather than vanishing.
     await ui.page.locator('tr[data-queue="default"]').waitFor();
     await ui.page.waitForTimeout(14_000);
@@ -159,7 +160,10 @@ describe.skipIf(skipReason !== undefined)('web UI: access, not found, polling an
       apiKey: server.apiKey,
       flags: ['--port', port],
     });
-    await banner.waitFor({ state: 'detached', timeout: 40_000 });
+    // Something new on the server: the page shows it once its next try gets through, and the banner goes.
+    await server.client.createQueue('default', { name: 'after-outage', resource: 'local-process', resource_args: {} });
+    await ui.page.locator('tr[data-queue="after-outage"]').waitFor({ timeout: 40_000 });
+    await banner.waitFor({ state: 'detached', timeout: 5_000 });
     await ui.page.locator('tr[data-queue="default"]').waitFor();
   }, 90_000);
 });
