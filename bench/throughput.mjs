@@ -119,8 +119,11 @@ export async function spawnTruePerSecond({ concurrency, count, killAs }) {
   return rate;
 }
 
-/** A uid no account or job has (jobUsers.ts hands out dynamic uids from 1,900,000,000 on, 65,536 of them), for the floor above. */
-const UNUSED_UID = 2_000_000_000;
+/** For the floor above: a uid no job has, the first past the agent's range of dynamic job uids (jobUsers.ts). */
+async function unusedUid() {
+  const { DEFAULT_DYNAMIC_RANGE } = await import(join(ROOT, 'packages/agent/dist/jobUsers.js'));
+  return DEFAULT_DYNAMIC_RANGE.first + DEFAULT_DYNAMIC_RANGE.count;
+}
 
 async function waitDrained(client, total) {
   for (;;) {
@@ -217,6 +220,7 @@ export default {
     const agents = quick ? 2 : 10;
     const spawnTrue = [];
     const spawnTrueKill = [];
+    const killAs = process.getuid?.() === 0 ? await unusedUid() : undefined;
     for (const [backend, database] of backends) {
       const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
       const cpu = apiOnly ? (last?.json.find((j) => j.backend === backend)?.cpuMsPerJob ?? []) : [];
@@ -226,8 +230,8 @@ export default {
         cpu.push(measured.cpuMsPerJob);
         // Right after each Liftoff run, so that both see the same load on the machine.
         spawnTrue.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs }));
-        if (process.getuid?.() === 0)
-          spawnTrueKill.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs, killAs: UNUSED_UID }));
+        if (killAs !== undefined)
+          spawnTrueKill.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs, killAs }));
       }
       const cps = [];
       for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
@@ -247,9 +251,10 @@ export default {
       rows.push([
         `Liftoff, ${backend}: jobs pushed → finished (${agents} agents × max_jobs 8, \`true\`)`,
         jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
-        spawnTrue.length
-          ? `${ratio(median(jps), median(spawnTrue))} of node spawning \`true\`${spawnTrueKill.length ? `; ${ratio(median(jps), median(spawnTrueKill))} of the two-spawn floor` : ''}`
-          : '-',
+        [
+          ...(spawnTrue.length ? [`${ratio(median(jps), median(spawnTrue))} of node spawning \`true\``] : []),
+          ...(spawnTrueKill.length ? [`${ratio(median(jps), median(spawnTrueKill))} of the two-spawn floor`] : []),
+        ].join('; ') || '-',
       ]);
       if (cpu.length) {
         const per = (k) => median(cpu.map((c) => c[k])).toFixed(1);
