@@ -134,15 +134,16 @@ function EntityPicker({ entity, onChange }: { entity: string; onChange: (e: stri
 const TAB_TITLE: Record<string, string> = { items: 'Items', runs: 'Runs', agents: 'Agents', config: 'Config' };
 
 type Params = Record<string, string | undefined>;
-/** A path parameter as the page needs it: the router hands it over as the address bar has it (router.tsx). */
-const param = (p: Params, name: string): string => {
-  const raw = p[name] ?? '';
+/** `s` decoded, or as it is where its escapes are malformed (a hand-typed address). */
+const tryDecode = (s: string, decode: (s: string) => string): string => {
   try {
-    return decodeURIComponent(raw);
+    return decode(s);
   } catch {
-    return raw;
+    return s;
   }
 };
+/** A path parameter as the page needs it: the router hands it over as the address bar has it (router.tsx). */
+const param = (p: Params, name: string): string => tryDecode(p[name] ?? '', decodeURIComponent);
 
 interface AppRoute {
   path: string;
@@ -183,18 +184,10 @@ function NotFound() {
   useDocumentTitle('Page not found');
   return (
     <div className="page">
-      <LoadError error={new ApiError(404, 'NOT_FOUND', `There is no page at ${safeDecode(path)}.`)} />
+      <LoadError error={new ApiError(404, 'NOT_FOUND', `There is no page at ${tryDecode(path, decodeURI)}.`)} />
     </div>
   );
 }
-
-const safeDecode = (s: string) => {
-  try {
-    return decodeURI(s);
-  } catch {
-    return s;
-  }
-};
 
 function Routes() {
   const path = useUrl().split('?')[0] ?? '/';
