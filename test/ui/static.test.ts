@@ -51,6 +51,12 @@ describe('serving the web UI', () => {
     const climb = await fetch(`${url}/%2e%2e/%2e%2e/etc/passwd`);
     expect(await climb.text()).not.toContain('root:');
 
+    // A malformed escape cannot be decoded into a path: one error in the API's shape saying so, not the app.
+    const bad = await fetch(`${url}/runs/%E0%A4%A`);
+    expect(bad.status).toBe(400);
+    const badBody = (await bad.json()) as { error: { code: string; message: string } };
+    expect(badBody.error).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('/runs/%E0%A4%A') });
+
     const api = await fetch(`${url}/api/no-such-route`);
     expect(api.status).toBe(401);
     expect(((await api.json()) as { error: { code: string } }).error.code).toBe('UNAUTHENTICATED');
