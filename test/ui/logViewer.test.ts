@@ -137,6 +137,8 @@ describe.skipIf(skipReason !== undefined)('log viewer in the web UI', () => {
 
     const scroller = page.getByTestId('logs');
     await scroller.evaluate((el) => (el.scrollTop = 0));
+    // The rows shown before the scroll are settled too: wait for the virtualiser to render the top first.
+    await page.locator('.log-row[data-line="1"]').waitFor();
     const top = await settledRows(page);
     expect(top[0]?.n).toBe(1);
     expect(top[0]?.text).toBe(lineText(1));
