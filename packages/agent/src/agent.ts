@@ -29,6 +29,7 @@ import { alreadyShippedOutput, describe, finalLine, finalReport, type Final } fr
 import { SyncChannel } from './syncChannel.js';
 import { JobUsers, killUserProcesses, type JobIdentity, type UserSwitching } from './jobUsers.js';
 import { recordedUser, removeRunState, runStateDir, sweepRunStates } from './runState.js';
+import { removeTree } from './removeTree.js';
 import { ArchiveCache } from './archiveCache.js';
 import { OutputDirs } from './outputs/outputDirs.js';
 import {
@@ -391,12 +392,12 @@ export class LaunchAgent {
     await shipped;
     if (job.lost || refusedAsLost) {
       this.say(`run ${run.id} stopped after it was declared lost; not reported`);
-      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await removeTree(workDir);
       await removeRunState(stateDir);
       return;
     }
     this.say(`run ${run.id} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}`);
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeTree(workDir);
     await removeRunState(stateDir);
   }
 

@@ -1,11 +1,10 @@
-import { chmod } from 'node:fs/promises';
 import { assertBaseImage, type ClaimedItem, type ResourceType, type Run } from '@liftoff/core';
 import type { AgentOptions } from './agent.js';
 import { BuildError, DEFAULT_BASE_IMAGE, type Builder } from './builders/index.js';
 import { jobEnvironment, wandbEnvironment } from './jobEnv.js';
 import { CONTAINER_OUTPUT_DIR, outputCapBytes } from './outputs/index.js';
 import type { OutputDirs } from './outputs/outputDirs.js';
-import { handOver, type JobUsers } from './jobUsers.js';
+import type { JobUsers } from './jobUsers.js';
 import type { LogShipper } from './logShipper.js';
 import { assertMacrosAllowed, fillResourceMacros } from './macros.js';
 import { withRetry } from './retry.js';
@@ -102,10 +101,8 @@ export async function executeJob(
       git: ctx.opts.config.file.git ?? {},
       say: note,
       archives: ctx.archives,
+      ...(user ? { owner: user } : {}),
     });
-    // Fetched as the agent (its git credentials stay its own), then handed over whole before the job starts.
-    if (user) await handOver(workDir, user);
-    else await chmod(workDir, 0o700);
     if (!processMode) {
       if (job.cancelRequested) return { state: 'stopped', exitCode: null };
       try {
@@ -140,7 +137,7 @@ export async function executeJob(
   // Runners that give jobs an output dir (docs/outputs.md); the agent collects it after the run (agent.ts).
   const outputDir = OUTPUT_RUNNERS.has(resource)
     ? {
-        path: await ctx.outputDirs.assign(run.id, stateDir),
+        ...(await ctx.outputDirs.assign(run.id, stateDir)),
         capBytes: outputCapBytes(ctx.opts.config.file['outputs-max-mib']),
       }
     : undefined;

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { killUserProcesses, type JobIdentity } from './jobUsers.js';
 import { removeOutputDir, outputDirOf } from './outputs/outputDir.js';
+import { removeTree } from './removeTree.js';
 import { stopLeftover } from './runners/localProcess.js';
 
 /**
@@ -28,7 +29,7 @@ export async function recordedUser(dir: string): Promise<JobIdentity | undefined
 }
 
 export async function removeRunState(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  await removeTree(dir);
 }
 
 /**

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { extractArchive, type Env, type GitAgentConfig, type JobSource, type LiftoffClient } from '@liftoff/core';
 import type { ArchiveCache } from './archiveCache.js';
 import { cloneGit } from './gitClone.js';
 import { withRetry } from './retry.js';
+import { handOver, type FileOwner } from './workDirAccess.js';
 
 /** How long a code archive download is retried while the server is unreachable or failing (a restart, a blip). */
 export const ARCHIVE_DOWNLOAD_DEADLINE_MS = 2 * 60_000;
@@ -20,11 +21,15 @@ export interface SourceDeps {
   downloadDeadlineMs?: number;
   /** Extracted archives kept by the agent: a code archive is then downloaded once and copied per run. */
   archives?: ArchiveCache;
+  /** The job's own user, who gets the code once it is fetched (fetched as the agent: its git credentials stay its own). */
+  owner?: FileOwner;
 }
 
 /**
- * Materialises a job's code into `dir`: unpacks an uploaded code archive or clones a git repository. Returns the
- * source's identity (archive digest, or remote and commit), which image tags are derived from.
+ * Materialises a job's code into `dir`: unpacks an uploaded code archive or clones a git repository, then hands it
+ * over whole to `deps.owner` when there is one, before the job starts; `dir` ends 0700 either way, so no other job
+ * user can look in. Returns the source's identity (archive digest, or remote and commit), which image tags are
+ * derived from.
  */
 export async function fetchSource(
   source: Exclude<JobSource, { type: 'image' }>,
@@ -41,9 +46,11 @@ export async function fetchSource(
       });
     };
     const identity = (data: Uint8Array) => `code:${createHash('sha256').update(data).digest('hex')}`;
-    if (deps.archives) return deps.archives.copyInto(source.archive_id, dir, download, identity);
+    // The cache hands its copy over as it makes it (archiveCache.ts).
+    if (deps.archives) return deps.archives.copyInto(source.archive_id, dir, download, identity, deps.owner);
     const data = await download();
     await extractArchive(data, dir);
+    await settle(dir, deps.owner);
     return identity(data);
   }
   // The scratch HOME of credential-less git runs sits next to the code, never in it.
@@ -52,5 +59,11 @@ export async function fetchSource(
     git: deps.git ?? {},
     say: (line) => deps.say(line),
   });
+  await settle(dir, deps.owner);
   return `git:${source.url}@${commit}`;
+}
+
+async function settle(dir: string, owner: FileOwner | undefined): Promise<void> {
+  if (owner) await handOver(dir, owner);
+  else await chmod(dir, 0o700);
 }

@@ -1,8 +1,10 @@
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   readlinkSync,
   rmSync,
   statSync,
@@ -46,14 +48,40 @@ describe('the agent archive cache', () => {
     const src = temp();
     for (const [path, text] of Object.entries(files)) {
       mkdirSync(join(src, path, '..'), { recursive: true });
-      writeFileSync(join(src, path), text);
+      // Scripts are executable, which the copies must keep.
+      writeFileSync(join(src, path), text, { mode: path.endsWith('.sh') ? 0o755 : 0o644 });
     }
     for (const [path, target] of Object.entries(links)) symlinkSync(target, join(src, path));
     return Buffer.from(await packDirectory(src));
   }
 
-  const fetch = (client: LiftoffClient, cache: ArchiveCache, id: string, dir: string) =>
-    fetchSource({ type: 'code', archive_id: id }, dir, { client, env: {}, say: () => undefined, archives: cache });
+  const fetch = (
+    client: LiftoffClient,
+    cache: ArchiveCache,
+    id: string,
+    dir: string,
+    owner?: { uid: number; gid: number },
+  ) =>
+    fetchSource({ type: 'code', archive_id: id }, dir, {
+      client,
+      env: {},
+      say: () => undefined,
+      archives: cache,
+      ...(owner ? { owner } : {}),
+    });
+
+  /** Every entry under `dir` (itself included), without following links: path → [uid, gid, mode bits, kind]. */
+  function ownership(dir: string): Record<string, [number, number, number, string]> {
+    const out: Record<string, [number, number, number, string]> = {};
+    const walk = (rel: string) => {
+      const st = lstatSync(join(dir, rel));
+      const kind = st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'file';
+      out[rel || '.'] = [st.uid, st.gid, kind === 'link' ? 0 : st.mode & 0o7777, kind];
+      if (kind === 'dir') for (const e of readdirSync(join(dir, rel))) walk(rel ? `${rel}/${e}` : e);
+    };
+    walk('');
+    return out;
+  }
 
   it('downloads an archive once for many runs, concurrent ones too, each getting a copy of its own', async () => {
     const client = new CountingClient(
@@ -129,5 +157,63 @@ describe('the agent archive cache', () => {
     expect(existsSync(join(dir, 'stale.txt'))).toBe(false);
     expect(existsSync(join(root, '.fill-h1-dead'))).toBe(false);
     await expect(fetch(client, cache, '../escape', join(temp(), 'code'))).rejects.toThrow('Refused code archive id');
+  });
+
+  const asRoot = process.getuid?.() === 0;
+  const tree = { 'main.py': 'print(1)\n', 'bin/run.sh': '#!/bin/sh\n', 'pkg/sub/m.py': 'x = 1\n' };
+  const expected = (uid: number) => ({
+    '.': [uid, uid, 0o700, 'dir'],
+    'main.py': [uid, uid, 0o644, 'file'],
+    bin: [uid, uid, 0o755, 'dir'],
+    'bin/run.sh': [uid, uid, 0o755, 'file'],
+    pkg: [uid, uid, 0o755, 'dir'],
+    'pkg/sub': [uid, uid, 0o755, 'dir'],
+    'pkg/sub/m.py': [uid, uid, 0o644, 'file'],
+    'cur.py': [uid, uid, 0, 'link'],
+  });
+
+  it.skipIf(!asRoot)('hands each copy over to its run user as it is made, listed or not', async () => {
+    const data = await archive(tree, { 'cur.py': 'pkg/sub/m.py' });
+    // Listed (the fast copy) and too big to list (fs.cp and the hand-over walk) end the same.
+    for (const maxListed of [100, 2]) {
+      const client = new CountingClient(new Map([['o1', data]]));
+      const cache = new ArchiveCache(join(temp(), 'archive-cache'), 16, maxListed);
+      for (const uid of [61011, 61012]) {
+        const dir = join(temp(), 'code');
+        await fetch(client, cache, 'o1', dir, { uid, gid: uid });
+        expect(ownership(dir)).toEqual(expected(uid));
+        expect(readlinkSync(join(dir, 'cur.py'))).toBe('pkg/sub/m.py');
+      }
+      expect(client.downloads.get('o1')).toBe(1);
+    }
+  });
+
+  it("without a run user, a copy is the agent's, 0700 at the top", async () => {
+    const client = new CountingClient(new Map([['o2', await archive(tree, { 'cur.py': 'pkg/sub/m.py' })]]));
+    const cache = new ArchiveCache(join(temp(), 'archive-cache'));
+    const me = process.getuid?.() ?? 0;
+    for (let i = 0; i < 2; i++) {
+      const dir = join(temp(), 'code');
+      await fetch(client, cache, 'o2', dir);
+      expect(ownership(dir)).toEqual(expected(me));
+    }
+  });
+
+  it('fills an entry again when its files went missing under a running agent', async () => {
+    const client = new CountingClient(new Map([['m1', await archive(tree)]]));
+    const root = join(temp(), 'archive-cache');
+    const cache = new ArchiveCache(root);
+    await fetch(client, cache, 'm1', join(temp(), 'code'));
+    // An operator cleans the cache dir; the agent still remembers the entry's listing.
+    rmSync(join(root, 'm1'), { recursive: true });
+    const dir = join(temp(), 'code');
+    await fetch(client, cache, 'm1', dir);
+    expect(client.downloads.get('m1')).toBe(2);
+    expect(readFileSync(join(dir, 'pkg/sub/m.py'), 'utf8')).toBe('x = 1\n');
+    expect(Object.keys(ownership(dir)).sort()).toEqual(
+      Object.keys(expected(0))
+        .filter((k) => k !== 'cur.py')
+        .sort(),
+    );
   });
 });

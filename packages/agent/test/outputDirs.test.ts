@@ -22,9 +22,9 @@ function dataDir(): string {
 async function started(dirs: OutputDirs, data: string, runId: string, owner: { uid: number; gid: number }) {
   const stateDir = join(data, 'runs', runId);
   mkdirSync(stateDir, { recursive: true });
-  const path = await dirs.assign(runId, stateDir);
-  const capped = await prepareOutputDir({ path, capBytes: CAP }, owner, () => undefined);
-  return { path, stateDir, capped };
+  const { path, reused } = await dirs.assign(runId, stateDir);
+  const capped = await prepareOutputDir({ path, reused, capBytes: CAP }, owner, () => undefined);
+  return { path, reused, stateDir, capped };
 }
 
 /**
@@ -38,6 +38,7 @@ describe.skipIf(!isRoot)('output dir slots of a root agent', () => {
     const dirs = new OutputDirs(data, true);
     const a = await started(dirs, data, 'run-a', { uid: 61001, gid: 61001 });
     expect(a.capped).toBe(true);
+    expect(a.reused).toBe(false);
     expect(mounted(a.path)).toBe(true);
     mkdirSync(join(a.path, 'ckpt'));
     writeFileSync(join(a.path, 'ckpt', 'model.bin'), 'weights of run a');
@@ -47,6 +48,7 @@ describe.skipIf(!isRoot)('output dir slots of a root agent', () => {
 
     const b = await started(dirs, data, 'run-b', { uid: 61002, gid: 61002 });
     expect(b.path).toBe(a.path);
+    expect(b.reused).toBe(true);
     expect(mounted(b.path)).toBe(true);
     expect(readdirSync(b.path)).toEqual([]);
     const st = statSync(b.path);
@@ -56,6 +58,17 @@ describe.skipIf(!isRoot)('output dir slots of a root agent', () => {
     // The symlink went, not what it pointed at.
     expect(readFileSync('/etc/shadow').length).toBeGreaterThan(0);
     await dirs.release('run-b', b.stateDir);
+    // A run that leaves nothing behind (b left a cut-short file): the slot goes on, owner changed, still capped.
+    const c = await started(dirs, data, 'run-c', { uid: 61007, gid: 61007 });
+    expect([c.path, c.reused]).toEqual([a.path, true]);
+    expect(readdirSync(c.path)).toEqual([]);
+    await dirs.release('run-c', c.stateDir);
+    const d = await started(dirs, data, 'run-d', { uid: 61008, gid: 61008 });
+    expect([d.path, d.reused, d.capped]).toEqual([a.path, true, true]);
+    const std = statSync(d.path);
+    expect([std.uid, std.gid, std.mode & 0o777]).toEqual([61008, 61008, 0o700]);
+    expect(() => writeFileSync(join(d.path, 'big'), Buffer.alloc(2 * CAP))).toThrow(/ENOSPC/);
+    await dirs.release('run-d', d.stateDir);
     // An agent that stops unmounts its idle slots.
     expect(mounted(b.path)).toBe(true);
     await dirs.close();
@@ -99,7 +112,8 @@ describe('output dirs of a non-root agent', () => {
     const data = tempDir('liftoff-outdirs-');
     const dirs = new OutputDirs(data, false);
     mkdirSync(join(data, 'runs', 'r1'), { recursive: true });
-    const path = await dirs.assign('r1', join(data, 'runs', 'r1'));
+    const { path, reused } = await dirs.assign('r1', join(data, 'runs', 'r1'));
+    expect(reused).toBe(false);
     expect(path).toBe(join(data, 'job-outputs', 'r1'));
     mkdirSync(path, { recursive: true });
     writeFileSync(join(path, 'x'), 'x');

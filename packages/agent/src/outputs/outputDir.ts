@@ -13,6 +13,11 @@ export const outputDirOf = (dataDir: string, runId: string): string => join(data
 export interface OutputDirSpec {
   path: string;
   capBytes: number;
+  /**
+   * A root agent's slot an earlier run used, which OutputDirs emptied moments ago (outputDirs.ts): a mounted tmpfs
+   * with this cap, root's and 0700, under the parent prepared for its first run. Only its owner is set.
+   */
+  reused?: boolean;
 }
 
 /**
@@ -33,6 +38,11 @@ export async function prepareOutputDir(
   opts: { rootAgent?: boolean; container?: boolean } = {},
 ): Promise<boolean> {
   const root = opts.rootAgent ?? process.getuid?.() === 0;
+  if (root && dir.reused) {
+    // Every other call here was made for the slot's first run and still holds (see OutputDirSpec.reused).
+    if (owner) await chown(dir.path, owner.uid, owner.gid);
+    return true;
+  }
   // A root agent's job users pass through the parent to their own dir but cannot list the others' (as with work
   // dirs). A non-root agent has no job users of its own (its jobs run as itself, or in containers that get the dir
   // bind-mounted by the Docker daemon, which needs no path through the parent): the parent is then closed to

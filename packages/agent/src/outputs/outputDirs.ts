@@ -35,13 +35,17 @@ export class OutputDirs {
     return join(this.dataDir, 'job-outputs');
   }
 
-  /** The dir for a new run: an idle mounted slot, or a fresh one prepareOutputDir will mount. Recorded in `stateDir`. */
-  async assign(runId: string, stateDir: string): Promise<string> {
-    if (!this.pooled) return outputDirOf(this.dataDir, runId);
-    const dir = this.idle.pop() ?? join(this.root, `slot-${randomBytes(8).toString('hex')}`);
+  /**
+   * The dir for a new run, recorded in `stateDir`: an idle slot (`reused`: still mounted, emptied, root's and 0700,
+   * which no job user can reach behind the 0711 parent), or a fresh one prepareOutputDir will mount.
+   */
+  async assign(runId: string, stateDir: string): Promise<{ path: string; reused: boolean }> {
+    if (!this.pooled) return { path: outputDirOf(this.dataDir, runId), reused: false };
+    const idle = this.idle.pop();
+    const dir = idle ?? join(this.root, `slot-${randomBytes(8).toString('hex')}`);
     this.byRun.set(runId, dir);
     await writeFile(join(stateDir, RECORD), dir.slice(this.root.length + 1), { mode: 0o600 });
-    return dir;
+    return { path: dir, reused: idle !== undefined };
   }
 
   /** The run's dir: the one it was assigned (also before a restart, from its record), else the per-run path. */
@@ -109,11 +113,14 @@ export class OutputDirs {
  */
 async function emptied(dir: string): Promise<boolean> {
   try {
-    const [own, parent] = await Promise.all([lstat(dir), stat(dirname(dir))]);
+    const [own, parent, top] = await Promise.all([lstat(dir), stat(dirname(dir)), readdir(dir)]);
     if (!own.isDirectory() || own.dev === parent.dev) return false;
-    if ((await countEntries(dir, EMPTY_BUDGET)) > EMPTY_BUDGET) return false;
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-    if ((await readdir(dir)).length) return false;
+    // Most runs leave nothing (their outputs are uploaded from the slot, not moved out of it): one listing then.
+    if (top.length) {
+      if ((await countEntries(dir, EMPTY_BUDGET)) > EMPTY_BUDGET) return false;
+      for (const name of top) await rm(join(dir, name), { recursive: true, force: true });
+      if ((await readdir(dir)).length) return false;
+    }
     await chown(dir, 0, 0);
     await chmod(dir, 0o700);
     return true;

@@ -1,7 +1,8 @@
 import { mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigInvalidError, RunnerError, SlurmError, type SlurmAgentConfig } from '@liftoff/core';
-import { JobUsers, assertWorkRootReachable, detectUserSwitching } from '../../jobUsers.js';
+import { JobUsers, detectUserSwitching } from '../../jobUsers.js';
+import { assertWorkRootReachable } from '../../workDirAccess.js';
 import type { AdoptContext, JobContext, RunHandle, RunOutcome, Runner, RunnerDeps } from '../types.js';
 import { Accounting } from './accounting.js';
 import { batchScript, outputPattern } from './batchScript.js';

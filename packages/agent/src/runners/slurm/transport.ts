@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, cp, mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { SlurmError, type Env, type SlurmAgentConfig } from '@liftoff/core';
-import { handOver } from '../../jobUsers.js';
+import { handOver } from '../../workDirAccess.js';
 import { shCommand } from './quoting.js';
 import { remoteTarCommand, unpackRemoteOutputs, type FetchedOutputs } from './remoteOutputs.js';
 
@@ -98,7 +98,7 @@ export class LocalTransport implements Transport {
     if (owner) {
       // The fetched code was handed over by nobody yet (slurm jobs get no local user): every entry is chowned here,
       // links themselves (lchown), before the job exists, so nothing of the job's can race it.
-      await handOver(dir, { ...owner, name: '', dynamic: false });
+      await handOver(dir, owner);
     }
     await chmod(dir, 0o700);
   }
