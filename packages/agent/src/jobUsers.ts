@@ -156,9 +156,10 @@ export class JobUsers {
   }
 
   /**
-   * Ends every process of the run's uid and gives the uid back. The kill is one kill(-1) made as the uid itself
-   * (killAllAs; by `killer`, the job supervisor, when given), not a /proc pass per run: those passes were the
-   * agent's largest cost on trivial jobs. What kill(-1)
+   * Ends every process of the run's uid and gives the uid back. `killer` (the local-process runner) says the job's
+   * cgroup already ended them all (runners/jobCgroups.ts), or has the job supervisor make one kill(-1) as the uid
+   * itself; without it, or when it cannot, the agent makes that kill (killAllAs). Not a /proc pass per run: those
+   * passes were the agent's largest cost on trivial jobs. What kill(-1)
    * cannot reach (a process holding the uid only as its effective one, through a setuid file of the job's) is
    * guarded at the next pick: a released uid is picked again only once a /proc pass that began after its release
    * shows it free (acquire), and such a pass kills what it finds of it.

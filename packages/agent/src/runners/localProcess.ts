@@ -35,8 +35,13 @@ export class LocalProcessRunner implements Runner {
     this.supervisor.close();
   }
 
-  /** Ends every process of a run's own uid through the supervisor (jobUsers.ts release); false when it cannot. */
+  /**
+   * Ends every process of a run's own uid (jobUsers.ts release); false when it cannot. A job that ran in a cgroup of
+   * its own has nothing left once its status says so (supervisorFiles.ts ExitStatus.contained); otherwise the
+   * supervisor makes kill(-1) as the uid.
+   */
   killAllAs(stateDir: string, identity: { uid: number; gid: number }): Promise<boolean> {
+    if (readExitStatus(stateDir)?.contained) return Promise.resolve(true);
     return this.supervisor.killAllAs(stateDir, identity);
   }
 

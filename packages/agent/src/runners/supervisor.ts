@@ -27,6 +27,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { JobCgroups } from './jobCgroups.js';
 import {
   SUPERVISOR_SOCKET,
   isKillAllRequest,
@@ -59,6 +60,9 @@ const clients = new Set<Socket>();
 let stopping = false;
 /** Whether any agent has connected yet. */
 let served = false;
+/** Where jobs under another uid get a cgroup of their own (jobCgroups.ts); detected in main(). */
+let cgroups: JobCgroups | undefined;
+const ownUid = process.getuid?.() ?? 0;
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -87,6 +91,8 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   let outputError: string | undefined;
   let startError: string | undefined;
   let jobPid: number | undefined;
+  /** The job's own cgroup, when it has one: ended (everything in it killed) before the status is written. */
+  let cgroup: string | undefined;
   // Writes to the output file are queued in order on one promise chain. While more than OUTPUT_QUEUE_MAX bytes wait
   // (a disk slower than the job prints), the job's pipes are paused: the job then blocks on a full pipe, as it did
   // under a supervisor of its own, instead of the supervisor's memory growing for every job it serves.
@@ -130,7 +136,9 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   const fail = (error: string) => {
     starting--;
     answer({ error });
-    void finish({ code: null, signal: null, error });
+    void (cgroup ? (cgroups?.end(cgroup) ?? Promise.resolve()) : Promise.resolve()).then(() =>
+      finish({ code: null, signal: null, error }),
+    );
   };
 
   void (async () => {
@@ -146,8 +154,8 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
     }
     if (stopping) return fail('the supervisor is shutting down (the host is stopping)');
     let child: ChildProcess;
-    try {
-      child = spawn(req.program, req.args, {
+    const launch = () =>
+      spawn(req.program, req.args, {
         cwd: req.cwd,
         env: req.env,
         // A process group of its own, so that cancelling stops the job's children too. With a user of its own, libuv
@@ -156,6 +164,15 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
         stdio: ['ignore', 'pipe', 'pipe'],
         ...(req.uid !== undefined && req.gid !== undefined ? { uid: req.uid, gid: req.gid } : {}),
       });
+    try {
+      // Only a job under another uid: one running as the supervisor's own user could move itself out again.
+      if (cgroups && req.uid !== undefined && req.uid !== ownUid) {
+        const placed = cgroups.spawnInside(launch);
+        child = placed.result;
+        cgroup = placed.cgroup;
+      } else {
+        child = launch();
+      }
     } catch (err) {
       // Thrown (not emitted) for arguments node refuses outright: this job fails, the supervisor serves on.
       return fail((err as Error).message);
@@ -195,14 +212,18 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
     // "close": the leader has exited and every holder of its stdout/stderr is gone, so the output is complete.
     child.once('close', (code, signal) => {
       if (jobPid === undefined) return; // A failed spawn; "error" finished it.
-      // Children the leader left behind in its group belong to the run and go with it.
+      // Children the leader left behind in its group belong to the run and go with it; in a cgroup of its own,
+      // so does every other process of the job (one that left the group, one that changed uid).
       killGroup(jobPid, 'SIGKILL');
-      void finish({
-        code: startError ? null : code,
-        signal: startError ? null : signal,
-        ...(startError ? { error: startError } : {}),
-        ...(outputError ? { outputError } : {}),
-      });
+      void (cgroup ? (cgroups?.end(cgroup) ?? Promise.resolve(false)) : Promise.resolve(false)).then((contained) =>
+        finish({
+          code: startError ? null : code,
+          signal: startError ? null : signal,
+          ...(startError ? { error: startError } : {}),
+          ...(outputError ? { outputError } : {}),
+          ...(contained ? { contained: true } : {}),
+        }),
+      );
     });
   })().catch((err: unknown) => {
     // A bug here must not end the supervisor, and with it the records of every other job it serves.
@@ -302,6 +323,8 @@ const server = createServer();
 async function main(): Promise<void> {
   if (!home || !self) throw new Error('usage: supervisor.js <supervisor dir>');
   const me: ProcessId = { pid: process.pid, start: self.start };
+  const detected = JobCgroups.detect(process.pid);
+  cgroups = detected.cgroups;
   for (const sig of FORWARDED) {
     process.on(sig, () => {
       stopping = true;
@@ -324,6 +347,11 @@ async function main(): Promise<void> {
   // Only for an agent that never came: afterwards the supervisor ends when its last agent and job are gone.
   setTimeout(() => served || maybeExit(), FIRST_CLIENT_MS).unref();
   log(`supervisor ${process.pid} listening`);
+  log(
+    cgroups
+      ? `jobs under another uid get a cgroup of their own below ${cgroups.home}`
+      : `jobs get no cgroup of their own (${detected.why}); a run's leftovers are ended by kill(-1) as its uid`,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -45,6 +45,11 @@ export interface ExitStatus {
   error?: string;
   /** Writing the output file failed (a full disk): output from then on was read and dropped. */
   outputError?: string;
+  /**
+   * The job ran in a cgroup of its own (jobCgroups.ts), and before this status was written every process in it was
+   * killed and the cgroup removed: nothing of the job is left, so its uid needs no kill(-1).
+   */
+  contained?: true;
 }
 
 /** What the supervisor gets to start a job: everything needed, as the agent's runner decided it. */
@@ -198,6 +203,7 @@ export function readExitStatus(dir: string): ExitStatus | undefined {
     signal: typeof v.signal === 'string' ? v.signal : null,
     ...(typeof v.error === 'string' ? { error: v.error } : {}),
     ...(typeof v.outputError === 'string' ? { outputError: v.outputError } : {}),
+    ...(v.contained === true ? { contained: true as const } : {}),
   };
 }
 

@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalProcessRunner } from '../src/runners/localProcess.js';
+import { alive } from '../../../test/helpers/procs.js';
+
+/** The built supervisor (npm test builds first), started as the agent starts it. */
+const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
+const root = process.getuid?.() === 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cgroupOf = (pid: number) => /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
+
+/**
+ * A job's leftovers go with its cgroup (runners/jobCgroups.ts): the real supervisor starts jobs under a uid of their
+ * own, each in a cgroup of its own, and when a job ends kills what is left in it (a daemon that left the job's
+ * process group included), removes the cgroup, and says so in the status. Root only (CI runs as root); a host whose
+ * cgroup v2 is not writable fails here under LIFTOFF_REQUIRE_SERVICES=1 and skips loudly otherwise.
+ */
+describe.skipIf(!root)('job cgroups', () => {
+  let home: string;
+  let runs: string;
+  let supervisor: ReturnType<typeof spawn>;
+  let ask: (msg: object) => Promise<Record<string, unknown>>;
+  const ended = new Map<string, () => void>();
+  let usable = true;
+  /** The supervisor's own cgroup dir, where the job cgroups are made (from its log). */
+  let cgHome = '';
+
+  beforeAll(async () => {
+    const base = mkdtempSync(join(tmpdir(), 'liftoff-cg-'));
+    home = join(base, 'supervisor');
+    runs = join(base, 'runs');
+    mkdirSync(home, { mode: 0o700 });
+    mkdirSync(runs, { mode: 0o700 });
+    supervisor = spawn(process.execPath, [SCRIPT, home], { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
+    let log = '';
+    supervisor.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await new Promise<void>((resolve) => supervisor.stdout?.once('data', () => resolve()));
+    for (let i = 0; i < 50 && !/cgroup/.test(log); i++) await sleep(20);
+    cgHome = /get a cgroup of their own below (\S+)/.exec(log)?.[1] ?? '';
+    if (!cgHome) {
+      usable = false;
+      const why = `job cgroups are not usable on this host: ${log.trim()}`;
+      if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${why} (LIFTOFF_REQUIRE_SERVICES=1)`);
+      console.warn(`SKIPPED: ${why}`);
+    }
+    const socket = connect(join(home, 'v1.sock'));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const answers = new Map<number, (m: Record<string, unknown>) => void>();
+    createInterface({ input: socket }).on('line', (line) => {
+      const m = JSON.parse(line) as Record<string, unknown>;
+      if (typeof m.ended === 'string') ended.get(m.ended)?.();
+      else answers.get(m.id as number)?.(m);
+    });
+    let next = 1;
+    ask = (msg) =>
+      new Promise((resolve) => {
+        const id = next++;
+        answers.set(id, resolve);
+        socket.write(`${JSON.stringify({ id, ...msg })}\n`);
+      });
+  });
+  afterAll(() => {
+    supervisor.kill('SIGKILL');
+    rmSync(join(home, '..'), { recursive: true, force: true });
+  });
+
+  /** Runs a node script as `uid` under the supervisor; resolves with its output and status once it has ended. */
+  async function runJob(name: string, uid: number, script: string) {
+    const dir = join(runs, name);
+    mkdirSync(dir, { mode: 0o700 });
+    const done = new Promise<void>((resolve) => ended.set(dir, resolve));
+    const start = { program: process.execPath, args: ['-e', script], cwd: '/', env: {}, uid, gid: uid, dir };
+    const answer = await ask({ start });
+    expect(answer).toHaveProperty('pid');
+    await done;
+    return {
+      output: readFileSync(join(dir, 'output.log'), 'utf8'),
+      status: JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>,
+    };
+  }
+
+  it('ends a daemon that left the job group, removes the cgroup, and says the job was contained', async (ctx) => {
+    if (!usable) return ctx.skip();
+    const before = cgroupOf(supervisor.pid as number);
+    // The job forks a daemon in a session of its own (out of reach of the group kill), prints its pid and its
+    // cgroup, tries to move itself out of its cgroup, and exits.
+    const script = `
+      const { spawn } = require('node:child_process');
+      const fs = require('node:fs');
+      const d = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+      d.unref();
+      const cg = fs.readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)[1];
+      let escape = 'moved';
+      try { fs.writeFileSync(${JSON.stringify(join(cgHome, 'cgroup.procs'))}, String(process.pid)); }
+      catch (e) { escape = e.code; }
+      console.log(JSON.stringify({ daemon: d.pid, cgroup: cg, escape }));`;
+    const { output, status } = await runJob('daemon', 1_950_002_000, script);
+    const job = JSON.parse(output.trim()) as { daemon: number; cgroup: string; escape: string };
+    expect(status).toMatchObject({ code: 0, contained: true });
+    expect(job.cgroup).toMatch(/\/liftoff-job-\d+-\d+$/);
+    expect(job.escape).toBe('EACCES');
+    expect(alive(job.daemon)).toBe(false);
+    expect(existsSync(join(cgHome, basename(job.cgroup)))).toBe(false);
+    // The supervisor went back where it was after the spawn.
+    expect(cgroupOf(supervisor.pid as number)).toBe(before);
+  });
+
+  it('a job that leaves nothing behind is contained too, and many in a row leave no cgroup', async (ctx) => {
+    if (!usable) return ctx.skip();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => runJob(`quick-${i}`, 1_950_002_100 + i, 'process.exit(3)')),
+    );
+    for (const r of results) expect(r.status).toMatchObject({ code: 3, contained: true });
+    const left = readdirSync(cgHome).filter((n) => n.startsWith(`liftoff-job-${supervisor.pid}-`));
+    expect(left).toEqual([]);
+  });
+});
+
+/**
+ * The agent's side: a run whose exit status says its cgroup was emptied needs no kill(-1) at release; any other
+ * asks the supervisor, and with none running (none is started for this) the caller kills by itself.
+ */
+describe('the local-process runner ends a run uid', () => {
+  it('at once when the status says the job was contained, through the supervisor otherwise', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'liftoff-cgr-'));
+    try {
+      const runner = new LocalProcessRunner({ logger: pino({ level: 'silent' }) });
+      const dir = join(base, 'runs', 'r1');
+      mkdirSync(dir, { recursive: true });
+      const identity = { uid: 1_950_002_300, gid: 1_950_002_300 };
+      writeFileSync(join(dir, 'status.json'), JSON.stringify({ code: 0, signal: null }));
+      expect(await runner.killAllAs(dir, identity)).toBe(false);
+      writeFileSync(join(dir, 'status.json'), JSON.stringify({ code: 0, signal: null, contained: true }));
+      expect(await runner.killAllAs(dir, identity)).toBe(true);
+      await runner.close();
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
