@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -7,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ownCgroupDir } from '../src/runners/jobCgroups.js';
 import { LocalProcessRunner } from '../src/runners/localProcess.js';
 import { alive } from '../../../test/helpers/procs.js';
 
@@ -14,6 +24,8 @@ import { alive } from '../../../test/helpers/procs.js';
 const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
 const root = process.getuid?.() === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A pid no process has (none is above the kernel's pid_max). */
+const deadPid = () => Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1;
 const cgroupOf = (pid: number) => /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
 
 /**
@@ -29,6 +41,8 @@ describe.skipIf(!root)('job cgroups', () => {
   let ask: (msg: object) => Promise<Record<string, unknown>>;
   const ended = new Map<string, () => void>();
   let usable = true;
+  let stale = '';
+  let live = '';
   /** The supervisor's own cgroup dir, where the job cgroups are made (from its log). */
   let cgHome = '';
 
@@ -38,6 +52,14 @@ describe.skipIf(!root)('job cgroups', () => {
     runs = join(base, 'runs');
     mkdirSync(home, { mode: 0o700 });
     mkdirSync(runs, { mode: 0o700 });
+    // Job cgroups left by supervisors: one of a pid that is gone (empty: removed at the next start), one of a live
+    // process (this one: kept).
+    const own = ownCgroupDir();
+    if (typeof own === 'string') {
+      stale = join(own, `liftoff-job-${deadPid()}-1`);
+      live = join(own, `liftoff-job-${process.pid}-999`);
+      for (const d of [stale, live]) mkdirSync(d, { recursive: true });
+    }
     supervisor = spawn(process.execPath, [SCRIPT, home], { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
     let log = '';
     supervisor.stderr?.on('data', (d: Buffer) => (log += d.toString()));
@@ -67,6 +89,7 @@ describe.skipIf(!root)('job cgroups', () => {
       });
   });
   afterAll(() => {
+    for (const d of [stale, live]) if (d && existsSync(d)) rmdirSync(d);
     supervisor.kill('SIGKILL');
     rmSync(join(home, '..'), { recursive: true, force: true });
   });
@@ -110,6 +133,12 @@ describe.skipIf(!root)('job cgroups', () => {
     expect(existsSync(join(cgHome, basename(job.cgroup)))).toBe(false);
     // The supervisor went back where it was after the spawn.
     expect(cgroupOf(supervisor.pid as number)).toBe(before);
+  });
+
+  it('removes the empty job cgroups of supervisors that are gone at start, and no others', (ctx) => {
+    if (!usable) return ctx.skip();
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(live)).toBe(true);
   });
 
   it('a job that leaves nothing behind is contained too, and many in a row leave no cgroup', async (ctx) => {

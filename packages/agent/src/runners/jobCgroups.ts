@@ -166,8 +166,8 @@ function tryRemove(dir: string): void {
   }
 }
 
-/** The supervisor's own cgroup v2 dir, from /proc/self/cgroup and the cgroup2 mount that shows it. */
-function ownCgroupDir(): string | { why: string } {
+/** This process's own cgroup v2 dir, from /proc/self/cgroup and the cgroup2 mount that shows it. */
+export function ownCgroupDir(): string | { why: string } {
   let path: string | undefined;
   let mounts: string;
   try {
