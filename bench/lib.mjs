@@ -1,7 +1,7 @@
 // Shared harness of the benchmarks: real `liftoff` server and agent processes, process statistics, percentiles,
 // and the results files. Benchmarks measure and report; they assert nothing about timing.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,21 @@ export function tempDir(prefix = 'liftoff-bench-') {
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
+}
+
+/**
+ * A fresh tmpfs to use as a benchmark's HOME, or undefined unless root (mounting needs it). For rows that separate
+ * what the host's file system costs from what Liftoff does; unmounted at cleanup (by tempDir's).
+ */
+export function tmpfsDir() {
+  if (process.getuid?.() !== 0) return undefined;
+  const parent = tempDir();
+  // Job users must enter it to reach their work dirs (the agent checks that at start).
+  chmodSync(parent, 0o711);
+  const dir = join(parent, 'tmpfs');
+  mkdirSync(dir);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2g,mode=0711', 'liftoff-bench', dir]);
+  return mounted.status === 0 ? dir : undefined;
 }
 
 export function spawnLiftoff(args, env) {

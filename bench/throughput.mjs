@@ -5,7 +5,17 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
-import { ROOT, median, ratio, sleep, startAgent, startServer, tempDir, registerProtocolAgent } from './lib.mjs';
+import {
+  ROOT,
+  median,
+  ratio,
+  sleep,
+  startAgent,
+  startServer,
+  tempDir,
+  tmpfsDir,
+  registerProtocolAgent,
+} from './lib.mjs';
 
 /** The last recorded run of this benchmark (bench/results.json), for the rows an API-only run does not measure. */
 function previousRun() {
@@ -54,12 +64,15 @@ function cpuTicksUnder(home) {
 }
 
 /** Trivial jobs per second, and the CPU milliseconds each cost the server, the agents and the supervisors. */
-export async function jobsPerSecond({ database, agents, maxJobs, jobs }) {
-  const server = await startServer({ database });
+export async function jobsPerSecond({ database, agents, maxJobs, jobs, home }) {
+  const server = await startServer({ database, home });
   const spec = { source: { type: 'code', archive_id: await archiveOf(server.client) }, entry_point: ['true'] };
   await Promise.all(Array.from({ length: agents }, () => startAgent(server, { maxJobs })));
   // Warm-up: as many jobs as the agents have slots, pushed at once, so that every slot has run a job (a root agent
   // mounts a slot's output tmpfs once, then reuses it: outputs/outputDirs.ts) and the timed part is steady state.
+  // Not longer: more warm-up let V8 finish compiling (its optimizing compiler took ~9% of all CPU in the timed part,
+  // perf) but left more recently deleted inodes for this host's journal-less ext4 to skip at every file creation
+  // (RESULTS.md says more), and the two came out even.
   const warmUp = agents * maxJobs;
   await pushAll(server.client, 'default', spec, warmUp, warmUp);
   await waitDrained(server.client, warmUp);
@@ -81,7 +94,7 @@ export async function jobsPerSecond({ database, agents, maxJobs, jobs }) {
  * the spawning process, whose cost grows with its resident size, and this process holds every earlier benchmark's
  * clients and results (measured here, the baseline halved after a few runs, which flattered Liftoff's ratio).
  */
-async function spawnTrueLoop({ concurrency, count, killAs }) {
+async function spawnTrueLoop({ concurrency, count, isolateAs, cgroupsModule }) {
   let next = 0;
   const run = (cmd, args, opts) =>
     new Promise((resolve, reject) =>
@@ -89,38 +102,80 @@ async function spawnTrueLoop({ concurrency, count, killAs }) {
         .once('error', reject)
         .once('exit', resolve),
     );
+  // What isolation adds to a job of a root agent at the least, done as its supervisor does it: `true` as a uid of its
+  // own (an unused one) in a cgroup of its own, ended and removed after the exit (runners/jobCgroups.ts); where the
+  // host has no usable cgroup v2, a second spawn instead, kill(-1) made as the uid.
+  const cgroups =
+    isolateAs !== undefined ? (await import(cgroupsModule)).JobCgroups.detect(process.pid).cgroups : undefined;
+  const ids = { uid: isolateAs, gid: isolateAs };
   const t0 = Date.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < count) {
         next++;
-        await run('true', []);
-        // What uid isolation adds to any job at the least: one more spawn, kill(-1) made as the job's uid (here an
-        // unused one, so it signals nothing), as the supervisor ends each run's uid.
-        if (killAs !== undefined) await run('/usr/bin/kill', ['-9', '--', '-1'], { uid: killAs, gid: killAs });
+        if (isolateAs === undefined) {
+          await run('true', []);
+        } else if (cgroups) {
+          let exited;
+          const placed = cgroups.spawnInside(() => {
+            const child = spawn('true', [], { stdio: 'ignore', ...ids });
+            exited = new Promise((resolve) => child.once('exit', resolve));
+            return child;
+          });
+          await exited;
+          if (placed.cgroup) await cgroups.end(placed.cgroup);
+        } else {
+          await run('true', [], ids);
+          await run('/usr/bin/kill', ['-9', '--', '-1'], ids);
+        }
       }
     }),
   );
-  return count / ((Date.now() - t0) / 1000);
+  const floor = isolateAs === undefined ? 'none' : cgroups ? 'cgroup' : 'kill';
+  return { rate: count / ((Date.now() - t0) / 1000), floor };
 }
 
 /**
  * The ceiling for trivial jobs: a fresh node spawning `true` and waiting for it, `concurrency` at a time (issue 20's
- * yardstick). With `killAs`, each `true` is followed by the kill(-1) spawn a uid-isolated job ends with: the floor of
- * two spawns per job that a root agent's isolation costs before any bookkeeping.
+ * yardstick). With `isolateAs`, each `true` runs as that uid and is isolated as a root agent's supervisor isolates a
+ * job (see spawnTrueLoop): the floor that isolation costs before any bookkeeping. Resolves with the rate and which
+ * floor was measured (`cgroup`, `kill`, or `none`).
  */
-export async function spawnTruePerSecond({ concurrency, count, killAs }) {
-  const opts = JSON.stringify({ concurrency, count, ...(killAs !== undefined ? { killAs } : {}) });
-  const code = `const { spawn } = await import('node:child_process');\n${spawnTrueLoop.toString()}\nconsole.log(await spawnTrueLoop(${opts}));`;
+export async function spawnTruePerSecond({ concurrency, count, isolateAs }) {
+  const cgroupsModule = join(ROOT, 'packages/agent/dist/runners/jobCgroups.js');
+  const opts = JSON.stringify({ concurrency, count, ...(isolateAs !== undefined ? { isolateAs, cgroupsModule } : {}) });
+  const code = `const { spawn } = await import('node:child_process');\n${spawnTrueLoop.toString()}\nconsole.log(JSON.stringify(await spawnTrueLoop(${opts})));`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const status = await new Promise((resolve) => child.once('exit', resolve));
-  const rate = Number(out.trim());
-  if (status !== 0 || !Number.isFinite(rate))
+  let result;
+  try {
+    result = JSON.parse(out.trim());
+  } catch {
+    result = undefined;
+  }
+  if (status !== 0 || !Number.isFinite(result?.rate))
     throw new Error(`the spawn-true baseline failed (exit ${status}): ${out}`);
-  return rate;
+  return result;
 }
+
+/** The floors a root agent's isolation of a job can cost (spawnTrueLoop), by which the host allowed. */
+const FLOORS = {
+  cgroup: {
+    short: 'one spawn in a cgroup',
+    backend: 'node spawning true as a uid in a cgroup of its own',
+    row: 'a fresh node spawning `true` as an unused uid in a cgroup of its own, ended and removed after it exits',
+    note: "The isolation floor: a root agent's job runs as a uid of its own in a cgroup of its own, which its supervisor makes around the spawn and ends with one write to cgroup.kill once the job exits (runners/jobCgroups.ts, since 2026-12-04). A fresh node doing only that per job is the most any uid-isolated trivial job could reach; on hosts without a usable cgroup v2 a job ends with a second spawn instead, kill(-1) made as its uid, a floor of about half a spawn's rate (measured before: 463 jobs/s, 0.50×). The CPU row shows what the server, the agent and the supervisor's bookkeeping add.",
+  },
+  kill: {
+    short: 'two spawns',
+    backend: 'node spawning true then kill as a uid',
+    row: 'a fresh node spawning `true` and then `kill -9 -- -1` as an unused uid',
+    note: "The isolation floor on this host, which has no usable cgroup v2: a root agent's job ends with a second spawn, the kill(-1) made as the job's uid that ends whatever the job left behind (issue 11's isolation). A fresh node doing only these two spawns per job reaches about half the rate of one spawn, so issue 20's target for trivial jobs (>= 0.5x of node spawning `true`) cannot be met here by uid-isolated jobs even if the server, the agent and the supervisor's bookkeeping cost nothing. With a writable cgroup v2 the supervisor puts each job in a cgroup of its own instead and needs no second spawn.",
+  },
+  none: { short: '', backend: '', row: '', note: '' },
+};
 
 /** For the floor above: a uid no job has, the first past the agent's range of dynamic job uids (jobUsers.ts). */
 async function unusedUid() {
@@ -222,19 +277,32 @@ export default {
     const json = [];
     const agents = quick ? 2 : 10;
     const spawnTrue = [];
-    const spawnTrueKill = [];
-    const killAs = process.getuid?.() === 0 ? await unusedUid() : undefined;
+    const spawnTrueIsolated = [];
+    let floorKind = 'none';
+    const isolateAs = process.getuid?.() === 0 ? await unusedUid() : undefined;
     for (const [backend, database] of backends) {
       const jps = apiOnly ? (last?.json.find((j) => j.backend === backend)?.jobsPerSecond ?? []) : [];
       const cpu = apiOnly ? (last?.json.find((j) => j.backend === backend)?.cpuMsPerJob ?? []) : [];
+      // On SQLite, each run is followed by one with every data dir on a tmpfs: what this host's disk costs (its ext4
+      // has no journal, and then allocates each new inode past every one deleted in the last minutes).
+      const onTmpfs = { jps: [], cpu: [] };
       for (let i = 0; i < reps && !apiOnly; i++) {
         const measured = await jobsPerSecond({ database, agents, maxJobs: 8, jobs });
         jps.push(measured.rate);
         cpu.push(measured.cpuMsPerJob);
+        const home = backend === 'sqlite' ? tmpfsDir() : undefined;
+        if (home) {
+          const inMemory = await jobsPerSecond({ database, agents, maxJobs: 8, jobs, home });
+          onTmpfs.jps.push(inMemory.rate);
+          onTmpfs.cpu.push(inMemory.cpuMsPerJob);
+        }
         // Right after each Liftoff run, so that both see the same load on the machine.
-        spawnTrue.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs }));
-        if (killAs !== undefined)
-          spawnTrueKill.push(await spawnTruePerSecond({ concurrency: agents * 8, count: jobs, killAs }));
+        spawnTrue.push((await spawnTruePerSecond({ concurrency: agents * 8, count: jobs })).rate);
+        if (isolateAs !== undefined) {
+          const isolated = await spawnTruePerSecond({ concurrency: agents * 8, count: jobs, isolateAs });
+          spawnTrueIsolated.push(isolated.rate);
+          floorKind = isolated.floor;
+        }
       }
       const cps = [];
       for (let i = 0; i < reps; i++) cps.push(await claimsPerSecond({ database, items, workers: 8, batched: true }));
@@ -247,6 +315,7 @@ export default {
         backend,
         jobsPerSecond: jps,
         cpuMsPerJob: cpu,
+        ...(onTmpfs.jps.length ? { tmpfsJobsPerSecond: onTmpfs.jps, tmpfsCpuMsPerJob: onTmpfs.cpu } : {}),
         claimsPerSecond: cps,
         singleCallClaimsPerSecond: single,
         batchedEndToEndClaimsPerSecond: wide,
@@ -256,16 +325,33 @@ export default {
         jps.length ? `${median(jps).toFixed(0)} jobs/s${apiOnly ? ` (run of ${last?.ranAt})` : ''}` : 'not run',
         [
           ...(spawnTrue.length ? [`${ratio(median(jps), median(spawnTrue))} of node spawning \`true\``] : []),
-          ...(spawnTrueKill.length ? [`${ratio(median(jps), median(spawnTrueKill))} of the two-spawn floor`] : []),
+          ...(spawnTrueIsolated.length
+            ? [`${ratio(median(jps), median(spawnTrueIsolated))} of the isolation floor (${FLOORS[floorKind].short})`]
+            : []),
         ].join('; ') || '-',
       ]);
-      if (cpu.length) {
-        const per = (k) => median(cpu.map((c) => c[k])).toFixed(1);
+      const cpuRow = (label, runs) => {
+        const per = (k) => median(runs.map((c) => c[k])).toFixed(1);
         rows.push([
-          `Liftoff, ${backend}: CPU per trivial job (median of the runs; a supervisor's includes the job's \`true\`)`,
+          `${label}: CPU per trivial job (median of the runs; a supervisor's includes the job's \`true\`)`,
           `server ${per('server')} ms, agents ${per('agents')} ms, supervisors ${per('supervisors')} ms`,
           '-',
         ]);
+      };
+      if (cpu.length) cpuRow(`Liftoff, ${backend}`, cpu);
+      if (onTmpfs.jps.length) {
+        const label = `Liftoff, ${backend}, every data dir on a tmpfs`;
+        rows.push([
+          `${label}: jobs pushed → finished (the same, each run right after one of the above)`,
+          `${median(onTmpfs.jps).toFixed(0)} jobs/s`,
+          [
+            `${ratio(median(onTmpfs.jps), median(spawnTrue))} of node spawning \`true\``,
+            ...(spawnTrueIsolated.length
+              ? [`${ratio(median(onTmpfs.jps), median(spawnTrueIsolated))} of the isolation floor`]
+              : []),
+          ].join('; '),
+        ]);
+        cpuRow(label, onTmpfs.cpu);
       }
       rows.push([
         `Liftoff, ${backend}: API push + pop + ack + report (8 clients, batched protocol: claim up to 8, one sync acks them, one reports them)`,
@@ -283,16 +369,16 @@ export default {
         '-',
       ]);
     }
-    if (spawnTrueKill.length) {
+    if (spawnTrueIsolated.length) {
       json.push({
-        backend: 'node spawning true then kill as a uid',
+        backend: FLOORS[floorKind].backend,
         concurrency: agents * 8,
-        jobsPerSecond: spawnTrueKill,
+        jobsPerSecond: spawnTrueIsolated,
       });
       rows.push([
-        `a fresh node spawning \`true\` and then \`kill -9 -- -1\` as an unused uid, ${agents * 8} at a time (the floor of a uid-isolated job: two spawns)`,
-        `${median(spawnTrueKill).toFixed(0)} jobs/s`,
-        `${ratio(median(spawnTrueKill), median(spawnTrue))} of node spawning \`true\``,
+        `${FLOORS[floorKind].row}, ${agents * 8} at a time (the floor of a uid-isolated job)`,
+        `${median(spawnTrueIsolated).toFixed(0)} jobs/s`,
+        `${ratio(median(spawnTrueIsolated), median(spawnTrue))} of node spawning \`true\``,
       ]);
     }
     if (spawnTrue.length) {
@@ -346,13 +432,14 @@ export default {
               ? []
               : ['No PostgreSQL was available to this run: the postgres rows and graphile-worker are missing.']),
             ...slowerThanGraphile(json),
-            ...(spawnTrueKill.length
+            ...(spawnTrueIsolated.length ? [FLOORS[floorKind].note] : []),
+            ...(json.some((j) => j.tmpfsJobsPerSecond)
               ? [
-                  "The two-spawn floor: a root agent's job ends with a second spawn, the kill(-1) made as the job's uid that ends whatever the job left behind (issue 11's isolation). A fresh node doing only these two spawns per job reaches about half the rate of one spawn, so issue 20's target for trivial jobs (>= 0.5x of node spawning `true`) cannot be met by uid-isolated jobs even if the server, the agent and the supervisor's bookkeeping cost nothing; it would take a way of starting processes cheaper than a node spawn (a small native helper), or jobs without a uid of their own, which the isolation rules out. The CPU row shows what the rest costs per job.",
+                  "The tmpfs rows: this host's disk is ext4 without a journal, whose inode allocator then passes over every inode deleted in the last one to six minutes at each file or directory it creates (ext4's recently_deleted check, made only without a journal). A trivial job creates 8 (its work dir and code copy; its state dir, uid and output-slot records, output file, process record and exit status) and deletes them at its end, so what a creation costs grows with how many jobs ran in the last minutes, earlier benchmarks' included: in a perf profile of the timed part of one run (2026-12-04), __ext4_new_inode took 13% of all CPU, more than the jobs' fork and exec together. A journaled ext4 or XFS makes no such check; the tmpfs rows show what Liftoff costs without it.",
                 ]
               : []),
             "Where a trivial job's time goes since issue 11: when the agent runs as root (as here) each local-process job gets a uid of its own, its fetched code is handed over entry by entry (lchown), its run record is written to the agent's state dir, and when it ends every process still holding its uid is swept (a pass over /proc); the agent's [liftoff] notes are now log chunks of their own, a few more log requests per run until the batched protocol of issue 20.",
-            "Since issue 20, an agent's local-process jobs share one supervisor per data dir instead of a node process each (docs/agent-restarts.md), the /proc passes that find a run's uid processes read each status file synchronously into one buffer (fs/promises' readFile per file was a third of the agent's CPU), a uid pick reuses a pass at most a second old and jobs ending together share one, and a root agent reuses an emptied output tmpfs instead of spawning mount and umount per run (half of what was left). Then fewer statements per item and per job: PostgreSQL NOTIFYs published together go as one statement (they were more than half of all statements), access is checked on rows the store reads anyway, a report's or ack's writes and a log append are one statement each on PostgreSQL, and a short run's notes go with its final report in one sync. Counted in the batched loop on PostgreSQL, 7,233 → 2,221 statements for 4,000 items; measured, 916 → 1,575 items/s there and 2,004 → 2,719 on SQLite between the runs of 2026-12-02T07:57 and this one (both on an idle machine). Then a run's uid is ended by one kill(-1) made as the uid, spawned by the job supervisor (a spawn forks the spawning process, and the supervisor is a fraction of the agent's size), instead of a /proc pass per run end; a released uid is picked again only after a later pass shows it free. And fewer statements: a push's code archive comes from an LRU of the (immutable) archive records, a sync's log appends share its one transaction, the heartbeat and the lost-run check are one statement on PostgreSQL, and a poll reads lost runs with its state: 18.8 → 13 PostgreSQL statements per trivial job, counted. Then half the agent's file-system calls per job (2026-12-03): a run's copy of a cached code archive is made, and handed over to the job's uid, in one pass from a listing the agent keeps in memory (fs.cp stated every parent of the destination and each entry twice, and the hand-over walk stated and listed it all again), a reused output slot only gets its new owner, and run state and work dirs are removed with one listing and one unlink per file: an strace of one agent counted 43.6k → 19.9k syscalls for 40 jobs (futex 15.4k → 6.0k), and five interleaved runs against the previous build put the agent's CPU per job at a median of 9.0 ms against 12.5 ms (on a machine then about a third slower than in the idle runs above). The CPU per job row above is measured in every run from /proc (a supervisor's includes the job's own `true` and the kill).",
+            "Since issue 20, an agent's local-process jobs share one supervisor per data dir instead of a node process each (docs/agent-restarts.md), the /proc passes that find a run's uid processes read each status file synchronously into one buffer (fs/promises' readFile per file was a third of the agent's CPU), a uid pick reuses a pass at most a second old and jobs ending together share one, and a root agent reuses an emptied output tmpfs instead of spawning mount and umount per run (half of what was left). Then fewer statements per item and per job: PostgreSQL NOTIFYs published together go as one statement (they were more than half of all statements), access is checked on rows the store reads anyway, a report's or ack's writes and a log append are one statement each on PostgreSQL, and a short run's notes go with its final report in one sync. Counted in the batched loop on PostgreSQL, 7,233 → 2,221 statements for 4,000 items; measured, 916 → 1,575 items/s there and 2,004 → 2,719 on SQLite between the runs of 2026-12-02T07:57 and this one (both on an idle machine). Then a run's uid is ended by one kill(-1) made as the uid, spawned by the job supervisor (a spawn forks the spawning process, and the supervisor is a fraction of the agent's size), instead of a /proc pass per run end; a released uid is picked again only after a later pass shows it free. And fewer statements: a push's code archive comes from an LRU of the (immutable) archive records, a sync's log appends share its one transaction, the heartbeat and the lost-run check are one statement on PostgreSQL, and a poll reads lost runs with its state: 18.8 → 13 PostgreSQL statements per trivial job, counted. Then half the agent's file-system calls per job (2026-12-03): a run's copy of a cached code archive is made, and handed over to the job's uid, in one pass from a listing the agent keeps in memory (fs.cp stated every parent of the destination and each entry twice, and the hand-over walk stated and listed it all again), a reused output slot only gets its new owner, and run state and work dirs are removed with one listing and one unlink per file: an strace of one agent counted 43.6k → 19.9k syscalls for 40 jobs (futex 15.4k → 6.0k), and five interleaved runs against the previous build put the agent's CPU per job at a median of 9.0 ms against 12.5 ms (on a machine then about a third slower than in the idle runs above). Then a job under a uid of its own runs in a cgroup of its own, ended by one write to cgroup.kill, instead of ending with a kill(-1) spawn (2026-12-04): over four interleaved runs each against the previous build, the supervisors' CPU per job had a median of 4.7 ms against 5.7 ms. The CPU per job row above is measured in every run from /proc (a supervisor's includes the job's own `true`, and where there is no cgroup the kill).",
           ],
         },
       ],
