@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -9,19 +8,15 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownCgroupDir } from '../src/runners/jobCgroups.js';
 import { LocalProcessRunner } from '../src/runners/localProcess.js';
 import { alive } from '../../../test/helpers/procs.js';
+import { startSupervisor, type SupervisorUnderTest } from './supervisorHarness.js';
 
-/** The built supervisor (npm test builds first), started as the agent starts it. */
-const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
 const root = process.getuid?.() === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A pid no process has (none is above the kernel's pid_max). */
@@ -37,9 +32,7 @@ const cgroupOf = (pid: number) => /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/c
 describe.skipIf(!root)('job cgroups', () => {
   let home: string;
   let runs: string;
-  let supervisor: ReturnType<typeof spawn>;
-  let ask: (msg: object) => Promise<Record<string, unknown>>;
-  const ended = new Map<string, () => void>();
+  let supervisor: SupervisorUnderTest;
   let usable = true;
   let stale = '';
   let live = '';
@@ -60,37 +53,19 @@ describe.skipIf(!root)('job cgroups', () => {
       live = join(own, `liftoff-job-${process.pid}-999`);
       for (const d of [stale, live]) mkdirSync(d, { recursive: true });
     }
-    supervisor = spawn(process.execPath, [SCRIPT, home], { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
-    let log = '';
-    supervisor.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await new Promise<void>((resolve) => supervisor.stdout?.once('data', () => resolve()));
-    for (let i = 0; i < 50 && !/cgroup/.test(log); i++) await sleep(20);
-    cgHome = /get a cgroup of their own below (\S+)/.exec(log)?.[1] ?? '';
+    supervisor = await startSupervisor(home);
+    for (let i = 0; i < 50 && !/cgroup/.test(supervisor.log()); i++) await sleep(20);
+    cgHome = /get a cgroup of their own below (\S+)/.exec(supervisor.log())?.[1] ?? '';
     if (!cgHome) {
       usable = false;
-      const why = `job cgroups are not usable on this host: ${log.trim()}`;
+      const why = `job cgroups are not usable on this host: ${supervisor.log().trim()}`;
       if (process.env.LIFTOFF_REQUIRE_SERVICES === '1') throw new Error(`${why} (LIFTOFF_REQUIRE_SERVICES=1)`);
       console.warn(`SKIPPED: ${why}`);
     }
-    const socket = connect(join(home, 'v1.sock'));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    const answers = new Map<number, (m: Record<string, unknown>) => void>();
-    createInterface({ input: socket }).on('line', (line) => {
-      const m = JSON.parse(line) as Record<string, unknown>;
-      if (typeof m.ended === 'string') ended.get(m.ended)?.();
-      else answers.get(m.id as number)?.(m);
-    });
-    let next = 1;
-    ask = (msg) =>
-      new Promise((resolve) => {
-        const id = next++;
-        answers.set(id, resolve);
-        socket.write(`${JSON.stringify({ id, ...msg })}\n`);
-      });
   });
   afterAll(() => {
     for (const d of [stale, live]) if (d && existsSync(d)) rmdirSync(d);
-    supervisor.kill('SIGKILL');
+    supervisor?.process.kill('SIGKILL');
     rmSync(join(home, '..'), { recursive: true, force: true });
   });
 
@@ -98,9 +73,9 @@ describe.skipIf(!root)('job cgroups', () => {
   async function runJob(name: string, uid: number, script: string) {
     const dir = join(runs, name);
     mkdirSync(dir, { mode: 0o700 });
-    const done = new Promise<void>((resolve) => ended.set(dir, resolve));
+    const done = supervisor.ended(dir);
     const start = { program: process.execPath, args: ['-e', script], cwd: '/', env: {}, uid, gid: uid, dir };
-    const answer = await ask({ start });
+    const answer = await supervisor.ask({ start });
     expect(answer).toHaveProperty('pid');
     await done;
     return {
@@ -111,7 +86,7 @@ describe.skipIf(!root)('job cgroups', () => {
 
   it('ends a daemon that left the job group, removes the cgroup, and says the job was contained', async (ctx) => {
     if (!usable) return ctx.skip();
-    const before = cgroupOf(supervisor.pid as number);
+    const before = cgroupOf(supervisor.process.pid as number);
     // The job forks a daemon in a session of its own (out of reach of the group kill), prints its pid and its
     // cgroup, tries to move itself out of its cgroup, and exits.
     const script = `
@@ -132,7 +107,7 @@ describe.skipIf(!root)('job cgroups', () => {
     expect(alive(job.daemon)).toBe(false);
     expect(existsSync(join(cgHome, basename(job.cgroup)))).toBe(false);
     // The supervisor went back where it was after the spawn.
-    expect(cgroupOf(supervisor.pid as number)).toBe(before);
+    expect(cgroupOf(supervisor.process.pid as number)).toBe(before);
   });
 
   it('removes the empty job cgroups of supervisors that are gone at start, and no others', (ctx) => {
@@ -147,7 +122,7 @@ describe.skipIf(!root)('job cgroups', () => {
       Array.from({ length: 8 }, (_, i) => runJob(`quick-${i}`, 1_950_002_100 + i, 'process.exit(3)')),
     );
     for (const r of results) expect(r.status).toMatchObject({ code: 3, contained: true });
-    const left = readdirSync(cgHome).filter((n) => n.startsWith(`liftoff-job-${supervisor.pid}-`));
+    const left = readdirSync(cgHome).filter((n) => n.startsWith(`liftoff-job-${supervisor.process.pid}-`));
     expect(left).toEqual([]);
   });
 });

@@ -1,15 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive } from '../../../test/helpers/procs.js';
+import { startSupervisor, type SupervisorUnderTest } from './supervisorHarness.js';
 
-/** The built supervisor (npm test builds first): it is a script of its own, started as the agent starts it. */
-const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
 const root = process.getuid?.() === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,30 +16,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 describe.skipIf(!root)('the supervisor kills as a run uid on request', () => {
   let home: string;
-  let supervisor: ReturnType<typeof spawn>;
-  let ask: (msg: object) => Promise<Record<string, unknown>>;
+  let supervisor: SupervisorUnderTest;
+  let ask: SupervisorUnderTest['ask'];
 
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'liftoff-sup-'));
-    supervisor = spawn(process.execPath, [SCRIPT, home], { stdio: ['ignore', 'pipe', 'inherit'], env: {} });
-    await new Promise<void>((resolve) => supervisor.stdout?.once('data', () => resolve()));
-    const socket = connect(join(home, 'v1.sock'));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    const answers = new Map<number, (m: Record<string, unknown>) => void>();
-    createInterface({ input: socket }).on('line', (line) => {
-      const m = JSON.parse(line) as Record<string, unknown>;
-      answers.get(m.id as number)?.(m);
-    });
-    let next = 1;
-    ask = (msg) =>
-      new Promise((resolve) => {
-        const id = next++;
-        answers.set(id, resolve);
-        socket.write(`${JSON.stringify({ id, ...msg })}\n`);
-      });
+    supervisor = await startSupervisor(home);
+    ask = supervisor.ask;
   });
   afterAll(() => {
-    supervisor.kill('SIGKILL');
+    supervisor?.process.kill('SIGKILL');
     rmSync(home, { recursive: true, force: true });
   });
 
