@@ -67,6 +67,9 @@ export class UiPage {
     page.on('console', (m: ConsoleMessage) => {
       if (m.type() !== 'error') return;
       const text = m.text();
+      // Chromium aborts the requests in flight when the host's network changes, as other suites running meanwhile
+      // add and remove interfaces (Docker's veths, network namespaces). Not the UI's error: the page polls again.
+      if (text.includes('net::ERR_NETWORK_CHANGED')) return;
       const status = /status of (\d{3})/.exec(text)?.[1];
       if (status && this.expectedStatuses.has(Number(status))) return;
       this.errors.push(`console.error: ${text} (${m.location().url})`);
