@@ -189,7 +189,7 @@ export async function executeJob(
       ),
       workDir,
       stateDir,
-      ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
+      ...(user ? { user: { uid: user.uid, gid: user.gid, dynamic: user.dynamic } } : {}),
       env,
       ...(outputDir ? { outputDir } : {}),
       ...(image ? { image } : {}),

@@ -65,7 +65,7 @@ describe.skipIf(!root)('job cgroups', () => {
   });
   afterAll(() => {
     for (const d of [stale, live]) if (d && existsSync(d)) rmdirSync(d);
-    supervisor?.process.kill('SIGKILL');
+    supervisor?.stop();
     rmSync(join(home, '..'), { recursive: true, force: true });
   });
 
@@ -110,6 +110,48 @@ describe.skipIf(!root)('job cgroups', () => {
     expect(cgroupOf(supervisor.process.pid as number)).toBe(before);
   });
 
+  // A daemon in a session of its own that keeps the job's stdout: out of reach of the group kill, it held the pipes
+  // and with them the run (a cancelled one included) for as long as it lived.
+  const holder = `
+    const d = require('node:child_process').spawn('sleep', ['600'], { detached: true, stdio: 'inherit' });
+    d.unref();
+    console.log(JSON.stringify({ daemon: d.pid }));`;
+
+  it('ends a run whose leader exited while a daemon out of its group holds its output, and kills the daemon', async (ctx) => {
+    if (!usable) return ctx.skip();
+    const { output, status } = await runJob('holder-exit', 1_950_002_400, holder);
+    expect(status).toMatchObject({ code: 0, contained: true });
+    const { daemon } = JSON.parse(output.trim()) as { daemon: number };
+    expect(alive(daemon)).toBe(false);
+  }, 15_000);
+
+  it('ends a cancelled run (its group killed) although such a daemon holds its output', async (ctx) => {
+    if (!usable) return ctx.skip();
+    const dir = join(runs, 'holder-cancel');
+    mkdirSync(dir, { mode: 0o700 });
+    const done = supervisor.ended(dir);
+    const uid = 1_950_002_401;
+    const start = {
+      program: process.execPath,
+      args: ['-e', `${holder}; setInterval(() => {}, 1000);`],
+      cwd: '/',
+      env: {},
+      uid,
+      gid: uid,
+      uidOfItsOwn: true,
+      dir,
+    };
+    const { pid } = (await supervisor.ask({ start })) as { pid: number };
+    for (let i = 0; i < 100 && !readFileSync(join(dir, 'output.log'), 'utf8').includes('daemon'); i++) await sleep(20);
+    // As the agent's cancel does after its grace period.
+    process.kill(-pid, 'SIGKILL');
+    await done;
+    const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
+    expect(status).toMatchObject({ signal: 'SIGKILL', contained: true });
+    const { daemon } = JSON.parse(readFileSync(join(dir, 'output.log'), 'utf8').trim()) as { daemon: number };
+    expect(alive(daemon)).toBe(false);
+  }, 15_000);
+
   it('removes the empty job cgroups of supervisors that are gone at start, and no others', (ctx) => {
     if (!usable) return ctx.skip();
     expect(existsSync(stale)).toBe(false);
@@ -148,4 +190,55 @@ describe('the local-process runner ends a run uid', () => {
       rmSync(base, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * Where the supervisor cannot use cgroups (here: every cgroup v2 mount read-only in its mount namespace), a job
+ * runs without one, and a daemon it left holding its output is ended by kill(-1) as the run's own uid, never as a
+ * uid runs share. Root only.
+ */
+describe.skipIf(!root)('a supervisor without usable cgroups', () => {
+  let base: string;
+  let supervisor: SupervisorUnderTest;
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'liftoff-nocg-'));
+    mkdirSync(join(base, 'supervisor'), { mode: 0o700 });
+    supervisor = await startSupervisor(join(base, 'supervisor'), { readOnlyCgroups: true });
+    for (let i = 0; i < 50 && !/cgroup/.test(supervisor.log()); i++) await sleep(20);
+  });
+  afterAll(() => {
+    supervisor?.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('says why in its log, and ends a daemon holding the output of a per-run uid by kill(-1)', async () => {
+    expect(supervisor.log()).toMatch(/jobs get no cgroup of their own \(cannot create a cgroup in .*\)/);
+    const dir = join(base, 'run');
+    mkdirSync(dir, { mode: 0o700 });
+    const done = supervisor.ended(dir);
+    const uid = 1_950_002_500;
+    const script = `
+      const d = require('node:child_process').spawn('sleep', ['600'], { detached: true, stdio: 'inherit' });
+      d.unref();
+      console.log(JSON.stringify({ daemon: d.pid }));`;
+    const start = {
+      program: process.execPath,
+      args: ['-e', script],
+      cwd: '/',
+      env: {},
+      uid,
+      gid: uid,
+      uidOfItsOwn: true,
+      dir,
+    };
+    expect(await supervisor.ask({ start })).toHaveProperty('pid');
+    await done;
+    const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
+    expect(status).toMatchObject({ code: 0 });
+    expect(status).not.toHaveProperty('contained');
+    const { daemon } = JSON.parse(readFileSync(join(dir, 'output.log'), 'utf8').trim()) as { daemon: number };
+    for (let i = 0; i < 50 && alive(daemon); i++) await sleep(20);
+    expect(alive(daemon)).toBe(false);
+  }, 15_000);
 });

@@ -25,7 +25,7 @@ describe.skipIf(!root)('the supervisor kills as a run uid on request', () => {
     ask = supervisor.ask;
   });
   afterAll(() => {
-    supervisor?.process.kill('SIGKILL');
+    supervisor?.stop();
     rmSync(home, { recursive: true, force: true });
   });
 

@@ -55,7 +55,7 @@ export class LocalProcessRunner implements Runner {
       args: [...rest, ...job.spec.args],
       cwd: job.workDir,
       env: job.env,
-      ...(job.user ? { uid: job.user.uid, gid: job.user.gid } : {}),
+      ...(job.user ? { uid: job.user.uid, gid: job.user.gid, uidOfItsOwn: job.user.dynamic === true } : {}),
       dir: job.stateDir,
     });
     // Before any output: a restarted agent counts the job's output in the server's log from this note on.

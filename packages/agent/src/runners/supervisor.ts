@@ -34,6 +34,7 @@ import {
   isSupervisorRequest,
   killGroup,
   killAllCommand,
+  whenGroupEmpty,
   processStat,
   supervisorPath,
   writeFileAtomic,
@@ -62,7 +63,7 @@ let stopping = false;
 let served = false;
 /** Where jobs under another uid get a cgroup of their own (jobCgroups.ts); detected in main(). */
 let cgroups: JobCgroups | undefined;
-const ownUid = process.getuid?.() ?? 0;
+const selfUid = process.getuid?.() ?? 0;
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -166,7 +167,7 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
       });
     try {
       // Only a job under another uid: one running as the supervisor's own user could move itself out again.
-      if (cgroups && req.uid !== undefined && req.uid !== ownUid) {
+      if (cgroups && req.uid !== undefined && req.uid !== selfUid) {
         const placed = cgroups.spawnInside(launch);
         child = placed.result;
         cgroup = placed.cgroup;
@@ -209,13 +210,28 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
           answer({ error: startError });
         });
     });
+    let ending: Promise<boolean> | undefined;
+    const endCgroup = () => (ending ??= cgroup && cgroups ? cgroups.end(cgroup) : Promise.resolve(false));
+    let stopWatching: (() => void) | undefined;
+    child.once('exit', () => {
+      if (jobPid === undefined) return;
+      // Whatever still holds the job's output once the leader and its whole group are gone left the group (a daemon
+      // in a session of its own): a leftover of the run, which would otherwise keep the run going, a cancelled one
+      // included, for as long as it lives. It is ended as the run's end would end it.
+      stopWatching = whenGroupEmpty(jobPid, () => {
+        if (cgroup) void endCgroup();
+        else if (req.uidOfItsOwn && req.uid !== undefined && req.gid !== undefined)
+          killAllAs({ uid: req.uid, gid: req.gid }, () => undefined);
+      });
+    });
     // "close": the leader has exited and every holder of its stdout/stderr is gone, so the output is complete.
     child.once('close', (code, signal) => {
+      stopWatching?.();
       if (jobPid === undefined) return; // A failed spawn; "error" finished it.
       // Children the leader left behind in its group belong to the run and go with it; in a cgroup of its own,
       // so does every other process of the job (one that left the group, one that changed uid).
       killGroup(jobPid, 'SIGKILL');
-      void (cgroup ? (cgroups?.end(cgroup) ?? Promise.resolve(false)) : Promise.resolve(false)).then((contained) =>
+      void endCgroup().then((contained) =>
         finish({
           code: startError ? null : code,
           signal: startError ? null : signal,
@@ -285,8 +301,7 @@ function serve(socket: Socket, me: ProcessId): void {
     const id = msg.id;
     if (!Number.isSafeInteger(id)) return;
     if (msg.killAll !== undefined) {
-      if (!isKillAllRequest(msg.killAll, process.getuid?.() ?? 0))
-        return reply({ id, error: 'malformed kill request' });
+      if (!isKillAllRequest(msg.killAll, selfUid)) return reply({ id, error: 'malformed kill request' });
       return killAllAs(msg.killAll, (m) => reply({ id, ...m }));
     }
     if (!isSupervisorRequest(msg.start)) return reply({ id, error: 'malformed start request' });

@@ -60,6 +60,11 @@ export interface SupervisorRequest {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /**
+   * The uid is this run's alone (a dynamic one): every process holding it belongs to the run, so kill(-1) made as it
+   * may end what the job left behind. Never true of a uid runs share (a fixed `run-as` user).
+   */
+  uidOfItsOwn?: boolean;
   /** The run's state dir. */
   dir: string;
 }
@@ -164,6 +169,7 @@ export function isSupervisorRequest(v: unknown): v is SupervisorRequest {
     Object.values(r.env).every(str) &&
     id(r.uid) &&
     id(r.gid) &&
+    (r.uidOfItsOwn === undefined || typeof r.uidOfItsOwn === 'boolean') &&
     (r.uid === undefined) === (r.gid === undefined)
   );
 }
@@ -220,4 +226,26 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/** How often a job whose leader has exited is looked at for an empty process group (whenGroupEmpty). */
+const GROUP_CHECK_MS = 200;
+
+/**
+ * Calls `then` once no process is left in process group `pgid` (signal 0 to the group finds none), looking every
+ * GROUP_CHECK_MS; the returned function stops looking. A job's group is usually gone within the first look's wait:
+ * the caller stops it when the job's pipes close.
+ */
+export function whenGroupEmpty(pgid: number, then: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const look = () => {
+    try {
+      process.kill(-pgid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return then();
+    }
+    timer = setTimeout(look, GROUP_CHECK_MS);
+  };
+  timer = setTimeout(look, GROUP_CHECK_MS);
+  return () => clearTimeout(timer);
 }

@@ -28,8 +28,11 @@ export interface JobContext {
    * files) live here, where the job cannot write.
    */
   stateDir: string;
-  /** Local processes: the user and group the job runs as; absent with `run-as: agent`. */
-  user?: { uid: number; gid: number };
+  /**
+   * Local processes: the user and group the job runs as; absent with `run-as: agent`. `dynamic`: a uid of this run
+   * alone (jobUsers.ts), so that every process holding it is the run's.
+   */
+  user?: { uid: number; gid: number; dynamic?: boolean };
   /** The job's whole environment (jobEnv.ts, from an allow-list); runners add nothing of the agent's. */
   env: Record<string, string>;
   /** Container runners: the image to run (built, or the job's own). */
