@@ -24,6 +24,26 @@ const deadPid = () => Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) +
 const cgroupOf = (pid: number) => /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
 
 /**
+ * A daemon in a session of its own that keeps the job's stdout: out of reach of the group kill, it held the pipes
+ * and with them the run (a cancelled one included) for as long as it lived.
+ */
+const HOLDER = `
+  const d = require('node:child_process').spawn('sleep', ['600'], { detached: true, stdio: 'inherit' });
+  d.unref();
+  console.log(JSON.stringify({ daemon: d.pid }));`;
+/** A start request for a node script run as `uid`, a uid of the run's own, with state dir `dir`. */
+const startOf = (dir: string, uid: number, script: string) => ({
+  program: process.execPath,
+  args: ['-e', script],
+  cwd: '/',
+  env: {},
+  uid,
+  gid: uid,
+  uidOfItsOwn: true,
+  dir,
+});
+
+/**
  * A job's leftovers go with its cgroup (runners/jobCgroups.ts): the real supervisor starts jobs under a uid of their
  * own, each in a cgroup of its own, and when a job ends kills what is left in it (a daemon that left the job's
  * process group included), removes the cgroup, and says so in the status. Root only (CI runs as root); a host whose
@@ -74,7 +94,7 @@ describe.skipIf(!root)('job cgroups', () => {
     const dir = join(runs, name);
     mkdirSync(dir, { mode: 0o700 });
     const done = supervisor.ended(dir);
-    const start = { program: process.execPath, args: ['-e', script], cwd: '/', env: {}, uid, gid: uid, dir };
+    const start = startOf(dir, uid, script);
     const answer = await supervisor.ask({ start });
     expect(answer).toHaveProperty('pid');
     await done;
@@ -110,16 +130,9 @@ describe.skipIf(!root)('job cgroups', () => {
     expect(cgroupOf(supervisor.process.pid as number)).toBe(before);
   });
 
-  // A daemon in a session of its own that keeps the job's stdout: out of reach of the group kill, it held the pipes
-  // and with them the run (a cancelled one included) for as long as it lived.
-  const holder = `
-    const d = require('node:child_process').spawn('sleep', ['600'], { detached: true, stdio: 'inherit' });
-    d.unref();
-    console.log(JSON.stringify({ daemon: d.pid }));`;
-
   it('ends a run whose leader exited while a daemon out of its group holds its output, and kills the daemon', async (ctx) => {
     if (!usable) return ctx.skip();
-    const { output, status } = await runJob('holder-exit', 1_950_002_400, holder);
+    const { output, status } = await runJob('holder-exit', 1_950_002_400, HOLDER);
     expect(status).toMatchObject({ code: 0, contained: true });
     const { daemon } = JSON.parse(output.trim()) as { daemon: number };
     expect(alive(daemon)).toBe(false);
@@ -131,16 +144,7 @@ describe.skipIf(!root)('job cgroups', () => {
     mkdirSync(dir, { mode: 0o700 });
     const done = supervisor.ended(dir);
     const uid = 1_950_002_401;
-    const start = {
-      program: process.execPath,
-      args: ['-e', `${holder}; setInterval(() => {}, 1000);`],
-      cwd: '/',
-      env: {},
-      uid,
-      gid: uid,
-      uidOfItsOwn: true,
-      dir,
-    };
+    const start = startOf(dir, uid, `${HOLDER}; setInterval(() => {}, 1000);`);
     const { pid } = (await supervisor.ask({ start })) as { pid: number };
     for (let i = 0; i < 100 && !readFileSync(join(dir, 'output.log'), 'utf8').includes('daemon'); i++) await sleep(20);
     // As the agent's cancel does after its grace period.
@@ -218,20 +222,7 @@ describe.skipIf(!root)('a supervisor without usable cgroups', () => {
     mkdirSync(dir, { mode: 0o700 });
     const done = supervisor.ended(dir);
     const uid = 1_950_002_500;
-    const script = `
-      const d = require('node:child_process').spawn('sleep', ['600'], { detached: true, stdio: 'inherit' });
-      d.unref();
-      console.log(JSON.stringify({ daemon: d.pid }));`;
-    const start = {
-      program: process.execPath,
-      args: ['-e', script],
-      cwd: '/',
-      env: {},
-      uid,
-      gid: uid,
-      uidOfItsOwn: true,
-      dir,
-    };
+    const start = startOf(dir, uid, HOLDER);
     expect(await supervisor.ask({ start })).toHaveProperty('pid');
     await done;
     const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as Record<string, unknown>;
