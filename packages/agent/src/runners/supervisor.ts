@@ -94,6 +94,9 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   let jobPid: number | undefined;
   /** The job's own cgroup, when it has one: ended (everything in it killed) before the status is written. */
   let cgroup: string | undefined;
+  let ending: Promise<boolean> | undefined;
+  /** Ends the job's cgroup once, whoever asks first; true when it was emptied and removed. */
+  const endCgroup = () => (ending ??= cgroup && cgroups ? cgroups.end(cgroup) : Promise.resolve(false));
   // Writes to the output file are queued in order on one promise chain. While more than OUTPUT_QUEUE_MAX bytes wait
   // (a disk slower than the job prints), the job's pipes are paused: the job then blocks on a full pipe, as it did
   // under a supervisor of its own, instead of the supervisor's memory growing for every job it serves.
@@ -137,9 +140,7 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   const fail = (error: string) => {
     starting--;
     answer({ error });
-    void (cgroup ? (cgroups?.end(cgroup) ?? Promise.resolve()) : Promise.resolve()).then(() =>
-      finish({ code: null, signal: null, error }),
-    );
+    void endCgroup().then(() => finish({ code: null, signal: null, error }));
   };
 
   void (async () => {
@@ -210,18 +211,17 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
           answer({ error: startError });
         });
     });
-    let ending: Promise<boolean> | undefined;
-    const endCgroup = () => (ending ??= cgroup && cgroups ? cgroups.end(cgroup) : Promise.resolve(false));
     let stopWatching: (() => void) | undefined;
     child.once('exit', () => {
       if (jobPid === undefined) return;
       // Whatever still holds the job's output once the leader and its whole group are gone left the group (a daemon
       // in a session of its own): a leftover of the run, which would otherwise keep the run going, a cancelled one
       // included, for as long as it lives. It is ended as the run's end would end it.
+      // Without a cgroup, kill(-1) as the uid, checked as a kill request is: never as root or as the supervisor.
+      const asUid = { uid: req.uid, gid: req.gid };
       stopWatching = whenGroupEmpty(jobPid, () => {
         if (cgroup) void endCgroup();
-        else if (req.uidOfItsOwn && req.uid !== undefined && req.gid !== undefined)
-          killAllAs({ uid: req.uid, gid: req.gid }, () => undefined);
+        else if (req.uidOfItsOwn && isKillAllRequest(asUid, selfUid)) killAllAs(asUid, () => undefined);
       });
     });
     // "close": the leader has exited and every holder of its stdout/stderr is gone, so the output is complete.
