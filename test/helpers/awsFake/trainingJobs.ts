@@ -215,6 +215,8 @@ export class FakeTrainingJobs {
           this.logs.append(LOG_GROUP, stream, `Starting container algo-${i + 1}`);
           if (job.stopWanted) return 143;
           await c.start();
+          // A stop that came while Docker was starting the container found nothing running to stop.
+          if (job.stopWanted) await c.stop({ t: this.stopGraceS(job.stopWanted) }).catch(() => {});
           const collected = this.collect(c, stream);
           const { StatusCode } = (await c.wait()) as { StatusCode: number };
           await collected;
@@ -282,8 +284,12 @@ export class FakeTrainingJobs {
       job.status = 'Stopping';
       this.transition(job, 'Stopping', 'Stopping the training job');
     }
-    const grace = why === 'maxWait' ? 0 : Math.max(1, Math.round(120 * this.timeScale));
+    const grace = this.stopGraceS(why);
     await Promise.all(job.containers.map((c) => c.stop({ t: grace }).catch(() => {})));
+  }
+
+  private stopGraceS(why: 'user' | 'maxRuntime' | 'maxWait'): number {
+    return why === 'maxWait' ? 0 : Math.max(1, Math.round(120 * this.timeScale));
   }
 
   private stop(job: Job): Record<string, unknown> {

@@ -212,6 +212,8 @@ export class FakeCustomJobs {
         job.containers.map(async ({ task, container }) => {
           if (job.halting) return 143;
           await container.start();
+          // A halt that came while Docker was starting the container found nothing running to stop.
+          if (job.halting) await container.stop({ t: this.haltGraceS(job.halting) }).catch(() => {});
           const collected = this.collect(container, job.id, task);
           const { StatusCode } = (await container.wait()) as { StatusCode: number };
           await collected;
@@ -255,10 +257,12 @@ export class FakeCustomJobs {
       job.updateTime = now();
     }
     await Promise.all(
-      job.containers.map(({ container }) =>
-        container.stop({ t: why === 'cancel' ? this.stopGraceS : 0 }).catch(() => {}),
-      ),
+      job.containers.map(({ container }) => container.stop({ t: this.haltGraceS(why) }).catch(() => {})),
     );
+  }
+
+  private haltGraceS(why: 'cancel' | 'expire' | 'preempt'): number {
+    return why === 'cancel' ? this.stopGraceS : 0;
   }
 
   /** A container's output, line by line, as the task's log entries. */
