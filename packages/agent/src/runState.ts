@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { killUserProcesses, type JobIdentity } from './jobUsers.js';
 import { removeOutputDir, outputDirOf } from './outputs/outputDir.js';
@@ -12,12 +13,17 @@ import { stopLeftover } from './runners/localProcess.js';
  */
 export const runStateDir = (dataDir: string, runId: string): string => join(dataDir, 'runs', runId);
 
+/**
+ * Creating the run's state dir and its records is a few small writes to the agent's own disk, made synchronously:
+ * as fs/promises calls each was a thread-pool round trip costing about three times the CPU of the call itself, for
+ * every job (issue 20). They stay async functions, so callers need not know.
+ */
 export async function createRunState(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
 export async function recordUser(dir: string, user: JobIdentity): Promise<void> {
-  await writeFile(join(dir, 'user.json'), JSON.stringify(user), { mode: 0o600 });
+  writeFileSync(join(dir, 'user.json'), JSON.stringify(user), { mode: 0o600 });
 }
 
 export async function recordedUser(dir: string): Promise<JobIdentity | undefined> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { extractArchive, type Env, type GitAgentConfig, type JobSource, type LiftoffClient } from '@liftoff/core';
 import type { ArchiveCache } from './archiveCache.js';
 import { cloneGit } from './gitClone.js';
@@ -36,7 +37,8 @@ export async function fetchSource(
   dir: string,
   deps: SourceDeps,
 ): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  // Synchronous, as the run's other bookkeeping (runState.ts): one call per run, cheaper in CPU than its async form.
+  mkdirSync(dir, { recursive: true });
   if (source.type === 'code') {
     const download = () => {
       deps.say(`fetching code archive ${source.archive_id}`);

@@ -188,6 +188,31 @@ describe('the agent archive cache', () => {
     }
   });
 
+  it('copies a tree too big for the synchronous copy (over 32 entries, or a file over 256 KiB) just the same', async () => {
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`many/f${i}.txt`, `${i}\n`]));
+    const big = { 'big.bin': 'b'.repeat(300 * 1024), 'run.sh': '#!/bin/sh\n' };
+    for (const files of [many, big, { ...tree }]) {
+      const client = new CountingClient(
+        new Map([['t1', await archive(files, { 'cur.txt': Object.keys(files)[0] as string })]]),
+      );
+      const cache = new ArchiveCache(join(temp(), 'archive-cache'));
+      const uid = asRoot ? 61013 : (process.getuid?.() ?? 0);
+      for (let i = 0; i < 2; i++) {
+        const dir = join(temp(), 'code');
+        await fetch(client, cache, 't1', dir, asRoot ? { uid, gid: uid } : undefined);
+        for (const [path, text] of Object.entries(files)) expect(readFileSync(join(dir, path), 'utf8')).toBe(text);
+        expect(readlinkSync(join(dir, 'cur.txt'))).toBe(Object.keys(files)[0]);
+        const own = ownership(dir);
+        expect(own['.']).toEqual([uid, uid, 0o700, 'dir']);
+        for (const [path, [u, , mode, kind]] of Object.entries(own)) {
+          expect(u, path).toBe(uid);
+          if (path.endsWith('.sh')) expect(mode, path).toBe(0o755);
+          else if (kind === 'file') expect(mode, path).toBe(0o644);
+        }
+      }
+    }
+  });
+
   it("without a run user, a copy is the agent's, 0700 at the top", async () => {
     const client = new CountingClient(new Map([['o2', await archive(tree, { 'cur.py': 'pkg/sub/m.py' })]]));
     const cache = new ArchiveCache(join(temp(), 'archive-cache'));

@@ -32,4 +32,20 @@ describe('removeTree', () => {
     await removeTree(join(root, 'file'));
     expect(existsSync(join(root, 'file'))).toBe(false);
   });
+  it('removes a flat dir of a few entries and one of many alike, links unlinked and never followed', async () => {
+    for (const count of [3, 32, 33, 200]) {
+      const root = tempDir('liftoff-rmtree-');
+      const outside = join(root, 'outside');
+      mkdirSync(outside);
+      writeFileSync(join(outside, 'keep.txt'), 'kept');
+      const dir = join(root, 'run');
+      mkdirSync(dir);
+      for (let i = 0; i < count - 2; i++) writeFileSync(join(dir, `f${i}`), 'x');
+      symlinkSync(outside, join(dir, 'to-dir'));
+      symlinkSync(join(outside, 'keep.txt'), join(dir, 'to-file'));
+      await removeTree(dir);
+      expect(existsSync(dir), `${count} entries`).toBe(false);
+      expect(readFileSync(join(outside, 'keep.txt'), 'utf8')).toBe('kept');
+    }
+  });
 });

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { chownSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
@@ -40,7 +41,8 @@ export async function prepareOutputDir(
   const root = opts.rootAgent ?? process.getuid?.() === 0;
   if (root && dir.reused) {
     // Every other call here was made for the slot's first run and still holds (see OutputDirSpec.reused).
-    if (owner) await chown(dir.path, owner.uid, owner.gid);
+    // One synchronous call (for every run: the async one cost about three times its CPU, issue 20).
+    if (owner) chownSync(dir.path, owner.uid, owner.gid);
     return true;
   }
   // A root agent's job users pass through the parent to their own dir but cannot list the others' (as with work

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { isAlive, readExitStatus, supervisorPath, type ExitStatus, type ProcessRecord } from './supervisorFiles.js';
 
@@ -9,13 +9,23 @@ import { isAlive, readExitStatus, supervisorPath, type ExitStatus, type ProcessR
  * that died. 100 ms is below the log shipper's own 200 ms batching, so it adds no visible delay.
  */
 const POLL_MS = 100;
+/** The first read buffer; it doubles, up to the largest, while reads fill it (a job that prints a lot). */
+const FIRST_READ_BYTES = 16 * 1024;
+const LARGEST_READ_BYTES = 256 * 1024;
 
-/** Reads the output file from where it last stopped, as UTF-8 text (a character split across reads is kept whole). */
+/**
+ * Reads the output file from where it last stopped, as UTF-8 text (a character split across reads is kept whole).
+ *
+ * Synchronous reads on purpose: the file is on the agent's own disk and read from the page cache, each read at most
+ * 256 KiB, and a trivial job's whole tail is an open, a read or two and a close. fs/promises made each of those a
+ * thread-pool round trip, about three times the CPU of the call itself (issue 20); a 256 KiB buffer was also taken
+ * for every job however little it printed.
+ */
 export class OutputTail {
-  private fh: FileHandle | undefined;
+  private fd: number | undefined;
   private pos = 0;
   private readonly decoder = new StringDecoder('utf8');
-  private readonly buf = Buffer.allocUnsafe(256 * 1024);
+  private buf = Buffer.allocUnsafe(FIRST_READ_BYTES);
 
   constructor(
     private readonly path: string,
@@ -24,28 +34,33 @@ export class OutputTail {
 
   /** Reads everything written so far. A missing file is empty (the supervisor had not created it yet). */
   async pump(): Promise<void> {
-    if (!this.fh) {
+    if (this.fd === undefined) {
       try {
-        this.fh = await open(this.path, 'r');
+        this.fd = openSync(this.path, 'r');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw err;
       }
     }
     for (;;) {
-      const { bytesRead } = await this.fh.read(this.buf, 0, this.buf.length, this.pos);
+      const bytesRead = readSync(this.fd, this.buf, 0, this.buf.length, this.pos);
       if (!bytesRead) return;
       this.pos += bytesRead;
       const text = this.decoder.write(this.buf.subarray(0, bytesRead));
       if (text) this.onOutput(text);
+      // Short: the end of what is written so far (a regular file's read is short only there).
+      if (bytesRead < this.buf.length) return;
+      if (this.buf.length < LARGEST_READ_BYTES) this.buf = Buffer.allocUnsafe(this.buf.length * 2);
+      // A job printing without pause must not hold the agent's loop: the rest is read after other work had its turn.
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
 
   async close(): Promise<void> {
     const text = this.decoder.end();
     if (text) this.onOutput(text);
-    await this.fh?.close();
-    this.fh = undefined;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
