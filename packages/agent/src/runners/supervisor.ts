@@ -116,7 +116,7 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
     writes = writes.then(async () => {
       try {
         // After a write failed, the rest is read and dropped so that the job is never blocked on a full disk.
-        if (!outputError && out) {
+        if (!outputError && out !== undefined) {
           for (let at = 0; at < chunk.length;) at += await writeAt(out, chunk, at);
         }
       } catch (err) {
@@ -129,11 +129,14 @@ function startJob(req: SupervisorRequest, me: ProcessId, answer: (m: { pid: numb
   const finish = async (status: ExitStatus) => {
     await writes;
     try {
-      if (out !== undefined) {
+      // Taken first: a descriptor number is reused once closed, so nothing may write to or close this one again.
+      const fd = out;
+      out = undefined;
+      if (fd !== undefined) {
         try {
-          await fsyncOf(out);
+          await fsyncOf(fd);
         } finally {
-          closeSync(out);
+          closeSync(fd);
         }
       }
     } catch {
