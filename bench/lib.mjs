@@ -1,10 +1,11 @@
 // Shared harness of the benchmarks: real `liftoff` server and agent processes, process statistics, percentiles,
 // and the results files. Benchmarks measure and report; they assert nothing about timing.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packDirectory } from '@liftoff/cli';
 import { LiftoffClient, readCredentials } from '@liftoff/core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -139,6 +140,14 @@ export async function startServer({ flags = [], database: pgBase, home: givenHom
     databaseUrl: database,
     client: new LiftoffClient({ baseUrl: url, apiKey: creds.api_key }),
   };
+}
+
+/** Uploads a code archive of one small file: the code of the benchmarks' trivial jobs. Its id. */
+export async function archiveOf(client) {
+  const dir = join(tempDir(), 'code');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'README'), 'benchmark code');
+  return (await client.uploadArchive(await packDirectory(dir))).id;
 }
 
 /** Registers `id` as an agent on queue "default" through the API, for benchmarks that speak the protocol themselves. */

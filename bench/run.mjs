@@ -14,6 +14,7 @@ import logViewer from './logViewer.mjs';
 import metrics from './metricsIngest.mjs';
 import outputs from './outputs.mjs';
 import runs from './runs.mjs';
+import serverCost from './serverCost.mjs';
 import slurm from './slurm.mjs';
 import sweepDispatch from './sweepDispatch.mjs';
 import { cleanup, machine, pgReachable, ROOT } from './lib.mjs';
@@ -23,6 +24,7 @@ import websize from './webSize.mjs';
 const ALL = [
   dispatch,
   throughput,
+  serverCost,
   depth,
   idle,
   footprint,

@@ -1,18 +1,17 @@
 // Throughput: trivial jobs pushed → finished per second with 10 agents × max_jobs 8; and the raw claim rate of the
 // API (push, pop, ack and report per item, no job run) next to graphile-worker's jobs per second.
-import { packDirectory } from '@liftoff/cli';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphileThroughput } from './graphile.mjs';
 import {
   ROOT,
+  archiveOf,
   median,
   ratio,
   sleep,
   startAgent,
   startServer,
-  tempDir,
   tmpfsDir,
   registerProtocolAgent,
 } from './lib.mjs';
@@ -21,13 +20,6 @@ import {
 function previousRun() {
   const file = join(process.env.LIFTOFF_BENCH_OUT ?? join(ROOT, 'bench'), 'results.json');
   return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).benchmarks?.throughput : undefined;
-}
-
-async function archiveOf(client) {
-  const dir = join(tempDir(), 'code');
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'README'), 'throughput benchmark');
-  return (await client.uploadArchive(await packDirectory(dir))).id;
 }
 
 async function pushAll(client, queue, spec, count, parallel = 16) {

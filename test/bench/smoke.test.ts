@@ -22,6 +22,7 @@ describe('benchmarks (quick mode)', () => {
     for (const section of [
       'Dispatch latency',
       'Throughput',
+      'Server cost of the agent protocol',
       'Queue depth',
       'Idle fleet cost',
       'Footprint',
@@ -51,6 +52,7 @@ describe('benchmarks (quick mode)', () => {
       'metrics',
       'outputs',
       'runs',
+      'serverCost',
       'slurm',
       'sweepDispatch',
       'throughput',
