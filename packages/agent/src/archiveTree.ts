@@ -61,20 +61,50 @@ export async function copyTree(
   dest: string,
   owner: FileOwner | undefined,
 ): Promise<void> {
-  if (isSmall(entries)) return copySmallTree(root, entries, dest, owner);
+  const call = isSmall(entries) ? SYNC_CALLS : ASYNC_CALLS;
   for (const e of entries) {
     const to = join(dest, e.path);
     if (e.kind === 'dir') {
-      await mkdir(to);
+      await call.mkdir(to);
       // Not from mkdir's mode, which the umask narrows.
-      await chmod(to, e.mode);
-    } else if (e.kind === 'file') await copyFile(join(root, e.path), to, constants.COPYFILE_EXCL);
-    else await symlink(e.target as string, to);
-    if (owner) await lchown(to, owner.uid, owner.gid);
+      await call.chmod(to, e.mode);
+    } else if (e.kind === 'file') await call.copyFile(join(root, e.path), to);
+    else await call.symlink(e.target as string, to);
+    if (owner) await call.lchown(to, owner.uid, owner.gid);
   }
-  if (owner) await lchown(dest, owner.uid, owner.gid);
-  await chmod(dest, 0o700);
+  if (owner) await call.lchown(dest, owner.uid, owner.gid);
+  await call.chmod(dest, 0o700);
 }
+
+/** The file-system calls copyTree makes; a file is never copied over an existing one (COPYFILE_EXCL). */
+interface TreeCalls {
+  mkdir(path: string): unknown;
+  chmod(path: string, mode: number): unknown;
+  copyFile(from: string, to: string): unknown;
+  symlink(target: string, path: string): unknown;
+  lchown(path: string, uid: number, gid: number): unknown;
+}
+
+const ASYNC_CALLS: TreeCalls = {
+  mkdir: (path) => mkdir(path),
+  chmod,
+  copyFile: (from, to) => copyFile(from, to, constants.COPYFILE_EXCL),
+  symlink: (target, path) => symlink(target, path),
+  lchown,
+};
+
+/**
+ * The same calls made synchronously, for a small tree (a few small files, as most code archives of quick jobs): each
+ * fs/promises call was a thread-pool round trip costing about three times the CPU of the call itself (issue 20), and
+ * a copy of this size holds the loop for well under a millisecond.
+ */
+const SYNC_CALLS: TreeCalls = {
+  mkdir: (path) => mkdirSync(path),
+  chmod: chmodSync,
+  copyFile: (from, to) => copyFileSync(from, to, constants.COPYFILE_EXCL),
+  symlink: (target, path) => symlinkSync(target, path),
+  lchown: lchownSync,
+};
 
 /** A tree copied with synchronous calls: at most this many entries, no file larger than this. */
 const SMALL_TREE_ENTRIES = 32;
@@ -83,22 +113,3 @@ const SMALL_FILE_BYTES = 256 * 1024;
 const isSmall = (entries: readonly TreeEntry[]): boolean =>
   entries.length <= SMALL_TREE_ENTRIES &&
   entries.every((e) => e.kind !== 'file' || (e.size !== undefined && e.size <= SMALL_FILE_BYTES));
-
-/**
- * copyTree for a small tree (a few small files, as most code archives of quick jobs), in synchronous calls: each
- * fs/promises call was a thread-pool round trip costing about three times the CPU of the call itself (issue 20),
- * and a copy of this size holds the loop for well under a millisecond. The same calls, in the same order.
- */
-function copySmallTree(root: string, entries: readonly TreeEntry[], dest: string, owner: FileOwner | undefined): void {
-  for (const e of entries) {
-    const to = join(dest, e.path);
-    if (e.kind === 'dir') {
-      mkdirSync(to);
-      chmodSync(to, e.mode);
-    } else if (e.kind === 'file') copyFileSync(join(root, e.path), to, constants.COPYFILE_EXCL);
-    else symlinkSync(e.target as string, to);
-    if (owner) lchownSync(to, owner.uid, owner.gid);
-  }
-  if (owner) lchownSync(dest, owner.uid, owner.gid);
-  chmodSync(dest, 0o700);
-}
