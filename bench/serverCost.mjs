@@ -18,6 +18,9 @@ const beat = (status, current_jobs) => ({ status, current_jobs, run_ids: [] });
 /** Server CPU (user + system) in microseconds, from /proc: 10 ms ticks, so counts are kept large. */
 const cpuMicros = (pid) => procStats(pid).cpuSeconds * 1e6;
 
+/** A poll that claims up to `max` items and does not wait. */
+const poll = (client, id, max) => client.poll(id, { queues: ['default'], max_items: max, wait_ms: 0, run_ids: [] });
+
 /** `calls` requests of each kind one after another, as one agent with one job at a time makes them. */
 async function perRequest(server, spec, calls) {
   const { client } = server;
@@ -59,8 +62,6 @@ async function perRequest(server, spec, calls) {
   }
   return micros;
 }
-
-const poll = (client, id, max) => client.poll(id, { queues: ['default'], max_items: max, wait_ms: 0, run_ids: [] });
 
 /**
  * `agents` protocol agents of `slots` each run trivial "jobs" as the real agent does, minus the process: a poll
