@@ -22,13 +22,16 @@ function previousRun() {
   return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).benchmarks?.throughput : undefined;
 }
 
-async function pushAll(client, queue, spec, count, parallel = 16) {
+/** Pushes `count` items of `spec` from `parallel` clients, one per request or `batch` per request (pushBatch). */
+async function pushAll(client, queue, spec, count, parallel = 16, batch = 1) {
   let next = 0;
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       while (next < count) {
-        next++;
-        await client.push('default', queue, { spec });
+        const n = Math.min(batch, count - next);
+        next += n;
+        if (batch === 1) await client.push('default', queue, { spec });
+        else await client.pushBatch('default', queue, { items: Array.from({ length: n }, () => ({ spec })) });
       }
     }),
   );
@@ -56,7 +59,7 @@ function cpuTicksUnder(home) {
 }
 
 /** Trivial jobs per second, and the CPU milliseconds each cost the server, the agents and the supervisors. */
-export async function jobsPerSecond({ database, agents, maxJobs, jobs, home }) {
+export async function jobsPerSecond({ database, agents, maxJobs, jobs, home, pushBatch = 1 }) {
   const server = await startServer({ database, home });
   const spec = { source: { type: 'code', archive_id: await archiveOf(server.client) }, entry_point: ['true'] };
   const started = await Promise.all(Array.from({ length: agents }, () => startAgent(server, { maxJobs })));
@@ -77,7 +80,7 @@ export async function jobsPerSecond({ database, agents, maxJobs, jobs, home }) {
   }
   const before = cpuTicksUnder(server.home);
   const t0 = Date.now();
-  await pushAll(server.client, 'default', spec, jobs);
+  await pushAll(server.client, 'default', spec, jobs, 16, pushBatch);
   await waitDrained(server.client, jobs + warmUp);
   const rate = jobs / ((Date.now() - t0) / 1000);
   const after = cpuTicksUnder(server.home);
@@ -248,6 +251,8 @@ export async function claimsPerSecond({ database, items, workers, batched = fals
 
 /** The batched end-to-end API loop: pushes of 50 items, polls claiming up to 32 (graphile-worker: the same). */
 const WIDE = { pushBatch: 50, claim: 32 };
+/** The one-agent rows of the trivial jobs: items per push request in their batched row. */
+const ONE_AGENT = { batch: 10 };
 
 /** Says so, and why, when graphile-worker moves jobs faster than Liftoff's API claims items on the same PostgreSQL. */
 export function slowerThanGraphile(json) {
@@ -285,6 +290,11 @@ export default {
       // On SQLite, each run is followed by one with every data dir on a tmpfs: what this host's disk costs (its ext4
       // has no journal, and then allocates each new inode past every one deleted in the last minutes).
       const onTmpfs = { jps: [], cpu: [] };
+      // The same concurrency from one agent (max_jobs 80): how one host is run (W&B's launch agent, too: one agent,
+      // max_jobs its slots), where a poll and a sync carry many runs. Pushed one item per request, then ONE_AGENT.batch
+      // per request (the batched push API). On SQLite only, on the host's disk, to keep the benchmark's length.
+      const oneAgent = { single: { jps: [], cpu: [] }, batched: { jps: [], cpu: [] } };
+      const measureOneAgent = backend === 'sqlite' && !apiOnly;
       for (let i = 0; i < reps && !apiOnly; i++) {
         const measured = await jobsPerSecond({ database, agents, maxJobs: 8, jobs });
         jps.push(measured.rate);
@@ -294,6 +304,16 @@ export default {
           const inMemory = await jobsPerSecond({ database, agents, maxJobs: 8, jobs, home });
           onTmpfs.jps.push(inMemory.rate);
           onTmpfs.cpu.push(inMemory.cpuMsPerJob);
+        }
+        if (measureOneAgent) {
+          for (const [kind, pushBatch] of [
+            ['single', 1],
+            ['batched', ONE_AGENT.batch],
+          ]) {
+            const m = await jobsPerSecond({ database, agents: 1, maxJobs: agents * 8, jobs, pushBatch });
+            oneAgent[kind].jps.push(m.rate);
+            oneAgent[kind].cpu.push(m.cpuMsPerJob);
+          }
         }
         // Right after each Liftoff run, so that both see the same load on the machine.
         spawnTrue.push((await spawnTruePerSecond({ concurrency: agents * 8, count: jobs })).rate);
@@ -315,6 +335,14 @@ export default {
         jobsPerSecond: jps,
         cpuMsPerJob: cpu,
         ...(onTmpfs.jps.length ? { tmpfsJobsPerSecond: onTmpfs.jps, tmpfsCpuMsPerJob: onTmpfs.cpu } : {}),
+        ...(oneAgent.single.jps.length
+          ? {
+              oneAgentJobsPerSecond: oneAgent.single.jps,
+              oneAgentCpuMsPerJob: oneAgent.single.cpu,
+              oneAgentBatchedPushJobsPerSecond: oneAgent.batched.jps,
+              oneAgentBatchedPushCpuMsPerJob: oneAgent.batched.cpu,
+            }
+          : {}),
         claimsPerSecond: cps,
         singleCallClaimsPerSecond: single,
         batchedEndToEndClaimsPerSecond: wide,
@@ -351,6 +379,25 @@ export default {
           ].join('; '),
         ]);
         cpuRow(label, onTmpfs.cpu);
+      }
+      for (const [kind, how] of [
+        ['single', 'pushed one per request by 16 clients'],
+        ['batched', `pushed ${ONE_AGENT.batch} per request by 16 clients`],
+      ]) {
+        const runs = oneAgent[kind];
+        if (!runs.jps.length) continue;
+        const label = `Liftoff, ${backend}, one agent × max_jobs ${agents * 8}`;
+        rows.push([
+          `${label}: jobs ${how} → finished`,
+          `${median(runs.jps).toFixed(0)} jobs/s`,
+          [
+            `${ratio(median(runs.jps), median(spawnTrue))} of node spawning \`true\``,
+            ...(spawnTrueIsolated.length
+              ? [`${ratio(median(runs.jps), median(spawnTrueIsolated))} of the isolation floor`]
+              : []),
+          ].join('; '),
+        ]);
+        cpuRow(`${label}, ${kind === 'single' ? 'one' : ONE_AGENT.batch} per push`, runs.cpu);
       }
       rows.push([
         `Liftoff, ${backend}: API push + pop + ack + report (8 clients, batched protocol: claim up to 8, one sync acks them, one reports them)`,
@@ -418,7 +465,7 @@ export default {
       tables: [
         {
           title: 'Throughput',
-          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients after a warm-up of rounds of as many jobs as the agents have slots until each agent has mounted every slot's output tmpfs (mounted by a slot's first job, then reused), timed from the first push to the last run ending; after each such run, a fresh node process spawns \`true\` ${jobs} times, as many at a time as the agents run jobs (fresh: a fork's cost grows with the spawning process's size, and the benchmark's own process had grown enough to halve the rate). API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs added one at a time by 4 concurrent clients (as Liftoff's 4 pushers) while one worker with concurrency 8 handles them, timed until its completions are written. Batched end to end: ${wideItems} items pushed ${WIDE.pushBatch} per request by 4 pushers (the batched push of \`liftoff launch --sweep\`) and claimed up to ${WIDE.claim} per poll by 4 protocol clients, next to graphile-worker adding ${WIDE.pushBatch} jobs per addJobs call from 4 clients to one worker of concurrency ${WIDE.claim}.`,
+          how: `Median of ${reps} runs. Jobs: ${jobs} trivial jobs (\`true\` from a tiny code archive) pushed by 16 concurrent clients after a warm-up of rounds of as many jobs as the agents have slots until each agent has mounted every slot's output tmpfs (mounted by a slot's first job, then reused), timed from the first push to the last run ending; on SQLite, also by one agent with as many slots as all the agents (one agent per host, as W&B's launch agent is run too), with the jobs pushed one per request and then ${ONE_AGENT.batch} per request (the batched push API); after each such run, a fresh node process spawns \`true\` ${jobs} times, as many at a time as the agents run jobs (fresh: a fork's cost grows with the spawning process's size, and the benchmark's own process had grown enough to halve the rate). API: ${items} items, each pushed (one per request, 4 pushers), claimed by one of 8 protocol clients (long-poll), acknowledged and reported finished, with no process started: batched as the agent does since issue 20 (a poll claims up to 8, one sync acks them, one reports them), and with protocol 1's single-item calls. graphile-worker: ${items} jobs added one at a time by 4 concurrent clients (as Liftoff's 4 pushers) while one worker with concurrency 8 handles them, timed until its completions are written. Batched end to end: ${wideItems} items pushed ${WIDE.pushBatch} per request by 4 pushers (the batched push of \`liftoff launch --sweep\`) and claimed up to ${WIDE.claim} per poll by 4 protocol clients, next to graphile-worker adding ${WIDE.pushBatch} jobs per addJobs call from 4 clients to one worker of concurrency ${WIDE.claim}.`,
           columns: ['what', 'rate', 'vs baseline'],
           rows,
           notes: [
