@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { codeDir } from '../helpers/jobs.js';
 import { alive, cleanupAll, cli, jobWritableDir, outputOf, startAgent, startServer, until } from '../helpers/procs.js';
@@ -45,7 +47,9 @@ function supervisorPid(dataDir: string): number | undefined {
     if (!/^\d+$/.test(e)) continue;
     try {
       const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      if (argv[1]?.endsWith('supervisor.js') && argv[2] === join(dataDir, 'supervisor') && alive(Number(e))) {
+      // Node's own flags come before the script (SUPERVISOR_NODE_FLAGS).
+      const script = argv.findIndex((a) => a.endsWith('supervisor.js'));
+      if (script > 0 && argv[script + 1] === join(dataDir, 'supervisor') && alive(Number(e))) {
         return Number(e);
       }
     } catch {
@@ -53,6 +57,15 @@ function supervisorPid(dataDir: string): number | undefined {
     }
   }
   return undefined;
+}
+
+/** The threads of a node started with default flags, once an fsync has started its libuv thread pool. */
+async function threadsOfDefaultNode(): Promise<number> {
+  const code = `const fs = require('node:fs');
+    const fd = fs.openSync(process.execPath, 'r');
+    fs.fsync(fd, () => { console.log(fs.readdirSync('/proc/self/task').length); process.exit(0); });`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', code]);
+  return Number(stdout.trim());
 }
 
 describe("the agent's job supervisor", () => {
@@ -108,6 +121,9 @@ describe("the agent's job supervisor", () => {
     expect(item.state).toBe('finished');
     const pid = supervisorPid(dataDir); // still serving its agent between jobs
     expect(pid).toBeDefined();
+    // Fewer threads than a node with default flags that has used its thread pool as the supervisor has (it fsyncs):
+    // every job is forked from it, and a fork costs more the more threads the forking process has.
+    expect(readdirSync(`/proc/${pid}/task`).length).toBeLessThan(await threadsOfDefaultNode());
 
     await agent.stop();
     await until(() => (alive(pid as number) ? undefined : true));
