@@ -4,8 +4,9 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { supervisorArgs } from '../src/runners/supervisorClient.js';
 
-/** The built supervisor (npm test builds first): a script of its own, started here as the agent starts it. */
+/** The built supervisor (npm test builds first): a script of its own, started here with the agent's arguments. */
 const SCRIPT = fileURLToPath(new URL('../dist/runners/supervisor.js', import.meta.url));
 
 export interface SupervisorUnderTest {
@@ -38,7 +39,7 @@ function withReadOnlyCgroups(home: string): ChildProcess {
     for (const m of ${JSON.stringify(cgroup2Mounts())}) {
       if (spawnSync('mount', ['-o', 'remount,bind,ro', m]).status !== 0) process.exit(3);
     }
-    const s = spawn(process.execPath, ${JSON.stringify([SCRIPT, home])}, { stdio: 'inherit', env: {} });
+    const s = spawn(process.execPath, ${JSON.stringify(supervisorArgs(home, SCRIPT))}, { stdio: 'inherit', env: {} });
     s.on('exit', (code) => process.exit(code ?? 1));`;
   return spawn('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '-e', wrapper], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,7 +57,7 @@ export async function startSupervisor(
 ): Promise<SupervisorUnderTest> {
   const child = opts.readOnlyCgroups
     ? withReadOnlyCgroups(home)
-    : spawn(process.execPath, [SCRIPT, home], { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
+    : spawn(process.execPath, supervisorArgs(home, SCRIPT), { stdio: ['ignore', 'pipe', 'pipe'], env: {} });
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   await new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()));
