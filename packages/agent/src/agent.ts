@@ -18,6 +18,7 @@ import type { Builder } from './builders/index.js';
 import type { ResolvedAgentConfig } from './config.js';
 import type { RegistryCredentials } from './docker/credentials.js';
 import type { AwsClientSettings, AzureClientSettings, GcpClientSettings } from './environments/types.js';
+import { HeartbeatPacer, type AgentState } from './heartbeatPacer.js';
 import { LogShipper } from './logShipper.js';
 import { REPORT_DEADLINE_MS, isRunLost, withRetry } from './retry.js';
 import { RUNNERS, type RunHandle, type Runner } from './runners/index.js';
@@ -99,9 +100,9 @@ export class LaunchAgent {
   private stopPoll = new AbortController();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private pollTimeoutMs = 30_000;
-  private lastStatus: 'POLLING' | 'RUNNING' | undefined;
   private builder: Builder | undefined;
-  private lastJobs = 0;
+  /** When a change of status or job count is told to the server (heartbeatPacer.ts). */
+  private readonly pacer: HeartbeatPacer;
   /** When a poll last started or returned (each tells the server this agent is alive). */
   private lastContact = 0;
   private heartbeatInterval = 30_000;
@@ -125,6 +126,10 @@ export class LaunchAgent {
       },
       onStopRuns: (runIds) => runIds.forEach((id) => this.stopLostRun(id)),
     });
+    this.pacer = new HeartbeatPacer(
+      () => ({ status: this.jobs.size ? 'RUNNING' : 'POLLING', jobs: this.jobs.size }),
+      (state) => void this.sendHeartbeat(state),
+    );
   }
 
   get id(): string {
@@ -169,7 +174,7 @@ export class LaunchAgent {
       await client.agentStopped(this.id).catch(() => undefined);
       throw err;
     }
-    this.lastStatus = 'POLLING';
+    this.pacer.told({ status: 'POLLING', jobs: 0 });
     await this.reconcile(reg.active_runs);
     const active = new Set(this.byRun.keys());
     for (const runner of this.runners.values()) {
@@ -183,7 +188,7 @@ export class LaunchAgent {
       .sweep(new Map([...held].map((id) => [id, runStateDir(this.opts.dataDir, id)])))
       .catch((err: unknown) => this.opts.logger.warn({ err }, 'sweeping leftover output dirs failed'));
     this.heartbeatInterval = reg.heartbeat_interval_ms;
-    this.heartbeatTimer = setInterval(() => void this.heartbeat('timer'), reg.heartbeat_interval_ms);
+    this.heartbeatTimer = setInterval(() => this.heartbeat('timer'), reg.heartbeat_interval_ms);
     this.heartbeatTimer.unref();
     this.say(
       `agent ${identity.name} (id ${identity.id}) polling ${config.queues.join(', ')} in entity ${config.entity}, max_jobs ${Number.isFinite(config.maxJobs) ? config.maxJobs : 'unlimited'}`,
@@ -210,6 +215,7 @@ export class LaunchAgent {
     await this.loop;
     await this.outputDirs.close();
     clearInterval(this.heartbeatTimer);
+    this.pacer.close();
     // Queued heartbeats and reports go first: arriving after `stopped`, they would describe an agent still there.
     await this.sync.idle();
     await Promise.all([...this.runners.values()].map(async (r) => r.close?.()));
@@ -327,14 +333,14 @@ export class LaunchAgent {
   private startJob(item: ClaimedItem): void {
     const job: Job = { itemId: item.item_id, queue: item.queue, cancelRequested: false };
     this.jobs.set(item.item_id, job);
-    void this.heartbeat();
+    this.heartbeat();
     job.done = this.runJob(job, item)
       .catch((err: unknown) => this.opts.logger.error({ err, item: item.item_id }, 'job pipeline failed'))
       .finally(() => {
         this.jobs.delete(item.item_id);
         if (job.runId) this.byRun.delete(job.runId);
         this.cancelOnlyPoll?.abort();
-        void this.heartbeat();
+        this.heartbeat();
       });
   }
 
@@ -554,25 +560,25 @@ export class LaunchAgent {
         this.jobs.delete(run.item_id);
         this.byRun.delete(run.id);
         this.cancelOnlyPoll?.abort();
-        void this.heartbeat();
+        this.heartbeat();
       });
   }
 
   /**
-   * Reports status and job count. Event-driven calls (a job started or ended) send only when either changed; the
-   * timer sends only when no poll has reached the server for a whole interval, since an open poll already tells
-   * the server this agent is alive.
+   * Reports status and job count. Event-driven calls (a job started or ended) go through the pacer: a new status at
+   * once, a new job count alone at most once a second. The timer sends only when no poll has reached the server for
+   * a whole interval, since an open poll already tells the server this agent is alive.
    */
-  private async heartbeat(reason: 'event' | 'timer' = 'event'): Promise<void> {
+  private heartbeat(reason: 'event' | 'timer' = 'event'): void {
     if (this.stopping && this.jobs.size === 0) return;
-    const status = this.jobs.size ? 'RUNNING' : 'POLLING';
-    if (reason === 'event' && status === this.lastStatus && this.jobs.size === this.lastJobs) return;
-    if (reason === 'timer' && Date.now() - this.lastContact < this.heartbeatInterval) return;
-    this.lastStatus = status;
-    this.lastJobs = this.jobs.size;
+    if (reason === 'event') return this.pacer.changed();
+    if (Date.now() - this.lastContact >= this.heartbeatInterval) this.pacer.sendNow();
+  }
+
+  private async sendHeartbeat(state: AgentState): Promise<void> {
     try {
       // Goes with the next sync (the ack or report that changed the job count, usually); stop_runs reach onStopRuns.
-      await this.sync.heartbeat({ status, current_jobs: this.jobs.size, run_ids: [...this.byRun.keys()] });
+      await this.sync.heartbeat({ status: state.status, current_jobs: state.jobs, run_ids: [...this.byRun.keys()] });
     } catch (err) {
       this.opts.logger.warn({ err }, 'heartbeat failed');
     }
